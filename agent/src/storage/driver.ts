@@ -1,0 +1,41 @@
+// Port: a storage driver of the native engine takes a point-in-time copy of a guest's
+// volumes and removes it again. Real adapters: dir, btrfs (this machine), lvmthin, zfs.
+import type { SnapshotMode } from "@lull/proto";
+import type { GuestConfig } from "../config.js";
+
+export interface SnapshotRequest {
+  jobId: string;
+  guest: GuestConfig;
+  signal: AbortSignal;
+}
+
+export interface SnapshotVolume {
+  /** Volume name from the config; the top-level directory of this volume in the archive. */
+  name: string;
+  /** Where the live data is. */
+  sourcePath: string;
+  /** Where the point-in-time copy can be read (equals sourcePath for mode NONE). */
+  readPath: string;
+}
+
+export interface SnapshotHandle {
+  jobId: string;
+  mode: SnapshotMode;
+  /** When the point-in-time copy was taken (ms since epoch); the moment of the snapshot, not of the call. */
+  createdAt: number;
+  volumes: SnapshotVolume[];
+  /** Driver-specific names of what was created (subvolumes, LVs, datasets), for release and logs. */
+  artifacts: string[];
+}
+
+export interface StorageDriver {
+  readonly kind: "dir" | "btrfs" | "lvmthin" | "zfs";
+  /** The mode this driver produces for a guest (SNAPSHOT, COPY or NONE). */
+  modeFor(guest: GuestConfig): SnapshotMode;
+  /** Takes the copy. On failure nothing it created is left behind. */
+  snapshot(request: SnapshotRequest): Promise<SnapshotHandle>;
+  /** Removes what snapshot() created. Idempotent. */
+  release(handle: SnapshotHandle, signal?: AbortSignal): Promise<void>;
+  /** Removes everything carrying the agent's prefix that a crashed run left (optionally only of one job); returns what it removed. */
+  sweep(guests: readonly GuestConfig[], options?: { jobId?: string; signal?: AbortSignal }): Promise<string[]>;
+}
