@@ -1,0 +1,57 @@
+// The agent's API as lullctl uses it: promise-returning unary calls with deadlines and stable
+// error codes, and the event stream as an async iterable that a signal can cancel.
+import type {
+  AgentInfo,
+  CancelJobRequest,
+  Event,
+  GetJobRequest,
+  Job,
+  ListJobsRequest,
+  ListJobsResponse,
+  StartBackupRequest,
+  StartBackupResponse,
+  WatchEventsRequest,
+} from "@lull/proto";
+import { callUnary, createAgentClient, fromServiceError } from "@lull/shared";
+
+export interface AgentApi {
+  getAgentInfo(): Promise<AgentInfo>;
+  startBackup(request: StartBackupRequest): Promise<StartBackupResponse>;
+  getJob(request: GetJobRequest): Promise<Job>;
+  listJobs(request: ListJobsRequest): Promise<ListJobsResponse>;
+  cancelJob(request: CancelJobRequest): Promise<Job>;
+  /**
+   * Persisted events after `afterSeq`, then live ones. Ends when the server ends the stream;
+   * throws a LullError when it breaks; returns quietly when `signal` aborts.
+   */
+  watchEvents(request: WatchEventsRequest, signal: AbortSignal): AsyncIterable<Event>;
+  close(): void;
+}
+
+export function connectAgent(address: string, callTimeoutMs: number): AgentApi {
+  const client = createAgentClient({ address });
+  const opts = { timeoutMs: callTimeoutMs };
+  return {
+    getAgentInfo: () => callUnary(client.getAgentInfo.bind(client), {}, opts),
+    startBackup: (req) => callUnary(client.startBackup.bind(client), req, opts),
+    getJob: (req) => callUnary(client.getJob.bind(client), req, opts),
+    listJobs: (req) => callUnary(client.listJobs.bind(client), req, opts),
+    cancelJob: (req) => callUnary(client.cancelJob.bind(client), req, opts),
+    async *watchEvents(request, signal) {
+      if (signal.aborted) return;
+      const call = client.watchEvents(request);
+      const onAbort = () => call.cancel();
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        for await (const event of call) yield event as Event;
+      } catch (err) {
+        if (signal.aborted) return;
+        throw fromServiceError(err);
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+        call.cancel();
+      }
+    },
+    close: () => client.close(),
+  };
+}

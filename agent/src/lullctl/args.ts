@@ -1,0 +1,187 @@
+// lullctl's command line: `lullctl [--agent ADDR] [--json] <command> [options]`, parsed into a
+// typed Invocation. Global options may appear before or after the command. Every bad argument is a
+// LullError(LULL_E_INVALID_ARGUMENT), which lullctl reports with exit code 2.
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { QuiescePolicy } from "@lull/proto";
+import { LIMITS, LullError, validate } from "@lull/shared";
+
+export type Command =
+  | { name: "backup"; guest: string; wait: boolean; policy: QuiescePolicy; key?: string; quiesceTimeoutMs: number }
+  | { name: "jobs"; guest?: string; active: boolean; limit: number }
+  | { name: "job"; guest: string; jobId: string }
+  | { name: "cancel"; guest: string; jobId: string; reason: string }
+  | { name: "events"; guest?: string; jobId?: string; afterSeq: number; follow: boolean }
+  | { name: "info" }
+  | { name: "help" };
+
+export interface Invocation {
+  /** `--agent`, when given; the config layer falls back to LULL_AGENT and the default. */
+  agent?: string;
+  json: boolean;
+  command: Command;
+}
+
+export const USAGE = `usage: lullctl [--agent ADDR] [--json] <command> [options]
+
+commands:
+  backup <guest> [--wait] [--policy fail|crash-consistent] [--key KEY] [--quiesce-timeout MS]
+                             start a backup; --wait follows it live to its end
+  jobs [--guest G] [--active] [--limit N]
+                             list jobs, newest first
+  job <guest> <job-id>       show one job
+  cancel <guest> <job-id> [--reason R]
+                             cancel a job that has not ended
+  events [--guest G] [--job J] [--after SEQ] [--follow]
+                             print phase events; --follow keeps tailing and reconnects
+  info                       show the agent's node, version and guests
+
+global options:
+  --agent ADDR   agent address host:port (default: $LULL_AGENT, then 127.0.0.1:7450)
+  --json         machine-readable output: one JSON document, or one JSON object per line for events
+  -h, --help     show this help
+
+exit codes: 0 success, 1 failure (job failed or cancelled, agent error), 2 usage error`;
+
+type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
+
+const GLOBAL_OPTIONS: OptionSpec = {
+  agent: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+};
+
+const COMMAND_OPTIONS: Record<string, OptionSpec> = {
+  backup: {
+    wait: { type: "boolean" },
+    policy: { type: "string" },
+    key: { type: "string" },
+    "quiesce-timeout": { type: "string" },
+  },
+  jobs: { guest: { type: "string" }, active: { type: "boolean" }, limit: { type: "string" } },
+  job: {},
+  cancel: { reason: { type: "string" } },
+  events: { guest: { type: "string" }, job: { type: "string" }, after: { type: "string" }, follow: { type: "boolean" } },
+  info: {},
+  help: {},
+};
+
+function usageError(message: string): LullError {
+  return new LullError("LULL_E_INVALID_ARGUMENT", message);
+}
+
+/** The first token that is neither a global option nor the value of one: the command's name. */
+function findCommandName(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] ?? "";
+    if (token === "--agent") i++;
+    else if (!token.startsWith("-")) return token;
+  }
+  return undefined;
+}
+
+function integer(value: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw usageError(`${flag} must be a whole number, got "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw usageError(`${flag} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function policyFromFlag(value: string | undefined): QuiescePolicy {
+  switch (value) {
+    case undefined:
+      return QuiescePolicy.QUIESCE_POLICY_UNSPECIFIED;
+    case "fail":
+      return QuiescePolicy.QUIESCE_POLICY_FAIL;
+    case "crash-consistent":
+      return QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT;
+    default:
+      throw usageError(`--policy must be fail or crash-consistent, got "${value}"`);
+  }
+}
+
+function positionals(list: string[], names: readonly string[], command: string): string[] {
+  if (list.length < names.length) {
+    throw usageError(`${command}: missing ${names.slice(list.length).map((n) => `<${n}>`).join(" ")}`);
+  }
+  if (list.length > names.length) throw usageError(`${command}: unexpected argument "${list[names.length]}"`);
+  return list;
+}
+
+function buildCommand(name: string, values: Record<string, string | boolean | undefined>, rest: string[]): Command {
+  const str = (key: string) => values[key] as string | undefined;
+  const flag = (key: string) => values[key] === true;
+  switch (name) {
+    case "backup": {
+      const [guest] = positionals(rest, ["guest"], name) as [string];
+      const key = str("key");
+      return {
+        name,
+        guest: validate.guestId(guest, "guest"),
+        wait: flag("wait"),
+        policy: policyFromFlag(str("policy")),
+        ...(key !== undefined ? { key: validate.idempotencyKey(key, "--key") } : {}),
+        quiesceTimeoutMs: integer(str("quiesce-timeout"), "--quiesce-timeout", 100, 3_600_000) ?? 0,
+      };
+    }
+    case "jobs": {
+      positionals(rest, [], name);
+      const guest = str("guest");
+      return {
+        name,
+        ...(guest !== undefined ? { guest: validate.guestId(guest, "--guest") } : {}),
+        active: flag("active"),
+        limit: integer(str("limit"), "--limit", 1, 1000) ?? 0,
+      };
+    }
+    case "job":
+    case "cancel": {
+      const [guest, jobId] = positionals(rest, ["guest", "job-id"], name) as [string, string];
+      const ids = { guest: validate.guestId(guest, "guest"), jobId: validate.jobId(jobId, "job-id") };
+      if (name === "job") return { name, ...ids };
+      return { name, ...ids, reason: validate.text(str("reason") ?? "", "--reason", LIMITS.reason) };
+    }
+    case "events": {
+      positionals(rest, [], name);
+      const guest = str("guest");
+      const jobId = str("job");
+      return {
+        name,
+        ...(guest !== undefined ? { guest: validate.guestId(guest, "--guest") } : {}),
+        ...(jobId !== undefined ? { jobId: validate.jobId(jobId, "--job") } : {}),
+        afterSeq: integer(str("after"), "--after", 0, Number.MAX_SAFE_INTEGER) ?? 0,
+        follow: flag("follow"),
+      };
+    }
+    case "info":
+      positionals(rest, [], name);
+      return { name };
+    default:
+      return { name: "help" };
+  }
+}
+
+/** Parses lullctl's arguments (without `node` and the script path). */
+export function parseInvocation(argv: readonly string[]): Invocation {
+  const wantsHelp = argv.includes("--help") || argv.includes("-h");
+  const name = findCommandName(argv) ?? (wantsHelp ? "help" : undefined);
+  if (name === undefined) throw usageError("missing command");
+  const commandOptions = COMMAND_OPTIONS[name];
+  if (!commandOptions) throw usageError(`unknown command "${name}"`);
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: { ...GLOBAL_OPTIONS, ...commandOptions },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (err) {
+    throw usageError(`${name}: ${(err as Error).message}`);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const rest = parsed.positionals.slice(1);
+  const command: Command = values.help === true ? { name: "help" } : buildCommand(name, values, rest);
+  const agent = values.agent as string | undefined;
+  return { ...(agent !== undefined ? { agent } : {}), json: values.json === true, command };
+}

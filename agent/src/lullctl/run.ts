@@ -1,0 +1,91 @@
+// lullctl as a function: arguments and environment in, text out, exit code back.
+// main.ts wires it to the process; tests call it directly with a captured Output.
+import { hostname, userInfo } from "node:os";
+import { LIMITS, fromServiceError, systemClock, type Clock } from "@lull/shared";
+import { connectAgent, type AgentApi } from "./agent-api.js";
+import { USAGE, parseInvocation, type Invocation } from "./args.js";
+import { backupCommand } from "./commands/backup.js";
+import { EXIT, printJson, type CommandContext } from "./commands/context.js";
+import { eventsCommand } from "./commands/events.js";
+import { cancelCommand, infoCommand, jobCommand, jobsCommand } from "./commands/jobs.js";
+import { resolveSettings } from "./config.js";
+import type { Output } from "./output.js";
+
+export interface RunOptions {
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  out: Output;
+  signal?: AbortSignal;
+  clock?: Clock;
+  /** Default: a gRPC client of the real agent. */
+  connect?: (address: string, callTimeoutMs: number) => AgentApi;
+}
+
+function requester(): string {
+  let user = "unknown";
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry for this uid: keep "unknown"
+  }
+  return `lullctl ${user}@${hostname()}`.replace(/[^\x20-\x7e]/g, "?").slice(0, LIMITS.requestedBy);
+}
+
+async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<number> {
+  const cmd = invocation.command;
+  switch (cmd.name) {
+    case "backup":
+      return backupCommand(ctx, cmd);
+    case "jobs":
+      return jobsCommand(ctx, cmd);
+    case "job":
+      return jobCommand(ctx, cmd);
+    case "cancel":
+      return cancelCommand(ctx, cmd);
+    case "events":
+      return eventsCommand(ctx, cmd);
+    case "info":
+      return infoCommand(ctx);
+    case "help":
+      ctx.out.line(USAGE);
+      return EXIT.ok;
+  }
+}
+
+export async function runLullctl(options: RunOptions): Promise<number> {
+  const { out } = options;
+  let json = options.argv.includes("--json");
+  let api: AgentApi | undefined;
+  let parsing = true;
+  try {
+    const invocation = parseInvocation(options.argv);
+    json = invocation.json;
+    const settings = resolveSettings(invocation.agent, options.env);
+    parsing = false;
+    if (invocation.command.name === "help") {
+      out.line(USAGE);
+      return EXIT.ok;
+    }
+    api = (options.connect ?? connectAgent)(settings.agentAddress, settings.callTimeoutMs);
+    const ctx: CommandContext = {
+      api,
+      out,
+      json,
+      settings,
+      signal: options.signal ?? new AbortController().signal,
+      clock: options.clock ?? systemClock,
+      requestedBy: requester(),
+    };
+    return await dispatch(ctx, invocation);
+  } catch (err) {
+    const error = fromServiceError(err);
+    // grpc-js appends an empty "Resolution note:" to connection errors.
+    const message = error.message.replace(/\.?\s*Resolution note:\s*$/, "");
+    if (json) printJson(out, { error: { code: error.code, message } });
+    out.error(`lullctl: ${error.code}: ${message}`);
+    if (parsing) out.error("(see lullctl --help)");
+    return error.code === "LULL_E_INVALID_ARGUMENT" ? EXIT.usage : EXIT.failed;
+  } finally {
+    api?.close();
+  }
+}
