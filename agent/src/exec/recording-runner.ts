@@ -1,0 +1,69 @@
+// A CommandRunner for tests: records every call (file, argv, options) and answers it
+// with a scripted reply, or passes it on to another runner (the real one) and records
+// that. A scripted non-zero exit throws like the real runner unless `reject: false`.
+import { LullError } from "@lull/shared";
+import type { CommandOptions, CommandResult, CommandRunner } from "./command-runner.js";
+import { formatArgv, tailLines } from "./execa-runner.js";
+
+export interface RecordedCall {
+  file: string;
+  args: string[];
+  options: CommandOptions;
+  /** Filled in when the call settles. */
+  result?: CommandResult;
+  error?: unknown;
+}
+
+/** Scripted reply: a result (partial: defaults exit 0, empty output), or a thrown error; `undefined` = default. */
+export type Reply = (call: RecordedCall) => Partial<CommandResult> | undefined | Promise<Partial<CommandResult> | undefined>;
+
+export interface RecordingRunner extends CommandRunner {
+  readonly calls: RecordedCall[];
+  /** `[file, ...args]` of every call, in order. */
+  argvs(): string[][];
+  /** Only the calls of one program (`btrfs`). */
+  callsOf(file: string): RecordedCall[];
+  clear(): void;
+}
+
+export function createRecordingRunner(options: { reply?: Reply; delegate?: CommandRunner } = {}): RecordingRunner {
+  const calls: RecordedCall[] = [];
+
+  async function answer(call: RecordedCall): Promise<CommandResult> {
+    if (options.delegate) return options.delegate.run(call.file, call.args, call.options);
+    const scripted = (await options.reply?.(call)) ?? {};
+    const result: CommandResult = { exitCode: 0, stdout: "", stderr: "", ...scripted };
+    if (result.exitCode !== 0 && call.options.reject !== false) {
+      const stderr = tailLines(result.stderr);
+      throw new LullError(
+        "LULL_E_COMMAND_FAILED",
+        `${formatArgv(call.file, call.args)} exited with code ${result.exitCode}${stderr ? `: ${stderr}` : ""}`,
+      );
+    }
+    return result;
+  }
+
+  return {
+    calls,
+    argvs: () => calls.map((c) => [c.file, ...c.args]),
+    callsOf: (file) => calls.filter((c) => c.file === file),
+    clear: () => {
+      calls.length = 0;
+    },
+    async run(file, args, commandOptions = {}) {
+      const call: RecordedCall = { file, args: [...args], options: commandOptions };
+      calls.push(call);
+      if (commandOptions.signal?.aborted) {
+        call.error = new LullError("LULL_E_CANCELLED", `${formatArgv(file, args)} was cancelled before it started`);
+        throw call.error;
+      }
+      try {
+        call.result = await answer(call);
+        return call.result;
+      } catch (err) {
+        call.error = err;
+        throw err;
+      }
+    },
+  };
+}
