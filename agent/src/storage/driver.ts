@@ -1,7 +1,9 @@
 // Port: a storage driver of the native engine takes a point-in-time copy of a guest's
 // volumes and removes it again. Real adapters: dir, btrfs (this machine), lvmthin, zfs.
 import type { SnapshotMode } from "@lull/proto";
-import type { GuestConfig } from "../config.js";
+import type { Clock, Logger } from "@lull/shared";
+import type { AgentConfig, GuestConfig } from "../config.js";
+import type { CommandRunner } from "../exec/command-runner.js";
 
 export interface SnapshotRequest {
   jobId: string;
@@ -38,4 +40,14 @@ export interface StorageDriver {
   release(handle: SnapshotHandle, signal?: AbortSignal): Promise<void>;
   /** Removes everything carrying the agent's prefix that a crashed run left (optionally only of one job); returns what it removed. */
   sweep(guests: readonly GuestConfig[], options?: { jobId?: string; signal?: AbortSignal }): Promise<string[]>;
+}
+
+export type StorageKind = StorageDriver["kind"];
+
+/** What every driver is built from (see ./index.ts: createStorageDriver). */
+export interface StorageDriverDeps {
+  config: AgentConfig;
+  runner: CommandRunner;
+  log: Logger;
+  clock: Clock;
 }

@@ -1,0 +1,185 @@
+// One `.tar.zst` per job, written by the real `tar` and `zstd`: tar's stdout is piped
+// through a byte counter (progress) into zstd's stdin, zstd's stdout into
+//   <archiveDir>/<prefix>partial-<jobId>.tar.zst
+// which is fsynced and renamed to <archiveDir>/<guestId>/<guestId>-<yyyymmddThhmmssZ>-<jobId>.tar.zst
+// (both directories fsynced). Any failure or abort kills both processes and removes the partial file.
+import { createWriteStream } from "node:fs";
+import { mkdir, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { execa } from "execa";
+import { LullError, validate, type Logger } from "@lull/shared";
+import { formatArgv, FORCE_KILL_AFTER_MS, tailLines } from "../exec/execa-runner.js";
+import { classifyFailure, throwIfCancelled } from "../storage/failure.js";
+import { tarCreateArgs, type TarVolume } from "./tar-args.js";
+
+/** Upper bound of one archive run; the job's signal cancels it sooner. */
+export const ARCHIVE_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+const STDERR_LIMIT_BYTES = 1024 * 1024;
+/** GNU tar's exit status for "some files differ" (changed or vanished while read). */
+const TAR_EXIT_FILES_DIFFER = 1;
+
+export interface ArchiveRequest {
+  archiveDir: string;
+  prefix: string;
+  guestId: string;
+  jobId: string;
+  zstdLevel: number;
+  volumes: readonly { name: string; readPath: string }[];
+  /** The moment the data is from (the snapshot's creation time); names the archive. */
+  takenAt: number;
+  /** Read paths are live (mode NONE): tolerate files that change or vanish. */
+  live: boolean;
+  signal: AbortSignal;
+  /** Uncompressed tar bytes so far; may exceed the measured total (headers, padding). */
+  onBytes?: (bytesRead: number) => void;
+  timeoutMs?: number;
+  log?: Logger;
+}
+
+export interface ArchiveResult {
+  archivePath: string;
+  archiveBytes: number;
+}
+
+/** `20261122T105827Z` */
+export function utcStamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+}
+
+export function partialArchivePath(archiveDir: string, prefix: string, jobId: string): string {
+  return join(archiveDir, `${prefix}partial-${jobId}.tar.zst`);
+}
+
+export function finalArchivePath(archiveDir: string, guestId: string, takenAt: number, jobId: string): string {
+  return join(archiveDir, guestId, `${guestId}-${utcStamp(takenAt)}-${jobId}.tar.zst`);
+}
+
+/** fsync a file or directory by path (flushes the inode, whichever descriptor wrote it). */
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The parts of an execa result a failure message needs. */
+interface ProcessOutcome {
+  exitCode?: number | undefined;
+  signal?: string | undefined;
+  timedOut: boolean;
+  stderr?: unknown;
+  shortMessage?: string | undefined;
+}
+
+function processFailure(name: string, argv: string, result: ProcessOutcome, acceptable: readonly number[]): string | undefined {
+  if (result.exitCode !== undefined && acceptable.includes(result.exitCode)) return undefined;
+  const stderr = tailLines(typeof result.stderr === "string" ? result.stderr : "");
+  const how = result.timedOut
+    ? "timed out"
+    : result.exitCode !== undefined
+      ? `exited with code ${result.exitCode}`
+      : result.signal !== undefined
+        ? `was killed by ${result.signal}`
+        : `failed: ${result.shortMessage}`;
+  return `${name} (${argv}) ${how}${stderr ? `: ${stderr}` : ""}`;
+}
+
+/** Runs tar | counter | zstd > file until all four settle; the first failure stops the rest. */
+async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: string): Promise<void> {
+  const stop = new AbortController();
+  const onJobAbort = () => stop.abort(request.signal.reason);
+  request.signal.addEventListener("abort", onJobAbort, { once: true });
+  const common = {
+    shell: false,
+    reject: false,
+    cancelSignal: stop.signal,
+    forceKillAfterDelay: FORCE_KILL_AFTER_MS,
+    timeout: request.timeoutMs ?? ARCHIVE_TIMEOUT_MS,
+    stderr: "pipe",
+    maxBuffer: { stderr: STDERR_LIMIT_BYTES },
+  } as const;
+  const zstdArgs = ["-q", `-${request.zstdLevel}`, "-c"];
+  const tar = execa("tar", tarArgs, { ...common, stdin: "ignore", stdout: "pipe", buffer: { stdout: false } });
+  const zstd = execa("zstd", zstdArgs, { ...common, stdin: "pipe", stdout: "pipe", buffer: { stdout: false } });
+  let bytesRead = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytesRead += chunk.length;
+      request.onBytes?.(bytesRead);
+      done(null, chunk);
+    },
+  });
+  let firstError: unknown;
+  const fail = (err: unknown) => {
+    firstError ??= err;
+    stop.abort(err);
+  };
+  const steps = [
+    pipeline(tar.stdout, counter, zstd.stdin),
+    pipeline(zstd.stdout, createWriteStream(outPath, { flags: "w", mode: 0o640 })),
+    tar.then((r) => {
+      const why = processFailure("tar", formatArgv("tar", tarArgs), r, request.live ? [0, TAR_EXIT_FILES_DIFFER] : [0]);
+      if (why !== undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", why, { cause: r });
+    }),
+    zstd.then((r) => {
+      const why = processFailure("zstd", formatArgv("zstd", zstdArgs), r, [0]);
+      if (why !== undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", why, { cause: r });
+    }),
+  ];
+  steps.forEach((step) => step.catch(fail));
+  await Promise.allSettled(steps);
+  request.signal.removeEventListener("abort", onJobAbort);
+  if (request.signal.aborted) throw new LullError("LULL_E_CANCELLED", "archive cancelled", { cause: request.signal.reason });
+  if (firstError !== undefined) throw firstError;
+}
+
+/** Writes the job's archive; returns where it is and its size. Throws ARCHIVE_FAILED, NO_SPACE or CANCELLED. */
+export async function writeArchive(request: ArchiveRequest): Promise<ArchiveResult> {
+  validate.jobId(request.jobId);
+  validate.guestId(request.guestId);
+  throwIfCancelled(request.signal, `archiving guest ${request.guestId}`);
+  const partial = partialArchivePath(request.archiveDir, request.prefix, request.jobId);
+  const final = finalArchivePath(request.archiveDir, request.guestId, request.takenAt, request.jobId);
+  const context = `archiving guest ${request.guestId}`;
+  let renamed = false;
+  try {
+    const volumes: TarVolume[] = [];
+    for (const v of request.volumes) volumes.push({ name: v.name, realPath: await realpath(v.readPath) });
+    const tarArgs = tarCreateArgs(volumes, { live: request.live });
+    await mkdir(request.archiveDir, { recursive: true, mode: 0o750 });
+    await runPipeline(request, tarArgs, partial);
+    await fsyncPath(partial);
+    await mkdir(join(request.archiveDir, request.guestId), { recursive: true, mode: 0o750 });
+    await rename(partial, final);
+    renamed = true;
+    await fsyncPath(join(request.archiveDir, request.guestId));
+    await fsyncPath(request.archiveDir);
+    const archiveBytes = (await stat(final)).size;
+    request.log?.info({ jobId: request.jobId, archivePath: final, archiveBytes }, "archive written");
+    return { archivePath: final, archiveBytes };
+  } catch (err) {
+    await rm(partial, { force: true }).catch(() => undefined);
+    if (renamed) await rm(final, { force: true }).catch(() => undefined);
+    throw classifyFailure(err, "LULL_E_ARCHIVE_FAILED", context, request.signal);
+  }
+}
+
+/** Removes `<prefix>partial-*` files a crashed run left in archiveDir (optionally only one job's). */
+export async function sweepPartialArchives(archiveDir: string, prefix: string, jobId?: string): Promise<string[]> {
+  const entries = await readdir(archiveDir).catch((err: unknown) => {
+    if ((err as { code?: unknown }).code === "ENOENT") return [] as string[];
+    throw err;
+  });
+  const start = `${prefix}partial-${jobId ?? ""}`;
+  const removed: string[] = [];
+  for (const name of entries.filter((n) => n.startsWith(start))) {
+    const path = join(archiveDir, name);
+    await rm(path, { force: true });
+    removed.push(path);
+  }
+  return removed;
+}
