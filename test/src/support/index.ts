@@ -1,0 +1,9 @@
+// The process harness shared by the demo, the benchmark and the end-to-end and crash tests.
+// See README.md next to this file for a walkthrough.
+export * from "./paths.js";
+export * from "./temp.js";
+export * from "./process.js";
+export * from "./agent-client.js";
+export * from "./agent-process.js";
+export * from "./controller-process.js";
+export * from "./btrfs.js";
