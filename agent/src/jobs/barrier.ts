@@ -1,0 +1,117 @@
+// The quiesce barrier: the stacks fixed into the job at `quiescing` each acknowledge or refuse.
+// It ends when all acknowledged, at the first refusal, or when the quiesce timeout passes.
+// Each committed STACK event only says "look again": the outcome is read from the store.
+import { Consistency, QuiescePolicy, StackState, type StackStatus } from "@lull/proto";
+import { LullError, isTerminal, phaseName, type Clock } from "@lull/shared";
+import type { EventBus } from "../events/bus.js";
+import type { JobEvent } from "./machine.js";
+import type { JobStore } from "./store.js";
+
+export type BarrierOutcome =
+  | { kind: "none-registered" }
+  | { kind: "all-quiesced" }
+  | { kind: "refused"; refused: Array<{ stack: string; reason: string }>; pending: string[] }
+  | { kind: "timed-out"; pending: string[] };
+
+const pendingOf = (stacks: readonly StackStatus[]) =>
+  stacks.filter((s) => s.state === StackState.STACK_STATE_PENDING).map((s) => s.stack);
+
+/** The outcome so far, or undefined while the barrier still waits. */
+export function evaluateBarrier(stacks: readonly StackStatus[]): BarrierOutcome | undefined {
+  if (stacks.length === 0) return { kind: "none-registered" };
+  const refused = stacks.filter((s) => s.state === StackState.STACK_STATE_REFUSED);
+  if (refused.length > 0) {
+    return { kind: "refused", refused: refused.map((s) => ({ stack: s.stack, reason: s.reason })), pending: pendingOf(stacks) };
+  }
+  if (stacks.every((s) => s.state === StackState.STACK_STATE_QUIESCED)) return { kind: "all-quiesced" };
+  return undefined;
+}
+
+export interface BarrierWait {
+  jobId: string;
+  store: JobStore;
+  bus: EventBus;
+  clock: Clock;
+  timeoutMs: number;
+  signal: AbortSignal;
+}
+
+/** Resolves with the barrier's outcome; rejects with the signal's reason when it aborts. */
+export function waitForBarrier(w: BarrierWait): Promise<BarrierOutcome> {
+  return new Promise<BarrierOutcome>((resolve, reject) => {
+    if (w.signal.aborted) {
+      reject(w.signal.reason);
+      return;
+    }
+    const timer = new AbortController();
+    let settled = false;
+    const finish = (settle: () => void) => {
+      if (settled) return;
+      settled = true;
+      unsubscribe();
+      timer.abort();
+      w.signal.removeEventListener("abort", onAbort);
+      settle();
+    };
+    const check = () => {
+      const job = w.store.getJob(w.jobId);
+      if (!job) return finish(() => reject(new LullError("LULL_E_JOB_NOT_FOUND", `job ${w.jobId} does not exist`)));
+      if (isTerminal(job.phase)) {
+        return finish(() => reject(new LullError("LULL_E_JOB_TERMINAL", `job ${w.jobId} ended (${phaseName(job.phase)}) while quiescing`)));
+      }
+      const outcome = evaluateBarrier(job.stacks);
+      if (outcome) finish(() => resolve(outcome));
+    };
+    const onAbort = () => finish(() => reject(w.signal.reason));
+    const unsubscribe = w.bus.subscribe({ jobId: w.jobId }, check);
+    w.signal.addEventListener("abort", onAbort, { once: true });
+    w.clock.sleep(w.timeoutMs, timer.signal).then(
+      () => finish(() => resolve({ kind: "timed-out", pending: pendingOf(w.store.getJob(w.jobId)?.stacks ?? []) })),
+      () => {},
+    );
+    check();
+  });
+}
+
+export interface BarrierDecision {
+  /** Events that close the barrier (and fail the job under the `fail` policy), committed together. */
+  events: JobEvent[];
+  consistency: Consistency;
+  /** Set when the job failed: the engine must not go on. */
+  error?: LullError;
+}
+
+/** What the barrier's outcome means under the job's policy. */
+export function decideBarrier(outcome: BarrierOutcome, policy: QuiescePolicy, timeoutMs: number): BarrierDecision {
+  const CRASH = Consistency.CONSISTENCY_CRASH;
+  switch (outcome.kind) {
+    case "all-quiesced":
+      return { events: [{ type: "barrier-ended", consistency: Consistency.CONSISTENCY_APP, timedOut: false }], consistency: Consistency.CONSISTENCY_APP };
+    case "none-registered":
+      return { events: [{ type: "barrier-ended", consistency: CRASH, timedOut: false, note: "no stacks registered" }], consistency: CRASH };
+    case "refused":
+    case "timed-out": {
+      const refused = outcome.kind === "refused" ? outcome.refused : [];
+      const what = [
+        ...refused.map((r) => `${r.stack} (refused: ${r.reason || "no reason given"})`),
+        ...outcome.pending.map((s) => `${s} (${outcome.kind === "timed-out" ? "no acknowledgement within " + timeoutMs + " ms" : "still pending"})`),
+      ].join(", ");
+      const timedOut = outcome.kind === "timed-out";
+      if (policy === QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT) {
+        const note = `crash-consistent: not quiesced: ${what}`;
+        return { events: [{ type: "barrier-ended", consistency: CRASH, timedOut, note }], consistency: CRASH };
+      }
+      const error = timedOut
+        ? new LullError("LULL_E_QUIESCE_TIMEOUT", `not every stack acknowledged within ${timeoutMs} ms: ${what}`)
+        : new LullError("LULL_E_QUIESCE_REFUSED", `quiesce refused: ${what}`);
+      return {
+        events: [
+          { type: "barrier-ended", consistency: CRASH, timedOut },
+          { type: "fail", code: error.code, message: error.message },
+        ],
+        consistency: CRASH,
+        error,
+      };
+    }
+  }
+}

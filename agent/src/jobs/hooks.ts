@@ -1,0 +1,130 @@
+// The EngineHooks of one run: each hook commits the transition (and its events) through
+// the ledger before it returns, so the engine's next side effect follows durable intent.
+// Progress is persisted at most every `progressIntervalMs`, plus a trailing and a final one.
+import { Consistency, Phase, type SnapshotMode } from "@lull/proto";
+import type { Clock, Logger } from "@lull/shared";
+import type { EngineHooks } from "../engines/engine.js";
+import type { EventBus } from "../events/bus.js";
+import { decideBarrier, waitForBarrier } from "./barrier.js";
+import type { FailpointGate } from "./failpoint.js";
+import type { JobRecord } from "./job.js";
+import type { JobLedger } from "./ledger.js";
+import type { JobEvent } from "./machine.js";
+
+export interface RunHooksDeps {
+  job: JobRecord;
+  ledger: JobLedger;
+  bus: EventBus;
+  clock: Clock;
+  log: Logger;
+  signal: AbortSignal;
+  failpoint: FailpointGate;
+  progressIntervalMs: number;
+}
+
+export class RunHooks implements EngineHooks {
+  private lastProgressAt = Number.NEGATIVE_INFINITY;
+  private pendingProgress: { bytesDone: number; bytesTotal: number } | undefined;
+  private trailing: AbortController | undefined;
+
+  constructor(private readonly deps: RunHooksDeps) {}
+
+  private get jobId(): string {
+    return this.deps.job.id;
+  }
+
+  /** Commits one step; after a failpoint paused the run, nothing more is committed. */
+  private commit(events: JobEvent | JobEvent[], entered?: Phase): JobRecord {
+    if (this.deps.failpoint.paused) this.deps.failpoint.freeze();
+    const job = this.deps.ledger.apply(this.jobId, events);
+    if (entered !== undefined) this.deps.failpoint.reached(entered);
+    return job;
+  }
+
+  async quiesce(): Promise<Consistency> {
+    const { ledger, failpoint } = this.deps;
+    if (failpoint.paused) return failpoint.hold();
+    const store = ledger.store;
+    const job = ledger.apply(this.jobId, (current, now) => ({ type: "start-quiesce", stacks: store.liveStacks(current.guestId, now) }));
+    this.deps.log.info({ stacks: job.stacks.map((s) => s.stack), timeoutMs: job.quiesceTimeoutMs }, "quiesce barrier started");
+    if (failpoint.reached(Phase.PHASE_QUIESCING)) return failpoint.hold();
+    const outcome = await waitForBarrier({
+      jobId: this.jobId,
+      store,
+      bus: this.deps.bus,
+      clock: this.deps.clock,
+      timeoutMs: job.quiesceTimeoutMs,
+      signal: this.deps.signal,
+    });
+    if (failpoint.paused) return failpoint.hold();
+    const decision = decideBarrier(outcome, job.policy, job.quiesceTimeoutMs);
+    ledger.apply(this.jobId, decision.events);
+    this.deps.log.info({ outcome: outcome.kind, consistency: decision.consistency }, "quiesce barrier ended");
+    if (decision.error) throw decision.error;
+    return decision.consistency;
+  }
+
+  snapshotting(mode: SnapshotMode): void {
+    this.commit({ type: "snapshotting", mode }, Phase.PHASE_SNAPSHOTTING);
+  }
+
+  snapshotted(info: { mode: SnapshotMode; snapshotAt: number }): void {
+    this.commit({ type: "snapshotted", mode: info.mode, snapshotAt: info.snapshotAt }, Phase.PHASE_SNAPSHOTTED);
+  }
+
+  archiving(info: { mode: SnapshotMode; bytesTotal: number }): void {
+    this.lastProgressAt = this.deps.clock.now();
+    this.commit({ type: "archiving", mode: info.mode, bytesTotal: info.bytesTotal }, Phase.PHASE_ARCHIVING);
+  }
+
+  progress(bytesDone: number, bytesTotal: number): void {
+    if (this.deps.failpoint.paused) this.deps.failpoint.freeze();
+    const now = this.deps.clock.now();
+    const wait = this.lastProgressAt + this.deps.progressIntervalMs - now;
+    if (wait <= 0) {
+      this.writeProgress({ bytesDone, bytesTotal }, now);
+      return;
+    }
+    this.pendingProgress = { bytesDone, bytesTotal };
+    if (this.trailing) return;
+    const timer = new AbortController();
+    this.trailing = timer;
+    this.deps.clock.sleep(wait, timer.signal).then(
+      () => {
+        this.trailing = undefined;
+        this.flushProgress();
+      },
+      () => {},
+    );
+  }
+
+  note(message: string): void {
+    this.commit({ type: "note", message });
+  }
+
+  /** Persists the last progress report that is still held back (the final one). */
+  flushProgress(): void {
+    this.trailing?.abort();
+    this.trailing = undefined;
+    const pending = this.pendingProgress;
+    if (!pending || this.deps.failpoint.paused) return;
+    try {
+      this.writeProgress(pending, this.deps.clock.now());
+    } catch (err) {
+      // The job may have left `archiving` meanwhile (failed, cancelled): the counters no longer matter.
+      this.deps.log.debug({ err }, "progress not recorded");
+    }
+  }
+
+  /** Stops the trailing progress timer. */
+  dispose(): void {
+    this.trailing?.abort();
+    this.trailing = undefined;
+  }
+
+  private writeProgress(p: { bytesDone: number; bytesTotal: number }, now: number): void {
+    this.pendingProgress = undefined;
+    this.lastProgressAt = now;
+    this.deps.ledger.apply(this.jobId, { type: "progress", bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
+  }
+}

@@ -1,0 +1,84 @@
+// The agent's record of a backup job: the API's Job plus what only the agent needs
+// (when the current phase began, for the per-phase durations), and the drafts of
+// events the state machine asks to persist.
+import { Consistency, EventKind, Phase, QuiescePolicy, SnapshotMode, StackState, type Event, type Job } from "@lull/proto";
+
+export interface JobRecord extends Job {
+  /** When the job entered its current phase. */
+  phaseSince: Date;
+}
+
+/** An event before the store gave it a sequence number and a time. */
+export type EventDraft = Omit<Event, "seq" | "at">;
+
+/** The API's view of a job: the record without the agent's bookkeeping. */
+export function toApiJob(record: JobRecord): Job {
+  const { phaseSince: _phaseSince, ...job } = record;
+  return { ...job, stacks: job.stacks.map((s) => ({ ...s })) };
+}
+
+export interface NewJob {
+  id: string;
+  guestId: string;
+  engine: string;
+  policy: QuiescePolicy;
+  idempotencyKey: string;
+  quiesceTimeoutMs: number;
+  requestedBy: string;
+  now: number;
+}
+
+/** A freshly created job in `queued`. */
+export function newJobRecord(input: NewJob): JobRecord {
+  const at = new Date(input.now);
+  return {
+    id: input.id,
+    guestId: input.guestId,
+    phase: Phase.PHASE_QUEUED,
+    engine: input.engine,
+    mode: SnapshotMode.SNAPSHOT_MODE_UNSPECIFIED,
+    consistency: Consistency.CONSISTENCY_UNSPECIFIED,
+    policy: input.policy,
+    idempotencyKey: input.idempotencyKey,
+    createdAt: at,
+    updatedAt: at,
+    snapshotAt: undefined,
+    finishedAt: undefined,
+    failedIn: Phase.PHASE_UNSPECIFIED,
+    errorCode: "",
+    errorMessage: "",
+    archivePath: "",
+    archiveBytes: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    quiesceMs: 0,
+    snapshotMs: 0,
+    archiveMs: 0,
+    totalMs: 0,
+    stacks: [],
+    quiesceTimeoutMs: input.quiesceTimeoutMs,
+    requestedBy: input.requestedBy,
+    phaseSince: at,
+  };
+}
+
+/** An event describing `job` as it is now; `fields` add what is specific to the event. */
+export function eventFor(job: Job, kind: EventKind, fields: Partial<EventDraft> = {}): EventDraft {
+  return {
+    jobId: job.id,
+    guestId: job.guestId,
+    kind,
+    phase: job.phase,
+    mode: job.mode,
+    consistency: job.consistency,
+    snapshotAt: job.snapshotAt,
+    bytesDone: job.bytesDone,
+    bytesTotal: job.bytesTotal,
+    stack: "",
+    stackState: StackState.STACK_STATE_UNSPECIFIED,
+    downtimeMs: 0,
+    errorCode: job.errorCode,
+    message: "",
+    ...fields,
+  };
+}

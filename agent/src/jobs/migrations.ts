@@ -1,0 +1,122 @@
+// Numbered schema migrations of the agent's SQLite database, tracked by PRAGMA user_version.
+// Append only: a released migration never changes; a new one gets the next number.
+import type { Database } from "better-sqlite3";
+import { LullError } from "@lull/shared";
+
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: "jobs, per-job stacks, registered stacks, events, agent epochs",
+    sql: `
+      CREATE TABLE agent_epochs (
+        epoch      INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE jobs (
+        id                 TEXT PRIMARY KEY,
+        guest_id           TEXT NOT NULL,
+        idempotency_key    TEXT NOT NULL UNIQUE,
+        phase              TEXT NOT NULL CHECK (phase IN
+                             ('queued','quiescing','snapshotting','snapshotted','archiving','done','failed','cancelled')),
+        engine             TEXT NOT NULL,
+        mode               INTEGER NOT NULL DEFAULT 0,
+        consistency        INTEGER NOT NULL DEFAULT 0,
+        policy             INTEGER NOT NULL,
+        created_at         INTEGER NOT NULL,
+        updated_at         INTEGER NOT NULL,
+        phase_since        INTEGER NOT NULL,
+        snapshot_at        INTEGER,
+        finished_at        INTEGER,
+        failed_in          TEXT,
+        error_code         TEXT NOT NULL DEFAULT '',
+        error_message      TEXT NOT NULL DEFAULT '',
+        archive_path       TEXT NOT NULL DEFAULT '',
+        archive_bytes      INTEGER NOT NULL DEFAULT 0,
+        bytes_done         INTEGER NOT NULL DEFAULT 0,
+        bytes_total        INTEGER NOT NULL DEFAULT 0,
+        quiesce_ms         INTEGER NOT NULL DEFAULT 0,
+        snapshot_ms        INTEGER NOT NULL DEFAULT 0,
+        archive_ms         INTEGER NOT NULL DEFAULT 0,
+        total_ms           INTEGER NOT NULL DEFAULT 0,
+        quiesce_timeout_ms INTEGER NOT NULL,
+        requested_by       TEXT NOT NULL DEFAULT '',
+        epoch              INTEGER NOT NULL
+      );
+      -- One job per guest that has not ended, enforced by the database itself.
+      CREATE UNIQUE INDEX jobs_one_active_per_guest ON jobs (guest_id)
+        WHERE phase NOT IN ('done', 'failed', 'cancelled');
+      CREATE INDEX jobs_by_guest ON jobs (guest_id, created_at);
+
+      CREATE TABLE job_stacks (
+        job_id          TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        stack           TEXT NOT NULL,
+        state           INTEGER NOT NULL,
+        reason          TEXT NOT NULL DEFAULT '',
+        downtime_ms     INTEGER NOT NULL DEFAULT 0,
+        resumed_early   INTEGER NOT NULL DEFAULT 0,
+        acknowledged_at INTEGER,
+        resumed_at      INTEGER,
+        PRIMARY KEY (job_id, stack)
+      );
+
+      CREATE TABLE stacks (
+        guest_id         TEXT NOT NULL,
+        stack            TEXT NOT NULL,
+        controller_id    TEXT NOT NULL,
+        registered_at    INTEGER NOT NULL,
+        lease_expires_at INTEGER NOT NULL,
+        PRIMARY KEY (guest_id, stack)
+      );
+
+      CREATE TABLE events (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at           INTEGER NOT NULL,
+        job_id       TEXT NOT NULL,
+        guest_id     TEXT NOT NULL,
+        kind         INTEGER NOT NULL,
+        phase        INTEGER NOT NULL,
+        mode         INTEGER NOT NULL,
+        consistency  INTEGER NOT NULL,
+        snapshot_at  INTEGER,
+        bytes_done   INTEGER NOT NULL,
+        bytes_total  INTEGER NOT NULL,
+        stack        TEXT NOT NULL,
+        stack_state  INTEGER NOT NULL,
+        downtime_ms  INTEGER NOT NULL,
+        error_code   TEXT NOT NULL,
+        message      TEXT NOT NULL
+      );
+      CREATE INDEX events_by_job ON events (job_id, seq);
+      CREATE INDEX events_by_guest ON events (guest_id, seq);
+    `,
+  },
+];
+
+/** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */
+export function migrate(db: Database, migrations: readonly Migration[] = MIGRATIONS): number[] {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  const newest = migrations.at(-1)?.version ?? 0;
+  if (current > newest) {
+    throw new LullError(
+      "LULL_E_INTERNAL",
+      `database schema version ${current} is newer than this agent understands (${newest}); refusing to open it`,
+    );
+  }
+  const applied: number[] = [];
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    })();
+    applied.push(m.version);
+  }
+  return applied;
+}

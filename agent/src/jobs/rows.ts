@@ -1,0 +1,204 @@
+// Mapping between SQLite rows and the agent's records. Phases are stored by name
+// (readable with the sqlite3 shell); the other enums by their protobuf numbers.
+import { Phase, type Event, type StackStatus } from "@lull/proto";
+import { LullError, phaseFromName, phaseName } from "@lull/shared";
+import type { EventDraft, JobRecord } from "./job.js";
+
+export interface JobRow {
+  id: string;
+  guest_id: string;
+  idempotency_key: string;
+  phase: string;
+  engine: string;
+  mode: number;
+  consistency: number;
+  policy: number;
+  created_at: number;
+  updated_at: number;
+  phase_since: number;
+  snapshot_at: number | null;
+  finished_at: number | null;
+  failed_in: string | null;
+  error_code: string;
+  error_message: string;
+  archive_path: string;
+  archive_bytes: number;
+  bytes_done: number;
+  bytes_total: number;
+  quiesce_ms: number;
+  snapshot_ms: number;
+  archive_ms: number;
+  total_ms: number;
+  quiesce_timeout_ms: number;
+  requested_by: string;
+  epoch: number;
+}
+
+export interface JobStackRow {
+  job_id: string;
+  stack: string;
+  state: number;
+  reason: string;
+  downtime_ms: number;
+  resumed_early: number;
+  acknowledged_at: number | null;
+  resumed_at: number | null;
+}
+
+export interface EventRow {
+  seq: number;
+  at: number;
+  job_id: string;
+  guest_id: string;
+  kind: number;
+  phase: number;
+  mode: number;
+  consistency: number;
+  snapshot_at: number | null;
+  bytes_done: number;
+  bytes_total: number;
+  stack: string;
+  stack_state: number;
+  downtime_ms: number;
+  error_code: string;
+  message: string;
+}
+
+const date = (ms: number | null): Date | undefined => (ms === null ? undefined : new Date(ms));
+const millis = (d: Date | undefined): number | null => (d === undefined ? null : d.getTime());
+
+function phaseOf(name: string, jobId: string): Phase {
+  const phase = phaseFromName(name);
+  if (phase === undefined) throw new LullError("LULL_E_INTERNAL", `job ${jobId} has an unknown phase ${name} in the database`);
+  return phase;
+}
+
+export function stackFromRow(row: JobStackRow): StackStatus {
+  return {
+    stack: row.stack,
+    state: row.state,
+    reason: row.reason,
+    downtimeMs: row.downtime_ms,
+    resumedEarly: row.resumed_early === 1,
+    acknowledgedAt: date(row.acknowledged_at),
+    resumedAt: date(row.resumed_at),
+  };
+}
+
+export function stackToRow(jobId: string, s: StackStatus): JobStackRow {
+  return {
+    job_id: jobId,
+    stack: s.stack,
+    state: s.state,
+    reason: s.reason,
+    downtime_ms: s.downtimeMs,
+    resumed_early: s.resumedEarly ? 1 : 0,
+    acknowledged_at: millis(s.acknowledgedAt),
+    resumed_at: millis(s.resumedAt),
+  };
+}
+
+export function jobFromRow(row: JobRow, stacks: StackStatus[]): JobRecord {
+  return {
+    id: row.id,
+    guestId: row.guest_id,
+    phase: phaseOf(row.phase, row.id),
+    engine: row.engine,
+    mode: row.mode,
+    consistency: row.consistency,
+    policy: row.policy,
+    idempotencyKey: row.idempotency_key,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+    snapshotAt: date(row.snapshot_at),
+    finishedAt: date(row.finished_at),
+    failedIn: row.failed_in === null ? Phase.PHASE_UNSPECIFIED : phaseOf(row.failed_in, row.id),
+    errorCode: row.error_code,
+    errorMessage: row.error_message,
+    archivePath: row.archive_path,
+    archiveBytes: row.archive_bytes,
+    bytesDone: row.bytes_done,
+    bytesTotal: row.bytes_total,
+    quiesceMs: row.quiesce_ms,
+    snapshotMs: row.snapshot_ms,
+    archiveMs: row.archive_ms,
+    totalMs: row.total_ms,
+    stacks,
+    quiesceTimeoutMs: row.quiesce_timeout_ms,
+    requestedBy: row.requested_by,
+    phaseSince: new Date(row.phase_since),
+  };
+}
+
+export function jobToRow(job: JobRecord, epoch: number): JobRow {
+  return {
+    id: job.id,
+    guest_id: job.guestId,
+    idempotency_key: job.idempotencyKey,
+    phase: phaseName(job.phase),
+    engine: job.engine,
+    mode: job.mode,
+    consistency: job.consistency,
+    policy: job.policy,
+    created_at: job.createdAt?.getTime() ?? job.phaseSince.getTime(),
+    updated_at: job.updatedAt?.getTime() ?? job.phaseSince.getTime(),
+    phase_since: job.phaseSince.getTime(),
+    snapshot_at: millis(job.snapshotAt),
+    finished_at: millis(job.finishedAt),
+    failed_in: job.failedIn === Phase.PHASE_UNSPECIFIED ? null : phaseName(job.failedIn),
+    error_code: job.errorCode,
+    error_message: job.errorMessage,
+    archive_path: job.archivePath,
+    archive_bytes: job.archiveBytes,
+    bytes_done: job.bytesDone,
+    bytes_total: job.bytesTotal,
+    quiesce_ms: job.quiesceMs,
+    snapshot_ms: job.snapshotMs,
+    archive_ms: job.archiveMs,
+    total_ms: job.totalMs,
+    quiesce_timeout_ms: job.quiesceTimeoutMs,
+    requested_by: job.requestedBy,
+    epoch,
+  };
+}
+
+export function eventToRow(e: EventDraft, at: number): Omit<EventRow, "seq"> {
+  return {
+    at,
+    job_id: e.jobId,
+    guest_id: e.guestId,
+    kind: e.kind,
+    phase: e.phase,
+    mode: e.mode,
+    consistency: e.consistency,
+    snapshot_at: millis(e.snapshotAt),
+    bytes_done: e.bytesDone,
+    bytes_total: e.bytesTotal,
+    stack: e.stack,
+    stack_state: e.stackState,
+    downtime_ms: e.downtimeMs,
+    error_code: e.errorCode,
+    message: e.message,
+  };
+}
+
+export function eventFromRow(row: EventRow): Event {
+  return {
+    seq: row.seq,
+    at: new Date(row.at),
+    jobId: row.job_id,
+    guestId: row.guest_id,
+    kind: row.kind,
+    phase: row.phase,
+    mode: row.mode,
+    consistency: row.consistency,
+    snapshotAt: date(row.snapshot_at),
+    bytesDone: row.bytes_done,
+    bytesTotal: row.bytes_total,
+    stack: row.stack,
+    stackState: row.stack_state,
+    downtimeMs: row.downtime_ms,
+    errorCode: row.error_code,
+    message: row.message,
+  };
+}
