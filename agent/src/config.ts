@@ -59,6 +59,13 @@ export const agentConfigSchema = z
     zstdLevel: z.number().int().min(1).max(19).default(3),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     guests: z.array(nativeGuestSchema).default([]),
+    /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
+    failpoint: z
+      .string()
+      .regex(/^pause-in:(queued|quiescing|snapshotting|snapshotted|archiving|done|failed|cancelled)$/, {
+        message: "must be pause-in:<phase>",
+      })
+      .optional(),
   })
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>();
@@ -93,11 +100,17 @@ export interface AgentFlags {
   listen?: string | undefined;
   dataDir?: string | undefined;
   logLevel?: string | undefined;
+  failpoint?: string | undefined;
 }
 
 /** Environment variables the agent reads (here only). */
 export function flagsFromEnv(env: NodeJS.ProcessEnv): AgentFlags {
-  return { config: env.LULL_AGENT_CONFIG, listen: env.LULL_AGENT_LISTEN, logLevel: env.LULL_LOG_LEVEL };
+  return {
+    config: env.LULL_AGENT_CONFIG,
+    listen: env.LULL_AGENT_LISTEN,
+    logLevel: env.LULL_LOG_LEVEL,
+    failpoint: env.LULL_AGENT_FAILPOINT,
+  };
 }
 
 export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = {}): Readonly<AgentConfig> {
@@ -106,6 +119,7 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = {}):
     ...(f.listen !== undefined ? { listen: { address: f.listen } } : {}),
     ...(f.dataDir !== undefined ? { dataDir: f.dataDir } : {}),
     ...(f.logLevel !== undefined ? { logLevel: f.logLevel } : {}),
+    ...(f.failpoint !== undefined ? { failpoint: f.failpoint } : {}),
   });
   return loadConfig(agentConfigSchema, { file: flags.config ?? fromEnv.config, env: layer(fromEnv), flags: layer(flags) });
 }

@@ -1,0 +1,127 @@
+// The agent daemon's lifecycle: open the store (a new epoch), settle and sweep what a previous
+// run left, start the runner and the gRPC server; stop() (or the signal) cancels running jobs,
+// ends watch streams and closes the server, all bounded by `shutdownGraceMs`.
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { systemClock, type Clock, type Logger } from "@lull/shared";
+import type { AgentConfig } from "./config.js";
+import { createNativeEngine } from "./engines/native.js";
+import { EventBus } from "./events/bus.js";
+import { createExecaRunner } from "./exec/execa-runner.js";
+import { createAgentService } from "./grpc/service.js";
+import { listenAgentServer } from "./grpc/server.js";
+import { failpointPhase } from "./jobs/failpoint.js";
+import { JobLedger } from "./jobs/ledger.js";
+import { JobRunner, type EngineFor } from "./jobs/runner.js";
+import { JobStore } from "./jobs/store.js";
+import { recoverAtStart, type RecoveryReport } from "./recovery.js";
+
+export const DATABASE_FILE = "agent.db";
+
+export interface StartAgentOptions {
+  config: Readonly<AgentConfig>;
+  /** The engine of each guest; default: one native engine (execa command runner) for all. */
+  engineFor?: EngineFor;
+  log: Logger;
+  clock?: Clock;
+  /** Aborting it stops the agent, as stop() does. */
+  signal?: AbortSignal;
+}
+
+export interface RunningAgent {
+  /** `host:port` the agent listens on (the real port when 0 was configured). */
+  address: string;
+  port: number;
+  /** This start's fencing epoch. */
+  epoch: number;
+  /** What start-up recovery settled and swept. */
+  recovery: RecoveryReport;
+  /** Stops the agent; running jobs end `cancelled`. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** One native engine for every guest, running commands through execa. */
+export function nativeEngineFor(config: Readonly<AgentConfig>, log: Logger, clock: Clock): EngineFor {
+  const engine = createNativeEngine({ config, runner: createExecaRunner({ log }), log, clock });
+  return () => engine;
+}
+
+function agentVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: unknown };
+    return typeof pkg.version === "string" ? pkg.version : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+export async function startAgent(options: StartAgentOptions): Promise<RunningAgent> {
+  const { config, log } = options;
+  const clock = options.clock ?? systemClock;
+  const startedAt = new Date(clock.now());
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = JobStore.open(join(config.dataDir, DATABASE_FILE), { now: () => clock.now() });
+  try {
+    const bus = new EventBus(log);
+    const ledger = new JobLedger({ store, bus, log, clock });
+    const engineFor = options.engineFor ?? nativeEngineFor(config, log, clock);
+    log.info({ epoch: store.epoch, dataDir: config.dataDir, guests: config.guests.map((g) => g.id) }, "agent starting");
+
+    const recovery = await recoverAtStart({
+      ledger,
+      guests: config.guests,
+      engineFor,
+      log,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+
+    const runner = new JobRunner({
+      ledger,
+      bus,
+      clock,
+      log,
+      guests: config.guests,
+      engineFor,
+      cancelGraceMs: config.shutdownGraceMs,
+      failpoint: failpointPhase(config.failpoint),
+    });
+    if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
+
+    let shuttingDown = false;
+    const service = createAgentService({
+      config,
+      ledger,
+      runner,
+      bus,
+      clock,
+      log,
+      version: agentVersion(),
+      startedAt,
+      isShuttingDown: () => shuttingDown,
+    });
+    const server = await listenAgentServer({ address: config.listen.address, implementation: service.implementation, log, clock });
+    log.info({ address: server.address }, "agent listening");
+
+    let stopping: Promise<void> | undefined;
+    const stop = (): Promise<void> => {
+      stopping ??= (async () => {
+        shuttingDown = true;
+        const deadline = clock.now() + config.shutdownGraceMs;
+        log.info({ activeJobs: runner.activeCount, graceMs: config.shutdownGraceMs }, "agent stopping");
+        await runner.shutdown("agent shutting down", config.shutdownGraceMs);
+        service.closeStreams();
+        await server.shutdown(Math.max(0, deadline - clock.now()));
+        store.close();
+        log.info({}, "agent stopped");
+      })();
+      return stopping;
+    };
+    options.signal?.addEventListener("abort", () => void stop(), { once: true });
+    if (options.signal?.aborted) await stop();
+
+    return { address: server.address, port: server.port, epoch: store.epoch, recovery, stop };
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,207 @@
+// The lull.v1.Agent service: each handler validates its request first, then acts through
+// the ledger (job changes), the runner (runs, cancellation) or the store (reads, leases).
+// Errors leave through unaryHandler → toServiceError, which sets the `lull-error-code` trailer.
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import { EventKind, QuiescePolicy, type AgentServer, type Event, type Job, type WatchEventsRequest } from "@lull/proto";
+import { LullError, asLullError, toServiceError, unaryHandler, type Clock, type Logger } from "@lull/shared";
+import { snapshotKind, type AgentConfig, type GuestConfig } from "../config.js";
+import type { EventBus } from "../events/bus.js";
+import { streamEvents } from "../events/watch.js";
+import { newJobId } from "../jobs/job-id.js";
+import { eventFor, newJobRecord, toApiJob, type JobRecord } from "../jobs/job.js";
+import type { JobLedger } from "../jobs/ledger.js";
+import type { JobRunner } from "../jobs/runner.js";
+import * as check from "./validate.js";
+
+export interface AgentServiceDeps {
+  config: Readonly<AgentConfig>;
+  ledger: JobLedger;
+  runner: JobRunner;
+  bus: EventBus;
+  clock: Clock;
+  log: Logger;
+  version: string;
+  startedAt: Date;
+  /** True once the agent is stopping: no new jobs. */
+  isShuttingDown: () => boolean;
+}
+
+export interface AgentServiceHandle {
+  implementation: AgentServer;
+  /** Ends every open WatchEvents stream (agent shutdown). */
+  closeStreams(): void;
+}
+
+const POLICIES = { fail: QuiescePolicy.QUIESCE_POLICY_FAIL, "crash-consistent": QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT };
+
+export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
+  const { config, ledger, runner, clock, log } = deps;
+  const store = ledger.store;
+  const guests: check.GuestDirectory = new Map(config.guests.map((g) => [g.id, g]));
+  const streams = new Set<AbortController>();
+
+  const jobOf = (guest: GuestConfig, jobId: string): JobRecord => {
+    const job = store.getJob(jobId);
+    if (!job || job.guestId !== guest.id) throw new LullError("LULL_E_JOB_NOT_FOUND", `guest ${guest.id} has no job ${jobId}`);
+    return job;
+  };
+  const api = (job: JobRecord): Job => toApiJob(job);
+  const handle = <Req, Res>(method: string, fn: (req: Req) => Res | Promise<Res>) =>
+    unaryHandler<Req, Res>(fn, (err) => {
+      const e = asLullError(err);
+      const level = e.code === "LULL_E_INTERNAL" ? "error" : "info";
+      log[level]({ method, code: e.code, err: e.message }, "call failed");
+    });
+
+  const implementation: AgentServer = {
+    getAgentInfo: handle("GetAgentInfo", () => ({
+      node: config.node,
+      version: deps.version,
+      startedAt: deps.startedAt,
+      guests: config.guests.map((g) => ({ id: g.id, engine: g.engine, driver: g.driver, snapshot: snapshotKind(g) })),
+      lastEventSeq: store.lastEventSeq(),
+    })),
+
+    startBackup: handle("StartBackup", (req) => {
+      const r = check.startBackupRequest(guests, req);
+      if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down and takes no new backups");
+      const now = clock.now();
+      const id = newJobId(now);
+      const record = newJobRecord({
+        id,
+        guestId: r.guest.id,
+        engine: r.guest.engine,
+        policy: r.policy ?? POLICIES[r.guest.policy ?? config.quiesce.policy],
+        idempotencyKey: r.idempotencyKey ?? id,
+        quiesceTimeoutMs: r.quiesceTimeoutMs ?? r.guest.quiesceTimeoutMs ?? config.quiesce.timeoutMs,
+        requestedBy: r.requestedBy,
+        now,
+      });
+      const { job, created } = ledger.create(record, eventFor(record, EventKind.EVENT_KIND_PHASE));
+      if (created) runner.start(job);
+      return { job: api(job), created };
+    }),
+
+    getJob: handle("GetJob", (req) => {
+      const r = check.jobRequest(guests, req);
+      return api(jobOf(r.guest, r.jobId));
+    }),
+
+    listJobs: handle("ListJobs", (req) => {
+      const r = check.listJobsRequest(guests, req);
+      return { jobs: store.listJobs(r).map(api) };
+    }),
+
+    cancelJob: handle("CancelJob", async (req) => {
+      const r = check.cancelJobRequest(guests, req);
+      jobOf(r.guest, r.jobId);
+      log.info({ jobId: r.jobId, reason: r.reason }, "cancel requested");
+      return api(await runner.cancel(r.jobId, r.reason));
+    }),
+
+    registerStack: handle("RegisterStack", (req) => {
+      const r = check.registerStackRequest(guests, req);
+      const leaseTtlMs = r.leaseTtlMs ?? config.leaseTtlMs;
+      const previous = store.renewLease({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, ttlMs: leaseTtlMs }, clock.now());
+      if (previous !== r.controllerId) {
+        log.info({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, previous: previous ?? null }, "stack registered");
+      }
+      const active = store.activeJob(r.guest.id);
+      return { leaseTtlMs, activeJob: active ? api(active) : undefined, lastEventSeq: store.lastEventSeq() };
+    }),
+
+    unregisterStack: handle("UnregisterStack", (req) => {
+      const r = check.unregisterStackRequest(guests, req);
+      if (store.dropLease(r.guest.id, r.stack, r.controllerId)) {
+        log.info({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId }, "stack unregistered");
+      }
+      return {};
+    }),
+
+    acknowledgeQuiesce: handle("AcknowledgeQuiesce", (req) => {
+      const r = check.acknowledgeRequest(guests, req);
+      jobOf(r.guest, r.jobId);
+      const job = ledger.apply(r.jobId, (_job, now) => ({ type: "stack-acknowledged", stack: r.stack, at: r.stoppedAt ?? now }));
+      return { job: api(job) };
+    }),
+
+    refuseQuiesce: handle("RefuseQuiesce", (req) => {
+      const r = check.refuseRequest(guests, req);
+      jobOf(r.guest, r.jobId);
+      return { job: api(ledger.apply(r.jobId, { type: "stack-refused", stack: r.stack, reason: r.reason })) };
+    }),
+
+    reportResumed: handle("ReportResumed", (req) => {
+      const r = check.resumedRequest(guests, req);
+      jobOf(r.guest, r.jobId);
+      ledger.apply(r.jobId, (_job, now) => ({
+        type: "stack-resumed",
+        stack: r.stack,
+        downtimeMs: r.downtimeMs,
+        early: r.early,
+        at: r.resumedAt ?? now,
+      }));
+      return {};
+    }),
+
+    watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
+      void watch(call);
+    },
+  };
+
+  async function watch(call: ServerWritableStream<WatchEventsRequest, Event>): Promise<void> {
+    const stop = new AbortController();
+    const onCancel = () => stop.abort();
+    call.on("cancelled", onCancel);
+    call.on("error", onCancel);
+    try {
+      const r = check.watchEventsRequest(guests, call.request);
+      if (r.jobId !== undefined) {
+        const job = store.getJob(r.jobId);
+        if (!job || (r.guestId !== undefined && job.guestId !== r.guestId)) {
+          throw new LullError("LULL_E_JOB_NOT_FOUND", `no job ${r.jobId}${r.guestId ? ` for guest ${r.guestId}` : ""}`);
+        }
+      }
+      if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down");
+      streams.add(stop);
+      await streamEvents({
+        store,
+        bus: deps.bus,
+        filter: { guestId: r.guestId, jobId: r.jobId },
+        afterSeq: r.afterSeq,
+        signal: stop.signal,
+        send: (event) => writeEvent(call, event, stop.signal),
+      });
+      if (!call.cancelled) call.end();
+    } catch (err) {
+      const e = asLullError(err);
+      log.info({ method: "WatchEvents", code: e.code, err: e.message }, "call failed");
+      if (!call.cancelled) call.emit("error", toServiceError(e));
+    } finally {
+      streams.delete(stop);
+      call.off("cancelled", onCancel);
+      call.off("error", onCancel);
+    }
+  }
+
+  return {
+    implementation,
+    closeStreams() {
+      for (const s of streams) s.abort();
+    },
+  };
+}
+
+/** Writes one event, waiting for the transport to drain when its buffer is full. */
+function writeEvent(call: ServerWritableStream<WatchEventsRequest, Event>, event: Event, signal: AbortSignal): Promise<void> {
+  if (call.write(event)) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    call.once("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

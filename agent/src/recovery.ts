@@ -1,0 +1,71 @@
+// Start-up recovery, before the agent takes any call: every job that had not ended when the
+// previous agent stopped is settled as failed (failed_in = the phase it died in,
+// LULL_E_AGENT_RESTARTED) with its event persisted, so watchers that reconnect see it; then
+// each engine sweeps what crashed runs left behind (snapshots, staging, partial archives)
+// by the agent's name prefix.
+import { phaseName, asLullError, type Logger } from "@lull/shared";
+import type { GuestConfig } from "./config.js";
+import type { BackupEngine } from "./engines/engine.js";
+import type { JobLedger } from "./jobs/ledger.js";
+
+export interface RecoveryOptions {
+  ledger: JobLedger;
+  guests: readonly GuestConfig[];
+  engineFor: (guest: GuestConfig) => BackupEngine;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+export interface RecoveryReport {
+  /** Jobs settled as failed, with the phase each died in. */
+  settled: Array<{ jobId: string; guestId: string; failedIn: string }>;
+  /** What the sweeps removed. */
+  removed: string[];
+  /** Sweeps that failed (the agent starts anyway; the next start sweeps again). */
+  sweepErrors: Array<{ engine: string; code: string; message: string }>;
+}
+
+export function settleInterruptedJobs(ledger: JobLedger, log: Logger): RecoveryReport["settled"] {
+  const settled: RecoveryReport["settled"] = [];
+  for (const job of ledger.store.nonTerminalJobs()) {
+    const failedIn = phaseName(job.phase);
+    ledger.apply(job.id, {
+      type: "fail",
+      code: "LULL_E_AGENT_RESTARTED",
+      message: `the agent stopped while the job was ${failedIn}; settled at the next start`,
+    });
+    log.warn({ jobId: job.id, guestId: job.guestId, failedIn }, "interrupted job settled");
+    settled.push({ jobId: job.id, guestId: job.guestId, failedIn });
+  }
+  return settled;
+}
+
+/** Groups guests by the engine instance that serves them, so each engine sweeps once. */
+function enginesOf(guests: readonly GuestConfig[], engineFor: (guest: GuestConfig) => BackupEngine) {
+  const groups = new Map<BackupEngine, GuestConfig[]>();
+  for (const guest of guests) {
+    const engine = engineFor(guest);
+    groups.set(engine, [...(groups.get(engine) ?? []), guest]);
+  }
+  return groups;
+}
+
+export async function recoverAtStart(options: RecoveryOptions): Promise<RecoveryReport> {
+  const { log } = options;
+  const settled = settleInterruptedJobs(options.ledger, log);
+  const removed: string[] = [];
+  const sweepErrors: RecoveryReport["sweepErrors"] = [];
+  for (const [engine, guests] of enginesOf(options.guests, options.engineFor)) {
+    try {
+      const gone = await engine.sweep(guests, options.signal);
+      for (const item of gone) log.info({ engine: engine.name, removed: item }, "swept leftover");
+      removed.push(...gone);
+    } catch (err) {
+      const e = asLullError(err);
+      log.error({ engine: engine.name, code: e.code, err: e.message }, "start-up sweep failed");
+      sweepErrors.push({ engine: engine.name, code: e.code, message: e.message });
+    }
+  }
+  log.info({ settled: settled.length, removed: removed.length, sweepErrors: sweepErrors.length }, "start-up recovery finished");
+  return { settled, removed, sweepErrors };
+}
