@@ -1,6 +1,7 @@
 // A CommandRunner for tests: records every call (file, argv, options) and answers it
-// with a scripted reply, or passes it on to another runner (the real one) and records
-// that. A scripted non-zero exit throws like the real runner unless `reject: false`.
+// with a scripted reply; a call the script does not answer goes to the delegate (the
+// real runner) when there is one, else succeeds with empty output. A scripted non-zero
+// exit throws like the real runner unless `reject: false`; a reply may also throw.
 import { LullError } from "@lull/shared";
 import type { CommandOptions, CommandResult, CommandRunner } from "./command-runner.js";
 import { formatArgv, tailLines } from "./execa-runner.js";
@@ -14,7 +15,7 @@ export interface RecordedCall {
   error?: unknown;
 }
 
-/** Scripted reply: a result (partial: defaults exit 0, empty output), or a thrown error; `undefined` = default. */
+/** Scripted reply: a result (partial: exit 0 and empty output by default), a thrown error, or `undefined` = not scripted. */
 export type Reply = (call: RecordedCall) => Partial<CommandResult> | undefined | Promise<Partial<CommandResult> | undefined>;
 
 export interface RecordingRunner extends CommandRunner {
@@ -30,8 +31,8 @@ export function createRecordingRunner(options: { reply?: Reply; delegate?: Comma
   const calls: RecordedCall[] = [];
 
   async function answer(call: RecordedCall): Promise<CommandResult> {
-    if (options.delegate) return options.delegate.run(call.file, call.args, call.options);
-    const scripted = (await options.reply?.(call)) ?? {};
+    const scripted = await options.reply?.(call);
+    if (scripted === undefined && options.delegate) return options.delegate.run(call.file, call.args, call.options);
     const result: CommandResult = { exitCode: 0, stdout: "", stderr: "", ...scripted };
     if (result.exitCode !== 0 && call.options.reject !== false) {
       const stderr = tailLines(result.stderr);

@@ -149,9 +149,10 @@ export function createBtrfsDriver(deps: StorageDriverDeps): StorageDriver {
       const result = await removeSnapshots(subvolumes);
       removed.push(...result.removed);
       failures.push(...result.failures);
+      // removeSnapshots already removed the job dir when it held snapshots.
       await rmdir(jobDir).then(
         () => removed.push(jobDir),
-        (err: unknown) => codeOf(err) === "ENOENT" || failures.push(`${jobDir}: ${String(err)}`),
+        (err: unknown) => (codeOf(err) === "ENOENT" ? removed.push(jobDir) : failures.push(`${jobDir}: ${String(err)}`)),
       );
     }
     // At start-up (no job named) nothing is running: the empty container goes too.
