@@ -38,6 +38,17 @@ test("backup --wait shows each phase once, in order, and ends with downtime, tot
   assert.equal(out.stderr, "");
 });
 
+test("backup --wait waits for a stack that reports its resume after the job ended", async () => {
+  const agent = await fakeAgent();
+  agent.onStartBackup = (guest) => agent.runTimeline(guest, "done", 15, true);
+  const { code, out } = await lullctl(agent, ["backup", "demo", "--wait"]);
+  assert.equal(code, 0, out.stderr);
+  const tail = out.lines.slice(out.lines.findIndex((l) => /\+\d+\.\d{3}s  done$/.test(l)));
+  assert.match(tail[1] ?? "", /waiting up to 10 s for app to report resumed/);
+  assert.match(tail[2] ?? "", /\+\d+\.\d{3}s  stack app resumed \(downtime 42 ms\)$/);
+  assert.match(out.stdout, /^downtime {5}app: 42 ms/m);
+});
+
 test("a failed backup exits 1 with the job's stable error code; --json prints the job", async () => {
   const agent = await fakeAgent();
   agent.onStartBackup = (guest) => agent.runTimeline(guest, "failed");

@@ -26,14 +26,16 @@ export function progressReporter(options: ProgressOptions): ProgressReporter {
   const { out, now } = options;
   const redrawEveryMs = options.redrawEveryMs ?? 100;
   const lineEveryMs = options.lineEveryMs ?? 2_000;
-  const startedAt = now();
+  let first: { at: number; done: number } | undefined;
   let lastDrawAt = -Infinity;
   let barShown = false;
   let lastDone = -1;
 
+  /** Throughput since the first update (not since the watch began: quiesce and snapshot come first). */
   const rate = (done: number) => {
-    const seconds = (now() - startedAt) / 1000;
-    return seconds > 0.2 ? `${formatBytes(done / seconds)}/s` : "";
+    if (!first) return "";
+    const seconds = (now() - first.at) / 1000;
+    return seconds > 0.2 ? `${formatBytes((done - first.done) / seconds)}/s` : "";
   };
 
   const drawBar = (done: number, total: number) => {
@@ -48,6 +50,7 @@ export function progressReporter(options: ProgressOptions): ProgressReporter {
   return {
     update(done, total) {
       const t = now();
+      first ??= { at: t, done };
       const finished = total > 0 && done >= total;
       if (done === lastDone) return;
       lastDone = done;

@@ -5,7 +5,8 @@ import { formatBytes, formatDuration, formatTime, renderTable } from "./format.j
 import { consistencyName, eventKindName, policyName, stackStateName } from "./names.js";
 
 export function stackDowntime(s: StackStatus): string {
-  if (s.state !== StackState.STACK_STATE_RESUMED && s.downtimeMs === 0) return stackStateName(s.state);
+  if (s.state === StackState.STACK_STATE_QUIESCED) return "not reported yet (stopped; its controller reports when it runs again)";
+  if (s.state !== StackState.STACK_STATE_RESUMED && s.downtimeMs === 0) return `none (${stackStateName(s.state)})`;
   return `${formatDuration(s.downtimeMs)} (${s.resumedEarly ? "resumed early, at snapshotted" : "resumed at the end"})`;
 }
 

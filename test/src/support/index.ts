@@ -7,3 +7,4 @@ export * from "./agent-client.js";
 export * from "./agent-process.js";
 export * from "./controller-process.js";
 export * from "./btrfs.js";
+export * from "./seed-data.js";

@@ -138,7 +138,7 @@ export class FakeAgent {
   }
 
   /** Creates a job and plays a backup: quiesce, snapshot, early resume, archive with progress, then `outcome`. */
-  runTimeline(guestId: string, outcome: "done" | "failed", stepMs = 15): Job {
+  runTimeline(guestId: string, outcome: "done" | "failed", stepMs = 15, resumeAfterEnd = false): Job {
     const id = `j-${String(this.state.jobs.size + 1).padStart(26, "0")}`;
     const job = emptyJob(id, guestId);
     this.state.jobs.set(id, job);
@@ -157,7 +157,7 @@ export class FakeAgent {
       () => stack(StackState.STACK_STATE_QUIESCED),
       () => this.setPhase(job, Phase.PHASE_SNAPSHOTTING),
       () => this.setPhase(job, Phase.PHASE_SNAPSHOTTED),
-      () => stack(StackState.STACK_STATE_RESUMED, 42),
+      () => (resumeAfterEnd ? undefined : stack(StackState.STACK_STATE_RESUMED, 42)),
       () => this.setPhase(job, Phase.PHASE_ARCHIVING),
       () => progress(1000),
       () => progress(2000),
@@ -173,6 +173,7 @@ export class FakeAgent {
         job.archiveBytes = 2048;
         this.setPhase(job, Phase.PHASE_DONE);
       },
+      () => (resumeAfterEnd ? stack(StackState.STACK_STATE_RESUMED, 42) : undefined),
     ];
     steps[0]!();
     steps.slice(1).forEach((step, i) => {
