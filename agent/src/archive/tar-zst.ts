@@ -109,7 +109,12 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       bytesRead += chunk.length;
-      request.onBytes?.(bytesRead);
+      try {
+        request.onBytes?.(bytesRead);
+      } catch (err) {
+        done(err as Error); // a failing progress hook stops the archive instead of crashing the process
+        return;
+      }
       done(null, chunk);
     },
   });

@@ -100,6 +100,24 @@ describe("dir storage driver", () => {
     assert.deepEqual(await readdir(config.stagingDir), []);
   });
 
+  it("a cancelled copy is LULL_E_CANCELLED and leaves no staging dir", async () => {
+    const config = testConfig(root, [guest("copy")], { stagingDir: join(root, "staging-cancel") });
+    const abort = new AbortController();
+    const runner = createRecordingRunner({
+      delegate: createExecaRunner(),
+      reply: (call) => {
+        if (call.args.at(-1)?.endsWith("/db")) abort.abort(new Error("operator cancelled"));
+        return undefined;
+      },
+    });
+    const driver = createDirDriver({ config, runner, log: silentLogger(), clock });
+    await assert.rejects(
+      driver.snapshot({ jobId: jobId(8), guest: config.guests[0]!, signal: abort.signal }),
+      (err: unknown) => err instanceof LullError && err.code === "LULL_E_CANCELLED",
+    );
+    assert.deepEqual(await readdir(config.stagingDir), []);
+  });
+
   it("sweep removes every prefixed leftover (or only one job's) and leaves foreign entries", async () => {
     const config = testConfig(root, [guest("copy")], { stagingDir: join(root, "staging-sweep") });
     const driver = createDirDriver({ config, runner: createExecaRunner(), log: silentLogger(), clock });
