@@ -1,0 +1,171 @@
+// The controller's connection to its node's agent: the unary calls it makes (every one with an
+// explicit deadline), the stack's lease (RegisterStack, renewed at a third of its TTL), and the
+// WatchEvents stream of its guest, resumed from the last sequence seen. While the stream is broken
+// the link says so (`onStreamState(false)`) and the loop polls ListJobs/GetJob instead.
+import type { ClientReadableStream } from "@grpc/grpc-js";
+import type { AgentClient, Event, Job, RegisterStackResponse } from "@lull/proto";
+import { callUnary, fromServiceError, type Clock, type Logger } from "@lull/shared";
+
+/** What the reconciler needs from the agent (AgentLink is the gRPC implementation). */
+export interface AgentApi {
+  getJob(jobId: string, signal?: AbortSignal): Promise<Job>;
+  listActiveJobs(signal?: AbortSignal): Promise<Job[]>;
+  acknowledge(jobId: string, stoppedAt: number, signal?: AbortSignal): Promise<void>;
+  refuse(jobId: string, reason: string, signal?: AbortSignal): Promise<void>;
+  reportResumed(report: ResumeReport, signal?: AbortSignal): Promise<void>;
+}
+
+export interface ResumeReport {
+  jobId: string;
+  downtimeMs: number;
+  resumedAt: number;
+  early: boolean;
+}
+
+export interface AgentLinkOptions {
+  client: AgentClient;
+  guestId: string;
+  stack: string;
+  controllerId: string;
+  callTimeoutMs: number;
+  leaseTtlMs: number;
+  pollIntervalMs: number;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface WatchHandlers {
+  /** An event of this guest arrived: something changed, look again. */
+  onEvent(event: Event): void;
+  /** The stream is (again) delivering, or is broken and polling should take over. */
+  onStreamState(healthy: boolean): void;
+}
+
+const swallow = () => undefined;
+
+export class AgentLink implements AgentApi {
+  /** Highest event sequence seen; the stream resumes after it. Undefined until the agent told us. */
+  lastSeq: number | undefined;
+  private readonly o: AgentLinkOptions;
+  private registered = false;
+
+  constructor(options: AgentLinkOptions) {
+    this.o = options;
+  }
+
+  private opts(signal?: AbortSignal) {
+    return { timeoutMs: this.o.callTimeoutMs, ...(signal ? { signal } : {}) };
+  }
+
+  private get client(): AgentClient {
+    return this.o.client;
+  }
+
+  getJob(jobId: string, signal?: AbortSignal): Promise<Job> {
+    return callUnary(this.client.getJob.bind(this.client), { guestId: this.o.guestId, jobId }, this.opts(signal));
+  }
+
+  async listActiveJobs(signal?: AbortSignal): Promise<Job[]> {
+    const req = { guestId: this.o.guestId, activeOnly: true, limit: 0 };
+    const res = await callUnary(this.client.listJobs.bind(this.client), req, this.opts(signal));
+    return res.jobs;
+  }
+
+  async acknowledge(jobId: string, stoppedAt: number, signal?: AbortSignal): Promise<void> {
+    const req = { guestId: this.o.guestId, jobId, stack: this.o.stack, stoppedAt: new Date(stoppedAt) };
+    await callUnary(this.client.acknowledgeQuiesce.bind(this.client), req, this.opts(signal));
+  }
+
+  async refuse(jobId: string, reason: string, signal?: AbortSignal): Promise<void> {
+    const req = { guestId: this.o.guestId, jobId, stack: this.o.stack, reason: reason.slice(0, 1024) };
+    await callUnary(this.client.refuseQuiesce.bind(this.client), req, this.opts(signal));
+  }
+
+  async reportResumed(report: ResumeReport, signal?: AbortSignal): Promise<void> {
+    const req = {
+      guestId: this.o.guestId,
+      jobId: report.jobId,
+      stack: this.o.stack,
+      downtimeMs: Math.max(0, Math.round(report.downtimeMs)),
+      resumedAt: new Date(report.resumedAt),
+      early: report.early,
+    };
+    await callUnary(this.client.reportResumed.bind(this.client), req, this.opts(signal));
+  }
+
+  register(signal?: AbortSignal): Promise<RegisterStackResponse> {
+    const req = { guestId: this.o.guestId, stack: this.o.stack, controllerId: this.o.controllerId, leaseTtlMs: this.o.leaseTtlMs };
+    return callUnary(this.client.registerStack.bind(this.client), req, this.opts(signal));
+  }
+
+  async unregister(): Promise<void> {
+    const req = { guestId: this.o.guestId, stack: this.o.stack, controllerId: this.o.controllerId };
+    await callUnary(this.client.unregisterStack.bind(this.client), req, this.opts());
+  }
+
+  /** Registers the stack and renews the lease at a third of its TTL until `signal` aborts. */
+  async keepLease(signal: AbortSignal, onRegistered: (res: RegisterStackResponse) => void): Promise<void> {
+    while (!signal.aborted) {
+      let waitMs: number;
+      try {
+        const res = await this.register(signal);
+        const ttl = res.leaseTtlMs > 0 ? res.leaseTtlMs : this.o.leaseTtlMs;
+        if (!this.registered) this.o.log.info({ leaseTtlMs: ttl, controllerId: this.o.controllerId }, "stack registered");
+        this.registered = true;
+        if (this.lastSeq === undefined) this.lastSeq = res.lastEventSeq;
+        onRegistered(res);
+        waitMs = Math.max(100, Math.floor(ttl / 3));
+      } catch (err) {
+        if (signal.aborted) break;
+        if (this.registered) this.o.log.warn({ err: fromServiceError(err).message }, "renewing the stack's lease failed");
+        else this.o.log.warn({ err: fromServiceError(err).message }, "registering the stack failed");
+        this.registered = false;
+        waitMs = Math.max(100, Math.min(1_000, Math.floor(this.o.leaseTtlMs / 3)));
+      }
+      await this.o.clock.sleep(waitMs, signal).catch(swallow);
+    }
+  }
+
+  /** Follows the guest's events until `signal` aborts; reconnects after `pollIntervalMs` when the stream breaks. */
+  async watch(handlers: WatchHandlers, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        if (this.lastSeq === undefined) {
+          const info = await callUnary(this.client.getAgentInfo.bind(this.client), {}, this.opts(signal));
+          this.lastSeq = info.lastEventSeq;
+        }
+        await this.streamOnce(handlers, signal);
+        if (!signal.aborted) this.o.log.warn({ lastSeq: this.lastSeq }, "event stream ended — polling");
+      } catch (err) {
+        if (!signal.aborted) this.o.log.warn({ err: fromServiceError(err).message, lastSeq: this.lastSeq }, "event stream broken — polling");
+      }
+      if (signal.aborted) break;
+      handlers.onStreamState(false);
+      await this.o.clock.sleep(this.o.pollIntervalMs, signal).catch(swallow);
+    }
+  }
+
+  private streamOnce(handlers: WatchHandlers, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const call: ClientReadableStream<Event> = this.client.watchEvents({
+        guestId: this.o.guestId,
+        jobId: "",
+        afterSeq: this.lastSeq ?? 0,
+      });
+      const onAbort = () => call.cancel();
+      signal.addEventListener("abort", onAbort, { once: true });
+      const done = (fn: () => void) => {
+        signal.removeEventListener("abort", onAbort);
+        fn();
+      };
+      call.on("metadata", () => handlers.onStreamState(true));
+      call.on("data", (event: Event) => {
+        handlers.onStreamState(true);
+        if (this.lastSeq === undefined || event.seq > this.lastSeq) this.lastSeq = event.seq;
+        if (event.guestId === this.o.guestId) handlers.onEvent(event);
+      });
+      call.on("error", (err) => done(() => reject(fromServiceError(err))));
+      call.on("end", () => done(resolve));
+    });
+  }
+}

@@ -1,0 +1,115 @@
+// The controller's configuration: flags > environment > file > defaults, validated once, frozen.
+// This is the only file of the controller that reads process.env (through `loadControllerConfig`).
+import { hostname } from "node:os";
+import { isAbsolute } from "node:path";
+import { CONTROLLER_ID, GUEST_ID, STACK_NAME, loadConfig, z } from "@lull/shared";
+
+const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
+const argv = z.array(z.string().min(1)).min(1, { message: "must name a command (a non-empty argv array)" });
+const ms = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/** Stops/starts/checks the stack with user commands; `status` exits 0 when the stack runs. */
+const commandDriverSchema = z.strictObject({
+  type: z.literal("command"),
+  start: argv,
+  stop: argv,
+  status: argv,
+  timeoutMs: ms(100, 3_600_000).default(60_000),
+  /** How long to wait for `status` to confirm the stack stopped / came up after the command. */
+  verifyTimeoutMs: ms(0, 600_000).default(10_000),
+});
+
+/** A Docker Compose v2 project: `docker compose --project-name P [--file F]... stop|start|ps`. */
+const composeDriverSchema = z.strictObject({
+  type: z.literal("compose"),
+  project: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, { message: "must be a compose project name ([a-z0-9_-])" }),
+  files: z.array(absolutePath).default([]),
+  docker: z.string().min(1).default("docker"),
+  timeoutMs: ms(100, 3_600_000).default(120_000),
+  verifyTimeoutMs: ms(0, 600_000).default(10_000),
+});
+
+export const FAILPOINTS = ["after-marker", "after-stop", "before-resume"] as const;
+export type Failpoint = (typeof FAILPOINTS)[number];
+
+export const controllerConfigSchema = z.strictObject({
+  guestId: z.string().regex(GUEST_ID, { message: `must match ${GUEST_ID.source}` }),
+  stack: z.string().regex(STACK_NAME, { message: `must match ${STACK_NAME.source}` }),
+  /** Unique per controller process; the default is `<hostname>-<pid>`. */
+  controllerId: z
+    .string()
+    .regex(CONTROLLER_ID, { message: `must match ${CONTROLLER_ID.source}` })
+    .default(() => defaultControllerId()),
+  agent: z
+    .strictObject({
+      /** `host:port` or `unix:///path` of the node's lull-agent. */
+      address: z.string().min(1).default("127.0.0.1:7450"),
+      /** Deadline of each unary call to the agent. */
+      callTimeoutMs: ms(100, 120_000).default(5_000),
+    })
+    .prefault({}),
+  /** Where the crash-safe marker lives (must survive a restart of the controller). */
+  markerDir: absolutePath.default("/var/lib/lull-controller"),
+  /** The stack runs again at most this long after it was stopped, whatever the agent does. */
+  resumeDeadlineMs: ms(100, 86_400_000).default(300_000),
+  /** Polling interval while the event stream is broken, and the resync tick while a job is tracked. */
+  pollIntervalMs: ms(20, 600_000).default(2_000),
+  leaseTtlMs: ms(500, 600_000).default(15_000),
+  /** `early`: resume at `snapshotted`; `end`: resume only at the terminal phase (for comparison). */
+  resume: z.enum(["early", "end"]).default("early"),
+  driver: z.discriminatedUnion("type", [commandDriverSchema, composeDriverSchema]),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Crash tests only (env LULL_CONTROLLER_FAILPOINT): pause for good at that point. */
+  failpoint: z.enum(FAILPOINTS).optional(),
+});
+
+export type ControllerConfig = z.output<typeof controllerConfigSchema>;
+export type DriverConfig = ControllerConfig["driver"];
+export type CommandDriverConfig = Extract<DriverConfig, { type: "command" }>;
+export type ComposeDriverConfig = Extract<DriverConfig, { type: "compose" }>;
+
+export interface ControllerFlags {
+  config?: string | undefined;
+  logLevel?: string | undefined;
+}
+
+/** The environment variables the controller reads, and nothing else. */
+export interface ControllerEnv {
+  LULL_CONTROLLER_CONFIG?: string | undefined;
+  LULL_CONTROLLER_GUEST?: string | undefined;
+  LULL_CONTROLLER_STACK?: string | undefined;
+  LULL_CONTROLLER_AGENT?: string | undefined;
+  LULL_CONTROLLER_MARKER_DIR?: string | undefined;
+  LULL_CONTROLLER_FAILPOINT?: string | undefined;
+  LULL_LOG_LEVEL?: string | undefined;
+}
+
+/** `<hostname>-<pid>`, squeezed into the controller id pattern. */
+export function defaultControllerId(host: string = hostname(), pid: number = process.pid): string {
+  const cleaned = host.replace(/[^A-Za-z0-9_.:-]/g, "-").replace(/^[^A-Za-z0-9]+/, "") || "controller";
+  const suffix = `-${pid}`;
+  return cleaned.slice(0, 64 - suffix.length) + suffix;
+}
+
+function envLayer(env: ControllerEnv): Record<string, unknown> {
+  return {
+    guestId: env.LULL_CONTROLLER_GUEST,
+    stack: env.LULL_CONTROLLER_STACK,
+    ...(env.LULL_CONTROLLER_AGENT !== undefined ? { agent: { address: env.LULL_CONTROLLER_AGENT } } : {}),
+    markerDir: env.LULL_CONTROLLER_MARKER_DIR,
+    failpoint: env.LULL_CONTROLLER_FAILPOINT || undefined,
+    logLevel: env.LULL_LOG_LEVEL,
+  };
+}
+
+/** Loads the controller's configuration; throws LullError(LULL_E_CONFIG_INVALID) naming the key. */
+export function loadControllerConfig(
+  flags: ControllerFlags,
+  env: ControllerEnv = process.env,
+): Readonly<ControllerConfig> {
+  return loadConfig(controllerConfigSchema, {
+    file: flags.config ?? env.LULL_CONTROLLER_CONFIG,
+    env: envLayer(env),
+    flags: { logLevel: flags.logLevel },
+  });
+}

@@ -1,0 +1,189 @@
+// Component tests: a Controller against the in-process FakeAgent (real gRPC on loopback) with a real
+// process as its stack (command driver), timings short.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Phase, SnapshotMode, StackState } from "@lull/proto";
+import { Harness } from "./testing/harness.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test("full loop: quiescing → marker → stop → ack → snapshotted → start → report early → done", async (t) => {
+  const h = await Harness.create();
+  t.after(() => h.cleanup());
+  await h.startRegistered();
+
+  const job = h.agent.createJob();
+  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
+  assert.equal(h.stack.isRunning(), false, "the stack is stopped once acknowledged");
+  const stop = h.stack.events().find((e) => e.op === "stop");
+  assert.ok(stop, "the stop command ran");
+  assert.equal(stop.markerPresent, true, "the marker was on disk when the stop command ran");
+  const marker = h.markers.read();
+  assert.equal(marker.kind, "present");
+  if (marker.kind === "present") {
+    assert.equal(marker.marker.jobId, job.id);
+    assert.equal(marker.marker.resumeDeadline - marker.marker.stoppedAt, 20_000);
+  }
+
+  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTING);
+  await sleep(250);
+  assert.equal(h.stack.isRunning(), false, "still stopped while snapshotting");
+
+  const snapshottedAt = Date.now();
+  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_RESUMED);
+  assert.equal(h.stack.isRunning(), true, "running again after snapshotted");
+  assert.equal(h.markers.read().kind, "none", "marker cleared");
+
+  const entry = h.agent.stack(job.id, "app");
+  assert.equal(entry?.resumedEarly, true);
+  const quiescingLog = h.logs.find("quiescing")[0];
+  assert.ok(quiescingLog && quiescingLog.jobId === job.id && typeof quiescingLog.at === "string");
+  const resumed = await h.logs.waitFor("stack resumed");
+  assert.equal(resumed.early, true);
+  assert.equal(typeof resumed.stopMs, "number");
+  assert.equal(typeof resumed.startMs, "number");
+  const downtime = entry?.downtimeMs ?? -1;
+  assert.equal(resumed.downtimeMs, downtime);
+  assert.ok(downtime >= snapshottedAt - stop.at, `downtime ${downtime} ms covers stop → snapshotted (${snapshottedAt - stop.at} ms)`);
+  assert.ok(downtime <= Date.now() - Date.parse(String(quiescingLog.at)) + 5, `downtime ${downtime} ms is not longer than the whole episode`);
+  assert.ok(h.logs.find("snapshotted — resuming app early", (l) => l.jobId === job.id).length === 1);
+
+  h.agent.setPhase(job.id, Phase.PHASE_ARCHIVING);
+  h.agent.setPhase(job.id, Phase.PHASE_DONE, { totalMs: 1234 });
+  const done = await h.logs.waitFor("backup done", (l) => l.jobId === job.id);
+  assert.equal(done.phase, "done");
+  assert.equal(done.totalMs, 1234);
+  assert.equal(h.stack.events().filter((e) => e.op === "stop").length, 1, "stopped exactly once");
+  assert.equal(h.stack.events().filter((e) => e.op === "start").length, 1, "started exactly once");
+});
+
+test("fallback: no snapshotted (mode none) → the stack stays down through archiving and resumes at the end", async (t) => {
+  const h = await Harness.create();
+  t.after(() => h.cleanup());
+  await h.startRegistered();
+
+  const job = h.agent.createJob({ mode: SnapshotMode.SNAPSHOT_MODE_NONE });
+  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
+  h.agent.setPhase(job.id, Phase.PHASE_ARCHIVING);
+  await sleep(300);
+  assert.equal(h.stack.isRunning(), false, "archiving in place: the stack must stay stopped");
+  assert.equal(h.markers.read().kind, "present");
+
+  h.agent.setPhase(job.id, Phase.PHASE_DONE);
+  const resumed = await h.logs.waitFor("stack resumed", (l) => l.jobId === job.id);
+  assert.equal(resumed.early, false);
+  assert.equal(h.stack.isRunning(), true);
+  assert.equal(h.markers.read().kind, "none");
+  await h.logs.waitFor("backup done", (l) => l.jobId === job.id && l.phase === "done");
+  assert.equal(h.logs.find("snapshotted — resuming app early").length, 0);
+});
+
+test("resume: end holds the stack through snapshotted and archiving, resumes at the terminal phase", async (t) => {
+  const h = await Harness.create({ resume: "end" });
+  t.after(() => h.cleanup());
+  await h.startRegistered();
+
+  const job = h.agent.createJob();
+  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
+  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  h.agent.setPhase(job.id, Phase.PHASE_ARCHIVING);
+  await sleep(300);
+  assert.equal(h.stack.isRunning(), false);
+  h.agent.setPhase(job.id, Phase.PHASE_DONE);
+  await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_RESUMED);
+  assert.equal(h.agent.stack(job.id, "app")?.resumedEarly, false);
+  assert.equal(h.stack.isRunning(), true);
+});
+
+test("a failure after snapshotted is still logged once the job ends", async (t) => {
+  const h = await Harness.create();
+  t.after(() => h.cleanup());
+  await h.startRegistered();
+
+  const job = h.agent.createJob();
+  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
+  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_RESUMED);
+  h.agent.setPhase(job.id, Phase.PHASE_ARCHIVING);
+  h.agent.setPhase(job.id, Phase.PHASE_FAILED, { failedIn: Phase.PHASE_ARCHIVING, errorCode: "LULL_E_NO_SPACE", errorMessage: "disk full" });
+  const done = await h.logs.waitFor("backup done", (l) => l.jobId === job.id);
+  assert.equal(done.phase, "failed");
+  assert.equal(done.level, "warn");
+  assert.equal(done.errorCode, "LULL_E_NO_SPACE");
+  assert.equal(done.failedIn, "archiving");
+  assert.equal(h.stack.isRunning(), true, "the stack keeps running");
+});
+
+test("stop fails → the stack runs again, the quiesce is refused with the reason, the marker is cleared", async (t) => {
+  const h = await Harness.create();
+  t.after(() => h.cleanup());
+  await h.startRegistered();
+  h.stack.setFault("fail-stop");
+
+  const job = h.agent.createJob();
+  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_REFUSED);
+  const entry = h.agent.stack(job.id, "app");
+  assert.match(entry?.reason ?? "", /stop failed: injected fault/);
+  assert.equal(h.stack.isRunning(), true);
+  assert.equal(h.markers.read().kind, "none");
+  assert.ok(h.stack.events().some((e) => e.op === "start" && e.ok), "the deferred resume ran a start");
+  assert.equal(h.agent.callsOf("acknowledgeQuiesce").length, 0);
+});
+
+test("event stream cut → polling with ListJobs/GetJob still sees every phase", async (t) => {
+  const h = await Harness.create({ pollIntervalMs: 80 });
+  t.after(() => h.cleanup());
+  await h.startRegistered();
+  await h.logs.waitFor("event stream connected");
+  h.agent.setStreams(false);
+  await h.logs.waitFor("event stream broken — polling");
+  const callsBefore = h.agent.calls.length;
+
+  const job = h.agent.createJob();
+  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
+  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_RESUMED);
+  assert.equal(h.agent.stack(job.id, "app")?.resumedEarly, true);
+  h.agent.setPhase(job.id, Phase.PHASE_DONE);
+  await h.logs.waitFor("backup done", (l) => l.jobId === job.id);
+
+  const later = h.agent.calls.slice(callsBefore);
+  assert.ok(later.some((c) => c.method === "listJobs"), "polled ListJobs");
+  assert.ok(later.some((c) => c.method === "getJob"), "polled GetJob");
+  assert.ok(later.some((c) => c.method === "watchEvents"), "kept trying to reopen the stream");
+  assert.equal(h.stack.isRunning(), true);
+});
+
+test("the lease is renewed before it runs out, and the stack is unregistered on shutdown", async (t) => {
+  const h = await Harness.create({ leaseTtlMs: 600 });
+  t.after(() => h.cleanup());
+  await h.startRegistered();
+  await sleep(900);
+  assert.ok(h.agent.callsOf("registerStack").length >= 3, `renewed (${h.agent.callsOf("registerStack").length} registrations in 0.9 s)`);
+  const lease = h.agent.leases.get("app");
+  assert.ok(lease && lease.expiresAt > Date.now(), "the lease is alive");
+  await h.stop();
+  assert.equal(h.agent.callsOf("unregisterStack").length, 1);
+  assert.equal(h.agent.leases.has("app"), false);
+});
+
+test("shutdown while holding the stack stopped resumes it and refuses the pending quiesce", async (t) => {
+  const h = await Harness.create();
+  t.after(() => h.cleanup());
+  await h.startRegistered();
+  h.stack.setFault("slow-stop", "400");
+  const job = h.agent.createJob();
+  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  await h.logs.waitFor("quiescing");
+  await h.stop();
+  assert.equal(h.stack.isRunning(), true, "running after shutdown");
+  assert.equal(h.markers.read().kind, "none");
+  assert.equal(h.agent.stack(job.id, "app")?.state, StackState.STACK_STATE_REFUSED);
+});

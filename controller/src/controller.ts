@@ -1,0 +1,118 @@
+// One controller: recover, register the stack and keep its lease, watch the agent, reconcile until
+// the signal aborts; then make sure the stack runs, unregister, close.
+import type { AgentClient } from "@lull/proto";
+import { createAgentClient, asLullError, systemClock, type Clock, type Logger } from "@lull/shared";
+import { AgentLink } from "./agent-link.js";
+import type { ControllerConfig, Failpoint } from "./config.js";
+import { ControllerLoop } from "./loop.js";
+import { createFileMarkerStore, type MarkerStore } from "./marker-store.js";
+import { Reconciler } from "./reconcile.js";
+import { recover } from "./recover.js";
+import { createStackDriver, type StackDriver } from "./stacks/index.js";
+
+export interface ControllerParts {
+  config: Readonly<ControllerConfig>;
+  log: Logger;
+  clock?: Clock;
+  driver?: StackDriver;
+  markers?: MarkerStore;
+  client?: AgentClient;
+  /** What a failpoint does once logged: block for good (main.ts freezes the whole process). */
+  freeze?: () => Promise<void>;
+}
+
+export class Controller {
+  readonly markers: MarkerStore;
+  readonly link: AgentLink;
+  readonly loop: ControllerLoop;
+  readonly reconciler: Reconciler;
+  private readonly config: Readonly<ControllerConfig>;
+  private readonly log: Logger;
+  private readonly client: AgentClient;
+
+  constructor(parts: ControllerParts) {
+    const { config, log } = parts;
+    const clock = parts.clock ?? systemClock;
+    this.config = config;
+    this.log = log;
+    this.client = parts.client ?? createAgentClient({ address: config.agent.address });
+    this.markers = parts.markers ?? createFileMarkerStore(config.markerDir, config.stack);
+    const driver = parts.driver ?? createStackDriver(config.driver);
+    const freeze = parts.freeze ?? (() => new Promise<void>(() => undefined));
+    const failpoint = async (name: Failpoint): Promise<void> => {
+      if (config.failpoint !== name) return;
+      log.warn({ failpoint: name }, "paused at failpoint");
+      await freeze();
+    };
+    this.link = new AgentLink({
+      client: this.client,
+      guestId: config.guestId,
+      stack: config.stack,
+      controllerId: config.controllerId,
+      callTimeoutMs: config.agent.callTimeoutMs,
+      leaseTtlMs: config.leaseTtlMs,
+      pollIntervalMs: config.pollIntervalMs,
+      clock,
+      log,
+    });
+    this.loop = new ControllerLoop({ clock, log, pollIntervalMs: config.pollIntervalMs });
+    this.reconciler = new Reconciler({
+      guestId: config.guestId,
+      stack: config.stack,
+      controllerId: config.controllerId,
+      agentAddress: config.agent.address,
+      resume: config.resume,
+      resumeDeadlineMs: config.resumeDeadlineMs,
+      agent: this.link,
+      driver,
+      markers: this.markers,
+      clock,
+      log,
+      failpoint,
+      onMarker: (marker) => this.loop.onMarker(marker),
+    });
+    this.loop.bind(this.reconciler);
+  }
+
+  /** Runs until `signal` aborts, then shuts down (the stack runs again, the stack is unregistered). */
+  async run(signal: AbortSignal): Promise<void> {
+    const c = this.config;
+    this.log.info(
+      { guestId: c.guestId, stack: c.stack, controllerId: c.controllerId, agent: c.agent.address, driver: c.driver.type, resume: c.resume, resumeDeadlineMs: c.resumeDeadlineMs },
+      "controller starting",
+    );
+    try {
+      await recover({ reconciler: this.reconciler, markers: this.markers, log: this.log }, signal);
+    } catch (err) {
+      if (!signal.aborted) this.log.warn({ err: asLullError(err).message }, "recovery pass failed — the loop will look again");
+    }
+    const lease = this.link.keepLease(signal, (res) => {
+      if (res.activeJob) this.loop.request({ jobId: res.activeJob.id });
+    });
+    const watch = this.link.watch(
+      {
+        onEvent: (event) => this.loop.request({ jobId: event.jobId }),
+        onStreamState: (healthy) => this.loop.setStreamHealthy(healthy),
+      },
+      signal,
+    );
+    this.loop.request({ poll: true });
+    await this.loop.run(signal);
+    await Promise.allSettled([lease, watch]);
+    await this.shutdown();
+  }
+
+  private async shutdown(): Promise<void> {
+    this.log.info({}, "controller stopping");
+    await this.reconciler.resumeForShutdown();
+    this.loop.dispose();
+    try {
+      await this.link.unregister();
+      this.log.info({ stack: this.config.stack }, "stack unregistered");
+    } catch (err) {
+      this.log.warn({ err: asLullError(err).message }, "unregistering the stack failed");
+    }
+    this.client.close();
+    this.log.info({}, "controller stopped");
+  }
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// lull-controller [--config FILE] [--log-level LEVEL]
+// The sidecar of one app stack. Exit codes: 0 after a clean shutdown, 2 on a bad configuration or
+// usage, 1 on an unexpected error. SIGTERM/SIGINT: shut down (the stack runs again, the stack is
+// unregistered); a second signal exits at once.
+import { parseArgs } from "node:util";
+import { asLullError, createLogger, type Logger } from "@lull/shared";
+import { loadControllerConfig, type ControllerConfig } from "./config.js";
+import { Controller } from "./controller.js";
+
+const USAGE = "usage: lull-controller [--config FILE] [--log-level fatal|error|warn|info|debug|trace|silent]";
+
+function parseFlags(): { config?: string | undefined; logLevel?: string | undefined } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        config: { type: "string", short: "c" },
+        "log-level": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
+    return { config: values.config, logLevel: values["log-level"] };
+  } catch (err) {
+    process.stderr.write(`lull-controller: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+function loadOrExit(): Readonly<ControllerConfig> {
+  try {
+    return loadControllerConfig(parseFlags(), process.env);
+  } catch (err) {
+    process.stderr.write(`lull-controller: ${asLullError(err).code}: ${asLullError(err).message}\n`);
+    process.exit(2);
+  }
+}
+
+/** A failpoint emulates a crash at that point: the process freezes; signals get their default action (death). */
+async function freezeProcess(): Promise<void> {
+  for (const sig of ["SIGTERM", "SIGINT"] as const) process.removeAllListeners(sig);
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) Atomics.wait(cell, 0, 0);
+}
+
+async function main(): Promise<void> {
+  const config = loadOrExit();
+  const log: Logger = createLogger({ name: "lull-controller", level: config.logLevel });
+  const shutdown = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      log.warn({ signal: sig }, "second signal — exiting now");
+      process.exit(130);
+    }
+    log.info({ signal: sig }, "signal received — shutting down");
+    shutdown.abort();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  const controller = new Controller({ config, log, freeze: freezeProcess });
+  try {
+    await controller.run(shutdown.signal);
+  } catch (err) {
+    log.fatal({ err: asLullError(err).message, code: asLullError(err).code }, "controller failed");
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
+void main();

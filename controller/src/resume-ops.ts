@@ -1,0 +1,126 @@
+// Resuming the stack, and telling the agent about it afterwards.
+//
+// Order of a resume: start the stack, verify it is up, clear the marker, log `stack resumed`, then
+// tell the agent (ReportResumed, or RefuseQuiesce when the agent still waits for an acknowledgement).
+// The marker is cleared before the agent is told: an unreachable agent must never leave a marker
+// that would make the next pass stop the stack again. What the agent has not been told yet stays in
+// `tracked.notice` and is retried on every pass until the agent answers or the job has ended.
+import { asLullError, type Clock, type Logger } from "@lull/shared";
+import type { Job } from "@lull/proto";
+import type { AgentApi, ResumeReport } from "./agent-link.js";
+import type { Failpoint } from "./config.js";
+import { isPendingQuiesce, type ResumeCause } from "./decide.js";
+import type { Marker, MarkerStore } from "./marker-store.js";
+import { startAndVerify, type StackDriver } from "./stacks/driver.js";
+
+export type Notice = { kind: "report"; report: ResumeReport; cause: ResumeCause } | { kind: "refuse"; reason: string };
+
+export interface TrackedJob {
+  jobId: string;
+  /** This stack was resumed (or never stopped) for this job: it must not be stopped again for it. */
+  resumed: boolean;
+  notice?: Notice | undefined;
+}
+
+export interface ResumeOpsOptions {
+  stack: string;
+  agent: AgentApi;
+  driver: StackDriver;
+  markers: MarkerStore;
+  clock: Clock;
+  log: Logger;
+  failpoint: (name: Failpoint) => Promise<void>;
+  onMarker: (marker: Marker | undefined) => void;
+}
+
+export class ResumeOps {
+  tracked: TrackedJob | undefined;
+  private readonly o: ResumeOpsOptions;
+
+  constructor(options: ResumeOpsOptions) {
+    this.o = options;
+  }
+
+  track(jobId: string, notice?: Notice): void {
+    if (this.tracked?.jobId !== jobId) this.tracked = { jobId, resumed: false };
+    if (notice !== undefined) this.tracked = { ...this.tracked, resumed: true, notice };
+  }
+
+  untrack(): void {
+    this.tracked = undefined;
+  }
+
+  /**
+   * Starts the stack for `marker`'s job, verifies it is up, clears the marker. Never cancelled by a
+   * signal (only bounded by the driver's timeouts). Returns false when the stack did not come up:
+   * the marker then stays and the next pass tries again.
+   */
+  async resume(marker: Marker, cause: ResumeCause, early: boolean, stopMs: number | null, refuseReason?: string): Promise<boolean> {
+    const log = this.o.log.child({ jobId: marker.jobId });
+    if (cause === "snapshotted") log.info({ jobId: marker.jobId, at: new Date(this.o.clock.now()).toISOString() }, "snapshotted — resuming app early");
+    if (cause === "snapshotted" || cause === "terminal") await this.o.failpoint("before-resume");
+    let startMs: number;
+    try {
+      startMs = await startAndVerify(this.o.driver, this.o.clock);
+    } catch (err) {
+      log.error({ cause, err: asLullError(err).message }, "resuming the stack failed — will retry");
+      return false;
+    }
+    const resumedAt = this.o.clock.now();
+    const downtimeMs = resumedAt - marker.stoppedAt;
+    this.o.markers.clear();
+    this.o.onMarker(undefined);
+    log.info({ jobId: marker.jobId, downtimeMs, stopMs, startMs, early, cause }, "stack resumed");
+    const notice: Notice =
+      refuseReason !== undefined
+        ? { kind: "refuse", reason: refuseReason }
+        : { kind: "report", cause, report: { jobId: marker.jobId, downtimeMs, resumedAt, early } };
+    this.track(marker.jobId, notice);
+    return true;
+  }
+
+  /** A corrupt marker: the stack may be down and no job is known. Start it, clear the marker. */
+  async resumeWithoutJob(cause: ResumeCause): Promise<boolean> {
+    let startMs: number;
+    try {
+      startMs = await startAndVerify(this.o.driver, this.o.clock);
+    } catch (err) {
+      this.o.log.error({ cause, err: asLullError(err).message }, "resuming the stack failed — will retry");
+      return false;
+    }
+    this.o.markers.clear();
+    this.o.onMarker(undefined);
+    this.o.log.info({ jobId: null, downtimeMs: null, stopMs: null, startMs, early: false, cause }, "stack resumed");
+    return true;
+  }
+
+  /** Tells the agent what it has not heard yet. `job`: the job as just read, if the caller has it. */
+  async flushNotice(signal: AbortSignal, job?: Job): Promise<void> {
+    const tracked = this.tracked;
+    const notice = tracked?.notice;
+    if (tracked === undefined || notice === undefined) return;
+    const log = this.o.log.child({ jobId: tracked.jobId });
+    try {
+      const current = job ?? (await this.o.agent.getJob(tracked.jobId, signal));
+      if (isPendingQuiesce(current, this.o.stack)) {
+        // The agent still waits for this stack, which runs again: say no, with the reason.
+        const reason = notice.kind === "refuse" ? notice.reason : `the stack was resumed before the snapshot (${notice.cause})`;
+        await this.o.agent.refuse(tracked.jobId, reason, signal);
+        log.warn({ reason }, "quiesce refused");
+      } else if (notice.kind === "report") {
+        await this.o.agent.reportResumed(notice.report, signal);
+        log.debug({ downtimeMs: notice.report.downtimeMs, early: notice.report.early }, "resume reported");
+      }
+      this.tracked = { ...tracked, notice: undefined };
+    } catch (err) {
+      const e = asLullError(err);
+      if (signal.aborted || !e.terminal) {
+        log.warn({ err: e.message }, "telling the agent about the resume failed — will retry");
+        return;
+      }
+      // The agent will never accept it (job ended, unknown, wrong phase): drop it.
+      log.warn({ code: e.code, err: e.message }, "the agent rejected the resume notice");
+      this.tracked = { ...tracked, notice: undefined };
+    }
+  }
+}

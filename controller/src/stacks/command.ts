@@ -1,0 +1,36 @@
+// Stack driver that runs user commands: `stop`, `start`, and `status` (exit 0 = running,
+// any other exit = not running). Commands are argv arrays run without a shell.
+import { LullError } from "@lull/shared";
+import type { CommandDriverConfig } from "../config.js";
+import type { StackDriver, StackStatus } from "./driver.js";
+import { describeArgv, runCommand, tail } from "./run-command.js";
+
+export function createCommandDriver(config: Pick<CommandDriverConfig, "start" | "stop" | "status" | "timeoutMs" | "verifyTimeoutMs">): StackDriver {
+  const run = async (
+    argv: readonly string[],
+    code: "LULL_E_STACK_STOP_FAILED" | "LULL_E_STACK_START_FAILED",
+    signal?: AbortSignal,
+  ): Promise<void> => {
+    let outcome;
+    try {
+      outcome = await runCommand(argv, { timeoutMs: config.timeoutMs, signal });
+    } catch (err) {
+      throw new LullError(code, (err as Error).message, { cause: err });
+    }
+    if (outcome.exitCode !== 0) {
+      const output = tail(outcome.stderr) || tail(outcome.stdout);
+      throw new LullError(code, `${describeArgv(argv)} exited ${outcome.exitCode}${output ? `: ${output}` : ""}`);
+    }
+  };
+
+  return {
+    kind: "command",
+    verifyTimeoutMs: config.verifyTimeoutMs,
+    stop: (signal) => run(config.stop, "LULL_E_STACK_STOP_FAILED", signal),
+    start: (signal) => run(config.start, "LULL_E_STACK_START_FAILED", signal),
+    async status(signal): Promise<StackStatus> {
+      const outcome = await runCommand(config.status, { timeoutMs: config.timeoutMs, signal });
+      return outcome.exitCode === 0 ? "running" : "stopped";
+    },
+  };
+}

@@ -1,0 +1,81 @@
+// Stack driver for a Docker Compose v2 project:
+//   docker compose --project-name P [--file F]... stop | start | ps --all --format json
+// The stack is `running` when every service's containers run, `stopped` when none does.
+// `ps --format json` prints one JSON object per line (compose >= 2.21) or one JSON array (older);
+// both are accepted.
+import { LullError } from "@lull/shared";
+import type { ComposeDriverConfig } from "../config.js";
+import type { StackDriver, StackStatus } from "./driver.js";
+import { describeArgv, runCommand, tail } from "./run-command.js";
+
+export interface ComposeContainer {
+  Name: string;
+  Service: string;
+  State: string;
+  Status?: string;
+  Project?: string;
+}
+
+/** Parses the output of `docker compose ps --format json` (NDJSON or a JSON array). */
+export function parseComposePs(stdout: string): ComposeContainer[] {
+  const text = stdout.trim();
+  if (text === "") return [];
+  const values: unknown[] = [];
+  if (text.startsWith("[")) {
+    values.push(...(JSON.parse(text) as unknown[]));
+  } else {
+    for (const line of text.split("\n")) if (line.trim() !== "") values.push(JSON.parse(line));
+  }
+  return values.map((v) => {
+    const c = v as Partial<ComposeContainer>;
+    if (typeof c.Service !== "string" || typeof c.State !== "string") {
+      throw new LullError("LULL_E_COMMAND_FAILED", `unexpected docker compose ps output: ${JSON.stringify(v).slice(0, 200)}`);
+    }
+    return { Name: String(c.Name ?? ""), Service: c.Service, State: c.State, Status: String(c.Status ?? ""), Project: String(c.Project ?? "") };
+  });
+}
+
+/** `running` when every container runs, `stopped` when none does (or there are none), else `partial`. */
+export function composeStatus(containers: readonly ComposeContainer[]): StackStatus {
+  const running = containers.filter((c) => c.State === "running").length;
+  if (running === 0) return "stopped";
+  return running === containers.length ? "running" : "partial";
+}
+
+export function createComposeDriver(config: Pick<ComposeDriverConfig, "project" | "files" | "docker" | "timeoutMs" | "verifyTimeoutMs">): StackDriver {
+  const base = [config.docker, "compose", "--project-name", config.project, ...config.files.flatMap((f) => ["--file", f])];
+
+  const run = async (
+    args: readonly string[],
+    code: "LULL_E_STACK_STOP_FAILED" | "LULL_E_STACK_START_FAILED" | "LULL_E_COMMAND_FAILED",
+    signal?: AbortSignal,
+  ): Promise<string> => {
+    const argv = [...base, ...args];
+    let outcome;
+    try {
+      outcome = await runCommand(argv, { timeoutMs: config.timeoutMs, signal });
+    } catch (err) {
+      throw new LullError(code, (err as Error).message, { cause: err });
+    }
+    if (outcome.exitCode !== 0) {
+      const output = tail(outcome.stderr) || tail(outcome.stdout);
+      throw new LullError(code, `${describeArgv(argv)} exited ${outcome.exitCode}${output ? `: ${output}` : ""}`);
+    }
+    return outcome.stdout;
+  };
+
+  return {
+    kind: "compose",
+    verifyTimeoutMs: config.verifyTimeoutMs,
+    stop: async (signal) => {
+      await run(["stop"], "LULL_E_STACK_STOP_FAILED", signal);
+    },
+    start: async (signal) => {
+      await run(["start"], "LULL_E_STACK_START_FAILED", signal);
+    },
+    async status(signal) {
+      const stdout = await run(["ps", "--all", "--format", "json"], "LULL_E_COMMAND_FAILED", signal);
+      return composeStatus(parseComposePs(stdout));
+    },
+  };
+}

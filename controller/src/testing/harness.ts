@@ -1,0 +1,92 @@
+// One controller wired to a FakeAgent and a real process stack, in a temp dir: the component tests'
+// set-up and tear-down in one place.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createAgentClient } from "@lull/shared";
+import { controllerConfigSchema, type ControllerConfig } from "../config.js";
+import { Controller } from "../controller.js";
+import { createFileMarkerStore, type Marker, type MarkerStore } from "../marker-store.js";
+import { FakeAgent } from "./fake-agent.js";
+import { LogCapture } from "./log-capture.js";
+import { ProcessStack } from "./process-stack.js";
+
+export interface HarnessOptions {
+  resume?: "early" | "end";
+  resumeDeadlineMs?: number;
+  pollIntervalMs?: number;
+  leaseTtlMs?: number;
+  callTimeoutMs?: number;
+  /** Default true: the app runs before the controller starts. */
+  stackRunning?: boolean;
+  /** A marker left on disk "by a previous run". */
+  seedMarker?: (h: { agentAddress: string }) => Omit<Marker, "guestId" | "stack" | "agent" | "controllerId">;
+  driver?: { timeoutMs?: number; verifyTimeoutMs?: number };
+}
+
+export class Harness {
+  readonly logs = new LogCapture();
+  readonly abort = new AbortController();
+  controller!: Controller;
+  config!: Readonly<ControllerConfig>;
+  private running: Promise<void> | undefined;
+
+  private constructor(
+    readonly agent: FakeAgent,
+    readonly stack: ProcessStack,
+    readonly markerDir: string,
+    readonly markers: MarkerStore,
+  ) {}
+
+  static async create(options: HarnessOptions = {}): Promise<Harness> {
+    const agent = await FakeAgent.start({ guestId: "demo" });
+    const markerDir = mkdtempSync(join(tmpdir(), "lull-marker-"));
+    const markers = createFileMarkerStore(markerDir, "app");
+    const stack = ProcessStack.create(markers.path);
+    const h = new Harness(agent, stack, markerDir, markers);
+    if (options.stackRunning ?? true) stack.startNow();
+    stack.clearEvents();
+    h.config = controllerConfigSchema.parse({
+      guestId: "demo",
+      stack: "app",
+      controllerId: "test-controller",
+      agent: { address: agent.address, callTimeoutMs: options.callTimeoutMs ?? 1_000 },
+      markerDir,
+      resumeDeadlineMs: options.resumeDeadlineMs ?? 20_000,
+      pollIntervalMs: options.pollIntervalMs ?? 100,
+      leaseTtlMs: options.leaseTtlMs ?? 3_000,
+      resume: options.resume ?? "early",
+      driver: stack.driverConfig(options.driver),
+      logLevel: "debug",
+    });
+    if (options.seedMarker) {
+      markers.write({ ...options.seedMarker({ agentAddress: agent.address }), guestId: "demo", stack: "app", agent: agent.address, controllerId: "crashed-controller" });
+    }
+    h.controller = new Controller({ config: h.config, log: h.logs.log, client: createAgentClient({ address: agent.address }) });
+    return h;
+  }
+
+  start(): void {
+    this.running = this.controller.run(this.abort.signal);
+  }
+
+  /** Starts the controller and waits until its stack holds a lease at the fake agent. */
+  async startRegistered(): Promise<void> {
+    this.start();
+    await this.agent.waitFor(() => this.agent.leases.has("app"), "the stack to register");
+  }
+
+  /** SIGTERM equivalent: aborts and waits for the shutdown to finish. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.running;
+  }
+
+  async cleanup(): Promise<void> {
+    if (!this.abort.signal.aborted) await this.stop().catch(() => undefined);
+    this.controller.loop.dispose();
+    this.agent.kill();
+    this.stack.cleanup();
+    rmSync(this.markerDir, { recursive: true, force: true });
+  }
+}
