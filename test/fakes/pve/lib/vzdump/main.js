@@ -1,0 +1,180 @@
+// The fake vzdump's job level: option parsing and verification, job-init (before the lock),
+// the global lock (lockwait), the UPID pid file, `starting new backup job: <cmdline>`, job-start,
+// each guest (task.js), job-end / job-abort, the closing line, and the exit code: 0 for OK,
+// 255 for any error (stderr `job errors`). SIGTERM/SIGINT (also from `vzdump --stop`) become
+// `interrupted by signal`; cleanup still runs. A listed vmid that is not on this node is skipped;
+// if none is local (and no --all) it exits 0 silently.
+import { readFileSync, unlinkSync } from "node:fs";
+import { fail, parsePve } from "../cli.js";
+import { guestType, listGuests } from "../guests.js";
+import { dumpDirOf } from "../storage.js";
+import { getGlobalLock, makeUpid, releaseGlobalLock } from "./global-lock.js";
+import { checkHookScript, runHook } from "./hooks.js";
+import { VzdumpLog } from "./log.js";
+import { backupGuest } from "./task.js";
+
+const SPEC = {
+  all: "bool", exclude: "string", mode: "string", script: "string", storage: "string", dumpdir: "string",
+  compress: "string", lockwait: "int", stdout: "bool", quiet: "bool", node: "string", stopwait: "int",
+  tmpdir: "string", remove: "bool", "prune-backups": "string", "notes-template": "string", protected: "bool",
+  bwlimit: "int", ionice: "int", zstd: "int", pigz: "int", mailto: "string", mailnotification: "string",
+  "notification-mode": "string", stop: "bool", "exclude-path": "string", pool: "string", fleecing: "string",
+  performance: "string", "job-id": "string", "pbs-change-detection-mode": "string", maxfiles: "int",
+};
+
+function paramError(key, msg) {
+  fail(["400 Parameter verification failed.", `${key}: ${msg}`, "vzdump help [<vmid>] [OPTIONS]"], 255);
+}
+
+function verify(opts, vmids) {
+  if (opts.mode !== undefined && !["snapshot", "suspend", "stop"].includes(opts.mode)) {
+    paramError("mode", `value '${opts.mode}' does not have a value in the enumeration 'snapshot, suspend, stop'`);
+  }
+  if (opts.compress !== undefined && !["0", "1", "gzip", "lzo", "zstd"].includes(opts.compress)) {
+    paramError("compress", `value '${opts.compress}' does not have a value in the enumeration '0, 1, gzip, lzo, zstd'`);
+  }
+  if (opts.all && vmids.length > 0) paramError("all", "option conflicts with option 'vmid'");
+  if (opts.exclude && !opts.all) paramError("exclude", "option only makes sense in combination with option 'all'");
+  if (!opts.all && vmids.length === 0 && !opts.pool) paramError("vmid", "property is missing and it is not optional");
+  if (opts.storage && opts.dumpdir) paramError("storage", "option conflicts with option 'dumpdir'");
+  if (opts.stdout && vmids.length > 1) paramError("stdout", "option only allowed with a single VM");
+}
+
+function commandLine(args, node) {
+  return ["vzdump", ...args, "--node", node].join(" ");
+}
+
+function makeContext(state, opts) {
+  const controller = new AbortController();
+  const ctx = {
+    state,
+    opts,
+    log: new VzdumpLog({ quiet: opts.quiet, toStderr: opts.stdout }),
+    interrupted: false,
+    inCleanup: false,
+    abortSignal: controller.signal,
+    interrupt() {
+      ctx.interrupted = true;
+      controller.abort(new Error("interrupted by signal"));
+    },
+    checkpoint() {
+      if (ctx.interrupted && !ctx.inCleanup) throw new Error("interrupted by signal");
+    },
+    race(promise, onInterrupt) {
+      if (ctx.inCleanup) return promise;
+      return new Promise((resolve, reject) => {
+        const stop = () => {
+          onInterrupt?.();
+          reject(new Error("interrupted by signal"));
+        };
+        if (ctx.interrupted) return stop();
+        controller.signal.addEventListener("abort", stop, { once: true });
+        promise.then(resolve, reject).finally(() => controller.signal.removeEventListener("abort", stop));
+      });
+    },
+    sleep(ms) {
+      return ctx.race(new Promise((r) => setTimeout(r, ms)));
+    },
+  };
+  return ctx;
+}
+
+function stopRunning(state) {
+  try {
+    const upid = readFileSync(state.path("run", "vzdump.pid"), "utf8").trim();
+    const pid = parseInt(upid.split(":")[2] ?? "", 16);
+    if (pid > 0) process.kill(pid, "SIGTERM");
+  } catch {
+    // nothing running
+  }
+  return 0;
+}
+
+export async function vzdumpMain(state, args) {
+  const { opts, positional } = parsePve(args, SPEC);
+  if (opts.stop) return stopRunning(state);
+  const vmids = positional.flatMap((p) => p.split(/[,;\s]+/)).filter(Boolean);
+  for (const v of vmids) if (!/^\d+$/.test(v)) paramError("vmid", `value '${v}' does not look like a valid VM ID`);
+  verify(opts, vmids);
+  const node = state.node();
+  const excluded = new Set((opts.exclude ?? "").split(/[,;\s]+/).filter(Boolean).map(Number));
+  const local = opts.all
+    ? [...listGuests(state, "lxc"), ...listGuests(state, "qemu")].sort((a, b) => a - b).filter((id) => !excluded.has(id))
+    : vmids.map(Number).filter((id) => guestType(state, id) !== undefined);
+  if (local.length === 0 && !opts.all) return 0;
+
+  const ctx = makeContext(state, opts);
+  if (opts.dumpdir) ctx.dumpdir = opts.dumpdir;
+  else if (!opts.stdout) {
+    ctx.storeid = opts.storage ?? "local";
+    const where = dumpDirOf(state, ctx.storeid);
+    if (where.error) fail(where.error, 255);
+    ctx.dumpdir = where.dir;
+  }
+  if (opts.script) {
+    try {
+      checkHookScript(opts.script);
+    } catch (e) {
+      fail(e.message, 255);
+    }
+  }
+  try {
+    await runHook(ctx, "job-init");
+  } catch (e) {
+    fail(e.message, 255);
+  }
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"]) process.on(sig, () => ctx.interrupt());
+
+  try {
+    await getGlobalLock(ctx, opts.lockwait ?? 180);
+  } catch (e) {
+    ctx.log.taskError(e.message);
+    return 255;
+  }
+  state.writeText("run/vzdump.pid", `${makeUpid(node, local)}\n`);
+  try {
+    return await runJob(ctx, args, node, local);
+  } finally {
+    try {
+      unlinkSync(state.path("run", "vzdump.pid"));
+    } catch {
+      // already gone
+    }
+    releaseGlobalLock(state);
+  }
+}
+
+async function runJob(ctx, args, node, vmids) {
+  const { log } = ctx;
+  log.info(`starting new backup job: ${commandLine(args, node)}`);
+  let errcount = 0;
+  let jobError;
+  try {
+    await runHook(ctx, "job-start");
+    for (const vmid of vmids) {
+      if (ctx.interrupted) break;
+      if (!(await backupGuest(ctx, vmid))) errcount++;
+    }
+    if (ctx.interrupted) throw new Error("interrupted by signal");
+    await runHook(ctx, "job-end");
+  } catch (e) {
+    jobError = e.message;
+    ctx.inCleanup = true;
+    try {
+      await runHook(ctx, "job-abort");
+    } catch (abortErr) {
+      jobError += abortErr.message;
+    }
+  }
+  if (jobError) {
+    log.err(`Backup job failed - ${jobError}`);
+    log.taskError(jobError);
+    return 255;
+  }
+  log.info(errcount > 0 ? "Backup job finished with errors" : "Backup job finished successfully");
+  if (errcount > 0) {
+    log.taskError("job errors");
+    return 255;
+  }
+  return 0;
+}
