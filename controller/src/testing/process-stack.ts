@@ -33,16 +33,16 @@ export class ProcessStack {
 
   /** Starts the app directly (test set-up), not through the controller. */
   startNow(): void {
-    execFileSync(process.execPath, [processStackCli, "start", this.dir]);
+    execFileSync(process.execPath, [processStackCli, "start", this.dir], { stdio: "ignore" });
   }
 
   stopNow(): void {
-    execFileSync(process.execPath, [processStackCli, "stop", this.dir]);
+    execFileSync(process.execPath, [processStackCli, "stop", this.dir], { stdio: "ignore" });
   }
 
   isRunning(): boolean {
     try {
-      execFileSync(process.execPath, [processStackCli, "status", this.dir]);
+      execFileSync(process.execPath, [processStackCli, "status", this.dir], { stdio: "ignore" });
       return true;
     } catch {
       return false;
@@ -70,6 +70,7 @@ export class ProcessStack {
 
   /** Kills the app if it runs and removes the directory. */
   cleanup(): void {
+    for (const f of ["fail-stop", "fail-start", "slow-stop", "slow-start", "start-dies"]) this.clearFault(f);
     try {
       this.stopNow();
     } catch {
