@@ -143,7 +143,8 @@ function endBarrier(job: JobRecord, event: Extract<JobEvent, { type: "barrier-en
       effects.push(...t.effects);
     }
   }
-  if (event.note) effects.push({ type: "emit", event: eventFor(next, EventKind.EVENT_KIND_NOTE, { message: event.note }) });
+  const message = event.note ?? (event.consistency === Consistency.CONSISTENCY_APP ? "every stack quiesced" : "quiesce barrier ended");
+  effects.push({ type: "emit", event: eventFor(next, EventKind.EVENT_KIND_NOTE, { message }) });
   return { job: next, effects };
 }
 
