@@ -40,6 +40,8 @@ export class FakeAgent {
   /** stack → lease expiry (ms since the epoch) and controller id. */
   readonly leases = new Map<string, { controllerId: string; expiresAt: number }>();
   leaseTtlMs = 15_000;
+  /** Unary methods (`getJob`, ...) that never answer: a blackholed agent. */
+  readonly hang = new Set<string>();
   private streams = new Set<ServerWritableStream<WatchEventsRequest, Event>>();
   private streamsEnabled = true;
   private nextJob = 1;
@@ -197,6 +199,7 @@ export class FakeAgent {
     const unary = <Req, Res>(method: string, fn: (req: Req) => Res) =>
       unaryHandler<Req, Res>((req) => {
         this.record(method, req);
+        if (this.hang.has(method)) return new Promise<Res>(() => undefined);
         return fn(req);
       });
     return {

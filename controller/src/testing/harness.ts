@@ -19,8 +19,6 @@ export interface HarnessOptions {
   callTimeoutMs?: number;
   /** Default true: the app runs before the controller starts. */
   stackRunning?: boolean;
-  /** A marker left on disk "by a previous run". */
-  seedMarker?: (h: { agentAddress: string }) => Omit<Marker, "guestId" | "stack" | "agent" | "controllerId">;
   driver?: { timeoutMs?: number; verifyTimeoutMs?: number };
 }
 
@@ -59,11 +57,24 @@ export class Harness {
       driver: stack.driverConfig(options.driver),
       logLevel: "debug",
     });
-    if (options.seedMarker) {
-      markers.write({ ...options.seedMarker({ agentAddress: agent.address }), guestId: "demo", stack: "app", agent: agent.address, controllerId: "crashed-controller" });
-    }
     h.controller = new Controller({ config: h.config, log: h.logs.log, client: createAgentClient({ address: agent.address }) });
     return h;
+  }
+
+  /** A marker left on disk by a previous (crashed) run: stopped `stoppedAgoMs` ago, deadline in `deadlineInMs`. */
+  seedMarker(jobId: string, times: { stoppedAgoMs?: number; deadlineInMs: number }): Marker {
+    const now = Date.now();
+    const marker: Marker = {
+      jobId,
+      guestId: "demo",
+      stack: "app",
+      agent: this.agent.address,
+      controllerId: "crashed-controller",
+      stoppedAt: now - (times.stoppedAgoMs ?? 500),
+      resumeDeadline: now + times.deadlineInMs,
+    };
+    this.markers.write(marker);
+    return marker;
   }
 
   start(): void {
