@@ -17,6 +17,8 @@ import { JobStore } from "./jobs/store.js";
 import { recoverAtStart, type RecoveryReport } from "./recovery.js";
 
 export const DATABASE_FILE = "agent.db";
+/** Longest a CancelJob call waits for the run to end before the runner settles the job itself. */
+export const CANCEL_WAIT_MS = 5_000;
 
 export interface StartAgentOptions {
   config: Readonly<AgentConfig>;
@@ -82,7 +84,8 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       log,
       guests: config.guests,
       engineFor,
-      cancelGraceMs: config.shutdownGraceMs,
+      // CancelJob waits this long for the engine to clean up; kept below a client's usual 10 s deadline.
+      cancelGraceMs: Math.min(config.shutdownGraceMs, CANCEL_WAIT_MS),
       failpoint: failpointPhase(config.failpoint),
     });
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");

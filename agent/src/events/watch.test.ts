@@ -126,3 +126,22 @@ describe("event stream", () => {
     }
   });
 });
+
+describe("event stream lifecycle", () => {
+  it("the agent's shutdown ends open streams cleanly", async () => {
+    const t = await startTestAgent({ engine: new FakeEngine() });
+    const call = t.client.watchEvents({ guestId: "", jobId: "", afterSeq: 0 });
+    const ended = new Promise<string>((resolve) => {
+      call.on("data", () => {});
+      call.on("status", (s: { code: number }) => resolve(`status ${s.code}`));
+      call.on("error", (e: Error) => resolve(`error ${e.message}`));
+    });
+    await new Promise((r) => setTimeout(r, 100)); // the stream is open and idle
+    const started = Date.now();
+    await t.agent.stop();
+    assert.equal(await ended, "status 0", "the stream ended with OK");
+    assert.ok(Date.now() - started < 1500, "shutdown did not wait for the stream's grace period");
+    t.client.close();
+    rmSync(t.dir, { recursive: true, force: true });
+  });
+});

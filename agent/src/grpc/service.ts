@@ -3,7 +3,7 @@
 // Errors leave through unaryHandler → toServiceError, which sets the `lull-error-code` trailer.
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { EventKind, QuiescePolicy, type AgentServer, type Event, type Job, type WatchEventsRequest } from "@lull/proto";
-import { LullError, asLullError, toServiceError, unaryHandler, type Clock, type Logger } from "@lull/shared";
+import { LullError, asLullError, isTerminal, phaseName, toServiceError, unaryHandler, type Clock, type Logger } from "@lull/shared";
 import { snapshotKind, type AgentConfig, type GuestConfig } from "../config.js";
 import type { EventBus } from "../events/bus.js";
 import { streamEvents } from "../events/watch.js";
@@ -72,6 +72,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
         guestId: r.guest.id,
         engine: r.guest.engine,
         policy: r.policy ?? POLICIES[r.guest.policy ?? config.quiesce.policy],
+        // Without a key a request is not retryable; the job id serves as its key.
         idempotencyKey: r.idempotencyKey ?? id,
         quiesceTimeoutMs: r.quiesceTimeoutMs ?? r.guest.quiesceTimeoutMs ?? config.quiesce.timeoutMs,
         requestedBy: r.requestedBy,
@@ -94,7 +95,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
 
     cancelJob: handle("CancelJob", async (req) => {
       const r = check.cancelJobRequest(guests, req);
-      jobOf(r.guest, r.jobId);
+      const job = jobOf(r.guest, r.jobId);
+      if (isTerminal(job.phase)) throw new LullError("LULL_E_JOB_TERMINAL", `job ${job.id} has already ended (${phaseName(job.phase)})`);
       log.info({ jobId: r.jobId, reason: r.reason }, "cancel requested");
       return api(await runner.cancel(r.jobId, r.reason));
     }),

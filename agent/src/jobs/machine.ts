@@ -108,7 +108,9 @@ function barrierEnded(job: JobRecord): boolean {
   return job.consistency !== Consistency.CONSISTENCY_UNSPECIFIED;
 }
 
-function stackTransition(job: JobRecord, event: JobEvent & { stack: string }, now: number): Transition {
+type StackEvent = Extract<JobEvent, { type: "stack-acknowledged" | "stack-refused" | "stack-resumed" }>;
+
+function stackTransition(job: JobRecord, event: StackEvent, now: number): Transition {
   const stack = findStack(job, event.stack);
   if (event.type === "stack-resumed") {
     if (job.phase === P.PHASE_QUEUED) throw wrongPhase(job, event);
@@ -126,10 +128,9 @@ function stackTransition(job: JobRecord, event: JobEvent & { stack: string }, no
   if (stack.state !== StackState.STACK_STATE_PENDING || barrierEnded(job)) {
     throw wrongPhase(job, event, `the quiesce barrier has ended for stack ${event.stack}`);
   }
-  if (event.type === "stack-acknowledged") {
-    return withStack(job, event.stack, { state: target, acknowledgedAt: new Date(event.at) }, now);
-  }
-  return withStack(job, event.stack, { state: target, reason: (event as { reason: string }).reason }, now);
+  return event.type === "stack-acknowledged"
+    ? withStack(job, event.stack, { state: target, acknowledgedAt: new Date(event.at) }, now)
+    : withStack(job, event.stack, { state: target, reason: event.reason }, now);
 }
 
 function endBarrier(job: JobRecord, event: Extract<JobEvent, { type: "barrier-ended" }>, now: number): Transition {

@@ -66,7 +66,8 @@ export class JobStore {
     const db = new Database(path);
     try {
       db.pragma("journal_mode = WAL");
-      db.pragma("synchronous = NORMAL");
+      // FULL: a committed phase survives a power loss too, not only a crash of the agent.
+      db.pragma("synchronous = FULL");
       db.pragma("foreign_keys = ON");
       db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
       migrate(db);
