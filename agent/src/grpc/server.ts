@@ -15,9 +15,9 @@ export const SERVER_OPTIONS: ServerOptions = {
   // Keepalive: ping idle clients every 30 s, drop them if a ping is not answered within 10 s.
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
-  // Controllers ping every 10 s (DEFAULT_CHANNEL_OPTIONS), also without calls in flight: allow that.
-  "grpc.keepalive_permit_without_calls": 1,
-  "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+  // Clients ping every 10 s (DEFAULT_CHANNEL_OPTIONS); grpc-js servers do not police client pings, so nothing to permit.
+  // Bounds the calls one connection can hold open (watch streams included).
+  "grpc.max_concurrent_streams": 256,
 };
 
 export interface AgentServerHandle {
