@@ -1,0 +1,139 @@
+// The `zfs` storage driver (root, Proxmox ZFS pools). A volume's path is either the mountpoint
+// of a filesystem dataset (CT subvol: `/rpool/data/subvol-101-disk-0`) or a zvol device
+// (`/dev/zvol/rpool/data/vm-100-disk-0`). A job takes ONE `zfs snapshot a@s b@s …` for all volumes
+// of the guest — atomic across the datasets named — with s = <prefix><jobId> (never `vzdump`).
+// Read path: `<mountpoint>/.zfs/snapshot/<s>` for filesystems, `/dev/zvol/<ds>@<s>` for zvols
+// (needs snapdev=visible). release: `zfs destroy <ds>@<s>` per dataset; sweep: every snapshot whose
+// name after `@` starts with the prefix, node-wide.
+import { SnapshotMode } from "@lull/proto";
+import { LullError, validate } from "@lull/shared";
+import type { GuestConfig } from "../config.js";
+import type { CommandOptions } from "../exec/command-runner.js";
+import { defaultPveConfig } from "../pve/config.js";
+import type { SnapshotHandle, SnapshotRequest, StorageDriver, StorageDriverDeps } from "./driver.js";
+import { classifyFailure } from "./failure.js";
+
+export interface ZfsOptions {
+  commandTimeoutMs: number;
+}
+
+interface Dataset {
+  name: string;
+  type: "filesystem" | "volume";
+  mountpoint: string;
+}
+
+const DATASET = /^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/;
+
+export function parseDatasets(stdout: string): Dataset[] {
+  return stdout
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => {
+      const [name = "", type = "", mountpoint = ""] = l.split("\t");
+      return { name, type: type === "volume" ? "volume" : "filesystem", mountpoint } as Dataset;
+    });
+}
+
+/** Which dataset a volume path names: a zvol device or a filesystem's mountpoint. */
+export function datasetForPath(path: string, datasets: readonly Dataset[]): Dataset | undefined {
+  const clean = path.replace(/\/+$/, "");
+  if (clean.startsWith("/dev/zvol/")) {
+    const name = clean.slice("/dev/zvol/".length);
+    return datasets.find((d) => d.type === "volume" && d.name === name);
+  }
+  return datasets.find((d) => d.type === "filesystem" && d.mountpoint === clean);
+}
+
+export function zfsSnapshotName(prefix: string, jobId: string): string {
+  return `${prefix}${jobId}`;
+}
+
+export function createZfsDriver(deps: StorageDriverDeps, overrides: Partial<ZfsOptions> = {}): StorageDriver {
+  const options: ZfsOptions = { commandTimeoutMs: defaultPveConfig().commandTimeoutMs, ...overrides };
+  const { config, runner, clock } = deps;
+  const log = deps.log.child({ driver: "zfs" });
+  const opts = (signal?: AbortSignal, extra: CommandOptions = {}): CommandOptions => ({
+    timeoutMs: options.commandTimeoutMs,
+    ...(signal !== undefined ? { signal } : {}),
+    ...extra,
+  });
+
+  /** Destroys snapshots; a missing one counts as destroyed. */
+  async function destroy(snapshots: readonly string[], signal?: AbortSignal): Promise<{ removed: string[]; failures: string[] }> {
+    const removed: string[] = [];
+    const failures: string[] = [];
+    for (const snap of snapshots) {
+      const r = await runner.run("zfs", ["destroy", snap], opts(signal, { reject: false }));
+      if (r.exitCode === 0) removed.push(snap);
+      else if (!/could not find any snapshots to destroy|dataset does not exist/.test(r.stderr)) {
+        failures.push(`zfs destroy ${snap} exited with code ${r.exitCode}: ${r.stderr.trim()}`);
+      }
+    }
+    return { removed, failures };
+  }
+
+  async function snapshot(request: SnapshotRequest): Promise<SnapshotHandle> {
+    const { jobId, guest, signal } = request;
+    validate.jobId(jobId);
+    const snapName = zfsSnapshotName(config.prefix, jobId);
+    const handle: SnapshotHandle = { jobId, mode: SnapshotMode.SNAPSHOT_MODE_SNAPSHOT, createdAt: 0, volumes: [], artifacts: [] };
+    let attempted: string[] = [];
+    try {
+      const listed = await runner.run("zfs", ["list", "-H", "-p", "-o", "name,type,mountpoint", "-t", "filesystem,volume"], opts(signal));
+      const datasets = parseDatasets(listed.stdout);
+      const targets = guest.volumes.map((v) => {
+        const ds = datasetForPath(v.path, datasets);
+        if (!ds || !DATASET.test(ds.name)) {
+          throw new LullError("LULL_E_SNAPSHOT_FAILED", `volume ${v.name}: no ZFS dataset is mounted at (or is the zvol of) ${v.path}`);
+        }
+        return { volume: v, ds };
+      });
+      const names = [...new Set(targets.map((t) => `${t.ds.name}@${snapName}`))];
+      attempted = names;
+      handle.createdAt = clock.now();
+      await runner.run("zfs", ["snapshot", ...names], opts(signal));
+      handle.artifacts.push(...names);
+      for (const { volume, ds } of targets) {
+        const readPath = ds.type === "volume" ? `/dev/zvol/${ds.name}@${snapName}` : `${ds.mountpoint}/.zfs/snapshot/${snapName}`;
+        handle.volumes.push({ name: volume.name, sourcePath: volume.path, readPath });
+      }
+    } catch (err) {
+      // `zfs snapshot` is all-or-nothing, but an aborted call may still have completed.
+      const { failures } = await destroy(attempted);
+      if (failures.length > 0) log.error({ jobId, failures }, "zfs snapshots not removed after a failed snapshot");
+      throw classifyFailure(err, "LULL_E_SNAPSHOT_FAILED", `snapshotting guest ${guest.id}`, signal);
+    }
+    log.info({ jobId, guestId: guest.id, snapshots: handle.artifacts, createdAt: handle.createdAt }, "zfs snapshots taken");
+    return handle;
+  }
+
+  return {
+    kind: "zfs",
+    modeFor: () => SnapshotMode.SNAPSHOT_MODE_SNAPSHOT,
+    snapshot,
+    async release(handle: SnapshotHandle, signal?: AbortSignal): Promise<void> {
+      const { removed, failures } = await destroy(handle.artifacts, signal);
+      if (removed.length > 0) log.info({ jobId: handle.jobId, removed }, "zfs snapshots destroyed");
+      if (failures.length > 0) throw new LullError("LULL_E_CLEANUP_FAILED", `zfs snapshots not removed: ${failures.join("; ")}`);
+    },
+    async sweep(_guests: readonly GuestConfig[], sweepOptions: { jobId?: string; signal?: AbortSignal } = {}): Promise<string[]> {
+      const { jobId, signal } = sweepOptions;
+      if (jobId !== undefined) validate.jobId(jobId);
+      const listed = await runner.run("zfs", ["list", "-H", "-p", "-t", "snapshot", "-o", "name"], opts(signal));
+      const ours = listed.stdout
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((name) => {
+          const at = name.indexOf("@");
+          if (at < 0) return false;
+          const snap = name.slice(at + 1);
+          return jobId !== undefined ? snap === zfsSnapshotName(config.prefix, jobId) : snap.startsWith(config.prefix);
+        });
+      const { removed, failures } = await destroy(ours, signal);
+      if (removed.length > 0) log.warn({ removed }, "leftover zfs snapshots swept");
+      if (failures.length > 0) throw new LullError("LULL_E_CLEANUP_FAILED", `zfs sweep left: ${failures.join("; ")}`);
+      return removed;
+    },
+  };
+}
