@@ -86,7 +86,7 @@ export class FakePve {
   }
 
   addZfsStorage(id, { pool = "rpool/data", mountRoot }) {
-    this.appendStorage(`zfspool: ${id}\n\tpool ${pool}\n\tcontent images,rootdir\n\tsparse 1\n`);
+    this.appendStorage(`zfspool: ${id}\n\tpool ${pool}\n\tcontent images,rootdir\n\tmountpoint ${join(mountRoot, ...pool.split("/"))}\n\tsparse 1\n`);
     this.state.locked(() => {
       const model = zfsModel(this.state);
       const parts = pool.split("/");
