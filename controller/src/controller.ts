@@ -1,6 +1,6 @@
 // One controller: recover, register the stack and keep its lease, watch the agent, reconcile until
 // the signal aborts; then make sure the stack runs, unregister, close.
-import type { AgentClient } from "@lull/proto";
+import { EventKind, type AgentClient } from "@lull/proto";
 import { createAgentClient, asLullError, systemClock, type Clock, type Logger } from "@lull/shared";
 import { AgentLink } from "./agent-link.js";
 import type { ControllerConfig, Failpoint } from "./config.js";
@@ -91,7 +91,10 @@ export class Controller {
     });
     const watch = this.link.watch(
       {
-        onEvent: (event) => this.loop.request({ jobId: event.jobId }),
+        // Progress events change nothing this controller acts on; every other event means "look again".
+        onEvent: (event) => {
+          if (event.kind !== EventKind.EVENT_KIND_PROGRESS) this.loop.request({ jobId: event.jobId });
+        },
         onStreamState: (healthy) => this.loop.setStreamHealthy(healthy),
       },
       signal,

@@ -61,9 +61,13 @@ async function main(): Promise<number> {
         process.stderr.write("start failed: injected fault\n");
         return 1;
       }
-      if (alivePid() === undefined) {
-        const code = existsSync(join(dir!, "start-dies")) ? "process.exit(1)" : "setInterval(() => {}, 3600000)";
-        const child = spawn(process.execPath, ["-e", code], { detached: true, stdio: "ignore" });
+      if (alivePid() === undefined && existsSync(join(dir!, "start-dies"))) {
+        // An app that crashes while starting: it is gone by the time `start` returns.
+        const child = spawn(process.execPath, ["-e", "process.exit(1)"], { stdio: "ignore" });
+        await new Promise((resolve) => child.on("exit", resolve));
+        writeFileSync(pidFile, String(child.pid));
+      } else if (alivePid() === undefined) {
+        const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 3600000)"], { detached: true, stdio: "ignore" });
         child.unref();
         writeFileSync(pidFile, String(child.pid));
       }
