@@ -124,9 +124,13 @@ export class AgentProcess {
     return this.current.kill9();
   }
 
-  /** Starts the agent again with the same config and, by default, the same port. */
-  async restart(options: { samePort?: boolean } = {}): Promise<void> {
+  /**
+   * Starts the agent again with the same config and, by default, the same port. `env` replaces
+   * the environment for this and later restarts (e.g. to drop a failpoint).
+   */
+  async restart(options: { samePort?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
     if (!this.current.exitStatus) await this.stop();
+    if (options.env) this.options.env = options.env;
     const listen = options.samePort === false ? (this.options.listen ?? "127.0.0.1:0") : this.currentAddress;
     const { proc, address } = await AgentProcess.launch(this.options, this.configPath, listen);
     this.current = proc;

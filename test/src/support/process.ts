@@ -49,6 +49,8 @@ export interface ManagedProcess {
   waitForLog(predicate: (line: LogLine) => boolean, timeoutMs: number, after?: number): Promise<LogLine>;
   /** Log lines with this `msg`. */
   logsWithMsg(msg: string): LogLine[];
+  /** Waits for the process to exit on its own; rejects after `timeoutMs` (the process keeps running). */
+  waitForExit(timeoutMs: number): Promise<ExitStatus>;
   /** SIGTERM, then SIGKILL if it has not exited after `timeoutMs`. */
   stop(timeoutMs?: number): Promise<ExitStatus>;
   /** kill -9 and wait for the exit. */
@@ -143,6 +145,18 @@ export function startProcess(options: StartProcessOptions): ManagedProcess {
         };
         listeners.add(check);
         check();
+      });
+    },
+    waitForExit(timeoutMs) {
+      return new Promise<ExitStatus>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${options.name} did not exit within ${timeoutMs} ms; output:\n${tail()}`)),
+          timeoutMs,
+        );
+        void exited.then((status) => {
+          clearTimeout(timer);
+          resolve(status);
+        });
       });
     },
     async stop(timeoutMs = 10_000) {

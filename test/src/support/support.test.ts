@@ -23,6 +23,7 @@ test("a child's JSON log lines are captured, awaited by predicate, and it stops 
   const later = await proc.waitForLog((l) => l.msg === "tick", 5_000, mark);
   assert.ok((later.n as number) > 3);
   assert.deepEqual(proc.plainLines, ["not json"]);
+  await assert.rejects(proc.waitForExit(100), /chatty did not exit within 100 ms/);
   const status = await proc.stop(5_000);
   assert.deepEqual(status, { code: 0, signal: null });
   assert.equal(proc.logsWithMsg("bye").length, 1);
