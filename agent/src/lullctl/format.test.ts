@@ -25,12 +25,16 @@ test("progress is a redrawn bar on a terminal and periodic plain lines elsewhere
   const tty = captureOutput({ isTTY: true, columns: 100 });
   const bar = progressReporter({ out: tty, now: () => now });
   bar.update(512, 1024);
+  bar.clear();
+  tty.line("  +1.000s  stack app resumed");
+  bar.redraw();
+  assert.match(tty.stdout, /\r\x1b\[K {2}\+1\.000s {2}stack app resumed\n\r\x1b\[K\[#+\.+\]\s+512 B/, "the bar comes back below the line");
   now += 500;
   bar.update(1024, 1024);
   bar.clear();
   assert.match(tty.stdout, /\r\x1b\[K\[#+\.+\]\s+512 B \/ 1.00 KiB\s+50%/);
   assert.match(tty.stdout, /\[#+\]\s+1.00 KiB \/ 1.00 KiB\s+100%/);
-  assert.equal(tty.lines.length, 0, "a bar never prints newlines");
+  assert.equal(tty.lines.length, 1, "the bar itself never prints newlines");
 
   now = 0;
   const pipe = captureOutput({ isTTY: false });

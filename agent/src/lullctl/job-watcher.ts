@@ -57,6 +57,7 @@ export async function watchJobToEnd(ctx: CommandContext, job: Job): Promise<Job 
       if (!quiet) {
         progress.clear();
         out.line(`${formatOffset(offsetOf(event))}  ${eventText(event)}`);
+        progress.redraw();
       }
       if (ended && event.kind === EventKind.EVENT_KIND_STACK && event.stackState === StackState.STACK_STATE_RESUMED) {
         waitingFor.delete(event.stack);

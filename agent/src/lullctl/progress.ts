@@ -16,6 +16,8 @@ export interface ProgressReporter {
   update(bytesDone: number, bytesTotal: number): void;
   /** Removes the bar (if drawn) so a normal line can follow. */
   clear(): void;
+  /** Draws the bar again after clear() and a line, unless it had reached 100 %. */
+  redraw(): void;
 }
 
 function percent(done: number, total: number): number {
@@ -30,6 +32,8 @@ export function progressReporter(options: ProgressOptions): ProgressReporter {
   let lastDrawAt = -Infinity;
   let barShown = false;
   let lastDone = -1;
+  let lastTotal = 0;
+  let cleared = false;
 
   /** Throughput since the first update (not since the watch began: quiesce and snapshot come first). */
   const rate = (done: number) => {
@@ -54,6 +58,7 @@ export function progressReporter(options: ProgressOptions): ProgressReporter {
       const finished = total > 0 && done >= total;
       if (done === lastDone) return;
       lastDone = done;
+      lastTotal = total;
       if (out.isTTY) {
         if (finished || t - lastDrawAt >= redrawEveryMs) {
           lastDrawAt = t;
@@ -69,7 +74,12 @@ export function progressReporter(options: ProgressOptions): ProgressReporter {
     },
     clear() {
       if (barShown) out.write("\r\x1b[K");
+      cleared = barShown;
       barShown = false;
+    },
+    redraw() {
+      if (cleared && !(lastTotal > 0 && lastDone >= lastTotal)) drawBar(lastDone, lastTotal);
+      cleared = false;
     },
   };
 }
