@@ -16,7 +16,7 @@ function runDemo(args: string[]): Promise<{ code: number; stdout: string; stderr
 }
 
 test("the demo backs up a running app with an early resume and restores exactly the records before the snapshot", async () => {
-  const { code, stdout, stderr } = await runDemo(["--data-mib", "8"]);
+  const { code, stdout, stderr } = await runDemo(["--data-mib", "32"]);
   assert.equal(code, 0, `demo failed:\n${stdout}\n${stderr}`);
 
   const phaseLines = stdout.split("\n").map((l) => /^\s+\+\d+\.\d{3}s  (\w+)/.exec(l)?.[1]).filter((p): p is string => p !== undefined);
