@@ -1,14 +1,18 @@
 #!/usr/bin/env node
 // `npm run bench` (root): how much downtime does resuming at `snapshotted` save, and what does it
 // cost beyond stop + snapshot + start? A guest with ~1 GiB in many files on a real btrfs subvolume
-// (loop-mounted image), the demo app writing into it, lull-agent with the btrfs driver, and per
+// (loop-mounted image), a stack writing into it, lull-agent with the btrfs driver, and per
 // round one backup with the controller's `resume: "early"` and one with `resume: "end"` (order
 // alternating). Prints every sample, the medians and the targets (overhead <= 50 ms, early/at-end
 // <= 2 %) with whether they were met. A missed target is not a failure (the machine is shared and
 // noisy); the exit code is non-zero only when the benchmark itself broke.
-//   node test/dist/bench/early-resume.js [--rounds N] [--data-mib N] [--keep] [--verbose]
+// The stack is `--stack light` (default: a POSIX sh writer whose start and stop take milliseconds,
+// so the figures are Lull's own cost) or `--stack node` (the demo app, whose Node start-up adds
+// a few hundred ms to every downtime, with or without early resume).
+//   node test/dist/bench/early-resume.js [--rounds N] [--data-mib N] [--stack light|node] [--keep] [--verbose]
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { execa } from "execa";
 import { Phase } from "@lull/proto";
@@ -31,7 +35,10 @@ import { TABLE_HEADER, sampleRow, summarize, summaryLines, type ResumeMode, type
 const say = (text: string) => process.stdout.write(`${text}\n`);
 const JOB_TIMEOUT_MS = 15 * 60_000;
 
+type StackKind = "light" | "node";
+
 interface BenchOptions {
+  stack: StackKind;
   rounds: number;
   dataMiB: number;
   keep: boolean;
@@ -42,6 +49,7 @@ function readOptions(): BenchOptions {
   const { values } = parseArgs({
     options: {
       rounds: { type: "string", default: "5" },
+      stack: { type: "string", default: "light" },
       "data-mib": { type: "string", default: "1024" },
       keep: { type: "boolean" },
       verbose: { type: "boolean" },
@@ -53,7 +61,9 @@ function readOptions(): BenchOptions {
     if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be a whole number from ${min} to ${max}`);
     return n;
   };
+  if (values.stack !== "light" && values.stack !== "node") throw new Error("--stack must be light or node");
   return {
+    stack: values.stack,
     rounds: int(values.rounds, "rounds", 1, 100),
     dataMiB: int(values["data-mib"], "data-mib", 1, 16_384),
     keep: values.keep === true,
@@ -61,20 +71,35 @@ function readOptions(): BenchOptions {
   };
 }
 
-async function appCtl(verb: "start" | "stop", dataDir: string): Promise<void> {
-  const r = await execa(process.execPath, [ENTRY_POINTS.demoAppCtl, verb, dataDir], { shell: false, reject: false, timeout: 30_000 });
-  if (r.exitCode !== 0) throw new Error(`app-ctl ${verb} failed: ${String(r.stderr).trim()}`);
+const LIGHT_STACK = fileURLToPath(new URL("../../fixtures/light-stack.sh", import.meta.url));
+
+/** argv of the stack's start/stop/status script. */
+function stackCtl(kind: StackKind, verb: string, dataDir: string): string[] {
+  return kind === "light" ? ["/bin/sh", LIGHT_STACK, verb, dataDir] : [process.execPath, ENTRY_POINTS.demoAppCtl, verb, dataDir];
+}
+
+function stackDriver(kind: StackKind, dataDir: string) {
+  if (kind === "node") return appCtlDriver(dataDir, 60_000);
+  const ctl = (verb: string) => stackCtl(kind, verb, dataDir);
+  return { type: "command" as const, start: ctl("start"), stop: ctl("stop"), status: ctl("status"), timeoutMs: 60_000, verifyTimeoutMs: 5_000 };
+}
+
+async function stackCommand(kind: StackKind, verb: "start" | "stop", dataDir: string): Promise<void> {
+  const [file, ...args] = stackCtl(kind, verb, dataDir) as [string, ...string[]];
+  const r = await execa(file, args, { shell: false, reject: false, timeout: 30_000 });
+  if (r.exitCode !== 0) throw new Error(`stack ${verb} failed: ${String(r.stderr).trim()}`);
 }
 
 /** One backup with a fresh controller in `mode`; the sample comes from its `stack resumed` line. */
-async function measure(agent: AgentProcess, scratch: string, volume: string, mode: ResumeMode, round: number, verbose: boolean): Promise<Sample> {
+async function measure(agent: AgentProcess, scratch: string, volume: string, mode: ResumeMode, round: number, options: BenchOptions): Promise<Sample> {
+  const { verbose } = options;
   const controller = await startController({
     dir: join(scratch, `controller-${mode}`),
     guestId: "bench",
     stack: "app",
     agentAddress: agent.address,
     resume: mode,
-    driver: appCtlDriver(volume, 60_000),
+    driver: stackDriver(options.stack, volume),
     resumeDeadlineMs: JOB_TIMEOUT_MS,
     pollIntervalMs: 200,
     leaseTtlMs: 10_000,
@@ -114,9 +139,10 @@ async function runBench(options: BenchOptions, scratch: string): Promise<void> {
       echo: options.verbose,
     });
     cleanups.push(() => agent.stop(60_000));
-    await appCtl("start", volume);
-    cleanups.push(() => appCtl("stop", volume));
-    say(`agent on ${agent.address}; demo app writing into the subvolume; ${options.rounds} rounds of early + at-end`);
+    await stackCommand(options.stack, "start", volume);
+    cleanups.push(() => stackCommand(options.stack, "stop", volume));
+    const stackName = options.stack === "light" ? "a POSIX sh writer (--stack light)" : "the demo app, a Node process (--stack node)";
+    say(`agent on ${agent.address}; stack: ${stackName} writing into the subvolume; ${options.rounds} rounds of early + at-end`);
     say("");
     say(TABLE_HEADER);
 
@@ -124,7 +150,7 @@ async function runBench(options: BenchOptions, scratch: string): Promise<void> {
     for (let round = 1; round <= options.rounds; round++) {
       const order: ResumeMode[] = round % 2 === 1 ? ["early", "end"] : ["end", "early"];
       for (const mode of order) {
-        const sample = await measure(agent, scratch, volume, mode, round, options.verbose);
+        const sample = await measure(agent, scratch, volume, mode, round, options);
         samples.push(sample);
         say(sampleRow(sample));
       }
