@@ -3,7 +3,7 @@
 // root or Proxmox. Starts lull-agent (guest `demo`, `dir` driver, snapshot by copy), the demo app
 // and its lull-controller, runs `lullctl backup demo --wait`, restores the archive and checks it.
 // Exit 0 only when every check passes. `--keep` keeps the scratch dir; `--verbose` echoes daemon
-// logs; `--data-mib N` (default 48) seeds the app's data dir so that archiving takes a moment.
+// logs; `--data-mib N` (default 256) seeds the app's data dir so that archiving takes a moment.
 import { spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -144,7 +144,7 @@ async function runDemo(scratch: string, verbose: boolean, seedMiB: number): Prom
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { keep: { type: "boolean" }, verbose: { type: "boolean" }, "data-mib": { type: "string", default: "48" } },
+    options: { keep: { type: "boolean" }, verbose: { type: "boolean" }, "data-mib": { type: "string", default: "256" } },
     strict: true,
   });
   const seedMiB = Number(values["data-mib"]);
