@@ -20,11 +20,7 @@ export interface FakeNode {
 
 export async function createFakeNode(options: { lvm?: boolean; zfs?: boolean } = {}): Promise<FakeNode> {
   const dir = await mkdtemp(join(tmpdir(), "lull-pve-"));
-  const pve = FakePve.create(join(dir, "state"));
-  pve.addDirStorage("local", join(dir, "vz"));
-  if (options.lvm !== false) pve.addLvmThinStorage("local-lvm", { vg: "pve", pool: "data", dataPercent: 12.5, metadataPercent: 3.25 });
-  if (options.zfs !== false) pve.addZfsStorage("local-zfs", { pool: "rpool/data", mountRoot: join(dir, "zfs") });
-  pve.setOptions({ progressIntervalMs: 0, lockwaitMinuteMs: 1000 });
+  const pve = FakePve.createStandard(dir, options);
   return { pve, dir, dumpDir: join(dir, "vz", "dump"), cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 

@@ -114,6 +114,8 @@ export declare class StateDir {
 
 export declare class FakePve {
   static create(root: string, options?: { node?: string }): FakePve;
+  /** State in <dir>/state; storages local (dir <dir>/vz), local-lvm (pve/data), local-zfs (rpool/data under <dir>/zfs). */
+  static createStandard(dir: string, options?: { lvm?: boolean; zfs?: boolean }): FakePve;
   constructor(root: string);
   readonly root: string;
   readonly state: StateDir;

@@ -36,6 +36,21 @@ export class FakePve {
     return pve;
   }
 
+  /**
+   * The node most tests want, in `dir`: state in <dir>/state, storages `local` (dir <dir>/vz, dump
+   * dir <dir>/vz/dump), `local-lvm` (lvmthin pve/data at 12.5 % data / 3.25 % metadata) and
+   * `local-zfs` (zfspool rpool/data mounted under <dir>/zfs); QEMU progress lines without the 2 s
+   * spacing and a one-second lockwait "minute".
+   */
+  static createStandard(dir, { lvm = true, zfs = true } = {}) {
+    const pve = FakePve.create(join(dir, "state"));
+    pve.addDirStorage("local", join(dir, "vz"));
+    if (lvm) pve.addLvmThinStorage("local-lvm", { vg: "pve", pool: "data", dataPercent: 12.5, metadataPercent: 3.25 });
+    if (zfs) pve.addZfsStorage("local-zfs", { pool: "rpool/data", mountRoot: join(dir, "zfs") });
+    pve.setOptions({ progressIntervalMs: 0, lockwaitMinuteMs: 1000 });
+    return pve;
+  }
+
   constructor(root) {
     this.root = root;
     this.state = new StateDir(root);

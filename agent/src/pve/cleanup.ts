@@ -1,0 +1,176 @@
+// Crash cleanup on a Proxmox node (agent start, and the vzdump engine's sweep):
+//   1. the agent's own snapshots (by prefix) through the lvmthin/zfs drivers' sweep;
+//   then ONLY when no vzdump is running (its pid file's UPID names a live process with the same
+//   start time), because everything below is what a running vzdump legitimately holds:
+//   2. stale guest locks: `lock: backup` → pct/qm unlock; `lock: snapshot|snapshot-delete` only when
+//      it is vzdump's own snapshot (`pct config <id> --snapshot vzdump` exists);
+//   3. a leftover vzdump snapshot of a container → `pct delsnapshot <id> vzdump --force`;
+//   4. a container left frozen (`lxc-info -n <id> -s` says FROZEN) → `lxc-unfreeze -n <id>`;
+//      a VM that vzdump left paused → `qm resume`, with frozen guest filesystems → fsfreeze-thaw;
+//   5. partial archives of this node's guests: `vzdump-<type>-<vmid>-<stamp>.{tar,vma}.dat` and
+//      `….tmp` in the dump dirs, `vzdumptmp<pid>_<vmid>` of dead vzdumps in the tmp dir.
+import { readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { LullError, type Logger } from "@lull/shared";
+import type { CommandRunner } from "../exec/command-runner.js";
+import type { StorageDriver } from "../storage/driver.js";
+import type { PveConfig } from "./config.js";
+import { GuestDiscovery, readStorages, type GuestSummary } from "./discovery.js";
+import { parseGuestConfig } from "./guest-config.js";
+import { dumpDirOf } from "./storage-cfg.js";
+
+export interface PveCleanupDeps {
+  pve: PveConfig;
+  node: string;
+  runner: CommandRunner;
+  log: Logger;
+  /** The agent's own snapshot drivers (lvmthin, zfs) whose sweep removes prefixed snapshots. */
+  snapshotDrivers?: readonly Pick<StorageDriver, "kind" | "sweep">[];
+  /** Where process info is read (tests); default /proc. */
+  procDir?: string;
+}
+
+export interface VzdumpProcess {
+  running: boolean;
+  upid?: string;
+  pid?: number;
+}
+
+const PARTIAL = /^vzdump-(lxc|qemu)-(\d+)-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}\.(?:(?:tar|vma)\.dat|tmp)$/;
+const TMPDIR = /^vzdumptmp(\d+)_(\d+)$/;
+
+export class PveCleanup {
+  private readonly discovery: GuestDiscovery;
+  private readonly procDir: string;
+
+  constructor(private readonly deps: PveCleanupDeps) {
+    this.procDir = deps.procDir ?? "/proc";
+    this.discovery = new GuestDiscovery({ runner: deps.runner, node: deps.node, storageCfgPath: deps.pve.storageCfgPath, commandTimeoutMs: deps.pve.commandTimeoutMs });
+  }
+
+  private async startTicks(pid: number): Promise<number | undefined> {
+    const stat = await readFile(join(this.procDir, String(pid), "stat"), "utf8").catch(() => undefined);
+    if (stat === undefined) return undefined;
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+  }
+
+  /** Is the vzdump named in the pid file alive (same pid AND same process start time)? */
+  async vzdumpProcess(): Promise<VzdumpProcess> {
+    const upid = (await readFile(this.deps.pve.vzdump.pidFile, "utf8").catch(() => "")).trim();
+    const m = /^UPID:[^:]+:([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8}):/.exec(upid);
+    if (!m) return { running: false };
+    const pid = parseInt(m[1]!, 16);
+    const pstart = parseInt(m[2]!, 16);
+    const ticks = await this.startTicks(pid);
+    return { running: ticks !== undefined && ticks === pstart, upid, pid };
+  }
+
+  private run(file: string, args: string[], signal?: AbortSignal, reject = true) {
+    return this.deps.runner.run(file, args, { timeoutMs: this.deps.pve.commandTimeoutMs, reject, ...(signal ? { signal } : {}) });
+  }
+
+  private async hasVzdumpSnapshot(vmid: number, signal?: AbortSignal): Promise<boolean> {
+    const r = await this.run("pct", ["config", String(vmid), "--snapshot", "vzdump"], signal, false);
+    return r.exitCode === 0;
+  }
+
+  private async settleContainer(g: GuestSummary, done: string[], signal?: AbortSignal): Promise<void> {
+    const id = String(g.vmid);
+    const vzdumpSnapshot = await this.hasVzdumpSnapshot(g.vmid, signal);
+    if (g.lock === "backup" || ((g.lock === "snapshot" || g.lock === "snapshot-delete") && vzdumpSnapshot)) {
+      await this.run("pct", ["unlock", id], signal);
+      done.push(`unlocked CT ${id} (lock: ${g.lock})`);
+    } else if (g.lock !== undefined) {
+      this.deps.log.info({ vmid: g.vmid, lock: g.lock }, "guest lock not vzdump's: left alone");
+    }
+    if (vzdumpSnapshot && (g.lock === undefined || g.lock === "backup" || g.lock === "snapshot" || g.lock === "snapshot-delete")) {
+      await this.run("pct", ["delsnapshot", id, "vzdump", "--force"], signal);
+      done.push(`removed vzdump snapshot of CT ${id}`);
+    }
+    if (g.status === "running") {
+      const info = await this.run("lxc-info", ["-n", id, "-s"], signal, false);
+      if (/State:\s+FROZEN/.test(info.stdout)) {
+        await this.run("lxc-unfreeze", ["-n", id], signal);
+        done.push(`thawed CT ${id}`);
+      }
+    }
+  }
+
+  private async settleVm(g: GuestSummary, done: string[], signal?: AbortSignal): Promise<void> {
+    if (g.lock !== "backup") return;
+    const id = String(g.vmid);
+    const status = (await this.run("qm", ["status", id], signal)).stdout.trim();
+    const config = parseGuestConfig((await this.run("qm", ["config", id], signal)).stdout);
+    await this.run("qm", ["unlock", id], signal);
+    done.push(`unlocked VM ${id} (lock: backup)`);
+    if (status === "status: paused") {
+      await this.run("qm", ["resume", id], signal);
+      done.push(`resumed VM ${id}`);
+    }
+    if (/^(1|.*enabled=1)/.test(config.get("agent") ?? "") && status !== "status: stopped") {
+      const fs = await this.run("qm", ["guest", "cmd", id, "fsfreeze-status"], signal, false);
+      if (fs.exitCode === 0 && fs.stdout.includes("frozen")) {
+        await this.run("qm", ["guest", "cmd", id, "fsfreeze-thaw"], signal);
+        done.push(`thawed the filesystems of VM ${id}`);
+      }
+    }
+  }
+
+  private async dumpDirs(): Promise<string[]> {
+    if (this.deps.pve.vzdump.dumpdir !== undefined) return [this.deps.pve.vzdump.dumpdir];
+    const storages = await readStorages(this.deps.pve.storageCfgPath);
+    return [...storages.values()].flatMap((s) => dumpDirOf(s) ?? []);
+  }
+
+  private async removePartials(localVmids: ReadonlySet<number>, done: string[]): Promise<void> {
+    for (const dir of await this.dumpDirs()) {
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const m = PARTIAL.exec(name);
+        if (!m || !localVmids.has(Number(m[2]))) continue;
+        await rm(join(dir, name), { recursive: true, force: true });
+        done.push(`removed partial archive ${join(dir, name)}`);
+      }
+    }
+    const tmp = this.deps.pve.vzdump.tmpDir;
+    for (const name of await readdir(tmp).catch(() => [] as string[])) {
+      const m = TMPDIR.exec(name);
+      if (!m || (await this.startTicks(Number(m[1]))) !== undefined) continue;
+      await rm(join(tmp, name), { recursive: true, force: true });
+      done.push(`removed vzdump temp dir ${join(tmp, name)}`);
+    }
+  }
+
+  /** Runs every step; returns what it did. Throws LULL_E_CLEANUP_FAILED (after trying all) when a step failed. */
+  async sweep(signal?: AbortSignal): Promise<string[]> {
+    const done: string[] = [];
+    const failures: string[] = [];
+    const attempt = async (what: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (err) {
+        failures.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    };
+    for (const driver of this.deps.snapshotDrivers ?? []) {
+      await attempt(`${driver.kind} snapshots`, async () => {
+        done.push(...(await driver.sweep([], signal !== undefined ? { signal } : {})).map((a) => `removed ${driver.kind} ${a}`));
+      });
+    }
+    const vzdump = await this.vzdumpProcess();
+    if (vzdump.running) {
+      this.deps.log.info({ upid: vzdump.upid }, "vzdump is running: guest locks, frozen guests and partial archives left alone");
+    } else {
+      let guests: GuestSummary[] = [];
+      await attempt("listing guests", async () => {
+        guests = await this.discovery.list(signal);
+      });
+      for (const g of guests) {
+        await attempt(`guest ${g.vmid}`, () => (g.type === "lxc" ? this.settleContainer(g, done, signal) : this.settleVm(g, done, signal)));
+      }
+      await attempt("partial archives", () => this.removePartials(new Set(guests.map((g) => g.vmid)), done));
+    }
+    if (done.length > 0) this.deps.log.warn({ done }, "vzdump leftovers cleaned up");
+    if (failures.length > 0) throw new LullError("LULL_E_CLEANUP_FAILED", `cleanup incomplete: ${failures.join("; ")}`);
+    return done;
+  }
+}

@@ -1,0 +1,122 @@
+// Test helpers for the Proxmox side against the fake Proxmox toolbox (test/fakes/pve): a seeded
+// node in a temp dir, a real command runner and vzdump launcher that find the fakes first on
+// PATH, the real hook server and hook launcher, and EngineHooks that record what a job would see.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Consistency, SnapshotMode } from "@lull/proto";
+import { LullError, silentLogger, systemClock } from "@lull/shared";
+import { FakePve } from "../../../../test/fakes/pve/lib/seed.js";
+import type { EngineHooks } from "../../engines/engine.js";
+import type { CommandRunner } from "../../exec/command-runner.js";
+import { createExecaRunner } from "../../exec/execa-runner.js";
+import { createRecordingRunner, type RecordingRunner } from "../../exec/recording-runner.js";
+import { installHookLauncher } from "../../hook/hook-install.js";
+import { HookServer, type ForeignBackupHandler } from "../../hook/hook-server.js";
+import { defaultPveConfig, type PveConfig } from "../config.js";
+import { createExecaLauncher, type ProcessLauncher } from "../process-launcher.js";
+
+export { FakePve };
+
+export interface FakePveNode {
+  dir: string;
+  pve: FakePve;
+  dumpDir: string;
+  /** PATH (fakes first) and PVE_FAKE_STATE for any child process. */
+  env: Record<string, string>;
+  /** Real execa runner with `env`, recording every call. */
+  runner: RecordingRunner;
+  launcher: ProcessLauncher;
+  hookServer: HookServer;
+  hookScriptPath: string;
+  config: PveConfig;
+  close(): Promise<void>;
+}
+
+export async function startFakePveNode(options: { onForeignBackup?: ForeignBackupHandler; pve?: Parameters<typeof defaultPveConfig>[0] } = {}): Promise<FakePveNode> {
+  const dir = await mkdtemp(join(tmpdir(), "lull-fakepve-"));
+  const pve = FakePve.createStandard(dir);
+  const full = pve.env();
+  const env = { PATH: full.PATH!, PVE_FAKE_STATE: full.PVE_FAKE_STATE! };
+  const base = createExecaRunner();
+  const withEnv: CommandRunner = { run: (file, args, o = {}) => base.run(file, args, { ...o, env: { ...env, ...(o.env ?? {}) } }) };
+  const runner = createRecordingRunner({ delegate: withEnv });
+  const config = defaultPveConfig({
+    storageCfgPath: pve.storageCfgPath(),
+    commandTimeoutMs: 20_000,
+    mountDir: join(dir, "mnt"),
+    mountsFile: join(dir, "mounts"),
+    ...options.pve,
+    vzdump: { storage: "local", pidFile: pve.state.path("run", "vzdump.pid"), tmpDir: join(dir, "tmp"), progressIntervalMs: 100, stopGraceMs: 10_000, ...(options.pve?.vzdump ?? {}) },
+    hook: { socketPath: join(dir, "run", "hook.sock"), scriptPath: join(dir, "hook", "vzdump-hook.mjs"), preStopTimeoutMs: 20_000, replyTimeoutMs: 5_000 },
+  });
+  const hookServer = new HookServer({ socketPath: config.hook.socketPath, log: silentLogger(), ...(options.onForeignBackup ? { onForeignBackup: options.onForeignBackup } : {}) });
+  await hookServer.start();
+  const hookScriptPath = await installHookLauncher({ ...config.hook });
+  return {
+    dir,
+    pve,
+    dumpDir: join(dir, "vz", "dump"),
+    env,
+    runner,
+    launcher: createExecaLauncher(),
+    hookServer,
+    hookScriptPath,
+    config,
+    async close() {
+      await hookServer.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type HookCall =
+  | { kind: "quiesce" }
+  | { kind: "snapshotting"; mode: SnapshotMode }
+  | { kind: "snapshotted"; mode: SnapshotMode; snapshotAt: number }
+  | { kind: "archiving"; mode: SnapshotMode }
+  | { kind: "progress"; done: number; total: number }
+  | { kind: "note"; message: string };
+
+export interface RecordingHooks extends EngineHooks {
+  calls: HookCall[];
+  /** The phase calls only (quiesce, snapshotting, snapshotted, archiving), as `kind` or `kind:mode`. */
+  phases(): string[];
+  notes(): string[];
+}
+
+const MODE_NAMES: Record<number, string> = {
+  [SnapshotMode.SNAPSHOT_MODE_SNAPSHOT]: "snapshot",
+  [SnapshotMode.SNAPSHOT_MODE_SUSPEND]: "suspend",
+  [SnapshotMode.SNAPSHOT_MODE_STOP]: "stop",
+};
+
+/** EngineHooks that record; `quiesce` answers APP unless told to refuse or to wait. */
+export function recordingHooks(
+  behaviour: { refuse?: string; quiesceDelayMs?: number; onSnapshotted?: () => void; onQuiesce?: () => void } = {},
+): RecordingHooks {
+  const calls: HookCall[] = [];
+  return {
+    calls,
+    phases: () =>
+      calls
+        .filter((c) => c.kind !== "note" && c.kind !== "progress")
+        .map((c) => ("mode" in c ? `${c.kind}:${MODE_NAMES[c.mode] ?? c.mode}` : c.kind)),
+    notes: () => calls.flatMap((c) => (c.kind === "note" ? [c.message] : [])),
+    async quiesce() {
+      calls.push({ kind: "quiesce" });
+      behaviour.onQuiesce?.();
+      if (behaviour.quiesceDelayMs) await systemClock.sleep(behaviour.quiesceDelayMs);
+      if (behaviour.refuse !== undefined) throw new LullError("LULL_E_QUIESCE_REFUSED", behaviour.refuse);
+      return Consistency.CONSISTENCY_APP;
+    },
+    snapshotting: (mode) => void calls.push({ kind: "snapshotting", mode }),
+    snapshotted: (info) => {
+      calls.push({ kind: "snapshotted", ...info });
+      behaviour.onSnapshotted?.();
+    },
+    archiving: (info) => void calls.push({ kind: "archiving", mode: info.mode }),
+    progress: (done, total) => void calls.push({ kind: "progress", done, total }),
+    note: (message) => void calls.push({ kind: "note", message }),
+  };
+}

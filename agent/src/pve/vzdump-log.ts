@@ -1,0 +1,68 @@
+// Reading vzdump's output lines (reference/proxmox.md §1, §3): what each one means to a job.
+// The CLI prints `INFO: ` / `ERROR: ` / `WARN: ` lines without timestamps, and external tools'
+// output (lvcreate…) unprefixed.
+
+export type VzdumpLine =
+  | { kind: "archive"; path: string }
+  | { kind: "storage-snapshot" }
+  | { kind: "snapshot-create-failed" }
+  | { kind: "job-started"; uuid: string }
+  | { kind: "progress"; percent: number; doneBytes: number; totalBytes: number }
+  | { kind: "mode"; mode: string }
+  | { kind: "freeze-skipped" }
+  | { kind: "freeze-failed"; message: string }
+  | { kind: "guest-failed"; vmid: number; message: string }
+  | { kind: "job-failed"; message: string }
+  | { kind: "error"; message: string }
+  | { kind: "archive-size"; text: string }
+  | { kind: "other" };
+
+const UNITS: Record<string, number> = {
+  B: 1,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+  TiB: 1024 ** 4,
+  PiB: 1024 ** 5,
+  KB: 1000,
+  MB: 1000 ** 2,
+  GB: 1000 ** 3,
+  TB: 1000 ** 4,
+};
+
+/** `4.0 GiB` → bytes (rounded); undefined for an unknown unit. */
+export function parseRenderedBytes(value: string, unit: string): number | undefined {
+  const factor = UNITS[unit];
+  const n = Number(value);
+  if (factor === undefined || !Number.isFinite(n)) return undefined;
+  return Math.round(n * factor);
+}
+
+const PROGRESS = /^INFO:\s+(\d{1,3})% \(([\d.]+) (\w+) of ([\d.]+) (\w+)\) in /;
+
+export function classifyLine(line: string): VzdumpLine {
+  let m: RegExpExecArray | null;
+  if ((m = PROGRESS.exec(line))) {
+    const done = parseRenderedBytes(m[2]!, m[3]!);
+    const total = parseRenderedBytes(m[4]!, m[5]!);
+    if (done !== undefined && total !== undefined) return { kind: "progress", percent: Number(m[1]), doneBytes: done, totalBytes: total };
+  }
+  if ((m = /^INFO: creating vzdump archive '(.+)'$/.exec(line))) return { kind: "archive", path: m[1]! };
+  if (line === "INFO: create storage snapshot 'vzdump'") return { kind: "storage-snapshot" };
+  if (line.startsWith("snapshot create failed")) return { kind: "snapshot-create-failed" };
+  if ((m = /^INFO: started backup task '([^']+)'$/.exec(line))) return { kind: "job-started", uuid: m[1]! };
+  if ((m = /^INFO: backup mode: (\w+)$/.exec(line))) return { kind: "mode", mode: m[1]! };
+  if (/^INFO: skipping guest(-agent 'fs-freeze',| filesystem freeze -) agent configured but not running\?$/.test(line)) return { kind: "freeze-skipped" };
+  if ((m = /^ERROR: (.*guest-fsfreeze-freeze.*)$/.exec(line))) return { kind: "freeze-failed", message: m[1]! };
+  if ((m = /^ERROR: Backup of VM (\d+) failed - (.*)$/.exec(line))) return { kind: "guest-failed", vmid: Number(m[1]), message: m[2]! };
+  if ((m = /^ERROR: Backup job failed - (.*)$/.exec(line))) return { kind: "job-failed", message: m[1]! };
+  if ((m = /^ERROR: (.*)$/.exec(line))) return { kind: "error", message: m[1]! };
+  if ((m = /^INFO: archive file size: (.+)$/.exec(line))) return { kind: "archive-size", text: m[1]! };
+  return { kind: "other" };
+}
+
+/** `/dump/vzdump-lxc-101-2024_10_18-18_30_08.tar.zst` → `/dump/vzdump-lxc-101-2024_10_18-18_30_08.tar.dat` (what grows while vzdump writes). */
+export function partialArchivePath(finalPath: string): string | undefined {
+  const m = /^(.*\/vzdump-(?:lxc|qemu)-\d+-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}\.(?:tar|vma))(?:\.(?:zst|gz|lzo))?$/.exec(finalPath);
+  return m ? `${m[1]}.dat` : undefined;
+}
