@@ -142,6 +142,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
         downtimeMs: r.downtimeMs,
         early: r.early,
         at: r.resumedAt ?? now,
+        postStep: r.postStep,
       }));
       return {};
     }),

@@ -113,6 +113,7 @@ export function resumedRequest(guests: GuestDirectory, req: ReportResumedRequest
     downtimeMs: nonNegative(req.downtimeMs, "downtime_ms"),
     resumedAt: optionalDate(req.resumedAt, "resumed_at"),
     early: req.early === true,
+    postStep: req.postStep ? validate.text(req.postStep, "post_step", LIMITS.reason) : undefined,
   };
 }
 

@@ -35,7 +35,7 @@ export type JobEvent =
   | { type: "done"; archivePath: string; archiveBytes: number }
   | { type: "fail"; code: ErrorCode; message: string }
   | { type: "cancel"; reason: string }
-  | { type: "stack-resumed"; stack: string; downtimeMs: number; early: boolean; at: number };
+  | { type: "stack-resumed"; stack: string; downtimeMs: number; early: boolean; at: number; postStep?: string | undefined };
 
 export type JobEventType = JobEvent["type"];
 
@@ -118,7 +118,13 @@ function stackTransition(job: JobRecord, event: StackEvent, now: number): Transi
     return withStack(
       job,
       event.stack,
-      { state: StackState.STACK_STATE_RESUMED, downtimeMs: event.downtimeMs, resumedEarly: event.early, resumedAt: new Date(event.at) },
+      {
+        state: StackState.STACK_STATE_RESUMED,
+        downtimeMs: event.downtimeMs,
+        resumedEarly: event.early,
+        resumedAt: new Date(event.at),
+        ...(event.postStep ? { postStep: event.postStep } : {}),
+      },
       now,
     );
   }

@@ -97,6 +97,11 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_by_guest ON events (guest_id, seq);
     `,
   },
+  {
+    version: 2,
+    description: "job_stacks.post_step: outcome of a controller's post steps",
+    sql: `ALTER TABLE job_stacks ADD COLUMN post_step TEXT NOT NULL DEFAULT '';`,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

@@ -43,6 +43,8 @@ export interface JobStackRow {
   resumed_early: number;
   acknowledged_at: number | null;
   resumed_at: number | null;
+  /** Outcome of the controller's post steps ('' when it reported none); migration 2. */
+  post_step: string;
 }
 
 export interface EventRow {
@@ -82,6 +84,7 @@ export function stackFromRow(row: JobStackRow): StackStatus {
     resumedEarly: row.resumed_early === 1,
     acknowledgedAt: date(row.acknowledged_at),
     resumedAt: date(row.resumed_at),
+    ...(row.post_step ? { postStep: row.post_step } : {}),
   };
 }
 
@@ -95,6 +98,7 @@ export function stackToRow(jobId: string, s: StackStatus): JobStackRow {
     resumed_early: s.resumedEarly ? 1 : 0,
     acknowledged_at: millis(s.acknowledgedAt),
     resumed_at: millis(s.resumedAt),
+    post_step: s.postStep ?? "",
   };
 }
 

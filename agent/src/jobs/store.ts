@@ -96,11 +96,11 @@ export class JobStore {
           .join(", ")} WHERE id = @id AND epoch <= @epoch`,
       ),
       upsertJobStack: db.prepare(
-        `INSERT INTO job_stacks (job_id, stack, state, reason, downtime_ms, resumed_early, acknowledged_at, resumed_at)
-         VALUES (@job_id, @stack, @state, @reason, @downtime_ms, @resumed_early, @acknowledged_at, @resumed_at)
+        `INSERT INTO job_stacks (job_id, stack, state, reason, downtime_ms, resumed_early, acknowledged_at, resumed_at, post_step)
+         VALUES (@job_id, @stack, @state, @reason, @downtime_ms, @resumed_early, @acknowledged_at, @resumed_at, @post_step)
          ON CONFLICT (job_id, stack) DO UPDATE SET state = excluded.state, reason = excluded.reason,
            downtime_ms = excluded.downtime_ms, resumed_early = excluded.resumed_early,
-           acknowledged_at = excluded.acknowledged_at, resumed_at = excluded.resumed_at`,
+           acknowledged_at = excluded.acknowledged_at, resumed_at = excluded.resumed_at, post_step = excluded.post_step`,
       ),
       insertEvent: db.prepare(
         `INSERT INTO events (at, job_id, guest_id, kind, phase, mode, consistency, snapshot_at, bytes_done, bytes_total,

@@ -15,6 +15,7 @@ export function stackJson(s: StackStatus) {
     resumedEarly: s.resumedEarly,
     acknowledgedAt: iso(s.acknowledgedAt),
     resumedAt: iso(s.resumedAt),
+    postStep: s.postStep ?? null,
   };
 }
 

@@ -65,6 +65,7 @@ export function jobDetails(job: Job): string[] {
   }
   for (const s of job.stacks) {
     lines.push([`stack ${s.stack}`, `${stackStateName(s.state)}, downtime ${stackDowntime(s)}${s.reason ? `, ${s.reason}` : ""}`]);
+    if (s.postStep) lines.push([`  post steps`, s.postStep]);
   }
   const width = Math.max(...lines.map(([k]) => k.length));
   return lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
@@ -117,7 +118,10 @@ export function eventLine(e: Event): string {
 
 export function backupSummary(job: Job): string[] {
   const lines: string[] = [];
-  for (const s of job.stacks) lines.push(`downtime     ${s.stack}: ${stackDowntime(s)}`);
+  for (const s of job.stacks) {
+    lines.push(`downtime     ${s.stack}: ${stackDowntime(s)}`);
+    if (s.postStep) lines.push(`post steps   ${s.stack}: ${s.postStep}`);
+  }
   if (job.stacks.length === 0) lines.push("downtime     no stack registered for this guest");
   lines.push(`total        ${formatDuration(job.totalMs)}`);
   lines.push(`consistency  ${consistencyName(job.consistency)} (mode ${modeName(job.mode)})`);
