@@ -1,0 +1,128 @@
+// Crash cleanup against the fake toolbox: what a SIGKILLed vzdump leaves (lock, vzdump snapshot,
+// .dat, a frozen CT) is cleaned only once no vzdump runs; the agent's own snapshots go by prefix.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { silentLogger, systemClock } from "@lull/shared";
+import { agentConfigSchema } from "../config.js";
+import { createLvmThinDriver } from "../storage/lvmthin.js";
+import { createZfsDriver } from "../storage/zfs.js";
+import { PveCleanup } from "./cleanup.js";
+import { startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
+
+let node: FakePveNode;
+
+function cleanup(withDrivers = false): PveCleanup {
+  const deps = { config: agentConfigSchema.parse({ dataDir: node.dir, archiveDir: node.dir, stagingDir: node.dir }), runner: node.runner, log: silentLogger(), clock: systemClock };
+  const snapshotDrivers = withDrivers ? [createLvmThinDriver(deps, { mountDir: node.config.mountDir, mountsFile: node.config.mountsFile }), createZfsDriver(deps)] : [];
+  return new PveCleanup({ pve: node.config, node: "pve1", runner: node.runner, log: silentLogger(), snapshotDrivers });
+}
+
+async function waitFor(cond: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await sleep(20);
+  }
+}
+
+/** Starts the fake vzdump and SIGKILLs it once `until` holds. */
+async function killVzdump(args: string[], until: () => boolean): Promise<void> {
+  const child = spawn(join(node.pve.binDir, "vzdump"), args, { env: { ...process.env, ...node.env }, stdio: "ignore" });
+  const exited = new Promise((r) => child.on("close", r));
+  await waitFor(until);
+  child.kill("SIGKILL");
+  await exited;
+}
+
+beforeEach(async () => {
+  node = await startFakePveNode();
+  node.pve.addContainer(101, { rootfs: { storage: "local-lvm", files: { "data/blob": Buffer.alloc(256 * 1024, 1) } } });
+});
+afterEach(async () => {
+  await node.close();
+});
+
+describe("PveCleanup", () => {
+  it("after a vzdump killed mid-archive: unlocks, removes vzdump's snapshot and the .dat; the next backup works", async () => {
+    node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
+    await killVzdump(["101", "--storage", "local"], () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+    node.pve.setFaults({});
+    assert.equal(node.pve.guest(101)!.lock, "backup");
+    const done = await cleanup().sweep();
+    assert.deepEqual(
+      done.map((d) => d.replace(/\/.*\//, "…/")),
+      ["unlocked CT 101 (lock: backup)", "removed vzdump snapshot of CT 101", done[2]!.replace(/\/.*\//, "…/")],
+    );
+    assert.match(done[2]!, /^removed partial archive .*\/vzdump-lxc-101-.*\.tar\.dat$/);
+    const g = node.pve.guest(101)!;
+    assert.equal(g.lock, undefined);
+    assert.deepEqual(g.snapshots, []);
+    assert.equal(g.parent, undefined);
+    assert.ok(!node.pve.lvs().some((lv) => lv.name.startsWith("snap_")));
+    assert.deepEqual(readdirSync(node.dumpDir).filter((f) => f.endsWith(".dat")), []);
+    assert.deepEqual(
+      node.runner.argvs().filter((a) => ["pct", "lxc-info", "lxc-unfreeze"].includes(a[0]!)),
+      [
+        ["pct", "config", "101", "--snapshot", "vzdump"],
+        ["pct", "unlock", "101"],
+        ["pct", "delsnapshot", "101", "vzdump", "--force"],
+        ["lxc-info", "-n", "101", "-s"],
+      ],
+    );
+    const again = spawn(join(node.pve.binDir, "vzdump"), ["101", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    assert.equal(await new Promise((r) => again.on("close", r)), 0);
+  });
+
+  it("after a vzdump killed while the CT was frozen: thaws it and clears the snapshot lock", async () => {
+    node.pve.setFaults({ pauseWhileFrozenMs: 10_000 });
+    await killVzdump(["101", "--storage", "local"], () => node.pve.guest(101)!.runtime?.frozen === true);
+    assert.equal(node.pve.guest(101)!.lock, "snapshot");
+    const done = await cleanup().sweep();
+    assert.deepEqual(done, ["unlocked CT 101 (lock: snapshot)", "removed vzdump snapshot of CT 101", "thawed CT 101"]);
+    assert.equal(node.pve.guest(101)!.runtime?.frozen, false);
+    assert.equal(node.pve.guest(101)!.lock, undefined);
+  });
+
+  it("leaves locks and partial archives alone while the vzdump of the pid file runs", async () => {
+    node.pve.setFaults({ slowArchive: { chunkBytes: 4 * 1024, delayMs: 200 } });
+    const child = spawn(join(node.pve.binDir, "vzdump"), ["101", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    try {
+      await waitFor(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+      const c = cleanup();
+      assert.equal((await c.vzdumpProcess()).running, true);
+      assert.deepEqual(await c.sweep(), []);
+      assert.equal(node.pve.guest(101)!.lock, "backup");
+    } finally {
+      child.kill("SIGKILL");
+      await new Promise((r) => child.on("close", r));
+    }
+    assert.equal((await cleanup().vzdumpProcess()).running, false, "a dead pid in the pid file is not a running vzdump");
+  });
+
+  it("never touches a lock that is not vzdump's, nor partial archives of guests on other nodes", async () => {
+    node.pve.addContainer(102, { rootfs: { storage: "local-lvm" }, lock: "migrate" });
+    writeFileSync(join(node.dumpDir, "vzdump-lxc-555-2026_01_01-00_00_00.tar.dat"), "other node");
+    mkdirSync(join(node.dumpDir, "vzdump-lxc-101-2026_01_01-00_00_00.tmp"));
+    const done = await cleanup().sweep();
+    assert.deepEqual(done.map((d) => d.replace(node.dumpDir, "DUMP")), ["removed partial archive DUMP/vzdump-lxc-101-2026_01_01-00_00_00.tmp"]);
+    assert.equal(node.pve.guest(102)!.lock, "migrate");
+    assert.ok(readdirSync(node.dumpDir).includes("vzdump-lxc-555-2026_01_01-00_00_00.tar.dat"));
+  });
+
+  it("sweeps the agent's own LVM and ZFS snapshots by prefix, never vzdump's", async () => {
+    node.pve.addContainer(103, { rootfs: { storage: "local-zfs", files: { a: "1" } } });
+    const run = (tool: string, args: string[]) => node.runner.run(tool, args);
+    await run("lvcreate", ["-n", "lull-vm-101-disk-0-j-00000000000000000000000000", "-pr", "-s", "pve/vm-101-disk-0"]);
+    await run("lvcreate", ["-n", "snap_vm-101-disk-0_vzdump", "-pr", "-s", "pve/vm-101-disk-0"]);
+    await run("zfs", ["snapshot", "rpool/data/subvol-103-disk-0@lull-j-00000000000000000000000000", "rpool/data/subvol-103-disk-0@vzdump"]);
+    const done = await cleanup(true).sweep();
+    assert.ok(done.includes("removed lvmthin lv:pve/lull-vm-101-disk-0-j-00000000000000000000000000"), done.join("\n"));
+    assert.ok(done.includes("removed zfs rpool/data/subvol-103-disk-0@lull-j-00000000000000000000000000"), done.join("\n"));
+    assert.deepEqual(node.pve.lvs().filter((lv) => lv.origin).map((lv) => lv.name), ["snap_vm-101-disk-0_vzdump"]);
+    assert.deepEqual(node.pve.zfsSnapshots(), ["rpool/data/subvol-103-disk-0@vzdump"]);
+  });
+});
