@@ -85,6 +85,30 @@ describe("PveCleanup", () => {
     assert.deepEqual(done, ["unlocked CT 101 (lock: snapshot)", "removed vzdump snapshot of CT 101", "thawed CT 101"]);
     assert.equal(node.pve.guest(101)!.runtime?.frozen, false);
     assert.equal(node.pve.guest(101)!.lock, undefined);
+    assert.deepEqual(node.runner.argvs().filter((a) => a[0]!.startsWith("lxc-")), [["lxc-info", "-n", "101", "-s"], ["lxc-unfreeze", "-n", "101"]]);
+  });
+
+  it("a VM vzdump left locked, paused and with frozen filesystems: qm unlock, qm resume, fsfreeze-thaw", async () => {
+    node.pve.addVm(100, { disks: [{ key: "scsi0", storage: "local-lvm" }], agent: true, lock: "backup" });
+    node.pve.setGuest(100, { status: "paused", fsFrozen: true });
+    node.pve.addVm(104, { disks: [{ key: "scsi0", storage: "local-lvm" }], agent: true });
+    node.pve.setGuest(104, { status: "paused" });
+    const done = await cleanup().sweep();
+    assert.deepEqual(done, ["unlocked VM 100 (lock: backup)", "resumed VM 100", "thawed the filesystems of VM 100"]);
+    assert.deepEqual(
+      node.runner.argvs().filter((a) => a[0] === "qm"),
+      [
+        ["qm", "status", "100"],
+        ["qm", "config", "100"],
+        ["qm", "unlock", "100"],
+        ["qm", "resume", "100"],
+        ["qm", "guest", "cmd", "100", "fsfreeze-status"],
+        ["qm", "guest", "cmd", "100", "fsfreeze-thaw"],
+      ],
+    );
+    const vm = node.pve.guest(100)!;
+    assert.deepEqual([vm.lock, vm.runtime?.status, vm.runtime?.fsFrozen], [undefined, "running", false]);
+    assert.equal(node.pve.guest(104)!.runtime?.status, "paused", "a VM paused by someone else (no backup lock) stays paused");
   });
 
   it("leaves locks and partial archives alone while the vzdump of the pid file runs", async () => {
