@@ -1,5 +1,6 @@
 // Shared plumbing of the fake executables: output, exit, option parsing in the two styles
 // the real tools use (LVM/ZFS getopt with clustered short options; PVE's `--key value`).
+// Not a tool itself; reproduces getopt's clustering (-pr, -aly) and PVE's `Unknown option: x` / `400 …` errors.
 import { StateDir, stateDirFromEnv } from "./state.js";
 
 export class ExitError extends Error {

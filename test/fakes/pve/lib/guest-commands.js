@@ -1,6 +1,7 @@
 // `pct` and `qm` of the fake toolbox: config (sorted, no digest; lxc.* last), status,
 // unlock, list, delsnapshot (pct), guest fsfreeze commands and resume (qm).
 // Unknown guests fail like the real CLI: "Configuration file 'nodes/<node>/lxc/<id>.conf' does not exist", exit 255.
+// Not reproduced: pct/qm start, stop, set, snapshot, rollback, migrate, mount; config digests; pending changes.
 import { fail, out, parsePve } from "./cli.js";
 import { backupVolumes, guestType, keyLines, listGuests, readConf, runtime, updateConf, guestName } from "./guests.js";
 import { removeStorageSnapshot } from "./snapshots.js";

@@ -1,6 +1,7 @@
 // Guest configs in the real /etc/pve format: `#description` lines, sorted `key: value`
 // lines (raw `lxc.*` keys last for containers), then one `[snapname]` section per snapshot.
 // Guest runtime state (running/stopped/paused, frozen, guest agent) lives in run/guests/.
+// Not reproduced: config digests, pending sections, `lxc.*` validation, templates' base volumes.
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 

@@ -1,5 +1,6 @@
 // lvcreate / lvchange / lvremove of the fake toolbox: the argument forms Proxmox and Lull use,
 // the real output lines (two-space indent), the real failures, exit code 5 on error.
+// Not reproduced: thick/linear LVs, extents and free-space accounting, tags, --select, prompts without -f.
 import { rmSync } from "node:fs";
 import { fail, out, err, parseGetopt } from "./cli.js";
 import {

@@ -2,6 +2,7 @@
 // and thin snapshots. An LV's contents are a directory tree under lvm-data/<vg>/<lv>/; a thin
 // snapshot copies its origin's tree. lv_attr is derived the way lvs(8) prints it
 // (`twi-aotz--` pool, `Vwi-aotz--` volume, `Vri---tz-k` fresh thin snapshot).
+// Not reproduced: real data% growth (set by tests), metadata size accounting, LV activation on boot, PVs.
 import { cpSync, existsSync, mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";

@@ -1,6 +1,7 @@
 // lvs of the fake toolbox: field names and their lvs(8) aliases, --separator / --noheadings /
 // --units / --nosuffix / --reportformat json / --config report/time_format="%s", positional
 // `vg` or `vg/lv`, aligned columns with headings by default, every row indented by two spaces.
+// Not reproduced: --select, -O sorting, PV/segment fields, field padding identical to lvm2 in every case.
 import { fail, out, err, parseGetopt } from "./cli.js";
 import { LVM_FAILED, findLv, formatSize, lvAttr, lvmModel } from "./lvm.js";
 

@@ -1,4 +1,5 @@
 // `pvesh get`, `pvesm path|status` and `lxc-info|lxc-freeze|lxc-unfreeze` of the fake toolbox.
+// Not reproduced: pvesh create/set/delete and other paths, the text table format, lxc-info's other fields.
 import { fail, out, parseGetopt, parsePve } from "./cli.js";
 import { guestName, guestType, listGuests, readConf, runtime } from "./guests.js";
 import { readStorages, resolveVolume } from "./storage.js";

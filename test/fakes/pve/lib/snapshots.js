@@ -2,6 +2,7 @@
 // (used by the fake vzdump and `pct delsnapshot`): LVM-thin `snap_<vol>_<snap>` via
 // lvcreate -n … -pr -s + lvchange -ay -K, removed with lvremove -f; ZFS `<dataset>@<snap>`.
 // Each call is recorded in calls.log with the argv the real plugin runs (tool "lvcreate" …, via "pve-storage").
+// Not reproduced: RBD/btrfs/qcow2 snapshots, `pve-storage:refquota` on ZFS subvol snapshots, guest_migration_lock.
 import { rmSync } from "node:fs";
 import { findLv, lvDataDir, lvmModel, makeThinSnapshot, saveLvm } from "./lvm.js";
 import { resolveVolume } from "./storage.js";

@@ -1,7 +1,7 @@
 // State directory of the fake Proxmox toolbox (env PVE_FAKE_STATE), shared by every fake
 // executable and by the tests that seed it. Layout (mirrors the real paths under one root):
 //   node                                   this node's name (default pve1)
-//   options.json / faults.json             knobs and injected faults (see faults.js)
+//   options.json / faults.json             knobs and injected faults (FakeOptions / FakeFaults in seed.d.ts)
 //   etc/pve/storage.cfg                    the real storage.cfg format
 //   etc/pve/nodes/<node>/lxc/<id>.conf     guest configs in the real format (lock:, [vzdump] ...)
 //   etc/pve/nodes/<node>/qemu-server/<id>.conf
@@ -12,6 +12,7 @@
 //   var/log/vzdump/<type>-<id>.log         vzdump's per-guest scratch log
 //   calls.log                              one JSON line per fake command run (argv, for tests)
 // Writes are atomic (tmp + rename); read-modify-write sections take a short mkdir lock.
+// Not reproduced: pmxcfs semantics (cluster-wide /etc/pve, quorum); this is one node's local state.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 

@@ -1,6 +1,7 @@
 // storage.cfg (real format) and volume resolution as pve-storage does it:
 // lvmthin → /dev/<vg>/<vol>, zfspool → <pool>/<vol> (subvol: its mountpoint, zvol: /dev/zvol/...),
 // dir → <path>/images/<vmid>/<file>, dump dir of a dir storage → <path>/dump.
+// Not reproduced: rbd/iscsi/pbs/cifs paths, `is_mountpoint`, storage activation, content-type checks beyond `backup`.
 import { join } from "node:path";
 
 export function parseStorageCfg(text) {

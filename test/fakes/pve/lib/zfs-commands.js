@@ -1,6 +1,7 @@
 // `zfs snapshot | destroy | list | get | set` of the fake toolbox, with the real messages:
 // `cannot open 'x': dataset does not exist`, `cannot create snapshot 'x@s': dataset already exists`,
 // `could not find any snapshots to destroy; check snapshot names.`, `no datasets available`.
+// Not reproduced: clones and their destroy errors, holds, send/receive, space accounting, -d depth limits.
 import { fail, out, err, parseGetopt } from "./cli.js";
 import { createSnapshots, destroySnapshot, formatCreation, formatZfsSize, saveZfs, zfsModel } from "./zfs.js";
 

@@ -1,6 +1,7 @@
 // The fake ZFS model (zfs.json): filesystems (their data is the real directory at their
 // mountpoint), zvols, and snapshots. A filesystem snapshot materialises as a read-only copy at
 // <mountpoint>/.zfs/snapshot/<snap> (the path ZFS exposes); destroying it removes that copy.
+// Not reproduced: used/refer/avail accounting, snapdev, refquota, mounting; a snapshot is a full copy, not COW.
 import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";

@@ -2,6 +2,7 @@
 // (gzip via zlib, zstd via the zstd binary; lzo is not modelled), renamed to the final name at
 // the end; with --stdout into stdout instead. Injected fault slowArchive { chunkBytes, delayMs }
 // throttles the writer so tests can watch the .dat grow (and kill vzdump while it does).
+// Not reproduced: lzo/pigz, bwlimit, ionice, the real VMA container format.
 import { spawn } from "node:child_process";
 import { createWriteStream, renameSync, statSync } from "node:fs";
 import { Transform, PassThrough } from "node:stream";

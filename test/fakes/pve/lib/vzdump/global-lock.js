@@ -2,6 +2,7 @@
 // holder file naming the holder's pid (a dead holder's lock is free, as the kernel drops a dead
 // process's flock). Messages are the real ones (they name /var/run/vzdump.lock). The UPID of the
 // holder goes to run/vzdump.pid, as the real one writes /var/run/vzdump.pid.
+// Not reproduced: a real flock (two contenders for a stale holder file race in a window of microseconds).
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync, mkdirSync } from "node:fs";
 import { pidAlive } from "../state.js";
 

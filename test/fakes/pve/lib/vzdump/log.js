@@ -3,6 +3,7 @@
 // output unprefixed; with --stdout the log goes to stderr, with --quiet nowhere. The per-guest
 // scratch log (/var/log/vzdump/<type>-<vmid>.log under the state dir) gets the same lines with a
 // `YYYY-MM-DD HH:MM:SS ` prefix and is copied to <dumpdir>/<basename>.log at the end.
+// Not reproduced: the task log under /var/log/pve/tasks, `TASK WARNINGS`, mail notifications.
 import { appendFileSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { localStamp } from "../cli.js";

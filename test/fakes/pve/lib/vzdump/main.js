@@ -4,6 +4,7 @@
 // 255 for any error (stderr `job errors`). SIGTERM/SIGINT (also from `vzdump --stop`) become
 // `interrupted by signal`; cleanup still runs. A listed vmid that is not on this node is skipped;
 // if none is local (and no --all) it exits 0 silently.
+// Not reproduced: pools, --exclude-path, PBS, mail/notifications, per-job state files, the API/UPID task list.
 import { readFileSync, unlinkSync } from "node:fs";
 import { fail, parsePve } from "../cli.js";
 import { guestType, listGuests } from "../guests.js";

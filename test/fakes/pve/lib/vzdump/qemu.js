@@ -7,6 +7,7 @@
 // The .vma is not the real VMA format: a `VMA\0` magic, the config, then the disks' bytes.
 // Disk contents: <lv data dir>/disk.img or zvol-data/<dataset>.img if present, else
 // options.qemuDiskBytes (default 1 MiB) of zeros. Injected fault: qgaFreezeFail.
+// Not reproduced: fleecing, dirty bitmaps, PBS, `left-over backup job` cancelling, real QMP/QGA timeouts.
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -1,6 +1,7 @@
 // After the archive: `<archive>.notes` (--notes-template with {{guestname}} {{vmid}} {{node}}
 // {{cluster}}), `<archive>.protected` (--protected 1), and pruning with --prune-backups
 // keep-last=N (other keep-* options are logged but not applied by the fake).
+// Not reproduced: keep-daily/weekly/… pruning, prune-backups from storage.cfg.
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 

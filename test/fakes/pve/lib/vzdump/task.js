@@ -5,6 +5,7 @@
 //   or restart + post-restart / Finished or `ERROR: Backup of VM <id> failed - <err>` + backup-abort /
 //   log-end.
 // A guest that is not running gets stop mode and only backup-start, backup-end, log-end.
+// Not reproduced: `stopwait`, templates, `protected` limits, the tmpdir option and /var/tmp/vzdumptmp<pid>_<vmid>.
 import { join } from "node:path";
 import { localStamp } from "../cli.js";
 import { guestName, guestType, readConf, updateConf } from "../guests.js";
