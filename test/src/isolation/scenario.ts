@@ -23,6 +23,7 @@ import {
   startAgent,
   startController,
   waitFor,
+  type AgentProcess,
   type CommandDriver,
   type ControllerProcess,
   type LoopBtrfs,
@@ -115,93 +116,102 @@ export async function runIsolationScenario(o: ScenarioOptions): Promise<Scenario
   return result;
 }
 
-async function runScenario(o: ScenarioOptions, cleanups: Array<() => Promise<unknown>>): Promise<ScenarioResult> {
-  const intervalMs = o.writerIntervalMs ?? 3;
-  const policy = o.quiesce === "stop" ? "fail" : "crash-consistent";
-  {
-    const shim = await installSlowCommand({
-      binDir: join(o.scratch, "bin"),
-      command: "btrfs",
-      delayMs: o.snapshotDelayMs,
-      whenArgsStartWith: ["subvolume", "snapshot"],
-    });
-    await mkdir(join(o.btrfs.mountPoint, o.name));
-    const services: ServiceRun[] = [];
-    for (const { name, kind } of SERVICES) {
-      const runDir = join(o.scratch, "run", name);
-      await mkdir(runDir, { recursive: true });
-      services.push({ name, kind, dataDir: await o.btrfs.createSubvolume(join(o.name, name)), runDir });
-    }
+interface Running {
+  agent: AgentProcess;
+  services: ServiceRun[];
+  controllers: Map<string, ControllerProcess>;
+}
 
-    const agent = await startAgent({
-      dir: join(o.scratch, "agent"),
-      guests: [{ id: GUEST_ID, driver: "btrfs", volumes: services.map((s) => ({ name: s.name, path: s.dataDir })), policy }],
-      config: { quiesce: { timeoutMs: 15_000, policy }, leaseTtlMs: 5_000 },
-      env: shim.env(),
+/** Subvolumes, the agent (with the slow `btrfs` on its PATH), writers and controllers. */
+async function setUp(o: ScenarioOptions, intervalMs: number, cleanups: Array<() => Promise<unknown>>): Promise<Running> {
+  const policy = o.quiesce === "stop" ? "fail" : "crash-consistent";
+  const shim = await installSlowCommand({
+    binDir: join(o.scratch, "bin"),
+    command: "btrfs",
+    delayMs: o.snapshotDelayMs,
+    whenArgsStartWith: ["subvolume", "snapshot"],
+  });
+  await mkdir(join(o.btrfs.mountPoint, o.name));
+  const services: ServiceRun[] = [];
+  for (const { name, kind } of SERVICES) {
+    const runDir = join(o.scratch, "run", name);
+    await mkdir(runDir, { recursive: true });
+    services.push({ name, kind, dataDir: await o.btrfs.createSubvolume(join(o.name, name)), runDir });
+  }
+  const agent = await startAgent({
+    dir: join(o.scratch, "agent"),
+    guests: [{ id: GUEST_ID, driver: "btrfs", volumes: services.map((s) => ({ name: s.name, path: s.dataDir })), policy }],
+    config: { quiesce: { timeoutMs: 15_000, policy }, leaseTtlMs: 5_000 },
+    env: shim.env(),
+    ...(o.echo !== undefined ? { echo: o.echo } : {}),
+  });
+  cleanups.push(() => agent.stop());
+  for (const s of services) {
+    await writerCtl("start", s, intervalMs);
+    cleanups.push(() => writerCtl("stop", s));
+  }
+  const controllers = new Map<string, ControllerProcess>();
+  if (o.quiesce === "none") return { agent, services, controllers };
+  for (const s of services) {
+    const controller = await startController({
+      dir: join(o.scratch, "controllers"),
+      guestId: GUEST_ID,
+      stack: s.name,
+      agentAddress: agent.address,
+      resume: "early",
+      driver: driverFor(s, o.quiesce, intervalMs),
+      resumeDeadlineMs: 60_000,
+      pollIntervalMs: 500,
+      leaseTtlMs: 5_000,
       ...(o.echo !== undefined ? { echo: o.echo } : {}),
     });
-    cleanups.push(() => agent.stop());
-
-    for (const s of services) {
-      await writerCtl("start", s, intervalMs);
-      cleanups.push(() => writerCtl("stop", s));
-    }
-    const controllers = new Map<string, ControllerProcess>();
-    if (o.quiesce !== "none") {
-      for (const s of services) {
-        const controller = await startController({
-          dir: join(o.scratch, "controllers"),
-          guestId: GUEST_ID,
-          stack: s.name,
-          agentAddress: agent.address,
-          resume: "early",
-          driver: driverFor(s, o.quiesce, intervalMs),
-          resumeDeadlineMs: 60_000,
-          pollIntervalMs: 500,
-          leaseTtlMs: 5_000,
-          ...(o.echo !== undefined ? { echo: o.echo } : {}),
-        });
-        controllers.set(s.name, controller);
-        cleanups.push(() => controller.stop());
-      }
-    }
-    const warmup = o.warmupRecords ?? 30;
-    for (const s of services) await waitFor(`${warmup} records of ${s.name}`, () => ledgerOf(s).length >= warmup, 10_000);
-
-    const client = agent.client();
-    const job = await client.backup(GUEST_ID, JOB_TIMEOUT_MS, {
-      policy: o.quiesce === "stop" ? QuiescePolicy.QUIESCE_POLICY_FAIL : QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT,
-    });
-    const events = await client.collectEvents({ guestId: GUEST_ID, jobId: job.id }, (e) => isTerminal(e.phase), 10_000);
-    if (o.quiesce === "stop") {
-      for (const [stack, c] of controllers) {
-        await c.proc.waitForLog((l) => l.msg === "backup done" && l.jobId === job.id, 15_000).catch((err: unknown) => {
-          throw new Error(`controller of ${stack}: ${(err as Error).message}`);
-        });
-      }
-    }
-    // The writers run again (or never stopped): wait for a record after the snapshot in every
-    // service's ledger, so the check has writes to keep out of the backup.
-    const snapshotAt = job.snapshotAt?.getTime();
-    if (snapshotAt !== undefined) {
-      for (const s of services) {
-        await waitFor(`a record of ${s.name} after the snapshot`, () => ledgerOf(s).some((r) => r.at > snapshotAt), 10_000);
-      }
-    }
-    for (const c of controllers.values()) await c.stop(15_000);
-    for (const s of services) await writerCtl("stop", s);
-
-    const evidence: ServiceEvidence[] = [];
-    if (job.archivePath) {
-      const restoreDir = join(o.scratch, "restore");
-      await restoreArchive(job.archivePath, restoreDir);
-      for (const s of services) {
-        const dir = join(restoreDir, s.name);
-        const contents = existsSync(dir) ? readServiceContents(s.kind, dir) : undefined;
-        evidence.push({ service: s.name, restored: contents?.records, problems: contents?.problems ?? [], acked: ledgerOf(s) });
-      }
-    }
-    const violations = checkWriteIsolation({ snapshotAt: job.snapshotAt, services: evidence });
-    return { job, events, services: evidence, violations, controllers };
+    controllers.set(s.name, controller);
+    cleanups.push(() => controller.stop());
   }
+  return { agent, services, controllers };
+}
+
+/** Restores the job's archive and reads every service from it (none restored without an archive). */
+async function gatherEvidence(job: Job, services: readonly ServiceRun[], restoreDir: string): Promise<ServiceEvidence[]> {
+  if (job.archivePath) await restoreArchive(job.archivePath, restoreDir);
+  return services.map((s) => {
+    const dir = join(restoreDir, s.name);
+    const contents = job.archivePath && existsSync(dir) ? readServiceContents(s.kind, dir) : undefined;
+    return { service: s.name, restored: contents?.records, problems: contents?.problems ?? [], acked: ledgerOf(s) };
+  });
+}
+
+async function runScenario(o: ScenarioOptions, cleanups: Array<() => Promise<unknown>>): Promise<ScenarioResult> {
+  const intervalMs = o.writerIntervalMs ?? 3;
+  const { agent, services, controllers } = await setUp(o, intervalMs, cleanups);
+  const warmup = o.warmupRecords ?? 30;
+  for (const s of services) await waitFor(`${warmup} records of ${s.name}`, () => ledgerOf(s).length >= warmup, 10_000);
+
+  const client = agent.client();
+  const job = await client.backup(GUEST_ID, JOB_TIMEOUT_MS, {
+    policy: o.quiesce === "stop" ? QuiescePolicy.QUIESCE_POLICY_FAIL : QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT,
+  });
+  const events = await client.collectEvents({ guestId: GUEST_ID, jobId: job.id }, (e) => isTerminal(e.phase), 10_000);
+  if (o.quiesce === "stop") {
+    for (const [stack, c] of controllers) {
+      await c.proc.waitForLog((l) => l.msg === "backup done" && l.jobId === job.id, 15_000).catch((err: unknown) => {
+        throw new Error(`controller of ${stack}: ${(err as Error).message}`);
+      });
+    }
+  }
+  // The writers run again (or never stopped): wait for a record after the snapshot in every
+  // service's ledger, so the check has writes to keep out of the backup.
+  const snapshotAt = job.snapshotAt?.getTime();
+  if (snapshotAt !== undefined) {
+    for (const s of services) {
+      await waitFor(`a record of ${s.name} after the snapshot`, () => ledgerOf(s).some((r) => r.at > snapshotAt), 10_000);
+    }
+  }
+  // Final ledgers: controllers first (so none starts a writer again), then the writers.
+  for (const c of controllers.values()) await c.stop(15_000);
+  for (const s of services) await writerCtl("stop", s);
+
+  const evidence = await gatherEvidence(job, services, join(o.scratch, "restore"));
+  const violations = checkWriteIsolation({ snapshotAt: job.snapshotAt, services: evidence });
+  return { job, events, services: evidence, violations, controllers };
 }
