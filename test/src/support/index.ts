@@ -8,3 +8,8 @@ export * from "./agent-process.js";
 export * from "./controller-process.js";
 export * from "./btrfs.js";
 export * from "./seed-data.js";
+export * from "./stack-ledger.js";
+export * from "./leftovers.js";
+export * from "./event-follower.js";
+export * from "./site.js";
+export * from "./convergence.js";
