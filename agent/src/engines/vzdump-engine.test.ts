@@ -8,9 +8,9 @@ import { execa } from "execa";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
 import type { HookMessage } from "../hook/hook-protocol.js";
-import { parseGuestConfig } from "../pve/guest-config.js";
+import { followForeignBackup } from "../pve/foreign-backup.js";
 import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../pve/testing/fake-pve.js";
-import { VzdumpRun } from "../pve/vzdump-run.js";
+import type { VzdumpRun } from "../pve/vzdump-run.js";
 import { createVzdumpEngine, type VzdumpEngine } from "./vzdump.js";
 
 let node: FakePveNode;
@@ -46,16 +46,7 @@ beforeEach(async () => {
   node = await startFakePveNode({
     onForeignBackup: (m) => {
       foreign.push(m);
-      foreignRun = new VzdumpRun({
-        vmid: m.vmid!,
-        vmtype: m.env.VMTYPE === "qemu" ? "qemu" : "lxc",
-        requestedMode: m.mode!,
-        hooks: foreignHooks,
-        log: silentLogger(),
-        clock: systemClock,
-        progressIntervalMs: 100,
-        snapshotCommitted: async () => parseGuestConfig((await node.runner.run("pct", ["config", String(m.vmid)])).stdout).get("parent") === "vzdump",
-      });
+      foreignRun = followForeignBackup(m, foreignHooks, { runner: node.runner, pve: node.config, log: silentLogger(), clock: systemClock });
       return foreignRun;
     },
   });

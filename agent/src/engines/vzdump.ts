@@ -10,8 +10,7 @@ import type { CommandRunner } from "../exec/command-runner.js";
 import type { HookServer } from "../hook/hook-server.js";
 import type { PveCleanup } from "../pve/cleanup.js";
 import { VMID, type PveConfig, type VzdumpConfig } from "../pve/config.js";
-import { GuestDiscovery } from "../pve/discovery.js";
-import { parseGuestConfig } from "../pve/guest-config.js";
+import { GuestDiscovery, vzdumpSnapshotCommitted } from "../pve/discovery.js";
 import type { ProcessLauncher } from "../pve/process-launcher.js";
 import { guardThinPools } from "../pve/thin-pool.js";
 import { VzdumpRun } from "../pve/vzdump-run.js";
@@ -113,10 +112,7 @@ export class VzdumpEngine implements BackupEngine {
       log,
       clock,
       progressIntervalMs: pve.vzdump.progressIntervalMs,
-      snapshotCommitted: async () => {
-        const r = await runner.run("pct", ["config", String(vmid)], { timeoutMs: pve.commandTimeoutMs });
-        return parseGuestConfig(r.stdout).get("parent") === "vzdump";
-      },
+      snapshotCommitted: () => vzdumpSnapshotCommitted(runner, vmid, pve.commandTimeoutMs),
     });
     const detach = hookServer.attach(vmid, session);
     try {

@@ -98,3 +98,9 @@ export class GuestDiscovery {
     return { ...summary, config, volumes, excluded };
   }
 }
+
+/** A container's `vzdump` snapshot is committed when its current config says `parent: vzdump`. */
+export async function vzdumpSnapshotCommitted(runner: CommandRunner, vmid: number, timeoutMs: number): Promise<boolean> {
+  const r = await runner.run("pct", ["config", String(vmid)], { timeoutMs });
+  return parseGuestConfig(r.stdout).get("parent") === "vzdump";
+}
