@@ -20,6 +20,8 @@ export interface ResumeReport {
   downtimeMs: number;
   resumedAt: number;
   early: boolean;
+  /** Outcome of the post steps (./quiesce/outcome.ts); undefined when there were none. */
+  postStep?: string | undefined;
 }
 
 export interface AgentLinkOptions {
@@ -89,6 +91,7 @@ export class AgentLink implements AgentApi {
       downtimeMs: Math.max(0, Math.round(report.downtimeMs)),
       resumedAt: new Date(report.resumedAt),
       early: report.early,
+      ...(report.postStep !== undefined ? { postStep: report.postStep } : {}),
     };
     await callUnary(this.client.reportResumed.bind(this.client), req, this.opts(signal));
   }

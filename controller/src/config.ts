@@ -3,6 +3,7 @@
 import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
 import { CONTROLLER_ID, GUEST_ID, STACK_NAME, loadConfig, z } from "@lull/shared";
+import { quiesceSchema } from "./quiesce/schema.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const argv = z.array(z.string().min(1)).min(1, { message: "must name a command (a non-empty argv array)" });
@@ -14,6 +15,9 @@ const commandDriverSchema = z.strictObject({
   start: argv,
   stop: argv,
   status: argv,
+  /** For `quiesce.strategy: "pause"`: freeze / thaw the stack's processes. */
+  pause: argv.optional(),
+  unpause: argv.optional(),
   timeoutMs: ms(100, 3_600_000).default(60_000),
   /** How long to wait for `status` to confirm the stack stopped / came up after the command. */
   verifyTimeoutMs: ms(0, 600_000).default(10_000),
@@ -32,36 +36,45 @@ const composeDriverSchema = z.strictObject({
 export const FAILPOINTS = ["after-marker", "after-stop", "before-resume"] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
-export const controllerConfigSchema = z.strictObject({
-  guestId: z.string().regex(GUEST_ID, { message: `must match ${GUEST_ID.source}` }),
-  stack: z.string().regex(STACK_NAME, { message: `must match ${STACK_NAME.source}` }),
-  /** Unique per controller process; the default is `<hostname>-<pid>`. */
-  controllerId: z
-    .string()
-    .regex(CONTROLLER_ID, { message: `must match ${CONTROLLER_ID.source}` })
-    .default(() => defaultControllerId()),
-  agent: z
-    .strictObject({
-      /** `host:port` or `unix:///path` of the node's lull-agent. */
-      address: z.string().min(1).default("127.0.0.1:7450"),
-      /** Deadline of each unary call to the agent. */
-      callTimeoutMs: ms(100, 120_000).default(5_000),
-    })
-    .prefault({}),
-  /** Where the crash-safe marker lives (must survive a restart of the controller). */
-  markerDir: absolutePath.default("/var/lib/lull-controller"),
-  /** The stack runs again at most this long after it was stopped, whatever the agent does. */
-  resumeDeadlineMs: ms(100, 86_400_000).default(300_000),
-  /** Polling interval while the event stream is broken, and the resync tick while a job is tracked. */
-  pollIntervalMs: ms(20, 600_000).default(2_000),
-  leaseTtlMs: ms(500, 600_000).default(15_000),
-  /** `early`: resume at `snapshotted`; `end`: resume only at the terminal phase (for comparison). */
-  resume: z.enum(["early", "end"]).default("early"),
-  driver: z.discriminatedUnion("type", [commandDriverSchema, composeDriverSchema]),
-  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  /** Crash tests only (env LULL_CONTROLLER_FAILPOINT): pause for good at that point. */
-  failpoint: z.enum(FAILPOINTS).optional(),
-});
+export const controllerConfigSchema = z
+  .strictObject({
+    guestId: z.string().regex(GUEST_ID, { message: `must match ${GUEST_ID.source}` }),
+    stack: z.string().regex(STACK_NAME, { message: `must match ${STACK_NAME.source}` }),
+    /** Unique per controller process; the default is `<hostname>-<pid>`. */
+    controllerId: z
+      .string()
+      .regex(CONTROLLER_ID, { message: `must match ${CONTROLLER_ID.source}` })
+      .default(() => defaultControllerId()),
+    agent: z
+      .strictObject({
+        /** `host:port` or `unix:///path` of the node's lull-agent. */
+        address: z.string().min(1).default("127.0.0.1:7450"),
+        /** Deadline of each unary call to the agent. */
+        callTimeoutMs: ms(100, 120_000).default(5_000),
+      })
+      .prefault({}),
+    /** Where the crash-safe marker lives (must survive a restart of the controller). */
+    markerDir: absolutePath.default("/var/lib/lull-controller"),
+    /** The stack runs again at most this long after it was stopped, whatever the agent does. */
+    resumeDeadlineMs: ms(100, 86_400_000).default(300_000),
+    /** Polling interval while the event stream is broken, and the resync tick while a job is tracked. */
+    pollIntervalMs: ms(20, 600_000).default(2_000),
+    leaseTtlMs: ms(500, 600_000).default(15_000),
+    /** `early`: resume at `snapshotted`; `end`: resume only at the terminal phase (for comparison). */
+    resume: z.enum(["early", "end"]).default("early"),
+    driver: z.discriminatedUnion("type", [commandDriverSchema, composeDriverSchema]),
+    /** How the stack is held for the snapshot and the steps around it (./quiesce/schema.ts). */
+    quiesce: quiesceSchema.prefault({}),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    /** Crash tests only (env LULL_CONTROLLER_FAILPOINT): pause for good at that point. */
+    failpoint: z.enum(FAILPOINTS).optional(),
+  })
+  .superRefine((c, ctx) => {
+    const d = c.driver;
+    if (c.quiesce.strategy === "pause" && d.type === "command" && (d.pause === undefined || d.unpause === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["quiesce", "strategy"], message: "pause needs driver.pause and driver.unpause with the command driver" });
+    }
+  });
 
 export type ControllerConfig = z.output<typeof controllerConfigSchema>;
 export type DriverConfig = ControllerConfig["driver"];

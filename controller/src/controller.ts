@@ -6,6 +6,7 @@ import { AgentLink } from "./agent-link.js";
 import type { ControllerConfig, Failpoint } from "./config.js";
 import { ControllerLoop } from "./loop.js";
 import { createFileMarkerStore, type MarkerStore } from "./marker-store.js";
+import { Quiescer } from "./quiesce/quiescer.js";
 import { Reconciler } from "./reconcile.js";
 import { recover } from "./recover.js";
 import { createStackDriver, type StackDriver } from "./stacks/index.js";
@@ -56,6 +57,7 @@ export class Controller {
       log,
     });
     this.loop = new ControllerLoop({ clock, log, pollIntervalMs: config.pollIntervalMs });
+    const quiescer = new Quiescer({ config: config.quiesce, driver, stack: config.stack, clock, log });
     this.reconciler = new Reconciler({
       guestId: config.guestId,
       stack: config.stack,
@@ -65,6 +67,7 @@ export class Controller {
       resumeDeadlineMs: config.resumeDeadlineMs,
       agent: this.link,
       driver,
+      quiescer,
       markers: this.markers,
       clock,
       log,
@@ -78,7 +81,7 @@ export class Controller {
   async run(signal: AbortSignal): Promise<void> {
     const c = this.config;
     this.log.info(
-      { guestId: c.guestId, stack: c.stack, controllerId: c.controllerId, agent: c.agent.address, driver: c.driver.type, resume: c.resume, resumeDeadlineMs: c.resumeDeadlineMs },
+      { guestId: c.guestId, stack: c.stack, controllerId: c.controllerId, agent: c.agent.address, driver: c.driver.type, strategy: c.quiesce.strategy, preSteps: c.quiesce.pre.length, postSteps: c.quiesce.post.length, resume: c.resume, resumeDeadlineMs: c.resumeDeadlineMs },
       "controller starting",
     );
     try {

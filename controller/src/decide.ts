@@ -34,6 +34,8 @@ export type ResumeCause =
   | "unknown-job"
   | "released"
   | "stop-failed"
+  | "pre-failed"
+  | "restarted"
   | "shutdown"
   | "corrupt-marker";
 

@@ -8,8 +8,10 @@ import type { AgentApi } from "./agent-link.js";
 import type { Failpoint } from "./config.js";
 import { decideForJob, decideForMarker, isPendingQuiesce, type JobView } from "./decide.js";
 import type { Marker, MarkerStore } from "./marker-store.js";
+import { Quiescer } from "./quiesce/quiescer.js";
+import { quiesceSchema } from "./quiesce/schema.js";
 import { ResumeOps, type TrackedJob } from "./resume-ops.js";
-import { stopAndVerify, type StackDriver } from "./stacks/driver.js";
+import type { StackDriver } from "./stacks/driver.js";
 
 export interface ReconcilerOptions {
   guestId: string;
@@ -20,6 +22,8 @@ export interface ReconcilerOptions {
   resumeDeadlineMs: number;
   agent: AgentApi;
   driver: StackDriver;
+  /** Holds the stack and runs the quiesce steps (default: strategy `stop`, no steps). */
+  quiescer?: Quiescer | undefined;
   markers: MarkerStore;
   clock: Clock;
   log: Logger;
@@ -39,14 +43,19 @@ export interface ReconcileRequest {
 }
 
 export class Reconciler {
-  private readonly o: ReconcilerOptions;
+  private readonly o: ReconcilerOptions & { quiescer: Quiescer };
   private readonly ops: ResumeOps;
-  /** The stop this process performed for the marker's job (so a retried acknowledge does not stop twice). */
-  private stopped: { jobId: string; stopMs: number; at: number } | undefined;
 
   constructor(options: ReconcilerOptions) {
-    this.o = options;
-    this.ops = new ResumeOps(options);
+    const quiescer =
+      options.quiescer ?? new Quiescer({ config: quiesceSchema.parse({}), driver: options.driver, stack: options.stack, clock: options.clock, log: options.log });
+    this.o = { ...options, quiescer };
+    this.ops = new ResumeOps(this.o);
+  }
+
+  /** How long this process took to hold the stack for `jobId` (null: it did not, e.g. after a restart). */
+  private stopMsFor(jobId: string): number | null {
+    return this.o.quiescer.heldFor(jobId)?.stopMs ?? null;
   }
 
   /** A marker is held or a job is tracked: the loop keeps looking even without events. */
@@ -107,15 +116,14 @@ export class Reconciler {
       case "resume": {
         if (decision.cause === "deadline") log.warn({ resumeDeadline: new Date(marker.resumeDeadline).toISOString() }, "resume deadline passed — resuming the stack");
         if (decision.cause === "unknown-job") log.warn({ reason: view.kind === "not-found" ? view.reason : "" }, "the agent does not know the marker's job — resuming the stack");
-        const stopMs = this.stopped?.jobId === marker.jobId ? this.stopped.stopMs : null;
-        if (await this.ops.resume(marker, decision.cause, decision.early, stopMs)) this.stopped = undefined;
+        await this.ops.resume(marker, decision.cause, decision.early, this.stopMsFor(marker.jobId));
         await this.ops.flushNotice(signal);
         return;
       }
     }
   }
 
-  /** quiescing: marker first, then stop, verify, acknowledge. A failed stop resumes and refuses. */
+  /** quiescing: marker first, then pre steps, stop/pause, verify, acknowledge. A failure resumes and refuses. */
   private async quiesce(job: Job, signal: AbortSignal): Promise<void> {
     const now = this.o.clock.now();
     this.o.log.info({ jobId: job.id, at: new Date(now).toISOString() }, "quiescing");
@@ -145,30 +153,42 @@ export class Reconciler {
 
   private async stopAndAcknowledge(marker: Marker, job: Job | undefined, signal: AbortSignal, fresh = false): Promise<void> {
     const log = this.o.log.child({ jobId: marker.jobId });
+    const quiescer = this.o.quiescer;
     this.ops.track(marker.jobId);
-    let stoppedAt = this.stopped?.jobId === marker.jobId ? this.stopped.at : undefined;
+    let stoppedAt = quiescer.heldFor(marker.jobId)?.at;
     try {
       if (stoppedAt === undefined && !fresh) {
-        // Re-attaching (after a crash, or a retried acknowledge): never stop twice.
-        const status = await this.o.driver.status(signal);
-        if (status === "stopped") {
+        // Re-attaching after a restart: pre steps of the previous process cannot be vouched for (a
+        // session ended with it, a command may have half run); never run them twice — refuse.
+        if (quiescer.hasPreSteps) {
+          const reason = "the controller restarted during the quiesce: its pre steps' effect is unknown (a database session ends with the process)";
+          log.warn({ reason }, "re-attached with pre steps — resuming the stack and refusing the quiesce");
+          await this.ops.resume(marker, "restarted", false, null, reason);
+          await this.ops.flushNotice(signal);
+          return;
+        }
+        // Never stop twice.
+        const held = quiescer.heldStatus;
+        const status = held === undefined ? undefined : await this.o.driver.status(signal);
+        if (status !== undefined && status === held) {
           stoppedAt = marker.stoppedAt;
-          log.info({ status }, "re-attached: the stack is already stopped");
+          log.info({ status }, `re-attached: the stack is already ${status}`);
         }
       }
       if (stoppedAt === undefined) {
-        const stopMs = await stopAndVerify(this.o.driver, this.o.clock, signal);
-        stoppedAt = this.o.clock.now();
-        this.stopped = { jobId: marker.jobId, stopMs, at: stoppedAt };
-        log.info({ stopMs }, "stack stopped");
+        const held = await quiescer.quiesce(marker.jobId, signal);
+        stoppedAt = held.at;
+        const fields = { stopMs: held.stopMs, preMs: held.preMs, strategy: quiescer.strategy };
+        const what = { stop: "stack stopped", pause: "stack paused", hooks: "stack quiesced by hooks" } as const;
+        log.info(fields, what[quiescer.strategy]);
         await this.o.failpoint("after-stop");
       }
     } catch (err) {
-      // The deferred resume: whatever went wrong while stopping, the stack runs again.
-      const reason = asLullError(err).message;
-      log.warn({ err: reason }, "stopping the stack failed — resuming it and refusing the quiesce");
-      await this.ops.resume(marker, "stop-failed", false, null, reason);
-      this.stopped = undefined;
+      // The deferred resume: whatever went wrong while quiescing, the stack runs again and the post steps run.
+      const e = asLullError(err);
+      const cause = e.code === "LULL_E_STACK_STOP_FAILED" ? "stop-failed" : "pre-failed";
+      log.warn({ err: e.message, cause }, "quiescing the stack failed — resuming it and refusing the quiesce");
+      await this.ops.resume(marker, cause, false, this.stopMsFor(marker.jobId), e.message);
       await this.ops.flushNotice(signal);
       return;
     }
@@ -251,10 +271,7 @@ export class Reconciler {
   async resumeForShutdown(): Promise<void> {
     const read = this.o.markers.read();
     if (read.kind === "corrupt") await this.ops.resumeWithoutJob("corrupt-marker");
-    if (read.kind === "present") {
-      const stopMs = this.stopped?.jobId === read.marker.jobId ? this.stopped.stopMs : null;
-      await this.ops.resume(read.marker, "shutdown", false, stopMs);
-    }
+    if (read.kind === "present") await this.ops.resume(read.marker, "shutdown", false, this.stopMsFor(read.marker.jobId));
     await this.ops.flushNotice(AbortSignal.timeout(5_000));
   }
 }

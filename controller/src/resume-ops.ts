@@ -1,7 +1,9 @@
 // Resuming the stack, and telling the agent about it afterwards.
 //
-// Order of a resume: start the stack, verify it is up, clear the marker, log `stack resumed`, then
-// tell the agent (ReportResumed, or RefuseQuiesce when the agent still waits for an acknowledgement).
+// Order of a resume: release the stack (start / unpause, verified up), end the quiesce sessions and
+// run the post steps (./quiesce/quiescer.ts: always, once), clear the marker, log `stack resumed`,
+// then tell the agent (ReportResumed with the post steps' outcome, or RefuseQuiesce — its reason
+// carrying that outcome — when the agent still waits for an acknowledgement).
 // The marker is cleared before the agent is told: an unreachable agent must never leave a marker
 // that would make the next pass stop the stack again. What the agent has not been told yet stays in
 // `tracked.notice` and is retried on every pass until the agent answers or the job has ended.
@@ -11,9 +13,11 @@ import type { AgentApi, ResumeReport } from "./agent-link.js";
 import type { Failpoint } from "./config.js";
 import { isPendingQuiesce, type ResumeCause } from "./decide.js";
 import type { Marker, MarkerStore } from "./marker-store.js";
-import { startAndVerify, type StackDriver } from "./stacks/driver.js";
+import { withPostOutcome } from "./quiesce/outcome.js";
+import type { Quiescer } from "./quiesce/quiescer.js";
+import type { StackDriver } from "./stacks/driver.js";
 
-export type Notice = { kind: "report"; report: ResumeReport; cause: ResumeCause } | { kind: "refuse"; reason: string };
+export type Notice = { kind: "report"; report: ResumeReport; cause: ResumeCause } | { kind: "refuse"; reason: string; postStep?: string | undefined };
 
 export interface TrackedJob {
   jobId: string;
@@ -26,6 +30,8 @@ export interface ResumeOpsOptions {
   stack: string;
   agent: AgentApi;
   driver: StackDriver;
+  /** Releases the stack and runs the post steps. */
+  quiescer: Quiescer;
   markers: MarkerStore;
   clock: Clock;
   log: Logger;
@@ -51,46 +57,47 @@ export class ResumeOps {
   }
 
   /**
-   * Starts the stack for `marker`'s job, verifies it is up, clears the marker. Never cancelled by a
-   * signal (only bounded by the driver's timeouts). Returns false when the stack did not come up:
-   * the marker then stays and the next pass tries again.
+   * Releases the stack for `marker`'s job (verified up), runs the post steps, clears the marker.
+   * Never cancelled by a signal (only bounded by the driver's and the steps' timeouts). Returns false
+   * when the stack did not come up: the marker then stays and the next pass tries again.
    */
   async resume(marker: Marker, cause: ResumeCause, early: boolean, stopMs: number | null, refuseReason?: string): Promise<boolean> {
     const log = this.o.log.child({ jobId: marker.jobId });
     if (cause === "snapshotted") log.info({ jobId: marker.jobId, at: new Date(this.o.clock.now()).toISOString() }, "snapshotted — resuming app early");
     if (cause === "snapshotted" || cause === "terminal") await this.o.failpoint("before-resume");
-    let startMs: number;
-    try {
-      startMs = await startAndVerify(this.o.driver, this.o.clock);
-    } catch (err) {
-      log.error({ cause, err: asLullError(err).message }, "resuming the stack failed — will retry");
+    const result = await this.o.quiescer.resume(marker.jobId, cause);
+    if (!result.ok) {
+      log.error({ cause, err: result.error ?? "unknown" }, "resuming the stack failed — will retry");
       return false;
     }
-    const resumedAt = this.o.clock.now();
+    const resumedAt = result.releasedAt;
     const downtimeMs = resumedAt - marker.stoppedAt;
     this.o.markers.clear();
     this.o.onMarker(undefined);
-    log.info({ jobId: marker.jobId, downtimeMs, stopMs, startMs, early, cause }, "stack resumed");
+    const { startMs, postStep } = result;
+    log.info({ jobId: marker.jobId, downtimeMs, stopMs, startMs, early, cause, strategy: this.o.quiescer.strategy, postStep: postStep ?? null }, "stack resumed");
     const notice: Notice =
       refuseReason !== undefined
-        ? { kind: "refuse", reason: refuseReason }
-        : { kind: "report", cause, report: { jobId: marker.jobId, downtimeMs, resumedAt, early } };
+        ? { kind: "refuse", reason: withPostOutcome(refuseReason, postStep), postStep }
+        : { kind: "report", cause, report: { jobId: marker.jobId, downtimeMs, resumedAt, early, postStep } };
     this.track(marker.jobId, notice);
     return true;
   }
 
-  /** A corrupt marker: the stack may be down and no job is known. Start it, clear the marker. */
+  /** A corrupt marker: the stack may be down and no job is known. Release it, run the post steps, clear the marker. */
   async resumeWithoutJob(cause: ResumeCause): Promise<boolean> {
-    let startMs: number;
-    try {
-      startMs = await startAndVerify(this.o.driver, this.o.clock);
-    } catch (err) {
-      this.o.log.error({ cause, err: asLullError(err).message }, "resuming the stack failed — will retry");
+    const result = await this.o.quiescer.resume(undefined, cause);
+    if (!result.ok) {
+      this.o.log.error({ cause, err: result.error ?? "unknown" }, "resuming the stack failed — will retry");
       return false;
     }
     this.o.markers.clear();
     this.o.onMarker(undefined);
-    this.o.log.info({ jobId: null, downtimeMs: null, stopMs: null, startMs, early: false, cause }, "stack resumed");
+    const { startMs, postStep } = result;
+    this.o.log.info(
+      { jobId: null, downtimeMs: null, stopMs: null, startMs, early: false, cause, strategy: this.o.quiescer.strategy, postStep: postStep ?? null },
+      "stack resumed",
+    );
     return true;
   }
 
@@ -104,7 +111,8 @@ export class ResumeOps {
       const current = job ?? (await this.o.agent.getJob(tracked.jobId, signal));
       if (isPendingQuiesce(current, this.o.stack)) {
         // The agent still waits for this stack, which runs again: say no, with the reason.
-        const reason = notice.kind === "refuse" ? notice.reason : `the stack was resumed before the snapshot (${notice.cause})`;
+        const reason =
+          notice.kind === "refuse" ? notice.reason : withPostOutcome(`the stack was resumed before the snapshot (${notice.cause})`, notice.report.postStep);
         await this.o.agent.refuse(tracked.jobId, reason, signal);
         log.warn({ reason }, "quiesce refused");
       } else if (notice.kind === "report") {

@@ -1,11 +1,15 @@
 // Stack driver that runs user commands: `stop`, `start`, and `status` (exit 0 = running,
-// any other exit = not running). Commands are argv arrays run without a shell.
+// any other exit = not running), optionally `pause` and `unpause` (their exit status is the only
+// check of a pause: `status` cannot tell paused from running). Argv arrays, never a shell.
 import { LullError } from "@lull/shared";
 import type { CommandDriverConfig } from "../config.js";
 import type { StackDriver, StackStatus } from "./driver.js";
 import { describeArgv, runCommand, tail } from "./run-command.js";
 
-export function createCommandDriver(config: Pick<CommandDriverConfig, "start" | "stop" | "status" | "timeoutMs" | "verifyTimeoutMs">): StackDriver {
+export function createCommandDriver(
+  config: Pick<CommandDriverConfig, "start" | "stop" | "status" | "timeoutMs" | "verifyTimeoutMs"> & Partial<Pick<CommandDriverConfig, "pause" | "unpause">>,
+): StackDriver {
+  const { pause, unpause } = config;
   const run = async (
     argv: readonly string[],
     code: "LULL_E_STACK_STOP_FAILED" | "LULL_E_STACK_START_FAILED",
@@ -32,5 +36,8 @@ export function createCommandDriver(config: Pick<CommandDriverConfig, "start" | 
       const outcome = await runCommand(config.status, { timeoutMs: config.timeoutMs, signal });
       return outcome.exitCode === 0 ? "running" : "stopped";
     },
+    reportsPaused: false,
+    pause: pause === undefined ? undefined : (signal) => run(pause, "LULL_E_STACK_STOP_FAILED", signal),
+    unpause: unpause === undefined ? undefined : (signal) => run(unpause, "LULL_E_STACK_START_FAILED", signal),
   };
 }

@@ -1,6 +1,7 @@
 // Stack driver for a Docker Compose v2 project:
-//   docker compose --project-name P [--file F]... stop | start | ps --all --format json
-// The stack is `running` when every service's containers run, `stopped` when none does.
+//   docker compose --project-name P [--file F]... stop | start | pause | unpause | ps --all --format json
+// The stack is `running` when every service's containers run, `stopped` when none runs or is
+// paused, `paused` when every container is paused.
 // `ps --format json` prints one JSON object per line (compose >= 2.21) or one JSON array (older);
 // both are accepted.
 import { LullError } from "@lull/shared";
@@ -35,11 +36,16 @@ export function parseComposePs(stdout: string): ComposeContainer[] {
   });
 }
 
-/** `running` when every container runs, `stopped` when none does (or there are none), else `partial`. */
+/**
+ * `running` when every container runs, `paused` when every one is paused, `stopped` when none runs
+ * or is paused (or there are none), else `partial`.
+ */
 export function composeStatus(containers: readonly ComposeContainer[]): StackStatus {
   const running = containers.filter((c) => c.State === "running").length;
-  if (running === 0) return "stopped";
-  return running === containers.length ? "running" : "partial";
+  const paused = containers.filter((c) => c.State === "paused").length;
+  if (running === 0 && paused === 0) return "stopped";
+  if (running === containers.length) return "running";
+  return paused === containers.length ? "paused" : "partial";
 }
 
 export function createComposeDriver(config: Pick<ComposeDriverConfig, "project" | "files" | "docker" | "timeoutMs" | "verifyTimeoutMs">): StackDriver {
@@ -76,6 +82,13 @@ export function createComposeDriver(config: Pick<ComposeDriverConfig, "project" 
     async status(signal) {
       const stdout = await run(["ps", "--all", "--format", "json"], "LULL_E_COMMAND_FAILED", signal);
       return composeStatus(parseComposePs(stdout));
+    },
+    reportsPaused: true,
+    pause: async (signal) => {
+      await run(["pause"], "LULL_E_STACK_STOP_FAILED", signal);
+    },
+    unpause: async (signal) => {
+      await run(["unpause"], "LULL_E_STACK_START_FAILED", signal);
     },
   };
 }

@@ -13,6 +13,8 @@ export interface CommandOutcome {
 export interface RunOptions {
   timeoutMs: number;
   signal?: AbortSignal | undefined;
+  /** Added to the controller's environment (quiesce steps get LULL_JOB_ID, LULL_STACK, LULL_HOOK). */
+  env?: Readonly<Record<string, string>> | undefined;
 }
 
 /** The last lines of a command's output, for error messages. */
@@ -36,6 +38,7 @@ export async function runCommand(argv: readonly string[], options: RunOptions): 
     ...(options.signal ? { cancelSignal: options.signal } : {}),
     encoding: "utf8",
     maxBuffer: 4 * 1024 * 1024,
+    ...(options.env ? { env: options.env, extendEnv: true } : {}),
   });
   if (result.timedOut) {
     throw new LullError("LULL_E_COMMAND_FAILED", `${describeArgv(argv)} timed out after ${options.timeoutMs} ms`);
