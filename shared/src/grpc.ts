@@ -1,12 +1,14 @@
 // gRPC plumbing both daemons use: a promise-returning unary call with a deadline,
 // a server-side wrapper that maps thrown errors to statuses, and channel creation.
 import {
+  InterceptingCall,
   Metadata,
   credentials,
   type CallOptions,
   type ChannelCredentials,
   type ChannelOptions,
   type ClientUnaryCall,
+  type Interceptor,
   type ServerUnaryCall,
   type ServiceError,
   type handleUnaryCall,
@@ -14,6 +16,7 @@ import {
 } from "@grpc/grpc-js";
 import { AgentClient } from "@lull/proto";
 import { fromServiceError, toServiceError } from "./errors.js";
+import { agentChannelCredentials, type AgentTlsTrust } from "./tls.js";
 
 type UnaryMethod<Req, Res> = (
   request: Req,
@@ -68,8 +71,28 @@ export function unaryHandler<Req, Res>(
 export interface ChannelTarget {
   /** `host:port`, or `unix:///path/to/socket`. */
   address: string;
+  /** Channel credentials as given; otherwise from `tls`; otherwise plain (local socket, tests). */
   credentials?: ChannelCredentials;
+  /** Trust in the agent's TLS certificate (pinned fingerprint and/or CA). */
+  tls?: AgentTlsTrust | undefined;
+  /** Bearer token sent as `authorization` metadata on every call (never logged). */
+  token?: string | undefined;
   options?: ChannelOptions;
+}
+
+/** The metadata key and scheme of a credential: `authorization: Bearer <token>`. */
+export const AUTHORIZATION_KEY = "authorization";
+
+/** A client interceptor that adds `authorization: Bearer <token>` to every call. */
+export function bearerTokenInterceptor(token: string): Interceptor {
+  const value = `Bearer ${token}`;
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set(AUTHORIZATION_KEY, value);
+        next(metadata, listener);
+      },
+    });
 }
 
 export const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
@@ -83,8 +106,10 @@ export const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
 
 /** A client of the agent's API. */
 export function createAgentClient(target: ChannelTarget): AgentClient {
-  return new AgentClient(target.address, target.credentials ?? credentials.createInsecure(), {
+  const channel = target.credentials ?? (target.tls ? agentChannelCredentials(target.tls) : credentials.createInsecure());
+  return new AgentClient(target.address, channel, {
     ...DEFAULT_CHANNEL_OPTIONS,
     ...target.options,
+    ...(target.token !== undefined ? { interceptors: [bearerTokenInterceptor(target.token)] } : {}),
   });
 }

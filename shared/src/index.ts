@@ -5,3 +5,4 @@ export * from "./phases.js";
 export * from "./ids.js";
 export * from "./config.js";
 export * from "./grpc.js";
+export * from "./tls.js";
