@@ -1,0 +1,102 @@
+// The guest scope of every RPC of lull.v1.Agent, in one table. The guard (guard.ts) applies it to
+// each call before the handler runs; an RPC without a rule here is operator-only (fail closed),
+// and a test fails for it so that a new RPC gets a rule when it is added.
+//
+// For a guest token (scope: one guest, optionally one stack of it):
+//   - every guest the call reaches must be the token's guest; a call that names no guest
+//     (operator-wide ListJobs / WatchEvents / ListGroups) is refused;
+//   - a stack-scoped token may only read its guest's jobs and act for its own stack: it cannot
+//     start or cancel backups (those act for every stack of the guest);
+//   - GetAgentInfo is open to any principal, its guest list cut down to the token's guest.
+// Operators (the local socket, or an operator token) may do everything.
+import { LullError } from "@lull/shared";
+import type { Principal } from "./principal.js";
+
+export type Request = Record<string, unknown>;
+
+/** State the rules may consult: which guests a group run covers (undefined: no such run). */
+export interface RuleContext {
+  groupRunGuests?: (groupRunId: string) => readonly string[] | undefined;
+}
+
+export type ScopeRule =
+  /** Operators only. */
+  | { kind: "operator" }
+  /** Any authenticated principal; `filter` trims the response for guest tokens. */
+  | { kind: "any"; filter?: (response: unknown, principal: Principal & { kind: "guest" }) => unknown }
+  | {
+      kind: "guest";
+      /** The guests the call reaches; empty: every guest (operators only). */
+      guests: (req: Request, ctx: RuleContext) => readonly string[];
+      /** The stack the call acts for, when it acts for one. */
+      stack?: (req: Request) => string;
+      /** Whether a stack-scoped token may make this call at all. */
+      stackTokens: boolean;
+    };
+
+const str = (req: Request, key: string): string => (typeof req[key] === "string" ? (req[key] as string) : "");
+const one = (key: string) => (req: Request) => (str(req, key) === "" ? [] : [str(req, key)]);
+const stackOf = (req: Request) => str(req, "stack");
+
+/** Keyed like the generated `AgentService` (lowerCamel method names). */
+export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
+  getAgentInfo: {
+    kind: "any",
+    filter: (response, principal) => {
+      const info = response as { guests?: { id: string }[] };
+      return { ...info, guests: (info.guests ?? []).filter((g) => g.id === principal.guestId) };
+    },
+  },
+  startBackup: { kind: "guest", guests: one("guestId"), stackTokens: false },
+  getJob: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  listJobs: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  cancelJob: { kind: "guest", guests: one("guestId"), stackTokens: false },
+  registerStack: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
+  unregisterStack: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
+  acknowledgeQuiesce: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
+  refuseQuiesce: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
+  reportResumed: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
+  watchEvents: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  // Consistency groups. A configured group named without its members reaches guests the request
+  // does not list: operators only. Otherwise the listed members are what the agent starts (it
+  // refuses a list that differs from the group's members), so holding each of them suffices.
+  startGroupBackup: {
+    kind: "guest",
+    guests: (req) => (Array.isArray(req.guestIds) ? (req.guestIds as unknown[]).map((g) => String(g)) : []),
+    stackTokens: false,
+  },
+  getGroup: {
+    kind: "guest",
+    guests: (req, ctx) => ctx.groupRunGuests?.(str(req, "groupRunId")) ?? [],
+    stackTokens: true,
+  },
+  listGroups: { kind: "guest", guests: one("guestId"), stackTokens: true },
+} satisfies Record<string, ScopeRule>);
+
+export const OPERATOR_ONLY: ScopeRule = Object.freeze({ kind: "operator" });
+
+const denied = (message: string) => new LullError("LULL_E_PERMISSION_DENIED", message);
+
+/** Throws LULL_E_PERMISSION_DENIED unless `principal` may make this call. Messages name no secret. */
+export function authorize(method: string, rule: ScopeRule, principal: Principal, req: Request, ctx: RuleContext): void {
+  if (principal.kind === "operator") return;
+  switch (rule.kind) {
+    case "any":
+      return;
+    case "operator":
+      throw denied(`${method} needs an operator credential`);
+    case "guest": {
+      const scope = principal.stack ? `guest ${principal.guestId} stack ${principal.stack}` : `guest ${principal.guestId}`;
+      if (principal.stack !== undefined && !rule.stackTokens) {
+        throw denied(`${method} acts for every stack of a guest; a token of ${scope} cannot make it`);
+      }
+      const guests = rule.guests(req, ctx);
+      if (guests.length === 0) throw denied(`${method} without a guest reaches every guest; a token of ${scope} cannot make it`);
+      if (guests.some((g) => g !== principal.guestId)) throw denied(`a token of ${scope} cannot act on another guest`);
+      if (principal.stack !== undefined && rule.stack && rule.stack(req) !== principal.stack) {
+        throw denied(`a token of ${scope} cannot act for another stack`);
+      }
+      return;
+    }
+  }
+}
