@@ -5,16 +5,17 @@
 // everything, also after a failure.
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { execa } from "execa";
 import { startAgent, type AgentProcess } from "./agent-process.js";
 import { loopBtrfsUnavailable, mountLoopBtrfs, type LoopBtrfs } from "./btrfs.js";
 import { startController, type ControllerProcess } from "./controller-process.js";
 import { SCRATCH_ENV, findLeftovers, processesWithEnv } from "./leftovers.js";
 import { killPid9 } from "./process.js";
+import { installSlowCommand } from "./slow-command.js";
 import { writeSeedData } from "./seed-data.js";
 import { appCtl, appStatus, countedAppDriver, readLedger, type AppStatus, type LedgerEntry } from "./stack-ledger.js";
-import { makeTempDir, removeDir } from "./temp.js";
+import { makeTempDir, removeDir, waitFor } from "./temp.js";
 
 export type GuestStorage = "dir-copy" | "dir-none" | "btrfs";
 
@@ -41,6 +42,10 @@ export interface SiteOptions {
   archiveTmpfsBytes?: number;
   controller?: { resumeDeadlineMs?: number; pollIntervalMs?: number; leaseTtlMs?: number; callTimeoutMs?: number };
   btrfsSizeBytes?: number;
+  /** Commands the agent runs that start late (shims first on its PATH): e.g. zstd, for a slow archive. */
+  slowAgentCommands?: Array<{ command: string; delayMs: number; whenArgsStartWith?: string[] }>;
+  /** The agent's first run pauses at this failpoint (`pause-in:<phase>`); `restartAgent()` drops it. */
+  agentFailpoint?: string;
   echo?: boolean;
 }
 
@@ -90,12 +95,16 @@ export class Site {
   agent!: AgentProcess;
   btrfs: LoopBtrfs | undefined;
   private tmpfs: string | undefined;
+  private shimDir: string | undefined;
   private readonly snapshotParents: string[] = [];
 
   private constructor(
     readonly scratch: string,
     readonly options: SiteOptions,
-  ) {}
+  ) {
+    // LULL_TEST_ECHO=1 prints every daemon's output (for watching a failing test).
+    if (options.echo === undefined && process.env.LULL_TEST_ECHO === "1") this.options = { ...options, echo: true };
+  }
 
   /** Lays out the guests, starts the agent, the apps and their controllers. */
   static async start(options: SiteOptions): Promise<Site> {
@@ -133,12 +142,22 @@ export class Site {
 
   /** The agent's environment: marked so its descendants can be found; `failpoint` = `pause-in:<phase>`. */
   agentEnv(failpoint?: string): NodeJS.ProcessEnv {
-    return cleanEnv({ [SCRATCH_ENV]: this.scratch, ...(failpoint ? { LULL_AGENT_FAILPOINT: failpoint } : {}) });
+    const path = this.shimDir ? { PATH: [this.shimDir, process.env.PATH ?? ""].join(delimiter) } : {};
+    return cleanEnv({ [SCRATCH_ENV]: this.scratch, ...path, ...(failpoint ? { LULL_AGENT_FAILPOINT: failpoint } : {}) });
   }
 
   /** Restarts the agent on the same port (after a kill -9 or a stop), with or without a failpoint. */
   async restartAgent(failpoint?: string): Promise<void> {
     await this.agent.restart({ env: this.agentEnv(failpoint) });
+    await this.agentAnswers(10_000);
+  }
+
+  /**
+   * Waits until the test's client gets an answer. After a restart grpc-js may still hold the old
+   * connection's backoff (calls fail fast with UNAVAILABLE for up to ~2 s), as every client does.
+   */
+  async agentAnswers(timeoutMs: number): Promise<void> {
+    await waitFor("the agent to answer", async () => (await this.agent.client().info()) !== undefined, timeoutMs, 100);
   }
 
   /** Starts (or restarts) a stack's controller; `failpoint`: after-marker | after-stop | before-resume. */
@@ -193,6 +212,10 @@ export class Site {
       await mkdir(this.tmpfs, { recursive: true });
       await execa("mount", ["-t", "tmpfs", "-o", `size=${o.archiveTmpfsBytes}`, "tmpfs", this.tmpfs], { shell: false, timeout: 30_000 });
     }
+    for (const slow of o.slowAgentCommands ?? []) {
+      this.shimDir = join(this.scratch, "bin");
+      await installSlowCommand({ binDir: this.shimDir, ...slow });
+    }
     const guests = [];
     for (const g of o.guests) {
       const volumes = [];
@@ -230,7 +253,7 @@ export class Site {
         ...(this.tmpfs ? { archiveDir: this.tmpfs } : {}),
         ...o.agentConfig,
       },
-      env: this.agentEnv(),
+      env: this.agentEnv(o.agentFailpoint),
       ...(o.echo !== undefined ? { echo: o.echo } : {}),
     });
     for (const stack of this.stacks) await appCtl("start", stack.dataDir);
