@@ -8,7 +8,7 @@
 // its confirmation, closes stdin and waits for the client to exit; past the timeouts it is killed.
 import { execa } from "execa";
 import { LullError } from "@lull/shared";
-import { describeArgv, tail } from "../stacks/run-command.js";
+import { describeArgv } from "../stacks/run-command.js";
 
 export interface SessionSpec {
   argv: readonly string[];
@@ -119,8 +119,14 @@ export class ClientSession {
     return this.exit;
   }
 
+  /** The last lines of the client's stderr, one line. */
   stderrTail(): string {
-    return tail(this.stderr, 3);
+    return this.stderr
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .slice(-5)
+      .join(" | ");
   }
 
   /**
