@@ -6,6 +6,14 @@
 //     need not answer) → resume at once;
 //   - the agent unreachable within the deadline → hold; the deadline timer resumes it in time.
 // These are the loop's own decisions (./decide.ts) applied to the marker before anything else runs.
+//
+// Quiesce steps (./quiesce/quiescer.ts): a session pre step (psql in backup mode, mongosh) died with
+// the crashed process, and its server-side state with it (PostgreSQL aborts a backup whose session
+// ends; MongoDB's fsyncLock does NOT end with the session — undo it in a post step). So every
+// resume here runs the user's post steps anyway and reports the lost sessions as failed in the
+// job's post_step. A job still waiting for this stack is refused rather than re-attached when pre
+// steps are configured: what they did before the crash cannot be vouched for, and they are never
+// run twice.
 import type { Logger } from "@lull/shared";
 import type { MarkerStore } from "./marker-store.js";
 import type { Reconciler } from "./reconcile.js";
