@@ -4,7 +4,7 @@
 // check that a watcher missed nothing and got nothing twice, and that it was told every job's end.
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import { EventKind, WatchEventsRequest, type AgentClient, type Event } from "@lull/proto";
-import { createAgentClient, isTerminal } from "@lull/shared";
+import { callUnary, createAgentClient, isTerminal } from "@lull/shared";
 import { sleep } from "./temp.js";
 
 export interface EventFollowerOptions {
@@ -100,5 +100,40 @@ export class EventFollower {
       call.on("error", reject);
       call.on("end", resolve);
     });
+  }
+}
+
+/**
+ * Every persisted event of the agent (replayed from sequence 0 up to its last sequence), as a
+ * reference to compare a follower's list with. Rejects after `timeoutMs`.
+ */
+export async function readAllEvents(address: string, timeoutMs: number): Promise<Event[]> {
+  const client = createAgentClient({ address });
+  try {
+    const info = await callUnary(client.getAgentInfo.bind(client), {}, { timeoutMs });
+    const events: Event[] = [];
+    if (info.lastEventSeq === 0) return events;
+    await new Promise<void>((resolve, reject) => {
+      const call = client.watchEvents(WatchEventsRequest.fromPartial({ afterSeq: 0 }));
+      const timer = setTimeout(() => {
+        call.cancel();
+        reject(new Error(`replayed ${events.length} events, not up to seq ${info.lastEventSeq}, within ${timeoutMs} ms`));
+      }, timeoutMs);
+      call.on("data", (event: Event) => {
+        events.push(event);
+        if (event.seq >= info.lastEventSeq) {
+          clearTimeout(timer);
+          call.cancel();
+          resolve();
+        }
+      });
+      call.on("error", (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    return events;
+  } finally {
+    client.close();
   }
 }
