@@ -85,14 +85,14 @@ test("a failing stop after the pre steps: the sessions end, post runs, refused, 
 
 test("no snapshot (mode none): held to the end, then the post steps; the deadline also runs them when the agent is gone", async (t) => {
   const sb = makeSandbox(t);
-  const h = await quiesceHarness({ pre: [session(sb, "db")], post: [{ type: "command", name: "notify", argv: sb.append("notify") }] }, { resumeDeadlineMs: 1_500 });
+  const h = await quiesceHarness({ pre: [session(sb, "db")], post: [{ type: "command", name: "notify", argv: sb.append("notify") }] }, { resumeDeadlineMs: 4_000 });
   t.after(() => h.cleanup());
   await h.startRegistered();
   const job = h.agent.createJob({ mode: SnapshotMode.SNAPSHOT_MODE_NONE });
   h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", S.STACK_STATE_QUIESCED);
   h.agent.kill();
-  const resumed = await h.logs.waitFor("stack resumed", () => true, 5_000);
+  const resumed = await h.logs.waitFor("stack resumed", () => true, 10_000);
   assert.equal(resumed.cause, "deadline");
   assert.match(String(resumed.postStep), /^ok: db \(\d+ ms\), notify/);
   assert.deepEqual(first(sb), ["db:start", "db:stop", "db:eof", "notify"]);

@@ -101,8 +101,8 @@ test("a pre command past its timeout is killed, the quiesce fails in time, post 
 
 test("a session that is never ready times out: its client is killed, post runs", async (t) => {
   const sb = makeSandbox(t);
-  const { quiescer } = setup(sb, { strategy: "hooks", pre: [session(sb, "db", "never-ready", 400)], post: [{ type: "command", name: "unlock", argv: sb.append("unlock") }] });
-  await rejectsWith(quiescer.quiesce(JOB), "LULL_E_COMMAND_FAILED", /pre step db failed: the session was not ready after 400 ms/);
+  const { quiescer } = setup(sb, { strategy: "hooks", pre: [session(sb, "db", "never-ready", 2_000)], post: [{ type: "command", name: "unlock", argv: sb.append("unlock") }] });
+  await rejectsWith(quiescer.quiesce(JOB), "LULL_E_COMMAND_FAILED", /pre step db failed: the session was not ready after 2000 ms/);
   const pid = clientPid(sb, "db");
   assert.ok(pid !== undefined && !isAlive(pid), "the half-open session's client is gone");
   const result = await quiescer.resume(JOB, "pre-failed");
@@ -116,6 +116,12 @@ test("a session whose client fails at start reports the client's stderr", async 
   await rejectsWith(quiescer.quiesce(JOB), "LULL_E_COMMAND_FAILED", /pre step db failed: the session ended before it was ready \(.*exit 2: FATAL: database "nope" does not exist\)/);
   const result = await quiescer.resume(JOB, "pre-failed");
   assert.equal(result.postStep, undefined, "no session opened, no post steps: nothing to report");
+});
+
+test("a session client that cannot be spawned fails the step with the reason", async (t) => {
+  const sb = makeSandbox(t);
+  const { quiescer } = setup(sb, { strategy: "hooks", pre: [{ ...session(sb, "db"), argv: ["/nonexistent/psql", "-d", "app"] }] });
+  await rejectsWith(quiescer.quiesce(JOB), "LULL_E_COMMAND_FAILED", /^pre step db failed: the session ended before it was ready \(\/nonexistent\/psql: spawn \/nonexistent\/psql ENOENT\)$/);
 });
 
 test("a session that dies while held is logged at once and reported failed at resume; post still runs", async (t) => {
@@ -184,8 +190,11 @@ test("an aborted quiesce cancels the running session step and kills its client",
   const sb = makeSandbox(t);
   const { quiescer } = setup(sb, { strategy: "hooks", pre: [session(sb, "db", "never-ready", 10_000)] });
   const ac = new AbortController();
-  setTimeout(() => ac.abort(), 300);
-  await rejectsWith(quiescer.quiesce(JOB, ac.signal), "LULL_E_COMMAND_FAILED", /pre step db failed: the session was cancelled before it was ready/);
+  const quiescing = quiescer.quiesce(JOB, ac.signal);
+  // Abort once the client runs (it wrote its pid and took the "lock").
+  for (let i = 0; i < 200 && !first(sb).includes("db:start"); i++) await new Promise((r) => setTimeout(r, 25));
+  ac.abort();
+  await rejectsWith(quiescing, "LULL_E_COMMAND_FAILED", /pre step db failed: the session was cancelled before it was ready/);
   const pid = clientPid(sb, "db");
   assert.ok(pid !== undefined && !isAlive(pid));
 });

@@ -104,6 +104,11 @@ export class Quiescer {
   /** Runs the pre steps, then holds the stack. Throws LULL_E_COMMAND_FAILED (a pre step) or LULL_E_STACK_STOP_FAILED. */
   async quiesce(jobId: string, signal?: AbortSignal): Promise<HeldStack> {
     const { clock, log, stack } = this.o;
+    if (this.episode !== undefined && this.episode.sessions.length > 0) {
+      // Defensive: a new quiesce never leaves the sessions of an earlier one open.
+      log.warn({ jobId: this.episode.jobId ?? null, quiescing: jobId }, "ending the sessions of another job");
+      await this.endSessions(this.episode);
+    }
     const episode: Episode = { jobId, sessions: [], touched: false, inherited: false };
     this.episode = episode;
     const t0 = clock.now();
