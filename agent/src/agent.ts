@@ -4,7 +4,10 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { systemClock, type Clock, type Logger } from "@lull/shared";
-import type { AgentConfig } from "./config.js";
+import { bearerAuthenticator } from "./auth/guard.js";
+import { CallLimiter } from "./auth/rate-limit.js";
+import { TokenStore } from "./auth/token-store.js";
+import { checkConfigPaths, type AgentConfig } from "./config.js";
 import { createNativeEngine } from "./engines/native.js";
 import { EventBus } from "./events/bus.js";
 import { createExecaRunner } from "./exec/execa-runner.js";
@@ -15,6 +18,7 @@ import { JobLedger } from "./jobs/ledger.js";
 import { JobRunner, type EngineFor } from "./jobs/runner.js";
 import { JobStore } from "./jobs/store.js";
 import { recoverAtStart, type RecoveryReport } from "./recovery.js";
+import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
 
 export const DATABASE_FILE = "agent.db";
 /** Longest a CancelJob call waits for the run to end before the runner settles the job itself. */
@@ -34,6 +38,12 @@ export interface RunningAgent {
   /** `host:port` the agent listens on (the real port when 0 was configured). */
   address: string;
   port: number;
+  /** The local operator socket (lullctl), owner-only. */
+  socketPath?: string | undefined;
+  /** `sha256:…` of the agent's CA, which controllers pin; undefined when `listen.insecure`. */
+  fingerprint?: string | undefined;
+  /** The agent's tokens (the same table `lull-agent token` manages). */
+  tokens: TokenStore;
   /** This start's fencing epoch. */
   epoch: number;
   /** What start-up recovery settled and swept. */
@@ -62,8 +72,11 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const clock = options.clock ?? systemClock;
   const startedAt = new Date(clock.now());
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  checkConfigPaths(config);
   const store = JobStore.open(join(config.dataDir, DATABASE_FILE), { now: () => clock.now() });
+  let tokens: TokenStore | undefined;
   try {
+    tokens = TokenStore.open(join(config.dataDir, DATABASE_FILE));
     const bus = new EventBus(log);
     const ledger = new JobLedger({ store, bus, log, clock });
     const engineFor = options.engineFor ?? nativeEngineFor(config, log, clock);
@@ -102,8 +115,36 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       startedAt,
       isShuttingDown: () => shuttingDown,
     });
-    const server = await listenAgentServer({ address: config.listen.address, implementation: service.implementation, log, clock });
-    log.info({ address: server.address }, "agent listening");
+    const tls = config.listen.insecure
+      ? undefined
+      : await ensureAgentCertificates({
+          dir: join(config.dataDir, TLS_DIR),
+          node: config.node,
+          names: config.listen.names,
+          runner: createExecaRunner({ log }),
+          log,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+    if (!tls) log.warn({ address: config.listen.address }, "network listener is plain TCP (listen.insecure): tokens cross the network in clear");
+    const server = await listenAgentServer({
+      address: config.listen.address,
+      implementation: service.implementation,
+      log,
+      clock,
+      tls,
+      auth: {
+        authenticate: bearerAuthenticator(tokens, clock),
+        limiter: new CallLimiter(
+          { rates: { registerStack: config.limits.registerStack, watchEvents: config.limits.watchEvents }, maxStreams: config.limits.maxWatchStreams },
+          clock,
+        ),
+      },
+      socketPath: config.listen.socket,
+    });
+    log.info(
+      { address: server.address, socket: server.socketPath, tls: tls !== undefined, fingerprint: tls?.fingerprint, names: tls?.names },
+      "agent listening",
+    );
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
@@ -114,6 +155,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
         service.closeStreams();
         await server.shutdown(Math.max(0, deadline - clock.now()));
+        tokens?.close();
         store.close();
         log.info({}, "agent stopped");
       })();
@@ -122,8 +164,18 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     options.signal?.addEventListener("abort", () => void stop(), { once: true });
     if (options.signal?.aborted) await stop();
 
-    return { address: server.address, port: server.port, epoch: store.epoch, recovery, stop };
+    return {
+      address: server.address,
+      port: server.port,
+      socketPath: server.socketPath,
+      fingerprint: tls?.fingerprint,
+      tokens,
+      epoch: store.epoch,
+      recovery,
+      stop,
+    };
   } catch (err) {
+    tokens?.close();
     store.close();
     throw err;
   }

@@ -1,10 +1,28 @@
 // The agent's configuration: flags > environment > file > defaults, validated once, frozen.
 // Nothing else in the agent reads process.env.
-import { isAbsolute } from "node:path";
-import { GUEST_ID, loadConfig, z } from "@lull/shared";
+import { lstatSync, realpathSync } from "node:fs";
+import { isIP } from "node:net";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { GUEST_ID, LullError, loadConfig, z } from "@lull/shared";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
+
+/** Where lullctl and the vzdump hook's operator calls reach the agent. */
+export const DEFAULT_SOCKET = "/run/lull/agent.sock";
+
+/** A DNS name or an IPv4/IPv6 address, as it may appear in a certificate's subjectAltName. */
+const certName = z
+  .string()
+  .max(253)
+  .refine((v) => isIP(v) !== 0 || /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v), {
+    message: "must be a DNS name or an IP address",
+  });
+
+const bucketSchema = z.strictObject({
+  burst: z.number().int().min(1).max(10_000),
+  perSecond: z.number().min(0.01).max(10_000),
+});
 
 const volumeSchema = z.strictObject({
   /** Name of the volume inside the archive (`data`, `db`). */
@@ -42,8 +60,23 @@ export const agentConfigSchema = z
       .default("lull-"),
     listen: z
       .strictObject({
-        /** TCP `host:port` of the network listener; port 0 picks a free one. */
+        /** TCP `host:port` of the network listener (controllers, with tokens); port 0 picks a free one. */
         address: z.string().min(1).default("127.0.0.1:7450"),
+        /** Plain TCP instead of TLS on the network listener: tests only. Tokens are still required. */
+        insecure: z.boolean().default(false),
+        /** Unix socket for local operators (lullctl, root only: directory 0700, socket 0600); no token needed. */
+        socket: absolutePath.max(100, { message: "must be at most 100 characters (unix socket path limit)" }).default(DEFAULT_SOCKET),
+        /** More names (DNS names or IP addresses) for the server certificate, besides the node name, 127.0.0.1 and ::1. */
+        names: z.array(certName).max(32).default([]),
+      })
+      .prefault({}),
+    /** Per-credential limits on the network listener (the local socket is not limited). */
+    limits: z
+      .strictObject({
+        registerStack: bucketSchema.prefault({ burst: 20, perSecond: 2 }),
+        watchEvents: bucketSchema.prefault({ burst: 20, perSecond: 1 }),
+        /** Open WatchEvents streams per credential. */
+        maxWatchStreams: z.number().int().min(1).max(1_000).default(8),
       })
       .prefault({}),
     quiesce: z
@@ -98,6 +131,7 @@ export function snapshotKind(guest: GuestConfig): "snapshot" | "copy" | "none" {
 export interface AgentFlags {
   config?: string | undefined;
   listen?: string | undefined;
+  socket?: string | undefined;
   dataDir?: string | undefined;
   logLevel?: string | undefined;
   failpoint?: string | undefined;
@@ -108,6 +142,7 @@ export function flagsFromEnv(env: NodeJS.ProcessEnv): AgentFlags {
   return {
     config: env.LULL_AGENT_CONFIG,
     listen: env.LULL_AGENT_LISTEN,
+    socket: env.LULL_AGENT_SOCKET,
     logLevel: env.LULL_LOG_LEVEL,
     failpoint: env.LULL_AGENT_FAILPOINT,
   };
@@ -116,10 +151,61 @@ export function flagsFromEnv(env: NodeJS.ProcessEnv): AgentFlags {
 export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = {}): Readonly<AgentConfig> {
   const fromEnv = flagsFromEnv(env);
   const layer = (f: AgentFlags) => ({
-    ...(f.listen !== undefined ? { listen: { address: f.listen } } : {}),
+    ...(f.listen !== undefined || f.socket !== undefined ? { listen: { address: f.listen, socket: f.socket } } : {}),
     ...(f.dataDir !== undefined ? { dataDir: f.dataDir } : {}),
     ...(f.logLevel !== undefined ? { logLevel: f.logLevel } : {}),
     ...(f.failpoint !== undefined ? { failpoint: f.failpoint } : {}),
   });
   return loadConfig(agentConfigSchema, { file: flags.config ?? fromEnv.config, env: layer(fromEnv), flags: layer(flags) });
+}
+
+/** A path with its symlinks resolved (as far as it exists). */
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+function nested(a: string, b: string): boolean {
+  const rel = relative(a, b);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+}
+
+/**
+ * Checks the configured paths once their symlinks are resolved: the agent's own roots (dataDir with
+ * its keys and tokens, archiveDir, stagingDir) and the guests' volumes never contain one another, so
+ * a backup cannot read the agent's secrets or its own archives, and `archiveDir/<guest>` is a real
+ * directory (not a symlink leading elsewhere). Throws LULL_E_CONFIG_INVALID naming the key.
+ */
+export function checkConfigPaths(config: Readonly<AgentConfig>): void {
+  const roots = (["dataDir", "archiveDir", "stagingDir"] as const).map((key) => ({ key, path: realPath(config[key]) }));
+  const fail = (key: string, message: string) => {
+    throw new LullError("LULL_E_CONFIG_INVALID", `${key}: ${message}`);
+  };
+  for (const [i, a] of roots.entries()) {
+    for (const b of roots.slice(i + 1)) {
+      if (nested(a.path, b.path) || nested(b.path, a.path)) fail(b.key, `${b.path} overlaps ${a.key} (${a.path})`);
+    }
+  }
+  config.guests.forEach((guest, g) => {
+    guest.volumes.forEach((volume, v) => {
+      const path = realPath(volume.path);
+      for (const root of roots) {
+        if (nested(path, root.path) || nested(root.path, path)) {
+          fail(`guests.${g}.volumes.${v}.path`, `${path} overlaps ${root.key} (${root.path})`);
+        }
+      }
+    });
+    const perGuest = join(config.archiveDir, guest.id);
+    const st = (() => {
+      try {
+        return lstatSync(perGuest);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (st && !st.isDirectory()) fail("archiveDir", `${perGuest} exists and is not a directory (a symlink is refused)`);
+  });
 }

@@ -5,7 +5,7 @@ import { strict as assert } from "node:assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
@@ -90,10 +90,13 @@ function runAgent(args: string[], env: Record<string, string> = {}): AgentChild 
 }
 
 async function startChild(configPath: string, env: Record<string, string> = {}) {
-  const child = runAgent(["--config", configPath, "--listen", "127.0.0.1:0"], env);
+  // The network listener is TLS with tokens; the test talks to the agent as the local operator on its socket.
+  const socket = join(dirname(configPath), "run", "agent.sock");
+  const child = runAgent(["--config", configPath, "--listen", "127.0.0.1:0", "--socket", socket], env);
   const line = await child.waitForLog((l) => l.msg === "agent listening");
   assert.match(String(line.address), /^127\.0\.0\.1:\d+$/);
-  const client = createAgentClient({ address: String(line.address) });
+  assert.equal(line.socket, socket);
+  const client = createAgentClient({ address: `unix://${socket}` });
   return { child, client, api: testApi(client) };
 }
 

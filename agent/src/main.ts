@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // lull-agent: the node's backup daemon.
 //
-//   lull-agent [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--log-level LEVEL]
+//   lull-agent [--config FILE] [--listen HOST:PORT] [--socket PATH] [--data-dir DIR] [--log-level LEVEL]
+//   lull-agent token create|list|revoke …   lull-agent cert fingerprint   (see cli/agent-cli.ts)
 //
 // Flags > environment (LULL_AGENT_CONFIG, LULL_AGENT_LISTEN, LULL_LOG_LEVEL) > file > defaults.
 // A bad flag or configuration prints the error, naming the key, and exits 2. SIGTERM/SIGINT
@@ -10,9 +11,11 @@
 import { parseArgs } from "node:util";
 import { LullError, asLullError, createLogger } from "@lull/shared";
 import { startAgent } from "./agent.js";
+import { isAgentCliCommand, runAgentCli } from "./cli/agent-cli.js";
 import { loadAgentConfig, type AgentConfig } from "./config.js";
 
-const USAGE = "usage: lull-agent [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--log-level LEVEL]";
+const USAGE = `usage: lull-agent [--config FILE] [--listen HOST:PORT] [--socket PATH] [--data-dir DIR] [--log-level LEVEL]
+       lull-agent token create|list|revoke …, lull-agent cert fingerprint (lull-agent token --help)`;
 
 function readConfig(argv: string[]): Readonly<AgentConfig> {
   let values: Record<string, string | boolean | undefined>;
@@ -22,6 +25,7 @@ function readConfig(argv: string[]): Readonly<AgentConfig> {
       options: {
         config: { type: "string" },
         listen: { type: "string" },
+        socket: { type: "string" },
         "data-dir": { type: "string" },
         "log-level": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -38,12 +42,21 @@ function readConfig(argv: string[]): Readonly<AgentConfig> {
   }
   const str = (v: unknown) => (typeof v === "string" ? v : undefined);
   return loadAgentConfig(
-    { config: str(values.config), listen: str(values.listen), dataDir: str(values["data-dir"]), logLevel: str(values["log-level"]) },
+    { config: str(values.config), listen: str(values.listen), socket: str(values.socket), dataDir: str(values["data-dir"]), logLevel: str(values["log-level"]) },
     process.env,
   );
 }
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (isAgentCliCommand(argv)) {
+    const code = await runAgentCli(argv, process.env, {
+      out: (line) => process.stdout.write(`${line}\n`),
+      err: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.exitCode = code;
+    return;
+  }
   let config: Readonly<AgentConfig>;
   try {
     config = readConfig(process.argv.slice(2));

@@ -2,9 +2,11 @@
 // explicit deadline), the stack's lease (RegisterStack, renewed at a third of its TTL), and the
 // WatchEvents stream of its guest, resumed from the last sequence seen. While the stream is broken
 // the link says so (`onStreamState(false)`) and the loop polls ListJobs/GetJob instead.
+import { readFileSync, statSync } from "node:fs";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import type { AgentClient, Event, Job, RegisterStackResponse } from "@lull/proto";
-import { callUnary, fromServiceError, type Clock, type Logger } from "@lull/shared";
+import { LullError, callUnary, createAgentClient, fromServiceError, type Clock, type Logger } from "@lull/shared";
+import type { ControllerConfig } from "./config.js";
 
 /** What the reconciler needs from the agent (AgentLink is the gRPC implementation). */
 export interface AgentApi {
@@ -44,6 +46,39 @@ export interface WatchHandlers {
 }
 
 const swallow = () => undefined;
+
+function readConfigFile(path: string, key: string, log: Logger, secret: boolean): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+    if (secret && (statSync(path).mode & 0o077) !== 0) log.warn({ key, path }, "credential file is readable by other users; chmod 600 it");
+  } catch (err) {
+    throw new LullError("LULL_E_CONFIG_INVALID", `${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+  }
+  return text.trim();
+}
+
+/**
+ * The gRPC client of the agent as the config describes it: TLS pinned to `agent.tls` (fingerprint
+ * and/or CA file), and the guest's token on every call. Files are read once, here; the token is
+ * never logged.
+ */
+export function createAgentLinkClient(agent: Readonly<ControllerConfig["agent"]>, log: Logger): AgentClient {
+  const token = agent.token ?? (agent.tokenFile !== undefined ? readConfigFile(agent.tokenFile, "agent.tokenFile", log, true) : undefined);
+  if (token !== undefined && !/^lull_[0-9a-z]{12}_[A-Za-z0-9_-]{43}$/.test(token)) {
+    throw new LullError("LULL_E_CONFIG_INVALID", "agent.tokenFile: the file does not hold a token as `lull-agent token create` prints it");
+  }
+  const tls = agent.tls
+    ? {
+        fingerprint: agent.tls.fingerprint,
+        caPem: agent.tls.ca !== undefined ? readConfigFile(agent.tls.ca, "agent.tls.ca", log, false) : undefined,
+      }
+    : undefined;
+  if (!tls && !agent.address.startsWith("unix:")) {
+    log.warn({ address: agent.address }, "agent link is plain TCP: set agent.tls.fingerprint to pin the agent's certificate");
+  }
+  return createAgentClient({ address: agent.address, tls, token });
+}
 
 export class AgentLink implements AgentApi {
   /** Highest event sequence seen; the stream resumes after it. Undefined until the agent told us. */

@@ -2,12 +2,14 @@
 // This is the only file of the controller that reads process.env (through `loadControllerConfig`).
 import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
-import { CONTROLLER_ID, GUEST_ID, STACK_NAME, loadConfig, z } from "@lull/shared";
+import { CONTROLLER_ID, GUEST_ID, STACK_NAME, loadConfig, normalizeFingerprint, z } from "@lull/shared";
 import { quiesceSchema } from "./quiesce/schema.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const argv = z.array(z.string().min(1)).min(1, { message: "must name a command (a non-empty argv array)" });
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
+/** The shape of a token of `lull-agent token create` (its checks are the agent's). */
+const TOKEN_PATTERN = /^lull_[0-9a-z]{12}_[A-Za-z0-9_-]{43}$/;
 
 /** Stops/starts/checks the stack with user commands; `status` exits 0 when the stack runs. */
 const commandDriverSchema = z.strictObject({
@@ -33,6 +35,53 @@ const composeDriverSchema = z.strictObject({
   verifyTimeoutMs: ms(0, 600_000).default(10_000),
 });
 
+/** How the controller reaches its node's agent: address, credential (a token of its guest) and TLS trust. */
+const agentLinkSchema = z
+  .strictObject({
+    /** `host:port` or `unix:///path` of the node's lull-agent. */
+    address: z.string().min(1).default("127.0.0.1:7450"),
+    /** Deadline of each unary call to the agent. */
+    callTimeoutMs: ms(100, 120_000).default(5_000),
+    /** The token `lull-agent token create --guest <id> [--stack <name>]` printed (prefer `tokenFile`). */
+    token: z.string().regex(TOKEN_PATTERN, { message: "must be a token as `lull-agent token create` prints it" }).optional(),
+    /** A file holding that token (mode 0600), read at start. */
+    tokenFile: absolutePath.optional(),
+    /** Trust in the agent's TLS certificate: its CA fingerprint (`lull-agent cert fingerprint`) and/or a CA file. */
+    tls: z
+      .strictObject({
+        fingerprint: z
+          .string()
+          .transform((v, ctx) => {
+            try {
+              return normalizeFingerprint(v);
+            } catch {
+              ctx.addIssue({ code: "custom", message: "must be a SHA-256 fingerprint like sha256:AB:CD:… (32 hex pairs)" });
+              return z.NEVER;
+            }
+          })
+          .optional(),
+        ca: absolutePath.optional(),
+      })
+      .refine((t) => t.fingerprint !== undefined || t.ca !== undefined, { message: "give fingerprint or ca (or both)" })
+      .optional(),
+    /** Plain TCP to a TCP address even with a token: tests only. */
+    insecure: z.boolean().default(false),
+  })
+  .superRefine((a, ctx) => {
+    if (a.token !== undefined && a.tokenFile !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["tokenFile"], message: "give token or tokenFile, not both" });
+    }
+    const overTcp = !a.address.startsWith("unix:");
+    if (overTcp && (a.token !== undefined || a.tokenFile !== undefined) && a.tls === undefined && !a.insecure) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tls"],
+        message: "a token is only sent over TLS: set agent.tls.fingerprint (`lull-agent cert fingerprint` on the node) or agent.tls.ca",
+      });
+    }
+    if (a.tls !== undefined && a.insecure) ctx.addIssue({ code: "custom", path: ["insecure"], message: "insecure contradicts tls" });
+  });
+
 export const FAILPOINTS = ["after-marker", "after-stop", "before-resume"] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
@@ -45,14 +94,7 @@ export const controllerConfigSchema = z
       .string()
       .regex(CONTROLLER_ID, { message: `must match ${CONTROLLER_ID.source}` })
       .default(() => defaultControllerId()),
-    agent: z
-      .strictObject({
-        /** `host:port` or `unix:///path` of the node's lull-agent. */
-        address: z.string().min(1).default("127.0.0.1:7450"),
-        /** Deadline of each unary call to the agent. */
-        callTimeoutMs: ms(100, 120_000).default(5_000),
-      })
-      .prefault({}),
+    agent: agentLinkSchema.prefault({}),
     /** Where the crash-safe marker lives (must survive a restart of the controller). */
     markerDir: absolutePath.default("/var/lib/lull-controller"),
     /** The stack runs again at most this long after it was stopped, whatever the agent does. */
@@ -92,6 +134,8 @@ export interface ControllerEnv {
   LULL_CONTROLLER_GUEST?: string | undefined;
   LULL_CONTROLLER_STACK?: string | undefined;
   LULL_CONTROLLER_AGENT?: string | undefined;
+  LULL_CONTROLLER_TOKEN_FILE?: string | undefined;
+  LULL_CONTROLLER_AGENT_FINGERPRINT?: string | undefined;
   LULL_CONTROLLER_MARKER_DIR?: string | undefined;
   LULL_CONTROLLER_FAILPOINT?: string | undefined;
   LULL_LOG_LEVEL?: string | undefined;
@@ -108,7 +152,11 @@ function envLayer(env: ControllerEnv): Record<string, unknown> {
   return {
     guestId: env.LULL_CONTROLLER_GUEST,
     stack: env.LULL_CONTROLLER_STACK,
-    ...(env.LULL_CONTROLLER_AGENT !== undefined ? { agent: { address: env.LULL_CONTROLLER_AGENT } } : {}),
+    agent: {
+      address: env.LULL_CONTROLLER_AGENT,
+      tokenFile: env.LULL_CONTROLLER_TOKEN_FILE || undefined,
+      ...(env.LULL_CONTROLLER_AGENT_FINGERPRINT ? { tls: { fingerprint: env.LULL_CONTROLLER_AGENT_FINGERPRINT } } : {}),
+    },
     markerDir: env.LULL_CONTROLLER_MARKER_DIR,
     failpoint: env.LULL_CONTROLLER_FAILPOINT || undefined,
     logLevel: env.LULL_LOG_LEVEL,

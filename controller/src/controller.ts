@@ -1,8 +1,8 @@
 // One controller: recover, register the stack and keep its lease, watch the agent, reconcile until
 // the signal aborts; then make sure the stack runs, unregister, close.
 import { EventKind, type AgentClient } from "@lull/proto";
-import { createAgentClient, asLullError, systemClock, type Clock, type Logger } from "@lull/shared";
-import { AgentLink } from "./agent-link.js";
+import { asLullError, systemClock, type Clock, type Logger } from "@lull/shared";
+import { AgentLink, createAgentLinkClient } from "./agent-link.js";
 import type { ControllerConfig, Failpoint } from "./config.js";
 import { ControllerLoop } from "./loop.js";
 import { createFileMarkerStore, type MarkerStore } from "./marker-store.js";
@@ -36,7 +36,7 @@ export class Controller {
     const clock = parts.clock ?? systemClock;
     this.config = config;
     this.log = log;
-    this.client = parts.client ?? createAgentClient({ address: config.agent.address });
+    this.client = parts.client ?? createAgentLinkClient(config.agent, log);
     this.markers = parts.markers ?? createFileMarkerStore(config.markerDir, config.stack);
     const driver = parts.driver ?? createStackDriver(config.driver);
     const freeze = parts.freeze ?? (() => new Promise<void>(() => undefined));

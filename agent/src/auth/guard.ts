@@ -86,7 +86,7 @@ export function guardService(o: GuardOptions): UntypedServiceImplementation {
 
     if (!method.requestStream && !method.responseStream) {
       const handler = inner as handleUnaryCall<unknown, unknown>;
-      const filter = rule.kind === "any" ? rule.filter : undefined;
+      const filter = rule.kind === "operator" ? undefined : rule.filter;
       guarded[name] = ((call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
         const who: { principal?: Principal } = {};
         let principal: Principal;

@@ -7,7 +7,8 @@
 //     (operator-wide ListJobs / WatchEvents / ListGroups) is refused;
 //   - a stack-scoped token may only read its guest's jobs and act for its own stack: it cannot
 //     start or cancel backups (those act for every stack of the guest);
-//   - GetAgentInfo is open to any principal, its guest list cut down to the token's guest.
+//   - GetAgentInfo is open to any principal, its guest list cut down to the token's guest;
+//   - consistency group runs are visible to a guest token only when all their members are its guest.
 // Operators (the local socket, or an operator token) may do everything.
 import { LullError } from "@lull/shared";
 import type { Principal } from "./principal.js";
@@ -32,6 +33,8 @@ export type ScopeRule =
       stack?: (req: Request) => string;
       /** Whether a stack-scoped token may make this call at all. */
       stackTokens: boolean;
+      /** Trims the response for guest tokens (what it lists beyond the named guest). */
+      filter?: (response: unknown, principal: Principal & { kind: "guest" }) => unknown;
     };
 
 const str = (req: Request, key: string): string => (typeof req[key] === "string" ? (req[key] as string) : "");
@@ -70,7 +73,17 @@ export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
     guests: (req, ctx) => ctx.groupRunGuests?.(str(req, "groupRunId")) ?? [],
     stackTokens: true,
   },
-  listGroups: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  // A run with other member guests would show their jobs: a guest token sees only runs of its guest alone
+  // (GetGroup refuses the others by the rule above: every member must be in scope).
+  listGroups: {
+    kind: "guest",
+    guests: one("guestId"),
+    stackTokens: true,
+    filter: (response, principal) => {
+      const list = response as { groups?: { guestIds?: string[] }[] };
+      return { ...list, groups: (list.groups ?? []).filter((g) => (g.guestIds ?? []).every((id) => id === principal.guestId)) };
+    },
+  },
 } satisfies Record<string, ScopeRule>);
 
 export const OPERATOR_ONLY: ScopeRule = Object.freeze({ kind: "operator" });

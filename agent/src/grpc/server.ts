@@ -1,11 +1,20 @@
-// The agent's gRPC server: the lull.v1.Agent service, standard health checking and
-// server reflection, on one insecure TCP listener (per-guest credentials come later).
-import { Server, ServerCredentials, type ServerOptions } from "@grpc/grpc-js";
+// The agent's gRPC servers: the lull.v1.Agent service, standard health checking and server
+// reflection, on two listeners. The network listener (TLS unless `listen.insecure`) serves
+// controllers and remote operators, every call authenticated by a bearer token and held to its
+// scope; the local unix socket (owner-only) serves root on the node — lullctl — as the operator.
+// Both register the same implementation behind the guard (auth/guard.ts).
+import { Server, ServerCredentials, type ServerOptions, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { AgentService, protoDir, protoFile, type AgentServer } from "@lull/proto";
 import { LullError, type Clock, type Logger } from "@lull/shared";
+import { guardService, type Authenticate } from "../auth/guard.js";
+import { LOCAL_OPERATOR } from "../auth/principal.js";
+import type { CallLimiter } from "../auth/rate-limit.js";
+import type { RuleContext } from "../auth/rules.js";
+import { withSafeDecoding } from "../auth/safe-decode.js";
+import { prepareSocketPath, removeSocket, restrictSocket } from "./local-socket.js";
 
 export const AGENT_SERVICE_NAME = "lull.v1.Agent";
 
@@ -24,6 +33,8 @@ export interface AgentServerHandle {
   /** `host:port` actually bound (the port resolved when 0 was asked for). */
   address: string;
   port: number;
+  /** The local operator socket, when one was asked for. */
+  socketPath?: string | undefined;
   /** Marks the service NOT_SERVING, then waits at most `graceMs` for calls to finish before forcing. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -33,6 +44,43 @@ export interface ListenOptions {
   implementation: AgentServer;
   log: Logger;
   clock: Clock;
+  /** Key and certificate chain (PEM) of the network listener; undefined: plain TCP (`listen.insecure`). */
+  tls?: { keyPem: string; certChainPem: string } | undefined;
+  /** Who a network call comes from (bearer tokens), the limits per caller, state the scope rules read. */
+  auth: { authenticate: Authenticate; limiter?: CallLimiter | undefined; context?: RuleContext | undefined };
+  /** The local operator socket; undefined: none. */
+  socketPath?: string | undefined;
+}
+
+/** One grpc.Server with the guarded service, health and reflection. */
+function buildServer(implementation: UntypedServiceImplementation, log: Logger, listener: "network" | "socket", auth: ListenOptions["auth"]) {
+  const definition = withSafeDecoding(AgentService);
+  const server = new Server(SERVER_OPTIONS);
+  server.addService(
+    definition,
+    guardService({
+      definition,
+      implementation,
+      listener,
+      log,
+      authenticate: listener === "socket" ? () => LOCAL_OPERATOR : auth.authenticate,
+      ...(listener === "network" && auth.limiter ? { limiter: auth.limiter } : {}),
+      ...(auth.context ? { context: auth.context } : {}),
+    }),
+  );
+  const health = new HealthImplementation({ "": "SERVING", [AGENT_SERVICE_NAME]: "SERVING" });
+  health.addToServer(server);
+  new ReflectionService(loadSync(protoFile, { includeDirs: [protoDir] })).addToServer(server);
+  return { server, health };
+}
+
+function bind(server: Server, target: string, credentials: ServerCredentials, key: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.bindAsync(target, credentials, (err, bound) => {
+      if (err) reject(new LullError("LULL_E_CONFIG_INVALID", `${key}: cannot listen on ${target}: ${err.message}`, { cause: err }));
+      else resolve(bound);
+    });
+  });
 }
 
 /** `host:port` → host and port; IPv6 hosts are written `[::1]:7450`. */
@@ -47,28 +95,38 @@ export function splitAddress(address: string): { host: string; port: number } {
 
 export async function listenAgentServer(options: ListenOptions): Promise<AgentServerHandle> {
   const { host } = splitAddress(options.address);
-  const server = new Server(SERVER_OPTIONS);
-  server.addService(AgentService, options.implementation);
-  const health = new HealthImplementation({ "": "SERVING", [AGENT_SERVICE_NAME]: "SERVING" });
-  health.addToServer(server);
-  new ReflectionService(loadSync(protoFile, { includeDirs: [protoDir] })).addToServer(server);
-
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(options.address, ServerCredentials.createInsecure(), (err, bound) => {
-      if (err) reject(new LullError("LULL_E_CONFIG_INVALID", `listen.address: cannot listen on ${options.address}: ${err.message}`, { cause: err }));
-      else resolve(bound);
-    });
-  });
+  const servers: { server: Server; health: HealthImplementation }[] = [];
+  const network = buildServer(options.implementation, options.log, "network", options.auth);
+  servers.push(network);
+  const credentials = options.tls
+    ? ServerCredentials.createSsl(null, [{ private_key: Buffer.from(options.tls.keyPem), cert_chain: Buffer.from(options.tls.certChainPem) }], false)
+    : ServerCredentials.createInsecure();
+  const port = await bind(network.server, options.address, credentials, "listen.address");
+  try {
+    if (options.socketPath !== undefined) {
+      await prepareSocketPath(options.socketPath);
+      const local = buildServer(options.implementation, options.log, "socket", options.auth);
+      servers.push(local);
+      await bind(local.server, `unix:${options.socketPath}`, ServerCredentials.createInsecure(), "listen.socket");
+      await restrictSocket(options.socketPath);
+    }
+  } catch (err) {
+    for (const s of servers) s.server.forceShutdown();
+    throw err;
+  }
   const address = `${host}:${port}`;
 
   return {
     address,
     port,
+    socketPath: options.socketPath,
     async shutdown(graceMs: number) {
-      health.setStatus("", "NOT_SERVING");
-      health.setStatus(AGENT_SERVICE_NAME, "NOT_SERVING");
+      for (const { health } of servers) {
+        health.setStatus("", "NOT_SERVING");
+        health.setStatus(AGENT_SERVICE_NAME, "NOT_SERVING");
+      }
       const timer = new AbortController();
-      const graceful = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
+      const graceful = Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => server.tryShutdown(() => resolve())))).then(() => true);
       const expired = options.clock.sleep(graceMs, timer.signal).then(
         () => false,
         () => true,
@@ -77,8 +135,9 @@ export async function listenAgentServer(options: ListenOptions): Promise<AgentSe
       timer.abort();
       if (!clean) {
         options.log.warn({ graceMs }, "calls still open at shutdown; closing them");
-        server.forceShutdown();
+        for (const { server } of servers) server.forceShutdown();
       }
+      if (options.socketPath !== undefined) await removeSocket(options.socketPath);
     },
   };
 }

@@ -102,6 +102,26 @@ export const MIGRATIONS: readonly Migration[] = [
     description: "job_stacks.post_step: outcome of a controller's post steps",
     sql: `ALTER TABLE job_stacks ADD COLUMN post_step TEXT NOT NULL DEFAULT '';`,
   },
+  {
+    version: 3,
+    description: "tokens: per-guest (or per-stack) and operator credentials, the secret stored as its SHA-256",
+    sql: `
+      CREATE TABLE tokens (
+        id          TEXT PRIMARY KEY CHECK (length(id) = 12),
+        scope       TEXT NOT NULL CHECK (scope IN ('operator', 'guest', 'stack')),
+        guest_id    TEXT,
+        stack       TEXT,
+        secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
+        note        TEXT NOT NULL DEFAULT '',
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER,
+        revoked_at  INTEGER,
+        CHECK ((scope = 'operator' AND guest_id IS NULL AND stack IS NULL)
+            OR (scope = 'guest' AND guest_id IS NOT NULL AND stack IS NULL)
+            OR (scope = 'stack' AND guest_id IS NOT NULL AND stack IS NOT NULL))
+      );
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */
@@ -117,10 +137,17 @@ export function migrate(db: Database, migrations: readonly Migration[] = MIGRATI
   const applied: number[] = [];
   for (const m of migrations) {
     if (m.version <= current) continue;
-    db.transaction(() => {
-      db.exec(m.sql);
-      db.pragma(`user_version = ${m.version}`);
-    })();
+    // IMMEDIATE, and the version read again inside: a second connection (the `lull-agent token`
+    // command next to a starting agent) that migrated first makes this one a no-op.
+    const ran = db
+      .transaction(() => {
+        if ((db.pragma("user_version", { simple: true }) as number) >= m.version) return false;
+        db.exec(m.sql);
+        db.pragma(`user_version = ${m.version}`);
+        return true;
+      })
+      .immediate();
+    if (!ran) continue;
     applied.push(m.version);
   }
   return applied;

@@ -12,7 +12,13 @@ import type {
   StartBackupResponse,
   WatchEventsRequest,
 } from "@lull/proto";
-import { callUnary, createAgentClient, fromServiceError } from "@lull/shared";
+import { callUnary, createAgentClient, fromServiceError, type AgentTlsTrust } from "@lull/shared";
+
+/** Credentials towards a network agent (none for the local socket). */
+export interface AgentAuth {
+  token?: string | undefined;
+  tls?: AgentTlsTrust | undefined;
+}
 
 export interface AgentApi {
   getAgentInfo(): Promise<AgentInfo>;
@@ -28,8 +34,8 @@ export interface AgentApi {
   close(): void;
 }
 
-export function connectAgent(address: string, callTimeoutMs: number): AgentApi {
-  const client = createAgentClient({ address });
+export function connectAgent(address: string, callTimeoutMs: number, auth: AgentAuth = {}): AgentApi {
+  const client = createAgentClient({ address, tls: auth.tls, token: auth.token });
   const opts = { timeoutMs: callTimeoutMs };
   return {
     getAgentInfo: () => callUnary(client.getAgentInfo.bind(client), {}, opts),

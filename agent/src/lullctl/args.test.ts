@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { QuiescePolicy } from "@lull/proto";
 import { LullError } from "@lull/shared";
 import { parseInvocation } from "./args.js";
-import { DEFAULT_AGENT_ADDRESS, resolveSettings } from "./config.js";
+import { DEFAULT_SOCKET, resolveSettings } from "./config.js";
 
 const JOB = "j-0123456789abcdefghijklmnop";
 
@@ -57,10 +57,25 @@ test("bad arguments are usage errors that say what is wrong", () => {
   usageError(["jobs", "--follow"], /Unknown option '--follow'/);
 });
 
-test("the agent address comes from --agent, then LULL_AGENT, then the default", () => {
-  assert.equal(resolveSettings(undefined, {}).agentAddress, DEFAULT_AGENT_ADDRESS);
+test("the agent is the local socket unless --agent / LULL_AGENT names a network agent; --socket and LULL_SOCKET win", () => {
+  assert.equal(resolveSettings(undefined, {}).agentAddress, `unix://${DEFAULT_SOCKET}`);
   assert.equal(resolveSettings(undefined, { LULL_AGENT: "pve1:7450" }).agentAddress, "pve1:7450");
   assert.equal(resolveSettings("[::1]:7000", { LULL_AGENT: "pve1:7450" }).agentAddress, "[::1]:7000");
+  assert.equal(resolveSettings({ socket: "/tmp/a.sock" }, { LULL_AGENT: "pve1:7450" }).agentAddress, "unix:///tmp/a.sock");
+  assert.equal(resolveSettings(undefined, { LULL_AGENT: "pve1:7450", LULL_SOCKET: "/tmp/b.sock" }).agentAddress, "unix:///tmp/b.sock");
+  assert.throws(() => resolveSettings({ socket: "/tmp/a.sock", agent: "pve1:7450" }, {}), /--socket or --agent, not both/);
+  assert.throws(() => resolveSettings({ socket: "relative.sock" }, {}), /--socket: the socket must be an absolute path/);
   assert.throws(() => resolveSettings(undefined, { LULL_AGENT: "pve1" }), /LULL_AGENT: agent address must be host:port/);
   assert.throws(() => resolveSettings("host:99999", {}), /--agent: agent address/);
+});
+
+test("over the network a token needs a pinned fingerprint; the socket needs neither", () => {
+  assert.throws(() => resolveSettings({ agent: "pve1:7450", tokenFile: "/nonexistent" }, {}), /only sent over TLS/);
+  assert.throws(() => resolveSettings({ agent: "pve1:7450", tlsFingerprint: "AB:CD" }, {}), /--tls-fingerprint/);
+  const fp = `sha256:${"ab:".repeat(31)}ab`;
+  const s = resolveSettings({ agent: "pve1:7450", tlsFingerprint: fp }, {});
+  assert.equal(s.tls?.fingerprint, fp.toUpperCase().replace("SHA256", "sha256"));
+  assert.equal(s.token, undefined);
+  assert.equal(resolveSettings({ socket: "/tmp/a.sock", tlsFingerprint: fp }, {}).tls, undefined);
+  assert.throws(() => resolveSettings({ agent: "pve1:7450", tlsFingerprint: fp, tokenFile: "/nonexistent/t" }, {}), /--token-file: cannot read/);
 });

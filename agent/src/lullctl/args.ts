@@ -1,4 +1,4 @@
-// lullctl's command line: `lullctl [--agent ADDR] [--json] <command> [options]`, parsed into a
+// lullctl's command line: `lullctl [--socket PATH | --agent ADDR] [--json] <command> [options]`, parsed into a
 // typed Invocation. Global options may appear before or after the command. Every bad argument is a
 // LullError(LULL_E_INVALID_ARGUMENT), which lullctl reports with exit code 2.
 import { parseArgs, type ParseArgsConfig } from "node:util";
@@ -17,11 +17,15 @@ export type Command =
 export interface Invocation {
   /** `--agent`, when given; the config layer falls back to LULL_AGENT and the default. */
   agent?: string;
+  /** `--socket`, `--token-file`, `--tls-fingerprint`, when given (config.ts resolves them). */
+  socket?: string;
+  tokenFile?: string;
+  tlsFingerprint?: string;
   json: boolean;
   command: Command;
 }
 
-export const USAGE = `usage: lullctl [--agent ADDR] [--json] <command> [options]
+export const USAGE = `usage: lullctl [--socket PATH | --agent ADDR] [--json] <command> [options]
 
 commands:
   backup <guest> [--wait] [--policy fail|crash-consistent] [--key KEY] [--quiesce-timeout MS]
@@ -36,7 +40,10 @@ commands:
   info                       show the agent's node, version and guests
 
 global options:
-  --agent ADDR   agent address host:port (default: $LULL_AGENT, then 127.0.0.1:7450)
+  --socket PATH  the agent's local socket (default: $LULL_SOCKET, then /run/lull/agent.sock; root only)
+  --agent ADDR   a network agent host:port instead (default: $LULL_AGENT); it needs TLS and a token:
+  --tls-fingerprint FP   pin the agent's CA (\`lull-agent cert fingerprint\`; default $LULL_TLS_FINGERPRINT)
+  --token-file FILE      an operator token (\`lull-agent token create --operator\`; default $LULL_TOKEN_FILE)
   --json         machine-readable output: one JSON document, or one JSON object per line for events
   -h, --help     show this help
 
@@ -46,6 +53,9 @@ type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
 
 const GLOBAL_OPTIONS: OptionSpec = {
   agent: { type: "string" },
+  socket: { type: "string" },
+  "token-file": { type: "string" },
+  "tls-fingerprint": { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 };
@@ -69,11 +79,13 @@ function usageError(message: string): LullError {
   return new LullError("LULL_E_INVALID_ARGUMENT", message);
 }
 
+const VALUED_GLOBALS = new Set(["--agent", "--socket", "--token-file", "--tls-fingerprint"]);
+
 /** The first token that is neither a global option nor the value of one: the command's name. */
 function findCommandName(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i] ?? "";
-    if (token === "--agent") i++;
+    if (VALUED_GLOBALS.has(token)) i++;
     else if (!token.startsWith("-")) return token;
   }
   return undefined;
@@ -182,6 +194,9 @@ export function parseInvocation(argv: readonly string[]): Invocation {
   const values = parsed.values as Record<string, string | boolean | undefined>;
   const rest = parsed.positionals.slice(1);
   const command: Command = values.help === true ? { name: "help" } : buildCommand(name, values, rest);
-  const agent = values.agent as string | undefined;
-  return { ...(agent !== undefined ? { agent } : {}), json: values.json === true, command };
+  const connection: Record<string, string> = {};
+  for (const [flag, key] of [["agent", "agent"], ["socket", "socket"], ["token-file", "tokenFile"], ["tls-fingerprint", "tlsFingerprint"]] as const) {
+    if (typeof values[flag] === "string") connection[key] = values[flag] as string;
+  }
+  return { ...connection, json: values.json === true, command };
 }

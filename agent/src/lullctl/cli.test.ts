@@ -39,5 +39,5 @@ test("lullctl exits 0 on a finished backup, 2 on a usage error, 1 on an agent er
 
   const help = await lullctl(["--help"]);
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /^usage: lullctl \[--agent ADDR\] \[--json\] <command>/);
+  assert.match(help.stdout, /^usage: lullctl \[--socket PATH \| --agent ADDR\] \[--json\] <command>/);
 });

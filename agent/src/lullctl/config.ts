@@ -1,7 +1,15 @@
-// Where lullctl finds the agent: `--agent` > $LULL_AGENT > 127.0.0.1:7450, validated once.
-// This is the only place lullctl reads the environment.
-import { LullError } from "@lull/shared";
+// Where lullctl finds the agent, validated once. This is the only place lullctl reads the environment.
+//   --socket PATH  > --agent ADDR  (both: a usage error)
+//   $LULL_SOCKET   > $LULL_AGENT
+//   default: the local socket /run/lull/agent.sock (root on the node; no token needed)
+// Over the network (`--agent host:port`) the agent wants TLS and a token: --tls-fingerprint
+// (or $LULL_TLS_FINGERPRINT) pins its CA, --token-file (or $LULL_TOKEN_FILE) holds an operator
+// token (`lull-agent token create --operator`). A token is never sent over plain TCP.
+import { readFileSync } from "node:fs";
+import { LullError, normalizeFingerprint, type AgentTlsTrust } from "@lull/shared";
 
+export const DEFAULT_SOCKET = "/run/lull/agent.sock";
+/** Kept for callers that print the default network address. */
 export const DEFAULT_AGENT_ADDRESS = "127.0.0.1:7450";
 
 export interface LullctlSettings {
@@ -11,26 +19,81 @@ export interface LullctlSettings {
   readonly callTimeoutMs: number;
   /** How long `backup --wait` keeps reconnecting to a lost agent before it gives up. */
   readonly waitReconnectGiveUpMs: number;
+  /** Bearer token for a network agent. */
+  readonly token?: string | undefined;
+  /** Trust in a network agent's certificate. */
+  readonly tls?: AgentTlsTrust | undefined;
+}
+
+/** Connection flags as parsed from the command line. */
+export interface ConnectionFlags {
+  agent?: string | undefined;
+  socket?: string | undefined;
+  tokenFile?: string | undefined;
+  tlsFingerprint?: string | undefined;
 }
 
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$/;
+
+const usage = (message: string) => new LullError("LULL_E_INVALID_ARGUMENT", message);
 
 function checkAddress(address: string, source: string): string {
   if (address.startsWith("unix://") && address.length > "unix://".length) return address;
   const m = HOST_PORT.exec(address);
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-    throw new LullError("LULL_E_INVALID_ARGUMENT", `${source}: agent address must be host:port or unix:///path, got "${address}"`);
+    throw usage(`${source}: agent address must be host:port or unix:///path, got "${address}"`);
   }
   return address;
 }
 
-export function resolveSettings(flagAgent: string | undefined, env: NodeJS.ProcessEnv): LullctlSettings {
-  const fromEnv = env.LULL_AGENT !== undefined && env.LULL_AGENT !== "" ? env.LULL_AGENT : undefined;
+function socketAddress(path: string, source: string): string {
+  if (!path.startsWith("/") || path.length > 100) throw usage(`${source}: the socket must be an absolute path (at most 100 characters), got "${path}"`);
+  return `unix://${path}`;
+}
+
+function readToken(path: string, source: string): string {
+  let token: string;
+  try {
+    token = readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw usage(`${source}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+  }
+  if (!/^lull_[0-9a-z]{12}_[A-Za-z0-9_-]{43}$/.test(token)) throw usage(`${source}: ${path} does not hold a token as \`lull-agent token create\` prints it`);
+  return token;
+}
+
+const nonEmpty = (v: string | undefined) => (v !== undefined && v !== "" ? v : undefined);
+
+export function resolveSettings(flags: ConnectionFlags | string | undefined, env: NodeJS.ProcessEnv): LullctlSettings {
+  const f: ConnectionFlags = typeof flags === "string" ? { agent: flags } : (flags ?? {});
+  if (f.agent !== undefined && f.socket !== undefined) throw usage("give --socket or --agent, not both");
+  const envSocket = nonEmpty(env.LULL_SOCKET);
+  const envAgent = nonEmpty(env.LULL_AGENT);
   const agentAddress =
-    flagAgent !== undefined
-      ? checkAddress(flagAgent, "--agent")
-      : fromEnv !== undefined
-        ? checkAddress(fromEnv, "LULL_AGENT")
-        : DEFAULT_AGENT_ADDRESS;
-  return Object.freeze({ agentAddress, callTimeoutMs: 10_000, waitReconnectGiveUpMs: 120_000 });
+    f.socket !== undefined
+      ? socketAddress(f.socket, "--socket")
+      : f.agent !== undefined
+        ? checkAddress(f.agent, "--agent")
+        : envSocket !== undefined
+          ? socketAddress(envSocket, "LULL_SOCKET")
+          : envAgent !== undefined
+            ? checkAddress(envAgent, "LULL_AGENT")
+            : `unix://${DEFAULT_SOCKET}`;
+  const network = !agentAddress.startsWith("unix:");
+  const tokenFile = f.tokenFile ?? nonEmpty(env.LULL_TOKEN_FILE);
+  const fingerprint = f.tlsFingerprint ?? nonEmpty(env.LULL_TLS_FINGERPRINT);
+  let tls: AgentTlsTrust | undefined;
+  let token: string | undefined;
+  if (network && fingerprint !== undefined) {
+    try {
+      tls = { fingerprint: normalizeFingerprint(fingerprint) };
+    } catch (err) {
+      throw usage(`--tls-fingerprint: ${(err as Error).message}`);
+    }
+  }
+  if (network && tokenFile !== undefined) {
+    if (!tls) throw usage("a token is only sent over TLS: give --tls-fingerprint (see `lull-agent cert fingerprint`) with --token-file");
+    token = readToken(tokenFile, f.tokenFile !== undefined ? "--token-file" : "LULL_TOKEN_FILE");
+  }
+  return Object.freeze({ agentAddress, callTimeoutMs: 10_000, waitReconnectGiveUpMs: 120_000, token, tls });
 }

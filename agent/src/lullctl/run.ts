@@ -2,7 +2,7 @@
 // main.ts wires it to the process; tests call it directly with a captured Output.
 import { hostname, userInfo } from "node:os";
 import { LIMITS, fromServiceError, systemClock, type Clock } from "@lull/shared";
-import { connectAgent, type AgentApi } from "./agent-api.js";
+import { connectAgent, type AgentApi, type AgentAuth } from "./agent-api.js";
 import { USAGE, parseInvocation, type Invocation } from "./args.js";
 import { backupCommand } from "./commands/backup.js";
 import { EXIT, printJson, type CommandContext } from "./commands/context.js";
@@ -18,7 +18,7 @@ export interface RunOptions {
   signal?: AbortSignal;
   clock?: Clock;
   /** Default: a gRPC client of the real agent. */
-  connect?: (address: string, callTimeoutMs: number) => AgentApi;
+  connect?: (address: string, callTimeoutMs: number, auth?: AgentAuth) => AgentApi;
 }
 
 function requester(): string {
@@ -60,13 +60,13 @@ export async function runLullctl(options: RunOptions): Promise<number> {
   try {
     const invocation = parseInvocation(options.argv);
     json = invocation.json;
-    const settings = resolveSettings(invocation.agent, options.env);
+    const settings = resolveSettings(invocation, options.env);
     parsing = false;
     if (invocation.command.name === "help") {
       out.line(USAGE);
       return EXIT.ok;
     }
-    api = (options.connect ?? connectAgent)(settings.agentAddress, settings.callTimeoutMs);
+    api = (options.connect ?? connectAgent)(settings.agentAddress, settings.callTimeoutMs, { token: settings.token, tls: settings.tls });
     const ctx: CommandContext = {
       api,
       out,

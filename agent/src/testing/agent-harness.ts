@@ -96,7 +96,8 @@ export function testConfig(dir: string, options: Pick<TestAgentOptions, "guests"
     dataDir: join(dir, "data"),
     archiveDir: join(dir, "archives"),
     stagingDir: join(dir, "staging"),
-    listen: { address: "127.0.0.1:0" },
+    // Plain TCP (no certificate to make per test); the harness's client is the local operator on the socket.
+    listen: { address: "127.0.0.1:0", insecure: true, socket: join(dir, "run", "agent.sock") },
     shutdownGraceMs: 2000,
     guests: options.guests ?? [{ id: "demo", driver: "dir", snapshot: "copy", volumes: [{ name: "data", path: appDir }] }],
     ...options.config,
@@ -113,7 +114,7 @@ export async function startTestAgent(options: TestAgentOptions): Promise<TestAge
     destination: { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) },
   });
   const agent = await startAgent({ config, log, engineFor: () => options.engine });
-  const client = createAgentClient({ address: agent.address });
+  const client = createAgentClient({ address: `unix://${agent.socketPath}` });
   return {
     dir,
     config,

@@ -97,7 +97,7 @@ async function measure(agent: AgentProcess, scratch: string, volume: string, mod
     dir: join(scratch, `controller-${mode}`),
     guestId: "bench",
     stack: "app",
-    agentAddress: agent.address,
+    agent: await agent.credentialsFor("bench", "app"),
     resume: mode,
     driver: stackDriver(options.stack, volume),
     resumeDeadlineMs: JOB_TIMEOUT_MS,

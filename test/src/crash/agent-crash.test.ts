@@ -60,7 +60,7 @@ async function runCase(c: Case): Promise<void> {
     agentFailpoint: `pause-in:${c.phase}`,
     controller: { resumeDeadlineMs: c.agentBack ? 60_000 : DEADLINE_MS },
   });
-  const follower = new EventFollower({ address: site.agent.address });
+  const follower = new EventFollower({ address: site.agent.socketAddress });
   try {
     const [app, db] = [site.stack("g1", "app"), site.stack("g1", "db")];
     const since = Date.now();

@@ -34,7 +34,7 @@ for (const c of CASES) {
       slowAgentCommands: [{ command: "zstd", delayMs: 4_000 }],
       controller: { resumeDeadlineMs: 60_000 },
     });
-    const follower = new EventFollower({ address: site.agent.address });
+    const follower = new EventFollower({ address: site.agent.socketAddress });
     try {
       const stack = site.stack("g1");
       const frozen = await site.startController(stack, { failpoint: c.failpoint });

@@ -33,8 +33,8 @@ async function startJob(site: Site, guestId: string): Promise<string> {
 
 test("event stream cut and restored: watchers resume from their last sequence, missing nothing and getting nothing twice", async () => {
   const site = await Site.start({ guests: [{ id: "g1", storage: "dir-copy", stacks: ["app"], seedBytes: 2 * 1024 ** 2 }] });
-  const all = new EventFollower({ address: site.agent.address });
-  const guest = new EventFollower({ address: site.agent.address, guestId: "g1" });
+  const all = new EventFollower({ address: site.agent.socketAddress });
+  const guest = new EventFollower({ address: site.agent.socketAddress, guestId: "g1" });
   const jobs: JobRef[] = [];
   try {
     const since = Date.now();
@@ -65,7 +65,7 @@ test("event stream cut and restored: watchers resume from their last sequence, m
     assert.deepEqual(report.jobs.map((j) => phaseName(j.phase)), ["done", "failed", "failed", "done"]);
     assert.deepEqual(report.jobs.map((j) => phaseName(j.failedIn)), ["unspecified", "snapshotted", "quiescing", "unspecified"]);
 
-    const persisted = await readAllEvents(site.agent.address, 10_000);
+    const persisted = await readAllEvents(site.agent.socketAddress, 10_000);
     const last = persisted.at(-1)!.seq;
     await all.waitFor(`event #${last}`, (e) => e.seq === last, 10_000);
     assert.deepEqual(all.seqs(), persisted.map((e) => e.seq), "the follower of every guest got exactly the persisted events, in order");
@@ -88,7 +88,7 @@ async function diskFull(storage: GuestStorage): Promise<void> {
     // zstd starts 2.5 s late, so the disk fills up only once the app is surely up again.
     slowAgentCommands: [{ command: "zstd", delayMs: 2_500 }],
   });
-  const follower = new EventFollower({ address: site.agent.address });
+  const follower = new EventFollower({ address: site.agent.socketAddress });
   try {
     const stack = site.stack("g1");
     const since = Date.now();
@@ -132,7 +132,7 @@ test("controller kill -9 and restart while its job is still quiescing: it re-att
     guests: [{ id: "g1", storage: "dir-copy", stacks: ["app", { name: "slow", stopDelayMs: 5_000 }] }],
     agentConfig: { quiesce: { timeoutMs: 30_000, policy: "fail" } },
   });
-  const follower = new EventFollower({ address: site.agent.address });
+  const follower = new EventFollower({ address: site.agent.socketAddress });
   try {
     const [app, slow] = [site.stack("g1", "app"), site.stack("g1", "slow")];
     const since = Date.now();

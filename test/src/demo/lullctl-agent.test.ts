@@ -50,9 +50,9 @@ after(async () => {
 const doneOf = (jobId: string) => (l: Record<string, unknown>) => l.jobId === jobId && l.kind === "phase" && l.phase === "done";
 
 test("events --follow misses nothing and repeats nothing across an agent kill -9; backup --wait reports the crash", async () => {
-  follower = startProcess({ name: "lullctl-events", args: [ENTRY_POINTS.lullctl, "--agent", agent.address, "--json", "events", "--follow"] });
+  follower = startProcess({ name: "lullctl-events", args: [ENTRY_POINTS.lullctl, "--socket", agent.socketPath, "--json", "events", "--follow"] });
 
-  const first = await lullctl(["--agent", agent.address, "--json", "backup", "demo", "--wait"]);
+  const first = await lullctl(["--socket", agent.socketPath, "--json", "backup", "demo", "--wait"]);
   assert.equal(first.code, 0, first.stderr);
   const job1 = JSON.parse(first.stdout).job;
   assert.equal(job1.phase, "done");
@@ -60,7 +60,7 @@ test("events --follow misses nothing and repeats nothing across an agent kill -9
 
   // A job that the agent dies in: paused in archiving by a failpoint, then kill -9.
   await agent.restart({ env: { ...process.env, LULL_AGENT_FAILPOINT: "pause-in:archiving" } });
-  const waiting = startProcess({ name: "lullctl-backup", args: [ENTRY_POINTS.lullctl, "--agent", agent.address, "backup", "demo", "--wait"] });
+  const waiting = startProcess({ name: "lullctl-backup", args: [ENTRY_POINTS.lullctl, "--socket", agent.socketPath, "backup", "demo", "--wait"] });
   await waitFor("lullctl to show archiving", () => waiting.plainLines.some((l) => /\+\d+\.\d{3}s  archiving/.test(l)), 20_000);
   await agent.kill9();
   await agent.restart({ env: { ...process.env } });
@@ -70,19 +70,19 @@ test("events --follow misses nothing and repeats nothing across an agent kill -9
   assert.ok(waiting.stderrLines.some((l) => /lost the agent's event stream/.test(l)), waiting.tail());
   assert.ok(waiting.plainLines.some((l) => /\+\d+\.\d{3}s  failed/.test(l)), waiting.tail());
 
-  const third = await lullctl(["--agent", agent.address, "--json", "backup", "demo", "--wait"]);
+  const third = await lullctl(["--socket", agent.socketPath, "--json", "backup", "demo", "--wait"]);
   assert.equal(third.code, 0, third.stderr);
   const job3 = JSON.parse(third.stdout).job;
   await follower.waitForLog(doneOf(job3.id), 20_000);
 
-  const replay = await lullctl(["--agent", agent.address, "--json", "events"]);
+  const replay = await lullctl(["--socket", agent.socketPath, "--json", "events"]);
   assert.equal(replay.code, 0, replay.stderr);
   const persisted = replay.stdout.trim().split("\n").map((l) => JSON.parse(l).seq as number);
   const seen = follower.logs.map((l) => l.seq as number);
   assert.deepEqual(seen.slice(0, persisted.length), persisted, "the follower printed every persisted event once, in order");
   assert.ok(follower.stderrLines.some((l) => /event stream broken/.test(l)), "the follower noticed the crash");
 
-  const jobs = await lullctl(["--agent", agent.address, "jobs", "--guest", "demo"]);
+  const jobs = await lullctl(["--socket", agent.socketPath, "jobs", "--guest", "demo"]);
   assert.equal(jobs.code, 0);
   assert.equal(jobs.stdout.trim().split("\n").length, 4, jobs.stdout);
   assert.match(jobs.stdout, /\sfailed\s.*LULL_E_AGENT_RESTARTED/);

@@ -66,7 +66,9 @@ async function runDemo(scratch: string, verbose: boolean, seedMiB: number): Prom
       echo: verbose,
     });
     cleanups.push(() => agent.stop());
-    say(`agent listening on ${agent.address} (guest demo: dir driver, copy of ${appData})`);
+    say(`agent listening on ${agent.address} (TLS, CA ${agent.fingerprint}) and on ${agent.socketPath} (guest demo: dir driver, copy of ${appData})`);
+    const credentials = await agent.credentialsFor("demo", "app");
+    say("$ lull-agent token create --guest demo --stack app   (the controller's token; it pins the fingerprint above)");
 
     const started = await appCtl("start", appData);
     if (started.code !== 0) throw new Error(`app-ctl start failed: ${started.text}`);
@@ -77,7 +79,7 @@ async function runDemo(scratch: string, verbose: boolean, seedMiB: number): Prom
       dir: join(scratch, "controller"),
       guestId: "demo",
       stack: "app",
-      agentAddress: agent.address,
+      agent: credentials,
       resume: "early",
       driver: appCtlDriver(appData),
       resumeDeadlineMs: 60_000,
@@ -89,9 +91,9 @@ async function runDemo(scratch: string, verbose: boolean, seedMiB: number): Prom
     say("controller registered stack app (resume: early)");
     await sleep(300); // a few more records before the backup
 
-    say(`$ lullctl --agent ${agent.address} backup demo --wait`);
+    say(`$ lullctl --socket ${agent.socketPath} backup demo --wait`);
     const lullctlStart = Date.now();
-    const exitCode = await runLullctl(["--agent", agent.address, "backup", "demo", "--wait"]);
+    const exitCode = await runLullctl(["--socket", agent.socketPath, "backup", "demo", "--wait"]);
     const lullctlMs = Date.now() - lullctlStart;
     const job: Job | undefined = (await agent.client().listJobs("demo"))[0];
     if (!job) throw new Error("the agent has no job for guest demo");

@@ -46,7 +46,7 @@ async function withSite(storage: GuestStorage, run: (site: Site, follower: Event
     agentConfig: { zstdLevel: ZSTD_LEVEL },
     btrfsSizeBytes: 1024 ** 3,
   });
-  const follower = new EventFollower({ address: site.agent.address, guestId: "g1" });
+  const follower = new EventFollower({ address: site.agent.socketAddress, guestId: "g1" });
   try {
     await run(site, follower);
     const jobs = (await site.agent.client().listJobs("g1")).map((j) => ({ guestId: "g1", jobId: j.id }));

@@ -157,7 +157,7 @@ async function setUp(o: ScenarioOptions, intervalMs: number, cleanups: Array<() 
       dir: join(o.scratch, "controllers"),
       guestId: GUEST_ID,
       stack: s.name,
-      agentAddress: agent.address,
+      agent,
       resume: "early",
       driver: driverFor(s, o.quiesce, intervalMs),
       resumeDeadlineMs: 60_000,

@@ -12,7 +12,7 @@ import {
   type StartBackupResponse,
   type WatchEventsRequest,
 } from "@lull/proto";
-import { callUnary, createAgentClient, fromServiceError, isTerminal, phaseName } from "@lull/shared";
+import { callUnary, createAgentClient, fromServiceError, isTerminal, phaseName, type AgentTlsTrust } from "@lull/shared";
 import { sleep } from "./temp.js";
 
 export interface BackupOptions {
@@ -40,8 +40,9 @@ export interface TestAgentClient {
   close(): void;
 }
 
-export function connectTestClient(address: string, callTimeoutMs = 10_000): TestAgentClient {
-  const raw = createAgentClient({ address });
+/** `address` is `unix:///…` (the local operator socket) or `host:port` with `auth` (a token, the pinned CA). */
+export function connectTestClient(address: string, callTimeoutMs = 10_000, auth: { token?: string; tls?: AgentTlsTrust } = {}): TestAgentClient {
+  const raw = createAgentClient({ address, token: auth.token, tls: auth.tls });
   const opts = { timeoutMs: callTimeoutMs };
   const api: TestAgentClient = {
     raw,

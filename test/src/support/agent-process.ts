@@ -1,5 +1,9 @@
 // lull-agent as a child process: writes its config into a scratch dir, starts it on a free port
-// (or a given one, so a restart keeps the address), waits for `agent listening`.
+// (or a given one, so a restart keeps the address), waits for `agent listening`. Its network
+// listener is TLS with tokens, as in production: `client()` talks to it as the local operator over
+// its unix socket (in the scratch dir), and `credentialsFor(guest, stack)` mints a controller's
+// token with `lull-agent token create` and returns it with the fingerprint to pin.
+import { execFile } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { connectTestClient, type TestAgentClient } from "./agent-client.js";
@@ -35,20 +39,34 @@ export interface StartAgentOptions {
   readyTimeoutMs?: number;
 }
 
+/** What a controller needs to reach this agent: `config.agent` of lull-controller. */
+export interface AgentCredentials {
+  address: string;
+  token: string;
+  tls: { fingerprint: string };
+}
+
+interface Launched {
+  proc: ManagedProcess;
+  address: string;
+  fingerprint: string | undefined;
+}
+
 export class AgentProcess {
   private current: ManagedProcess;
   private currentAddress: string;
+  private currentFingerprint: string | undefined;
   private cachedClient: TestAgentClient | undefined;
 
   private constructor(
     readonly options: StartAgentOptions,
     readonly configPath: string,
     readonly config: Record<string, unknown>,
-    proc: ManagedProcess,
-    address: string,
+    launched: Launched,
   ) {
-    this.current = proc;
-    this.currentAddress = address;
+    this.current = launched.proc;
+    this.currentAddress = launched.address;
+    this.currentFingerprint = launched.fingerprint;
   }
 
   /** Writes the config, starts the agent and waits until it listens. */
@@ -65,20 +83,20 @@ export class AgentProcess {
     for (const key of ["dataDir", "archiveDir", "stagingDir"] as const) await mkdir(String(config[key]), { recursive: true });
     const configPath = join(options.dir, "agent.json");
     await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
-    const { proc, address } = await AgentProcess.launch(options, configPath, options.listen ?? "127.0.0.1:0");
-    return new AgentProcess(options, configPath, config, proc, address);
+    const launched = await AgentProcess.launch(options, configPath, options.listen ?? "127.0.0.1:0");
+    return new AgentProcess(options, configPath, config, launched);
   }
 
-  private static async launch(options: StartAgentOptions, configPath: string, listen: string) {
+  private static async launch(options: StartAgentOptions, configPath: string, listen: string): Promise<Launched> {
     const proc = startProcess({
       name: "agent",
-      args: [ENTRY_POINTS.agent, "--config", configPath, "--listen", listen],
+      args: [ENTRY_POINTS.agent, "--config", configPath, "--listen", listen, "--socket", AgentProcess.socketIn(options.dir)],
       ...(options.env ? { env: options.env } : {}),
       ...(options.echo !== undefined ? { echo: options.echo } : {}),
     });
     try {
       const line = await proc.waitForLog((l) => l.msg === "agent listening", options.readyTimeoutMs ?? 20_000);
-      return { proc, address: String(line.address) };
+      return { proc, address: String(line.address), fingerprint: typeof line.fingerprint === "string" ? line.fingerprint : undefined };
     } catch (err) {
       await proc.kill9();
       throw err;
@@ -102,10 +120,49 @@ export class AgentProcess {
     return String(this.config.archiveDir);
   }
 
-  /** A client of this agent (one per process; closed by stop/kill9). */
+  /** The local operator socket of an agent whose scratch dir is `dir`. */
+  static socketIn(dir: string): string {
+    return join(dir, "run", "agent.sock");
+  }
+
+  get socketPath(): string {
+    return AgentProcess.socketIn(this.options.dir);
+  }
+
+  /** `unix:///…/agent.sock`: lullctl's `--socket` target as an address. */
+  get socketAddress(): string {
+    return `unix://${this.socketPath}`;
+  }
+
+  /** `sha256:…` of the agent's CA, as logged at start (undefined when `listen.insecure`). */
+  get fingerprint(): string | undefined {
+    return this.currentFingerprint;
+  }
+
+  /** A client of this agent as the local operator (one per process; closed by stop/kill9). */
   client(): TestAgentClient {
-    this.cachedClient ??= connectTestClient(this.currentAddress);
+    this.cachedClient ??= connectTestClient(this.socketAddress);
     return this.cachedClient;
+  }
+
+  /** Runs `lull-agent token create … --json` against this agent's config; returns the token and its id. */
+  async createToken(scope: { guest: string; stack?: string; ttl?: string } | { operator: true; ttl?: string }): Promise<{ id: string; token: string }> {
+    const args = [ENTRY_POINTS.agent, "token", "create", "--config", this.configPath, "--json"];
+    if ("operator" in scope) args.push("--operator");
+    else args.push("--guest", scope.guest, ...(scope.stack !== undefined ? ["--stack", scope.stack] : []));
+    if (scope.ttl !== undefined) args.push("--ttl", scope.ttl);
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, args, { timeout: 20_000 }, (err, out, stderr) => (err ? reject(new Error(`token create failed: ${stderr}`)) : resolve(out)));
+    });
+    const created = JSON.parse(stdout) as { id: string; token: string };
+    return { id: created.id, token: created.token };
+  }
+
+  /** A token of `guestId` (and `stack`) with this agent's address and fingerprint: a controller's `config.agent`. */
+  async credentialsFor(guestId: string, stack?: string): Promise<AgentCredentials> {
+    if (this.currentFingerprint === undefined) throw new Error("the agent runs without TLS (listen.insecure); no fingerprint to pin");
+    const { token } = await this.createToken({ guest: guestId, ...(stack !== undefined ? { stack } : {}) });
+    return { address: this.currentAddress, token, tls: { fingerprint: this.currentFingerprint } };
   }
 
   private dropClient(): void {
@@ -132,9 +189,10 @@ export class AgentProcess {
     if (!this.current.exitStatus) await this.stop();
     if (options.env) this.options.env = options.env;
     const listen = options.samePort === false ? (this.options.listen ?? "127.0.0.1:0") : this.currentAddress;
-    const { proc, address } = await AgentProcess.launch(this.options, this.configPath, listen);
-    this.current = proc;
-    this.currentAddress = address;
+    const launched = await AgentProcess.launch(this.options, this.configPath, listen);
+    this.current = launched.proc;
+    this.currentAddress = launched.address;
+    this.currentFingerprint = launched.fingerprint;
   }
 }
 

@@ -1,6 +1,7 @@
 // lull-controller as a child process, with its config written into a scratch dir.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { AgentCredentials } from "./agent-process.js";
 import { ENTRY_POINTS } from "./paths.js";
 import { startProcess, type LogLine, type ManagedProcess } from "./process.js";
 
@@ -18,7 +19,13 @@ export interface StartControllerOptions {
   dir: string;
   guestId: string;
   stack: string;
-  agentAddress: string;
+  /**
+   * A real agent: the AgentProcess itself (a token of this guest and stack is minted, its CA pinned),
+   * or credentials already minted with `await agent.credentialsFor(guestId, stack)`.
+   */
+  agent?: AgentCredentials | { credentialsFor(guestId: string, stack?: string): Promise<AgentCredentials> };
+  /** A plain address instead (a fake agent, or an agent with `listen.insecure` and `config.agent.token`). */
+  agentAddress?: string;
   driver: CommandDriver | Record<string, unknown>;
   resume?: "early" | "end";
   markerDir?: string;
@@ -68,12 +75,15 @@ export interface ControllerProcess {
 }
 
 export async function startController(options: StartControllerOptions): Promise<ControllerProcess> {
+  if ((options.agent === undefined) === (options.agentAddress === undefined)) {
+    throw new Error("startController: give agent (an AgentProcess or its credentialsFor(...)) or agentAddress, exactly one");
+  }
   const markerDir = options.markerDir ?? join(options.dir, `markers-${options.stack}`);
   await mkdir(markerDir, { recursive: true });
   const config: Record<string, unknown> = {
     guestId: options.guestId,
     stack: options.stack,
-    agent: { address: options.agentAddress },
+    agent: options.agent === undefined ? { address: options.agentAddress } : "credentialsFor" in options.agent ? await options.agent.credentialsFor(options.guestId, options.stack) : options.agent,
     markerDir,
     resumeDeadlineMs: options.resumeDeadlineMs ?? 60_000,
     pollIntervalMs: options.pollIntervalMs ?? 500,

@@ -166,17 +166,19 @@ export class Site {
     const c = this.options.controller ?? {};
     const dir = join(this.scratch, "controllers", stack.guestId);
     await mkdir(dir, { recursive: true });
+    // A token of this guest and stack, and the agent's CA pinned (the agent's listener is TLS with tokens).
+    const credentials = await this.agent.credentialsFor(stack.guestId, stack.name);
     stack.controller = await startController({
       dir,
       guestId: stack.guestId,
       stack: stack.name,
-      agentAddress: this.agent.address,
+      agent: credentials,
       markerDir: stack.markerDir,
       resume: stack.resume,
       resumeDeadlineMs: c.resumeDeadlineMs ?? 60_000,
       pollIntervalMs: c.pollIntervalMs ?? 300,
       leaseTtlMs: c.leaseTtlMs ?? 5_000,
-      config: { agent: { address: this.agent.address, callTimeoutMs: c.callTimeoutMs ?? 3_000 } },
+      config: { agent: { ...credentials, callTimeoutMs: c.callTimeoutMs ?? 3_000 } },
       driver: countedAppDriver({ ledger: stack.ledger, dataDir: stack.dataDir, stopDelayMs: stack.stopDelayMs }),
       env: cleanEnv(o.failpoint ? { LULL_CONTROLLER_FAILPOINT: o.failpoint } : {}),
       ...(this.options.echo !== undefined ? { echo: this.options.echo } : {}),

@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { AgentService } from "@lull/proto";
+import { LullError } from "@lull/shared";
+import type { Principal } from "./principal.js";
+import { SCOPE_RULES, authorize, type Request, type ScopeRule } from "./rules.js";
+
+const operator: Principal = { kind: "operator", id: "op0000000000", via: "token" };
+const guest101: Principal = { kind: "guest", id: "g10100000000", guestId: "101" };
+const stackApp: Principal = { kind: "guest", id: "s10100000000", guestId: "101", stack: "app" };
+
+const denied = (err: unknown) => err instanceof LullError && err.code === "LULL_E_PERMISSION_DENIED";
+const check = (method: string, principal: Principal, req: Request) => {
+  const rule = SCOPE_RULES[method] as ScopeRule;
+  authorize(method, rule, principal, req, { groupRunGuests: (id) => (id === "g-101" ? ["101"] : id === "g-both" ? ["101", "102"] : undefined) });
+};
+
+test("every RPC of lull.v1.Agent has a guest-scope rule (add one to auth/rules.ts with a new RPC)", () => {
+  const missing = Object.keys(AgentService).filter((m) => !(m in SCOPE_RULES));
+  assert.deepEqual(missing, [], `RPCs without a scope rule (operator-only until they get one): ${missing.join(", ")}`);
+});
+
+test("operators may make every call", () => {
+  for (const method of Object.keys(AgentService)) check(method, operator, {});
+});
+
+test("a guest token reaches only its guest, and never every guest", () => {
+  for (const [method, rule] of Object.entries(SCOPE_RULES)) {
+    if (rule.kind !== "guest") continue;
+    const mine: Request = { guestId: "101", guestIds: ["101"], groupRunId: "g-101", stack: "app" };
+    const theirs: Request = { guestId: "102", guestIds: ["102"], groupRunId: "g-both", stack: "app" };
+    const none: Request = { guestId: "", guestIds: [], groupRunId: "", stack: "app" };
+    check(method, guest101, mine);
+    assert.throws(() => check(method, guest101, theirs), denied, `${method} for another guest`);
+    assert.throws(() => check(method, guest101, none), denied, `${method} without a guest`);
+  }
+  assert.throws(() => check("startGroupBackup", guest101, { guestIds: ["101", "102"] }), denied);
+  assert.throws(() => check("startGroupBackup", guest101, { groupId: "web", guestIds: [] }), denied);
+  assert.throws(() => check("getGroup", guest101, { groupRunId: "no-such-run" }), denied, "an unknown run is no oracle");
+  check("getAgentInfo", guest101, {});
+});
+
+test("a stack token acts only for its stack and cannot start or cancel the guest's backups", () => {
+  check("registerStack", stackApp, { guestId: "101", stack: "app" });
+  check("acknowledgeQuiesce", stackApp, { guestId: "101", stack: "app" });
+  check("getJob", stackApp, { guestId: "101" });
+  check("watchEvents", stackApp, { guestId: "101" });
+  for (const method of ["registerStack", "unregisterStack", "acknowledgeQuiesce", "refuseQuiesce", "reportResumed"]) {
+    assert.throws(() => check(method, stackApp, { guestId: "101", stack: "db" }), denied, method);
+  }
+  for (const method of ["startBackup", "cancelJob", "startGroupBackup"]) {
+    assert.throws(() => check(method, stackApp, { guestId: "101", guestIds: ["101"] }), denied, method);
+  }
+});
+
+test("responses are cut down to the guest: agent info lists only its guest, group lists only its own runs", () => {
+  const info = SCOPE_RULES.getAgentInfo as Extract<ScopeRule, { kind: "any" }>;
+  const filtered = info.filter?.({ node: "pve1", guests: [{ id: "101" }, { id: "102" }] }, guest101 as Principal & { kind: "guest" });
+  assert.deepEqual(filtered, { node: "pve1", guests: [{ id: "101" }] });
+  const groups = SCOPE_RULES.listGroups as Extract<ScopeRule, { kind: "guest" }>;
+  const list = groups.filter?.({ groups: [{ guestIds: ["101"] }, { guestIds: ["101", "102"] }] }, guest101 as Principal & { kind: "guest" });
+  assert.deepEqual(list, { groups: [{ guestIds: ["101"] }] });
+});
+
+test("refusals never repeat what the caller sent", () => {
+  const hostile = "102$(touch /tmp/pwned)";
+  try {
+    check("getJob", guest101, { guestId: hostile });
+    assert.fail("expected a refusal");
+  } catch (err) {
+    assert.ok(denied(err));
+    assert.ok(!(err as Error).message.includes(hostile));
+  }
+});
