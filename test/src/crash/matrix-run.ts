@@ -49,7 +49,7 @@ async function buildSite(btrfs: boolean): Promise<Site> {
 
 /** The watcher got exactly the persisted events, in order, once each. */
 async function watcherProblems(site: Site, follower: EventFollower): Promise<Problem[]> {
-  const persisted = await readAllEvents(site.agent.address, 20_000);
+  const persisted = await readAllEvents(site.agent.socketAddress, 20_000);
   const last = persisted.at(-1)?.seq ?? 0;
   await follower.waitFor(`event #${last}`, (e) => e.seq === last, 10_000).catch(() => undefined);
   const problems: Problem[] = [];
@@ -114,7 +114,7 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixSummary> {
     for (let i = 0; i < o.iterations; i++) {
       if (!site) {
         site = await buildSite(btrfs);
-        follower = new EventFollower({ address: site.agent.address });
+        follower = new EventFollower({ address: site.agent.socketAddress });
       }
       const stacks = site.stacks.map((s) => s.key);
       const fault = faultFor(i, rng, stacks, MAX_KILL_DELAY_MS);
