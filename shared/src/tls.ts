@@ -53,7 +53,9 @@ export function pinMismatch(chain: PeerCertificate | DetailedPeerCertificate | u
     if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) return `the agent's certificate was not signed by the pinned CA`;
     return undefined;
   }
-  return `the agent's certificate (${leafPrint}) does not match the pinned fingerprint ${pin}`;
+  const cas = [...seen].slice(1);
+  const issued = cas.length > 0 ? `, issued by CA ${cas.join(", ")}` : "";
+  return `the agent's certificate (${leafPrint}${issued}) does not match the pinned fingerprint ${pin}`;
 }
 
 /** Where a client's trust in the agent comes from: a pinned fingerprint, a CA certificate, or both. */
