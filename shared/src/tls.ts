@@ -91,7 +91,9 @@ class PinnedChannelCredentials extends ChannelCredentials {
   }
 
   override _createSecureConnector(target: Parameters<ChannelCredentials["_createSecureConnector"]>[0], options: ChannelOptions, call?: CallCredentials): SecureConnector {
-    const inner = this.inner._createSecureConnector(target, options, call);
+    // The pin, not the name, identifies the agent: a fixed SNI name spares Node's warning about IP
+    // addresses as server names (the agent serves one certificate whatever the name).
+    const inner = this.inner._createSecureConnector(target, { ...options, "grpc.ssl_target_name_override": "lull-agent" }, call);
     const pin = this.pin;
     return {
       async connect(socket) {

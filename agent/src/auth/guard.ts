@@ -2,6 +2,7 @@
 // requests, authorize against the RPC's scope rule (rules.ts), apply the per-principal limits.
 // `guardService` wraps each method of a service definition generically, so an RPC added to the
 // proto is guarded by construction (operator-only until it gets a rule).
+import { Metadata as MetadataClass } from "@grpc/grpc-js";
 import type {
   Metadata,
   ServerUnaryCall,
@@ -113,6 +114,9 @@ export function guardService(o: GuardOptions): UntypedServiceImplementation {
           return;
         }
         for (const event of ["finish", "close", "cancelled"]) call.once(event, release);
+        // Headers at once: the caller knows its stream was admitted before any event exists
+        // (a refused one gets its status instead, with no headers).
+        call.sendMetadata(new MetadataClass());
         handler(call);
       }) as UntypedHandleCall;
     } else {

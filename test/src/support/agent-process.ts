@@ -158,6 +158,15 @@ export class AgentProcess {
     return { id: created.id, token: created.token };
   }
 
+  /** Runs `lull-agent token revoke <id>` against this agent's config. */
+  async revokeToken(id: string): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      execFile(process.execPath, [ENTRY_POINTS.agent, "token", "revoke", id, "--config", this.configPath], { timeout: 20_000 }, (err, _out, stderr) =>
+        err ? reject(new Error(`token revoke failed: ${stderr}`)) : resolve(),
+      );
+    });
+  }
+
   /** A token of `guestId` (and `stack`) with this agent's address and fingerprint: a controller's `config.agent`. */
   async credentialsFor(guestId: string, stack?: string): Promise<AgentCredentials> {
     if (this.currentFingerprint === undefined) throw new Error("the agent runs without TLS (listen.insecure); no fingerprint to pin");
