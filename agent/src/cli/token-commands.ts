@@ -51,8 +51,8 @@ function create(ctx: CliContext): number {
   const operator = values.operator === true;
   const guestId = str("guest");
   const stack = str("stack");
-  if (operator === (guestId !== undefined)) throw usage("token create: give exactly one of --guest ID or --operator");
   if (stack !== undefined && guestId === undefined) throw usage("token create: --stack needs --guest");
+  if (operator === (guestId !== undefined)) throw usage("token create: give exactly one of --guest ID or --operator");
   if (guestId !== undefined && ctx.config && !ctx.config.guests.some((g) => g.id === guestId)) {
     throw usage(`token create: guest ${guestId} is not configured on this agent`);
   }
