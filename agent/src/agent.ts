@@ -7,11 +7,14 @@ import { systemClock, type Clock, type Logger } from "@lull/shared";
 import { bearerAuthenticator } from "./auth/guard.js";
 import { CallLimiter } from "./auth/rate-limit.js";
 import { TokenStore } from "./auth/token-store.js";
-import { checkConfigPaths, type AgentConfig } from "./config.js";
+import { checkConfigPaths, snapshotKind, type AgentConfig } from "./config.js";
 import { createNativeEngine } from "./engines/native.js";
 import { EventBus } from "./events/bus.js";
 import { createExecaRunner } from "./exec/execa-runner.js";
 import { createAgentService } from "./grpc/service.js";
+import { GroupCoordinator } from "./groups/coordinator.js";
+import { GroupLedger } from "./groups/ledger.js";
+import { GroupStore } from "./groups/store.js";
 import { listenAgentServer } from "./grpc/server.js";
 import { failpointPhase } from "./jobs/failpoint.js";
 import { JobLedger } from "./jobs/ledger.js";
@@ -79,17 +82,26 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     tokens = TokenStore.open(join(config.dataDir, DATABASE_FILE));
     const bus = new EventBus(log);
     const ledger = new JobLedger({ store, bus, log, clock });
+    const groupLedger = new GroupLedger({ store: new GroupStore(store), bus, log, clock });
     const engineFor = options.engineFor ?? nativeEngineFor(config, log, clock);
     log.info({ epoch: store.epoch, dataDir: config.dataDir, guests: config.guests.map((g) => g.id) }, "agent starting");
 
     const recovery = await recoverAtStart({
       ledger,
+      groups: groupLedger,
       guests: config.guests,
       engineFor,
       log,
       ...(options.signal ? { signal: options.signal } : {}),
     });
 
+    const coordinator = new GroupCoordinator({
+      ledger: groupLedger,
+      bus,
+      clock,
+      log,
+      makesCopy: (guestId) => config.guests.some((g) => g.id === guestId && snapshotKind(g) !== "none"),
+    });
     const runner = new JobRunner({
       ledger,
       bus,
@@ -100,6 +112,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       // CancelJob waits this long for the engine to clean up; kept below a client's usual 10 s deadline.
       cancelGraceMs: Math.min(config.shutdownGraceMs, CANCEL_WAIT_MS),
       failpoint: failpointPhase(config.failpoint),
+      groups: coordinator,
     });
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
 
@@ -114,6 +127,8 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       version: agentVersion(),
       startedAt,
       isShuttingDown: () => shuttingDown,
+      groupLedger,
+      coordinator,
     });
     const tls = config.listen.insecure
       ? undefined
@@ -153,6 +168,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
         const deadline = clock.now() + config.shutdownGraceMs;
         log.info({ activeJobs: runner.activeCount, graceMs: config.shutdownGraceMs }, "agent stopping");
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
+        coordinator.close();
         service.closeStreams();
         await server.shutdown(Math.max(0, deadline - clock.now()));
         tokens?.close();

@@ -4,6 +4,7 @@ import { lstatSync, realpathSync } from "node:fs";
 import { isIP } from "node:net";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { GUEST_ID, LullError, loadConfig, z } from "@lull/shared";
+import { groupConfigIssues, groupConfigSchema } from "./groups/config.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
@@ -92,6 +93,8 @@ export const agentConfigSchema = z
     zstdLevel: z.number().int().min(1).max(19).default(3),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     guests: z.array(nativeGuestSchema).default([]),
+    /** Consistency groups: guests backed up as one (agent/src/groups/README.md). */
+    groups: z.array(groupConfigSchema).default([]),
     /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
     failpoint: z
       .string()
@@ -116,6 +119,7 @@ export const agentConfigSchema = z
         ctx.addIssue({ code: "custom", path: ["guests", i, "snapshot"], message: `driver ${g.driver} only takes snapshots` });
       }
     });
+    for (const issue of groupConfigIssues(cfg.groups, cfg.guests)) ctx.addIssue({ code: "custom", ...issue });
   });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;

@@ -2,14 +2,19 @@
 // previous agent stopped is settled as failed (failed_in = the phase it died in,
 // LULL_E_AGENT_RESTARTED) with its event persisted, so watchers that reconnect see it; then
 // each engine sweeps what crashed runs left behind (snapshots, staging, partial archives)
-// by the agent's name prefix.
+// by the agent's name prefix. Consistency group runs that had not ended are settled from their
+// (now settled) member jobs, right after the jobs.
 import { phaseName, asLullError, type Logger } from "@lull/shared";
 import type { GuestConfig } from "./config.js";
 import type { BackupEngine } from "./engines/engine.js";
+import type { GroupLedger } from "./groups/ledger.js";
+import { settleInterruptedGroups, type SettledGroup } from "./groups/recovery.js";
 import type { JobLedger } from "./jobs/ledger.js";
 
 export interface RecoveryOptions {
   ledger: JobLedger;
+  /** Consistency group runs: settled after their member jobs. */
+  groups?: GroupLedger;
   guests: readonly GuestConfig[];
   engineFor: (guest: GuestConfig) => BackupEngine;
   log: Logger;
@@ -19,6 +24,8 @@ export interface RecoveryOptions {
 export interface RecoveryReport {
   /** Jobs settled as failed, with the phase each died in. */
   settled: Array<{ jobId: string; guestId: string; failedIn: string }>;
+  /** Group runs settled from their members (present when the agent has group runs to settle). */
+  settledGroups?: SettledGroup[];
   /** What the sweeps removed. */
   removed: string[];
   /** Sweeps that failed (the agent starts anyway; the next start sweeps again). */
@@ -53,6 +60,7 @@ function enginesOf(guests: readonly GuestConfig[], engineFor: (guest: GuestConfi
 export async function recoverAtStart(options: RecoveryOptions): Promise<RecoveryReport> {
   const { log } = options;
   const settled = settleInterruptedJobs(options.ledger, log);
+  const settledGroups = options.groups ? settleInterruptedGroups(options.groups, log) : [];
   const removed: string[] = [];
   const sweepErrors: RecoveryReport["sweepErrors"] = [];
   for (const [engine, guests] of enginesOf(options.guests, options.engineFor)) {
@@ -67,5 +75,5 @@ export async function recoverAtStart(options: RecoveryOptions): Promise<Recovery
     }
   }
   log.info({ settled: settled.length, removed: removed.length, sweepErrors: sweepErrors.length }, "start-up recovery finished");
-  return { settled, removed, sweepErrors };
+  return { settled, removed, sweepErrors, ...(settledGroups.length > 0 ? { settledGroups } : {}) };
 }

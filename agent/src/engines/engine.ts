@@ -15,8 +15,13 @@ export interface EngineHooks {
   quiesce(): Promise<Consistency>;
   /** Enters `snapshotting`. */
   snapshotting(mode: SnapshotMode): void;
-  /** Enters `snapshotted`: only when a point-in-time copy exists (stacks may resume now). */
-  snapshotted(info: { mode: SnapshotMode; snapshotAt: number }): void;
+  /**
+   * Enters `snapshotted`: only when a point-in-time copy exists (stacks may resume now). The engine
+   * must await it: for a member of a consistency group it first waits until every member's copy
+   * exists, and rejects (LULL_E_GROUP_MEMBER_FAILED) when the group failed meanwhile — the engine
+   * then releases its copy and fails. For a job outside a group it commits at once (and may return void).
+   */
+  snapshotted(info: { mode: SnapshotMode; snapshotAt: number }): void | Promise<void>;
   /** Enters `archiving`. */
   archiving(info: { mode: SnapshotMode; bytesTotal: number }): void;
   /** Archive progress; rate-limited by the caller, persisted as the job's byte counters. */
@@ -34,6 +39,7 @@ export interface EngineRun {
   jobId: string;
   guest: GuestConfig;
   hooks: EngineHooks;
+  /** Aborts on cancellation, on the agent's shutdown, and when the job's consistency group fails before its snapshot point. */
   signal: AbortSignal;
   log: Logger;
 }

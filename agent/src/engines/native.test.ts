@@ -159,6 +159,24 @@ describe("native engine", () => {
     await assert.rejects(stat(join(fs.path, SNAPSHOTS_DIR, `lull-${jobId(4)}`)), { code: "ENOENT" });
   });
 
+  it("a consistency group that fails while the member waits in snapshotted: the copy is released, nothing archived", async () => {
+    const config = testConfig(root, [dirGuest("copy")], { archiveDir: join(root, "archives-group"), stagingDir: join(root, "staging-group") });
+    const hooks = recordingHooks();
+    // What a group member's hook does when another member's snapshot failed meanwhile.
+    hooks.snapshotted = async () => {
+      hooks.calls.push({ name: "snapshotted", args: [] });
+      await new Promise((r) => setTimeout(r, 20));
+      throw new LullError("LULL_E_GROUP_MEMBER_FAILED", "group run g-x failed before every snapshot existed");
+    };
+    await assert.rejects(
+      engineFor(config).run(runOf(config, jobId(12), hooks)),
+      (err: unknown) => err instanceof LullError && err.code === "LULL_E_GROUP_MEMBER_FAILED",
+    );
+    assert.deepEqual(hooks.names(), ["quiesce", "snapshotting", "snapshotted"]);
+    assert.deepEqual(await readdir(config.stagingDir), [], "the staging copy was released");
+    assert.deepEqual(await readdir(config.archiveDir).catch(() => []), []);
+  });
+
   it("a cancel during archiving ends LULL_E_CANCELLED with the copy released and no partial archive", async () => {
     const config = testConfig(root, [dirGuest("copy")], { archiveDir: join(root, "archives-cancel"), stagingDir: join(root, "staging-cancel") });
     const abort = new AbortController();

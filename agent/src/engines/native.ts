@@ -96,7 +96,8 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
     });
     try {
       if (handle.mode !== SnapshotMode.SNAPSHOT_MODE_NONE) {
-        hooks.snapshotted({ mode: handle.mode, snapshotAt: handle.createdAt });
+        // In a consistency group this waits for every member's copy (and throws if the group failed).
+        await hooks.snapshotted({ mode: handle.mode, snapshotAt: handle.createdAt });
       }
       run.log.info(
         { jobId, guestId: guest.id, mode: modeName(handle.mode), consistency, artifacts: handle.artifacts },

@@ -7,6 +7,8 @@ import type { Logger } from "@lull/shared";
 export interface EventFilter {
   guestId?: string | undefined;
   jobId?: string | undefined;
+  /** A consistency group run: its own GROUP events and the events of its member jobs. */
+  groupRunId?: string | undefined;
 }
 
 export type EventListener = (event: Event) => void;
@@ -19,6 +21,7 @@ interface Subscription {
 export function matchesFilter(filter: EventFilter, event: Event): boolean {
   if (filter.guestId !== undefined && event.guestId !== filter.guestId) return false;
   if (filter.jobId !== undefined && event.jobId !== filter.jobId) return false;
+  if (filter.groupRunId !== undefined && event.groupRunId !== filter.groupRunId) return false;
   return true;
 }
 

@@ -50,7 +50,7 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
 
   const readBacklog = async () => {
     for (;;) {
-      const page = store.eventsAfter({ afterSeq: lastSent, guestId: filter.guestId, jobId: filter.jobId, limit: pageSize });
+      const page = store.eventsAfter({ afterSeq: lastSent, guestId: filter.guestId, jobId: filter.jobId, groupRunId: filter.groupRunId, limit: pageSize });
       for (const event of page) await sendIfNew(event);
       if (page.length < pageSize || signal.aborted) return;
     }

@@ -7,6 +7,9 @@ import { LullError, asLullError, isTerminal, phaseName, toServiceError, unaryHan
 import { snapshotKind, type AgentConfig, type GuestConfig } from "../config.js";
 import type { EventBus } from "../events/bus.js";
 import { streamEvents } from "../events/watch.js";
+import type { GroupCoordinator } from "../groups/coordinator.js";
+import type { GroupLedger } from "../groups/ledger.js";
+import { createGroupHandlers } from "../groups/service.js";
 import { newJobId } from "../jobs/job-id.js";
 import { eventFor, newJobRecord, toApiJob, type JobRecord } from "../jobs/job.js";
 import type { JobLedger } from "../jobs/ledger.js";
@@ -24,6 +27,9 @@ export interface AgentServiceDeps {
   startedAt: Date;
   /** True once the agent is stopping: no new jobs. */
   isShuttingDown: () => boolean;
+  /** Consistency groups: their runs and the coordinator of the running ones. */
+  groupLedger: GroupLedger;
+  coordinator: GroupCoordinator;
 }
 
 export interface AgentServiceHandle {
@@ -52,6 +58,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       const level = e.code === "LULL_E_INTERNAL" ? "error" : "info";
       log[level]({ method, code: e.code, err: e.message }, "call failed");
     });
+  const groupHandlers = createGroupHandlers({ ...deps, guests });
 
   const implementation: AgentServer = {
     getAgentInfo: handle("GetAgentInfo", () => ({
@@ -147,6 +154,10 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       return {};
     }),
 
+    startGroupBackup: handle("StartGroupBackup", (req) => groupHandlers.startGroupBackup(req)),
+    getGroup: handle("GetGroup", (req) => groupHandlers.getGroup(req)),
+    listGroups: handle("ListGroups", (req) => groupHandlers.listGroups(req)),
+
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
       void watch(call);
     },
@@ -165,12 +176,15 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
           throw new LullError("LULL_E_JOB_NOT_FOUND", `no job ${r.jobId}${r.guestId ? ` for guest ${r.guestId}` : ""}`);
         }
       }
+      if (r.groupRunId !== undefined && !deps.groupLedger.store.getRun(r.groupRunId)) {
+        throw new LullError("LULL_E_GROUP_NOT_FOUND", `no group run ${r.groupRunId}`);
+      }
       if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down");
       streams.add(stop);
       await streamEvents({
         store,
         bus: deps.bus,
-        filter: { guestId: r.guestId, jobId: r.jobId },
+        filter: { guestId: r.guestId, jobId: r.jobId, groupRunId: r.groupRunId },
         afterSeq: r.afterSeq,
         signal: stop.signal,
         send: (event) => writeEvent(call, event, stop.signal),

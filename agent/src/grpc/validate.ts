@@ -16,6 +16,7 @@ import {
 } from "@lull/proto";
 import { LIMITS, LullError, validate } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
+import { validGroupRunId } from "../groups/group-run.js";
 
 export type GuestDirectory = ReadonlyMap<string, GuestConfig>;
 
@@ -28,12 +29,12 @@ export function requireGuest(guests: GuestDirectory, value: string, field = "gue
   return guest;
 }
 
-function optionalGuest(guests: GuestDirectory, value: string): GuestConfig | undefined {
+export function optionalGuest(guests: GuestDirectory, value: string): GuestConfig | undefined {
   return value === "" ? undefined : requireGuest(guests, value);
 }
 
 /** 0 means "default"; anything else must lie in [min, max]. */
-function optionalRange(value: number, field: string, min: number, max: number): number | undefined {
+export function optionalRange(value: number, field: string, min: number, max: number): number | undefined {
   if (!Number.isSafeInteger(value) || value < 0) throw invalid(`${field} must be a non-negative integer`);
   if (value === 0) return undefined;
   if (value < min || value > max) throw invalid(`${field} must be 0 (the default) or between ${min} and ${max}`);
@@ -52,19 +53,22 @@ function optionalDate(value: Date | undefined, field: string): number | undefine
   return ms;
 }
 
-export function startBackupRequest(guests: GuestDirectory, req: StartBackupRequest) {
-  const guest = requireGuest(guests, req.guestId);
+/** The fields a backup request (of one guest or of a group) shares: key, policy, timeout, requester. */
+export function backupOptions(req: Pick<StartBackupRequest, "idempotencyKey" | "policy" | "quiesceTimeoutMs" | "requestedBy">) {
   const idempotencyKey = req.idempotencyKey === "" ? undefined : validate.idempotencyKey(req.idempotencyKey);
   if (![QuiescePolicy.QUIESCE_POLICY_UNSPECIFIED, QuiescePolicy.QUIESCE_POLICY_FAIL, QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT].includes(req.policy)) {
     throw invalid(`policy ${String(req.policy)} is not a known quiesce policy`);
   }
   return {
-    guest,
     idempotencyKey,
     policy: req.policy === QuiescePolicy.QUIESCE_POLICY_UNSPECIFIED ? undefined : req.policy,
     quiesceTimeoutMs: optionalRange(req.quiesceTimeoutMs, "quiesce_timeout_ms", 100, 3_600_000),
     requestedBy: validate.text(req.requestedBy, "requested_by", LIMITS.requestedBy),
   };
+}
+
+export function startBackupRequest(guests: GuestDirectory, req: StartBackupRequest) {
+  return { guest: requireGuest(guests, req.guestId), ...backupOptions(req) };
 }
 
 export function jobRequest(guests: GuestDirectory, req: GetJobRequest) {
@@ -121,6 +125,7 @@ export function watchEventsRequest(guests: GuestDirectory, req: WatchEventsReque
   return {
     guestId: optionalGuest(guests, req.guestId)?.id,
     jobId: req.jobId === "" ? undefined : validate.jobId(req.jobId),
+    groupRunId: req.groupRunId === undefined || req.groupRunId === "" ? undefined : validGroupRunId(req.groupRunId),
     afterSeq: nonNegative(req.afterSeq, "after_seq"),
   };
 }

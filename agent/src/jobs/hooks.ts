@@ -5,6 +5,7 @@ import { Consistency, Phase, type SnapshotMode } from "@lull/proto";
 import type { Clock, Logger } from "@lull/shared";
 import type { EngineHooks } from "../engines/engine.js";
 import type { EventBus } from "../events/bus.js";
+import type { GroupMembership } from "../groups/coordinator.js";
 import { decideBarrier, waitForBarrier } from "./barrier.js";
 import type { FailpointGate } from "./failpoint.js";
 import type { JobRecord } from "./job.js";
@@ -20,6 +21,8 @@ export interface RunHooksDeps {
   signal: AbortSignal;
   failpoint: FailpointGate;
   progressIntervalMs: number;
+  /** Set when the job is a member of a consistency group run: its barrier and snapshot point are the group's. */
+  group?: GroupMembership | undefined;
 }
 
 export class RunHooks implements EngineHooks {
@@ -61,6 +64,13 @@ export class RunHooks implements EngineHooks {
     ledger.apply(this.jobId, decision.events);
     this.deps.log.info({ outcome: outcome.kind, consistency: decision.consistency }, "quiesce barrier ended");
     if (decision.error) throw decision.error;
+    const group = this.deps.group;
+    if (group) {
+      // One barrier across the group: no member snapshots before every member's stacks are quiesced.
+      await group.barrierEnded(decision.consistency, this.deps.signal);
+      if (failpoint.paused) return failpoint.hold();
+      this.deps.log.info({ groupRunId: group.groupRunId }, "group barrier passed");
+    }
     return decision.consistency;
   }
 
@@ -68,8 +78,12 @@ export class RunHooks implements EngineHooks {
     this.commit({ type: "snapshotting", mode }, Phase.PHASE_SNAPSHOTTING);
   }
 
-  snapshotted(info: { mode: SnapshotMode; snapshotAt: number }): void {
-    this.commit({ type: "snapshotted", mode: info.mode, snapshotAt: info.snapshotAt }, Phase.PHASE_SNAPSHOTTED);
+  snapshotted(info: { mode: SnapshotMode; snapshotAt: number }): void | Promise<void> {
+    const enter = () => void this.commit({ type: "snapshotted", mode: info.mode, snapshotAt: info.snapshotAt }, Phase.PHASE_SNAPSHOTTED);
+    const group = this.deps.group;
+    if (!group) return enter();
+    // Stacks resume at `snapshotted`: in a group, only once every member's snapshot exists.
+    return group.snapshotTaken(info.snapshotAt, this.deps.signal).then(enter);
   }
 
   archiving(info: { mode: SnapshotMode; bytesTotal: number }): void {

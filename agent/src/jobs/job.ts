@@ -26,6 +26,8 @@ export interface NewJob {
   quiesceTimeoutMs: number;
   requestedBy: string;
   now: number;
+  /** The consistency group run the job is a member of, if any. */
+  groupRunId?: string | undefined;
 }
 
 /** A freshly created job in `queued`. */
@@ -58,6 +60,7 @@ export function newJobRecord(input: NewJob): JobRecord {
     stacks: [],
     quiesceTimeoutMs: input.quiesceTimeoutMs,
     requestedBy: input.requestedBy,
+    ...(input.groupRunId ? { groupRunId: input.groupRunId } : {}),
     phaseSince: at,
   };
 }
@@ -79,6 +82,7 @@ export function eventFor(job: Job, kind: EventKind, fields: Partial<EventDraft> 
     downtimeMs: 0,
     errorCode: job.errorCode,
     message: "",
+    ...(job.groupRunId ? { groupRunId: job.groupRunId } : {}),
     ...fields,
   };
 }

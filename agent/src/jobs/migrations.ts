@@ -122,6 +122,46 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    description: "consistency groups: group_runs, and the group run of each member job and of each event",
+    sql: `
+      CREATE TABLE group_runs (
+        id                 TEXT PRIMARY KEY,
+        group_id           TEXT NOT NULL DEFAULT '',
+        guest_ids          TEXT NOT NULL,
+        idempotency_key    TEXT NOT NULL UNIQUE,
+        phase              TEXT NOT NULL CHECK (phase IN
+                             ('queued','quiescing','snapshotting','snapshotted','archiving','done','failed','cancelled')),
+        consistency        INTEGER NOT NULL DEFAULT 0,
+        policy             INTEGER NOT NULL,
+        created_at         INTEGER NOT NULL,
+        updated_at         INTEGER NOT NULL,
+        phase_since        INTEGER NOT NULL,
+        quiesced_at        INTEGER,
+        snapshot_at        INTEGER,
+        finished_at        INTEGER,
+        failed_in          TEXT,
+        error_code         TEXT NOT NULL DEFAULT '',
+        error_message      TEXT NOT NULL DEFAULT '',
+        failed_guests      TEXT NOT NULL DEFAULT '',
+        quiesce_ms         INTEGER NOT NULL DEFAULT 0,
+        snapshot_ms        INTEGER NOT NULL DEFAULT 0,
+        archive_ms         INTEGER NOT NULL DEFAULT 0,
+        total_ms           INTEGER NOT NULL DEFAULT 0,
+        quiesce_timeout_ms INTEGER NOT NULL,
+        requested_by       TEXT NOT NULL DEFAULT '',
+        epoch              INTEGER NOT NULL
+      );
+      CREATE INDEX group_runs_by_created ON group_runs (created_at);
+
+      ALTER TABLE jobs ADD COLUMN group_run_id TEXT NOT NULL DEFAULT '';
+      CREATE INDEX jobs_by_group_run ON jobs (group_run_id, guest_id);
+
+      ALTER TABLE events ADD COLUMN group_run_id TEXT NOT NULL DEFAULT '';
+      CREATE INDEX events_by_group_run ON events (group_run_id, seq);
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

@@ -32,6 +32,8 @@ export interface JobRow {
   quiesce_timeout_ms: number;
   requested_by: string;
   epoch: number;
+  /** '' when the job is not a member of a group run (migration 4). */
+  group_run_id: string;
 }
 
 export interface JobStackRow {
@@ -64,6 +66,8 @@ export interface EventRow {
   downtime_ms: number;
   error_code: string;
   message: string;
+  /** '' when the event belongs to no group run (migration 4). */
+  group_run_id: string;
 }
 
 const date = (ms: number | null): Date | undefined => (ms === null ? undefined : new Date(ms));
@@ -130,6 +134,7 @@ export function jobFromRow(row: JobRow, stacks: StackStatus[]): JobRecord {
     stacks,
     quiesceTimeoutMs: row.quiesce_timeout_ms,
     requestedBy: row.requested_by,
+    ...(row.group_run_id ? { groupRunId: row.group_run_id } : {}),
     phaseSince: new Date(row.phase_since),
   };
 }
@@ -163,6 +168,7 @@ export function jobToRow(job: JobRecord, epoch: number): JobRow {
     quiesce_timeout_ms: job.quiesceTimeoutMs,
     requested_by: job.requestedBy,
     epoch,
+    group_run_id: job.groupRunId ?? "",
   };
 }
 
@@ -183,6 +189,7 @@ export function eventToRow(e: EventDraft, at: number): Omit<EventRow, "seq"> {
     downtime_ms: e.downtimeMs,
     error_code: e.errorCode,
     message: e.message,
+    group_run_id: e.groupRunId ?? "",
   };
 }
 
@@ -204,5 +211,6 @@ export function eventFromRow(row: EventRow): Event {
     downtimeMs: row.downtime_ms,
     errorCode: row.error_code,
     message: row.message,
+    ...(row.group_run_id ? { groupRunId: row.group_run_id } : {}),
   };
 }

@@ -7,6 +7,7 @@ import { LullError, asLullError, isTerminal, phaseName, type Clock, type Logger 
 import type { GuestConfig } from "../config.js";
 import type { BackupEngine } from "../engines/engine.js";
 import type { EventBus } from "../events/bus.js";
+import type { GroupMembership } from "../groups/coordinator.js";
 import { FailpointGate } from "./failpoint.js";
 import { RunHooks } from "./hooks.js";
 import type { JobRecord } from "./job.js";
@@ -26,6 +27,8 @@ export interface JobRunnerDeps {
   /** Phase of the crash-test failpoint (`pause-in:<phase>`), if any. */
   failpoint?: Phase | undefined;
   progressIntervalMs?: number;
+  /** Consistency groups: the membership of a job that belongs to a running group run. */
+  groups?: { membershipOf(jobId: string): GroupMembership | undefined } | undefined;
 }
 
 interface ActiveRun {
@@ -105,7 +108,10 @@ export class JobRunner {
   private async run(job: JobRecord, guest: GuestConfig, active: ActiveRun): Promise<void> {
     const log = this.deps.log.child({ jobId: job.id, guestId: job.guestId });
     const failpoint = new FailpointGate(this.deps.failpoint, log);
-    const signal = active.abort.signal;
+    const own = active.abort.signal;
+    const group = this.deps.groups?.membershipOf(job.id);
+    // A group member also stops when its group fails before the snapshot point.
+    const signal = group ? AbortSignal.any([own, group.signal]) : own;
     const hooks = new RunHooks({
       job,
       ledger: this.deps.ledger,
@@ -115,6 +121,7 @@ export class JobRunner {
       signal,
       failpoint,
       progressIntervalMs: this.deps.progressIntervalMs ?? 250,
+      group,
     });
     try {
       if (failpoint.reached(Phase.PHASE_QUEUED)) await failpoint.hold();
@@ -128,8 +135,12 @@ export class JobRunner {
     } catch (err) {
       if (failpoint.paused) await failpoint.hold();
       const e = asLullError(err);
-      if (signal.aborted) {
+      const stoppedByGroup = group?.failure !== undefined && (e.code === "LULL_E_CANCELLED" || e.code === "LULL_E_GROUP_MEMBER_FAILED");
+      if (own.aborted) {
         this.settle(job.id, { type: "cancel", reason: active.cancelReason ?? e.message });
+      } else if (stoppedByGroup && group?.failure) {
+        log.warn({ groupRunId: group.groupRunId, code: group.failure.code }, "member stopped: its group failed");
+        this.settle(job.id, { type: "fail", code: group.failure.code, message: group.failure.message });
       } else {
         log.warn({ code: e.code, err: e.message }, "backup failed");
         this.settle(job.id, { type: "fail", code: e.code, message: e.message });

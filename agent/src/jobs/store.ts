@@ -39,6 +39,7 @@ export interface EventQuery {
   afterSeq: number;
   guestId?: string | undefined;
   jobId?: string | undefined;
+  groupRunId?: string | undefined;
   limit: number;
 }
 
@@ -52,7 +53,7 @@ const JOB_COLUMNS: readonly (keyof JobRow)[] = [
   "id", "guest_id", "idempotency_key", "phase", "engine", "mode", "consistency", "policy", "created_at", "updated_at",
   "phase_since", "snapshot_at", "finished_at", "failed_in", "error_code", "error_message", "archive_path",
   "archive_bytes", "bytes_done", "bytes_total", "quiesce_ms", "snapshot_ms", "archive_ms", "total_ms",
-  "quiesce_timeout_ms", "requested_by", "epoch",
+  "quiesce_timeout_ms", "requested_by", "epoch", "group_run_id",
 ];
 
 const ACTIVE = "phase NOT IN ('done', 'failed', 'cancelled')";
@@ -104,9 +105,9 @@ export class JobStore {
       ),
       insertEvent: db.prepare(
         `INSERT INTO events (at, job_id, guest_id, kind, phase, mode, consistency, snapshot_at, bytes_done, bytes_total,
-           stack, stack_state, downtime_ms, error_code, message)
+           stack, stack_state, downtime_ms, error_code, message, group_run_id)
          VALUES (@at, @job_id, @guest_id, @kind, @phase, @mode, @consistency, @snapshot_at, @bytes_done, @bytes_total,
-           @stack, @stack_state, @downtime_ms, @error_code, @message)`,
+           @stack, @stack_state, @downtime_ms, @error_code, @message, @group_run_id)`,
       ),
       lastSeq: db.prepare("SELECT COALESCE(MAX(seq), 0) AS seq FROM events"),
       upsertLease: db.prepare(
@@ -124,6 +125,11 @@ export class JobStore {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /** The connection, for the stores of other tables in the same database (group runs share its transactions). */
+  get connection(): Db {
+    return this.db;
   }
 
   /** Runs `fn` in one IMMEDIATE transaction (nested calls become savepoints). `fn` must not await. */
@@ -241,6 +247,10 @@ export class JobStore {
       where.push("job_id = ?");
       args.push(query.jobId);
     }
+    if (query.groupRunId !== undefined) {
+      where.push("group_run_id = ?");
+      args.push(query.groupRunId);
+    }
     const sql = `SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`;
     return (this.db.prepare(sql).all(...args, query.limit) as EventRow[]).map(eventFromRow);
   }
@@ -259,7 +269,8 @@ export class JobStore {
     for (const s of job.stacks) this.stmt.upsertJobStack!.run(stackToRow(job.id, s));
   }
 
-  private appendEvents(drafts: readonly EventDraft[], at: number): Event[] {
+  /** Appends events (inside the caller's transaction when there is one); returns them with their sequence numbers. */
+  appendEvents(drafts: readonly EventDraft[], at: number): Event[] {
     return drafts.map((draft) => {
       const row = eventToRow(draft, at);
       const seq = Number(this.stmt.insertEvent!.run(row).lastInsertRowid);

@@ -50,7 +50,7 @@ export class FakeEngine implements BackupEngine {
       if (mode === SnapshotMode.SNAPSHOT_MODE_SNAPSHOT || mode === SnapshotMode.SNAPSHOT_MODE_COPY) {
         hooks.snapshotting(mode);
         this.calls.push(`snapshot ${jobId}`);
-        hooks.snapshotted({ mode, snapshotAt: Date.now() });
+        await hooks.snapshotted({ mode, snapshotAt: Date.now() });
       }
       hooks.archiving({ mode, bytesTotal: total });
       this.calls.push(`archive ${jobId}`);

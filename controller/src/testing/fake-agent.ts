@@ -244,6 +244,13 @@ export class FakeAgent {
         });
         return {};
       }),
+      startGroupBackup: unary("startGroupBackup", (): never => {
+        throw new LullError("LULL_E_INVALID_ARGUMENT", "the fake agent runs no group backups");
+      }),
+      getGroup: unary("getGroup", (): never => {
+        throw new LullError("LULL_E_GROUP_NOT_FOUND", "the fake agent has no group runs");
+      }),
+      listGroups: unary("listGroups", () => ({ groups: [], configured: [] })),
       watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
         this.record("watchEvents", call.request);
         if (!this.streamsEnabled) {

@@ -81,6 +81,9 @@ export class FakeAgent {
         agent!.setPhase(job, Phase.PHASE_CANCELLED, { errorCode: "LULL_E_CANCELLED", message: req.reason || "cancelled" });
         return job;
       }),
+      startGroupBackup: unimplemented,
+      getGroup: unimplemented,
+      listGroups: unimplemented,
       registerStack: unimplemented,
       unregisterStack: unimplemented,
       acknowledgeQuiesce: unimplemented,

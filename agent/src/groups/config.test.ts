@@ -1,0 +1,89 @@
+// The `groups` config key and the members a group request resolves to: what an operator sees
+// when a group is misconfigured or asked for wrongly (every message names the key or the guest).
+import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { StartGroupBackupRequest } from "@lull/proto";
+import { LullError } from "@lull/shared";
+import { loadAgentConfig, type GuestConfig } from "../config.js";
+import { groupConfigIssues } from "./config.js";
+import { membersOf } from "./validate.js";
+
+const guest = (id: string) => ({ id, driver: "dir", snapshot: "copy", volumes: [{ name: "data", path: `/srv/${id}` }] });
+
+function loadWith(groups: unknown): ReturnType<typeof loadAgentConfig> {
+  const dir = mkdtempSync(join(tmpdir(), "lull-group-config-"));
+  try {
+    const file = join(dir, "agent.json");
+    writeFileSync(file, JSON.stringify({ dataDir: "/var/lib/lull", archiveDir: "/srv/archives", stagingDir: "/srv/staging", guests: ["101", "102", "103"].map(guest), groups }));
+    return loadAgentConfig({ config: file });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function configError(groups: unknown): string {
+  try {
+    loadWith(groups);
+  } catch (err) {
+    assert.ok(err instanceof LullError && err.code === "LULL_E_CONFIG_INVALID", String(err));
+    return err.message;
+  }
+  return assert.fail("the config was accepted");
+}
+
+describe("groups in the agent config", () => {
+  it("accepts groups of configured guests, with their own policy and timeout", () => {
+    const config = loadWith([{ id: "shop", guests: ["102", "101"], policy: "crash-consistent", quiesceTimeoutMs: 30_000 }]);
+    assert.deepEqual(config.groups, [{ id: "shop", guests: ["102", "101"], policy: "crash-consistent", quiesceTimeoutMs: 30_000 }]);
+    assert.deepEqual(loadWith(undefined).groups, []);
+  });
+
+  it("refuses unknown or repeated members, one-guest groups and duplicate ids, naming the key", () => {
+    assert.match(configError([{ id: "shop", guests: ["101", "999"] }]), /groups\.0\.guests\.1: guest 999 is not configured/);
+    assert.match(configError([{ id: "shop", guests: ["101", "101"] }]), /groups\.0\.guests\.1: guest 101 is listed twice/);
+    assert.match(configError([{ id: "shop", guests: ["101"] }]), /groups\.0\.guests: a group needs at least two guests/);
+    assert.match(
+      configError([
+        { id: "shop", guests: ["101", "102"] },
+        { id: "shop", guests: ["102", "103"] },
+      ]),
+      /groups\.1\.id: duplicate group id shop/,
+    );
+    assert.match(configError([{ id: "Shop!", guests: ["101", "102"] }]), /groups\.0\.id: must match/);
+  });
+
+  it("refuses a guest whose engine cannot share one snapshot point (vzdump)", () => {
+    const issues = groupConfigIssues([{ id: "mixed", guests: ["101", "200"] }], [
+      { id: "101", engine: "native" },
+      { id: "200", engine: "vzdump" },
+    ]);
+    assert.deepEqual(issues.map((i) => i.path.join(".")), ["groups.0.guests.1"]);
+    assert.match(issues[0]?.message ?? "", /guest 200 uses the vzdump engine, which backs guests up one after another/);
+  });
+});
+
+describe("members of a group request", () => {
+  const guests = new Map<string, GuestConfig>(
+    ["101", "102"].map((id) => [id, { ...guest(id), engine: "native", driver: "dir", snapshot: "copy" } as GuestConfig]),
+  );
+  // A vzdump guest as the vzdump engine's config will describe it (the schema is merged separately).
+  guests.set("200", { ...guest("200"), engine: "vzdump" } as unknown as GuestConfig);
+  const groups = new Map([["shop", { id: "shop", guests: ["102", "101"] }]]);
+  const request = (r: Partial<StartGroupBackupRequest>) => StartGroupBackupRequest.fromPartial(r);
+
+  it("resolves a configured group to its sorted members; listed guests must be exactly those", () => {
+    assert.deepEqual(membersOf(guests, groups, request({ groupId: "shop" })).members.map((g) => g.id), ["101", "102"]);
+    assert.deepEqual(membersOf(guests, groups, request({ groupId: "shop", guestIds: ["101", "102"] })).members.map((g) => g.id), ["101", "102"]);
+    assert.throws(() => membersOf(guests, groups, request({ groupId: "shop", guestIds: ["101"] })), /exactly the members of group shop/);
+  });
+
+  it("refuses an ad hoc group with a vzdump guest: LULL_E_GROUP_UNSUPPORTED", () => {
+    assert.throws(
+      () => membersOf(guests, groups, request({ guestIds: ["101", "200"] })),
+      (err: unknown) => err instanceof LullError && err.code === "LULL_E_GROUP_UNSUPPORTED" && /guest 200 uses the vzdump engine/.test(err.message),
+    );
+  });
+});

@@ -1,0 +1,253 @@
+// The group coordinator: one barrier and one snapshot point across the member jobs of a group run.
+// The runner gives each member's hooks a GroupMembership:
+//   - after its own quiesce barrier ended, a member waits until every member's has (the group
+//     barrier; a member without a point-in-time copy waits for the snapshot point instead);
+//   - after its copy exists, a member waits until every member's does (the snapshot point), and
+//     only then commits `snapshotted`, so no stack resumes before the last snapshot is taken.
+// A member that ends before the snapshot point (refused under the fail policy, timed out, snapshot
+// failed, cancelled) fails the group: the cause is committed, then the membership signal aborts
+// every other member with LULL_E_GROUP_MEMBER_FAILED; their engines release what they took, their
+// jobs end failed, and every controller resumes its stack. After the point members go on alone.
+// The run's outcome is settled from the member jobs once all ended. Member jobs' committed events
+// only say "look again" (reconcile reads the store), never re-entering the bus that delivered them.
+import { Consistency, EventKind, Phase, type Job } from "@lull/proto";
+import { LullError, isTerminal, phaseName, type Clock, type Logger } from "@lull/shared";
+import type { EventBus } from "../events/bus.js";
+import type { JobRecord } from "../jobs/job.js";
+import { Deferred } from "./deferred.js";
+import type { GroupRunRecord } from "./group-run.js";
+import type { GroupLedger } from "./ledger.js";
+import type { GroupEvent } from "./machine.js";
+import { MEMBER_FAILED_CODE, groupOutcome, rootCause } from "./outcome.js";
+
+/** What a member job's run sees of its group. */
+export interface GroupMembership {
+  readonly groupRunId: string;
+  /** Aborts (reason: the failure) when the group fails before its snapshot point. */
+  readonly signal: AbortSignal;
+  /** The LULL_E_GROUP_MEMBER_FAILED error the group stopped this member with, once it did. */
+  readonly failure: LullError | undefined;
+  /** This member's own barrier ended; resolves when the group may go on. Rejects with the failure, or when `signal` aborts. */
+  barrierEnded(consistency: Consistency, signal: AbortSignal): Promise<void>;
+  /** This member's copy exists; resolves at the snapshot point (every copy exists). Rejects with the failure, or when `signal` aborts. */
+  snapshotTaken(snapshotAt: number, signal: AbortSignal): Promise<void>;
+}
+
+export interface GroupCoordinatorDeps {
+  ledger: GroupLedger;
+  bus: EventBus;
+  clock: Clock;
+  log: Logger;
+  /** Whether a member guest makes a point-in-time copy (false: archived in place while stopped). */
+  makesCopy: (guestId: string) => boolean;
+  /** Past the quiesce timeout, how long the group still waits for a member that never ended its own barrier. Default 5 s. */
+  barrierSlackMs?: number;
+  /** Longest time from the group barrier to the snapshot point. Default 10 min. */
+  snapshotTimeoutMs?: number;
+}
+
+interface Member {
+  jobId: string;
+  guestId: string;
+  makesCopy: boolean;
+  consistency?: Consistency;
+  snapshotAt?: number;
+}
+
+interface ActiveGroup {
+  id: string;
+  members: Map<string, Member>;
+  abort: AbortController;
+  failure?: LullError;
+  barrier: Deferred;
+  point: Deferred;
+  timers: AbortController;
+  unsubscribe: () => void;
+  reconcileQueued: boolean;
+}
+
+/** `member 102 (job j-…) failed in quiescing: LULL_E_QUIESCE_REFUSED: …` */
+function causeOf(m: Job): string {
+  const how = m.phase === Phase.PHASE_CANCELLED ? "was cancelled" : "failed";
+  const where = m.failedIn === Phase.PHASE_UNSPECIFIED ? "" : ` in ${phaseName(m.failedIn)}`;
+  const text = m.errorMessage.length > 300 ? `${m.errorMessage.slice(0, 299)}…` : m.errorMessage;
+  return `member ${m.guestId} (job ${m.id}) ${how}${where}: ${m.errorCode || "no code"}${text ? `: ${text}` : ""}`;
+}
+
+export class GroupCoordinator {
+  private readonly active = new Map<string, ActiveGroup>();
+  private readonly byJob = new Map<string, ActiveGroup>();
+  private readonly barrierSlackMs: number;
+  private readonly snapshotTimeoutMs: number;
+
+  constructor(private readonly deps: GroupCoordinatorDeps) {
+    this.barrierSlackMs = deps.barrierSlackMs ?? 5_000;
+    this.snapshotTimeoutMs = deps.snapshotTimeoutMs ?? 600_000;
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  /** Takes charge of a run just created (queued, members queued): call before starting the member runs. */
+  begin(run: GroupRunRecord, members: readonly JobRecord[]): void {
+    const group: ActiveGroup = {
+      id: run.id,
+      members: new Map(members.map((m) => [m.id, { jobId: m.id, guestId: m.guestId, makesCopy: this.deps.makesCopy(m.guestId) }])),
+      abort: new AbortController(),
+      barrier: new Deferred(),
+      point: new Deferred(),
+      timers: new AbortController(),
+      unsubscribe: () => {},
+      reconcileQueued: false,
+    };
+    this.active.set(run.id, group);
+    for (const m of members) this.byJob.set(m.id, group);
+    group.unsubscribe = this.deps.bus.subscribe({ groupRunId: run.id }, (event) => {
+      if (event.kind === EventKind.EVENT_KIND_PHASE) this.schedule(group);
+    });
+    this.commit(group, { type: "start" });
+    const limit = run.quiesceTimeoutMs + this.barrierSlackMs;
+    this.after(group, limit, () => {
+      if (group.barrier.settled) return;
+      const waiting = [...group.members.values()].filter((m) => m.consistency === undefined).map((m) => m.guestId);
+      this.fail(group, "LULL_E_QUIESCE_TIMEOUT", `not every member ended its quiesce barrier within ${limit} ms: ${waiting.join(", ")}`);
+    });
+  }
+
+  /** The membership of a job that belongs to a running group, if it does. */
+  membershipOf(jobId: string): GroupMembership | undefined {
+    const group = this.byJob.get(jobId);
+    const member = group?.members.get(jobId);
+    if (!group || !member) return undefined;
+    return {
+      groupRunId: group.id,
+      signal: group.abort.signal,
+      get failure() {
+        return group.failure;
+      },
+      barrierEnded: (consistency, signal) => this.barrierEnded(group, member, consistency, signal),
+      snapshotTaken: (snapshotAt, signal) => this.snapshotTaken(group, member, snapshotAt, signal),
+    };
+  }
+
+  /** Stops timers and subscriptions (agent shutdown); runs left unsettled are settled at the next start. */
+  close(): void {
+    for (const group of [...this.active.values()]) this.forget(group);
+  }
+
+  private async barrierEnded(group: ActiveGroup, member: Member, consistency: Consistency, signal: AbortSignal): Promise<void> {
+    if (group.failure) throw group.failure;
+    member.consistency = consistency;
+    this.checkBarrier(group);
+    await (member.makesCopy ? group.barrier : group.point).wait(signal);
+  }
+
+  private async snapshotTaken(group: ActiveGroup, member: Member, snapshotAt: number, signal: AbortSignal): Promise<void> {
+    if (group.failure) throw group.failure;
+    member.snapshotAt = snapshotAt;
+    this.checkPoint(group);
+    await group.point.wait(signal);
+  }
+
+  private checkBarrier(group: ActiveGroup): void {
+    const members = [...group.members.values()];
+    if (group.barrier.settled || members.some((m) => m.consistency === undefined)) return;
+    const crash = members.some((m) => m.consistency !== Consistency.CONSISTENCY_APP);
+    const consistency = crash ? Consistency.CONSISTENCY_CRASH : Consistency.CONSISTENCY_APP;
+    if (!this.commit(group, { type: "barrier-passed", consistency, at: this.deps.clock.now() })) return;
+    group.barrier.resolve();
+    this.after(group, this.snapshotTimeoutMs, () => {
+      if (group.point.settled) return;
+      const waiting = members.filter((m) => m.makesCopy && m.snapshotAt === undefined).map((m) => m.guestId);
+      this.fail(group, "LULL_E_SNAPSHOT_FAILED", `not every member's snapshot existed within ${this.snapshotTimeoutMs} ms: ${waiting.join(", ")}`);
+    });
+    this.checkPoint(group);
+  }
+
+  private checkPoint(group: ActiveGroup): void {
+    if (group.point.settled || !group.barrier.settled || group.failure) return;
+    const copies = [...group.members.values()].filter((m) => m.makesCopy);
+    if (copies.some((m) => m.snapshotAt === undefined)) return;
+    const times = copies.map((m) => m.snapshotAt as number);
+    const snapshotAt = times.length > 0 ? Math.min(...times) : undefined;
+    // Durable before the side effect: the run is `snapshotted` before any member commits it (and stacks resume).
+    if (copies.length > 0 && !this.commit(group, { type: "snapshot-point", snapshotAt })) return;
+    group.point.resolve();
+  }
+
+  /** Fails the group before its snapshot point: commits the cause, then stops every member. */
+  private fail(group: ActiveGroup, code: string, message: string): void {
+    if (group.failure || group.point.settled) return;
+    this.commit(group, { type: "failing", code, message });
+    group.failure = new LullError(MEMBER_FAILED_CODE, `group run ${group.id} failed before every snapshot existed: ${message}`);
+    this.deps.log.warn({ groupRunId: group.id, cause: code, err: message }, "group run failing; stopping every member");
+    group.barrier.reject(group.failure);
+    group.point.reject(group.failure);
+    group.abort.abort(group.failure);
+  }
+
+  private schedule(group: ActiveGroup): void {
+    if (group.reconcileQueued) return;
+    group.reconcileQueued = true;
+    queueMicrotask(() => {
+      group.reconcileQueued = false;
+      try {
+        this.reconcile(group);
+      } catch (err) {
+        this.deps.log.error({ groupRunId: group.id, err }, "group reconcile failed");
+      }
+    });
+  }
+
+  /** Reads the run and its members from the store and moves the run along. */
+  private reconcile(group: ActiveGroup): void {
+    const store = this.deps.ledger.store;
+    let run = store.getRun(group.id);
+    if (!run || isTerminal(run.phase)) return this.forget(group);
+    const members = store.memberJobs(group.id);
+    const cause = rootCause(members);
+    if (cause && !group.point.settled) {
+      this.fail(group, cause.errorCode || "LULL_E_INTERNAL", causeOf(cause));
+    }
+    const archiving = members.some((m) => m.phase === Phase.PHASE_ARCHIVING || m.phase === Phase.PHASE_DONE || m.failedIn === Phase.PHASE_ARCHIVING);
+    const pastPoint = run.phase === Phase.PHASE_SNAPSHOTTED || (run.phase === Phase.PHASE_SNAPSHOTTING && group.point.settled && !group.failure);
+    if (archiving && pastPoint) run = this.deps.ledger.apply(group.id, { type: "archiving" });
+    if (members.every((m) => isTerminal(m.phase))) {
+      this.commit(group, groupOutcome(run, members));
+      this.forget(group);
+    }
+  }
+
+  private forget(group: ActiveGroup): void {
+    group.unsubscribe();
+    group.timers.abort();
+    const ended = group.failure ?? new LullError(MEMBER_FAILED_CODE, `group run ${group.id} is no longer coordinated`);
+    group.barrier.reject(ended);
+    group.point.reject(ended);
+    this.active.delete(group.id);
+    for (const jobId of group.members.keys()) this.byJob.delete(jobId);
+  }
+
+  /** Commits a group event; a failure to commit fails the group (before its point) and is logged. */
+  private commit(group: ActiveGroup, event: GroupEvent): boolean {
+    try {
+      this.deps.ledger.apply(group.id, event);
+      return true;
+    } catch (err) {
+      const e = err instanceof LullError ? err : new LullError("LULL_E_INTERNAL", String(err), { cause: err });
+      this.deps.log.error({ groupRunId: group.id, event: event.type, code: e.code, err: e.message }, "group run change not recorded");
+      if (event.type !== "failing" && event.type !== "end") this.fail(group, e.code, `recording ${event.type}: ${e.message}`);
+      return false;
+    }
+  }
+
+  private after(group: ActiveGroup, ms: number, fire: () => void): void {
+    this.deps.clock.sleep(ms, group.timers.signal).then(
+      () => {
+        if (this.active.get(group.id) === group) fire();
+      },
+      () => {},
+    );
+  }
+}

@@ -1,0 +1,119 @@
+// The group run state machine: a pure function (run, event, now) → { run, effects }. The group
+// ledger persists the new run and the GROUP events in `effects` in one transaction, then
+// publishes them; nothing else changes a group run.
+//
+//   queued ─▶ quiescing ─▶ snapshotting ─▶ snapshotted ─▶ archiving ─▶ done
+//                                │                           ▲
+//                                └── (no member makes a copy) ┘
+//
+//   any non-terminal phase ─▶ failed (once every member job has ended and one is not done)
+//
+// `quiescing` lasts until every stack of every member acknowledged (or the policy went on
+// crash-consistent): then `barrier-passed` records the group's consistency. `snapshot-point` is
+// the moment every member's copy exists (snapshot_at = the earliest). `failing` records the first
+// cause of a failure before that point (the phase stays until every member has ended); `end`
+// settles the run from its members' outcomes: `done` only if every member is done.
+import { Consistency, Phase } from "@lull/proto";
+import { LullError, isTerminal, phaseName, type ErrorCode } from "@lull/shared";
+import type { EventDraft } from "../jobs/job.js";
+import { groupEvent, type GroupRunRecord } from "./group-run.js";
+
+export type GroupEvent =
+  | { type: "start" }
+  | { type: "barrier-passed"; consistency: Consistency; at: number }
+  | { type: "snapshot-point"; snapshotAt: number | undefined }
+  | { type: "archiving" }
+  | { type: "failing"; code: ErrorCode | string; message: string }
+  | { type: "end"; failedGuests: readonly string[]; code: string; message: string };
+
+export type GroupEffect = { type: "emit"; event: EventDraft } | { type: "phase-changed"; from: Phase; to: Phase };
+
+export interface GroupTransition {
+  run: GroupRunRecord;
+  effects: GroupEffect[];
+}
+
+const P = Phase;
+
+function wrongPhase(run: GroupRunRecord, event: GroupEvent): LullError {
+  return new LullError("LULL_E_WRONG_PHASE", `group run ${run.id} cannot take ${event.type} while ${phaseName(run.phase)}`);
+}
+
+function leavePhase(run: GroupRunRecord, to: Phase, now: number): GroupRunRecord {
+  const spent = Math.max(0, now - run.phaseSince.getTime());
+  const next: GroupRunRecord = { ...run, phase: to, phaseSince: new Date(now), updatedAt: new Date(now) };
+  if (run.phase === P.PHASE_QUIESCING) next.quiesceMs += spent;
+  if (run.phase === P.PHASE_SNAPSHOTTING) next.snapshotMs += spent;
+  if (run.phase === P.PHASE_SNAPSHOTTED || run.phase === P.PHASE_ARCHIVING) next.archiveMs += spent;
+  if (isTerminal(to)) {
+    next.finishedAt = new Date(now);
+    next.totalMs = Math.max(0, now - (run.createdAt?.getTime() ?? now));
+  }
+  return next;
+}
+
+function phaseChange(run: GroupRunRecord, to: Phase, now: number, patch: Partial<GroupRunRecord>, message: string): GroupTransition {
+  const next = { ...leavePhase(run, to, now), ...patch };
+  return {
+    run: next,
+    effects: [
+      { type: "phase-changed", from: run.phase, to },
+      { type: "emit", event: groupEvent(next, { message }) },
+    ],
+  };
+}
+
+const consistencyWord = (c: Consistency) => (c === Consistency.CONSISTENCY_APP ? "app-consistent" : "crash-consistent");
+
+/** The one transition function of group runs. Throws LULL_E_JOB_TERMINAL / LULL_E_WRONG_PHASE. */
+export function groupTransition(run: GroupRunRecord, event: GroupEvent, now: number): GroupTransition {
+  if (isTerminal(run.phase)) {
+    throw new LullError("LULL_E_JOB_TERMINAL", `group run ${run.id} has already ended (${phaseName(run.phase)})`);
+  }
+  switch (event.type) {
+    case "start":
+      if (run.phase !== P.PHASE_QUEUED) throw wrongPhase(run, event);
+      return phaseChange(run, P.PHASE_QUIESCING, now, {}, `quiescing every stack of ${run.guestIds.join(", ")} behind one barrier`);
+    case "barrier-passed":
+      if (run.phase !== P.PHASE_QUIESCING) throw wrongPhase(run, event);
+      return phaseChange(
+        run,
+        P.PHASE_SNAPSHOTTING,
+        now,
+        { consistency: event.consistency, quiescedAt: new Date(event.at) },
+        `every member's barrier ended (${consistencyWord(event.consistency)}); taking every snapshot`,
+      );
+    case "snapshot-point":
+      if (run.phase !== P.PHASE_SNAPSHOTTING) throw wrongPhase(run, event);
+      return phaseChange(
+        run,
+        P.PHASE_SNAPSHOTTED,
+        now,
+        { snapshotAt: event.snapshotAt === undefined ? undefined : new Date(event.snapshotAt) },
+        "every member's snapshot exists; stacks may resume",
+      );
+    case "archiving":
+      if (run.phase !== P.PHASE_SNAPSHOTTED && run.phase !== P.PHASE_SNAPSHOTTING) throw wrongPhase(run, event);
+      return phaseChange(run, P.PHASE_ARCHIVING, now, {}, "members archive on their own");
+    case "failing": {
+      if (run.errorCode !== "") return { run, effects: [] };
+      const next: GroupRunRecord = { ...run, errorCode: event.code, errorMessage: event.message, failedIn: run.phase, updatedAt: new Date(now) };
+      return { run: next, effects: [{ type: "emit", event: groupEvent(next, { message: `group failing: ${event.message}` }) }] };
+    }
+    case "end": {
+      if (event.failedGuests.length === 0) {
+        if (run.phase !== P.PHASE_SNAPSHOTTED && run.phase !== P.PHASE_ARCHIVING) throw wrongPhase(run, event);
+        return phaseChange(run, P.PHASE_DONE, now, { failedGuests: [] }, `every member is done (${consistencyWord(run.consistency)})`);
+      }
+      const failedIn = run.failedIn !== P.PHASE_UNSPECIFIED ? run.failedIn : run.phase;
+      const errorCode = run.errorCode || event.code;
+      return phaseChange(
+        run,
+        P.PHASE_FAILED,
+        now,
+        { failedIn, errorCode, errorMessage: event.message, failedGuests: [...event.failedGuests] },
+        event.message,
+      );
+    }
+  }
+}

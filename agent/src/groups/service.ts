@@ -1,0 +1,113 @@
+// The group RPCs of lull.v1.Agent: StartGroupBackup, GetGroup, ListGroups. StartGroupBackup
+// creates the run and one queued job per member in one transaction (a busy member: nothing is
+// created), hands the run to the coordinator, then starts every member's run.
+import { QuiescePolicy, type GetGroupRequest, type GroupInfo, type GroupRun, type ListGroupsRequest, type ListGroupsResponse, type StartGroupBackupRequest, type StartGroupBackupResponse } from "@lull/proto";
+import { LullError, type Clock, type Logger } from "@lull/shared";
+import type { AgentConfig } from "../config.js";
+import type { GuestDirectory } from "../grpc/validate.js";
+import { newJobId } from "../jobs/job-id.js";
+import { newJobRecord, toApiJob } from "../jobs/job.js";
+import type { JobRunner } from "../jobs/runner.js";
+import type { GroupConfig } from "./config.js";
+import type { GroupCoordinator } from "./coordinator.js";
+import { memberJobKey, newGroupRunId, newGroupRunRecord, toApiGroupRun, type GroupRunRecord } from "./group-run.js";
+import type { GroupLedger } from "./ledger.js";
+import * as check from "./validate.js";
+
+type PolicyName = "fail" | "crash-consistent";
+
+const POLICIES: Record<PolicyName, QuiescePolicy> = {
+  fail: QuiescePolicy.QUIESCE_POLICY_FAIL,
+  "crash-consistent": QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT,
+};
+
+export interface GroupServiceDeps {
+  config: Readonly<AgentConfig>;
+  guests: GuestDirectory;
+  groupLedger: GroupLedger;
+  coordinator: GroupCoordinator;
+  runner: JobRunner;
+  clock: Clock;
+  log: Logger;
+  isShuttingDown: () => boolean;
+}
+
+export interface GroupHandlers {
+  startGroupBackup(req: StartGroupBackupRequest): StartGroupBackupResponse;
+  getGroup(req: GetGroupRequest): GroupRun;
+  listGroups(req: ListGroupsRequest): ListGroupsResponse;
+}
+
+function groupInfo(group: GroupConfig): GroupInfo {
+  return {
+    id: group.id,
+    guestIds: [...group.guests].sort(),
+    policy: group.policy ? POLICIES[group.policy] : QuiescePolicy.QUIESCE_POLICY_UNSPECIFIED,
+    quiesceTimeoutMs: group.quiesceTimeoutMs ?? 0,
+  };
+}
+
+/** The handlers' logic; the gRPC service wraps each one (validation errors become statuses there). */
+export function createGroupHandlers(deps: GroupServiceDeps): GroupHandlers {
+  const { config, guests, groupLedger, coordinator, runner, clock } = deps;
+  const store = groupLedger.store;
+  const groups: check.GroupDirectory = new Map(config.groups.map((g) => [g.id, g]));
+
+  const api = (run: GroupRunRecord): GroupRun => toApiGroupRun(run, store.memberJobs(run.id).map(toApiJob));
+  const runOf = (id: string): GroupRunRecord => {
+    const run = store.getRun(id);
+    if (!run) throw new LullError("LULL_E_GROUP_NOT_FOUND", `no group run ${id}`);
+    return run;
+  };
+
+  return {
+    startGroupBackup(req) {
+      const r = check.startGroupBackupRequest(guests, groups, req);
+      if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down and takes no new backups");
+      const now = clock.now();
+      const id = newGroupRunId(now);
+      const policy = r.policy ?? POLICIES[r.group?.policy ?? config.quiesce.policy];
+      const quiesceTimeoutMs = r.quiesceTimeoutMs ?? r.group?.quiesceTimeoutMs ?? config.quiesce.timeoutMs;
+      const run = newGroupRunRecord({
+        id,
+        groupId: r.groupId,
+        guestIds: r.members.map((g) => g.id),
+        policy,
+        // Without a key a request is not retryable; the run id serves as its key.
+        idempotencyKey: r.idempotencyKey ?? id,
+        quiesceTimeoutMs,
+        requestedBy: r.requestedBy,
+        now,
+      });
+      const members = r.members.map((guest) =>
+        newJobRecord({
+          id: newJobId(now),
+          guestId: guest.id,
+          engine: guest.engine,
+          policy,
+          idempotencyKey: memberJobKey(id, guest.id),
+          quiesceTimeoutMs,
+          requestedBy: r.requestedBy,
+          now,
+          groupRunId: id,
+        }),
+      );
+      const created = groupLedger.create(run, members);
+      if (created.created) {
+        coordinator.begin(created.run, created.members);
+        for (const member of created.members) runner.start(member);
+      }
+      return { group: api(runOf(created.run.id)), created: created.created };
+    },
+
+    getGroup(req) {
+      return api(runOf(check.getGroupRequest(req).groupRunId));
+    },
+
+    listGroups(req) {
+      const r = check.listGroupsRequest(guests, req);
+      const configured = config.groups.filter((g) => r.guestId === undefined || g.guests.includes(r.guestId));
+      return { groups: store.listRuns(r).map(api), configured: configured.map(groupInfo) };
+    },
+  };
+}

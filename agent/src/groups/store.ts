@@ -1,0 +1,107 @@
+// Group runs in the agent's SQLite database, next to the jobs: it uses the job store's connection,
+// so a run and its member jobs are created in one transaction, and its writes are fenced by the
+// same epoch (a runner of an older agent start cannot overwrite what recovery decided).
+import type { Statement } from "better-sqlite3";
+import type { Event } from "@lull/proto";
+import { LullError } from "@lull/shared";
+import type { EventDraft, JobRecord } from "../jobs/job.js";
+import type { JobStore } from "../jobs/store.js";
+import type { GroupRunRecord } from "./group-run.js";
+import { GROUP_RUN_COLUMNS, groupRunFromRow, groupRunToRow, type GroupRunRow } from "./rows.js";
+
+export interface ListGroupRunsQuery {
+  /** Only runs with this member guest. */
+  guestId?: string | undefined;
+  activeOnly?: boolean;
+  limit: number;
+}
+
+const ACTIVE = "phase NOT IN ('done', 'failed', 'cancelled')";
+
+export class GroupStore {
+  private readonly stmt: Record<string, Statement>;
+
+  constructor(readonly jobs: JobStore) {
+    const db = jobs.connection;
+    this.stmt = {
+      byId: db.prepare("SELECT * FROM group_runs WHERE id = ?"),
+      byKey: db.prepare("SELECT * FROM group_runs WHERE idempotency_key = ?"),
+      nonTerminal: db.prepare(`SELECT * FROM group_runs WHERE ${ACTIVE} ORDER BY created_at, id`),
+      insert: db.prepare(`INSERT INTO group_runs (${GROUP_RUN_COLUMNS.join(", ")}) VALUES (${GROUP_RUN_COLUMNS.map((c) => "@" + c).join(", ")})`),
+      update: db.prepare(
+        `UPDATE group_runs SET ${GROUP_RUN_COLUMNS.filter((c) => c !== "id")
+          .map((c) => `${c} = @${c}`)
+          .join(", ")} WHERE id = @id AND epoch <= @epoch`,
+      ),
+      memberIds: db.prepare("SELECT id FROM jobs WHERE group_run_id = ? ORDER BY guest_id"),
+    };
+  }
+
+  get epoch(): number {
+    return this.jobs.epoch;
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.jobs.transaction(fn);
+  }
+
+  getRun(id: string): GroupRunRecord | undefined {
+    const row = this.stmt.byId!.get(id) as GroupRunRow | undefined;
+    return row ? groupRunFromRow(row) : undefined;
+  }
+
+  runByKey(key: string): GroupRunRecord | undefined {
+    const row = this.stmt.byKey!.get(key) as GroupRunRow | undefined;
+    return row ? groupRunFromRow(row) : undefined;
+  }
+
+  nonTerminalRuns(): GroupRunRecord[] {
+    return (this.stmt.nonTerminal!.all() as GroupRunRow[]).map(groupRunFromRow);
+  }
+
+  listRuns(query: ListGroupRunsQuery): GroupRunRecord[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (query.guestId !== undefined) {
+      where.push("EXISTS (SELECT 1 FROM jobs WHERE jobs.group_run_id = group_runs.id AND jobs.guest_id = ?)");
+      args.push(query.guestId);
+    }
+    if (query.activeOnly) where.push(ACTIVE);
+    const sql = `SELECT * FROM group_runs ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return (this.jobs.connection.prepare(sql).all(...args, query.limit) as GroupRunRow[]).map(groupRunFromRow);
+  }
+
+  /** The member jobs of a run, ordered by guest id. */
+  memberJobs(runId: string): JobRecord[] {
+    return (this.stmt.memberIds!.all(runId) as Array<{ id: string }>).map((r) => this.jobs.getJob(r.id) as JobRecord);
+  }
+
+  /** The member guests of a run, or undefined when there is no such run (for the auth guard's scope check). */
+  guestsOfRun(runId: string): string[] | undefined {
+    return this.getRun(runId)?.guestIds;
+  }
+
+  /** Inserts a new run with the events describing it; call inside a transaction that also creates its members. */
+  insertRun(run: GroupRunRecord, events: readonly EventDraft[], now: number): Event[] {
+    return this.transaction(() => {
+      this.stmt.insert!.run(groupRunToRow(run, this.epoch));
+      return this.jobs.appendEvents(events, now);
+    });
+  }
+
+  /** Writes a changed run and the events describing the change, fenced by the epoch. */
+  saveRun(run: GroupRunRecord, events: readonly EventDraft[], now: number): Event[] {
+    return this.transaction(() => {
+      const result = this.stmt.update!.run(groupRunToRow(run, this.epoch));
+      if (result.changes !== 1) {
+        const row = this.stmt.byId!.get(run.id) as GroupRunRow | undefined;
+        if (!row) throw new LullError("LULL_E_GROUP_NOT_FOUND", `group run ${run.id} does not exist`);
+        throw new LullError(
+          "LULL_E_AGENT_RESTARTED",
+          `group run ${run.id} belongs to a newer agent start (epoch ${row.epoch}); this writer (epoch ${this.epoch}) is stale`,
+        );
+      }
+      return this.jobs.appendEvents(events, now);
+    });
+  }
+}

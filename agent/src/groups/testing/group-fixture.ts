@@ -1,0 +1,138 @@
+// In-process fixture for coordinator tests: real SQLite in a temp dir, the event bus, job and
+// group ledgers, the coordinator, the runner with an injected engine, and the group handlers
+// (the service's logic without gRPC). Helpers act as controllers (register, acknowledge, refuse)
+// and wait for jobs and runs by reading the store.
+import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { StartGroupBackupRequest, type Event, type GroupRun } from "@lull/proto";
+import { createLogger, isTerminal, systemClock } from "@lull/shared";
+import { agentConfigSchema, snapshotKind, type AgentConfig } from "../../config.js";
+import type { BackupEngine } from "../../engines/engine.js";
+import { EventBus } from "../../events/bus.js";
+import type { JobRecord } from "../../jobs/job.js";
+import { JobLedger } from "../../jobs/ledger.js";
+import { JobRunner } from "../../jobs/runner.js";
+import { JobStore } from "../../jobs/store.js";
+import { GroupCoordinator } from "../coordinator.js";
+import type { GroupRunRecord } from "../group-run.js";
+import { GroupLedger } from "../ledger.js";
+import { createGroupHandlers, type GroupHandlers } from "../service.js";
+import { GroupStore } from "../store.js";
+
+export interface GroupFixtureOptions {
+  engine: BackupEngine;
+  guests: string[];
+  /** Guests whose dir driver archives in place (`snapshot: none`). */
+  noCopy?: string[];
+  config?: Record<string, unknown>;
+}
+
+export interface GroupFixture {
+  config: Readonly<AgentConfig>;
+  bus: EventBus;
+  store: JobStore;
+  ledger: JobLedger;
+  groupLedger: GroupLedger;
+  coordinator: GroupCoordinator;
+  runner: JobRunner;
+  handlers: GroupHandlers;
+  /** Every committed event, in sequence order. */
+  events: Event[];
+  start(req: Partial<StartGroupBackupRequest>): GroupRun;
+  register(guestId: string, stack: string): void;
+  acknowledge(guestId: string, stack: string): void;
+  refuse(guestId: string, stack: string, reason: string): void;
+  activeJob(guestId: string): JobRecord;
+  waitFor<T>(what: string, probe: () => T | undefined, timeoutMs?: number): Promise<T>;
+  waitForRunEnd(runId: string, timeoutMs?: number): Promise<GroupRunRecord>;
+  close(): Promise<void>;
+}
+
+export function groupFixture(options: GroupFixtureOptions): GroupFixture {
+  const dir = mkdtempSync(join(tmpdir(), "lull-groups-"));
+  const config = agentConfigSchema.parse({
+    dataDir: join(dir, "data"),
+    archiveDir: join(dir, "archives"),
+    stagingDir: join(dir, "staging"),
+    guests: options.guests.map((id) => ({
+      id,
+      driver: "dir",
+      snapshot: options.noCopy?.includes(id) ? "none" : "copy",
+      volumes: [{ name: "data", path: join(dir, "vol", id) }],
+    })),
+    ...options.config,
+  });
+  const log = createLogger({ name: "lull-agent", level: "silent" });
+  const clock = systemClock;
+  const store = JobStore.open(join(dir, "agent.db"));
+  const bus = new EventBus(log);
+  const events: Event[] = [];
+  bus.subscribe({}, (e) => void events.push(e));
+  const ledger = new JobLedger({ store, bus, log, clock });
+  const groupLedger = new GroupLedger({ store: new GroupStore(store), bus, log, clock });
+  const coordinator = new GroupCoordinator({
+    ledger: groupLedger,
+    bus,
+    clock,
+    log,
+    makesCopy: (guestId) => config.guests.some((g) => g.id === guestId && snapshotKind(g) !== "none"),
+    barrierSlackMs: 1_000,
+  });
+  const runner = new JobRunner({ ledger, bus, clock, log, guests: config.guests, engineFor: () => options.engine, cancelGraceMs: 2_000, groups: coordinator });
+  const handlers = createGroupHandlers({
+    config,
+    guests: new Map(config.guests.map((g) => [g.id, g])),
+    groupLedger,
+    coordinator,
+    runner,
+    clock,
+    log,
+    isShuttingDown: () => false,
+  });
+
+  const activeJob = (guestId: string): JobRecord => {
+    const job = store.activeJob(guestId);
+    assert.ok(job, `guest ${guestId} has no active job`);
+    return job;
+  };
+  async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 5_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = probe();
+      if (value !== undefined && value !== false) return value;
+      if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  return {
+    config,
+    bus,
+    store,
+    ledger,
+    groupLedger,
+    coordinator,
+    runner,
+    handlers,
+    events,
+    start: (req) => handlers.startGroupBackup(StartGroupBackupRequest.fromPartial(req)).group as GroupRun,
+    register: (guestId, stack) => void store.renewLease({ guestId, stack, controllerId: `ctl-${guestId}-${stack}`, ttlMs: 60_000 }, Date.now()),
+    acknowledge: (guestId, stack) => void ledger.apply(activeJob(guestId).id, { type: "stack-acknowledged", stack, at: Date.now() }),
+    refuse: (guestId, stack, reason) => void ledger.apply(activeJob(guestId).id, { type: "stack-refused", stack, reason }),
+    activeJob,
+    waitFor,
+    waitForRunEnd: (runId, timeoutMs) =>
+      waitFor(`group run ${runId} to end`, () => {
+        const run = groupLedger.store.getRun(runId);
+        return run && isTerminal(run.phase) ? run : undefined;
+      }, timeoutMs),
+    async close() {
+      await runner.shutdown("test over", 2_000);
+      coordinator.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
