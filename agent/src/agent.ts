@@ -149,6 +149,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       tls,
       auth: {
         authenticate: bearerAuthenticator(tokens, clock),
+        context: { groupRunGuests: (runId) => groupLedger.store.guestsOfRun(runId) },
         limiter: new CallLimiter(
           { rates: { registerStack: config.limits.registerStack, watchEvents: config.limits.watchEvents }, maxStreams: config.limits.maxWatchStreams },
           clock,
