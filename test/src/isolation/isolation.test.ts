@@ -115,10 +115,11 @@ test("quiesce refused, policy crash-consistent: the same check reports records w
   const refused = r.job.stacks.filter((s) => s.state === StackState.STACK_STATE_REFUSED);
   assert.ok(refused.length > 0, describeJob(r.job));
   assert.ok(r.job.stacks.every((s) => s.state !== StackState.STACK_STATE_QUIESCED), describeJob(r.job));
-  for (const { stack } of refused) {
+  for (const { stack, reason } of refused) {
+    assert.match(reason, /refusing to stop \(this stack cannot be quiesced\)/, `${stack}: the job keeps the refusal's reason`);
     const logs = r.controllers.get(stack)?.proc.logs ?? [];
     assert.ok(
-      logs.some((l) => l.msg === "stopping the stack failed — resuming it and refusing the quiesce" && l.jobId === r.job.id),
+      logs.some((l) => /refusing the quiesce$/.test(String(l.msg)) && l.jobId === r.job.id),
       `the controller of ${stack} logged its refusal`,
     );
   }

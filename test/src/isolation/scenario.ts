@@ -15,7 +15,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import { QuiescePolicy, type Event, type Job } from "@lull/proto";
+import { QuiescePolicy, StackState, type Event, type Job } from "@lull/proto";
 import { isTerminal } from "@lull/shared";
 import { restoreArchive } from "../demo/restore-check.js";
 import { installSlowCommand } from "../support/slow-command.js";
@@ -146,29 +146,39 @@ async function setUp(o: ScenarioOptions, intervalMs: number, cleanups: Array<() 
     ...(o.echo !== undefined ? { echo: o.echo } : {}),
   });
   cleanups.push(() => agent.stop());
-  for (const s of services) {
-    await writerCtl("start", s, intervalMs);
-    cleanups.push(() => writerCtl("stop", s));
-  }
+  for (const s of services) cleanups.push(() => writerCtl("stop", s)); // a no-op for one that never ran
+  await allOrFirstError(services.map((s) => writerCtl("start", s, intervalMs)));
   const controllers = new Map<string, ControllerProcess>();
   if (o.quiesce === "none") return { agent, services, controllers };
-  for (const s of services) {
-    const controller = await startController({
-      dir: join(o.scratch, "controllers"),
-      guestId: GUEST_ID,
-      stack: s.name,
-      agent,
-      resume: "early",
-      driver: driverFor(s, o.quiesce, intervalMs),
-      resumeDeadlineMs: 60_000,
-      pollIntervalMs: 500,
-      leaseTtlMs: 5_000,
-      ...(o.echo !== undefined ? { echo: o.echo } : {}),
-    });
-    controllers.set(s.name, controller);
-    cleanups.push(() => controller.stop());
-  }
+  const started = await Promise.allSettled(
+    services.map((s) =>
+      startController({
+        dir: join(o.scratch, "controllers"),
+        guestId: GUEST_ID,
+        stack: s.name,
+        agent,
+        resume: "early",
+        driver: driverFor(s, o.quiesce, intervalMs),
+        resumeDeadlineMs: 60_000,
+        pollIntervalMs: 500,
+        leaseTtlMs: 5_000,
+        ...(o.echo !== undefined ? { echo: o.echo } : {}),
+      }),
+    ),
+  );
+  started.forEach((result, i) => {
+    if (result.status !== "fulfilled") return;
+    controllers.set(services[i]!.name, result.value);
+    cleanups.push(() => result.value.stop());
+  });
+  await allOrFirstError(started.map((r) => (r.status === "fulfilled" ? Promise.resolve() : Promise.reject(r.reason))));
   return { agent, services, controllers };
+}
+
+/** Waits for every promise to settle (nothing left running), then rejects with the first error. */
+async function allOrFirstError(promises: ReadonlyArray<Promise<unknown>>): Promise<void> {
+  const failed = (await Promise.allSettled(promises)).find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
 }
 
 /** Restores the job's archive and reads every service from it (none restored without an archive). */
@@ -192,12 +202,16 @@ async function runScenario(o: ScenarioOptions, cleanups: Array<() => Promise<unk
     policy: o.quiesce === "stop" ? QuiescePolicy.QUIESCE_POLICY_FAIL : QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT,
   });
   const events = await client.collectEvents({ guestId: GUEST_ID, jobId: job.id }, (e) => isTerminal(e.phase), 10_000);
+  let settled = job;
   if (o.quiesce === "stop") {
     for (const [stack, c] of controllers) {
       await c.proc.waitForLog((l) => l.msg === "backup done" && l.jobId === job.id, 15_000).catch((err: unknown) => {
         throw new Error(`controller of ${stack}: ${(err as Error).message}`);
       });
     }
+    // A stack may report its resume after the job ended: read the job again once all did (or 15 s).
+    const allResumed = (j: Job) => j.stacks.every((s) => s.state === StackState.STACK_STATE_RESUMED);
+    settled = await client.waitForJob(GUEST_ID, job.id, allResumed, 15_000).catch(() => client.getJob(GUEST_ID, job.id));
   }
   // The writers run again (or never stopped): wait for a record after the snapshot in every
   // service's ledger, so the check has writes to keep out of the backup.
@@ -208,10 +222,10 @@ async function runScenario(o: ScenarioOptions, cleanups: Array<() => Promise<unk
     }
   }
   // Final ledgers: controllers first (so none starts a writer again), then the writers.
-  for (const c of controllers.values()) await c.stop(15_000);
-  for (const s of services) await writerCtl("stop", s);
+  await allOrFirstError([...controllers.values()].map((c) => c.stop(15_000)));
+  await allOrFirstError(services.map((s) => writerCtl("stop", s)));
 
   const evidence = await gatherEvidence(job, services, join(o.scratch, "restore"));
   const violations = checkWriteIsolation({ snapshotAt: job.snapshotAt, services: evidence });
-  return { job, events, services: evidence, violations, controllers };
+  return { job: settled, events, services: evidence, violations, controllers };
 }
