@@ -5,6 +5,7 @@ import { isIP } from "node:net";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { GUEST_ID, LullError, loadConfig, z } from "@lull/shared";
 import { groupConfigIssues, groupConfigSchema } from "./groups/config.js";
+import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
@@ -92,7 +93,10 @@ export const agentConfigSchema = z
     shutdownGraceMs: z.number().int().min(0).max(600_000).default(10_000),
     zstdLevel: z.number().int().min(1).max(19).default(3),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-    guests: z.array(nativeGuestSchema).default([]),
+    /** Each guest's engine: `native` (the default; the agent's own storage driver) or `vzdump` (Proxmox; the id is the vmid). */
+    guests: z.array(z.discriminatedUnion("engine", [nativeGuestSchema, vzdumpGuestSchema])).default([]),
+    /** The Proxmox side: vzdump and its hook, discovery, LVM-thin/ZFS drivers, crash cleanup (agent/PROXMOX.md). */
+    pve: pveConfigSchema.prefault({}),
     /** Consistency groups: guests backed up as one (agent/src/groups/README.md). */
     groups: z.array(groupConfigSchema).default([]),
     /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
@@ -108,6 +112,7 @@ export const agentConfigSchema = z
     cfg.guests.forEach((g, i) => {
       if (seen.has(g.id)) ctx.addIssue({ code: "custom", path: ["guests", i, "id"], message: `duplicate guest id ${g.id}` });
       seen.add(g.id);
+      if (g.engine !== "native") return;
       const names = new Set<string>();
       g.volumes.forEach((v, j) => {
         if (names.has(v.name)) {
@@ -123,11 +128,19 @@ export const agentConfigSchema = z
   });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
+/** A configured guest: native (`driver`, `volumes`) or vzdump (a Proxmox vmid). */
 export type GuestConfig = AgentConfig["guests"][number];
-export type VolumeConfig = GuestConfig["volumes"][number];
+export type NativeGuestConfig = Extract<GuestConfig, { engine: "native" }>;
+export type VzdumpGuestConfig = Extract<GuestConfig, { engine: "vzdump" }>;
+export type VolumeConfig = NativeGuestConfig["volumes"][number];
 
-/** Which point-in-time copy a guest's driver makes. */
+export function isNativeGuest(guest: GuestConfig): guest is NativeGuestConfig {
+  return guest.engine === "native";
+}
+
+/** Which point-in-time copy a guest's driver makes (vzdump: it asks for a snapshot; vzdump may fall back). */
 export function snapshotKind(guest: GuestConfig): "snapshot" | "copy" | "none" {
+  if (guest.engine !== "native") return "snapshot";
   if (guest.driver === "dir") return guest.snapshot === "none" ? "none" : "copy";
   return "snapshot";
 }
@@ -194,6 +207,7 @@ export function checkConfigPaths(config: Readonly<AgentConfig>): void {
     }
   }
   config.guests.forEach((guest, g) => {
+    if (guest.engine !== "native") return;
     guest.volumes.forEach((volume, v) => {
       const path = realPath(volume.path);
       for (const root of roots) {

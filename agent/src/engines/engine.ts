@@ -13,6 +13,12 @@ export interface EngineHooks {
    * `crash-consistent` it resolves with CRASH.
    */
   quiesce(): Promise<Consistency>;
+  /**
+   * The engine has nothing to quiesce (vzdump on a guest that is not running): closes the job's
+   * barrier without one — consistency CRASH, with `reason` recorded — so it may leave `queued` for
+   * snapshotting or archiving. Optional: engines that always quiesce need not call it.
+   */
+  skipQuiesce?(reason: string): void;
   /** Enters `snapshotting`. */
   snapshotting(mode: SnapshotMode): void;
   /**

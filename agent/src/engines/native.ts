@@ -10,7 +10,7 @@
 // controllers resume when the job ends.
 import { SnapshotMode } from "@lull/proto";
 import { LullError, modeName, systemClock, type Clock, type Logger } from "@lull/shared";
-import type { AgentConfig, GuestConfig } from "../config.js";
+import { isNativeGuest, type AgentConfig, type GuestConfig, type NativeGuestConfig } from "../config.js";
 import type { CommandRunner } from "../exec/command-runner.js";
 import { measureTrees } from "../archive/measure.js";
 import { createProgressReporter } from "../archive/progress.js";
@@ -53,6 +53,11 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
     }
   }
 
+  function nativeGuest(guest: GuestConfig): NativeGuestConfig {
+    if (!isNativeGuest(guest)) throw new LullError("LULL_E_CONFIG_INVALID", `guest ${guest.id} uses the ${guest.engine} engine, not native`);
+    return guest;
+  }
+
   async function archive(run: EngineRun, handle: SnapshotHandle): Promise<EngineResult> {
     const { hooks, signal, guest, jobId } = run;
     const bytesTotal = await measureTrees(
@@ -85,7 +90,8 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
   }
 
   async function run(run: EngineRun): Promise<EngineResult> {
-    const { hooks, signal, guest, jobId } = run;
+    const { hooks, signal, jobId } = run;
+    const guest = nativeGuest(run.guest);
     const driver = driverFor(guest.driver);
     const mode = driver.modeFor(guest);
     const consistency = await hooks.quiesce();
@@ -115,7 +121,8 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
     name: "native",
     run,
 
-    async sweep(guests: readonly GuestConfig[], signal?: AbortSignal): Promise<string[]> {
+    async sweep(configured: readonly GuestConfig[], signal?: AbortSignal): Promise<string[]> {
+      const guests = configured.filter(isNativeGuest);
       const kinds = new Set<StorageKind>(["dir", ...guests.map((g) => g.driver)]);
       const removed: string[] = [];
       const failures: string[] = [];

@@ -94,8 +94,11 @@ describe("vzdump engine, container", () => {
     seedCt("stopped");
     const hooks = recordingHooks();
     await run(hooks);
-    assert.deepEqual(hooks.phases(), ["snapshotting:stop", "archiving:stop"]);
-    assert.ok(hooks.notes().includes("guest 101 is not running: nothing to quiesce"));
+    assert.deepEqual(hooks.phases(), ["skip-quiesce", "snapshotting:stop", "archiving:stop"]);
+    assert.deepEqual(hooks.calls.find((c) => c.kind === "skip-quiesce"), {
+      kind: "skip-quiesce",
+      reason: "guest 101 is not running (vzdump stop mode, no pre-stop)",
+    });
   });
 
   it("snapshot failure (thin pool full at lvcreate): LULL_E_SNAPSHOT_FAILED with vzdump's error, no snapshotted", async () => {

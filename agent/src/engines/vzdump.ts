@@ -94,6 +94,7 @@ export class VzdumpEngine implements BackupEngine {
   private async runOne(vmid: number, run: EngineRun): Promise<EngineResult> {
     const { pve, runner, launcher, hookServer, clock } = this.deps;
     const log = run.log.child({ engine: "vzdump", vmid });
+    const vzdump = { ...pve.vzdump, mode: (run.guest.engine === "vzdump" ? run.guest.mode : undefined) ?? pve.vzdump.mode };
     const guest = await this.discovery.guest(vmid, run.signal);
     if (guest.lock !== undefined) {
       const hint = guest.lock === "backup" ? " (left by a crashed vzdump? the agent's start-up sweep or `pct unlock`/`qm unlock` clears it)" : "";
@@ -107,22 +108,22 @@ export class VzdumpEngine implements BackupEngine {
     const session = new VzdumpRun({
       vmid,
       vmtype: guest.type,
-      requestedMode: pve.vzdump.mode,
+      requestedMode: vzdump.mode,
       hooks: run.hooks,
       log,
       clock,
-      progressIntervalMs: pve.vzdump.progressIntervalMs,
+      progressIntervalMs: vzdump.progressIntervalMs,
       snapshotCommitted: () => vzdumpSnapshotCommitted(runner, vmid, pve.commandTimeoutMs),
     });
     const detach = hookServer.attach(vmid, session);
     try {
-      const args = vzdumpArgs(vmid, pve.vzdump, this.deps.hookScriptPath);
-      log.info({ argv: [pve.vzdump.command, ...args], type: guest.type, status: guest.status }, "vzdump starting");
-      const proc = launcher.launch(pve.vzdump.command, args, {
+      const args = vzdumpArgs(vmid, vzdump, this.deps.hookScriptPath);
+      log.info({ argv: [vzdump.command, ...args], type: guest.type, status: guest.status }, "vzdump starting");
+      const proc = launcher.launch(vzdump.command, args, {
         onLine: (line) => session.onLine(line),
         signal: run.signal,
-        stopGraceMs: pve.vzdump.stopGraceMs,
-        timeoutMs: pve.vzdump.timeoutMs,
+        stopGraceMs: vzdump.stopGraceMs,
+        timeoutMs: vzdump.timeoutMs,
         ...(this.deps.vzdumpEnv !== undefined ? { env: this.deps.vzdumpEnv } : {}),
       });
       session.pid = proc.pid;

@@ -65,7 +65,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       node: config.node,
       version: deps.version,
       startedAt: deps.startedAt,
-      guests: config.guests.map((g) => ({ id: g.id, engine: g.engine, driver: g.driver, snapshot: snapshotKind(g) })),
+      guests: config.guests.map((g) => ({ id: g.id, engine: g.engine, driver: g.engine === "native" ? g.driver : "", snapshot: snapshotKind(g) })),
       lastEventSeq: store.lastEventSeq(),
     })),
 

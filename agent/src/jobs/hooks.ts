@@ -74,6 +74,11 @@ export class RunHooks implements EngineHooks {
     return decision.consistency;
   }
 
+  skipQuiesce(reason: string): void {
+    this.deps.log.info({ reason }, "nothing to quiesce");
+    this.commit({ type: "skip-quiesce", reason });
+  }
+
   snapshotting(mode: SnapshotMode): void {
     this.commit({ type: "snapshotting", mode }, Phase.PHASE_SNAPSHOTTING);
   }

@@ -40,6 +40,7 @@ const EVENTS: Record<JobEventType, JobEvent> = {
   "stack-acknowledged": { type: "stack-acknowledged", stack: "web", at: T0 + 5 },
   "stack-refused": { type: "stack-refused", stack: "web", reason: "busy" },
   "barrier-ended": { type: "barrier-ended", consistency: Consistency.CONSISTENCY_APP, timedOut: false },
+  "skip-quiesce": { type: "skip-quiesce", reason: "guest 101 is not running" },
   snapshotting: { type: "snapshotting", mode: M.SNAPSHOT_MODE_SNAPSHOT },
   snapshotted: { type: "snapshotted", mode: M.SNAPSHOT_MODE_SNAPSHOT, snapshotAt: T0 + 10 },
   archiving: { type: "archiving", mode: M.SNAPSHOT_MODE_SNAPSHOT, bytesTotal: 100 },
@@ -57,7 +58,7 @@ const TERMINAL = [P.PHASE_DONE, P.PHASE_FAILED, P.PHASE_CANCELLED];
 
 /** Phase after the event, for every legal (phase, event); everything not listed is illegal. */
 const LEGAL: Partial<Record<Phase, Partial<Record<JobEventType, Phase>>>> = {
-  [P.PHASE_QUEUED]: { "start-quiesce": P.PHASE_QUIESCING, note: P.PHASE_QUEUED },
+  [P.PHASE_QUEUED]: { "start-quiesce": P.PHASE_QUIESCING, "skip-quiesce": P.PHASE_QUEUED, note: P.PHASE_QUEUED },
   [P.PHASE_QUIESCING]: {
     "stack-acknowledged": P.PHASE_QUIESCING,
     "stack-refused": P.PHASE_QUIESCING,
@@ -149,6 +150,26 @@ describe("job state machine: what transitions record", () => {
     const s = jobIn(P.PHASE_SNAPSHOTTING);
     assert.equal(transition(s, { type: "archiving", mode: M.SNAPSHOT_MODE_SUSPEND, bytesTotal: 1 }, T0).job.phase, P.PHASE_ARCHIVING);
     assert.equal(codeOf(() => transition(s, { type: "archiving", mode: M.SNAPSHOT_MODE_COPY, bytesTotal: 1 }, T0)), "LULL_E_WRONG_PHASE");
+  });
+
+  it("skip-quiesce (a guest that is not running): CRASH with the reason, then queued → snapshotting or archiving, never snapshotted", () => {
+    const queued = jobIn(P.PHASE_QUEUED, { stacks: [] });
+    assert.equal(codeOf(() => transition(queued, EVENTS.snapshotting, T0)), "LULL_E_WRONG_PHASE", "not without skip-quiesce");
+    assert.equal(codeOf(() => transition(queued, { type: "archiving", mode: M.SNAPSHOT_MODE_STOP, bytesTotal: 0 }, T0)), "LULL_E_WRONG_PHASE");
+    const { job: skipped, effects } = transition(queued, EVENTS["skip-quiesce"], T0 + 1);
+    assert.equal(skipped.phase, P.PHASE_QUEUED);
+    assert.equal(skipped.consistency, Consistency.CONSISTENCY_CRASH);
+    const note = effects.find((e) => e.type === "emit");
+    assert.ok(note?.type === "emit" && note.event.kind === EventKind.EVENT_KIND_NOTE);
+    assert.equal(note.event.message, "nothing quiesced: guest 101 is not running");
+    assert.equal(codeOf(() => transition(skipped, EVENTS["skip-quiesce"], T0)), "LULL_E_WRONG_PHASE", "only once");
+    assert.equal(codeOf(() => transition(skipped, EVENTS["start-quiesce"], T0)), "LULL_E_WRONG_PHASE", "no barrier after skipping it");
+    const snapshotting = transition(skipped, { type: "snapshotting", mode: M.SNAPSHOT_MODE_STOP }, T0 + 2).job;
+    assert.equal(snapshotting.phase, P.PHASE_SNAPSHOTTING);
+    assert.equal(transition(snapshotting, { type: "archiving", mode: M.SNAPSHOT_MODE_STOP, bytesTotal: 0 }, T0 + 3).job.phase, P.PHASE_ARCHIVING);
+    assert.equal(transition(skipped, { type: "archiving", mode: M.SNAPSHOT_MODE_STOP, bytesTotal: 0 }, T0 + 2).job.phase, P.PHASE_ARCHIVING);
+    assert.equal(codeOf(() => transition(skipped, { type: "archiving", mode: M.SNAPSHOT_MODE_SNAPSHOT, bytesTotal: 0 }, T0)), "LULL_E_WRONG_PHASE");
+    assert.equal(codeOf(() => transition(skipped, EVENTS.snapshotted, T0)), "LULL_E_WRONG_PHASE");
   });
 
   it("the job cannot leave quiescing before the barrier ended", () => {

@@ -3,10 +3,12 @@
 // then publishes them; nothing else changes a job.
 //
 //   queued ─▶ quiescing ─▶ snapshotting ─▶ snapshotted ─▶ archiving ─▶ done
-//                 │              │                           ▲
-//                 │              └── (no point-in-time copy:  │
-//                 │                   suspend/stop) ──────────┤
-//                 └── (mode none/suspend/stop) ───────────────┘
+//     │           │              │                           ▲
+//     │           │              └── (no point-in-time copy:  │
+//     │           │                   suspend/stop) ──────────┤
+//     │           └── (mode none/suspend/stop) ───────────────┤
+//     └── skip-quiesce (nothing to quiesce: a guest that is   │
+//         not running) ─▶ snapshotting / archiving ───────────┘
 //
 //   any non-terminal phase ─▶ failed (failed_in = that phase, code, message)
 //   any non-terminal phase ─▶ cancelled (failed_in = that phase, LULL_E_CANCELLED, reason)
@@ -14,7 +16,10 @@
 // Inside `quiescing` the barrier runs: `start-quiesce` fixes the set of stacks (PENDING);
 // acknowledgements and refusals change one stack each; `barrier-ended` records the
 // consistency (APP or CRASH) and marks stacks still pending as TIMED_OUT when it timed out.
-// The job leaves `quiescing` only after the barrier ended. `snapshotted` is reached only
+// `skip-quiesce` closes the barrier without one (the engine has nothing to quiesce — vzdump on a
+// guest that is not running calls no pre-stop hook): consistency CRASH, since Lull quiesced
+// nothing, and a NOTE that says why; the job then leaves `queued` straight for snapshotting or
+// archiving. The job leaves `quiescing` only after the barrier ended. `snapshotted` is reached only
 // with a point-in-time mode (SNAPSHOT or COPY), and archiving a point-in-time copy only
 // after `snapshotted`. A stack may report that it resumed in any phase after `queued`,
 // also after the job ended (the fallback resume happens at the end).
@@ -27,6 +32,7 @@ export type JobEvent =
   | { type: "stack-acknowledged"; stack: string; at: number }
   | { type: "stack-refused"; stack: string; reason: string }
   | { type: "barrier-ended"; consistency: Consistency; timedOut: boolean; note?: string }
+  | { type: "skip-quiesce"; reason: string }
   | { type: "snapshotting"; mode: SnapshotMode }
   | { type: "snapshotted"; mode: SnapshotMode; snapshotAt: number }
   | { type: "archiving"; mode: SnapshotMode; bytesTotal: number }
@@ -163,7 +169,7 @@ export function transition(job: JobRecord, event: JobEvent, now: number): Transi
   }
   switch (event.type) {
     case "start-quiesce": {
-      if (job.phase !== P.PHASE_QUEUED) throw wrongPhase(job, event);
+      if (job.phase !== P.PHASE_QUEUED || barrierEnded(job)) throw wrongPhase(job, event);
       const stacks: StackStatus[] = [...new Set(event.stacks)].sort().map((stack) => ({
         stack,
         state: StackState.STACK_STATE_PENDING,
@@ -180,8 +186,14 @@ export function transition(job: JobRecord, event: JobEvent, now: number): Transi
       return stackTransition(job, event, now);
     case "barrier-ended":
       return endBarrier(job, event, now);
+    case "skip-quiesce": {
+      if (job.phase !== P.PHASE_QUEUED || barrierEnded(job)) throw wrongPhase(job, event);
+      const next: JobRecord = { ...job, consistency: Consistency.CONSISTENCY_CRASH, updatedAt: new Date(now) };
+      const message = `nothing quiesced: ${event.reason}`;
+      return { job: next, effects: [{ type: "emit", event: eventFor(next, EventKind.EVENT_KIND_NOTE, { message }) }] };
+    }
     case "snapshotting":
-      if (job.phase !== P.PHASE_QUIESCING) throw wrongPhase(job, event);
+      if (job.phase !== P.PHASE_QUIESCING && job.phase !== P.PHASE_QUEUED) throw wrongPhase(job, event);
       if (!barrierEnded(job)) throw wrongPhase(job, event, "the quiesce barrier has not ended");
       return phaseChange(job, P.PHASE_SNAPSHOTTING, now, {}, { mode: event.mode });
     case "snapshotted":
@@ -190,11 +202,14 @@ export function transition(job: JobRecord, event: JobEvent, now: number): Transi
       return phaseChange(job, P.PHASE_SNAPSHOTTED, now, {}, { mode: event.mode, snapshotAt: new Date(event.snapshotAt) });
     case "archiving": {
       const fromSnapshotted = job.phase === P.PHASE_SNAPSHOTTED;
-      const withoutCopy = (job.phase === P.PHASE_QUIESCING || job.phase === P.PHASE_SNAPSHOTTING) && !isPointInTime(event.mode);
+      const beforeCopy = job.phase === P.PHASE_QUEUED || job.phase === P.PHASE_QUIESCING || job.phase === P.PHASE_SNAPSHOTTING;
+      const withoutCopy = beforeCopy && !isPointInTime(event.mode);
       if (!fromSnapshotted && !withoutCopy) {
         throw wrongPhase(job, event, `mode ${modeName(event.mode)} must reach snapshotted before archiving`);
       }
-      if (job.phase === P.PHASE_QUIESCING && !barrierEnded(job)) throw wrongPhase(job, event, "the quiesce barrier has not ended");
+      if ((job.phase === P.PHASE_QUEUED || job.phase === P.PHASE_QUIESCING) && !barrierEnded(job)) {
+        throw wrongPhase(job, event, "the quiesce barrier has not ended");
+      }
       const mode = fromSnapshotted ? job.mode : event.mode;
       return phaseChange(job, P.PHASE_ARCHIVING, now, {}, { mode, bytesTotal: event.bytesTotal, bytesDone: 0 });
     }

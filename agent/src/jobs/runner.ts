@@ -50,14 +50,17 @@ export class JobRunner {
     return this.runs.size;
   }
 
-  /** Starts running a job that was just created (in `queued`). */
-  start(job: JobRecord): void {
+  /**
+   * Starts running a job that was just created (in `queued`). `engine` replaces the guest's own
+   * (a backup Proxmox started by itself, followed through vzdump's hooks).
+   */
+  start(job: JobRecord, engine?: BackupEngine): void {
     if (this.runs.has(job.id)) return;
     const guest = this.deps.guests.find((g) => g.id === job.guestId);
     if (!guest) throw new LullError("LULL_E_UNKNOWN_GUEST", `guest ${job.guestId} is not configured`);
     const abort = new AbortController();
     const run: ActiveRun = { abort, done: Promise.resolve() };
-    run.done = this.run(job, guest, run).finally(() => this.runs.delete(job.id));
+    run.done = this.run(job, guest, run, engine).finally(() => this.runs.delete(job.id));
     this.runs.set(job.id, run);
   }
 
@@ -105,7 +108,7 @@ export class JobRunner {
     }
   }
 
-  private async run(job: JobRecord, guest: GuestConfig, active: ActiveRun): Promise<void> {
+  private async run(job: JobRecord, guest: GuestConfig, active: ActiveRun, override?: BackupEngine): Promise<void> {
     const log = this.deps.log.child({ jobId: job.id, guestId: job.guestId });
     const failpoint = new FailpointGate(this.deps.failpoint, log);
     const own = active.abort.signal;
@@ -125,7 +128,7 @@ export class JobRunner {
     });
     try {
       if (failpoint.reached(Phase.PHASE_QUEUED)) await failpoint.hold();
-      const engine = this.deps.engineFor(guest);
+      const engine = override ?? this.deps.engineFor(guest);
       const result = await engine.run({ jobId: job.id, guest, hooks, signal, log });
       if (failpoint.paused) await failpoint.hold();
       hooks.flushProgress();

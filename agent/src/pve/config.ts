@@ -86,6 +86,8 @@ export const pveConfigSchema = z
 export const vzdumpGuestSchema = z.strictObject({
   id: z.string().regex(VMID, { message: "must be a Proxmox vmid (100-999999999)" }),
   engine: z.literal("vzdump"),
+  /** The vzdump mode asked for this guest; default pve.vzdump.mode. */
+  mode: z.enum(["snapshot", "suspend", "stop"]).optional(),
   quiesceTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
   policy: z.enum(["fail", "crash-consistent"]).optional(),
 });

@@ -82,7 +82,16 @@ export class VzdumpRun implements HookSession {
   }
 
   private note(message: string): void {
-    this.call("note", () => this.o.hooks.note(message));
+    try {
+      this.o.hooks.note(message);
+    } catch (err) {
+      const e = asLullError(err);
+      // vzdump goes on after a job failed (a veto at pre-stop ends the job first): keep its lines in the log.
+      if (e.code === "LULL_E_JOB_TERMINAL") this.o.log.info({ vmid: this.o.vmid, line: message }, "vzdump output after the job ended");
+      else this.call("note", () => {
+        throw e;
+      });
+    }
   }
 
   private modeEnum(): SnapshotMode {
@@ -92,7 +101,13 @@ export class VzdumpRun implements HookSession {
   private enterSnapshotting(): void {
     if (this.snapshotting) return;
     this.snapshotting = true;
-    if (!this.quiesced) this.note(`guest ${this.o.vmid} is not running: nothing to quiesce`);
+    if (!this.quiesced) {
+      // No pre-stop came: vzdump backs up a guest that is not running (backup-start, backup-end, log-end).
+      const reason = `guest ${this.o.vmid} is not running (vzdump ${this.actualMode ?? this.o.requestedMode} mode, no pre-stop)`;
+      const hooks = this.o.hooks;
+      if (hooks.skipQuiesce) this.call("skipQuiesce", () => hooks.skipQuiesce!(reason));
+      else this.note(`${reason}: nothing to quiesce`);
+    }
     this.call("snapshotting", () => this.o.hooks.snapshotting(this.modeEnum()));
   }
 

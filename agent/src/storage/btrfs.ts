@@ -6,7 +6,7 @@ import { lstat, mkdir, readdir, rmdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { SnapshotMode } from "@lull/proto";
 import { LullError, validate } from "@lull/shared";
-import type { GuestConfig } from "../config.js";
+import type { NativeGuestConfig } from "../config.js";
 import { tailLines } from "../exec/execa-runner.js";
 import type { SnapshotHandle, SnapshotRequest, StorageDriver, StorageDriverDeps } from "./driver.js";
 import { classifyFailure } from "./failure.js";
@@ -173,7 +173,7 @@ export function createBtrfsDriver(deps: StorageDriverDeps): StorageDriver {
       }
     },
 
-    async sweep(guests: readonly GuestConfig[], options = {}): Promise<string[]> {
+    async sweep(guests: readonly NativeGuestConfig[], options = {}): Promise<string[]> {
       if (options.jobId !== undefined) validate.jobId(options.jobId);
       const parents = new Set(guests.flatMap((g) => g.volumes.map((v) => dirname(resolve(v.path)))));
       const removed: string[] = [];

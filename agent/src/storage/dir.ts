@@ -6,7 +6,7 @@ import { mkdir, readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SnapshotMode } from "@lull/proto";
 import { LullError, validate } from "@lull/shared";
-import { snapshotKind, type GuestConfig } from "../config.js";
+import { snapshotKind, type NativeGuestConfig } from "../config.js";
 import type { SnapshotHandle, SnapshotRequest, StorageDriver, StorageDriverDeps } from "./driver.js";
 import { classifyFailure } from "./failure.js";
 import { removeTree } from "./remove-tree.js";
@@ -24,7 +24,7 @@ export function stagingDirOf(stagingDir: string, prefix: string, jobId: string):
 }
 
 /** Each volume's path must be an existing directory; returns the resolved paths (symlinks followed). */
-async function resolveVolumes(guest: GuestConfig): Promise<{ name: string; path: string; real: string }[]> {
+async function resolveVolumes(guest: NativeGuestConfig): Promise<{ name: string; path: string; real: string }[]> {
   const resolved = [];
   for (const volume of guest.volumes) {
     const where = `guest ${guest.id} volume ${volume.name}: ${volume.path}`;
@@ -45,7 +45,7 @@ export function createDirDriver(deps: StorageDriverDeps): StorageDriver {
   const { config, runner, clock } = deps;
   const log = deps.log.child({ driver: "dir" });
 
-  function modeFor(guest: GuestConfig): SnapshotMode {
+  function modeFor(guest: NativeGuestConfig): SnapshotMode {
     return snapshotKind(guest) === "none" ? SnapshotMode.SNAPSHOT_MODE_NONE : SnapshotMode.SNAPSHOT_MODE_COPY;
   }
 

@@ -2,12 +2,12 @@
 // volumes and removes it again. Real adapters: dir, btrfs (this machine), lvmthin, zfs.
 import type { SnapshotMode } from "@lull/proto";
 import type { Clock, Logger } from "@lull/shared";
-import type { AgentConfig, GuestConfig } from "../config.js";
+import type { AgentConfig, NativeGuestConfig } from "../config.js";
 import type { CommandRunner } from "../exec/command-runner.js";
 
 export interface SnapshotRequest {
   jobId: string;
-  guest: GuestConfig;
+  guest: NativeGuestConfig;
   signal: AbortSignal;
 }
 
@@ -33,13 +33,13 @@ export interface SnapshotHandle {
 export interface StorageDriver {
   readonly kind: "dir" | "btrfs" | "lvmthin" | "zfs";
   /** The mode this driver produces for a guest (SNAPSHOT, COPY or NONE). */
-  modeFor(guest: GuestConfig): SnapshotMode;
+  modeFor(guest: NativeGuestConfig): SnapshotMode;
   /** Takes the copy. On failure nothing it created is left behind. */
   snapshot(request: SnapshotRequest): Promise<SnapshotHandle>;
   /** Removes what snapshot() created. Idempotent. */
   release(handle: SnapshotHandle, signal?: AbortSignal): Promise<void>;
   /** Removes everything carrying the agent's prefix that a crashed run left (optionally only of one job); returns what it removed. */
-  sweep(guests: readonly GuestConfig[], options?: { jobId?: string; signal?: AbortSignal }): Promise<string[]>;
+  sweep(guests: readonly NativeGuestConfig[], options?: { jobId?: string; signal?: AbortSignal }): Promise<string[]>;
 }
 
 export type StorageKind = StorageDriver["kind"];

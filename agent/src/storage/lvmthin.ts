@@ -12,7 +12,7 @@ import { mkdir, readdir, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 import { SnapshotMode } from "@lull/proto";
 import { LullError, validate } from "@lull/shared";
-import type { GuestConfig } from "../config.js";
+import type { NativeGuestConfig } from "../config.js";
 import { defaultPveConfig, type ThinPoolLimits } from "../pve/config.js";
 import { mountReadOnly, mountsBelow, readMountTable, unmount } from "../pve/mounts.js";
 import { guardThinPools, readLvs } from "../pve/thin-pool.js";
@@ -129,7 +129,7 @@ export function createLvmThinDriver(deps: StorageDriverDeps, overrides: Partial<
     return handle;
   }
 
-  async function sweep(_guests: readonly GuestConfig[], sweepOptions: { jobId?: string; signal?: AbortSignal } = {}): Promise<string[]> {
+  async function sweep(_guests: readonly NativeGuestConfig[], sweepOptions: { jobId?: string; signal?: AbortSignal } = {}): Promise<string[]> {
     const { jobId, signal } = sweepOptions;
     if (jobId !== undefined) validate.jobId(jobId);
     const artifacts: string[] = [];

@@ -7,7 +7,7 @@
 // name after `@` starts with the prefix, node-wide.
 import { SnapshotMode } from "@lull/proto";
 import { LullError, validate } from "@lull/shared";
-import type { GuestConfig } from "../config.js";
+import type { NativeGuestConfig } from "../config.js";
 import type { CommandOptions } from "../exec/command-runner.js";
 import { defaultPveConfig } from "../pve/config.js";
 import type { SnapshotHandle, SnapshotRequest, StorageDriver, StorageDriverDeps } from "./driver.js";
@@ -117,7 +117,7 @@ export function createZfsDriver(deps: StorageDriverDeps, overrides: Partial<ZfsO
       if (removed.length > 0) log.info({ jobId: handle.jobId, removed }, "zfs snapshots destroyed");
       if (failures.length > 0) throw new LullError("LULL_E_CLEANUP_FAILED", `zfs snapshots not removed: ${failures.join("; ")}`);
     },
-    async sweep(_guests: readonly GuestConfig[], sweepOptions: { jobId?: string; signal?: AbortSignal } = {}): Promise<string[]> {
+    async sweep(_guests: readonly NativeGuestConfig[], sweepOptions: { jobId?: string; signal?: AbortSignal } = {}): Promise<string[]> {
       const { jobId, signal } = sweepOptions;
       if (jobId !== undefined) validate.jobId(jobId);
       const listed = await runner.run("zfs", ["list", "-H", "-p", "-t", "snapshot", "-o", "name"], opts(signal));

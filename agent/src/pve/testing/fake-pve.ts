@@ -72,6 +72,7 @@ export async function startFakePveNode(options: { onForeignBackup?: ForeignBacku
 
 export type HookCall =
   | { kind: "quiesce" }
+  | { kind: "skip-quiesce"; reason: string }
   | { kind: "snapshotting"; mode: SnapshotMode }
   | { kind: "snapshotted"; mode: SnapshotMode; snapshotAt: number }
   | { kind: "archiving"; mode: SnapshotMode }
@@ -80,7 +81,7 @@ export type HookCall =
 
 export interface RecordingHooks extends EngineHooks {
   calls: HookCall[];
-  /** The phase calls only (quiesce, snapshotting, snapshotted, archiving), as `kind` or `kind:mode`. */
+  /** The phase calls only (quiesce, skip-quiesce, snapshotting, snapshotted, archiving), as `kind` or `kind:mode`. */
   phases(): string[];
   notes(): string[];
 }
@@ -110,6 +111,7 @@ export function recordingHooks(
       if (behaviour.refuse !== undefined) throw new LullError("LULL_E_QUIESCE_REFUSED", behaviour.refuse);
       return Consistency.CONSISTENCY_APP;
     },
+    skipQuiesce: (reason) => void calls.push({ kind: "skip-quiesce", reason }),
     snapshotting: (mode) => void calls.push({ kind: "snapshotting", mode }),
     snapshotted: (info) => {
       calls.push({ kind: "snapshotted", ...info });
