@@ -8,6 +8,7 @@ import { bearerAuthenticator } from "./auth/guard.js";
 import { CallLimiter } from "./auth/rate-limit.js";
 import { TokenStore } from "./auth/token-store.js";
 import { checkConfigPaths, snapshotKind, type AgentConfig } from "./config.js";
+import type { BackupEngine } from "./engines/engine.js";
 import { createNativeEngine } from "./engines/native.js";
 import { EventBus } from "./events/bus.js";
 import { createExecaRunner } from "./exec/execa-runner.js";
@@ -20,6 +21,7 @@ import { failpointPhase } from "./jobs/failpoint.js";
 import { JobLedger } from "./jobs/ledger.js";
 import { JobRunner, type EngineFor } from "./jobs/runner.js";
 import { JobStore } from "./jobs/store.js";
+import { createPveDaemonPart, usesVzdump, type PveDaemonPart } from "./pve/daemon.js";
 import { recoverAtStart, type RecoveryReport } from "./recovery.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
 
@@ -29,7 +31,7 @@ export const CANCEL_WAIT_MS = 5_000;
 
 export interface StartAgentOptions {
   config: Readonly<AgentConfig>;
-  /** The engine of each guest; default: one native engine (execa command runner) for all. */
+  /** The engine of each guest; default: the vzdump engine for `engine: vzdump` guests, one native engine (execa) for the rest. */
   engineFor?: EngineFor;
   log: Logger;
   clock?: Clock;
@@ -61,6 +63,12 @@ export function nativeEngineFor(config: Readonly<AgentConfig>, log: Logger, cloc
   return () => engine;
 }
 
+/** Each guest's engine: `vzdump` when it says so (and the Proxmox side exists), the native engine otherwise. */
+export function defaultEngineFor(config: Readonly<AgentConfig>, log: Logger, clock: Clock, vzdump?: BackupEngine): EngineFor {
+  const native = nativeEngineFor(config, log, clock);
+  return (guest) => (guest.engine === "vzdump" && vzdump ? vzdump : native(guest));
+}
+
 function agentVersion(): string {
   try {
     const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: unknown };
@@ -78,12 +86,15 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   checkConfigPaths(config);
   const store = JobStore.open(join(config.dataDir, DATABASE_FILE), { now: () => clock.now() });
   let tokens: TokenStore | undefined;
+  let pve: PveDaemonPart | undefined;
   try {
     tokens = TokenStore.open(join(config.dataDir, DATABASE_FILE));
     const bus = new EventBus(log);
     const ledger = new JobLedger({ store, bus, log, clock });
     const groupLedger = new GroupLedger({ store: new GroupStore(store), bus, log, clock });
-    const engineFor = options.engineFor ?? nativeEngineFor(config, log, clock);
+    // The Proxmox side (vzdump engine, hook server, crash cleanup) exists when a guest uses vzdump.
+    pve = usesVzdump(config) ? createPveDaemonPart({ config, log, clock }) : undefined;
+    const engineFor = options.engineFor ?? defaultEngineFor(config, log, clock, pve?.engine);
     log.info({ epoch: store.epoch, dataDir: config.dataDir, guests: config.guests.map((g) => g.id) }, "agent starting");
 
     const recovery = await recoverAtStart({
@@ -130,6 +141,8 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       groupLedger,
       coordinator,
     });
+    // vzdump's hook reaches the agent from here on; backups Proxmox starts by itself get jobs too.
+    await pve?.start({ ledger, runner, isShuttingDown: () => shuttingDown });
     const tls = config.listen.insecure
       ? undefined
       : await ensureAgentCertificates({
@@ -169,6 +182,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
         const deadline = clock.now() + config.shutdownGraceMs;
         log.info({ activeJobs: runner.activeCount, graceMs: config.shutdownGraceMs }, "agent stopping");
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
+        await pve?.close();
         coordinator.close();
         service.closeStreams();
         await server.shutdown(Math.max(0, deadline - clock.now()));
@@ -192,6 +206,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       stop,
     };
   } catch (err) {
+    await pve?.close().catch(() => undefined);
     tokens?.close();
     store.close();
     throw err;

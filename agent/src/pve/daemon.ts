@@ -1,0 +1,86 @@
+// The Proxmox side of lull-agent, for agent.ts: present when at least one guest uses the vzdump
+// engine. It owns the vzdump engine (with its start-up crash cleanup), the hook server on its
+// owner-only unix socket (pve.hook.socketPath) and the hook launcher vzdump runs
+// (pve.hook.scriptPath, also usable as `script:` in /etc/vzdump.conf).
+//
+//   const pve = createPveDaemonPart({ config, log, clock });   // before recovery: engineFor needs pve.engine
+//   … recovery (pve.engine.sweep = PveCleanup), ledger, runner …
+//   await pve.start({ ledger, runner, isShuttingDown });       // hook server + launcher; foreign backups get jobs
+//   … on stop, after the runner's shutdown: await pve.close();
+import type { Clock, Logger } from "@lull/shared";
+import type { AgentConfig } from "../config.js";
+import { createVzdumpEngine, type VzdumpEngine } from "../engines/vzdump.js";
+import type { CommandRunner } from "../exec/command-runner.js";
+import { createExecaRunner } from "../exec/execa-runner.js";
+import { installHookLauncher } from "../hook/hook-install.js";
+import { HookServer, type ForeignBackupHandler } from "../hook/hook-server.js";
+import { PveCleanup } from "./cleanup.js";
+import { foreignBackupHandler, type ForeignJobsDeps } from "./foreign-jobs.js";
+import { createExecaLauncher } from "./process-launcher.js";
+
+export interface PveDaemonDeps {
+  config: Readonly<AgentConfig>;
+  log: Logger;
+  clock: Clock;
+  /** Default: execa (argv arrays, no shell). */
+  runner?: CommandRunner;
+}
+
+export type PveJobsDeps = Pick<ForeignJobsDeps, "ledger" | "runner" | "isShuttingDown">;
+
+export interface PveDaemonPart {
+  readonly engine: VzdumpEngine;
+  readonly hookServer: HookServer;
+  /** Starts the hook server and (re)writes the hook launcher; backups Proxmox starts get jobs from now on. */
+  start(jobs: PveJobsDeps): Promise<void>;
+  /** Closes the hook server (its socket file goes). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** True when some configured guest is backed up by vzdump. */
+export function usesVzdump(config: Readonly<AgentConfig>): boolean {
+  return config.guests.some((g) => g.engine === "vzdump");
+}
+
+export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
+  const { config, clock } = deps;
+  const pve = config.pve;
+  const log = deps.log.child({ component: "pve" });
+  const runner = deps.runner ?? createExecaRunner({ log });
+  let follow: ForeignBackupHandler | undefined;
+  const hookServer = new HookServer({
+    socketPath: pve.hook.socketPath,
+    log,
+    onForeignBackup: (message) => follow?.(message),
+  });
+  const engine = createVzdumpEngine({
+    pve,
+    node: config.node,
+    runner,
+    launcher: createExecaLauncher(),
+    hookServer,
+    hookScriptPath: pve.hook.scriptPath,
+    clock,
+    log,
+    // The vzdump engine creates no prefixed snapshots of its own: the native engine sweeps those.
+    cleanup: new PveCleanup({ pve, node: config.node, runner, log }),
+  });
+  let started = false;
+  return {
+    engine,
+    hookServer,
+    async start(jobs) {
+      follow = foreignBackupHandler({ config, commandRunner: runner, clock, log, ...jobs });
+      await hookServer.start();
+      started = true;
+      const script = await installHookLauncher({ ...pve.hook });
+      log.info({ script, socketPath: pve.hook.socketPath, guests: config.guests.filter((g) => g.engine === "vzdump").map((g) => g.id) }, "vzdump hook installed");
+    },
+    async close() {
+      follow = undefined;
+      if (!started) return;
+      started = false;
+      await hookServer.close();
+    },
+  };
+}
