@@ -42,7 +42,7 @@ async function buildSite(btrfs: boolean): Promise<Site> {
     agentConfig: { quiesce: { timeoutMs: 10_000, policy: "fail" }, zstdLevel: 3 },
     // zstd starts 700 ms late: archiving lasts long enough for random kills to land in it.
     slowAgentCommands: [{ command: "zstd", delayMs: 700 }],
-    controller: { resumeDeadlineMs: DEADLINE_MS, pollIntervalMs: 300, leaseTtlMs: 5_000 },
+    controller: { resumeDeadlineMs: DEADLINE_MS, pollIntervalMs: 300, leaseTtlMs: 15_000 },
     btrfsSizeBytes: 1024 ** 3,
   });
 }

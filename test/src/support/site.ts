@@ -40,6 +40,7 @@ export interface SiteOptions {
   agentConfig?: Record<string, unknown>;
   /** Put archiveDir on a tmpfs of this size (a disk that fills up). */
   archiveTmpfsBytes?: number;
+  /** Controller settings; the lease (default 15 s) outlives an agent restart, so stacks stay registered. */
   controller?: { resumeDeadlineMs?: number; pollIntervalMs?: number; leaseTtlMs?: number; callTimeoutMs?: number };
   btrfsSizeBytes?: number;
   /** Commands the agent runs that start late (shims first on its PATH): e.g. zstd, for a slow archive. */
@@ -148,8 +149,20 @@ export class Site {
 
   /** Restarts the agent on the same port (after a kill -9 or a stop), with or without a failpoint. */
   async restartAgent(failpoint?: string): Promise<void> {
+    const frozen = (s: SiteStack) => s.controller!.proc.logs.some((l) => l.msg === "paused at failpoint");
+    const live = this.stacks.filter((s) => s.controller && !s.controller.proc.exitStatus && !frozen(s));
+    const marks = live.map((s) => s.controller!.proc.mark());
     await this.agent.restart({ env: this.agentEnv(failpoint) });
     await this.agentAnswers(10_000);
+    // A controller whose lease renewal failed while the agent was away may have lost its lease:
+    // wait until it registered again, so a backup started next finds its stack.
+    await Promise.all(
+      live.map(async (s, i) => {
+        const proc = s.controller!.proc;
+        const failed = proc.logs.slice(marks[i]).findIndex((l) => /^(renewing the stack's lease|registering the stack) failed$/.test(String(l.msg)));
+        if (failed !== -1) await proc.waitForLog((l) => l.msg === "stack registered", 15_000, marks[i]! + failed);
+      }),
+    );
   }
 
   /**
@@ -177,7 +190,7 @@ export class Site {
       resume: stack.resume,
       resumeDeadlineMs: c.resumeDeadlineMs ?? 60_000,
       pollIntervalMs: c.pollIntervalMs ?? 300,
-      leaseTtlMs: c.leaseTtlMs ?? 5_000,
+      leaseTtlMs: c.leaseTtlMs ?? 15_000,
       config: { agent: { ...credentials, callTimeoutMs: c.callTimeoutMs ?? 3_000 } },
       driver: countedAppDriver({ ledger: stack.ledger, dataDir: stack.dataDir, stopDelayMs: stack.stopDelayMs }),
       env: cleanEnv(o.failpoint ? { LULL_CONTROLLER_FAILPOINT: o.failpoint } : {}),
@@ -250,7 +263,7 @@ export class Site {
       guests,
       config: {
         quiesce: { timeoutMs: 20_000, policy: "fail" },
-        leaseTtlMs: 5_000,
+        leaseTtlMs: 15_000,
         shutdownGraceMs: 5_000,
         ...(this.tmpfs ? { archiveDir: this.tmpfs } : {}),
         ...o.agentConfig,
