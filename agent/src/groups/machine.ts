@@ -98,7 +98,7 @@ export function groupTransition(run: GroupRunRecord, event: GroupEvent, now: num
     case "failing": {
       if (run.errorCode !== "") return { run, effects: [] };
       const next: GroupRunRecord = { ...run, errorCode: event.code, errorMessage: event.message, failedIn: run.phase, updatedAt: new Date(now) };
-      return { run: next, effects: [{ type: "emit", event: groupEvent(next, { message: `group failing: ${event.message}` }) }] };
+      return { run: next, effects: [{ type: "emit", event: groupEvent(next, { message: `failing: ${event.message}` }) }] };
     }
     case "end": {
       if (event.failedGuests.length === 0) {

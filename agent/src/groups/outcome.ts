@@ -36,7 +36,9 @@ export function groupOutcome(run: GroupRunRecord, members: readonly Job[]): Extr
   const root = rootCause(members);
   const code = run.errorCode || root?.errorCode || "LULL_E_INTERNAL";
   const lines = [...failed.map(memberLine), ...missing.map((g) => `${g} has no member job`)];
-  const cause = run.errorMessage ? `; cause: ${run.errorMessage}` : "";
+  // The cause is spelled out unless it is a member's own failure, already in that member's line.
+  const causeShown = root !== undefined && root.errorCode === run.errorCode && root.errorCode !== MEMBER_FAILED_CODE;
+  const cause = run.errorMessage && !causeShown ? `; cause: ${run.errorMessage}` : "";
   return {
     type: "end",
     failedGuests: [...failed.map((m) => m.guestId), ...missing].sort(),

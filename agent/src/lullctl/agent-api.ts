@@ -4,12 +4,18 @@ import type {
   AgentInfo,
   CancelJobRequest,
   Event,
+  GetGroupRequest,
   GetJobRequest,
+  GroupRun,
   Job,
+  ListGroupsRequest,
+  ListGroupsResponse,
   ListJobsRequest,
   ListJobsResponse,
   StartBackupRequest,
   StartBackupResponse,
+  StartGroupBackupRequest,
+  StartGroupBackupResponse,
   WatchEventsRequest,
 } from "@lull/proto";
 import { callUnary, createAgentClient, fromServiceError, type AgentTlsTrust } from "@lull/shared";
@@ -26,6 +32,9 @@ export interface AgentApi {
   getJob(request: GetJobRequest): Promise<Job>;
   listJobs(request: ListJobsRequest): Promise<ListJobsResponse>;
   cancelJob(request: CancelJobRequest): Promise<Job>;
+  startGroupBackup(request: StartGroupBackupRequest): Promise<StartGroupBackupResponse>;
+  getGroup(request: GetGroupRequest): Promise<GroupRun>;
+  listGroups(request: ListGroupsRequest): Promise<ListGroupsResponse>;
   /**
    * Persisted events after `afterSeq`, then live ones. Ends when the server ends the stream;
    * throws a LullError when it breaks; returns quietly when `signal` aborts.
@@ -43,6 +52,9 @@ export function connectAgent(address: string, callTimeoutMs: number, auth: Agent
     getJob: (req) => callUnary(client.getJob.bind(client), req, opts),
     listJobs: (req) => callUnary(client.listJobs.bind(client), req, opts),
     cancelJob: (req) => callUnary(client.cancelJob.bind(client), req, opts),
+    startGroupBackup: (req) => callUnary(client.startGroupBackup.bind(client), req, opts),
+    getGroup: (req) => callUnary(client.getGroup.bind(client), req, opts),
+    listGroups: (req) => callUnary(client.listGroups.bind(client), req, opts),
     async *watchEvents(request, signal) {
       if (signal.aborted) return;
       const call = client.watchEvents(request);

@@ -46,7 +46,8 @@ test("bad arguments are usage errors that say what is wrong", () => {
   usageError([], /missing command/);
   usageError(["frobnicate"], /unknown command "frobnicate"/);
   usageError(["backup"], /missing <guest>/);
-  usageError(["backup", "demo", "extra"], /unexpected argument "extra"/);
+  usageError(["info", "extra"], /unexpected argument "extra"/); // (`backup demo extra` is a group of two guests)
+  usageError(["backup", "demo", "demo"], /a guest is listed twice/);
   usageError(["backup", "demo;rm -rf /"], /guest is not a valid guest id/);
   usageError(["backup", "demo", "--policy", "maybe"], /--policy must be fail or crash-consistent/);
   usageError(["backup", "demo", "--quiesce-timeout", "1s"], /--quiesce-timeout must be a whole number/);

@@ -4,13 +4,18 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { QuiescePolicy } from "@lull/proto";
 import { LIMITS, LullError, validate } from "@lull/shared";
+import { GROUP_ID, validGroupRunId } from "../groups/group-run.js";
 
 export type Command =
   | { name: "backup"; guest: string; wait: boolean; policy: QuiescePolicy; key?: string; quiesceTimeoutMs: number }
+  /** A consistency group: a configured one (`--group`) or the guests listed (two or more). */
+  | { name: "group-backup"; groupId?: string; guests: string[]; wait: boolean; policy: QuiescePolicy; key?: string; quiesceTimeoutMs: number }
+  | { name: "groups"; guest?: string; active: boolean; limit: number }
+  | { name: "group"; runId: string }
   | { name: "jobs"; guest?: string; active: boolean; limit: number }
   | { name: "job"; guest: string; jobId: string }
   | { name: "cancel"; guest: string; jobId: string; reason: string }
-  | { name: "events"; guest?: string; jobId?: string; afterSeq: number; follow: boolean }
+  | { name: "events"; guest?: string; jobId?: string; groupRunId?: string; afterSeq: number; follow: boolean }
   | { name: "info" }
   | { name: "help" };
 
@@ -30,12 +35,18 @@ export const USAGE = `usage: lullctl [--socket PATH | --agent ADDR] [--json] <co
 commands:
   backup <guest> [--wait] [--policy fail|crash-consistent] [--key KEY] [--quiesce-timeout MS]
                              start a backup; --wait follows it live to its end
+  backup --group ID | backup <guest> <guest>... [same options]
+                             back up a consistency group (configured, or these guests) as one:
+                             one quiesce barrier, one snapshot point, then each member archives
+  groups [--guest G] [--active] [--limit N]
+                             list the configured groups and their runs, newest first
+  group <run-id>             show one group run with every member and stack
   jobs [--guest G] [--active] [--limit N]
                              list jobs, newest first
   job <guest> <job-id>       show one job
   cancel <guest> <job-id> [--reason R]
                              cancel a job that has not ended
-  events [--guest G] [--job J] [--after SEQ] [--follow]
+  events [--guest G] [--job J] [--group RUN] [--after SEQ] [--follow]
                              print phase events; --follow keeps tailing and reconnects
   info                       show the agent's node, version and guests
 
@@ -66,11 +77,14 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
     policy: { type: "string" },
     key: { type: "string" },
     "quiesce-timeout": { type: "string" },
+    group: { type: "string" },
   },
+  groups: { guest: { type: "string" }, active: { type: "boolean" }, limit: { type: "string" } },
+  group: {},
   jobs: { guest: { type: "string" }, active: { type: "boolean" }, limit: { type: "string" } },
   job: {},
   cancel: { reason: { type: "string" } },
-  events: { guest: { type: "string" }, job: { type: "string" }, after: { type: "string" }, follow: { type: "boolean" } },
+  events: { guest: { type: "string" }, job: { type: "string" }, group: { type: "string" }, after: { type: "string" }, follow: { type: "boolean" } },
   info: {},
   help: {},
 };
@@ -125,16 +139,36 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
   const flag = (key: string) => values[key] === true;
   switch (name) {
     case "backup": {
-      const [guest] = positionals(rest, ["guest"], name) as [string];
+      const groupId = str("group");
       const key = str("key");
-      return {
-        name,
-        guest: validate.guestId(guest, "guest"),
+      const options = {
         wait: flag("wait"),
         policy: policyFromFlag(str("policy")),
         ...(key !== undefined ? { key: validate.idempotencyKey(key, "--key") } : {}),
         quiesceTimeoutMs: integer(str("quiesce-timeout"), "--quiesce-timeout", 100, 3_600_000) ?? 0,
       };
+      if (groupId === undefined && rest.length <= 1) {
+        const [guest] = positionals(rest, ["guest"], name) as [string];
+        return { name, guest: validate.guestId(guest, "guest"), ...options };
+      }
+      if (groupId !== undefined && !GROUP_ID.test(groupId)) throw usageError(`--group must match ${GROUP_ID.source}, got "${groupId}"`);
+      const guests = rest.map((g) => validate.guestId(g, "guest"));
+      if (new Set(guests).size !== guests.length) throw usageError(`${name}: a guest is listed twice`);
+      return { name: "group-backup", ...(groupId !== undefined ? { groupId } : {}), guests, ...options };
+    }
+    case "groups": {
+      positionals(rest, [], name);
+      const guest = str("guest");
+      return {
+        name,
+        ...(guest !== undefined ? { guest: validate.guestId(guest, "--guest") } : {}),
+        active: flag("active"),
+        limit: integer(str("limit"), "--limit", 1, 1000) ?? 0,
+      };
+    }
+    case "group": {
+      const [runId] = positionals(rest, ["run-id"], name) as [string];
+      return { name, runId: validGroupRunId(runId, "run-id") };
     }
     case "jobs": {
       positionals(rest, [], name);
@@ -157,10 +191,12 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
       positionals(rest, [], name);
       const guest = str("guest");
       const jobId = str("job");
+      const groupRunId = str("group");
       return {
         name,
         ...(guest !== undefined ? { guest: validate.guestId(guest, "--guest") } : {}),
         ...(jobId !== undefined ? { jobId: validate.jobId(jobId, "--job") } : {}),
+        ...(groupRunId !== undefined ? { groupRunId: validGroupRunId(groupRunId, "--group") } : {}),
         afterSeq: integer(str("after"), "--after", 0, Number.MAX_SAFE_INTEGER) ?? 0,
         follow: flag("follow"),
       };

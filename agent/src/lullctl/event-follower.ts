@@ -9,6 +9,8 @@ export interface FollowOptions {
   /** Empty: every guest / every job. */
   guestId: string;
   jobId: string;
+  /** A consistency group run: its own events and its member jobs'. */
+  groupRunId?: string | undefined;
   /** Yield only events with a greater sequence number. */
   afterSeq: number;
   /** Reconnect after a broken or ended stream (true), or end / throw (false). */
@@ -31,6 +33,7 @@ const NOT_RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "LULL_E_INVALID_ARGUMENT",
   "LULL_E_UNKNOWN_GUEST",
   "LULL_E_JOB_NOT_FOUND",
+  "LULL_E_GROUP_NOT_FOUND",
   "LULL_E_UNAUTHENTICATED",
   "LULL_E_PERMISSION_DENIED",
 ]);
@@ -61,7 +64,12 @@ export async function* followEvents(api: AgentApi, options: FollowOptions): Asyn
     let error: LullError | undefined;
     try {
       armIdle();
-      const request = { guestId: options.guestId, jobId: options.jobId, afterSeq: lastSeq };
+      const request = {
+        guestId: options.guestId,
+        jobId: options.jobId,
+        afterSeq: lastSeq,
+        ...(options.groupRunId ? { groupRunId: options.groupRunId } : {}),
+      };
       for await (const event of api.watchEvents(request, attempt.signal)) {
         if (event.seq <= lastSeq) continue;
         lastSeq = event.seq;

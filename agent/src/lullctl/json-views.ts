@@ -1,6 +1,6 @@
 // The JSON documents `lullctl --json` prints: the API's messages with enum names instead of numbers,
 // ISO timestamps and null for "not set". Field names stay stable for scripts.
-import { Phase, type AgentInfo, type Event, type Job, type StackStatus } from "@lull/proto";
+import { Phase, type AgentInfo, type Event, type GroupInfo, type GroupRun, type Job, type StackStatus } from "@lull/proto";
 import { modeName, phaseName } from "@lull/shared";
 import { consistencyName, eventKindName, policyName, stackStateName } from "./names.js";
 
@@ -43,6 +43,7 @@ export function jobJson(job: Job) {
     durationsMs: { quiesce: job.quiesceMs, snapshot: job.snapshotMs, archive: job.archiveMs, total: job.totalMs },
     quiesceTimeoutMs: job.quiesceTimeoutMs,
     stacks: job.stacks.map(stackJson),
+    groupRunId: job.groupRunId || null,
   };
 }
 
@@ -64,6 +65,7 @@ export function eventJson(e: Event) {
     downtimeMs: e.downtimeMs,
     errorCode: e.errorCode || null,
     message: e.message || null,
+    groupRunId: e.groupRunId || null,
   };
 }
 
@@ -75,4 +77,33 @@ export function infoJson(info: AgentInfo) {
     lastEventSeq: info.lastEventSeq,
     guests: info.guests.map((g) => ({ id: g.id, engine: g.engine, driver: g.driver, snapshot: g.snapshot })),
   };
+}
+
+export function groupJson(run: GroupRun) {
+  return {
+    id: run.id,
+    groupId: run.groupId || null,
+    guestIds: [...run.guestIds],
+    jobIds: [...run.jobIds],
+    phase: phaseName(run.phase),
+    consistency: consistencyName(run.consistency),
+    policy: policyName(run.policy),
+    idempotencyKey: run.idempotencyKey || null,
+    requestedBy: run.requestedBy || null,
+    createdAt: iso(run.createdAt),
+    quiescedAt: iso(run.quiescedAt),
+    snapshotAt: iso(run.snapshotAt),
+    finishedAt: iso(run.finishedAt),
+    error:
+      run.phase === Phase.PHASE_FAILED || run.errorCode
+        ? { code: run.errorCode || null, message: run.errorMessage || null, phase: phaseName(run.failedIn), failedGuests: [...run.failedGuests] }
+        : null,
+    durationsMs: { quiesce: run.quiesceMs, snapshot: run.snapshotMs, archive: run.archiveMs, total: run.totalMs },
+    quiesceTimeoutMs: run.quiesceTimeoutMs,
+    members: run.members.map(jobJson),
+  };
+}
+
+export function groupInfoJson(g: GroupInfo) {
+  return { id: g.id, guestIds: [...g.guestIds], policy: policyName(g.policy), quiesceTimeoutMs: g.quiesceTimeoutMs || null };
 }

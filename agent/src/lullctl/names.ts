@@ -50,6 +50,8 @@ export function eventKindName(k: EventKind): string {
       return "stack";
     case EventKind.EVENT_KIND_NOTE:
       return "note";
+    case EventKind.EVENT_KIND_GROUP:
+      return "group";
     default:
       return "unknown";
   }

@@ -106,14 +106,18 @@ export function eventText(e: Event): string {
     }
     case EventKind.EVENT_KIND_PROGRESS:
       return `archived ${formatBytes(e.bytesDone)}${e.bytesTotal > 0 ? ` of ${formatBytes(e.bytesTotal)}` : ""}`;
+    case EventKind.EVENT_KIND_GROUP: {
+      const detail = [e.errorCode && isTerminal(e.phase) ? e.errorCode : "", e.message].filter(Boolean).join(": ");
+      return `group ${phaseName(e.phase).padEnd(12)}  ${detail}`.trimEnd();
+    }
     default:
       return `${eventKindName(e.kind)}: ${e.message}`;
   }
 }
 
-/** The `events` command's line: `#seq  time  guest  job  text`. */
+/** The `events` command's line: `#seq  time  guest  job  text` (a group run's own events: `group  <run-id>`). */
 export function eventLine(e: Event): string {
-  return `#${e.seq}  ${formatTime(e.at)}  ${e.guestId}  ${e.jobId}  ${eventText(e)}`;
+  return `#${e.seq}  ${formatTime(e.at)}  ${e.guestId || "group"}  ${e.jobId || e.groupRunId || "-"}  ${eventText(e)}`;
 }
 
 export function backupSummary(job: Job): string[] {

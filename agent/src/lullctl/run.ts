@@ -7,6 +7,7 @@ import { USAGE, parseInvocation, type Invocation } from "./args.js";
 import { backupCommand } from "./commands/backup.js";
 import { EXIT, printJson, type CommandContext } from "./commands/context.js";
 import { eventsCommand } from "./commands/events.js";
+import { groupBackupCommand, groupCommand, groupsCommand } from "./commands/groups.js";
 import { cancelCommand, infoCommand, jobCommand, jobsCommand } from "./commands/jobs.js";
 import { resolveSettings } from "./config.js";
 import type { Output } from "./output.js";
@@ -36,6 +37,12 @@ async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<nu
   switch (cmd.name) {
     case "backup":
       return backupCommand(ctx, cmd);
+    case "group-backup":
+      return groupBackupCommand(ctx, cmd);
+    case "groups":
+      return groupsCommand(ctx, cmd);
+    case "group":
+      return groupCommand(ctx, cmd);
     case "jobs":
       return jobsCommand(ctx, cmd);
     case "job":

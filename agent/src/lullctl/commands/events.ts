@@ -1,4 +1,4 @@
-// `lullctl events [--guest G] [--job J] [--after SEQ] [--follow]`: prints persisted phase events
+// `lullctl events [--guest G] [--job J] [--group RUN] [--after SEQ] [--follow]`: prints persisted phase events
 // and, with --follow, live ones, reconnecting after a broken stream without gaps or repeats.
 import type { Command } from "../args.js";
 import { followEvents } from "../event-follower.js";
@@ -24,6 +24,7 @@ export async function eventsCommand(ctx: CommandContext, cmd: Extract<Command, {
   const events = followEvents(ctx.api, {
     guestId: cmd.guest ?? "",
     jobId: cmd.jobId ?? "",
+    groupRunId: cmd.groupRunId,
     afterSeq: cmd.afterSeq,
     reconnect: cmd.follow,
     giveUpAfterMs: Infinity,

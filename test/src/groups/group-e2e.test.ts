@@ -1,0 +1,158 @@
+// Consistency groups end to end with real processes: one lull-agent, two `dir` (copy) guests with
+// three demo-app stacks and their real lull-controllers, and lullctl as the operator runs it.
+// Proven from the apps' own records, the controllers' stop/start ledgers and the persisted events
+// (read back as one stream with `lullctl events --group`): every stack was stopped before the
+// first snapshot, none ran again before the last snapshot existed, every archive restores with no
+// record written after the group's (earliest) snapshot; and when one member cannot quiesce, the
+// whole group fails and every stopped stack runs again.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { test } from "node:test";
+import { execa } from "execa";
+import { checkRestoredRecords, restoreArchive } from "../demo/restore-check.js";
+import { readRecords, recordsFile } from "../demo/records.js";
+import { ENTRY_POINTS, awaitConvergence, makeTempDir, removeDir, sleep, Site, type SiteStack } from "../support/index.js";
+
+interface JobJson {
+  id: string;
+  guestId: string;
+  phase: string;
+  snapshotAt: string | null;
+  archive: { path: string; bytes: number } | null;
+  stacks: Array<{ stack: string; state: string; resumedEarly: boolean }>;
+  error: { code: string } | null;
+}
+interface GroupJson {
+  id: string;
+  groupId: string | null;
+  guestIds: string[];
+  phase: string;
+  consistency: string;
+  snapshotAt: string | null;
+  error: { code: string; failedGuests: string[] } | null;
+  members: JobJson[];
+}
+interface EventJson {
+  seq: number;
+  at: string;
+  jobId: string;
+  guestId: string;
+  kind: string;
+  phase: string;
+  stack: string | null;
+  stackState: string | null;
+  groupRunId: string | null;
+}
+
+async function lullctl(site: Site, args: string[], timeoutMs = 120_000) {
+  return execa(process.execPath, [ENTRY_POINTS.lullctl, "--socket", site.agent.socketPath, ...args], { reject: false, timeout: timeoutMs, shell: false });
+}
+
+async function groupEvents(site: Site, runId: string): Promise<EventJson[]> {
+  const r = await lullctl(site, ["--json", "events", "--group", runId], 30_000);
+  assert.equal(r.exitCode, 0, r.stderr);
+  return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as EventJson);
+}
+
+async function withShop(run: (site: Site) => Promise<void>, quiesceTimeoutMs = 20_000): Promise<void> {
+  const site = await Site.start({
+    guests: [
+      { id: "g1", storage: "dir-copy", stacks: ["web"], seedBytes: 8 * 1024 ** 2 },
+      { id: "g2", storage: "dir-copy", stacks: ["db", "cache"], seedBytes: 8 * 1024 ** 2 },
+    ],
+    agentConfig: { zstdLevel: 9, groups: [{ id: "shop", guests: ["g1", "g2"], quiesceTimeoutMs }] },
+  });
+  try {
+    await run(site);
+  } finally {
+    await site.teardown();
+  }
+}
+
+const ms = (iso: string | null) => (iso ? Date.parse(iso) : NaN);
+const lastOf = (stack: SiteStack, verb: "stop" | "start", event: "begin" | "end") => stack.ledgerEntries().filter((e) => e.verb === verb && e.event === event).at(-1);
+
+test("a group of two dir guests and three stacks: one barrier, one snapshot point, restorable archives, one event stream", async () => {
+  await withShop(async (site) => {
+    await sleep(300); // the apps write records before the backup
+    const r = await lullctl(site, ["--json", "backup", "--group", "shop", "--wait"]);
+    assert.equal(r.exitCode, 0, `${r.stderr}\n${r.stdout}`);
+    const group = (JSON.parse(r.stdout) as { group: GroupJson }).group;
+    assert.equal(group.phase, "done");
+    assert.equal(group.consistency, "app");
+    assert.deepEqual(group.guestIds, ["g1", "g2"]);
+    assert.deepEqual(group.members.map((m) => [m.guestId, m.phase]), [["g1", "done"], ["g2", "done"]]);
+    for (const m of group.members) for (const s of m.stacks) assert.deepEqual([s.stack, s.state, s.resumedEarly], [s.stack, "resumed", true]);
+
+    const firstSnapshot = ms(group.snapshotAt);
+    const lastSnapshot = Math.max(...group.members.map((m) => ms(m.snapshotAt)));
+    assert.equal(firstSnapshot, Math.min(...group.members.map((m) => ms(m.snapshotAt))), "the run's snapshot_at is the earliest member's");
+    for (const stack of site.stacks) {
+      const stopped = lastOf(stack, "stop", "end");
+      const started = lastOf(stack, "start", "begin");
+      assert.ok(stopped && stopped.at <= firstSnapshot, `${stack.key} was stopped before the first snapshot`);
+      assert.ok(started && started.at >= lastSnapshot, `${stack.key} started ${lastSnapshot - (started?.at ?? 0)} ms before the last snapshot existed`);
+    }
+
+    // Every archive restores, with nothing written after the group's snapshot point.
+    for (const member of group.members) {
+      const restoreDir = await makeTempDir("lull-group-restore-");
+      try {
+        await restoreArchive(member.archive!.path, restoreDir);
+        for (const stack of site.stacksOf(member.guestId)) {
+          const restored = readRecords(recordsFile(join(restoreDir, stack.name)));
+          const live = readRecords(recordsFile(stack.dataDir));
+          for (const check of checkRestoredRecords(restored, live, new Date(firstSnapshot))) assert.ok(check.ok, `${stack.key}: ${check.name}: ${check.detail}`);
+        }
+      } finally {
+        await removeDir(restoreDir);
+      }
+    }
+
+    // The run's events and both members' come as one stream, in an order that proves the barrier.
+    const events = await groupEvents(site, group.id);
+    assert.ok(events.every((e) => e.groupRunId === group.id));
+    assert.deepEqual([...new Set(events.map((e) => e.guestId ?? ""))].sort(), ["", "g1", "g2"]);
+    const acks = events.filter((e) => e.kind === "stack" && e.stackState === "quiesced");
+    assert.equal(acks.length, 3);
+    const firstSnapshotting = Math.min(...events.filter((e) => e.kind === "phase" && e.phase === "snapshotting").map((e) => e.seq));
+    assert.ok(acks.every((a) => a.seq < firstSnapshotting), "every stack's ack precedes the first snapshot");
+    const point = events.find((e) => e.kind === "group" && e.phase === "snapshotted");
+    assert.ok(point);
+    assert.ok(events.filter((e) => e.kind === "phase" && e.phase === "snapshotted").every((e) => e.seq > point.seq && ms(e.at) >= lastSnapshot));
+    assert.ok(events.some((e) => e.kind === "group" && e.phase === "done"), "the run's end is in the stream");
+
+    const jobs = group.members.map((m) => ({ guestId: m.guestId, jobId: m.id }));
+    const report = await awaitConvergence(site, { jobs, sinceMs: 0, timeoutMs: 15_000 });
+    assert.deepEqual(report.problems, [], "every stack runs, nothing is left behind");
+  });
+});
+
+test("a member that cannot quiesce fails the whole group: no snapshot, every stopped stack runs again", async () => {
+  await withShop(async (site) => {
+    // g2's cache controller dies (kill -9): its lease is still alive, so g2's barrier waits for it.
+    await site.stack("g2", "cache").controller!.kill9();
+    const r = await lullctl(site, ["--json", "backup", "--group", "shop", "--wait", "--policy", "fail"]);
+    assert.equal(r.exitCode, 1, r.stdout);
+    const group = (JSON.parse(r.stdout) as { group: GroupJson }).group;
+    assert.equal(group.phase, "failed");
+    assert.equal(group.error?.code, "LULL_E_QUIESCE_TIMEOUT");
+    assert.deepEqual(group.error?.failedGuests, ["g1", "g2"]);
+    assert.deepEqual(group.members.map((m) => [m.guestId, m.error?.code]), [["g1", "LULL_E_GROUP_MEMBER_FAILED"], ["g2", "LULL_E_QUIESCE_TIMEOUT"]]);
+    assert.match(r.stderr, /^lullctl: LULL_E_QUIESCE_TIMEOUT: 2 of 2 members did not finish/m);
+    const events = await groupEvents(site, group.id);
+    assert.equal(events.filter((e) => e.phase === "snapshotting" || e.phase === "snapshotted").length, 0, "no member took a snapshot");
+
+    // The stacks that stopped (web, db) were started again by their controllers at the jobs' end.
+    for (const key of [["g1", "web"], ["g2", "db"]] as const) {
+      const stack = site.stack(key[0], key[1]);
+      const stopped = lastOf(stack, "stop", "end");
+      const started = lastOf(stack, "start", "end");
+      assert.ok(stopped && started && started.at > stopped.at, `${stack.key} runs again after its stop`);
+    }
+    await site.startController(site.stack("g2", "cache"));
+    const jobs = group.members.map((m) => ({ guestId: m.guestId, jobId: m.id }));
+    const report = await awaitConvergence(site, { jobs, sinceMs: 0, timeoutMs: 15_000 });
+    assert.deepEqual(report.problems, [], "every stack runs, nothing is left behind");
+  }, 3_000);
+});
