@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   LULL_E_GROUP_NOT_FOUND: status.NOT_FOUND,
   LULL_E_GROUP_MEMBER_FAILED: status.ABORTED,
   LULL_E_GROUP_UNSUPPORTED: status.FAILED_PRECONDITION,
+  LULL_E_RESUMED_BEFORE_SNAPSHOT: status.ABORTED,
   LULL_E_INTERNAL: status.INTERNAL,
 } as const satisfies Record<string, status>;
 

@@ -145,6 +145,24 @@ describe("failure before the snapshot point fails the whole group", () => {
     assert.equal(engine.timeline.filter((t) => t.startsWith("snapshot")).length, 0);
   });
 
+  it("a stack that runs again before the point (its controller's deadline passed) fails the group", async () => {
+    const engine = new TimelineEngine();
+    const f = setUp(engine);
+    f.register("101", "web");
+    f.register("102", "db");
+    const run = f.start({ guestIds: ["101", "102"], policy: QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT, quiesceTimeoutMs: 10_000 });
+    await f.waitFor("both quiescing", () => f.activeJob("101").phase === Phase.PHASE_QUIESCING && f.activeJob("102").phase === Phase.PHASE_QUIESCING);
+    f.acknowledge("101", "web");
+    await f.waitFor("101's barrier to end", () => f.activeJob("101").consistency === Consistency.CONSISTENCY_APP);
+    // 102's db is still being stopped when web's controller gives up and starts web again.
+    f.ledger.apply(f.activeJob("101").id, { type: "stack-resumed", stack: "web", downtimeMs: 5_000, early: false, at: Date.now() });
+    const ended = await f.waitForRunEnd(run.id);
+    assert.equal(ended.errorCode, "LULL_E_RESUMED_BEFORE_SNAPSHOT");
+    assert.match(ended.errorMessage, /cause: stack web of member 101 ran again before every member's snapshot existed/);
+    assert.deepEqual(ended.failedGuests, ["101", "102"]);
+    assert.equal(engine.timeline.filter((t) => t.startsWith("snapshot")).length, 0);
+  });
+
   it("cancelling one member before the point fails the group", async () => {
     const engine = new TimelineEngine();
     const f = setUp(engine);

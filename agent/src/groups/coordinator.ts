@@ -10,7 +10,7 @@
 // jobs end failed, and every controller resumes its stack. After the point members go on alone.
 // The run's outcome is settled from the member jobs once all ended. Member jobs' committed events
 // only say "look again" (reconcile reads the store), never re-entering the bus that delivered them.
-import { Consistency, EventKind, Phase, type Job } from "@lull/proto";
+import { Consistency, EventKind, Phase, StackState, type Job } from "@lull/proto";
 import { LullError, isTerminal, phaseName, type Clock, type Logger } from "@lull/shared";
 import type { EventBus } from "../events/bus.js";
 import type { JobRecord } from "../jobs/job.js";
@@ -104,7 +104,8 @@ export class GroupCoordinator {
     this.active.set(run.id, group);
     for (const m of members) this.byJob.set(m.id, group);
     group.unsubscribe = this.deps.bus.subscribe({ groupRunId: run.id }, (event) => {
-      if (event.kind === EventKind.EVENT_KIND_PHASE) this.schedule(group);
+      const resumed = event.kind === EventKind.EVENT_KIND_STACK && event.stackState === StackState.STACK_STATE_RESUMED;
+      if (event.kind === EventKind.EVENT_KIND_PHASE || resumed) this.schedule(group);
     });
     this.commit(group, { type: "start" });
     const limit = run.quiesceTimeoutMs + this.barrierSlackMs;
@@ -210,6 +211,11 @@ export class GroupCoordinator {
     if (cause && !group.point.settled) {
       this.fail(group, cause.errorCode || "LULL_E_INTERNAL", causeOf(cause));
     }
+    // A stack running again before the point (its controller's deadline passed): the group cannot be consistent.
+    const early = group.point.settled ? undefined : resumedEarly(members);
+    if (early) {
+      this.fail(group, "LULL_E_RESUMED_BEFORE_SNAPSHOT", `stack ${early.stack} of member ${early.guestId} ran again before every member's snapshot existed (its controller stopped waiting)`);
+    }
     const archiving = members.some((m) => m.phase === Phase.PHASE_ARCHIVING || m.phase === Phase.PHASE_DONE || m.failedIn === Phase.PHASE_ARCHIVING);
     const pastPoint = run.phase === Phase.PHASE_SNAPSHOTTED || (run.phase === Phase.PHASE_SNAPSHOTTING && group.point.settled && !group.failure);
     if (archiving && pastPoint) run = this.deps.ledger.apply(group.id, { type: "archiving" });
@@ -250,4 +256,14 @@ export class GroupCoordinator {
       () => {},
     );
   }
+}
+
+/** A stack of a member that has not ended and that already runs again, if any. */
+function resumedEarly(members: readonly Job[]): { guestId: string; stack: string } | undefined {
+  for (const m of members) {
+    if (isTerminal(m.phase)) continue;
+    const s = m.stacks.find((x) => x.state === StackState.STACK_STATE_RESUMED);
+    if (s) return { guestId: m.guestId, stack: s.stack };
+  }
+  return undefined;
 }
