@@ -44,7 +44,11 @@ test("event stream cut and restored: watchers resume from their last sequence, m
     jobs.push({ guestId: "g1", jobId: await startJob(site, "g1") });
     await backupDone(jobs[0]!.jobId);
     await site.agent.stop(); // a clean stop between two jobs
+    const beforeRestart = ctl().mark();
     await site.restartAgent("pause-in:snapshotted");
+    // The agent sends the stream's headers at once: the controller knows its stream is back
+    // before any new event, and stops polling.
+    await ctl().waitForLog((l) => l.msg === "event stream connected", 5_000, beforeRestart);
     const second = await startJob(site, "g1");
     jobs.push({ guestId: "g1", jobId: second });
     await site.agent.proc.waitForLog((l) => l.msg === "paused at failpoint" && l.jobId === second, 30_000);
