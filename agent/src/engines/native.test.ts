@@ -11,6 +11,7 @@ import { LullError, silentLogger } from "@lull/shared";
 import type { AgentConfig } from "../config.js";
 import { createExecaRunner } from "../exec/execa-runner.js";
 import { SNAPSHOTS_DIR } from "../storage/btrfs.js";
+import { storageKinds } from "../storage/index.js";
 import { jobId, testConfig } from "../storage/testing/config.js";
 import { createLoopBtrfs, createSubvolume, type LoopMount } from "../storage/testing/loop-btrfs.js";
 import { extractArchive, listTree, makeSampleTree, writeRandomFile } from "../storage/testing/tree.js";
@@ -217,11 +218,12 @@ describe("native engine", () => {
     await assert.rejects(stat(config.stagingDir), { code: "ENOENT" });
   });
 
-  it("a storage driver this build lacks is LULL_E_CONFIG_INVALID", async () => {
-    const config = testConfig(root, [{ id: "301", driver: "lvmthin", volumes: [{ name: "d", path: "/dev/pve/data" }] }]);
+  it("every driver kind is registered; lvmthin where no such LV exists fails the snapshot, naming the lvs call", async () => {
+    assert.deepEqual(storageKinds().sort(), ["btrfs", "dir", "lvmthin", "zfs"]);
+    const config = testConfig(root, [{ id: "301", driver: "lvmthin", volumes: [{ name: "d", path: "/dev/lull-test-none/data" }] }]);
     await assert.rejects(
       engineFor(config).run(runOf(config, jobId(7), recordingHooks())),
-      (err: unknown) => err instanceof LullError && err.code === "LULL_E_CONFIG_INVALID" && /lvmthin/.test(err.message),
+      (err: unknown) => err instanceof LullError && err.code === "LULL_E_SNAPSHOT_FAILED" && /\blvs\b.*lull-test-none\/data/.test(err.message),
     );
   });
 
