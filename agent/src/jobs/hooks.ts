@@ -2,7 +2,7 @@
 // the ledger before it returns, so the engine's next side effect follows durable intent.
 // Progress is persisted at most every `progressIntervalMs`, plus a trailing and a final one.
 import { Consistency, Phase, type SnapshotMode } from "@lull/proto";
-import type { Clock, Logger } from "@lull/shared";
+import { LullError, type Clock, type Logger } from "@lull/shared";
 import type { EngineHooks } from "../engines/engine.js";
 import type { EventBus } from "../events/bus.js";
 import type { GroupMembership } from "../groups/coordinator.js";
@@ -75,6 +75,10 @@ export class RunHooks implements EngineHooks {
   }
 
   skipQuiesce(reason: string): void {
+    // A group member never skips: the group's barrier is what makes its snapshot point consistent.
+    if (this.deps.group) {
+      throw new LullError("LULL_E_GROUP_UNSUPPORTED", `job ${this.jobId} of group run ${this.deps.group.groupRunId} cannot skip the group's quiesce barrier (${reason})`);
+    }
     this.deps.log.info({ reason }, "nothing to quiesce");
     this.commit({ type: "skip-quiesce", reason });
   }
