@@ -3,7 +3,7 @@
 // tally of what happened. See matrix.ts for the command line.
 import { EventFollower, Site, loopBtrfsUnavailable, readAllEvents, type SiteGuestSpec } from "../support/index.js";
 import { faultFor, seededRandom } from "./faults.js";
-import { runIteration, type IterationContext, type IterationResult, type Problem, type ProblemCategory } from "./matrix-iteration.js";
+import { runIteration, type DeadlineTiming, type IterationContext, type IterationResult, type Problem, type ProblemCategory } from "./matrix-iteration.js";
 
 export interface MatrixOptions {
   iterations: number;
@@ -23,6 +23,7 @@ export interface MatrixSummary {
   outcomes: Map<string, number>;
   faults: Map<string, number>;
   failedIterations: number[];
+  deadlineTimings: DeadlineTiming[];
 }
 
 export const DEADLINE_MS = 12_000;
@@ -93,6 +94,7 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixSummary> {
     outcomes: new Map(),
     faults: new Map(),
     failedIterations: [],
+    deadlineTimings: [],
   };
   const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
   const record = (problems: readonly Problem[]) => problems.forEach((p) => (summary.problems[p.category] += 1));
@@ -123,7 +125,7 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixSummary> {
       try {
         result = await withTimeout(runIteration(ctx, i + 1, fault), ITERATION_TIMEOUT_MS, `iteration ${i + 1}`);
       } catch (err) {
-        result = { index: i + 1, fault: JSON.stringify(fault), family: fault.kind, durationMs: 0, outcomes: [], stopped: 0, resumed: 0, problems: [{ category: "stuck", detail: (err as Error).message }] };
+        result = { index: i + 1, fault: JSON.stringify(fault), family: fault.kind, durationMs: 0, outcomes: [], stopped: 0, resumed: 0, problems: [{ category: "stuck", detail: (err as Error).message }], deadlineTimings: [] };
       }
       summary.runs += 1;
       summary.jobs += result.outcomes.length;
@@ -132,6 +134,7 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixSummary> {
       result.outcomes.forEach((out) => bump(summary.outcomes, out));
       bump(summary.faults, result.family);
       record(result.problems);
+      summary.deadlineTimings.push(...result.deadlineTimings);
       const ok = result.problems.length === 0;
       o.print(`#${result.index} ${result.fault} ${(result.durationMs / 1000).toFixed(1)}s ${result.outcomes.join(",")} stopped ${result.resumed}/${result.stopped} ${ok ? "ok" : "PROBLEMS"}`);
       if (!ok) {
@@ -153,6 +156,17 @@ export function summaryFailed(s: MatrixSummary): boolean {
   return CATEGORIES.some((c) => s.problems[c] > 0) || s.stacksResumed !== s.stacksStopped;
 }
 
+function deadlineLines(timings: readonly DeadlineTiming[]): string[] {
+  if (timings.length === 0) return ["  resumes by the deadline (agent down)           0"];
+  const max = (k: keyof Omit<DeadlineTiming, "stack">) => Math.max(...timings.map((t) => t[k]));
+  const overOne = timings.filter((t) => t.runningLateMs > 1_000).length;
+  return [
+    `  ${"resumes by the deadline (agent down)".padEnd(44)} ${timings.length}`,
+    `    timer fired at most ${max("firedLateMs")} ms late, start begun at most ${max("startLateMs")} ms after the deadline`,
+    `    app running again at most ${max("runningLateMs")} ms after the deadline (${overOne} of ${timings.length} later than 1 s: the start itself)`,
+  ];
+}
+
 export function formatSummary(s: MatrixSummary): string {
   const row = (label: string, value: number | string) => `  ${label.padEnd(44)} ${value}`;
   const lines = [
@@ -162,6 +176,7 @@ export function formatSummary(s: MatrixSummary): string {
     row("stacks stopped", s.stacksStopped),
     row("stacks resumed", s.stacksResumed),
     ...CATEGORIES.map((c) => row(c === "stuck" ? "stuck jobs" : c === "leak" ? "leaks" : c, s.problems[c])),
+    ...deadlineLines(s.deadlineTimings),
     "outcomes by phase:",
     ...[...s.outcomes.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => row(k, v)),
     "faults:",
