@@ -65,7 +65,12 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       node: config.node,
       version: deps.version,
       startedAt: deps.startedAt,
-      guests: config.guests.map((g) => ({ id: g.id, engine: g.engine, driver: g.engine === "native" ? g.driver : "", snapshot: snapshotKind(g) })),
+      // A vzdump guest: no driver; `snapshot` is the vzdump mode asked for (vzdump may fall back).
+      guests: config.guests.map((g) =>
+        g.engine === "native"
+          ? { id: g.id, engine: g.engine, driver: g.driver, snapshot: snapshotKind(g) }
+          : { id: g.id, engine: g.engine, driver: "", snapshot: g.mode ?? config.pve.vzdump.mode },
+      ),
       lastEventSeq: store.lastEventSeq(),
     })),
 

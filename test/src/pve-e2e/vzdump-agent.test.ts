@@ -121,6 +121,11 @@ describe("vzdump engine end to end (real agent, real controllers, fake Proxmox t
     assert.equal(stack.resumedEarly, false);
     assert.ok(stack.resumedAt!.getTime() >= job.finishedAt!.getTime());
     assert.equal(vzdumpArgv(102)[0]![2], "stop");
+    const info = await site.agent.client().info();
+    assert.deepEqual(
+      info.guests.filter((g) => g.id === "101" || g.id === "102").map((g) => [g.id, g.engine, g.driver, g.snapshot]),
+      [["101", "vzdump", "", "snapshot"], ["102", "vzdump", "", "stop"]],
+    );
     assert.ok(await stackRunning(site.stack("mailer").dataDir));
   });
 
