@@ -3,8 +3,9 @@
 // Proven from the apps' own records, the controllers' stop/start ledgers and the persisted events
 // (read back as one stream with `lullctl events --group`): every stack was stopped before the
 // first snapshot, none ran again before the last snapshot existed, every archive restores with no
-// record written after the group's (earliest) snapshot; and when one member cannot quiesce, the
-// whole group fails and every stopped stack runs again.
+// record written after the group's (earliest) snapshot; when one member cannot quiesce, the whole
+// group fails and every stopped stack runs again; and after a kill -9 of the agent inside a run,
+// the restarted agent settles the run from its members and the site converges.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -54,8 +55,9 @@ async function groupEvents(site: Site, runId: string): Promise<EventJson[]> {
   return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as EventJson);
 }
 
-async function withShop(run: (site: Site) => Promise<void>, quiesceTimeoutMs = 20_000): Promise<void> {
+async function withShop(run: (site: Site) => Promise<void>, quiesceTimeoutMs = 20_000, agentFailpoint?: string): Promise<void> {
   const site = await Site.start({
+    ...(agentFailpoint ? { agentFailpoint } : {}),
     guests: [
       { id: "g1", storage: "dir-copy", stacks: ["web"], seedBytes: 8 * 1024 ** 2 },
       { id: "g2", storage: "dir-copy", stacks: ["db", "cache"], seedBytes: 8 * 1024 ** 2 },
@@ -156,3 +158,34 @@ test("a member that cannot quiesce fails the whole group: no snapshot, every sto
     assert.deepEqual(report.problems, [], "every stack runs, nothing is left behind");
   }, 3_000);
 });
+
+test("agent kill -9 inside a group run: after the restart the run failed with its members named, every stack runs again, nothing is left", async () => {
+  await withShop(
+    async (site) => {
+      const r = await lullctl(site, ["--json", "backup", "--group", "shop"]);
+      assert.equal(r.exitCode, 0, r.stderr);
+      const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+      await site.agent.proc.waitForLog((l) => l.msg === "paused at failpoint", 30_000);
+      await site.agent.kill9();
+      await site.restartAgent();
+
+      const shown = await lullctl(site, ["--json", "group", runId], 30_000);
+      assert.equal(shown.exitCode, 0, shown.stderr);
+      const group = JSON.parse(shown.stdout) as GroupJson & { error: { code: string; phase: string; failedGuests: string[] } };
+      assert.equal(group.phase, "failed");
+      assert.equal(group.error.code, "LULL_E_AGENT_RESTARTED");
+      assert.equal(group.error.phase, "snapshotting", "the run had passed its barrier when the agent died");
+      assert.deepEqual(group.error.failedGuests, ["g1", "g2"]);
+      assert.ok(group.members.every((m) => m.phase === "failed" && m.error?.code === "LULL_E_AGENT_RESTARTED"));
+      const events = await groupEvents(site, runId);
+      assert.ok(events.some((e) => e.kind === "group" && e.phase === "failed"), "the settled end is in the run's stream");
+
+      const jobs = group.members.map((m) => ({ guestId: m.guestId, jobId: m.id }));
+      const report = await awaitConvergence(site, { jobs, sinceMs: 0, timeoutMs: 20_000 });
+      assert.deepEqual(report.problems, [], "every stack runs again, no staging copy or partial archive is left");
+    },
+    20_000,
+    "pause-in:snapshotting",
+  );
+});
+
