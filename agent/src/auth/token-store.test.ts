@@ -32,7 +32,7 @@ test("a guest token authenticates as its guest (and stack); the database never h
     ].sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)),
   );
   store.close();
-  const secret = guest.token.slice(guest.token.lastIndexOf("_") + 1);
+  const secret = guest.token.slice("lull_".length + 13);
   for (const file of [path, `${path}-wal`]) {
     let bytes = "";
     try {
