@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, test, type TestContext } from "node:test";
 import { Consistency, EventKind, Phase, SnapshotMode, StackState, type Job } from "@lull/proto";
 import { phaseName } from "@lull/shared";
-import { loopBtrfsUnavailable, makeTempDir, mountLoopBtrfs, phaseSequence, removeDir, type LoopBtrfs } from "../support/index.js";
+import { loopBtrfsUnavailable, makeTempDir, mountLoopBtrfs, phaseSequence, removeDir, requireAvailable, type LoopBtrfs } from "../support/index.js";
 import { summarizeViolations, type Violation } from "./check.js";
 import { runIsolationScenario, SERVICES, type ScenarioResult } from "./scenario.js";
 
@@ -57,17 +57,14 @@ function quiesceBeganAt(r: ScenarioResult): number {
   return event.at.getTime();
 }
 
-async function scenario(t: TestContext, name: string, quiesce: "stop" | "refuse" | "none") {
-  if (unavailable || !scratch || !btrfs) {
-    t.skip(`loop-mounted btrfs unavailable: ${unavailable ?? "setup failed"}`);
-    return undefined;
-  }
+async function scenario(name: string, quiesce: "stop" | "refuse" | "none") {
+  requireAvailable("a loop-mounted btrfs (root, btrfs-progs)", unavailable ?? (!scratch || !btrfs ? "setup failed" : undefined));
+  assert.ok(scratch && btrfs);
   return runIsolationScenario({ scratch: join(scratch, name), btrfs, name, quiesce, snapshotDelayMs: SNAPSHOT_DELAY_MS });
 }
 
 test("quiesced stacks: nothing written after the snapshot is restored, every acknowledged record is, SQLite is intact", async (t) => {
-  const r = await scenario(t, "quiesced", "stop");
-  if (!r) return;
+  const r = await scenario("quiesced", "stop");
   const snapshotAt = assertDoneWithSnapshot(r);
   assert.equal(r.job.consistency, Consistency.CONSISTENCY_APP, describeJob(r.job));
   for (const stack of r.job.stacks) {
@@ -108,8 +105,7 @@ function assertCaughtWritesAfterSnapshot(t: TestContext, r: ScenarioResult): voi
 }
 
 test("quiesce refused, policy crash-consistent: the same check reports records written after the snapshot", async (t) => {
-  const r = await scenario(t, "refused", "refuse");
-  if (!r) return;
+  const r = await scenario("refused", "refuse");
   assertCaughtWritesAfterSnapshot(t, r);
   // The barrier ends at the first refusal; stacks whose refusal came later stay pending in the job.
   const refused = r.job.stacks.filter((s) => s.state === StackState.STACK_STATE_REFUSED);
@@ -126,8 +122,7 @@ test("quiesce refused, policy crash-consistent: the same check reports records w
 });
 
 test("no stacks registered, policy crash-consistent: the same check reports records written after the snapshot", async (t) => {
-  const r = await scenario(t, "unregistered", "none");
-  if (!r) return;
+  const r = await scenario("unregistered", "none");
   assertCaughtWritesAfterSnapshot(t, r);
   assert.deepEqual(r.job.stacks, []);
 });

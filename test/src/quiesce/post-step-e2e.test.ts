@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ProcessStack } from "@lull/controller/testing";
-import { ENTRY_POINTS, makeTempDir, removeDir, startAgent, startController, type AgentProcess, type ControllerProcess } from "../support/index.js";
+import { ENTRY_POINTS, makeTempDir, removeDir, requireAvailable, startAgent, startController, type AgentProcess, type ControllerProcess } from "../support/index.js";
 import { postgresUnavailable, startPgCluster, type PgCluster } from "./pg-cluster.js";
 
 function lullctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -21,7 +21,7 @@ function lullctl(args: string[]): Promise<{ code: number; stdout: string; stderr
 
 const unavailable = postgresUnavailable();
 
-describe("post steps end to end (real agent, controller binary, lullctl, PostgreSQL)", { skip: unavailable }, () => {
+describe("post steps end to end (real agent, controller binary, lullctl, PostgreSQL)", () => {
   let scratch: string;
   let pg: PgCluster;
   let agent: AgentProcess;
@@ -29,6 +29,7 @@ describe("post steps end to end (real agent, controller binary, lullctl, Postgre
   const stacks: ProcessStack[] = [];
 
   before(async () => {
+    requireAvailable("PostgreSQL (root, apt-get install postgresql)", unavailable);
     scratch = await makeTempDir("lull-post-e2e-");
     pg = await startPgCluster();
     const data = join(scratch, "data");
@@ -112,6 +113,3 @@ describe("post steps end to end (real agent, controller binary, lullctl, Postgre
   });
 });
 
-if (unavailable) {
-  it("post steps end to end could not run here", { skip: unavailable }, () => undefined);
-}

@@ -14,6 +14,7 @@ import { Controller, controllerConfigSchema } from "@lull/controller";
 import { Harness } from "@lull/controller/testing";
 import { createAgentClient } from "@lull/shared";
 import { makeTempDir, removeDir, waitFor } from "../support/temp.js";
+import { requireAvailable } from "../support/require.js";
 import { postgresUnavailable, startPgCluster, type PgCluster } from "./pg-cluster.js";
 
 const S = StackState;
@@ -36,10 +37,11 @@ async function harness(pg: PgCluster, database: string, journal: string): Promis
 const lullSessions = (pg: PgCluster) =>
   pg.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lull-controller' AND backend_type = 'client backend'");
 
-describe("postgres session step (real PostgreSQL)", { skip: unavailable }, () => {
+describe("postgres session step (real PostgreSQL)", () => {
   let pg: PgCluster;
   let scratch: string;
   before(async () => {
+    requireAvailable("PostgreSQL (root, apt-get install postgresql)", unavailable);
     pg = await startPgCluster();
     scratch = await makeTempDir("lull-pg-journal-");
   });
@@ -124,6 +126,3 @@ describe("postgres session step (real PostgreSQL)", { skip: unavailable }, () =>
   });
 });
 
-if (unavailable) {
-  it("postgres session step (real PostgreSQL) could not run here", { skip: unavailable }, () => undefined);
-}

@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { chmod, mkdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
-import { ENTRY_POINTS, makeTempDir, removeDir, startAgent, startProcess, type AgentProcess } from "../support/index.js";
+import { ENTRY_POINTS, makeTempDir, removeDir, requireAvailable, startAgent, startProcess, type AgentProcess } from "../support/index.js";
 
 let scratch: string;
 let agent: AgentProcess;
@@ -26,7 +26,6 @@ function connectAsNobody(path: string) {
   return run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "-e", script]);
 }
 
-const rootOnly = () => (process.getuid?.() === 0 ? false : "needs root (setpriv to nobody)");
 
 before(async () => {
   scratch = await makeTempDir("lull-sec-socket-");
@@ -52,7 +51,8 @@ test("the socket is 0600 in a 0700 directory of the agent's user; root's lullctl
   assert.equal(JSON.parse(info.stdout).node, "test-node");
 });
 
-test("a non-root user cannot connect: the directory refuses it, and so does the socket itself", { skip: rootOnly() }, async () => {
+test("a non-root user cannot connect: the directory refuses it, and so does the socket itself", async () => {
+  requireAvailable("root (to run a client as nobody with setpriv)", process.getuid?.() === 0 ? undefined : "not root");
   // Open the way down to the socket's directory so that only the agent's own modes stand between.
   for (const d of [scratch, join(scratch, "agent")]) await chmod(d, 0o755);
   const byDir = await connectAsNobody(agent.socketPath);

@@ -13,3 +13,4 @@ export * from "./leftovers.js";
 export * from "./event-follower.js";
 export * from "./site.js";
 export * from "./convergence.js";
+export * from "./require.js";

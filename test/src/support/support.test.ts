@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { loopBtrfsUnavailable, mountLoopBtrfs } from "./btrfs.js";
 import { isPidAlive, startProcess } from "./process.js";
 import { makeTempDir, removeDir } from "./temp.js";
+import { requireAvailable } from "./require.js";
 
 const CHATTY = `
 let n = 0;
@@ -41,10 +42,7 @@ test("kill9 ends a process that ignores SIGTERM; a missing log line times out wi
 
 test("a loop-mounted btrfs gives real subvolumes and tears down cleanly", async (t) => {
   const why = await loopBtrfsUnavailable();
-  if (why) {
-    t.skip(`loop-mounted btrfs unavailable: ${why}`);
-    return;
-  }
+  requireAvailable("a loop-mounted btrfs (root, btrfs-progs)", why);
   const dir = await makeTempDir("lull-btrfs-test-");
   const fs = await mountLoopBtrfs({ dir, sizeBytes: 256 * 1024 ** 2 });
   try {
