@@ -85,6 +85,26 @@ test("a bad config exits 2 with an error naming the key", async (t) => {
   assert.match(flagLevel.stderr.join("\n"), /logLevel/);
 });
 
+test("an unreadable token file exits 2 naming the key, and still starts a stack a crash left stopped", async (t) => {
+  const w = await world(t);
+  w.stack.stopNow();
+  w.markers.write({
+    jobId: "j-0000000000000000000000000a",
+    guestId: "demo",
+    stack: "app",
+    agent: w.agent.address,
+    controllerId: "crashed-1",
+    stoppedAt: Date.now() - 1_000,
+    resumeDeadline: Date.now() + 60_000,
+  });
+  const missing = join(w.dir, "no-such.token");
+  const child = ChildController.withConfig(w.dir, { ...w.config, agent: { address: w.agent.address, tokenFile: missing, insecure: true } });
+  assert.equal((await child.exited).code, 2);
+  assert.match(child.stderr.join("\n"), /LULL_E_CONFIG_INVALID: .*agent\.tokenFile/);
+  assert.equal(w.stack.isRunning(), true, "the stack the crash left stopped runs again");
+  assert.equal(w.markers.read().kind, "none", "the marker is cleared");
+});
+
 test("SIGTERM while holding the stack stopped: resumes it, unregisters, exits 0", async (t) => {
   const w = await world(t);
   const child = w.start();

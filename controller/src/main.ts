@@ -4,9 +4,11 @@
 // usage, 1 on an unexpected error. SIGTERM/SIGINT: shut down (the stack runs again, the stack is
 // unregistered); a second signal exits at once.
 import { parseArgs } from "node:util";
-import { asLullError, createLogger, type Logger } from "@lull/shared";
+import { asLullError, createLogger, systemClock, type Logger } from "@lull/shared";
 import { loadControllerConfig, type ControllerConfig } from "./config.js";
 import { Controller } from "./controller.js";
+import { createFileMarkerStore } from "./marker-store.js";
+import { createStackDriver, startAndVerify } from "./stacks/index.js";
 
 const USAGE = "usage: lull-controller [--config FILE] [--log-level fatal|error|warn|info|debug|trace|silent]";
 
@@ -48,6 +50,23 @@ async function freezeProcess(): Promise<void> {
   for (;;) Atomics.wait(cell, 0, 0);
 }
 
+/**
+ * The controller cannot run (e.g. its token file is missing), but a marker left by a crash means the
+ * stack may be down: start it anyway, then clear the marker. The stack is never left down.
+ */
+async function resumeIfMarked(config: Readonly<ControllerConfig>, log: Logger): Promise<void> {
+  const markers = createFileMarkerStore(config.markerDir, config.stack);
+  try {
+    if (markers.read().kind === "none") return;
+    log.warn({ stack: config.stack }, "marker found at start — starting the stack before exiting");
+    const startMs = await startAndVerify(createStackDriver(config.driver), systemClock);
+    markers.clear();
+    log.info({ stack: config.stack, startMs }, "stack resumed without the agent");
+  } catch (err) {
+    log.error({ err: asLullError(err).message, code: asLullError(err).code }, "resuming the stack failed");
+  }
+}
+
 async function main(): Promise<void> {
   const config = loadOrExit();
   const log: Logger = createLogger({ name: "lull-controller", level: config.logLevel });
@@ -65,7 +84,16 @@ async function main(): Promise<void> {
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
 
-  const controller = new Controller({ config, log, freeze: freezeProcess });
+  let controller: Controller;
+  try {
+    controller = new Controller({ config, log, freeze: freezeProcess });
+  } catch (err) {
+    const e = asLullError(err);
+    log.fatal({ code: e.code, err: e.message }, "controller cannot start");
+    process.stderr.write(`lull-controller: ${e.code}: ${e.message}\n`);
+    await resumeIfMarked(config, log);
+    process.exit(e.code === "LULL_E_CONFIG_INVALID" ? 2 : 1);
+  }
   try {
     await controller.run(shutdown.signal);
   } catch (err) {
