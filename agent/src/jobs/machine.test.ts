@@ -194,6 +194,18 @@ describe("job state machine: what transitions record", () => {
     assert.equal(codeOf(() => transition(timedOut, { type: "stack-acknowledged", stack: "web", at: T0 }, T0)), "LULL_E_WRONG_PHASE");
   });
 
+  it("a barrier that ends on a refusal leaves no stack PENDING: the unanswered ones are NOT_ANSWERED", () => {
+    const q = transition(jobIn(P.PHASE_QUEUED, { stacks: [] }), { type: "start-quiesce", stacks: ["db", "web", "log"] }, T0).job;
+    const refused = transition(q, { type: "stack-refused", stack: "web", reason: "busy" }, T0 + 1).job;
+    const ended = transition(refused, { type: "barrier-ended", consistency: Consistency.CONSISTENCY_CRASH, timedOut: false, note: "n" }, T0 + 2).job;
+    assert.deepEqual(
+      ended.stacks.map((s) => [s.stack, s.state]),
+      [["db", StackState.STACK_STATE_NOT_ANSWERED], ["log", StackState.STACK_STATE_NOT_ANSWERED], ["web", StackState.STACK_STATE_REFUSED]],
+    );
+    assert.equal(ended.stacks[2]?.reason, "busy", "the refusal keeps its reason");
+    assert.equal(codeOf(() => transition(ended, { type: "stack-acknowledged", stack: "db", at: T0 + 3 }, T0 + 3)), "LULL_E_WRONG_PHASE");
+  });
+
   it("durations: each phase's time is added when it is left; the total at the end", () => {
     let job = jobIn(P.PHASE_QUEUED, { stacks: [] });
     const step = (e: JobEvent, at: number) => (job = transition(job, e, T0 + at).job);

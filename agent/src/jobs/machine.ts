@@ -15,7 +15,8 @@
 //
 // Inside `quiescing` the barrier runs: `start-quiesce` fixes the set of stacks (PENDING);
 // acknowledgements and refusals change one stack each; `barrier-ended` records the
-// consistency (APP or CRASH) and marks stacks still pending as TIMED_OUT when it timed out.
+// consistency (APP or CRASH) and marks stacks still pending as TIMED_OUT when it timed out, else
+// NOT_ANSWERED (the barrier ended on another stack's refusal).
 // `skip-quiesce` closes the barrier without one (the engine has nothing to quiesce — vzdump on a
 // guest that is not running calls no pre-stop hook): consistency CRASH, since Lull quiesced
 // nothing, and a NOTE that says why; the job then leaves `queued` straight for snapshotting or
@@ -149,12 +150,14 @@ function endBarrier(job: JobRecord, event: Extract<JobEvent, { type: "barrier-en
   if (job.phase !== P.PHASE_QUIESCING || barrierEnded(job)) throw wrongPhase(job, event);
   let next: JobRecord = { ...job, consistency: event.consistency, updatedAt: new Date(now) };
   const effects: Effect[] = [];
-  if (event.timedOut) {
-    for (const s of job.stacks.filter((x) => x.state === StackState.STACK_STATE_PENDING)) {
-      const t = withStack(next, s.stack, { state: StackState.STACK_STATE_TIMED_OUT, reason: "no acknowledgement before the quiesce timeout" }, now);
-      next = t.job;
-      effects.push(...t.effects);
-    }
+  // No stack stays PENDING once the barrier has ended: a finished job must not look like it still waits.
+  const unanswered = event.timedOut
+    ? { state: StackState.STACK_STATE_TIMED_OUT, reason: "no acknowledgement before the quiesce timeout" }
+    : { state: StackState.STACK_STATE_NOT_ANSWERED, reason: "the quiesce barrier ended before this stack answered" };
+  for (const s of job.stacks.filter((x) => x.state === StackState.STACK_STATE_PENDING)) {
+    const t = withStack(next, s.stack, unanswered, now);
+    next = t.job;
+    effects.push(...t.effects);
   }
   const message = event.note ?? (event.consistency === Consistency.CONSISTENCY_APP ? "every stack quiesced" : "quiesce barrier ended");
   effects.push({ type: "emit", event: eventFor(next, EventKind.EVENT_KIND_NOTE, { message }) });
