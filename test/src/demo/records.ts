@@ -1,7 +1,8 @@
 // The demo app's data: one JSON line per record, `{"id":<n>,"at":<ms since epoch>}`, ids
 // increasing by one, in `<dataDir>/records.jsonl`; its pid file is `<dataDir>/app.pid`.
-import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { readJsonLines } from "../support/json-lines.js";
 
 export interface AppRecord {
   id: number;
@@ -18,24 +19,7 @@ export function formatRecord(record: AppRecord): string {
 
 /** Every complete record of a records file (a torn last line, from a crash, is ignored). */
 export function readRecords(path: string): AppRecord[] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
-  }
-  const records: AppRecord[] = [];
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    try {
-      const r = JSON.parse(line) as AppRecord;
-      if (Number.isInteger(r.id) && Number.isFinite(r.at)) records.push(r);
-    } catch {
-      // torn line
-    }
-  }
-  return records;
+  return (readJsonLines(path) as AppRecord[]).filter((r) => Number.isInteger(r?.id) && Number.isFinite(r?.at));
 }
 
 /** The last complete record, reading only the file's tail. */

@@ -2,8 +2,9 @@
 // writer's clock (ms since epoch) taken just before the write began. The ledger lives outside
 // the backed-up data (`<runDir>/acks.jsonl`), one JSON line per record, appended only after the
 // record is durable: `{"id":7,"at":…,"ackedAt":…}`.
-import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { readJsonLines } from "../support/json-lines.js";
 
 /** A record as stored by a service (and as restored from a backup). */
 export interface StoredRecord {
@@ -55,21 +56,11 @@ export class LedgerWriter {
 
 /** Every acknowledgement in a ledger, in order; a missing ledger is empty. */
 export function readLedger(path: string): AckedRecord[] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
-  }
-  const acked: AckedRecord[] = [];
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    const r = JSON.parse(line) as AckedRecord;
+  const acked = readJsonLines(path, { torn: "throw" }) as AckedRecord[];
+  for (const r of acked) {
     if (!Number.isInteger(r.id) || !Number.isFinite(r.at) || !Number.isFinite(r.ackedAt)) {
-      throw new Error(`bad ledger line in ${path}: ${line}`);
+      throw new Error(`bad ledger line in ${path}: ${JSON.stringify(r)}`);
     }
-    acked.push(r);
   }
   return acked;
 }

@@ -2,10 +2,10 @@
 // counted-stack-ctl.js, which notes every start/stop in a ledger file; this module builds that
 // driver and reads the ledger back.
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { CommandDriver } from "./controller-process.js";
 import { ENTRY_POINTS } from "./paths.js";
+import { readJsonLines } from "./json-lines.js";
 
 export const COUNTED_STACK_CTL = fileURLToPath(new URL("./counted-stack-ctl.js", import.meta.url));
 
@@ -41,23 +41,7 @@ export function countedAppDriver(o: CountedDriverOptions): CommandDriver & { ver
 
 /** Every ledger line (a missing ledger is empty; a torn last line is ignored). */
 export function readLedger(path: string): LedgerEntry[] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
-  }
-  const entries: LedgerEntry[] = [];
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    try {
-      entries.push(JSON.parse(line) as LedgerEntry);
-    } catch {
-      // torn line
-    }
-  }
-  return entries;
+  return readJsonLines(path) as LedgerEntry[];
 }
 
 /** How many times `verb` was invoked (begin lines) at or after `sinceMs`. */
