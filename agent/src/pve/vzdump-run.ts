@@ -86,11 +86,13 @@ export class VzdumpRun implements HookSession {
       this.o.hooks.note(message);
     } catch (err) {
       const e = asLullError(err);
-      // vzdump goes on after a job failed (a veto at pre-stop ends the job first): keep its lines in the log.
-      if (e.code === "LULL_E_JOB_TERMINAL") this.o.log.info({ vmid: this.o.vmid, line: message }, "vzdump output after the job ended");
-      else this.call("note", () => {
-        throw e;
-      });
+      if (e.code !== "LULL_E_JOB_TERMINAL") {
+        this.hookError ??= e;
+        this.o.log.error({ vmid: this.o.vmid, what: "note", err: e.message }, "engine hook failed");
+        return;
+      }
+      // vzdump goes on after its job ended (a veto at pre-stop fails the job first): its lines go to the log.
+      this.o.log.info({ vmid: this.o.vmid, line: message }, "vzdump output after the job ended");
     }
   }
 
