@@ -1,17 +1,8 @@
 // Public surface of the Proxmox side, for the daemon's wiring (main/agent) and for tests.
 //
-// Wiring sketch (the lead owns it):
-//   const pve = config.pve;                                   // pveConfigSchema, merged into the agent config
-//   const hookServer = new HookServer({ socketPath: pve.hook.socketPath, log, onForeignBackup });
-//   await hookServer.start();
-//   const hookScriptPath = await installHookLauncher({ ...pve.hook });
-//   const lvmthin = createLvmThinDriver(driverDeps, { thinPool: pve.thinPool, mountDir: pve.mountDir, … });
-//   const zfs = createZfsDriver(driverDeps, { commandTimeoutMs: pve.commandTimeoutMs });
-//   const cleanup = new PveCleanup({ pve, node: config.node, runner, log, snapshotDrivers: [lvmthin, zfs] });
-//   const vzdump = createVzdumpEngine({ pve, node: config.node, runner, launcher: createExecaLauncher(),
-//                                       hookServer, hookScriptPath, clock, log, cleanup });
-//   onForeignBackup = (m) => { const job = …create a job for m.vmid…; const run = followForeignBackup(m, job.hooks, deps);
-//                              run.hookOutcome().then(job.done, job.failed); return run; }
+// The daemon's wiring is createPveDaemonPart (./daemon.ts), used by agent.ts: the vzdump engine with
+// its crash cleanup, the hook server on pve.hook.socketPath, the hook launcher at pve.hook.scriptPath,
+// and jobs for backups Proxmox starts by itself (./foreign-jobs.ts).
 export { createVzdumpEngine, parseVmid, VzdumpEngine, vzdumpArgs, type VzdumpEngineDeps } from "../engines/vzdump.js";
 export { HookServer, type ForeignBackupHandler, type HookServerOptions, type HookSession } from "../hook/hook-server.js";
 export { HOOK_MODULE_PATH, hookLauncherSource, installHookLauncher, type HookLauncherOptions } from "../hook/hook-install.js";
@@ -19,6 +10,8 @@ export type { HookMessage, HookReply, HookPhase, VzdumpMode } from "../hook/hook
 export { createLvmThinDriver, type LvmThinOptions } from "../storage/lvmthin.js";
 export { createZfsDriver, type ZfsOptions } from "../storage/zfs.js";
 export { PveCleanup, type PveCleanupDeps } from "./cleanup.js";
+export { createPveDaemonPart, usesVzdump, type PveDaemonDeps, type PveDaemonPart, type PveJobsDeps } from "./daemon.js";
+export { FOREIGN_REQUESTER, foreignBackupHandler, type ForeignJobsDeps } from "./foreign-jobs.js";
 export {
   defaultPveConfig,
   pveConfigSchema,
