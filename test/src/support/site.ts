@@ -3,7 +3,7 @@
 // real lull-controller (command driver through the counting ledger). Restarts keep addresses and
 // paths, so a test can kill -9 any daemon and start it again; `teardown()` stops and removes
 // everything, also after a failure.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { execa } from "execa";
@@ -283,7 +283,16 @@ export class Site {
     };
     for (const stack of this.stacks) if (stack.controller) await attempt(`controller ${stack.key}`, () => stack.controller!.stop(10_000));
     if (this.agent) await attempt("agent", () => this.agent.stop(10_000));
-    for (const stack of this.stacks) await attempt(`app ${stack.key}`, () => appCtl("stop", stack.dataDir));
+    for (const stack of this.stacks) {
+      await attempt(`app ${stack.key}`, () =>
+        appCtl("stop", stack.dataDir).catch((err: unknown) => {
+          // A stop that fails must not leave the app running (it would keep the btrfs mount busy).
+          const pid = Number(readFileSync(join(stack.dataDir, "app.pid"), { encoding: "utf8", flag: "r" }).trim());
+          if (Number.isInteger(pid) && pid > 0) killPid9(pid);
+          throw err;
+        }),
+      );
+    }
     for (const p of await processesWithEnv(SCRATCH_ENV, this.scratch)) killPid9(p.pid);
     if (this.tmpfs) await attempt("tmpfs", () => execa("umount", [this.tmpfs!], { shell: false, timeout: 30_000 }));
     if (this.btrfs) await attempt("btrfs", () => this.btrfs!.teardown());
