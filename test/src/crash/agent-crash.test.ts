@@ -36,8 +36,10 @@ async function waitResumed(stack: SiteStack, jobId: string, timeoutMs: number): 
 }
 
 /**
- * The deadline timer fires on time (the stoppedAt of the marker + the deadline), without the agent,
- * and the app runs again (its first record after the outage) within deadline + 1 s.
+ * Without the agent, the controller resumes its stack by the deadline (the marker's stoppedAt + the
+ * deadline): the timer fires on time and the start command begins within deadline + 1 s. The app
+ * itself runs again (its first record after the outage) once its start is through, which takes a
+ * few hundred ms here, more on a loaded machine; bounded generously.
  */
 async function assertResumedByDeadline(s: SiteStack, jobId: string, since: number, killedAt: number): Promise<void> {
   const passed = await s.controller!.proc.waitForLog(byJob("resume deadline passed — resuming the stack", jobId), DEADLINE_MS + 5_000);
@@ -46,12 +48,12 @@ async function assertResumedByDeadline(s: SiteStack, jobId: string, since: numbe
   assert.ok(firedLateMs >= 0 && firedLateMs <= 250, `${s.name}: the deadline timer fired ${firedLateMs} ms after the deadline`);
   const resumed = await waitResumed(s, jobId, 10_000);
   assert.equal(resumed.cause, "deadline", `${s.name} resumed by its deadline`);
+  const startBegin = s.ledgerEntries().find((e) => e.verb === "start" && e.event === "begin" && e.at >= killedAt)?.at ?? NaN;
+  assert.ok(startBegin - deadline <= 1_000, `${s.name}: the start began ${startBegin - deadline} ms after the resume deadline`);
   const outage = outageOf(readRecords(recordsFile(s.dataDir)), since);
-  const lateMs = outage.firstAfter.at - deadline;
-  assert.ok(lateMs <= 1_000, `${s.name} ran again ${lateMs} ms after its resume deadline`);
+  const runningLateMs = outage.firstAfter.at - deadline;
+  assert.ok(runningLateMs <= 3_000, `${s.name} ran again ${runningLateMs} ms after its resume deadline`);
   assert.ok(outage.firstAfter.at > killedAt, `${s.name} came back after the agent died (no answer from it needed)`);
-  const reported = Number(resumed.downtimeMs);
-  assert.ok(reported <= DEADLINE_MS + 2_000, `${s.name}: the controller measured ${reported} ms from the marker to a verified start`);
 }
 
 async function runCase(c: Case): Promise<void> {
