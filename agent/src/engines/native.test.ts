@@ -1,7 +1,7 @@
 // The native engine end to end with fake hooks: real dir copies, real btrfs snapshots on a
 // loop-mounted image, real tar and zstd.
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -143,6 +143,19 @@ describe("native engine", () => {
     await extractArchive(result.archivePath, restored);
     assert.equal(await readFile(join(restored, "app", "config.yml"), "utf8"), "name: btrfs\n");
     await assert.rejects(stat(snapshotDir), { code: "ENOENT" });
+  });
+
+  it("btrfs preflight: a volume that is not a subvolume fails the job before any stack is asked to quiesce", async () => {
+    const plain = join(fs.path, "not-a-subvolume");
+    mkdirSync(plain, { recursive: true });
+    const config = testConfig(root, [{ id: "203", driver: "btrfs", volumes: [{ name: "app", path: plain }] }], {
+      archiveDir: join(root, "archives-preflight"),
+    });
+    const hooks = recordingHooks();
+    await assert.rejects(engineFor(config).run(runOf(config, jobId(9), hooks)), (err: unknown) => {
+      return err instanceof LullError && err.code === "LULL_E_SNAPSHOT_FAILED" && err.message.includes("is not a btrfs subvolume");
+    });
+    assert.deepEqual(hooks.names(), [], "no hook ran: the stacks were never stopped");
   });
 
   it("when archiving fails the snapshot is still released: LULL_E_ARCHIVE_FAILED", async () => {

@@ -1,7 +1,7 @@
 // The native backup engine: the agent's own storage driver takes the point-in-time copy,
 // the copy is archived as tar.zst with progress, and the copy is released in `finally`.
 //
-//   quiesce → snapshotting(mode) → driver.snapshot → snapshotted({mode, snapshotAt})
+//   driver.preflight (before any stack stops) → quiesce → snapshotting(mode) → driver.snapshot → snapshotted({mode, snapshotAt})
 //           → archiving({mode, bytesTotal}) → progress… → release → {archivePath, archiveBytes}
 //
 // `snapshotted` is emitted only when a point-in-time copy exists (btrfs/lvmthin/zfs SNAPSHOT,
@@ -94,6 +94,7 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
     const guest = nativeGuest(run.guest);
     const driver = driverFor(guest.driver);
     const mode = driver.modeFor(guest);
+    await driver.preflight?.({ jobId, guest, signal });
     const consistency = await hooks.quiesce();
     throwIfCancelled(signal, `backing up guest ${guest.id}`);
     if (mode !== SnapshotMode.SNAPSHOT_MODE_NONE) hooks.snapshotting(mode);

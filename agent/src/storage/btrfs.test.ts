@@ -45,12 +45,16 @@ describe("btrfs storage driver (real btrfs)", () => {
     const appSnap = join(fs.path, SNAPSHOTS_DIR, `lull-${job}`, "app");
     const dbSnap = join(fs.path, "nested", SNAPSHOTS_DIR, `lull-${job}`, "db");
     assert.equal(driver.modeFor(guest), SnapshotMode.SNAPSHOT_MODE_SNAPSHOT);
+    await driver.preflight!({ jobId: job, guest, signal: signal() });
+    assert.deepEqual(runner.argvs(), [
+      ["btrfs", "subvolume", "show", app],
+      ["btrfs", "subvolume", "show", db],
+    ]);
+    runner.clear();
     const started = Date.now();
     const handle = await driver.snapshot({ jobId: job, guest, signal: signal() });
     assert.ok(handle.createdAt >= started && handle.createdAt <= Date.now());
     assert.deepEqual(runner.argvs(), [
-      ["btrfs", "subvolume", "show", app],
-      ["btrfs", "subvolume", "show", db],
       ["btrfs", "subvolume", "snapshot", "-r", app, appSnap],
       ["btrfs", "subvolume", "snapshot", "-r", db, dbSnap],
     ]);
@@ -77,7 +81,7 @@ describe("btrfs storage driver (real btrfs)", () => {
     await writeFile(join(app, "config.yml"), "name: app\n");
   });
 
-  it("a volume that is not a subvolume fails before anything is created, naming the path", async () => {
+  it("preflight: a volume that is not a subvolume fails before anything is created, naming the path", async () => {
     const plain = join(fs.path, "plain-dir");
     await mkdir(plain);
     const config = testConfig(fs.path, [
@@ -86,7 +90,7 @@ describe("btrfs storage driver (real btrfs)", () => {
     const runner = createRecordingRunner({ delegate: createExecaRunner() });
     const driver = createBtrfsDriver({ config, runner, log: silentLogger(), clock });
     await assert.rejects(
-      driver.snapshot({ jobId: jobId(2), guest: config.guests[0]!, signal: signal() }),
+      driver.preflight!({ jobId: jobId(2), guest: config.guests[0]!, signal: signal() }),
       (err: unknown) =>
         err instanceof LullError &&
         err.code === "LULL_E_SNAPSHOT_FAILED" &&

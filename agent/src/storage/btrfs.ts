@@ -87,14 +87,18 @@ export function createBtrfsDriver(deps: StorageDriverDeps): StorageDriver {
     }
   }
 
-  async function snapshot(request: SnapshotRequest): Promise<SnapshotHandle> {
-    const { jobId, guest, signal } = request;
-    validate.jobId(jobId);
+  async function preflight(request: SnapshotRequest): Promise<void> {
     try {
       await checkSubvolumes(request);
     } catch (err) {
-      throw classifyFailure(err, "LULL_E_SNAPSHOT_FAILED", `checking guest ${guest.id}`, signal);
+      throw classifyFailure(err, "LULL_E_SNAPSHOT_FAILED", `checking guest ${request.guest.id}`, request.signal);
     }
+  }
+
+  /** Only the snapshot commands: the volumes were checked by preflight, before the stacks stopped. */
+  async function snapshot(request: SnapshotRequest): Promise<SnapshotHandle> {
+    const { jobId, guest, signal } = request;
+    validate.jobId(jobId);
     const attempted: string[] = [];
     const handle: SnapshotHandle = { jobId, mode: SnapshotMode.SNAPSHOT_MODE_SNAPSHOT, createdAt: 0, volumes: [], artifacts: [] };
     let current = "";
@@ -163,6 +167,7 @@ export function createBtrfsDriver(deps: StorageDriverDeps): StorageDriver {
   return {
     kind: "btrfs",
     modeFor: () => SnapshotMode.SNAPSHOT_MODE_SNAPSHOT,
+    preflight,
     snapshot,
 
     async release(handle: SnapshotHandle): Promise<void> {

@@ -34,7 +34,13 @@ export interface StorageDriver {
   readonly kind: "dir" | "btrfs" | "lvmthin" | "zfs";
   /** The mode this driver produces for a guest (SNAPSHOT, COPY or NONE). */
   modeFor(guest: NativeGuestConfig): SnapshotMode;
-  /** Takes the copy. On failure nothing it created is left behind. */
+  /**
+   * Checks, before any stack is stopped, that snapshot() can work (each volume exists and is of
+   * the driver's kind). A failure fails the job before its stacks are touched, and the checks
+   * stay out of the downtime window. Optional: drivers without checks of their own omit it.
+   */
+  preflight?(request: SnapshotRequest): Promise<void>;
+  /** Takes the copy (after preflight). On failure nothing it created is left behind. */
   snapshot(request: SnapshotRequest): Promise<SnapshotHandle>;
   /** Removes what snapshot() created. Idempotent. */
   release(handle: SnapshotHandle, signal?: AbortSignal): Promise<void>;
