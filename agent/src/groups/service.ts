@@ -12,14 +12,9 @@ import type { GroupConfig } from "./config.js";
 import type { GroupCoordinator } from "./coordinator.js";
 import { memberJobKey, newGroupRunId, newGroupRunRecord, toApiGroupRun, type GroupRunRecord } from "./group-run.js";
 import type { GroupLedger } from "./ledger.js";
+import { POLICIES, quiesceSettings } from "../jobs/policy.js";
 import * as check from "./validate.js";
 
-type PolicyName = "fail" | "crash-consistent";
-
-const POLICIES: Record<PolicyName, QuiescePolicy> = {
-  fail: QuiescePolicy.QUIESCE_POLICY_FAIL,
-  "crash-consistent": QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT,
-};
 
 export interface GroupServiceDeps {
   config: Readonly<AgentConfig>;
@@ -66,8 +61,7 @@ export function createGroupHandlers(deps: GroupServiceDeps): GroupHandlers {
       if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down and takes no new backups");
       const now = clock.now();
       const id = newGroupRunId(now);
-      const policy = r.policy ?? POLICIES[r.group?.policy ?? config.quiesce.policy];
-      const quiesceTimeoutMs = r.quiesceTimeoutMs ?? r.group?.quiesceTimeoutMs ?? config.quiesce.timeoutMs;
+      const { policy, quiesceTimeoutMs } = quiesceSettings(config, r.group ?? {}, r);
       const run = newGroupRunRecord({
         id,
         groupId: r.groupId,

@@ -2,7 +2,7 @@
 // the ledger (job changes), the runner (runs, cancellation) or the store (reads, leases).
 // Errors leave through unaryHandler → toServiceError, which sets the `lull-error-code` trailer.
 import { Metadata, type ServerWritableStream } from "@grpc/grpc-js";
-import { EventKind, QuiescePolicy, type AgentServer, type Event, type Job, type WatchEventsRequest } from "@lull/proto";
+import { EventKind, type AgentServer, type Event, type Job, type WatchEventsRequest } from "@lull/proto";
 import { LullError, asLullError, isTerminal, phaseName, toServiceError, unaryHandler, type Clock, type Logger } from "@lull/shared";
 import { snapshotKind, type AgentConfig, type GuestConfig } from "../config.js";
 import type { EventBus } from "../events/bus.js";
@@ -13,6 +13,7 @@ import { createGroupHandlers } from "../groups/service.js";
 import { newJobId } from "../jobs/job-id.js";
 import { eventFor, newJobRecord, toApiJob, type JobRecord } from "../jobs/job.js";
 import type { JobLedger } from "../jobs/ledger.js";
+import { quiesceSettings } from "../jobs/policy.js";
 import type { JobRunner } from "../jobs/runner.js";
 import * as check from "./validate.js";
 
@@ -38,7 +39,6 @@ export interface AgentServiceHandle {
   closeStreams(): void;
 }
 
-const POLICIES = { fail: QuiescePolicy.QUIESCE_POLICY_FAIL, "crash-consistent": QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT };
 
 export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
   const { config, ledger, runner, clock, log } = deps;
@@ -83,10 +83,9 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
         id,
         guestId: r.guest.id,
         engine: r.guest.engine,
-        policy: r.policy ?? POLICIES[r.guest.policy ?? config.quiesce.policy],
+        ...quiesceSettings(config, r.guest, r),
         // Without a key a request is not retryable; the job id serves as its key.
         idempotencyKey: r.idempotencyKey ?? id,
-        quiesceTimeoutMs: r.quiesceTimeoutMs ?? r.guest.quiesceTimeoutMs ?? config.quiesce.timeoutMs,
         requestedBy: r.requestedBy,
         now,
       });

@@ -12,7 +12,7 @@
 //   - the job is cancelled: the job ends `cancelled`; vzdump is not stopped, but a later pre-stop of
 //     that guest is vetoed (the job has ended), so a cancel before pre-stop keeps the backup from
 //     being taken.
-import { EventKind, QuiescePolicy } from "@lull/proto";
+import { EventKind } from "@lull/proto";
 import { asLullError, LullError, type Clock, type Logger } from "@lull/shared";
 import type { AgentConfig, GuestConfig } from "../config.js";
 import type { BackupEngine, EngineResult, EngineRun } from "../engines/engine.js";
@@ -22,6 +22,7 @@ import type { HookMessage } from "../hook/hook-protocol.js";
 import { newJobId } from "../jobs/job-id.js";
 import { eventFor, newJobRecord, type JobRecord } from "../jobs/job.js";
 import type { JobLedger } from "../jobs/ledger.js";
+import { quiesceSettings } from "../jobs/policy.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { followForeignBackup } from "./foreign-backup.js";
 import type { VzdumpRun } from "./vzdump-run.js";
@@ -31,7 +32,6 @@ export const FOREIGN_REQUESTER = "vzdump (started by Proxmox)";
 /** How often a followed vzdump worker is checked for being alive. */
 export const WORKER_CHECK_MS = 2_000;
 
-const POLICIES = { fail: QuiescePolicy.QUIESCE_POLICY_FAIL, "crash-consistent": QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT };
 
 export interface ForeignJobsDeps {
   config: Readonly<AgentConfig>;
@@ -132,9 +132,8 @@ function newForeignJob(deps: ForeignJobsDeps, guest: GuestConfig): JobRecord {
     id,
     guestId: guest.id,
     engine: "vzdump",
-    policy: POLICIES[guest.policy ?? config.quiesce.policy],
+    ...quiesceSettings(config, guest),
     idempotencyKey: id,
-    quiesceTimeoutMs: guest.quiesceTimeoutMs ?? config.quiesce.timeoutMs,
     requestedBy: FOREIGN_REQUESTER,
     now,
   });
