@@ -5,7 +5,7 @@
 import { EventKind, StackState, type Event, type GroupRun } from "@lull/proto";
 import { LullError, isTerminal } from "@lull/shared";
 import type { CommandContext } from "./commands/context.js";
-import { followEvents } from "./event-follower.js";
+import { followForWait } from "./wait-events.js";
 import { formatOffset } from "./format.js";
 import { RESUME_REPORT_WAIT_MS } from "./job-watcher.js";
 import { progressReporter } from "./progress.js";
@@ -40,21 +40,7 @@ export async function watchGroupToEnd(ctx: CommandContext, run: GroupRun): Promi
   let waitingFor = new Set<string>();
   let graceTimer: NodeJS.Timeout | undefined;
 
-  const events = followEvents(ctx.api, {
-    guestId: "",
-    jobId: "",
-    groupRunId: run.id,
-    afterSeq: 0,
-    reconnect: true,
-    giveUpAfterMs: ctx.settings.waitReconnectGiveUpMs,
-    signal: watch.signal,
-    clock,
-    onBreak: (err, retryInMs) => {
-      progress.clear();
-      out.error(`lullctl: lost the agent's event stream (${err.code}: ${err.message}); retrying in ${retryInMs} ms`);
-    },
-    onRecovered: () => out.error("lullctl: event stream restored; nothing was missed"),
-  });
+  const events = followForWait(ctx, progress, watch.signal, { guestId: "", jobId: "", groupRunId: run.id });
 
   try {
     for await (const event of events) {

@@ -5,7 +5,7 @@
 import { EventKind, StackState, type Event, type Job } from "@lull/proto";
 import { LullError, isTerminal } from "@lull/shared";
 import type { CommandContext } from "./commands/context.js";
-import { followEvents } from "./event-follower.js";
+import { followForWait } from "./wait-events.js";
 import { formatOffset } from "./format.js";
 import { progressReporter } from "./progress.js";
 import { eventText } from "./render.js";
@@ -32,20 +32,7 @@ export async function watchJobToEnd(ctx: CommandContext, job: Job): Promise<Job 
   let waitingFor = new Set<string>();
   let graceTimer: NodeJS.Timeout | undefined;
 
-  const events = followEvents(ctx.api, {
-    guestId: job.guestId,
-    jobId: job.id,
-    afterSeq: 0,
-    reconnect: true,
-    giveUpAfterMs: ctx.settings.waitReconnectGiveUpMs,
-    signal: watch.signal,
-    clock,
-    onBreak: (err, retryInMs) => {
-      progress.clear();
-      out.error(`lullctl: lost the agent's event stream (${err.code}: ${err.message}); retrying in ${retryInMs} ms`);
-    },
-    onRecovered: () => out.error("lullctl: event stream restored; nothing was missed"),
-  });
+  const events = followForWait(ctx, progress, watch.signal, { guestId: job.guestId, jobId: job.id });
 
   try {
     for await (const event of events) {
