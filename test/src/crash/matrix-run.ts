@@ -162,7 +162,7 @@ function deadlineLines(timings: readonly DeadlineTiming[]): string[] {
   const overOne = timings.filter((t) => t.runningLateMs > 1_000).length;
   return [
     `  ${"resumes by the deadline (agent down)".padEnd(44)} ${timings.length}`,
-    `    timer fired at most ${max("firedLateMs")} ms late, start begun at most ${max("startLateMs")} ms after the deadline`,
+    `    timer fired at most ${max("firedLateMs")} ms late, start command run at most ${max("startLateMs")} ms after the deadline`,
     `    app running again at most ${max("runningLateMs")} ms after the deadline (${overOne} of ${timings.length} later than 1 s: the start itself)`,
   ];
 }

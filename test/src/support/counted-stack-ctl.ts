@@ -12,7 +12,8 @@ import { fileURLToPath } from "node:url";
 const APP_CTL = new URL("../demo/app-ctl.js", import.meta.url);
 
 function note(ledger: string, entry: Record<string, unknown>): void {
-  appendFileSync(ledger, `${JSON.stringify({ ...entry, at: Date.now(), pid: process.pid })}\n`);
+  // spawnedAt: when this process started (before Node's own start-up), i.e. when the driver ran it.
+  appendFileSync(ledger, `${JSON.stringify({ ...entry, at: Date.now(), spawnedAt: Math.round(performance.timeOrigin), pid: process.pid })}\n`);
 }
 
 async function main(): Promise<void> {

@@ -12,7 +12,10 @@ export const COUNTED_STACK_CTL = fileURLToPath(new URL("./counted-stack-ctl.js",
 export interface LedgerEntry {
   verb: "start" | "stop";
   event: "begin" | "end";
+  /** When the line was written (ms since the epoch). */
   at: number;
+  /** When the invoked process started, before Node's start-up: when the controller ran the command. */
+  spawnedAt?: number;
   pid: number;
   code?: number;
 }
