@@ -150,6 +150,28 @@ describe("quiesce barrier", () => {
     const { job } = await t.api.startBackup({ guestId: "demo" });
     const done = await waitForEnd(t, "demo", job!.id);
     assert.deepEqual(done.stacks, []);
+    assert.equal(done.consistency, Consistency.CONSISTENCY_CRASH);
+    const events = await collectEvents(t, { jobId: job!.id }, (e) => e.phase === Phase.PHASE_DONE);
+    assert.ok(
+      events.some((e) => e.kind === EventKind.EVENT_KIND_NOTE && /^no stack could be asked: gone \(its controller's lease ran out at /.test(e.message)),
+      "the note names the unreachable stack",
+    );
+  });
+
+  it("a lapsed stack beside a quiesced one: the job is crash-consistent and names it, never APP", async () => {
+    const t = await agentWith();
+    await t.api.registerStack({ guestId: "demo", stack: "gone", controllerId: "c-gone", leaseTtlMs: 500 });
+    await register(t, "web");
+    await new Promise((r) => setTimeout(r, 550));
+    const { job } = await t.api.startBackup({ guestId: "demo" });
+    await waitForJob(t, "demo", job!.id, (j) => j.phase === Phase.PHASE_QUIESCING);
+    await t.api.acknowledgeQuiesce({ guestId: "demo", jobId: job!.id, stack: "web" });
+    const done = await waitForEnd(t, "demo", job!.id);
+    assert.equal(done.phase, Phase.PHASE_DONE);
+    assert.deepEqual(done.stacks.map((s) => s.stack), ["web"], "only the reachable stack was in the barrier");
+    assert.equal(done.consistency, Consistency.CONSISTENCY_CRASH);
+    const events = await collectEvents(t, { jobId: job!.id }, (e) => e.phase === Phase.PHASE_DONE);
+    assert.ok(events.some((e) => e.kind === EventKind.EVENT_KIND_NOTE && e.message.startsWith("crash-consistent: not quiesced: gone (")));
   });
 
   it("ReportResumed stores downtime and the early flag per stack and emits a STACK event", async () => {

@@ -81,20 +81,43 @@ export interface BarrierDecision {
   error?: LullError;
 }
 
-/** What the barrier's outcome means under the job's policy. */
-export function decideBarrier(outcome: BarrierOutcome, policy: QuiescePolicy, timeoutMs: number): BarrierDecision {
+/** A stack still registered whose controller let its lease run out (unreachable): not in the barrier. */
+export interface LapsedStack {
+  stack: string;
+  leaseExpiredAt: number;
+}
+
+/** How long after its lease ran out a registered stack still counts as a stack of the guest. */
+export const LAPSED_STACK_HORIZON_MS = 7 * 24 * 3_600_000;
+
+const lapsedText = (lapsed: readonly LapsedStack[]) =>
+  lapsed.map((l) => `${l.stack} (its controller's lease ran out at ${new Date(l.leaseExpiredAt).toISOString()})`).join(", ");
+
+/**
+ * What the barrier's outcome means under the job's policy. Stacks whose lease lapsed could not be
+ * asked, so a barrier that every asked stack passed is still only crash-consistent: the job says so
+ * and names them, rather than claiming APP.
+ */
+export function decideBarrier(outcome: BarrierOutcome, policy: QuiescePolicy, timeoutMs: number, lapsed: readonly LapsedStack[] = []): BarrierDecision {
   const CRASH = Consistency.CONSISTENCY_CRASH;
   switch (outcome.kind) {
     case "all-quiesced":
+      if (lapsed.length > 0) {
+        const note = `crash-consistent: not quiesced: ${lapsedText(lapsed)}`;
+        return { events: [{ type: "barrier-ended", consistency: CRASH, timedOut: false, note }], consistency: CRASH };
+      }
       return { events: [{ type: "barrier-ended", consistency: Consistency.CONSISTENCY_APP, timedOut: false }], consistency: Consistency.CONSISTENCY_APP };
-    case "none-registered":
-      return { events: [{ type: "barrier-ended", consistency: CRASH, timedOut: false, note: "no stacks registered" }], consistency: CRASH };
+    case "none-registered": {
+      const note = lapsed.length > 0 ? `no stack could be asked: ${lapsedText(lapsed)}` : "no stacks registered";
+      return { events: [{ type: "barrier-ended", consistency: CRASH, timedOut: false, note }], consistency: CRASH };
+    }
     case "refused":
     case "timed-out": {
       const refused = outcome.kind === "refused" ? outcome.refused : [];
       const what = [
         ...refused.map((r) => `${r.stack} (refused: ${r.reason || "no reason given"})`),
         ...outcome.pending.map((s) => `${s} (${outcome.kind === "timed-out" ? "no acknowledgement within " + timeoutMs + " ms" : "still pending"})`),
+        ...(lapsed.length > 0 ? [lapsedText(lapsed)] : []),
       ].join(", ");
       const timedOut = outcome.kind === "timed-out";
       if (policy === QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT) {

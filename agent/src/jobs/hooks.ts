@@ -6,7 +6,7 @@ import { LullError, type Clock, type Logger } from "@lull/shared";
 import type { EngineHooks } from "../engines/engine.js";
 import type { EventBus } from "../events/bus.js";
 import type { GroupMembership } from "../groups/coordinator.js";
-import { decideBarrier, waitForBarrier } from "./barrier.js";
+import { LAPSED_STACK_HORIZON_MS, decideBarrier, waitForBarrier, type LapsedStack } from "./barrier.js";
 import type { FailpointGate } from "./failpoint.js";
 import type { JobRecord } from "./job.js";
 import type { JobLedger } from "./ledger.js";
@@ -48,7 +48,11 @@ export class RunHooks implements EngineHooks {
     const { ledger, failpoint } = this.deps;
     if (failpoint.paused) return failpoint.hold();
     const store = ledger.store;
-    const job = ledger.apply(this.jobId, (current, now) => ({ type: "start-quiesce", stacks: store.liveStacks(current.guestId, now) }));
+    let lapsed: LapsedStack[] = [];
+    const job = ledger.apply(this.jobId, (current, now) => {
+      lapsed = store.lapsedStacks(current.guestId, now, LAPSED_STACK_HORIZON_MS);
+      return { type: "start-quiesce", stacks: store.liveStacks(current.guestId, now) };
+    });
     this.deps.log.info({ stacks: job.stacks.map((s) => s.stack), timeoutMs: job.quiesceTimeoutMs }, "quiesce barrier started");
     if (failpoint.reached(Phase.PHASE_QUIESCING)) return failpoint.hold();
     const outcome = await waitForBarrier({
@@ -60,7 +64,7 @@ export class RunHooks implements EngineHooks {
       signal: this.deps.signal,
     });
     if (failpoint.paused) return failpoint.hold();
-    const decision = decideBarrier(outcome, job.policy, job.quiesceTimeoutMs);
+    const decision = decideBarrier(outcome, job.policy, job.quiesceTimeoutMs, lapsed);
     ledger.apply(this.jobId, decision.events);
     this.deps.log.info({ outcome: outcome.kind, consistency: decision.consistency }, "quiesce barrier ended");
     if (decision.error) throw decision.error;

@@ -120,6 +120,9 @@ export class JobStore {
       leaseOf: db.prepare("SELECT controller_id, lease_expires_at FROM stacks WHERE guest_id = ? AND stack = ?"),
       deleteLease: db.prepare("DELETE FROM stacks WHERE guest_id = ? AND stack = ? AND controller_id = ?"),
       liveStacks: db.prepare("SELECT stack FROM stacks WHERE guest_id = ? AND lease_expires_at > ? ORDER BY stack"),
+      lapsedStacks: db.prepare(
+        "SELECT stack, lease_expires_at FROM stacks WHERE guest_id = ? AND lease_expires_at <= ? AND lease_expires_at > ? ORDER BY stack",
+      ),
     };
   }
 
@@ -233,6 +236,15 @@ export class JobStore {
   /** Stacks of a guest whose lease is alive at `now`. */
   liveStacks(guestId: string, now: number): string[] {
     return (this.stmt.liveStacks!.all(guestId, now) as Array<{ stack: string }>).map((r) => r.stack);
+  }
+
+  /**
+   * Stacks of a guest still registered (never unregistered) whose lease ran out at `now`, within
+   * the last `horizonMs`: their controller is unreachable, so a backup cannot quiesce them.
+   */
+  lapsedStacks(guestId: string, now: number, horizonMs: number): Array<{ stack: string; leaseExpiredAt: number }> {
+    const rows = this.stmt.lapsedStacks!.all(guestId, now, now - horizonMs) as Array<{ stack: string; lease_expires_at: number }>;
+    return rows.map((r) => ({ stack: r.stack, leaseExpiredAt: r.lease_expires_at }));
   }
 
   /** Persisted events with seq > afterSeq, oldest first. */
