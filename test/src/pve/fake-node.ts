@@ -2,6 +2,7 @@
 // (dir), `local-lvm` (lvmthin pve/data), `local-zfs` (zfspool rpool/data)), running a fake tool
 // and collecting its output, and a recording hook script that needs no PATH (it is a node
 // script with an absolute shebang, so the hook environment reaches it unchanged).
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -122,4 +123,14 @@ if (behaviour.failPhase === args[0]) process.exit(behaviour.exitCode ?? 1);
       .map((l) => JSON.parse(l) as HookCall);
   };
   return { path, calls, phases: async () => (await calls()).map((c) => c.args.join(" ")) };
+}
+
+/** Asserts that `expected` appear in `lines` in this order (each an exact line or a line's start). */
+export function assertInOrder(lines: string[], expected: string[]): void {
+  let last = -1;
+  for (const e of expected) {
+    const i = lines.findIndex((l, idx) => idx > last && (l === e || l.startsWith(e)));
+    assert.ok(i > last, `expected ${JSON.stringify(e)} after line ${last} in:\n${lines.join("\n")}`);
+    last = i;
+  }
 }

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { createFakeNode, runTool, writeRecordingHook, type FakeNode } from "./fake-node.js";
+import { assertInOrder, createFakeNode, runTool, writeRecordingHook, type FakeNode } from "./fake-node.js";
 
 let node: FakeNode;
 
@@ -27,15 +27,6 @@ function indexOfLine(lines: string[], text: string): number {
   const i = lines.findIndex((l) => l === text || l.startsWith(text));
   assert.ok(i >= 0, `missing line ${JSON.stringify(text)} in:\n${lines.join("\n")}`);
   return i;
-}
-
-function assertInOrder(lines: string[], expected: string[]): void {
-  let last = -1;
-  for (const e of expected) {
-    const i = lines.findIndex((l, idx) => idx > last && (l === e || l.startsWith(e)));
-    assert.ok(i > last, `expected ${JSON.stringify(e)} after line ${last} in:\n${lines.join("\n")}`);
-    last = i;
-  }
 }
 
 beforeEach(async () => {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { createFakeNode, runTool, writeRecordingHook, type FakeNode } from "./fake-node.js";
+import { assertInOrder, createFakeNode, runTool, writeRecordingHook, type FakeNode } from "./fake-node.js";
 
 let node: FakeNode;
 
@@ -21,15 +21,6 @@ function seedVm(options: { status?: "running" | "stopped"; agent?: boolean; agen
       { key: "ide2", cdrom: true },
     ],
   });
-}
-
-function assertInOrder(lines: string[], expected: string[]): void {
-  let last = -1;
-  for (const e of expected) {
-    const i = lines.findIndex((l, idx) => idx > last && (l === e || l.startsWith(e)));
-    assert.ok(i > last, `expected ${JSON.stringify(e)} after line ${last} in:\n${lines.join("\n")}`);
-    last = i;
-  }
 }
 
 beforeEach(async () => {
