@@ -10,7 +10,7 @@ import { Phase } from "@lull/proto";
 import { phaseName } from "@lull/shared";
 import { outageOf } from "../e2e/timeline.js";
 import { readRecords, recordsFile } from "../demo/records.js";
-import { EventFollower, Site, awaitConvergence, loopBtrfsUnavailable, sleep, type GuestStorage, type LogLine, type SiteStack } from "../support/index.js";
+import { EventFollower, Site, awaitConvergence, loopBtrfsUnavailable, sleep, type GuestStorage, type LogLine, type SiteStack, requireAvailable } from "../support/index.js";
 
 const DEADLINE_MS = 4_000;
 const byJob = (msg: string, jobId: string) => (l: LogLine) => l.msg === msg && l.jobId === jobId;
@@ -124,10 +124,7 @@ for (const c of CASES) {
   const back = c.agentBack ? "restarted at once: the held stack resumes on its terminal answer" : "stays down: the held stack resumes by its deadline";
   test(`agent kill -9 while ${c.phase} (${c.storage}), ${back}; the job fails honestly and nothing is left`, async (t) => {
     const why = c.storage === "btrfs" ? await loopBtrfsUnavailable() : undefined;
-    if (why) {
-      t.skip(`loop-mounted btrfs unavailable: ${why}`);
-      return;
-    }
+    requireAvailable("a loop-mounted btrfs (root, btrfs-progs)", why);
     await runCase(c);
   });
 }

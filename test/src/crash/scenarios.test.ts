@@ -20,8 +20,7 @@ import {
   readAllEvents,
   type GuestStorage,
   type JobRef,
-  type LogLine,
-} from "../support/index.js";
+  type LogLine, requireAvailable } from "../support/index.js";
 
 const byJob = (msg: string, jobId: string) => (l: LogLine) => l.msg === msg && l.jobId === jobId;
 
@@ -124,10 +123,7 @@ test("disk full while archiving (dir copy, archives on a 4 MiB tmpfs): LULL_E_NO
 
 test("disk full while archiving (loop btrfs snapshot, archives on a 4 MiB tmpfs): LULL_E_NO_SPACE, snapshot removed, app already up", async (t) => {
   const why = await loopBtrfsUnavailable();
-  if (why) {
-    t.skip(`loop-mounted btrfs unavailable: ${why}`);
-    return;
-  }
+  requireAvailable("a loop-mounted btrfs (root, btrfs-progs)", why);
   await diskFull("btrfs");
 });
 

@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { Phase, SnapshotMode, StackState, type Job } from "@lull/proto";
 import { checkRestoredRecords, restoreArchive } from "../demo/restore-check.js";
 import { readRecords, recordsFile } from "../demo/records.js";
-import { EventFollower, awaitConvergence, loopBtrfsUnavailable, makeTempDir, removeDir, sleep, Site, type GuestStorage } from "../support/index.js";
+import { EventFollower, awaitConvergence, loopBtrfsUnavailable, makeTempDir, removeDir, sleep, Site, type GuestStorage, requireAvailable } from "../support/index.js";
 import { describeTimeline, readTimeline, type BackupTimeline } from "./timeline.js";
 
 /** 64 MiB of half-random data at zstd level 15: archiving takes seconds, the snapshot an instant. */
@@ -123,10 +123,7 @@ test("dir (copy): the app is down from the stop until snapshotted, runs again wh
 
 test("btrfs (loop-mounted, real read-only snapshot): down only until snapshotted, and the archive restores", async (t) => {
   const why = await loopBtrfsUnavailable();
-  if (why) {
-    t.skip(`loop-mounted btrfs unavailable: ${why}`);
-    return;
-  }
+  requireAvailable("a loop-mounted btrfs (root, btrfs-progs)", why);
   await withSite("btrfs", async (site, follower) => {
     const { job, timeline } = await backupOnce(site, follower);
     assert.equal(job.mode, SnapshotMode.SNAPSHOT_MODE_SNAPSHOT);
