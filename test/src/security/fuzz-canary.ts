@@ -14,14 +14,18 @@ export const ALLOWED_PROGRAMS: Readonly<Record<string, string>> = { cp: "/usr/bi
 const RS = "\u001e";
 const US = "\u001f";
 
-/** Writes the shims into `dir`; each appends `name US arg US arg … RS` to $LULL_FUZZ_CMDLOG. */
+/**
+ * Writes the shims into `dir`. Each appends `name US arg US arg … RS` to a file of its own,
+ * `$LULL_FUZZ_CMDLOG/<pid>.rec`: the agent runs `tar | zstd` as two processes at once, and their
+ * records written into one shared file would interleave.
+ */
 export async function writeCommandShims(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const [name, real] of Object.entries(ALLOWED_PROGRAMS)) {
     const script = [
       "#!/bin/sh",
       "# fuzz canary: record argv, then run the real program",
-      `{ printf '%s' "\${0##*/}"; for a in "$@"; do printf '\\037%s' "$a"; done; printf '\\036\\n'; } >> "$LULL_FUZZ_CMDLOG"`,
+      `{ printf '%s' "\${0##*/}"; for a in "$@"; do printf '\\037%s' "$a"; done; printf '\\036\\n'; } >> "$LULL_FUZZ_CMDLOG/$$.rec"`,
       `exec ${real} "$@"`,
       "",
     ].join("\n");
@@ -35,9 +39,12 @@ export interface RecordedCommand {
   args: string[];
 }
 
-export async function readCommandLog(path: string): Promise<RecordedCommand[]> {
-  const text = await readFile(path, "utf8").catch(() => "");
-  return text
+/** Every record in the shims' log directory (one file per process). */
+export async function readCommandLog(dir: string): Promise<RecordedCommand[]> {
+  const files = (await readdir(dir)).filter((n) => n.endsWith(".rec")).sort();
+  const texts = await Promise.all(files.map((n) => readFile(join(dir, n), "utf8")));
+  return texts
+    .join("")
     .split(`${RS}\n`)
     .filter((r) => r.length > 0)
     .map((r) => {

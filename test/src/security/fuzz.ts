@@ -63,7 +63,8 @@ async function setUp(scratch: string) {
   }
   const bin = join(scratch, "bin");
   await writeCommandShims(bin);
-  const commandLog = join(scratch, "commands.log");
+  const commandLog = join(scratch, "commands");
+  await mkdir(commandLog);
   const agent = await startAgent({
     dir: join(scratch, "agent"),
     guests: GUESTS.map((id) => ({ id, driver: "dir" as const, snapshot: "copy" as const, volumes: [{ name: "data", path: join(scratch, "guests", id, "data") }] })),
