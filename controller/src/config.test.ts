@@ -77,6 +77,9 @@ test("errors name the offending key", () => {
   withFile({ guestId: "demo", stack: "app", driver, resumeDeadlineMs: -5 }, (path) => {
     assert.match(configError(() => loadControllerConfig({ config: path }, {})).message, /resumeDeadlineMs/);
   });
+  withFile({ guestId: "demo", stack: "app", driver, resumeDeadlineMs: 10_000, resumeLeadMs: 6_000 }, (path) => {
+    assert.match(configError(() => loadControllerConfig({ config: path }, {})).message, /resumeLeadMs: must be at most half of resumeDeadlineMs \(5000 ms\)/);
+  });
   withFile({ guestId: "demo", stack: "App Stack", driver }, (path) => {
     assert.match(configError(() => loadControllerConfig({ config: path }, {})).message, /\bstack\b/);
   });

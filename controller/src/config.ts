@@ -99,6 +99,12 @@ export const controllerConfigSchema = z
     markerDir: absolutePath.default("/var/lib/lull-controller"),
     /** The stack runs again at most this long after it was stopped, whatever the agent does. */
     resumeDeadlineMs: ms(100, 86_400_000).default(300_000),
+    /**
+     * Start the stack at least this long before the resume deadline when nothing else resumed it,
+     * so it runs again by the deadline (default: min(10 s, a quarter of resumeDeadlineMs); raised to
+     * twice the longest resume measured; at most half of resumeDeadlineMs).
+     */
+    resumeLeadMs: ms(0, 43_200_000).optional(),
     /** Polling interval while the event stream is broken, and the resync tick while a job is tracked. */
     pollIntervalMs: ms(20, 600_000).default(2_000),
     leaseTtlMs: ms(500, 600_000).default(15_000),
@@ -112,6 +118,9 @@ export const controllerConfigSchema = z
     failpoint: z.enum(FAILPOINTS).optional(),
   })
   .superRefine((c, ctx) => {
+    if (c.resumeLeadMs !== undefined && c.resumeLeadMs > c.resumeDeadlineMs / 2) {
+      ctx.addIssue({ code: "custom", path: ["resumeLeadMs"], message: `must be at most half of resumeDeadlineMs (${Math.floor(c.resumeDeadlineMs / 2)} ms)` });
+    }
     const d = c.driver;
     if (c.quiesce.strategy === "pause" && d.type === "command" && (d.pause === undefined || d.unpause === undefined)) {
       ctx.addIssue({ code: "custom", path: ["quiesce", "strategy"], message: "pause needs driver.pause and driver.unpause with the command driver" });

@@ -65,6 +65,7 @@ export class Controller {
       agentAddress: config.agent.address,
       resume: config.resume,
       resumeDeadlineMs: config.resumeDeadlineMs,
+      resumeLeadMs: config.resumeLeadMs,
       agent: this.link,
       driver,
       quiescer,

@@ -1,15 +1,23 @@
 // The resume deadline: a timer that depends on nothing but the clock resumes the stack in time,
-// whatever the agent does (killed, blackholed, stuck before the snapshot).
+// whatever the agent does (killed, blackholed, stuck before the snapshot). It fires at the marker's
+// resumeAt, the deadline minus the lead the start needs, so the stack runs again *by* the deadline.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Phase, StackState } from "@lull/proto";
 import { Harness } from "./testing/harness.js";
 
-const DEADLINE_MS = 1_500;
+const DEADLINE_MS = 4_000;
+const LEAD_MS = 2_000;
 
-/** Quiesces a job and returns the marker's stoppedAt and resumeDeadline. */
-async function quiesce(h: Harness): Promise<{ jobId: string; stoppedAt: number; resumeDeadline: number }> {
-  await h.startRegistered();
+interface Quiesced {
+  jobId: string;
+  stoppedAt: number;
+  resumeDeadline: number;
+  resumeAt: number;
+}
+
+/** Quiesces a job and returns the marker's times. */
+async function quiesce(h: Harness): Promise<Quiesced> {
   const job = h.agent.createJob();
   h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
@@ -17,35 +25,69 @@ async function quiesce(h: Harness): Promise<{ jobId: string; stoppedAt: number; 
   assert.equal(read.kind, "present");
   if (read.kind !== "present") throw new Error("no marker");
   assert.equal(h.stack.isRunning(), false);
-  return { jobId: job.id, stoppedAt: read.marker.stoppedAt, resumeDeadline: read.marker.resumeDeadline };
+  const { stoppedAt, resumeDeadline, resumeAt } = read.marker;
+  return { jobId: job.id, stoppedAt, resumeDeadline, resumeAt };
 }
 
-function startedAt(h: Harness): number {
-  const start = h.stack.events().find((e) => e.op === "start" && e.ok);
+/** When the stack's start command finished (the stack is up), for starts after `since`. */
+function startedAt(h: Harness, since = 0): number {
+  const start = h.stack.events().find((e) => e.op === "start" && e.ok && e.at >= since);
   assert.ok(start, "the stack was started");
   return start.at;
 }
 
-test("agent killed after the acknowledgement: the stack resumes within deadline + 1 s", async (t) => {
-  const h = await Harness.create({ resumeDeadlineMs: DEADLINE_MS });
+test("agent killed after the acknowledgement: started at the resume point, running by the deadline", async (t) => {
+  const h = await Harness.create({ resumeDeadlineMs: DEADLINE_MS, resumeLeadMs: LEAD_MS });
   t.after(() => h.cleanup());
+  await h.startRegistered();
   const q = await quiesce(h);
   assert.equal(q.resumeDeadline - q.stoppedAt, DEADLINE_MS);
+  assert.equal(q.resumeDeadline - q.resumeAt, LEAD_MS, "the configured lead, nothing measured yet");
   h.agent.kill();
 
   const resumed = await h.logs.waitFor("stack resumed", (l) => l.jobId === q.jobId, DEADLINE_MS + 3_000);
   assert.equal(resumed.cause, "deadline");
   assert.equal(resumed.early, false);
+  const [near] = h.logs.find("resume deadline near — resuming the stack");
+  assert.equal(near?.leadMs, LEAD_MS);
   assert.equal(h.stack.isRunning(), true);
   assert.equal(h.markers.read().kind, "none");
   const at = startedAt(h);
-  assert.ok(at >= q.resumeDeadline - 50, `not resumed before the deadline (${at - q.resumeDeadline} ms)`);
-  assert.ok(at <= q.resumeDeadline + 1_000, `resumed ${at - q.resumeDeadline} ms after the deadline`);
+  assert.ok(at >= q.resumeAt - 50, `not resumed before the resume point (${at - q.resumeAt} ms)`);
+  assert.ok(at <= q.resumeDeadline, `running ${at - q.resumeDeadline} ms after the deadline`);
 });
 
-test("agent blackholed (calls hang, long call timeout): the timer still resumes within deadline + 1 s", async (t) => {
-  const h = await Harness.create({ resumeDeadlineMs: DEADLINE_MS, callTimeoutMs: 30_000 });
+test("a slow start measured at one backup moves the next backup's resume point earlier, so it is up by the deadline", async (t) => {
+  const SLOW_MS = 1_200;
+  const h = await Harness.create({ resumeDeadlineMs: 8_000, resumeLeadMs: 0 });
   t.after(() => h.cleanup());
+  h.stack.setFault("slow-start", String(SLOW_MS));
+  await h.startRegistered();
+
+  // First backup: resumed at `snapshotted`; the controller measures the slow start.
+  const first = await quiesce(h);
+  assert.equal(first.resumeAt, first.resumeDeadline, "lead 0 and nothing measured: the resume point is the deadline");
+  h.agent.setPhase(first.jobId, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.waitForStack(first.jobId, "app", StackState.STACK_STATE_RESUMED, 10_000);
+  h.agent.setPhase(first.jobId, Phase.PHASE_DONE);
+  await h.logs.waitFor("backup done", (l) => l.jobId === first.jobId, 10_000);
+
+  // Second backup: the agent dies; the timer starts the slow stack early enough.
+  const second = await quiesce(h);
+  const lead = second.resumeDeadline - second.resumeAt;
+  assert.ok(lead >= 2 * SLOW_MS, `lead ${lead} ms covers twice the measured start (${SLOW_MS} ms)`);
+  const killedAt = Date.now();
+  h.agent.kill();
+  const resumed = await h.logs.waitFor("stack resumed", (l) => l.jobId === second.jobId, 12_000);
+  assert.equal(resumed.cause, "deadline");
+  const at = startedAt(h, killedAt);
+  assert.ok(at <= second.resumeDeadline, `the slow stack ran again ${at - second.resumeDeadline} ms after its deadline`);
+});
+
+test("agent blackholed (calls hang, long call timeout): the timer still resumes by the deadline", async (t) => {
+  const h = await Harness.create({ resumeDeadlineMs: DEADLINE_MS, resumeLeadMs: LEAD_MS, callTimeoutMs: 30_000 });
+  t.after(() => h.cleanup());
+  await h.startRegistered();
   const q = await quiesce(h);
   h.agent.hang.add("getJob");
   h.agent.hang.add("listJobs");
@@ -53,19 +95,21 @@ test("agent blackholed (calls hang, long call timeout): the timer still resumes 
 
   await h.logs.waitFor("stack resumed", (l) => l.jobId === q.jobId, DEADLINE_MS + 3_000);
   const at = startedAt(h);
-  assert.ok(at <= q.resumeDeadline + 1_000, `resumed ${at - q.resumeDeadline} ms after the deadline`);
+  assert.ok(at <= q.resumeDeadline, `resumed ${at - q.resumeDeadline} ms after the deadline`);
   assert.equal(h.stack.isRunning(), true);
   h.agent.hang.clear(); // let the shutdown's last report through instead of waiting out its bound
 });
 
-test("agent reachable but stuck before the snapshot: resumed at the deadline and reported", async (t) => {
-  const h = await Harness.create({ resumeDeadlineMs: DEADLINE_MS });
+test("agent reachable but stuck before the snapshot: resumed at the resume point and reported", async (t) => {
+  const h = await Harness.create({ resumeDeadlineMs: DEADLINE_MS, resumeLeadMs: LEAD_MS });
   t.after(() => h.cleanup());
+  await h.startRegistered();
   const q = await quiesce(h);
   h.agent.setPhase(q.jobId, Phase.PHASE_SNAPSHOTTING);
   await h.agent.waitForStack(q.jobId, "app", StackState.STACK_STATE_RESUMED, DEADLINE_MS + 3_000);
   const entry = h.agent.stack(q.jobId, "app");
   assert.equal(entry?.resumedEarly, false);
-  assert.ok((entry?.downtimeMs ?? 0) >= DEADLINE_MS - 50 && (entry?.downtimeMs ?? 0) <= DEADLINE_MS + 1_000, `downtime ${entry?.downtimeMs}`);
-  assert.ok(startedAt(h) <= q.resumeDeadline + 1_000);
+  const downtime = entry?.downtimeMs ?? 0;
+  assert.ok(downtime >= DEADLINE_MS - LEAD_MS - 50 && downtime <= DEADLINE_MS, `downtime ${downtime} ms`);
+  assert.ok(startedAt(h) <= q.resumeDeadline);
 });

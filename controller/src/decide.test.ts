@@ -8,7 +8,7 @@ import type { Marker } from "./marker-store.js";
 const P = Phase;
 const S = StackState;
 const NOW = 1_000_000;
-const marker: Marker = { jobId: "j1", guestId: "demo", stack: "app", agent: "a", controllerId: "c", stoppedAt: NOW - 1_000, resumeDeadline: NOW + 10_000 };
+const marker: Marker = { jobId: "j1", guestId: "demo", stack: "app", agent: "a", controllerId: "c", stoppedAt: NOW - 1_000, resumeDeadline: NOW + 10_000, resumeAt: NOW + 8_000 };
 
 function job(phase: Phase, state?: StackState, extra: Partial<Job> = {}): Job {
   return Job.fromPartial({ id: "j1", guestId: "demo", phase, mode: SnapshotMode.SNAPSHOT_MODE_SNAPSHOT, stacks: state === undefined ? [] : [{ stack: "app", state }], ...extra });
@@ -53,7 +53,7 @@ test("decideForMarker: past the deadline the stack resumes whatever the agent sa
     found(job(P.PHASE_SNAPSHOTTED, S.STACK_STATE_QUIESCED)),
   ];
   for (const view of views) {
-    for (const [now, fired] of [[marker.resumeDeadline, false], [marker.resumeDeadline + 5, false], [marker.resumeDeadline - 1, true]] as const) {
+    for (const [now, fired] of [[marker.resumeAt, false], [marker.resumeAt + 5, false], [marker.resumeDeadline, false], [marker.resumeAt - 1, true]] as const) {
       const d = decideForMarker({ marker, view, now, deadlineFired: fired, resume: "end", stack: "app" });
       assert.deepEqual(d, { action: "resume", cause: "deadline", early: false });
     }

@@ -3,7 +3,8 @@
 //
 // With a marker (this controller stopped the stack, or may have, for `marker.jobId`):
 //
-//   deadline passed (whatever the agent says)            → resume (deadline)
+//   resume point passed (whatever the agent says)        → resume (deadline)
+//     (the marker's resumeAt: the deadline minus the lead the start needs, ./resume-lead.ts)
 //   agent unreachable                                    → hold   (the deadline timer still runs)
 //   job unknown to the agent                             → resume (unknown-job)
 //   job terminal (done | failed | cancelled)             → resume (terminal, early=false): the fallback
@@ -90,8 +91,9 @@ export interface MarkerInput {
   stack: string;
 }
 
+/** The deadline timer fired, or the marker's resume point (deadline minus lead) has passed. */
 export function deadlinePassed(marker: Marker, now: number, deadlineFired: boolean): boolean {
-  return deadlineFired || now >= marker.resumeDeadline;
+  return deadlineFired || now >= marker.resumeAt;
 }
 
 export function decideForMarker(input: MarkerInput): MarkerAction {

@@ -1,8 +1,8 @@
 // The reconcile loop: one pass at a time, woken by events ("look again" at a job), by a tick while
 // the stream is broken (poll) or while a job is in hand (resync), and by the resume deadline.
 //
-// The deadline timer is armed whenever a marker exists and depends on nothing but the clock: when it
-// fires it aborts the pass in flight (an agent call that hangs, a stop that takes too long) and runs
+// The deadline timer is armed whenever a marker exists and depends on nothing but the clock. It fires
+// at the marker's resumeAt (the deadline minus the lead the stack's start needs), and then it aborts the pass in flight (an agent call that hangs, a stop that takes too long) and runs
 // a pass that resumes the stack without asking the agent first.
 import { LullError, asLullError, type Clock, type Logger } from "@lull/shared";
 import type { Marker } from "./marker-store.js";
@@ -68,14 +68,14 @@ export class ControllerLoop {
       this.deadlineTimer = undefined;
       return;
     }
-    if (armed && armed.jobId === marker.jobId && armed.deadline === marker.resumeDeadline) return;
+    if (armed && armed.jobId === marker.jobId && armed.deadline === marker.resumeAt) return;
     armed?.abort.abort();
-    const timer: DeadlineTimer = { jobId: marker.jobId, deadline: marker.resumeDeadline, abort: new AbortController() };
+    const timer: DeadlineTimer = { jobId: marker.jobId, deadline: marker.resumeAt, abort: new AbortController() };
     this.deadlineTimer = timer;
-    const waitMs = Math.max(0, marker.resumeDeadline - this.o.clock.now());
+    const waitMs = Math.max(0, marker.resumeAt - this.o.clock.now());
     this.o.clock.sleep(waitMs, timer.abort.signal).then(() => {
       if (this.deadlineTimer !== timer) return;
-      this.o.log.warn({ jobId: timer.jobId }, "resume deadline reached");
+      this.o.log.warn({ jobId: timer.jobId }, "resume point reached");
       this.deadlineFiredFor = timer.jobId;
       this.passAbort?.abort(new LullError("LULL_E_AGENT_UNREACHABLE", "the resume deadline was reached"));
       this.request({});

@@ -96,6 +96,7 @@ test("an unreadable token file exits 2 naming the key, and still starts a stack 
     controllerId: "crashed-1",
     stoppedAt: Date.now() - 1_000,
     resumeDeadline: Date.now() + 60_000,
+    resumeAt: Date.now() + 50_000,
   });
   const missing = join(w.dir, "no-such.token");
   const child = ChildController.withConfig(w.dir, { ...w.config, agent: { address: w.agent.address, tokenFile: missing, insecure: true } });

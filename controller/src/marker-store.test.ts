@@ -13,6 +13,7 @@ const marker: Marker = {
   controllerId: "host-1",
   stoppedAt: Date.parse("2026-11-22T10:00:00.000Z"),
   resumeDeadline: Date.parse("2026-11-22T10:05:00.000Z"),
+  resumeAt: Date.parse("2026-11-22T10:04:50.000Z"),
 };
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
@@ -74,4 +75,17 @@ test("one marker per stack in a shared directory", (t) => {
   db.write({ ...marker, stack: "db" });
   app.clear();
   assert.equal(db.read().kind, "present");
+});
+
+test("a marker written without resumeAt (an older controller) resumes at its deadline; a resumeAt past the deadline is clamped", (t) => {
+  const dir = tempDir(t);
+  const store = createFileMarkerStore(dir, "app");
+  store.write(marker);
+  const onDisk = JSON.parse(readFileSync(store.path, "utf8"));
+  assert.equal(onDisk.resumeAt, "2026-11-22T10:04:50.000Z");
+  delete onDisk.resumeAt;
+  writeFileSync(store.path, JSON.stringify(onDisk));
+  assert.deepEqual(store.read(), { kind: "present", marker: { ...marker, resumeAt: marker.resumeDeadline } });
+  writeFileSync(store.path, JSON.stringify({ ...onDisk, resumeAt: "2026-11-22T10:09:00.000Z" }));
+  assert.deepEqual(store.read(), { kind: "present", marker: { ...marker, resumeAt: marker.resumeDeadline } });
 });

@@ -18,6 +18,12 @@ export interface Marker {
   stoppedAt: number;
   /** The stack runs again by then, whatever the agent does (ms since the epoch). */
   resumeDeadline: number;
+  /**
+   * When the controller starts the stack if nothing resumed it before: the deadline minus the
+   * resume lead (./resume-lead.ts), so the start is through by the deadline. Markers written
+   * before this field existed read it as the deadline itself.
+   */
+  resumeAt: number;
 }
 
 export type MarkerRead =
@@ -44,6 +50,7 @@ const markerFileSchema = z.strictObject({
   controllerId: z.string(),
   stoppedAt: isoDate,
   resumeDeadline: isoDate,
+  resumeAt: isoDate.optional(),
 });
 
 function encode(marker: Marker): string {
@@ -56,6 +63,7 @@ function encode(marker: Marker): string {
     controllerId: marker.controllerId,
     stoppedAt: new Date(marker.stoppedAt).toISOString(),
     resumeDeadline: new Date(marker.resumeDeadline).toISOString(),
+    resumeAt: new Date(marker.resumeAt).toISOString(),
   };
   return `${JSON.stringify(file, null, 2)}\n`;
 }
@@ -83,6 +91,7 @@ function decode(text: string): MarkerRead {
       controllerId: f.controllerId,
       stoppedAt: Date.parse(f.stoppedAt),
       resumeDeadline: Date.parse(f.resumeDeadline),
+      resumeAt: Math.min(Date.parse(f.resumeAt ?? f.resumeDeadline), Date.parse(f.resumeDeadline)),
     },
   };
 }

@@ -10,6 +10,7 @@ import { decideForJob, decideForMarker, isPendingQuiesce, type JobView } from ".
 import type { Marker, MarkerStore } from "./marker-store.js";
 import { Quiescer } from "./quiesce/quiescer.js";
 import { quiesceSchema } from "./quiesce/schema.js";
+import { resumeLeadMs } from "./resume-lead.js";
 import { ResumeOps, type TrackedJob } from "./resume-ops.js";
 import type { StackDriver } from "./stacks/driver.js";
 
@@ -20,6 +21,8 @@ export interface ReconcilerOptions {
   agentAddress: string;
   resume: "early" | "end";
   resumeDeadlineMs: number;
+  /** Floor of the resume lead (./resume-lead.ts); undefined: the default. */
+  resumeLeadMs?: number | undefined;
   agent: AgentApi;
   driver: StackDriver;
   /** Holds the stack and runs the quiesce steps (default: strategy `stop`, no steps). */
@@ -99,9 +102,9 @@ export class Reconciler {
   private async reconcileMarker(marker: Marker, req: ReconcileRequest, signal: AbortSignal): Promise<void> {
     const now = this.o.clock.now();
     const deadlineFired = req.deadlineFiredFor === marker.jobId;
-    // Past the deadline the agent is not even asked: resume first.
+    // Past the resume point the agent is not even asked: resume first.
     const view: JobView =
-      deadlineFired || now >= marker.resumeDeadline
+      deadlineFired || now >= marker.resumeAt
         ? { kind: "unreachable", reason: "not asked: the resume deadline passed" }
         : await this.readJob(marker.jobId, signal);
     const decision = decideForMarker({ marker, view, now, deadlineFired, resume: this.o.resume, stack: this.o.stack });
@@ -114,7 +117,10 @@ export class Reconciler {
         await this.stopAndAcknowledge(marker, view.kind === "found" ? view.job : undefined, signal);
         return;
       case "resume": {
-        if (decision.cause === "deadline") log.warn({ resumeDeadline: new Date(marker.resumeDeadline).toISOString() }, "resume deadline passed — resuming the stack");
+        if (decision.cause === "deadline") {
+          const at = { resumeAt: new Date(marker.resumeAt).toISOString(), resumeDeadline: new Date(marker.resumeDeadline).toISOString() };
+          log.warn({ ...at, leadMs: marker.resumeDeadline - marker.resumeAt }, "resume deadline near — resuming the stack");
+        }
         if (decision.cause === "unknown-job") log.warn({ reason: view.kind === "not-found" ? view.reason : "" }, "the agent does not know the marker's job — resuming the stack");
         await this.ops.resume(marker, decision.cause, decision.early, this.stopMsFor(marker.jobId));
         await this.ops.flushNotice(signal);
@@ -127,6 +133,8 @@ export class Reconciler {
   private async quiesce(job: Job, signal: AbortSignal): Promise<void> {
     const now = this.o.clock.now();
     this.o.log.info({ jobId: job.id, at: new Date(now).toISOString() }, "quiescing");
+    const resumeDeadline = now + this.o.resumeDeadlineMs;
+    const leadMs = resumeLeadMs(this.o, this.ops.longestResumeMs);
     const marker: Marker = {
       jobId: job.id,
       guestId: this.o.guestId,
@@ -134,7 +142,8 @@ export class Reconciler {
       agent: this.o.agentAddress,
       controllerId: this.o.controllerId,
       stoppedAt: now,
-      resumeDeadline: now + this.o.resumeDeadlineMs,
+      resumeDeadline,
+      resumeAt: resumeDeadline - leadMs,
     };
     try {
       this.o.markers.write(marker);

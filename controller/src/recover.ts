@@ -40,6 +40,7 @@ export async function recover(parts: RecoverParts, signal: AbortSignal): Promise
         jobId: m.jobId,
         stoppedAt: new Date(m.stoppedAt).toISOString(),
         resumeDeadline: new Date(m.resumeDeadline).toISOString(),
+        resumeAt: new Date(m.resumeAt).toISOString(),
         previousControllerId: m.controllerId,
       },
       "marker found at start — the stack may be down",

@@ -41,6 +41,8 @@ export interface ResumeOpsOptions {
 
 export class ResumeOps {
   tracked: TrackedJob | undefined;
+  /** The longest resume (release verified up + post steps) this process has measured. */
+  longestResumeMs: number | undefined;
   private readonly o: ResumeOpsOptions;
 
   constructor(options: ResumeOpsOptions) {
@@ -65,7 +67,9 @@ export class ResumeOps {
     const log = this.o.log.child({ jobId: marker.jobId });
     if (cause === "snapshotted") log.info({ jobId: marker.jobId, at: new Date(this.o.clock.now()).toISOString() }, "snapshotted — resuming app early");
     if (cause === "snapshotted" || cause === "terminal") await this.o.failpoint("before-resume");
+    const began = this.o.clock.now();
     const result = await this.o.quiescer.resume(marker.jobId, cause);
+    this.measured(began);
     if (!result.ok) {
       log.error({ cause, err: result.error ?? "unknown" }, "resuming the stack failed — will retry");
       return false;
@@ -86,7 +90,9 @@ export class ResumeOps {
 
   /** A corrupt marker: the stack may be down and no job is known. Release it, run the post steps, clear the marker. */
   async resumeWithoutJob(cause: ResumeCause): Promise<boolean> {
+    const began = this.o.clock.now();
     const result = await this.o.quiescer.resume(undefined, cause);
+    this.measured(began);
     if (!result.ok) {
       this.o.log.error({ cause, err: result.error ?? "unknown" }, "resuming the stack failed — will retry");
       return false;
@@ -99,6 +105,12 @@ export class ResumeOps {
       "stack resumed",
     );
     return true;
+  }
+
+  /** Records how long a resume took, so the next marker's lead covers it (./resume-lead.ts). */
+  private measured(began: number): void {
+    const tookMs = this.o.clock.now() - began;
+    this.longestResumeMs = Math.max(this.longestResumeMs ?? 0, tookMs);
   }
 
   /** Tells the agent what it has not heard yet. `job`: the job as just read, if the caller has it. */

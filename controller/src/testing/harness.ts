@@ -14,6 +14,7 @@ import { ProcessStack } from "./process-stack.js";
 export interface HarnessOptions {
   resume?: "early" | "end";
   resumeDeadlineMs?: number;
+  resumeLeadMs?: number;
   pollIntervalMs?: number;
   leaseTtlMs?: number;
   callTimeoutMs?: number;
@@ -51,6 +52,7 @@ export class Harness {
       agent: { address: agent.address, callTimeoutMs: options.callTimeoutMs ?? 1_000 },
       markerDir,
       resumeDeadlineMs: options.resumeDeadlineMs ?? 20_000,
+      resumeLeadMs: options.resumeLeadMs,
       pollIntervalMs: options.pollIntervalMs ?? 100,
       leaseTtlMs: options.leaseTtlMs ?? 3_000,
       resume: options.resume ?? "early",
@@ -72,6 +74,7 @@ export class Harness {
       controllerId: "crashed-controller",
       stoppedAt: now - (times.stoppedAgoMs ?? 500),
       resumeDeadline: now + times.deadlineInMs,
+      resumeAt: now + times.deadlineInMs,
     };
     this.markers.write(marker);
     return marker;

@@ -41,7 +41,7 @@ export interface SiteOptions {
   /** Put archiveDir on a tmpfs of this size (a disk that fills up). */
   archiveTmpfsBytes?: number;
   /** Controller settings; the lease (default 15 s) outlives an agent restart, so stacks stay registered. */
-  controller?: { resumeDeadlineMs?: number; pollIntervalMs?: number; leaseTtlMs?: number; callTimeoutMs?: number };
+  controller?: { resumeDeadlineMs?: number; resumeLeadMs?: number; pollIntervalMs?: number; leaseTtlMs?: number; callTimeoutMs?: number };
   btrfsSizeBytes?: number;
   /** Commands the agent runs that start late (shims first on its PATH): e.g. zstd, for a slow archive. */
   slowAgentCommands?: Array<{ command: string; delayMs: number; whenArgsStartWith?: string[] }>;
@@ -191,7 +191,7 @@ export class Site {
       resumeDeadlineMs: c.resumeDeadlineMs ?? 60_000,
       pollIntervalMs: c.pollIntervalMs ?? 300,
       leaseTtlMs: c.leaseTtlMs ?? 15_000,
-      config: { agent: { ...credentials, callTimeoutMs: c.callTimeoutMs ?? 3_000 } },
+      config: { agent: { ...credentials, callTimeoutMs: c.callTimeoutMs ?? 3_000 }, ...(c.resumeLeadMs !== undefined ? { resumeLeadMs: c.resumeLeadMs } : {}) },
       driver: countedAppDriver({ ledger: stack.ledger, dataDir: stack.dataDir, stopDelayMs: stack.stopDelayMs }),
       env: cleanEnv(o.failpoint ? { LULL_CONTROLLER_FAILPOINT: o.failpoint } : {}),
       ...(this.options.echo !== undefined ? { echo: this.options.echo } : {}),
