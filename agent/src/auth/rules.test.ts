@@ -48,9 +48,17 @@ test("a stack token acts only for its stack and cannot start or cancel the guest
   for (const method of ["registerStack", "unregisterStack", "acknowledgeQuiesce", "refuseQuiesce", "reportResumed"]) {
     assert.throws(() => check(method, stackApp, { guestId: "101", stack: "db" }), denied, method);
   }
-  for (const method of ["startBackup", "cancelJob", "startGroupBackup"]) {
+  for (const method of ["startBackup", "cancelJob", "startGroupBackup", "cancelGroup"]) {
     assert.throws(() => check(method, stackApp, { guestId: "101", guestIds: ["101"] }), denied, method);
   }
+});
+
+test("cancelling a group run is an operator call: a guest token is refused even for a run of its own guest", () => {
+  assert.equal(SCOPE_RULES.cancelGroup?.kind, "operator");
+  for (const groupRunId of ["g-101", "g-both", "no-such-run"]) {
+    assert.throws(() => check("cancelGroup", guest101, { groupRunId, reason: "x" }), denied, groupRunId);
+  }
+  check("cancelGroup", operator, { groupRunId: "g-both" });
 });
 
 test("responses are cut down to the guest: agent info lists only its guest, group lists only its own runs", () => {

@@ -73,6 +73,8 @@ export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
     guests: (req, ctx) => ctx.groupRunGuests?.(str(req, "groupRunId")) ?? [],
     stackTokens: true,
   },
+  // A group run always spans several guests (at least two), so no guest token holds all of them.
+  cancelGroup: { kind: "operator" },
   // A run with other member guests would show their jobs: a guest token sees only runs of its guest alone
   // (GetGroup refuses the others by the rule above: every member must be in scope).
   listGroups: {

@@ -43,6 +43,7 @@ function requestsFor101(): Record<string, Record<string, unknown>> {
     startGroupBackup: { guestIds: ["101"], idempotencyKey: "scope-group" },
     getGroup: { groupRunId: "g-01zzzzzzzzzzzzzzzzzzzzzzzz" },
     listGroups: { guestId: "101" },
+    cancelGroup: { groupRunId: "g-01zzzzzzzzzzzzzzzzzzzzzzzz", reason: "not yours" },
   };
 }
 
@@ -146,15 +147,21 @@ describe("credentials on the network listener", () => {
     const stack = clientWith(tokens.s101app);
     const other = await invoke(stack, rpc("registerStack"), requestFor("RegisterStack", { guestId: "101", stack: "db", controllerId: "x" }));
     assert.equal(other.ok ? "OK" : other.error.code, "LULL_E_PERMISSION_DENIED");
-    for (const key of ["startBackup", "cancelJob"]) {
+    for (const key of ["startBackup", "cancelJob", "cancelGroup"]) {
       const o = await invoke(stack, rpc(key), requestFor(rpc(key).rpc, requestsFor101()[key]!));
       assert.equal(o.ok ? "OK" : o.error.code, "LULL_E_PERMISSION_DENIED", key);
     }
+    // A group spans guests: CancelGroup is an operator call, whatever guest the token holds.
+    const cancelGroup = await invoke(g101, rpc("cancelGroup"), requestFor("CancelGroup", requestsFor101().cancelGroup!));
+    assert.equal(cancelGroup.ok ? "OK" : cancelGroup.error.code, "LULL_E_PERMISSION_DENIED", "cancelGroup with a guest token");
+    assert.match((cancelGroup as { error: Error }).error.message, /CancelGroup needs an operator credential/);
     assert.ok((await invoke(stack, rpc("getJob"), requestFor("GetJob", { guestId: "101", jobId }))).ok);
 
     const operator = clientWith(tokens.operator);
     const all = await invoke(operator, rpc("listJobs"), requestFor("ListJobs", { guestId: "" }));
     assert.ok(all.ok, "an operator token lists every guest's jobs");
+    const unknownRun = await invoke(operator, rpc("cancelGroup"), requestFor("CancelGroup", requestsFor101().cancelGroup!));
+    assert.equal(unknownRun.ok ? "OK" : unknownRun.error.code, "LULL_E_GROUP_NOT_FOUND", "an operator token passes to the handler");
   });
 
   it("RegisterStack and WatchEvents are limited per credential", async () => {

@@ -8,6 +8,9 @@
 // failed, cancelled) fails the group: the cause is committed, then the membership signal aborts
 // every other member with LULL_E_GROUP_MEMBER_FAILED; their engines release what they took, their
 // jobs end failed, and every controller resumes its stack. After the point members go on alone.
+// An operator's cancel (CancelGroup, see cancel.ts) is recorded here first; before the snapshot
+// point it also closes the barrier and the point (no member goes on to snapshot or to
+// `snapshotted`), while the caller cancels each member job through the runner.
 // The run's outcome is settled from the member jobs once all ended. Member jobs' committed events
 // only say "look again" (reconcile reads the store), never re-entering the bus that delivered them.
 import { Consistency, EventKind, Phase, StackState, type Job } from "@lull/proto";
@@ -25,7 +28,7 @@ export interface GroupMembership {
   readonly groupRunId: string;
   /** Aborts (reason: the failure) when the group fails before its snapshot point. */
   readonly signal: AbortSignal;
-  /** The LULL_E_GROUP_MEMBER_FAILED error the group stopped this member with, once it did. */
+  /** Why the group stops before its point, once it does: LULL_E_GROUP_MEMBER_FAILED, or LULL_E_CANCELLED (the run was cancelled). */
   readonly failure: LullError | undefined;
   /** This member's own barrier ended; resolves when the group may go on. Rejects with the failure, or when `signal` aborts. */
   barrierEnded(consistency: Consistency, signal: AbortSignal): Promise<void>;
@@ -130,6 +133,34 @@ export class GroupCoordinator {
       barrierEnded: (consistency, signal) => this.barrierEnded(group, member, consistency, signal),
       snapshotTaken: (snapshotAt, signal) => this.snapshotTaken(group, member, snapshotAt, signal),
     };
+  }
+
+  /**
+   * Records an operator's cancel of a run that has not ended (throws LULL_E_JOB_TERMINAL when it
+   * has). Before the snapshot point the run then goes no further: no member passes the barrier or
+   * commits `snapshotted`. The caller cancels the member jobs (JobRunner.cancel), then calls settle().
+   */
+  cancel(runId: string, reason: string): void {
+    this.deps.ledger.apply(runId, { type: "cancel", reason });
+    const group = this.active.get(runId);
+    if (!group || group.failure || group.point.settled) return;
+    group.failure = new LullError("LULL_E_CANCELLED", `group run ${runId} was cancelled before every snapshot existed: ${reason}`);
+    this.deps.log.info({ groupRunId: runId, reason }, "group run cancelled before its snapshot point");
+    group.barrier.reject(group.failure);
+    group.point.reject(group.failure);
+  }
+
+  /** Ends the run now if every member has ended (also a run this coordinator does not follow); returns it as it is then. */
+  settle(runId: string): GroupRunRecord | undefined {
+    const group = this.active.get(runId);
+    if (group) {
+      this.reconcile(group);
+    } else {
+      const run = this.deps.ledger.store.getRun(runId);
+      const members = this.deps.ledger.store.memberJobs(runId);
+      if (run && !isTerminal(run.phase) && members.every((m) => isTerminal(m.phase))) this.deps.ledger.apply(runId, groupOutcome(run, members));
+    }
+    return this.deps.ledger.store.getRun(runId);
   }
 
   /** Stops timers and subscriptions (agent shutdown); runs left unsettled are settled at the next start. */

@@ -134,3 +134,35 @@ describe("group errors over gRPC", () => {
     engine.release();
   });
 });
+
+describe("CancelGroup over gRPC", () => {
+  it("cancels every member, answers the cancelled run, and the run's stream shows the cancel; then refuses with stable codes", async () => {
+    const { t, groups } = await agentWith(new TimelineEngine());
+    await t.api.registerStack({ guestId: "101", stack: "web", controllerId: "ctl-101-web" });
+    const { group: started } = await groups.startGroupBackup({ groupId: "shop", idempotencyKey: "to-cancel" });
+    assert.ok(started);
+    const web = started.members.find((m) => m.guestId === "101")!;
+    // 101's stack has not answered yet: the run waits at its barrier.
+    await waitForJob(t, "101", web.id, (j) => j.phase === Phase.PHASE_QUIESCING);
+
+    const { group: run } = await groups.cancelGroup({ groupRunId: started.id, reason: "operator stop" });
+    assert.equal(run?.phase, Phase.PHASE_CANCELLED);
+    assert.equal(run?.errorCode, "LULL_E_CANCELLED");
+    assert.deepEqual(run?.members.map((m) => [m.guestId, m.phase]), [["101", Phase.PHASE_CANCELLED], ["102", Phase.PHASE_CANCELLED]]);
+
+    // A watcher of the run (here one that connects afterwards: the events are persisted) sees the cancel.
+    const events = await collectEvents(t, { groupRunId: started.id }, (e) => e.kind === EventKind.EVENT_KIND_GROUP && e.phase === Phase.PHASE_CANCELLED);
+    const request = events.find((e) => e.kind === EventKind.EVENT_KIND_GROUP && e.message === "cancelling: operator stop");
+    assert.ok(request, "the cancel is one GROUP event");
+    const ends = events.filter((e) => e.kind === EventKind.EVENT_KIND_PHASE && e.phase === Phase.PHASE_CANCELLED);
+    assert.deepEqual(ends.map((e) => e.guestId).sort(), ["101", "102"], "each member's terminal event");
+    assert.ok(ends.every((e) => e.seq > request.seq));
+
+    const again = await rejectsWith(groups.cancelGroup({ groupRunId: started.id }), "LULL_E_JOB_TERMINAL", status.FAILED_PRECONDITION);
+    assert.match(again.message, /has already ended \(cancelled\)/);
+    await rejectsWith(groups.cancelGroup({ groupRunId: "g-0000000000aaaaaaaaaaaaaaaa" }), "LULL_E_GROUP_NOT_FOUND", status.NOT_FOUND);
+    await rejectsWith(groups.cancelGroup({ groupRunId: "shop" }), "LULL_E_INVALID_ARGUMENT", status.INVALID_ARGUMENT);
+    const solo = await t.api.startBackup({ guestId: "101", idempotencyKey: "after-cancel" });
+    assert.ok(solo.created, "the guests take new work");
+  });
+});

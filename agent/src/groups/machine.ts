@@ -7,12 +7,18 @@
 //                                └── (no member makes a copy) ┘
 //
 //   any non-terminal phase ─▶ failed (once every member job has ended and one is not done)
+//   any non-terminal phase ─▶ cancelled (an operator cancelled the run, and every member that is
+//                             not done ended cancelled)
 //
 // `quiescing` lasts until every stack of every member acknowledged (or the policy went on
 // crash-consistent): then `barrier-passed` records the group's consistency. `snapshot-point` is
 // the moment every member's copy exists (snapshot_at = the earliest). `failing` records the first
-// cause of a failure before that point (the phase stays until every member has ended); `end`
-// settles the run from its members' outcomes: `done` only if every member is done.
+// cause of a failure before that point (the phase stays until every member has ended); `cancel`
+// records an operator's cancel the same way (code LULL_E_CANCELLED; a cause already recorded
+// stays the cause); `end` settles the run from its members' outcomes: `done` only if every member
+// is done, `cancelled` when the recorded cause is the cancel and every other member was cancelled.
+// What makes a run `cancelled` is durable (the run's cause, the members' phases), so start-up
+// recovery settles a cancel the agent's stop interrupted from the same rows.
 import { Consistency, Phase } from "@lull/proto";
 import { LullError, isTerminal, phaseName, type ErrorCode } from "@lull/shared";
 import type { EventDraft } from "../jobs/job.js";
@@ -24,7 +30,8 @@ export type GroupEvent =
   | { type: "snapshot-point"; snapshotAt: number | undefined }
   | { type: "archiving" }
   | { type: "failing"; code: ErrorCode | string; message: string }
-  | { type: "end"; failedGuests: readonly string[]; code: string; message: string };
+  | { type: "cancel"; reason: string }
+  | { type: "end"; failedGuests: readonly string[]; code: string; message: string; cancelled: boolean };
 
 export type GroupEffect = { type: "emit"; event: EventDraft } | { type: "phase-changed"; from: Phase; to: Phase };
 
@@ -34,6 +41,8 @@ export interface GroupTransition {
 }
 
 const P = Phase;
+/** The code of a run an operator cancelled (as of a cancelled job). */
+export const CANCELLED_CODE = "LULL_E_CANCELLED";
 
 function wrongPhase(run: GroupRunRecord, event: GroupEvent): LullError {
   return new LullError("LULL_E_WRONG_PHASE", `group run ${run.id} cannot take ${event.type} while ${phaseName(run.phase)}`);
@@ -100,16 +109,30 @@ export function groupTransition(run: GroupRunRecord, event: GroupEvent, now: num
       const next: GroupRunRecord = { ...run, errorCode: event.code, errorMessage: event.message, failedIn: run.phase, updatedAt: new Date(now) };
       return { run: next, effects: [{ type: "emit", event: groupEvent(next, { message: `failing: ${event.message}` }) }] };
     }
+    case "cancel": {
+      if (run.errorCode !== "") {
+        // The first cause stays the cause; watchers still see that the cancel was asked for.
+        const message =
+          run.errorCode === CANCELLED_CODE
+            ? `cancel requested again: ${event.reason}`
+            : `cancel requested; the run already ends for an earlier cause (${run.errorCode}): ${event.reason}`;
+        return { run, effects: [{ type: "emit", event: groupEvent(run, { message }) }] };
+      }
+      const next: GroupRunRecord = { ...run, errorCode: CANCELLED_CODE, errorMessage: event.reason, failedIn: run.phase, updatedAt: new Date(now) };
+      return { run: next, effects: [{ type: "emit", event: groupEvent(next, { message: `cancelling: ${event.reason}` }) }] };
+    }
     case "end": {
       if (event.failedGuests.length === 0) {
         if (run.phase !== P.PHASE_SNAPSHOTTED && run.phase !== P.PHASE_ARCHIVING) throw wrongPhase(run, event);
-        return phaseChange(run, P.PHASE_DONE, now, { failedGuests: [] }, `every member is done (${consistencyWord(run.consistency)})`);
+        // A cancel that came too late (every member had finished its archive) leaves no error on a done run.
+        const clean = { failedGuests: [], failedIn: P.PHASE_UNSPECIFIED, errorCode: "", errorMessage: "" };
+        return phaseChange(run, P.PHASE_DONE, now, clean, `every member is done (${consistencyWord(run.consistency)})`);
       }
       const failedIn = run.failedIn !== P.PHASE_UNSPECIFIED ? run.failedIn : run.phase;
       const errorCode = run.errorCode || event.code;
       return phaseChange(
         run,
-        P.PHASE_FAILED,
+        event.cancelled ? P.PHASE_CANCELLED : P.PHASE_FAILED,
         now,
         { failedIn, errorCode, errorMessage: event.message, failedGuests: [...event.failedGuests] },
         event.message,

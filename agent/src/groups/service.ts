@@ -1,13 +1,15 @@
-// The group RPCs of lull.v1.Agent: StartGroupBackup, GetGroup, ListGroups. StartGroupBackup
-// creates the run and one queued job per member in one transaction (a busy member: nothing is
-// created), hands the run to the coordinator, then starts every member's run.
-import { QuiescePolicy, type GetGroupRequest, type GroupInfo, type GroupRun, type ListGroupsRequest, type ListGroupsResponse, type StartGroupBackupRequest, type StartGroupBackupResponse } from "@lull/proto";
+// The group RPCs of lull.v1.Agent: StartGroupBackup, GetGroup, ListGroups, CancelGroup.
+// StartGroupBackup creates the run and one queued job per member in one transaction (a busy
+// member: nothing is created), hands the run to the coordinator, then starts every member's run.
+// CancelGroup cancels every member that has not ended (cancel.ts).
+import { QuiescePolicy, type CancelGroupRequest, type CancelGroupResponse, type GetGroupRequest, type GroupInfo, type GroupRun, type ListGroupsRequest, type ListGroupsResponse, type StartGroupBackupRequest, type StartGroupBackupResponse } from "@lull/proto";
 import { LullError, type Clock, type Logger } from "@lull/shared";
 import type { AgentConfig } from "../config.js";
 import type { GuestDirectory } from "../grpc/validate.js";
 import { newJobId } from "../jobs/job-id.js";
 import { newJobRecord, toApiJob } from "../jobs/job.js";
 import type { JobRunner } from "../jobs/runner.js";
+import { cancelGroupRun } from "./cancel.js";
 import type { GroupConfig } from "./config.js";
 import type { GroupCoordinator } from "./coordinator.js";
 import { memberJobKey, newGroupRunId, newGroupRunRecord, toApiGroupRun, type GroupRunRecord } from "./group-run.js";
@@ -31,6 +33,7 @@ export interface GroupHandlers {
   startGroupBackup(req: StartGroupBackupRequest): StartGroupBackupResponse;
   getGroup(req: GetGroupRequest): GroupRun;
   listGroups(req: ListGroupsRequest): ListGroupsResponse;
+  cancelGroup(req: CancelGroupRequest): Promise<CancelGroupResponse>;
 }
 
 function groupInfo(group: GroupConfig): GroupInfo {
@@ -102,6 +105,11 @@ export function createGroupHandlers(deps: GroupServiceDeps): GroupHandlers {
       const r = check.listGroupsRequest(guests, req);
       const configured = config.groups.filter((g) => r.guestId === undefined || g.guests.includes(r.guestId));
       return { groups: store.listRuns(r).map(api), configured: configured.map(groupInfo) };
+    },
+
+    async cancelGroup(req) {
+      const r = check.cancelGroupRequest(req);
+      return { group: api(await cancelGroupRun({ groupLedger, coordinator, runner, log: deps.log }, r.groupRunId, r.reason)) };
     },
   };
 }

@@ -2,8 +2,8 @@
 // to the full, sorted list of its member guests: the configured members of `group_id`, or the
 // ad hoc `guest_ids`. Listing guests together with a group id is allowed only when they are
 // exactly its members (so the scope check on the listed guests is the scope of what runs).
-import type { GetGroupRequest, ListGroupsRequest, StartGroupBackupRequest } from "@lull/proto";
-import { LullError, validate } from "@lull/shared";
+import type { CancelGroupRequest, GetGroupRequest, ListGroupsRequest, StartGroupBackupRequest } from "@lull/proto";
+import { LIMITS, LullError, validate } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
 import { backupOptions, optionalGuest, optionalRange, requireGuest, type GuestDirectory } from "../grpc/validate.js";
 import { groupEngineProblem, type GroupConfig } from "./config.js";
@@ -68,4 +68,10 @@ export function getGroupRequest(req: GetGroupRequest) {
 export function listGroupsRequest(guests: GuestDirectory, req: ListGroupsRequest) {
   const limit = optionalRange(req.limit, "limit", 1, 1000) ?? 50;
   return { guestId: optionalGuest(guests, req.guestId)?.id, activeOnly: req.activeOnly === true, limit };
+}
+
+export function cancelGroupRequest(req: CancelGroupRequest) {
+  const groupRunId = validGroupRunId(req.groupRunId);
+  const reason = validate.text(req.reason, "reason", LIMITS.reason);
+  return { groupRunId, reason: reason === "" ? "cancelled by request" : reason };
 }

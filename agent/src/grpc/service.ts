@@ -161,6 +161,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     startGroupBackup: handle("StartGroupBackup", (req) => groupHandlers.startGroupBackup(req)),
     getGroup: handle("GetGroup", (req) => groupHandlers.getGroup(req)),
     listGroups: handle("ListGroups", (req) => groupHandlers.listGroups(req)),
+    cancelGroup: handle("CancelGroup", (req) => groupHandlers.cancelGroup(req)),
 
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
       void watch(call);

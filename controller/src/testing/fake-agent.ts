@@ -251,6 +251,9 @@ export class FakeAgent {
         throw new LullError("LULL_E_GROUP_NOT_FOUND", "the fake agent has no group runs");
       }),
       listGroups: unary("listGroups", () => ({ groups: [], configured: [] })),
+      cancelGroup: unary("cancelGroup", (): never => {
+        throw new LullError("LULL_E_GROUP_NOT_FOUND", "the fake agent has no group runs");
+      }),
       watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
         this.record("watchEvents", call.request);
         if (!this.streamsEnabled) {

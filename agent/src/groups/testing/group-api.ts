@@ -1,12 +1,23 @@
 // The group RPCs as promises for tests (requests filled with defaults), and a poll for a run.
 import { strict as assert } from "node:assert";
-import { GetGroupRequest, ListGroupsRequest, StartGroupBackupRequest, type AgentClient, type GroupRun, type ListGroupsResponse, type StartGroupBackupResponse } from "@lull/proto";
+import {
+  CancelGroupRequest,
+  GetGroupRequest,
+  ListGroupsRequest,
+  StartGroupBackupRequest,
+  type AgentClient,
+  type CancelGroupResponse,
+  type GroupRun,
+  type ListGroupsResponse,
+  type StartGroupBackupResponse,
+} from "@lull/proto";
 import { callUnary, isTerminal } from "@lull/shared";
 
 export interface GroupApi {
   startGroupBackup(req: Partial<StartGroupBackupRequest>): Promise<StartGroupBackupResponse>;
   getGroup(req: Partial<GetGroupRequest>): Promise<GroupRun>;
   listGroups(req: Partial<ListGroupsRequest>): Promise<ListGroupsResponse>;
+  cancelGroup(req: Partial<CancelGroupRequest>): Promise<CancelGroupResponse>;
 }
 
 export function groupApi(client: AgentClient): GroupApi {
@@ -15,6 +26,7 @@ export function groupApi(client: AgentClient): GroupApi {
     startGroupBackup: (r) => callUnary(client.startGroupBackup.bind(client), StartGroupBackupRequest.fromPartial(r), opts),
     getGroup: (r) => callUnary(client.getGroup.bind(client), GetGroupRequest.fromPartial(r), opts),
     listGroups: (r) => callUnary(client.listGroups.bind(client), ListGroupsRequest.fromPartial(r), opts),
+    cancelGroup: (r) => callUnary(client.cancelGroup.bind(client), CancelGroupRequest.fromPartial(r), opts),
   };
 }
 

@@ -22,11 +22,14 @@ import { createGroupHandlers, type GroupHandlers } from "../service.js";
 import { GroupStore } from "../store.js";
 
 export interface GroupFixtureOptions {
-  engine: BackupEngine;
+  /** The engine, or how to make it from the fixture's config (the real native engine). */
+  engine: BackupEngine | ((config: Readonly<AgentConfig>) => BackupEngine);
   guests: string[];
   /** Guests whose dir driver archives in place (`snapshot: none`). */
   noCopy?: string[];
   config?: Record<string, unknown>;
+  /** The runner's progress interval (default 250 ms). */
+  progressIntervalMs?: number;
 }
 
 export interface GroupFixture {
@@ -80,7 +83,18 @@ export function groupFixture(options: GroupFixtureOptions): GroupFixture {
     makesCopy: (guestId) => config.guests.some((g) => g.id === guestId && snapshotKind(g) !== "none"),
     barrierSlackMs: 1_000,
   });
-  const runner = new JobRunner({ ledger, bus, clock, log, guests: config.guests, engineFor: () => options.engine, cancelGraceMs: 2_000, groups: coordinator });
+  const engine = typeof options.engine === "function" ? options.engine(config) : options.engine;
+  const runner = new JobRunner({
+    ledger,
+    bus,
+    clock,
+    log,
+    guests: config.guests,
+    engineFor: () => engine,
+    cancelGraceMs: 2_000,
+    groups: coordinator,
+    ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
+  });
   const handlers = createGroupHandlers({
     config,
     guests: new Map(config.guests.map((g) => [g.id, g])),

@@ -84,6 +84,7 @@ export class FakeAgent {
       startGroupBackup: unimplemented,
       getGroup: unimplemented,
       listGroups: unimplemented,
+      cancelGroup: unimplemented,
       registerStack: unimplemented,
       unregisterStack: unimplemented,
       acknowledgeQuiesce: unimplemented,
