@@ -131,9 +131,11 @@ export function scopeLeak(rpc: string, bytes: Buffer, result: CallResult, guestI
             ? [decode<proto.Event>("Event", r)?.guestId || undefined]
             : rpc === "GetGroup"
               ? (decode<{ guestIds?: string[] }>("GroupRun", r)?.guestIds ?? [])
-              : rpc === "ListGroups"
-                ? (decode<{ groups?: { guestIds?: string[] }[] }>("ListGroupsResponse", r)?.groups ?? []).flatMap((g) => g.guestIds ?? [])
-                : [];
+              : rpc === "CancelGroup"
+                ? (decode<{ group?: { guestIds?: string[] } }>("CancelGroupResponse", r)?.group?.guestIds ?? [])
+                : rpc === "ListGroups"
+                  ? (decode<{ groups?: { guestIds?: string[] }[] }>("ListGroupsResponse", r)?.groups ?? []).flatMap((g) => g.guestIds ?? [])
+                  : [];
   const other = foreign(seen);
   return other.length > 0 ? `${rpc} showed guest ${other.join(",")}` : undefined;
 }

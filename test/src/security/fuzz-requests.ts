@@ -92,9 +92,15 @@ function date(rng: Rng): Date | undefined {
   return rng.pick([undefined, new Date(), new Date(0), new Date(-1000), new Date(8.64e15), new Date(Date.now() + 86_400_000)]);
 }
 
+const shapedId = (rng: Rng, prefix: string) => `${prefix}-${Array.from({ length: 26 }, () => rng.pick([..."0123456789abcdefghijklmnopqrstuvwxyz"])).join("")}`;
+
 function jobId(rng: Rng, w: FuzzWorld): string {
-  const shaped = `j-${Array.from({ length: 26 }, () => rng.pick([..."0123456789abcdefghijklmnopqrstuvwxyz"])).join("")}`;
-  return stringFor(rng, w, [...w.jobIds, ...w.jobIds, shaped]);
+  return stringFor(rng, w, [...w.jobIds, ...w.jobIds, shapedId(rng, "j")]);
+}
+
+/** A well-formed group run id (of no run: NOT_FOUND), a job id (malformed for a run), or a hostile string. */
+function groupRunId(rng: Rng, w: FuzzWorld): string {
+  return stringFor(rng, w, [shapedId(rng, "g"), shapedId(rng, "g"), shapedId(rng, "j"), "g-", `g-${"0".repeat(27)}`]);
 }
 
 /** Field values for the request of `rpc` (a partial: the codec fills in the rest). */
@@ -140,6 +146,8 @@ export function partialRequest(rpc: string, rng: Rng, w: FuzzWorld): Record<stri
       return { groupRunId: text() };
     case "ListGroups":
       return { guestId: guest(), activeOnly: rng.chance(0.5), limit: num(rng) };
+    case "CancelGroup":
+      return { groupRunId: groupRunId(rng, w), reason: text() };
     default:
       return {};
   }
