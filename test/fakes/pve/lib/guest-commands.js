@@ -1,7 +1,13 @@
 // `pct` and `qm` of the fake toolbox: config (sorted, no digest; lxc.* last), status,
-// unlock, list, delsnapshot (pct), guest fsfreeze commands and resume (qm).
+// start, unlock, list, delsnapshot (pct), guest fsfreeze commands and resume (qm).
 // Unknown guests fail like the real CLI: "Configuration file 'nodes/<node>/lxc/<id>.conf' does not exist", exit 255.
-// Not reproduced: pct/qm start, stop, set, snapshot, rollback, migrate, mount; config digests; pending changes.
+// start (pve-container API2/LXC/Status.pm vm_start, qemu-server vm_start): prints nothing and marks
+// the guest running; a locked guest fails with `CT is locked (<lock>)` / `VM is locked (<lock>)`
+// unless --skiplock (pct also starts a guest under `lock: mounted`); a running guest fails with
+// `CT <id> already running` (checked before the lock) / `VM <id> already running` (after it); exit 255.
+// Injected fault: guestStartFail "<message>" (e.g. `startup for container '101' failed`).
+// Not reproduced: pct/qm stop, shutdown, set, snapshot, rollback, migrate, mount; HA-managed starts;
+// templates; config digests; pending changes.
 import { fail, out, parsePve } from "./cli.js";
 import { backupVolumes, guestType, keyLines, listGuests, readConf, runtime, updateConf, guestName } from "./guests.js";
 import { removeStorageSnapshot } from "./snapshots.js";
@@ -32,6 +38,24 @@ function status(state, type, args) {
   const { positional } = parsePve(args, { verbose: "bool" });
   const { vmid } = requireGuest(state, type, positional[0]);
   out(`status: ${runtime(state, vmid).status}`);
+  return 0;
+}
+
+function start(state, type, args) {
+  const { opts, positional } = parsePve(args, type === "lxc" ? { skiplock: "bool", debug: "bool" } : { skiplock: "bool", timeout: "int", machine: "string" });
+  const { vmid, conf } = requireGuest(state, type, positional[0]);
+  const status = runtime(state, vmid).status;
+  const lock = conf.current.get("lock");
+  if (type === "lxc") {
+    if (status === "running") fail(`CT ${vmid} already running`, 255);
+    if (lock && !opts.skiplock && lock !== "mounted") fail(`CT is locked (${lock})`, 255);
+  } else {
+    if (lock && !opts.skiplock) fail(`VM is locked (${lock})`, 255);
+    if (status !== "stopped") fail(`VM ${vmid} already running`, 255);
+  }
+  const injected = state.faults().guestStartFail;
+  if (injected) fail(injected, 255);
+  state.setGuestRuntime(vmid, { status: "running", frozen: false });
   return 0;
 }
 
@@ -130,6 +154,8 @@ export function pct(state, args) {
       return config(state, "lxc", rest);
     case "status":
       return status(state, "lxc", rest);
+    case "start":
+      return start(state, "lxc", rest);
     case "unlock":
       return unlock(state, "lxc", rest);
     case "list":
@@ -148,6 +174,8 @@ export function qm(state, args) {
       return config(state, "qemu", rest);
     case "status":
       return status(state, "qemu", rest);
+    case "start":
+      return start(state, "qemu", rest);
     case "unlock":
       return unlock(state, "qemu", rest);
     case "list":

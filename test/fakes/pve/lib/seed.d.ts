@@ -88,6 +88,8 @@ export interface FakeFaults {
   pauseWhileFrozenMs?: number;
   /** The guest agent's fs-freeze fails (logged as ERROR, backup continues). */
   qgaFreezeFail?: boolean;
+  /** `pct start` / `qm start` of a stopped, unlocked guest fails with this message (exit 255). */
+  guestStartFail?: string;
 }
 
 export interface FakeOptions {
@@ -158,6 +160,8 @@ export declare class FakePve {
   setOptions(options: FakeOptions): void;
   guest(vmid: number): GuestView | undefined;
   setGuest(vmid: number, patch: Partial<GuestRuntime>): void;
+  /** Sets (or, with undefined, removes) the guest's `lock:`. */
+  setLock(vmid: number, lock: string | undefined): void;
   lvs(): FakeLv[];
   zfsSnapshots(): string[];
   calls(tool?: string): RecordedFakeCall[];

@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { confRel, parseConf, readConf, serializeConf } from "./guests.js";
+import { confRel, parseConf, readConf, serializeConf, updateConf } from "./guests.js";
 import { ensureDataDir, findLv, freshPool, freshThinVolume, lvDataDir, lvmModel, saveLvm } from "./lvm.js";
 import { StateDir } from "./state.js";
 import { readStorages } from "./storage.js";
@@ -217,6 +217,14 @@ export class FakePve {
 
   setGuest(vmid, patch) {
     this.state.setGuestRuntime(vmid, patch);
+  }
+
+  /** Sets (or, with undefined, removes) the guest's `lock:` as another Proxmox operation would. */
+  setLock(vmid, lock) {
+    updateConf(this.state, vmid, (conf) => {
+      if (lock === undefined) conf.current.delete("lock");
+      else conf.current.set("lock", lock);
+    });
   }
 
   lvs() {
