@@ -4,7 +4,10 @@
 // pct/qm config, storage.cfg), a locked guest is refused, and every LVM-thin pool the guest uses
 // is checked (data%/metadata%). During the run the hook server routes the guest's hook phases to
 // a VzdumpRun, which also reads vzdump's output lines (see ../pve/vzdump-run.ts for the mapping).
-import { LullError, validate, type Clock, type Logger } from "@lull/shared";
+// In stop mode the run records the guest's shutdown before vzdump does it (../pve/shutdown-store.ts);
+// when vzdump ends without having started the guest again, the crash cleanup runs at once
+// (../pve/cleanup.ts: it starts the guest only when that is safe) and its outcome is noted on the job.
+import { asLullError, LullError, validate, type Clock, type Logger } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
 import type { CommandRunner } from "../exec/command-runner.js";
 import type { HookServer } from "../hook/hook-server.js";
@@ -12,6 +15,7 @@ import type { PveCleanup } from "../pve/cleanup.js";
 import { VMID, type PveConfig, type VzdumpConfig } from "../pve/config.js";
 import { GuestDiscovery, vzdumpSnapshotCommitted } from "../pve/discovery.js";
 import type { ProcessLauncher } from "../pve/process-launcher.js";
+import { stopModeRecorder, type VzdumpShutdownStore } from "../pve/shutdown-store.js";
 import { guardThinPools } from "../pve/thin-pool.js";
 import { VzdumpRun } from "../pve/vzdump-run.js";
 import type { BackupEngine, EngineResult, EngineRun } from "./engine.js";
@@ -29,6 +33,8 @@ export interface VzdumpEngineDeps {
   log: Logger;
   /** Start-up sweep (crash cleanup); without it sweep() removes nothing. */
   cleanup?: PveCleanup;
+  /** Stop-mode shutdowns of guests (the crash cleanup starts a guest vzdump left shut down); absent: not recorded. */
+  shutdowns?: VzdumpShutdownStore;
   /** Extra environment for vzdump (tests put the fake toolbox on PATH). */
   vzdumpEnv?: Record<string, string>;
 }
@@ -114,6 +120,7 @@ export class VzdumpEngine implements BackupEngine {
       clock,
       progressIntervalMs: vzdump.progressIntervalMs,
       snapshotCommitted: () => vzdumpSnapshotCommitted(runner, vmid, pve.commandTimeoutMs),
+      ...(this.deps.shutdowns ? { shutdowns: stopModeRecorder(this.deps.shutdowns, { jobId: run.jobId, vmid, vmtype: guest.type }, clock) } : {}),
     });
     const detach = hookServer.attach(vmid, session);
     try {
@@ -129,10 +136,39 @@ export class VzdumpEngine implements BackupEngine {
       session.pid = proc.pid;
       const exit = await proc.exit;
       log.info({ exitCode: exit.exitCode, signal: exit.signal, mode: session.mode }, "vzdump ended");
+      await this.cleanUpShutdowns(run, vmid, log);
       return await session.outcome(exit, run.signal);
     } finally {
       detach();
       session.stop();
+    }
+  }
+
+  /**
+   * After vzdump ended: a guest it shut down (stop mode) and did not start again — this run's, or an
+   * earlier one's the last cleanup could not settle — gets the crash cleanup now. Never throws: the
+   * run's own outcome stays what vzdump made it; what the cleanup did is noted on the job.
+   */
+  private async cleanUpShutdowns(run: EngineRun, vmid: number, log: Logger): Promise<void> {
+    const { cleanup, shutdowns } = this.deps;
+    if (!cleanup || !shutdowns || shutdowns.open(run.jobId).length === 0) return;
+    const note = (message: string) => {
+      try {
+        run.hooks.note(message);
+      } catch (err) {
+        log.warn({ err: asLullError(err).message }, "crash cleanup note not recorded");
+      }
+    };
+    log.warn({ open: shutdowns.open(run.jobId).map((s) => ({ jobId: s.jobId, vmid: s.vmid })) }, "vzdump ended with a guest it shut down not started again: crash cleanup");
+    try {
+      // Not run.signal: a cancelled run still gets its guest started (each command has its own timeout).
+      await cleanup.sweep(undefined, { jobId: run.jobId, note });
+    } catch (err) {
+      note(`crash cleanup after vzdump: ${asLullError(err).message}`);
+    }
+    const mine = shutdowns.get(run.jobId);
+    if (mine !== undefined && mine.restartedAt === undefined && mine.settledAt === undefined) {
+      note(`guest ${vmid}: vzdump shut it down (stop mode) and did not start it again; it is not started yet (a vzdump runs, or the cleanup failed): the crash cleanup tries again after the next vzdump job and at the agent's next start`);
     }
   }
 

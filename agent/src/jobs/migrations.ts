@@ -162,6 +162,25 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_by_group_run ON events (group_run_id, seq);
     `,
   },
+  {
+    version: 5,
+    description: "vzdump_shutdowns: guests vzdump shut down in stop mode, until it started them again (crash cleanup)",
+    sql: `
+      CREATE TABLE vzdump_shutdowns (
+        job_id            TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+        vmid              INTEGER NOT NULL,
+        vmtype            TEXT NOT NULL CHECK (vmtype IN ('lxc', 'qemu')),
+        shutdown_at       INTEGER NOT NULL,
+        restart_begun_at  INTEGER,
+        restarted_at      INTEGER,
+        settled_at        INTEGER,
+        outcome           TEXT NOT NULL DEFAULT '',
+        noted_at          INTEGER
+      );
+      CREATE INDEX vzdump_shutdowns_open ON vzdump_shutdowns (vmid, shutdown_at)
+        WHERE restarted_at IS NULL AND settled_at IS NULL;
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

@@ -70,6 +70,25 @@ export interface EventRow {
   group_run_id: string;
 }
 
+/**
+ * A guest vzdump shut down in stop mode for a job (migration 5): written at the hook's `pre-stop`
+ * before vzdump goes on to the shutdown, closed by `post-restart` (vzdump started it again) or by
+ * the crash cleanup (`settled_at`, with what it did in `outcome`, put on the job at `noted_at`).
+ */
+export interface VzdumpShutdownRow {
+  job_id: string;
+  vmid: number;
+  vmtype: "lxc" | "qemu";
+  shutdown_at: number;
+  /** `pre-restart` seen: vzdump's own cleanup (which unlocks the guest first) reached the restart. */
+  restart_begun_at: number | null;
+  /** `post-restart` seen: vzdump started the guest again. */
+  restarted_at: number | null;
+  settled_at: number | null;
+  outcome: string;
+  noted_at: number | null;
+}
+
 const date = (ms: number | null): Date | undefined => (ms === null ? undefined : new Date(ms));
 const millis = (d: Date | undefined): number | null => (d === undefined ? null : d.getTime());
 

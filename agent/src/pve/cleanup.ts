@@ -7,16 +7,23 @@
 //   3. a leftover vzdump snapshot of a container → `pct delsnapshot <id> vzdump --force`;
 //   4. a container left frozen (`lxc-info -n <id> -s` says FROZEN) → `lxc-unfreeze -n <id>`;
 //      a VM that vzdump left paused → `qm resume`, with frozen guest filesystems → fsfreeze-thaw;
-//   5. partial archives of this node's guests: `vzdump-<type>-<vmid>-<stamp>.{tar,vma}.dat` and
+//   5. a guest vzdump shut down in stop mode and never started again (a shutdown record of an ended
+//      job, ./shutdown-store.ts) → `pct start <vmid>` / `qm start <vmid>`, after its lock is
+//      cleared, only when it is stopped now and nobody else took it over (./restart-decision.ts);
+//   6. partial archives of this node's guests: `vzdump-<type>-<vmid>-<stamp>.{tar,vma}.dat` and
 //      `….tmp` in the dump dirs, `vzdumptmp<pid>_<vmid>` of dead vzdumps in the tmp dir.
+// It runs at agent start (recovery calls the engine's sweep) and after a vzdump run that left a
+// shutdown open (the vzdump engine; `ending` names that run's job, which has not ended yet).
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { LullError, type Logger } from "@lull/shared";
+import { LullError, systemClock, type Clock, type Logger } from "@lull/shared";
 import type { CommandRunner } from "../exec/command-runner.js";
 import type { StorageDriver } from "../storage/driver.js";
 import type { PveConfig } from "./config.js";
 import { GuestDiscovery, readStorages, type GuestSummary } from "./discovery.js";
 import { parseGuestConfig } from "./guest-config.js";
+import { GuestRestarter, type JobNoter } from "./guest-restart.js";
+import type { VzdumpShutdownStore } from "./shutdown-store.js";
 import { dumpDirOf } from "./storage-cfg.js";
 
 export interface PveCleanupDeps {
@@ -28,6 +35,17 @@ export interface PveCleanupDeps {
   snapshotDrivers?: readonly Pick<StorageDriver, "kind" | "sweep">[];
   /** Where process info is read (tests); default /proc. */
   procDir?: string;
+  /** Guests vzdump shut down in stop mode; without it no guest is started again. */
+  shutdowns?: VzdumpShutdownStore;
+  /** Puts the cleanup's outcome on a job; default: none now (the daemon notes them when it starts). */
+  noteJob?: JobNoter;
+  clock?: Clock;
+}
+
+/** The vzdump run whose job has not ended yet, when the cleanup runs right after it. */
+export interface EndingRun {
+  jobId: string;
+  note(message: string): void;
 }
 
 export interface VzdumpProcess {
@@ -42,10 +60,14 @@ const TMPDIR = /^vzdumptmp(\d+)_(\d+)$/;
 export class PveCleanup {
   private readonly discovery: GuestDiscovery;
   private readonly procDir: string;
+  private readonly restarter: GuestRestarter | undefined;
 
   constructor(private readonly deps: PveCleanupDeps) {
     this.procDir = deps.procDir ?? "/proc";
     this.discovery = new GuestDiscovery({ runner: deps.runner, node: deps.node, storageCfgPath: deps.pve.storageCfgPath, commandTimeoutMs: deps.pve.commandTimeoutMs });
+    this.restarter = deps.shutdowns
+      ? new GuestRestarter({ shutdowns: deps.shutdowns, runner: deps.runner, log: deps.log, clock: deps.clock ?? systemClock, commandTimeoutMs: deps.pve.commandTimeoutMs })
+      : undefined;
   }
 
   private async startTicks(pid: number): Promise<number | undefined> {
@@ -74,11 +96,12 @@ export class PveCleanup {
     return r.exitCode === 0;
   }
 
-  private async settleContainer(g: GuestSummary, done: string[], signal?: AbortSignal): Promise<void> {
+  private async settleContainer(g: GuestSummary, done: string[], unlocked: Set<number>, signal?: AbortSignal): Promise<void> {
     const id = String(g.vmid);
     const vzdumpSnapshot = await this.hasVzdumpSnapshot(g.vmid, signal);
     if (g.lock === "backup" || ((g.lock === "snapshot" || g.lock === "snapshot-delete") && vzdumpSnapshot)) {
       await this.run("pct", ["unlock", id], signal);
+      unlocked.add(g.vmid);
       done.push(`unlocked CT ${id} (lock: ${g.lock})`);
     } else if (g.lock !== undefined) {
       this.deps.log.info({ vmid: g.vmid, lock: g.lock }, "guest lock not vzdump's: left alone");
@@ -96,12 +119,13 @@ export class PveCleanup {
     }
   }
 
-  private async settleVm(g: GuestSummary, done: string[], signal?: AbortSignal): Promise<void> {
+  private async settleVm(g: GuestSummary, done: string[], unlocked: Set<number>, signal?: AbortSignal): Promise<void> {
     if (g.lock !== "backup") return;
     const id = String(g.vmid);
     const status = (await this.run("qm", ["status", id], signal)).stdout.trim();
     const config = parseGuestConfig((await this.run("qm", ["config", id], signal)).stdout);
     await this.run("qm", ["unlock", id], signal);
+    unlocked.add(g.vmid);
     done.push(`unlocked VM ${id} (lock: backup)`);
     if (status === "status: paused") {
       await this.run("qm", ["resume", id], signal);
@@ -140,8 +164,45 @@ export class PveCleanup {
     }
   }
 
-  /** Runs every step; returns what it did. Throws LULL_E_CLEANUP_FAILED (after trying all) when a step failed. */
-  async sweep(signal?: AbortSignal): Promise<string[]> {
+  /** Puts a cleanup outcome on its job: the ending run's own hooks, else the daemon's ledger (or later). */
+  private noter(ending: EndingRun | undefined): JobNoter {
+    return (jobId, message) => {
+      if (ending !== undefined && jobId === ending.jobId) {
+        ending.note(message);
+        return true;
+      }
+      return this.deps.noteJob?.(jobId, message) ?? false;
+    };
+  }
+
+  /** Step 5 for every open shutdown record; the guests as listed (before) and those this cleanup unlocked. */
+  private async restartShutdownGuests(
+    guests: readonly GuestSummary[],
+    unlocked: ReadonlySet<number>,
+    vzdumpRunning: boolean,
+    ending: EndingRun | undefined,
+    attempt: (what: string, fn: () => Promise<void>) => Promise<void>,
+    done: string[],
+    failures: string[],
+  ): Promise<void> {
+    if (!this.restarter || !this.deps.shutdowns) return;
+    const restarter = this.restarter;
+    for (const record of this.deps.shutdowns.open(ending?.jobId)) {
+      const summary = guests.find((g) => g.vmid === record.vmid && g.type === record.vmtype);
+      await attempt(`starting guest ${record.vmid} again`, async () => {
+        const outcome = await restarter.settle(record, summary && { summary, lockCleared: unlocked.has(record.vmid) }, vzdumpRunning, this.noter(ending));
+        if (outcome.done !== undefined) done.push(outcome.done);
+        if (outcome.failure !== undefined) failures.push(outcome.failure);
+      });
+    }
+  }
+
+  /**
+   * Runs every step; returns what it did. Throws LULL_E_CLEANUP_FAILED (after trying all) when a step
+   * failed. `ending`: the vzdump run this cleanup follows (its shutdown record counts although its job
+   * has not ended, and its notes go through its own hooks).
+   */
+  async sweep(signal?: AbortSignal, ending?: EndingRun): Promise<string[]> {
     const done: string[] = [];
     const failures: string[] = [];
     const attempt = async (what: string, fn: () => Promise<void>) => {
@@ -159,15 +220,25 @@ export class PveCleanup {
     const vzdump = await this.vzdumpProcess();
     if (vzdump.running) {
       this.deps.log.info({ upid: vzdump.upid }, "vzdump is running: guest locks, frozen guests and partial archives left alone");
+      await this.restartShutdownGuests([], new Set(), true, ending, attempt, done, failures);
     } else {
-      let guests: GuestSummary[] = [];
+      let guests: GuestSummary[] | undefined;
       await attempt("listing guests", async () => {
         guests = await this.discovery.list(signal);
       });
-      for (const g of guests) {
-        await attempt(`guest ${g.vmid}`, () => (g.type === "lxc" ? this.settleContainer(g, done, signal) : this.settleVm(g, done, signal)));
+      const unlocked = new Set<number>();
+      // A guest a still running job shut down is that run's: its own cleanup follows when it ends.
+      const held = new Set((this.deps.shutdowns?.ofRunningJobs(ending?.jobId) ?? []).map((s) => s.vmid));
+      for (const g of guests ?? []) {
+        if (held.has(g.vmid)) {
+          this.deps.log.info({ vmid: g.vmid }, "guest shut down for a job that still runs: left to that job");
+          continue;
+        }
+        await attempt(`guest ${g.vmid}`, () => (g.type === "lxc" ? this.settleContainer(g, done, unlocked, signal) : this.settleVm(g, done, unlocked, signal)));
       }
-      await attempt("partial archives", () => this.removePartials(new Set(guests.map((g) => g.vmid)), done));
+      // Without the guest list nothing can be told about the guests: their shutdowns wait for the next cleanup.
+      if (guests !== undefined) await this.restartShutdownGuests(guests, unlocked, false, ending, attempt, done, failures);
+      await attempt("partial archives", () => this.removePartials(new Set((guests ?? []).map((g) => g.vmid)), done));
     }
     if (done.length > 0) this.deps.log.warn({ done }, "vzdump leftovers cleaned up");
     if (failures.length > 0) throw new LullError("LULL_E_CLEANUP_FAILED", `cleanup incomplete: ${failures.join("; ")}`);

@@ -1,7 +1,10 @@
 // The Proxmox side of lull-agent, for agent.ts: present when at least one guest uses the vzdump
 // engine. It owns the vzdump engine (with its start-up crash cleanup), the hook server on its
 // owner-only unix socket (pve.hook.socketPath) and the hook launcher vzdump runs
-// (pve.hook.scriptPath, also usable as `script:` in /etc/vzdump.conf).
+// (pve.hook.scriptPath, also usable as `script:` in /etc/vzdump.conf), and its own connection to
+// the agent's database for the stop-mode shutdowns of guests (./shutdown-store.ts): the crash
+// cleanup starts a guest vzdump shut down and never started again, and what it did goes on the
+// job as a note — through the job ledger once start() has it (the start-up cleanup runs before).
 //
 //   const pve = createPveDaemonPart({ config, log, clock });   // before recovery: engineFor needs pve.engine
 //   … recovery (pve.engine.sweep = PveCleanup), ledger, runner …
@@ -16,7 +19,9 @@ import { installHookLauncher } from "../hook/hook-install.js";
 import { HookServer, type ForeignBackupHandler } from "../hook/hook-server.js";
 import { PveCleanup } from "./cleanup.js";
 import { foreignBackupHandler, type ForeignJobsDeps } from "./foreign-jobs.js";
+import { noteSettledShutdowns, type JobNoter } from "./guest-restart.js";
 import { createExecaLauncher } from "./process-launcher.js";
+import { VzdumpShutdownStore } from "./shutdown-store.js";
 
 export interface PveDaemonDeps {
   config: Readonly<AgentConfig>;
@@ -33,7 +38,7 @@ export interface PveDaemonPart {
   readonly hookServer: HookServer;
   /** Starts the hook server and (re)writes the hook launcher; backups Proxmox starts get jobs from now on. */
   start(jobs: PveJobsDeps): Promise<void>;
-  /** Closes the hook server (its socket file goes). Idempotent. */
+  /** Closes the hook server (its socket file goes) and the database connection. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -47,7 +52,9 @@ export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
   const pve = config.pve;
   const log = deps.log.child({ component: "pve" });
   const runner = deps.runner ?? createExecaRunner({ log });
+  const shutdowns = VzdumpShutdownStore.open(config.dataDir);
   let follow: ForeignBackupHandler | undefined;
+  let noteJob: JobNoter = () => false;
   const hookServer = new HookServer({
     socketPath: pve.hook.socketPath,
     log,
@@ -63,14 +70,22 @@ export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
     clock,
     log,
     // The vzdump engine creates no prefixed snapshots of its own: the native engine sweeps those.
-    cleanup: new PveCleanup({ pve, node: config.node, runner, log }),
+    cleanup: new PveCleanup({ pve, node: config.node, runner, log, clock, shutdowns, noteJob: (jobId, message) => noteJob(jobId, message) }),
+    shutdowns,
   });
   let started = false;
   return {
     engine,
     hookServer,
     async start(jobs) {
-      follow = foreignBackupHandler({ config, commandRunner: runner, clock, log, ...jobs });
+      noteJob = (jobId, message) => {
+        jobs.ledger.apply(jobId, { type: "note", message });
+        return true;
+      };
+      // What the start-up cleanup did about guests vzdump had shut down goes on their (settled) jobs.
+      const noted = noteSettledShutdowns(shutdowns, noteJob, clock, log);
+      if (noted > 0) log.info({ noted }, "crash cleanup outcomes noted on their jobs");
+      follow = foreignBackupHandler({ config, commandRunner: runner, clock, log, shutdowns, ...jobs });
       await hookServer.start();
       started = true;
       const script = await installHookLauncher({ ...pve.hook });
@@ -78,9 +93,12 @@ export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
     },
     async close() {
       follow = undefined;
-      if (!started) return;
-      started = false;
-      await hookServer.close();
+      noteJob = () => false;
+      if (started) {
+        started = false;
+        await hookServer.close();
+      }
+      shutdowns.close();
     },
   };
 }

@@ -13,13 +13,15 @@ import type { CommandRunner } from "../exec/command-runner.js";
 import type { HookMessage } from "../hook/hook-protocol.js";
 import type { PveConfig } from "./config.js";
 import { vzdumpSnapshotCommitted } from "./discovery.js";
-import { VzdumpRun } from "./vzdump-run.js";
+import { VzdumpRun, type StopModeRecorder } from "./vzdump-run.js";
 
 export interface FollowDeps {
   runner: CommandRunner;
   pve: PveConfig;
   log: Logger;
   clock: Clock;
+  /** Records a stop-mode shutdown of the guest, so the crash cleanup can start it if vzdump dies before restarting it. */
+  shutdowns?: StopModeRecorder;
 }
 
 /** A session for a vzdump run the agent did not start; `message` is its `backup-start`. */
@@ -36,5 +38,6 @@ export function followForeignBackup(message: HookMessage, hooks: EngineHooks, de
     clock: deps.clock,
     progressIntervalMs: deps.pve.vzdump.progressIntervalMs,
     snapshotCommitted: () => vzdumpSnapshotCommitted(deps.runner, vmid, deps.pve.commandTimeoutMs),
+    ...(deps.shutdowns ? { shutdowns: deps.shutdowns } : {}),
   });
 }

@@ -9,6 +9,8 @@
 //     answers `ok`; the backup goes on as it would without Lull);
 //   - a guest with a job already running: not followed, and a note on that job says so;
 //   - the vzdump worker dies without `log-end` (SIGKILL): the job fails, checked every few seconds;
+//     a guest it had shut down in stop mode is recorded (`shutdowns`), so the agent's next crash
+//     cleanup (the next vzdump job of the agent, or its next start) starts it again when that is safe;
 //   - the job is cancelled: the job ends `cancelled`; vzdump is not stopped, but a later pre-stop of
 //     that guest is vetoed (the job has ended), so a cancel before pre-stop keeps the backup from
 //     being taken.
@@ -25,6 +27,7 @@ import type { JobLedger } from "../jobs/ledger.js";
 import { quiesceSettings } from "../jobs/policy.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { followForeignBackup } from "./foreign-backup.js";
+import { stopModeRecorder, type VzdumpShutdownStore } from "./shutdown-store.js";
 import type { VzdumpRun } from "./vzdump-run.js";
 
 /** `requested_by` of the jobs of backups Proxmox started. */
@@ -44,6 +47,8 @@ export interface ForeignJobsDeps {
   isShuttingDown: () => boolean;
   /** Is this process alive? Default: signal 0. */
   isAlive?: (pid: number) => boolean;
+  /** Stop-mode shutdowns of guests; absent: not recorded. */
+  shutdowns?: VzdumpShutdownStore;
 }
 
 function pidAlive(pid: number): boolean {
@@ -78,7 +83,9 @@ function followingEngine(message: HookMessage, ready: Deferred<VzdumpRun | undef
   return {
     name: "vzdump",
     async run(run: EngineRun): Promise<EngineResult> {
-      const session = followForeignBackup(message, run.hooks, { runner: deps.commandRunner, pve: config.pve, log: run.log, clock });
+      const vmtype = message.env.VMTYPE === "qemu" ? "qemu" : "lxc";
+      const shutdowns = deps.shutdowns && stopModeRecorder(deps.shutdowns, { jobId: run.jobId, vmid: message.vmid!, vmtype }, clock);
+      const session = followForeignBackup(message, run.hooks, { runner: deps.commandRunner, pve: config.pve, log: run.log, clock, ...(shutdowns ? { shutdowns } : {}) });
       ready.resolve(session);
       const stop = new AbortController();
       const signal = AbortSignal.any([run.signal, stop.signal]);

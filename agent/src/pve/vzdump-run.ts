@@ -8,6 +8,9 @@
 //   `creating vzdump archive` (QEMU snapshot: after snapshotted) → hooks.archiving
 //   QEMU `NN% (x of y)` lines → progress; LXC: the growing `<basename>.tar.dat`
 //   suspend / stop → never snapshotted (stacks resume when the job ends)
+//   stop mode: pre-stop → the shutdown is recorded (durably, before the hook lets vzdump shut the
+//              guest down); pre-restart / post-restart → vzdump restarts it / has restarted it. A
+//              shutdown still open when the job ended is for the crash cleanup (../pve/cleanup.ts).
 //   exit code 0 → archive = TARGET (backup-end) or the `creating vzdump archive` path; else the
 //   `ERROR: Backup of VM <id> failed - …` line. Every other output line is kept with the job (notes).
 import { stat } from "node:fs/promises";
@@ -30,6 +33,15 @@ export interface VzdumpRunOptions {
   /** LXC, at pre-restart in snapshot mode: is the `vzdump` snapshot committed (`parent: vzdump`)? */
   snapshotCommitted: () => Promise<boolean>;
   progressIntervalMs: number;
+  /** Records the stop-mode shutdown and restart of the guest (./shutdown-store.ts); absent: not recorded. */
+  shutdowns?: StopModeRecorder;
+}
+
+/** What a run records about a guest vzdump shuts down in stop mode. Synchronous and durable when it returns. */
+export interface StopModeRecorder {
+  shuttingDown(): void;
+  restartBegun(): void;
+  restarted(): void;
 }
 
 const MODES: Record<VzdumpMode, SnapshotMode> = {
@@ -174,14 +186,20 @@ export class VzdumpRun implements HookSession {
           this.vetoError = asLullError(err);
           return { ok: false, reason: this.vetoError.message };
         }
+        // A pre-stop only comes for a running guest; in stop mode vzdump shuts it down once we answer.
+        if (message.mode === "stop" && !this.recordShutdown()) return { ok: false, reason: this.vetoError!.message };
         this.enterSnapshotting();
         this.preStopDoneAt = this.o.clock.now();
         return { ok: true, message: `stacks of guest ${vmid} quiesced; vzdump goes on in ${message.mode} mode` };
       }
       case "pre-restart": {
+        if (message.mode === "stop") this.record("restartBegun");
         if (this.o.vmtype === "lxc" && message.mode === "snapshot" && !this.snapshotted) await this.confirmLxcSnapshot();
         return { ok: true };
       }
+      case "post-restart":
+        if (message.mode === "stop") this.record("restarted");
+        return { ok: true };
       case "backup-end":
         this.target = message.env.TARGET ?? this.target;
         return { ok: true };
@@ -195,6 +213,28 @@ export class VzdumpRun implements HookSession {
         return { ok: true };
       default:
         return { ok: true };
+    }
+  }
+
+  /** Durable intent before the shutdown; when it cannot be written the guest is not shut down (veto). */
+  private recordShutdown(): boolean {
+    try {
+      this.o.shutdowns?.shuttingDown();
+      return true;
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      this.vetoError = new LullError("LULL_E_INTERNAL", `guest ${this.o.vmid}: the stop-mode shutdown could not be recorded (${why}); vetoed, so vzdump does not shut it down`);
+      this.o.log.error({ vmid: this.o.vmid, err: why }, "stop-mode shutdown not recorded");
+      return false;
+    }
+  }
+
+  /** Restart records never fail the phase (the hook never fails pre-/post-restart): a failure is logged. */
+  private record(what: "restartBegun" | "restarted"): void {
+    try {
+      this.o.shutdowns?.[what]();
+    } catch (err) {
+      this.o.log.error({ vmid: this.o.vmid, what, err: err instanceof Error ? err.message : String(err) }, "stop-mode restart not recorded");
     }
   }
 

@@ -1,0 +1,109 @@
+// The vzdump engine in stop mode with the shutdown store: the guest's shutdown is recorded at
+// pre-stop before vzdump shuts it down, and closed at post-restart; a guest that was not running
+// (no pre-stop) or a snapshot-mode run records nothing; when vzdump dies while the guest is shut
+// down, the engine's own crash cleanup starts it again right away and notes it, and the run still
+// fails with vzdump's error.
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Phase, QuiescePolicy } from "@lull/proto";
+import { LullError, silentLogger, systemClock } from "@lull/shared";
+import type { GuestConfig } from "../config.js";
+import { newJobRecord } from "../jobs/job.js";
+import { JobStore } from "../jobs/store.js";
+import { PveCleanup } from "../pve/cleanup.js";
+import { VzdumpShutdownStore } from "../pve/shutdown-store.js";
+import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../pve/testing/fake-pve.js";
+import { createVzdumpEngine } from "./vzdump.js";
+
+const JOB = "j-0000000000000000000000stop";
+let node: FakePveNode;
+let jobs: JobStore;
+let shutdowns: VzdumpShutdownStore;
+
+function engine(mode: "snapshot" | "stop") {
+  const pve = { ...node.config, vzdump: { ...node.config.vzdump, mode, compress: "0" as const } };
+  const cleanup = new PveCleanup({ pve, node: "pve1", runner: node.runner, log: silentLogger(), clock: systemClock, shutdowns });
+  return createVzdumpEngine({ pve, node: "pve1", runner: node.runner, launcher: node.launcher, hookServer: node.hookServer, hookScriptPath: node.hookScriptPath, clock: systemClock, log: silentLogger(), vzdumpEnv: node.env, cleanup, shutdowns });
+}
+
+function run(hooks: RecordingHooks, mode: "snapshot" | "stop" = "stop") {
+  const record = newJobRecord({ id: JOB, guestId: "101", engine: "vzdump", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: JOB, quiesceTimeoutMs: 1_000, requestedBy: "test", now: Date.now() });
+  jobs.createJob({ ...record, phase: Phase.PHASE_QUIESCING }, [], Date.now());
+  return engine(mode).run({ jobId: JOB, guest: { id: "101", engine: "vzdump" } as unknown as GuestConfig, hooks, signal: new AbortController().signal, log: silentLogger() });
+}
+
+async function waitFor(cond: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await sleep(20);
+  }
+}
+
+beforeEach(async () => {
+  node = await startFakePveNode();
+  jobs = JobStore.open(join(node.dir, "agent.db"));
+  shutdowns = new VzdumpShutdownStore(jobs.connection);
+});
+afterEach(async () => {
+  jobs.close();
+  await node.close();
+});
+
+function seedCt(status: "running" | "stopped" = "running"): void {
+  node.pve.addContainer(101, { status, rootfs: { storage: "local-lvm", files: { "data/blob": Buffer.alloc(256 * 1024, 7) } } });
+}
+
+describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
+  it("a running CT: recorded before the shutdown, closed at post-restart; nothing for the cleanup", async () => {
+    seedCt();
+    let recordedWhileRunning = false;
+    const hooks = recordingHooks();
+    const snapshotting = hooks.snapshotting.bind(hooks);
+    hooks.snapshotting = (mode) => {
+      // Entered right after the record, still inside pre-stop: vzdump has not shut the CT down yet.
+      recordedWhileRunning = shutdowns.get(JOB) !== undefined && node.pve.guest(101)!.runtime?.status === "running";
+      snapshotting(mode);
+    };
+    await run(hooks);
+    assert.ok(recordedWhileRunning, "the shutdown was on disk while the CT still ran");
+    const s = shutdowns.get(JOB)!;
+    assert.deepEqual([s.vmid, s.vmtype, s.settledAt], [101, "lxc", undefined]);
+    assert.ok(s.restartBegunAt !== undefined && s.restartedAt !== undefined && s.restartedAt >= s.restartBegunAt && s.restartBegunAt >= s.shutdownAt);
+    assert.equal(node.pve.guest(101)!.runtime?.status, "running");
+    assert.deepEqual(node.runner.argvs().filter((a) => a[1] === "start"), []);
+  });
+
+  it("a CT that was stopped before the backup (no pre-stop) and a snapshot-mode run record nothing", async () => {
+    seedCt("stopped");
+    await run(recordingHooks());
+    assert.equal(shutdowns.get(JOB), undefined);
+    assert.equal(node.pve.guest(101)!.runtime?.status, "stopped");
+    jobs.connection.prepare("DELETE FROM jobs").run();
+    node.pve.setGuest(101, { status: "running" });
+    await run(recordingHooks(), "snapshot");
+    assert.equal(shutdowns.get(JOB), undefined);
+  });
+
+  it("vzdump killed while the CT is shut down: the engine's cleanup unlocks and starts it, notes it, the run fails", async () => {
+    seedCt();
+    node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
+    const hooks = recordingHooks();
+    const running = run(hooks);
+    await waitFor(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
+    process.kill(node.pve.calls("vzdump").at(-1)!.pid, "SIGKILL");
+    await assert.rejects(running, (e: unknown) => e instanceof LullError && /vzdump/.test(e.message));
+    const g = node.pve.guest(101)!;
+    assert.deepEqual([g.lock, g.runtime?.status], [undefined, "running"]);
+    assert.ok(node.runner.argvs().some((a) => a.join(" ") === "pct start 101"));
+    assert.ok(
+      hooks.notes().includes("guest 101: started again by the crash cleanup (pct start 101): vzdump shut it down (stop mode) and ended before starting it again"),
+      hooks.notes().join("\n"),
+    );
+    assert.ok(shutdowns.get(JOB)!.settledAt !== undefined);
+    assert.ok(!readdirSync(node.dumpDir).some((f) => f.endsWith(".dat")), "the same cleanup removed the partial archive");
+  });
+});

@@ -1,0 +1,64 @@
+// Whether the crash cleanup starts a guest that vzdump shut down in stop mode and never started
+// again (vzdump and the agent died between the shutdown and `post-restart`). Pure: the cleanup
+// gathers the facts (./guest-restart.ts), this decides, the cleanup acts.
+//
+//   start  only when all hold: vzdump had shut the guest down for a job (a `pre-stop` in stop mode
+//          was recorded, and a `pre-stop` only comes for a running guest) and never reached
+//          `post-restart`; no vzdump runs now; the guest still had vzdump's `lock: backup` and the
+//          cleanup cleared it — or vzdump's own cleanup had cleared it (its `pre-restart` came,
+//          which it runs after unlocking); and the guest is stopped now.
+//   leave  (settled, with the reason on the job): vzdump started it itself; the guest is gone from
+//          this node; it carries another lock; its lock was removed by someone else (Proxmox
+//          refuses to start or stop a guest under `lock: backup`, so an operator who started or
+//          stopped it must have unlocked it first); it is not stopped now.
+//   wait   (stays open for the next cleanup): a vzdump runs; the `lock: backup` could not be cleared.
+
+export type RestartAction = "start" | "leave" | "wait";
+
+export interface RestartDecision {
+  action: RestartAction;
+  /** Why, for the log and the job's note. */
+  reason: string;
+}
+
+export interface RestartFacts {
+  /** What the vzdump run recorded. */
+  shutdown: { restartBegunAt?: number | undefined; restartedAt?: number | undefined };
+  /** A vzdump process runs on this node (its pid file names a live process). */
+  vzdumpRunning: boolean;
+  /** The guest as the cleanup found it; undefined when it is not on this node any more. */
+  guest?:
+    | {
+        /** Its `lock:` before the cleanup touched it. */
+        lockBefore?: string | undefined;
+        /** The cleanup removed that `lock: backup` (`pct|qm unlock`). */
+        lockCleared: boolean;
+        /** `pct|qm status` after the unlock: running, stopped, paused, … */
+        status: string;
+      }
+    | undefined;
+}
+
+export function decideRestart(facts: RestartFacts): RestartDecision {
+  const { shutdown, guest } = facts;
+  if (shutdown.restartedAt !== undefined) return { action: "leave", reason: "vzdump started it again itself (post-restart)" };
+  if (facts.vzdumpRunning) return { action: "wait", reason: "a vzdump runs on this node; the next cleanup decides" };
+  if (guest === undefined) return { action: "leave", reason: "the guest is no longer on this node" };
+  if (guest.lockBefore === "backup" && !guest.lockCleared) {
+    return { action: "wait", reason: "its lock: backup could not be cleared; the next cleanup tries again" };
+  }
+  if (guest.lockBefore !== undefined && guest.lockBefore !== "backup") {
+    return { action: "leave", reason: `it is locked (${guest.lockBefore}) by another operation` };
+  }
+  if (guest.lockBefore === undefined && shutdown.restartBegunAt === undefined) {
+    return { action: "leave", reason: "its lock: backup was removed since the shutdown, not by vzdump: someone else has taken the guest over" };
+  }
+  if (guest.status !== "stopped") return { action: "leave", reason: `it is ${guest.status} now` };
+  return {
+    action: "start",
+    reason:
+      guest.lockBefore === "backup"
+        ? "vzdump shut it down (stop mode) and ended before starting it again"
+        : "vzdump shut it down (stop mode) and ended in its own cleanup, before starting it again",
+  };
+}
