@@ -2,6 +2,8 @@
 // error codes, and the event stream as an async iterable that a signal can cancel.
 import type {
   AgentInfo,
+  CancelGroupRequest,
+  CancelGroupResponse,
   CancelJobRequest,
   Event,
   GetGroupRequest,
@@ -35,6 +37,8 @@ export interface AgentApi {
   startGroupBackup(request: StartGroupBackupRequest): Promise<StartGroupBackupResponse>;
   getGroup(request: GetGroupRequest): Promise<GroupRun>;
   listGroups(request: ListGroupsRequest): Promise<ListGroupsResponse>;
+  /** Answers once the members ended (the agent bounds that by its cancel grace, as for CancelJob). */
+  cancelGroup(request: CancelGroupRequest): Promise<CancelGroupResponse>;
   /**
    * Persisted events after `afterSeq`, then live ones. Ends when the server ends the stream;
    * throws a LullError when it breaks; returns quietly when `signal` aborts.
@@ -55,6 +59,7 @@ export function connectAgent(address: string, callTimeoutMs: number, auth: Agent
     startGroupBackup: (req) => callUnary(client.startGroupBackup.bind(client), req, opts),
     getGroup: (req) => callUnary(client.getGroup.bind(client), req, opts),
     listGroups: (req) => callUnary(client.listGroups.bind(client), req, opts),
+    cancelGroup: (req) => callUnary(client.cancelGroup.bind(client), req, opts),
     async *watchEvents(request, signal) {
       if (signal.aborted) return;
       const call = client.watchEvents(request);

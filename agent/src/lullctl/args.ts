@@ -4,7 +4,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { QuiescePolicy } from "@lull/proto";
 import { LIMITS, LullError, validate } from "@lull/shared";
-import { GROUP_ID, validGroupRunId } from "../groups/group-run.js";
+import { GROUP_ID, GROUP_RUN_ID, validGroupRunId } from "../groups/group-run.js";
 
 export type Command =
   | { name: "backup"; guest: string; wait: boolean; policy: QuiescePolicy; key?: string; quiesceTimeoutMs: number }
@@ -15,6 +15,8 @@ export type Command =
   | { name: "jobs"; guest?: string; active: boolean; limit: number }
   | { name: "job"; guest: string; jobId: string }
   | { name: "cancel"; guest: string; jobId: string; reason: string }
+  /** A group run as a whole: by its run id, or by a configured group's id (its run that has not ended). */
+  | { name: "cancel-group"; runId?: string; groupId?: string; reason: string }
   | { name: "events"; guest?: string; jobId?: string; groupRunId?: string; afterSeq: number; follow: boolean }
   | { name: "info" }
   | { name: "help" };
@@ -46,6 +48,12 @@ commands:
   job <guest> <job-id>       show one job
   cancel <guest> <job-id> [--reason R]
                              cancel a job that has not ended
+  cancel --group RUN|GROUP [--reason R]
+                             cancel a consistency group run as a whole (by its run id, or the
+                             configured group's run that has not ended): every member that has
+                             not ended is cancelled; before the snapshot point no copy is kept
+                             and every stopped stack is started again, after it partial archives
+                             are removed (members already done stay done)
   events [--guest G] [--job J] [--group RUN] [--after SEQ] [--follow]
                              print phase events; --follow keeps tailing and reconnects
   info                       show the agent's node, version and guests
@@ -83,7 +91,7 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   group: {},
   jobs: { guest: { type: "string" }, active: { type: "boolean" }, limit: { type: "string" } },
   job: {},
-  cancel: { reason: { type: "string" } },
+  cancel: { reason: { type: "string" }, group: { type: "string" } },
   events: { guest: { type: "string" }, job: { type: "string" }, group: { type: "string" }, after: { type: "string" }, follow: { type: "boolean" } },
   info: {},
   help: {},
@@ -134,6 +142,13 @@ function positionals(list: string[], names: readonly string[], command: string):
   return list;
 }
 
+function cancelGroupCommand(group: string, rest: string[], reason: string): Command {
+  if (rest.length > 0) throw usageError(`cancel --group takes no <guest> <job-id> (got "${rest[0]}"); it cancels every member of the run`);
+  if (GROUP_RUN_ID.test(group)) return { name: "cancel-group", runId: group, reason };
+  if (!GROUP_ID.test(group)) throw usageError(`--group must be a group run id (g-…) or a configured group's id (${GROUP_ID.source}), got "${group}"`);
+  return { name: "cancel-group", groupId: group, reason };
+}
+
 function buildCommand(name: string, values: Record<string, string | boolean | undefined>, rest: string[]): Command {
   const str = (key: string) => values[key] as string | undefined;
   const flag = (key: string) => values[key] === true;
@@ -182,10 +197,13 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
     }
     case "job":
     case "cancel": {
+      const reason = validate.text(str("reason") ?? "", "--reason", LIMITS.reason);
+      const group = str("group");
+      if (name === "cancel" && group !== undefined) return cancelGroupCommand(group, rest, reason);
       const [guest, jobId] = positionals(rest, ["guest", "job-id"], name) as [string, string];
       const ids = { guest: validate.guestId(guest, "guest"), jobId: validate.jobId(jobId, "job-id") };
       if (name === "job") return { name, ...ids };
-      return { name, ...ids, reason: validate.text(str("reason") ?? "", "--reason", LIMITS.reason) };
+      return { name, ...ids, reason };
     }
     case "events": {
       positionals(rest, [], name);

@@ -5,6 +5,7 @@ import { rmSync } from "node:fs";
 import { afterEach, describe, it } from "node:test";
 import { Phase, StackState } from "@lull/proto";
 import { isAfterSnapshot, isTerminal } from "@lull/shared";
+import { groupApi, waitForGroup } from "../groups/testing/group-api.js";
 import { TimelineEngine } from "../groups/testing/timeline-engine.js";
 import { startTestAgent, type TestAgent } from "../testing/agent-harness.js";
 import { parseInvocation } from "./args.js";
@@ -23,9 +24,9 @@ afterEach(async () => {
 const STACKS: Array<[string, string]> = [["101", "web"], ["102", "db"], ["102", "cache"]];
 
 /** A real agent with guests 101–103, group `shop` = 101+102, and controllers for three stacks. */
-async function agentWithControllers(refuse?: [string, string]): Promise<TestAgent> {
+async function agentWithControllers(refuse?: [string, string], engine = new TimelineEngine()): Promise<TestAgent> {
   const t = await startTestAgent({
-    engine: new TimelineEngine(),
+    engine,
     guests: ["101", "102", "103"].map((id) => ({ id, driver: "dir", snapshot: "copy", volumes: [{ name: "data", path: `/nonexistent/${id}` }] })),
     config: { groups: [{ id: "shop", guests: ["101", "102"], quiesceTimeoutMs: 10_000 }] },
   });
@@ -159,5 +160,63 @@ describe("lullctl groups, group, events --group", () => {
     assert.throws(() => parseInvocation(["backup", "--group", "Shop!"]), /--group must match/);
     assert.throws(() => parseInvocation(["backup", "101", "101"]), /listed twice/);
     assert.throws(() => parseInvocation(["group", "j-0000000000aaaaaaaaaaaaaaaa"]), /run-id is not a valid group run id/);
+  });
+});
+
+describe("lullctl cancel --group", () => {
+  it("cancels the configured group's run before its snapshot point: every member cancelled, every stopped stack started again; then refuses", async () => {
+    // 102's snapshot takes a minute: the run waits before its snapshot point with every stack stopped.
+    const t = await agentWithControllers(undefined, new TimelineEngine({ snapshotDelayMs: { "102": 60_000 } }));
+    const started = await lullctl(t, ["--json", "backup", "--group", "shop"]);
+    assert.equal(started.code, 0, started.out.stderr);
+    const runId = JSON.parse(started.out.stdout).group.id as string;
+    const groups = groupApi(t.client);
+    await waitForGroup(groups, runId, (r) => r.phase === Phase.PHASE_SNAPSHOTTING, 10_000);
+
+    const { code, out } = await lullctl(t, ["cancel", "--group", "shop", "--reason", "wrong night"]);
+    assert.equal(code, 0, out.stderr);
+    assert.equal(out.lines[0], `group run ${runId} (group shop) cancelled`);
+    assert.match(out.stdout, new RegExp(`^member 101  j-[0-9a-z]{26}  cancelled, .*  LULL_E_CANCELLED in snapshotting: group run ${runId} cancelled: wrong night$`, "m"));
+    assert.match(out.stdout, /^member 102  j-[0-9a-z]{26}  cancelled, /m);
+
+    // The (simulated) controllers start every stack again: the members ended without snapshotted.
+    const ended = await waitForGroup(groups, runId, (r) => r.members.every((m) => m.stacks.every((s) => s.state === StackState.STACK_STATE_RESUMED)), 10_000);
+    assert.deepEqual(ended.members.flatMap((m) => m.stacks.map((s) => [m.guestId, s.stack, s.resumedEarly])), [
+      ["101", "web", false],
+      ["102", "cache", false],
+      ["102", "db", false],
+    ]);
+
+    const again = await lullctl(t, ["--json", "cancel", "--group", runId]);
+    assert.equal(again.code, 1);
+    assert.equal(JSON.parse(again.out.stdout).error.code, "LULL_E_JOB_TERMINAL");
+    assert.match(again.out.stderr, new RegExp(`^lullctl: LULL_E_JOB_TERMINAL: group run ${runId} has already ended \\(cancelled\\)$`, "m"));
+    const none = await lullctl(t, ["cancel", "--group", "shop"]);
+    assert.equal(none.code, 1);
+    assert.match(none.out.stderr, /^lullctl: LULL_E_GROUP_NOT_FOUND: group shop has no run that has not ended/m);
+    const unknown = await lullctl(t, ["cancel", "--group", "nope"]);
+    assert.match(unknown.out.stderr, /^lullctl: LULL_E_GROUP_NOT_FOUND: group nope is not configured on this agent/m);
+    const list = await lullctl(t, ["groups"]);
+    assert.match(list.out.stdout, new RegExp(`^${runId}\\s+shop\\s+101,102\\s+cancelled\\s+.*LULL_E_CANCELLED \\(101,102\\)$`, "m"));
+  });
+
+  it("--json answers the run by its run id; bad forms are usage errors", async () => {
+    const t = await agentWithControllers(undefined, new TimelineEngine({ snapshotDelayMs: { "101": 60_000 } }));
+    const started = await lullctl(t, ["--json", "backup", "101", "103"]);
+    const runId = JSON.parse(started.out.stdout).group.id as string;
+    const { code, out } = await lullctl(t, ["--json", "cancel", "--group", runId]);
+    assert.equal(code, 0, out.stderr);
+    const doc = JSON.parse(out.stdout);
+    assert.equal(doc.group.id, runId);
+    assert.equal(doc.group.phase, "cancelled");
+    assert.equal(doc.group.error.code, "LULL_E_CANCELLED");
+    assert.deepEqual(doc.group.error.failedGuests, ["101", "103"]);
+    assert.match(doc.group.error.message, /^cancelled in \w+: cancelled by request; 2 of 2 members did not finish/);
+
+    assert.deepEqual(parseInvocation(["cancel", "--group", runId, "--reason", "r"]).command, { name: "cancel-group", runId, reason: "r" });
+    assert.deepEqual(parseInvocation(["cancel", "--group", "shop"]).command, { name: "cancel-group", groupId: "shop", reason: "" });
+    assert.throws(() => parseInvocation(["cancel", "--group", "shop", "101", "j-0000000000aaaaaaaaaaaaaaaa"]), /cancel --group takes no <guest> <job-id>/);
+    assert.throws(() => parseInvocation(["cancel", "--group", "Shop!"]), /--group must be a group run id \(g-…\) or a configured group's id/);
+    assert.throws(() => parseInvocation(["cancel"]), /cancel: missing <guest> <job-id>/);
   });
 });

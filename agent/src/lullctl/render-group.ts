@@ -18,7 +18,7 @@ export function groupsTable(runs: readonly GroupRun[]): string[] {
     consistencyName(r.consistency),
     formatTime(r.createdAt),
     isTerminal(r.phase) ? formatDuration(r.totalMs) : "running",
-    r.phase === Phase.PHASE_FAILED ? `${r.errorCode} (${r.failedGuests.join(",")})` : "",
+    r.phase === Phase.PHASE_FAILED || r.phase === Phase.PHASE_CANCELLED ? `${r.errorCode} (${r.failedGuests.join(",")})` : "",
   ]);
   return renderTable(["RUN", "GROUP", "GUESTS", "PHASE", "CONSISTENCY", "CREATED", "TOTAL", "RESULT"], rows);
 }

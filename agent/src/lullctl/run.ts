@@ -7,7 +7,7 @@ import { USAGE, parseInvocation, type Invocation } from "./args.js";
 import { backupCommand } from "./commands/backup.js";
 import { EXIT, printJson, type CommandContext } from "./commands/context.js";
 import { eventsCommand } from "./commands/events.js";
-import { groupBackupCommand, groupCommand, groupsCommand } from "./commands/groups.js";
+import { cancelGroupCommand, groupBackupCommand, groupCommand, groupsCommand } from "./commands/groups.js";
 import { cancelCommand, infoCommand, jobCommand, jobsCommand } from "./commands/jobs.js";
 import { resolveSettings } from "./config.js";
 import type { Output } from "./output.js";
@@ -49,6 +49,8 @@ async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<nu
       return jobCommand(ctx, cmd);
     case "cancel":
       return cancelCommand(ctx, cmd);
+    case "cancel-group":
+      return cancelGroupCommand(ctx, cmd);
     case "events":
       return eventsCommand(ctx, cmd);
     case "info":
