@@ -4,15 +4,17 @@
 // (read back as one stream with `lullctl events --group`): every stack was stopped before the
 // first snapshot, none ran again before the last snapshot existed, every archive restores with no
 // record written after the group's (earliest) snapshot; when one member cannot quiesce, the whole
-// group fails and every stopped stack runs again; and after a kill -9 of the agent inside a run,
-// the restarted agent settles the run from its members and the site converges.
+// group fails and every stopped stack runs again; after a kill -9 of the agent inside a run,
+// the restarted agent settles the run from its members and the site converges; and an operator's
+// `lullctl cancel --group` stops a run as a whole, before its snapshot point and while archiving.
 import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
 import { checkRestoredRecords, restoreArchive } from "../demo/restore-check.js";
 import { readRecords, recordsFile } from "../demo/records.js";
-import { ENTRY_POINTS, awaitConvergence, makeTempDir, removeDir, sleep, Site, type SiteStack } from "../support/index.js";
+import { ENTRY_POINTS, awaitConvergence, makeTempDir, removeDir, sleep, waitFor, Site, type SiteOptions, type SiteStack } from "../support/index.js";
 
 interface JobJson {
   id: string;
@@ -21,7 +23,7 @@ interface JobJson {
   snapshotAt: string | null;
   archive: { path: string; bytes: number } | null;
   stacks: Array<{ stack: string; state: string; resumedEarly: boolean }>;
-  error: { code: string } | null;
+  error: { code: string; phase: string } | null;
 }
 interface GroupJson {
   id: string;
@@ -55,9 +57,15 @@ async function groupEvents(site: Site, runId: string): Promise<EventJson[]> {
   return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as EventJson);
 }
 
-async function withShop(run: (site: Site) => Promise<void>, quiesceTimeoutMs = 20_000, agentFailpoint?: string): Promise<void> {
+async function withShop(
+  run: (site: Site) => Promise<void>,
+  quiesceTimeoutMs = 20_000,
+  agentFailpoint?: string,
+  slowAgentCommands?: SiteOptions["slowAgentCommands"],
+): Promise<void> {
   const site = await Site.start({
     ...(agentFailpoint ? { agentFailpoint } : {}),
+    ...(slowAgentCommands ? { slowAgentCommands } : {}),
     guests: [
       { id: "g1", storage: "dir-copy", stacks: ["web"], seedBytes: 8 * 1024 ** 2 },
       { id: "g2", storage: "dir-copy", stacks: ["db", "cache"], seedBytes: 8 * 1024 ** 2 },
@@ -189,3 +197,69 @@ test("agent kill -9 inside a group run: after the restart the run failed with it
   );
 });
 
+
+/** Polls `lullctl group` until the run satisfies `until`. */
+async function waitForRun(site: Site, runId: string, what: string, until: (g: GroupJson) => boolean): Promise<GroupJson> {
+  return waitFor(`group run ${runId}: ${what}`, async () => {
+    const r = await lullctl(site, ["--json", "group", runId], 30_000);
+    const g = r.exitCode === 0 ? (JSON.parse(r.stdout) as GroupJson) : undefined;
+    return g && until(g) ? g : undefined;
+  }, 20_000);
+}
+
+test("lullctl cancel --group: before the snapshot point every stopped stack runs again and no copy is taken; while archiving the partial archives go; both runs end cancelled", async () => {
+  await withShop(
+    async (site) => {
+      const since = Date.now();
+      // Before the point: g2's cache controller died (its lease is alive), so the run waits at its barrier with web and db stopped.
+      await site.stack("g2", "cache").controller!.kill9();
+      const a = await lullctl(site, ["--json", "backup", "--group", "shop"]);
+      assert.equal(a.exitCode, 0, a.stderr);
+      const runA = (JSON.parse(a.stdout) as { group: GroupJson }).group.id;
+      const stopped = (g: GroupJson) => g.members.flatMap((m) => m.stacks.filter((s) => s.state === "quiesced").map((s) => s.stack)).sort().join(",");
+      await waitForRun(site, runA, "web and db stopped", (g) => stopped(g) === "db,web");
+      const cancelA = await lullctl(site, ["--json", "cancel", "--group", "shop", "--reason", "e2e: before the point"]);
+      assert.equal(cancelA.exitCode, 0, cancelA.stderr);
+      const cancelledA = (JSON.parse(cancelA.stdout) as { group: GroupJson }).group;
+      assert.equal(cancelledA.phase, "cancelled");
+      assert.deepEqual(cancelledA.members.map((m) => [m.guestId, m.phase, m.error?.phase]), [["g1", "cancelled", "quiescing"], ["g2", "cancelled", "quiescing"]]);
+      const eventsA = await groupEvents(site, runA);
+      assert.equal(eventsA.filter((e) => e.phase === "snapshotting" || e.phase === "snapshotted").length, 0, "no member took a copy");
+      assert.ok(eventsA.some((e) => e.kind === "group" && e.phase === "cancelled"), "the run's end is in its stream");
+      for (const key of [["g1", "web"], ["g2", "db"]] as const) {
+        const stack = site.stack(key[0], key[1]);
+        await waitFor(`${stack.key} to run again`, () => {
+          const stop = lastOf(stack, "stop", "end");
+          const start = lastOf(stack, "start", "end");
+          return stop && start && start.at > stop.at;
+        }, 15_000);
+      }
+      await site.startController(site.stack("g2", "cache"));
+
+      // After the point: the archives are slow (zstd starts late), the run is cancelled while both members archive.
+      const b = await lullctl(site, ["--json", "backup", "--group", "shop"]);
+      assert.equal(b.exitCode, 0, b.stderr);
+      const runB = (JSON.parse(b.stdout) as { group: GroupJson }).group.id;
+      await waitForRun(site, runB, "archiving", (g) => g.phase === "archiving" && g.members.every((m) => m.phase === "archiving"));
+      const archiveDir = String(site.agent.config.archiveDir);
+      await waitFor("both partial archives", () => readdirSync(archiveDir).filter((n) => n.includes("partial-")).length === 2, 10_000);
+      const cancelB = await lullctl(site, ["cancel", "--group", runB, "--reason", "e2e: while archiving"]);
+      assert.equal(cancelB.exitCode, 0, cancelB.stderr);
+      assert.match(cancelB.stdout, new RegExp(`^group run ${runB} \\(group shop\\) cancelled$`, "m"));
+      const shown = await lullctl(site, ["--json", "group", runB]);
+      const cancelledB = JSON.parse(shown.stdout) as GroupJson;
+      assert.equal(cancelledB.phase, "cancelled");
+      assert.ok(cancelledB.snapshotAt, "run B had passed its snapshot point");
+      assert.deepEqual(cancelledB.members.map((m) => [m.guestId, m.phase, m.error?.phase, m.archive]), [["g1", "cancelled", "archiving", null], ["g2", "cancelled", "archiving", null]]);
+      for (const m of cancelledB.members) for (const s of m.stacks) assert.deepEqual([s.stack, s.state, s.resumedEarly], [s.stack, "resumed", true], "stacks ran again at the snapshot point");
+      assert.deepEqual(readdirSync(archiveDir).filter((n) => n.includes("partial-")), [], "no partial archive is left");
+
+      const jobs = [...cancelledA.members, ...cancelledB.members].map((m) => ({ guestId: m.guestId, jobId: m.id }));
+      const report = await awaitConvergence(site, { jobs, sinceMs: since, timeoutMs: 20_000 });
+      assert.deepEqual(report.problems, [], "every stack runs, nothing is left behind");
+    },
+    20_000,
+    undefined,
+    [{ command: "zstd", delayMs: 4_000 }],
+  );
+});
