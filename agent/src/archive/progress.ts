@@ -1,13 +1,17 @@
 // Progress reporting of an archive: monotonic, never above the total, rate-limited
 // (at most one report per interval, so the job store is not written per 64 KiB chunk),
-// and always ending with (total, total).
+// and always ending with (total, total). A sink may return a promise: the archive waits for it
+// before it reads on (backpressure), which is how a paused run holds its archive (./tar-zst.ts).
 import type { Clock } from "@lull/shared";
 
-export type ProgressSink = (bytesDone: number, bytesTotal: number) => void;
+export type ProgressSink = (bytesDone: number, bytesTotal: number) => void | Promise<void>;
 
 export interface ProgressReporter {
-  /** Bytes read so far (may exceed the total: tar headers and padding); clamped before reporting. */
-  update(bytesDone: number): void;
+  /**
+   * Bytes read so far (may exceed the total: tar headers and padding); clamped before reporting.
+   * Returns the sink's promise when it reported and the sink returned one.
+   */
+  update(bytesDone: number): void | Promise<void>;
   /** Reports (total, total) unless that was the last report. */
   finish(): void;
 }
@@ -26,17 +30,17 @@ export function createProgressReporter(
   const report = (value: number) => {
     reported = value;
     reportedAt = options.clock.now();
-    sink(value, bytesTotal);
+    return sink(value, bytesTotal);
   };
   return {
     update(bytesDone: number) {
       const value = Math.min(Math.max(0, bytesDone), bytesTotal);
       if (value <= reported) return;
       if (options.clock.now() - reportedAt < intervalMs) return;
-      report(value);
+      return report(value);
     },
     finish() {
-      if (reported !== bytesTotal) report(bytesTotal);
+      if (reported !== bytesTotal) void report(bytesTotal);
     },
   };
 }

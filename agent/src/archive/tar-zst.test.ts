@@ -52,7 +52,7 @@ describe("tar.zst archive (real tar and zstd)", () => {
     const archiveDir = join(root, "archives-roundtrip");
     const total = await measureTrees([app, db]);
     const reports: [number, number][] = [];
-    const progress = createProgressReporter((d, t) => reports.push([d, t]), total, { clock, intervalMs: 0 });
+    const progress = createProgressReporter((d, t) => void reports.push([d, t]), total, { clock, intervalMs: 0 });
     const result = await writeArchive(request(archiveDir, { onBytes: (b) => progress.update(b) }));
     progress.finish();
 
@@ -109,6 +109,29 @@ describe("tar.zst archive (real tar and zstd)", () => {
       isCode("LULL_E_CANCELLED"),
     );
     assert.deepEqual(await readdir(archiveDir), []);
+  });
+
+  it("a promise from onBytes holds the archive (backpressure) without blocking the event loop", async () => {
+    const archiveDir = join(root, "archives-held");
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let calls = 0;
+    let finished = false;
+    const writing = writeArchive(request(archiveDir, { onBytes: () => (++calls === 1 ? gate : undefined) })).then((r) => {
+      finished = true;
+      return r;
+    });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 20);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    clearInterval(timer);
+    assert.equal(finished, false, "held while the promise is pending");
+    assert.equal(calls, 1, "no byte read past the held chunk");
+    assert.ok(ticks >= 10, `the event loop kept running (${ticks} ticks)`);
+    release();
+    const result = await writing;
+    assert.ok(calls > 1);
+    assert.equal(result.archiveBytes, (await stat(result.archivePath)).size);
   });
 
   it("a full archive file system is LULL_E_NO_SPACE and leaves no partial file", async () => {

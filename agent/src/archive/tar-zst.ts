@@ -33,7 +33,8 @@ export interface ArchiveRequest {
   live: boolean;
   signal: AbortSignal;
   /** Uncompressed tar bytes so far; may exceed the measured total (headers, padding). */
-  onBytes?: (bytesRead: number) => void;
+  /** Told the bytes read so far; a returned promise holds the archive until it settles (backpressure). */
+  onBytes?: (bytesRead: number) => void | Promise<void>;
   timeoutMs?: number;
   log?: Logger;
 }
@@ -109,13 +110,15 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       bytesRead += chunk.length;
+      let held: void | Promise<void>;
       try {
-        request.onBytes?.(bytesRead);
+        held = request.onBytes?.(bytesRead);
       } catch (err) {
         done(err as Error); // a failing progress hook stops the archive instead of crashing the process
         return;
       }
-      done(null, chunk);
+      if (held instanceof Promise) held.then(() => done(null, chunk), (err: unknown) => done(err as Error));
+      else done(null, chunk);
     },
   });
   let firstError: unknown;

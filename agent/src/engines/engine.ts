@@ -30,8 +30,12 @@ export interface EngineHooks {
   snapshotted(info: { mode: SnapshotMode; snapshotAt: number }): void | Promise<void>;
   /** Enters `archiving`. */
   archiving(info: { mode: SnapshotMode; bytesTotal: number }): void;
-  /** Archive progress; rate-limited by the caller, persisted as the job's byte counters. */
-  progress(bytesDone: number, bytesTotal: number): void;
+  /**
+   * Archive progress; rate-limited by the caller, persisted as the job's byte counters. A returned
+   * promise asks the engine to hold its archive until it settles (a crash test's paused run); an
+   * engine that cannot hold (vzdump writes its own archive) may ignore it.
+   */
+  progress(bytesDone: number, bytesTotal: number): void | Promise<void>;
   /** Something worth recording with the job (engine output, a downgrade). */
   note(message: string): void;
 }

@@ -2,9 +2,11 @@
 // entry into that phase, so a test can `kill -9` the agent there.
 //
 // After the committing hook returns, the run makes no further state change: an async step
-// (the barrier, the runner's completion) waits forever with the event loop alive (watchers
-// still get the committed event); a synchronous engine hook called later blocks the whole
-// thread, so the engine cannot reach its next side effect either. Either way only a kill ends it.
+// (the barrier, the runner's completion, the native archive's progress hook, which holds the
+// archive by backpressure) waits forever with the event loop alive, so watchers still get the
+// committed event and RPCs are still answered; a synchronous commit called later blocks the
+// whole thread, so the engine cannot reach its next side effect either. Either way only a kill
+// ends it.
 import type { Phase } from "@lull/proto";
 import { phaseFromName, phaseName, type Logger } from "@lull/shared";
 

@@ -104,8 +104,10 @@ export class RunHooks implements EngineHooks {
     this.commit({ type: "archiving", mode: info.mode, bytesTotal: info.bytesTotal }, Phase.PHASE_ARCHIVING);
   }
 
-  progress(bytesDone: number, bytesTotal: number): void {
-    if (this.deps.failpoint.paused) this.deps.failpoint.freeze();
+  progress(bytesDone: number, bytesTotal: number): void | Promise<void> {
+    // Paused (crash tests): hold the archive without blocking the thread, so the agent still answers
+    // (a controller's GetJob after `snapshotted`) until the test kills it.
+    if (this.deps.failpoint.paused) return this.deps.failpoint.hold();
     const now = this.deps.clock.now();
     const wait = this.lastProgressAt + this.deps.progressIntervalMs - now;
     if (wait <= 0) {

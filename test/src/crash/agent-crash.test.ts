@@ -12,9 +12,9 @@ import { outageOf } from "../e2e/timeline.js";
 import { readRecords, recordsFile } from "../demo/records.js";
 import { EventFollower, Site, awaitConvergence, loopBtrfsUnavailable, sleep, type GuestStorage, type LogLine, type SiteStack, requireAvailable } from "../support/index.js";
 
-const DEADLINE_MS = 6_000;
+const DEADLINE_MS = 10_000;
 /** The controllers start their stacks this long before the deadline, so they run again by it. */
-const LEAD_MS = 2_500;
+const LEAD_MS = 3_000;
 const byJob = (msg: string, jobId: string) => (l: LogLine) => l.msg === msg && l.jobId === jobId;
 
 interface Case {
