@@ -1,6 +1,7 @@
-// The agent daemon's lifecycle: open the store (a new epoch), settle and sweep what a previous
-// run left, start the runner and the gRPC server; stop() (or the signal) cancels running jobs,
-// ends watch streams and closes the server, all bounded by `shutdownGraceMs`.
+// The agent daemon's lifecycle: lock the data directory (one agent per data dir, before anything
+// else), open the store (a new epoch), settle and sweep what a previous run left, start the runner
+// and the gRPC server; stop() (or the signal) cancels running jobs, ends watch streams and closes
+// the server, all bounded by `shutdownGraceMs`, and releases the lock last.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { systemClock, type Clock, type Logger } from "@lull/shared";
@@ -9,6 +10,7 @@ import { CallLimiter } from "./auth/rate-limit.js";
 import { TokenStore } from "./auth/token-store.js";
 import { checkConfigPaths, snapshotKind, type AgentConfig } from "./config.js";
 import type { BackupEngine } from "./engines/engine.js";
+import { acquireDataDirLock, type DataDirLock } from "./datadir/lock.js";
 import { createNativeEngine } from "./engines/native.js";
 import { EventBus } from "./events/bus.js";
 import { createExecaRunner } from "./exec/execa-runner.js";
@@ -78,11 +80,26 @@ function agentVersion(): string {
   }
 }
 
+/**
+ * Starts the agent. Before anything else it takes the data directory's lock: while another agent
+ * holds it this throws LULL_E_DATA_DIR_LOCKED and has touched nothing (no migration, no recovery,
+ * no sweep, no socket).
+ */
 export async function startAgent(options: StartAgentOptions): Promise<RunningAgent> {
-  const { config, log } = options;
   const clock = options.clock ?? systemClock;
+  mkdirSync(options.config.dataDir, { recursive: true, mode: 0o700 });
+  const lock = acquireDataDirLock(options.config.dataDir, () => clock.now());
+  try {
+    return await startLocked(options, clock, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataDirLock): Promise<RunningAgent> {
+  const { config, log } = options;
   const startedAt = new Date(clock.now());
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   checkConfigPaths(config);
   const store = JobStore.open(join(config.dataDir, DATABASE_FILE), { now: () => clock.now() });
   let tokens: TokenStore | undefined;
@@ -95,7 +112,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     // The Proxmox side (vzdump engine, hook server, crash cleanup) exists when a guest uses vzdump.
     pve = usesVzdump(config) ? createPveDaemonPart({ config, log, clock }) : undefined;
     const engineFor = options.engineFor ?? defaultEngineFor(config, log, clock, pve?.engine);
-    log.info({ epoch: store.epoch, dataDir: config.dataDir, guests: config.guests.map((g) => g.id) }, "agent starting");
+    log.info({ epoch: store.epoch, dataDir: config.dataDir, pid: lock.owner.pid, guests: config.guests.map((g) => g.id) }, "agent starting");
 
     const recovery = await recoverAtStart({
       ledger,
@@ -188,6 +205,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
         await server.shutdown(Math.max(0, deadline - clock.now()));
         tokens?.close();
         store.close();
+        lock.release();
         log.info({}, "agent stopped");
       })();
       return stopping;

@@ -7,7 +7,8 @@
 // Flags > environment (LULL_AGENT_CONFIG, LULL_AGENT_LISTEN, LULL_LOG_LEVEL) > file > defaults.
 // A bad flag or configuration prints the error, naming the key, and exits 2. SIGTERM/SIGINT
 // stops the agent (running jobs end `cancelled`, bounded by shutdownGraceMs); a second signal
-// exits at once.
+// exits at once. Another agent on the same data directory makes this one exit 1 with
+// LULL_E_DATA_DIR_LOCKED, naming the directory and the holder's pid, before it touches anything.
 import { parseArgs } from "node:util";
 import { LullError, asLullError, createLogger } from "@lull/shared";
 import { startAgent } from "./agent.js";
@@ -85,6 +86,8 @@ async function main(): Promise<void> {
   } catch (err) {
     const e = asLullError(err);
     log.fatal({ code: e.code, err: e.message }, "agent failed to start");
+    // Also on stderr, for an operator who started a second agent by hand (the log may go elsewhere).
+    process.stderr.write(`lull-agent: ${e.code}: ${e.message}\n`);
     process.exit(e.code === "LULL_E_CONFIG_INVALID" ? 2 : 1);
   }
   await new Promise<void>((resolve) => {
