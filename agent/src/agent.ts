@@ -1,7 +1,8 @@
 // The agent daemon's lifecycle: lock the data directory (one agent per data dir, before anything
 // else), open the store (a new epoch), settle and sweep what a previous run left, start the runner
-// and the gRPC server; stop() (or the signal) cancels running jobs, ends watch streams and closes
-// the server, all bounded by `shutdownGraceMs`, and releases the lock last.
+// and the gRPC server, then retention (a pass now, then periodic); stop() (or the signal) cancels
+// running jobs, ends watch streams and closes the server, all bounded by `shutdownGraceMs`, and
+// releases the lock last.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { systemClock, type Clock, type Logger } from "@lull/shared";
@@ -25,6 +26,8 @@ import { JobRunner, type EngineFor } from "./jobs/runner.js";
 import { JobStore } from "./jobs/store.js";
 import { createPveDaemonPart, usesVzdump, type PveDaemonPart } from "./pve/daemon.js";
 import { recoverAtStart, type RecoveryReport } from "./recovery.js";
+import { retentionPolicy } from "./retention/config.js";
+import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
 
 export const DATABASE_FILE = "agent.db";
@@ -55,6 +58,8 @@ export interface RunningAgent {
   epoch: number;
   /** What start-up recovery settled and swept. */
   recovery: RecoveryReport;
+  /** Retention of ended jobs: its first pass runs at start, then periodically; runOnce() prunes now. */
+  retention: { runOnce(): Promise<RetentionReport> };
   /** Stops the agent; running jobs end `cancelled`. Idempotent. */
   stop(): Promise<void>;
 }
@@ -192,12 +197,22 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       "agent listening",
     );
 
+    const retention = new RetentionPruner({
+      store,
+      policy: retentionPolicy(config.retention),
+      intervalMs: config.retention.intervalMinutes * 60_000,
+      clock,
+      log,
+    });
+    retention.start();
+
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
       stopping ??= (async () => {
         shuttingDown = true;
         const deadline = clock.now() + config.shutdownGraceMs;
         log.info({ activeJobs: runner.activeCount, graceMs: config.shutdownGraceMs }, "agent stopping");
+        await retention.close();
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
         await pve?.close();
         coordinator.close();
@@ -221,6 +236,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       tokens,
       epoch: store.epoch,
       recovery,
+      retention: { runOnce: () => retention.runOnce() },
       stop,
     };
   } catch (err) {

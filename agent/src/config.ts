@@ -6,6 +6,7 @@ import { isAbsolute, join, relative, resolve } from "node:path";
 import { GUEST_ID, LullError, loadConfig, z } from "@lull/shared";
 import { groupConfigIssues, groupConfigSchema } from "./groups/config.js";
 import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
+import { retentionConfigSchema } from "./retention/config.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
@@ -99,6 +100,8 @@ export const agentConfigSchema = z
     pve: pveConfigSchema.prefault({}),
     /** Consistency groups: guests backed up as one (agent/src/groups/README.md). */
     groups: z.array(groupConfigSchema).default([]),
+    /** How long ended jobs and their events stay in the job store (agent/src/retention/config.ts). */
+    retention: retentionConfigSchema.prefault({}),
     /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
     failpoint: z
       .string()

@@ -1,10 +1,12 @@
 // A watcher's stream: persisted events with seq > afterSeq, then live ones, with no gap and
 // no duplicate. It subscribes to the bus *before* reading the backlog, then drains the live
 // buffer, skipping every seq it already sent. A watcher that falls too far behind drops its
-// live buffer and reads again from the store, so memory stays bounded.
+// live buffer and reads again from the store, so memory stays bounded. A stream that covers events
+// retention deleted carries a notice where they were (pruned-notice.ts).
 import type { Event } from "@lull/proto";
 import type { JobStore } from "../jobs/store.js";
 import type { EventBus, EventFilter } from "./bus.js";
+import { prunedNotice, prunedThroughFor } from "./pruned-notice.js";
 
 export interface EventStreamOptions {
   store: JobStore;
@@ -18,6 +20,8 @@ export interface EventStreamOptions {
   pageSize?: number;
   /** Live events held for a slow watcher before it falls back to reading the store. */
   maxBuffered?: number;
+  /** Time of a pruned-events notice; default Date.now. */
+  now?: () => number;
 }
 
 /** Streams until `signal` aborts; returns the last seq sent. */
@@ -42,17 +46,36 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
   const onAbort = () => wake?.();
   signal.addEventListener("abort", onAbort, { once: true });
 
+  // Retention deleted events numbered up to `pending.through` that this stream, positioned at
+  // `pending.from`, has not passed yet: the notice goes out in sequence order.
+  let pending: { through: number; from: number } | undefined;
+  const checkPruned = () => {
+    const through = prunedThroughFor(filter, (guestId) => store.prunedThroughSeq(guestId));
+    if (through > lastSent && through > (pending?.through ?? 0)) pending = { through, from: pending?.from ?? lastSent };
+  };
+  const sendNotice = async () => {
+    const notice = pending;
+    pending = undefined;
+    if (!notice || signal.aborted) return;
+    await options.send(prunedNotice(notice.through, notice.from, filter, new Date((options.now ?? Date.now)())));
+    lastSent = notice.through;
+  };
+
   const sendIfNew = async (event: Event) => {
     if (event.seq <= lastSent || signal.aborted) return;
+    if (pending && event.seq > pending.through) await sendNotice();
+    if (signal.aborted) return;
     await options.send(event);
     lastSent = event.seq;
   };
 
   const readBacklog = async () => {
     for (;;) {
+      checkPruned();
       const page = store.eventsAfter({ afterSeq: lastSent, guestId: filter.guestId, jobId: filter.jobId, groupRunId: filter.groupRunId, limit: pageSize });
       for (const event of page) await sendIfNew(event);
-      if (page.length < pageSize || signal.aborted) return;
+      if (signal.aborted) return;
+      if (page.length < pageSize) return sendNotice();
     }
   };
 

@@ -181,6 +181,17 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE restarted_at IS NULL AND settled_at IS NULL;
     `,
   },
+  {
+    version: 6,
+    description: "pruned_events: the newest event sequence number retention deleted, agent-wide ('*') and per guest",
+    sql: `
+      -- Read by WatchEvents: a watcher resuming from an older seq is told that events were pruned.
+      CREATE TABLE pruned_events (
+        scope       TEXT PRIMARY KEY,
+        through_seq INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

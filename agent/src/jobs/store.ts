@@ -58,6 +58,9 @@ const JOB_COLUMNS: readonly (keyof JobRow)[] = [
 
 const ACTIVE = "phase NOT IN ('done', 'failed', 'cancelled')";
 
+/** The `pruned_events` scope of every event (guest ids never contain `*`). */
+export const PRUNED_ANY_GUEST = "*";
+
 export class JobStore {
   readonly epoch: number;
   private readonly db: Db;
@@ -109,7 +112,12 @@ export class JobStore {
          VALUES (@at, @job_id, @guest_id, @kind, @phase, @mode, @consistency, @snapshot_at, @bytes_done, @bytes_total,
            @stack, @stack_state, @downtime_ms, @error_code, @message, @group_run_id)`,
       ),
-      lastSeq: db.prepare("SELECT COALESCE(MAX(seq), 0) AS seq FROM events"),
+      // AUTOINCREMENT's counter too: retention may have deleted the newest events, never their numbers.
+      lastSeq: db.prepare(
+        `SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0),
+                    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)) AS seq`,
+      ),
+      prunedThrough: db.prepare("SELECT through_seq FROM pruned_events WHERE scope = ?"),
       upsertLease: db.prepare(
         `INSERT INTO stacks (guest_id, stack, controller_id, registered_at, lease_expires_at)
          VALUES (@guest_id, @stack, @controller_id, @now, @expires)
@@ -269,6 +277,15 @@ export class JobStore {
 
   lastEventSeq(): number {
     return (this.stmt.lastSeq!.get() as { seq: number }).seq;
+  }
+
+  /**
+   * The newest sequence number that retention deleted from `guestId`'s events (every event's when
+   * undefined), 0 when none was: a watcher positioned before it may have missed events.
+   */
+  prunedThroughSeq(guestId?: string): number {
+    const row = this.stmt.prunedThrough!.get(guestId ?? PRUNED_ANY_GUEST) as { through_seq: number } | undefined;
+    return row?.through_seq ?? 0;
   }
 
   private hydrate(row: JobRow | undefined): JobRecord | undefined {
