@@ -35,7 +35,9 @@ describe("fake vzdump global lock", () => {
   it("--lockwait 0 fails at once while another vzdump holds the lock; a waiter gets it or times out", async () => {
     seedCt(101);
     seedCt(102);
-    node.pve.setFaults({ slowArchive: { chunkBytes: 16 * 1024, delayMs: 100 } });
+    // 16 chunks × 500 ms: the first run holds the lock for 8 s, long enough on a loaded machine for
+    // the three runs below to find it held (the last one waits for it).
+    node.pve.setFaults({ slowArchive: { chunkBytes: 16 * 1024, delayMs: 500 } });
     const first = startTool(node.pve, "vzdump", ["101", "--storage", "local"]);
     await first.waitForLine(/starting new backup job/);
     const pidFile = node.pve.state.readText("run/vzdump.pid")!;
