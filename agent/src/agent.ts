@@ -124,6 +124,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       groups: groupLedger,
       guests: config.guests,
       engineFor,
+      archiveDir: config.archiveDir,
       log,
       ...(options.signal ? { signal: options.signal } : {}),
     });

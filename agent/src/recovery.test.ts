@@ -1,7 +1,7 @@
 // Start-up recovery, graphile-worker style: a database is seeded into the state a crash leaves
 // (jobs stuck mid-phase, events up to the crash), then the agent starts on it.
 import { strict as assert } from "node:assert";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -9,12 +9,14 @@ import { Consistency, EventKind, Phase, QuiescePolicy, SnapshotMode, StackState 
 import { LullError, silentLogger, systemClock } from "@lull/shared";
 import { DATABASE_FILE } from "./agent.js";
 import type { GuestConfig } from "./config.js";
+import { createNativeEngine } from "./engines/native.js";
+import { createExecaRunner } from "./exec/execa-runner.js";
 import { EventBus } from "./events/bus.js";
 import { eventFor, newJobRecord } from "./jobs/job.js";
 import { newJobId } from "./jobs/job-id.js";
 import { JobLedger } from "./jobs/ledger.js";
 import { JobStore } from "./jobs/store.js";
-import { collectEvents, startTestAgent } from "./testing/agent-harness.js";
+import { collectEvents, startTestAgent, testConfig } from "./testing/agent-harness.js";
 import { FakeEngine } from "./testing/fake-engine.js";
 
 const GUESTS = [
@@ -131,6 +133,69 @@ describe("start-up recovery", () => {
       assert.deepEqual(t.agent.recovery.sweepErrors, [{ engine: "native", code: "LULL_E_CLEANUP_FAILED", message: "device busy" }]);
       assert.ok(t.logs.some((l) => l.msg === "start-up sweep failed" && l.code === "LULL_E_CLEANUP_FAILED"));
       assert.equal((await t.api.getAgentInfo()).node, "test-node");
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("a native job whose archive was complete under its final name is failed with the archive recorded; a partial one is swept", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lull-recovery-"));
+    dirs.push(dir);
+    const guests = GUESTS.map((g) => ({ ...g, volumes: [{ name: "data", path: join(dir, "app") }] }));
+    const seeded = seedCrashedDatabase(dir);
+    seeded.store.close();
+    // demo died after the archive's rename: a new job of demo stands in for it in the seed.
+    const store = JobStore.open(join(dir, "data", DATABASE_FILE));
+    const jobs = new JobLedger({ store, bus: new EventBus(silentLogger()), log: silentLogger(), clock: systemClock });
+    jobs.apply(seeded.quiescing, { type: "fail", code: "LULL_E_INTERNAL", message: "not this test's job" });
+    const M = SnapshotMode.SNAPSHOT_MODE_COPY;
+    const record = newJobRecord({ id: newJobId(Date.now()), guestId: "demo", engine: "native", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: "written", quiesceTimeoutMs: 60_000, requestedBy: "seed", now: Date.now() });
+    const written = jobs.create(record, eventFor(record, EventKind.EVENT_KIND_PHASE)).job.id;
+    jobs.apply(written, [
+      { type: "start-quiesce", stacks: [] },
+      { type: "barrier-ended", consistency: Consistency.CONSISTENCY_CRASH, timedOut: false },
+      { type: "snapshotting", mode: M },
+      { type: "snapshotted", mode: M, snapshotAt: Date.now() },
+      { type: "archiving", mode: M, bytesTotal: 100 },
+    ]);
+    store.close();
+
+    const archives = join(dir, "archives");
+    mkdirSync(join(archives, "demo"), { recursive: true });
+    const final = join(archives, "demo", `demo-20261122T105827Z-${written}.tar.zst`);
+    writeFileSync(final, Buffer.alloc(1234, 7));
+    const elsewhere = join(archives, "demo", `demo-20261121T105827Z-${seeded.finished}.tar.zst`);
+    writeFileSync(elsewhere, "another job's archive");
+    const partial = join(archives, `lull-partial-${seeded.archiving}.tar.zst`); // other's run died mid-archive
+    writeFileSync(partial, "half an archive");
+
+    const config = testConfig(dir, { guests });
+    const engine = createNativeEngine({ config, runner: createExecaRunner(), log: silentLogger() });
+    const t = await startTestAgent({ dir, engine, guests });
+    try {
+      const job = await t.api.getJob({ guestId: "demo", jobId: written });
+      assert.equal(job.phase, Phase.PHASE_FAILED, "nothing confirmed the job: still failed");
+      assert.equal(job.failedIn, Phase.PHASE_ARCHIVING);
+      assert.equal(job.errorCode, "LULL_E_AGENT_RESTARTED");
+      assert.equal(job.archivePath, final);
+      assert.equal(job.archiveBytes, 1234);
+      assert.match(job.errorMessage, /was written completely, but the agent stopped before it confirmed the job/);
+      assert.ok(existsSync(final) && existsSync(elsewhere), "archives are kept");
+      const events = await collectEvents(t, { jobId: written }, (e) => e.phase === Phase.PHASE_FAILED);
+      const note = events.find((e) => e.kind === EventKind.EVENT_KIND_NOTE && e.message.includes(final));
+      assert.ok(note, "watchers are told the archive exists");
+      assert.match(note.message, /1234 bytes/);
+      assert.deepEqual(
+        t.agent.recovery.settled.find((s) => s.jobId === written),
+        { jobId: written, guestId: "demo", failedIn: "archiving", archivePath: final, archiveBytes: 1234 },
+      );
+      assert.ok(t.logs.some((l) => l.msg === "interrupted job settled with its archive written" && l.archivePath === final));
+
+      const other = await t.api.getJob({ guestId: "other", jobId: seeded.archiving });
+      assert.equal(other.phase, Phase.PHASE_FAILED);
+      assert.equal(other.archivePath, "", "only a partial file: no archive recorded");
+      assert.equal(existsSync(partial), false, "the partial file was swept");
+      assert.ok(t.agent.recovery.removed.includes(partial));
     } finally {
       await t.stop();
     }

@@ -4,12 +4,20 @@
 // each engine sweeps what crashed runs left behind (snapshots, staging, partial archives)
 // by the agent's name prefix. Consistency group runs that had not ended are settled from their
 // (now settled) member jobs, right after the jobs.
+//
+// A native job whose archive is already complete under its final name (the agent died after the
+// archive's rename, before the job was marked done) is settled failed all the same — nothing
+// confirmed it — but honestly: the job records the archive's path and size, and a note says the
+// archive was written and the job could not be confirmed, so the operator decides what it is worth.
+// The path is recorded before the job is settled, so a crash in between repeats both at the next start.
 import { phaseName, asLullError, type Logger } from "@lull/shared";
 import type { GuestConfig } from "./config.js";
 import type { BackupEngine } from "./engines/engine.js";
 import type { GroupLedger } from "./groups/ledger.js";
 import { settleInterruptedGroups, type SettledGroup } from "./groups/recovery.js";
 import type { JobLedger } from "./jobs/ledger.js";
+import type { JobRecord } from "./jobs/job.js";
+import { findWrittenArchive, type WrittenArchive } from "./recovery-archive.js";
 
 export interface RecoveryOptions {
   ledger: JobLedger;
@@ -17,13 +25,15 @@ export interface RecoveryOptions {
   groups?: GroupLedger;
   guests: readonly GuestConfig[];
   engineFor: (guest: GuestConfig) => BackupEngine;
+  /** Where native runs write their archives: an interrupted job's complete archive is recorded. */
+  archiveDir?: string;
   log: Logger;
   signal?: AbortSignal;
 }
 
 export interface RecoveryReport {
-  /** Jobs settled as failed, with the phase each died in. */
-  settled: Array<{ jobId: string; guestId: string; failedIn: string }>;
+  /** Jobs settled as failed, with the phase each died in (and the archive a native run had completed). */
+  settled: Array<{ jobId: string; guestId: string; failedIn: string; archivePath?: string; archiveBytes?: number }>;
   /** Group runs settled from their members (present when the agent has group runs to settle). */
   settledGroups?: SettledGroup[];
   /** What the sweeps removed. */
@@ -32,17 +42,32 @@ export interface RecoveryReport {
   sweepErrors: Array<{ engine: string; code: string; message: string }>;
 }
 
-export function settleInterruptedJobs(ledger: JobLedger, log: Logger): RecoveryReport["settled"] {
+/** A native job's archive that is complete on disk, if any. */
+function writtenArchiveOf(job: JobRecord, archiveDir: string | undefined): WrittenArchive | undefined {
+  if (archiveDir === undefined || job.engine !== "native") return undefined;
+  return findWrittenArchive(archiveDir, job.guestId, job.id);
+}
+
+export function settleInterruptedJobs(ledger: JobLedger, log: Logger, archiveDir?: string): RecoveryReport["settled"] {
   const settled: RecoveryReport["settled"] = [];
   for (const job of ledger.store.nonTerminalJobs()) {
     const failedIn = phaseName(job.phase);
-    ledger.apply(job.id, {
-      type: "fail",
-      code: "LULL_E_AGENT_RESTARTED",
-      message: `the agent stopped while the job was ${failedIn}; settled at the next start`,
-    });
-    log.warn({ jobId: job.id, guestId: job.guestId, failedIn }, "interrupted job settled");
-    settled.push({ jobId: job.id, guestId: job.guestId, failedIn });
+    const stopped = `the agent stopped while the job was ${failedIn}; settled at the next start`;
+    const archive = writtenArchiveOf(job, archiveDir);
+    if (!archive) {
+      ledger.apply(job.id, { type: "fail", code: "LULL_E_AGENT_RESTARTED", message: stopped });
+      log.warn({ jobId: job.id, guestId: job.guestId, failedIn }, "interrupted job settled");
+      settled.push({ jobId: job.id, guestId: job.guestId, failedIn });
+      continue;
+    }
+    ledger.store.recordFoundArchive(job.id, archive.path, archive.bytes);
+    const unconfirmed = `archive ${archive.path} (${archive.bytes} bytes) was written completely, but the agent stopped before it confirmed the job; it is kept — check it and decide whether to rely on it`;
+    ledger.apply(job.id, [
+      { type: "note", message: unconfirmed },
+      { type: "fail", code: "LULL_E_AGENT_RESTARTED", message: `${stopped}; ${unconfirmed}` },
+    ]);
+    log.warn({ jobId: job.id, guestId: job.guestId, failedIn, archivePath: archive.path, archiveBytes: archive.bytes }, "interrupted job settled with its archive written");
+    settled.push({ jobId: job.id, guestId: job.guestId, failedIn, archivePath: archive.path, archiveBytes: archive.bytes });
   }
   return settled;
 }
@@ -59,7 +84,7 @@ function enginesOf(guests: readonly GuestConfig[], engineFor: (guest: GuestConfi
 
 export async function recoverAtStart(options: RecoveryOptions): Promise<RecoveryReport> {
   const { log } = options;
-  const settled = settleInterruptedJobs(options.ledger, log);
+  const settled = settleInterruptedJobs(options.ledger, log, options.archiveDir);
   const settledGroups = options.groups ? settleInterruptedGroups(options.groups, log) : [];
   const removed: string[] = [];
   const sweepErrors: RecoveryReport["sweepErrors"] = [];

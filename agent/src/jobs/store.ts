@@ -118,6 +118,9 @@ export class JobStore {
                     COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)) AS seq`,
       ),
       prunedThrough: db.prepare("SELECT through_seq FROM pruned_events WHERE scope = ?"),
+      recordArchive: db.prepare(
+        `UPDATE jobs SET archive_path = ?, archive_bytes = ? WHERE id = ? AND epoch <= ? AND ${ACTIVE}`,
+      ),
       upsertLease: db.prepare(
         `INSERT INTO stacks (guest_id, stack, controller_id, registered_at, lease_expires_at)
          VALUES (@guest_id, @stack, @controller_id, @now, @expires)
@@ -286,6 +289,14 @@ export class JobStore {
   prunedThroughSeq(guestId?: string): number {
     const row = this.stmt.prunedThrough!.get(guestId ?? PRUNED_ANY_GUEST) as { through_seq: number } | undefined;
     return row?.through_seq ?? 0;
+  }
+
+  /**
+   * Records an archive found complete on disk on a job that has not ended (start-up recovery, before
+   * it settles the job), fenced like every job write. Returns whether the job took it.
+   */
+  recordFoundArchive(jobId: string, archivePath: string, archiveBytes: number): boolean {
+    return this.stmt.recordArchive!.run(archivePath, archiveBytes, jobId, this.epoch).changes === 1;
   }
 
   private hydrate(row: JobRow | undefined): JobRecord | undefined {
