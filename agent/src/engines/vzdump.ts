@@ -162,7 +162,7 @@ export class VzdumpEngine implements BackupEngine {
     log.warn({ open: shutdowns.open(run.jobId).map((s) => ({ jobId: s.jobId, vmid: s.vmid })) }, "vzdump ended with a guest it shut down not started again: crash cleanup");
     try {
       // Not run.signal: a cancelled run still gets its guest started (each command has its own timeout).
-      await cleanup.sweep(undefined, { jobId: run.jobId, note });
+      await cleanup.sweep(undefined, { jobId: run.jobId, note: (message) => run.hooks.note(message) });
     } catch (err) {
       note(`crash cleanup after vzdump: ${asLullError(err).message}`);
     }

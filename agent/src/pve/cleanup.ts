@@ -45,6 +45,7 @@ export interface PveCleanupDeps {
 /** The vzdump run whose job has not ended yet, when the cleanup runs right after it. */
 export interface EndingRun {
   jobId: string;
+  /** Notes on the run's job (its EngineHooks); throws when that job has ended. */
   note(message: string): void;
 }
 
@@ -168,8 +169,12 @@ export class PveCleanup {
   private noter(ending: EndingRun | undefined): JobNoter {
     return (jobId, message) => {
       if (ending !== undefined && jobId === ending.jobId) {
-        ending.note(message);
-        return true;
+        try {
+          ending.note(message);
+          return true;
+        } catch {
+          // The run's job ended meanwhile (a cancel settled it): noted like any ended job's.
+        }
       }
       return this.deps.noteJob?.(jobId, message) ?? false;
     };

@@ -4,18 +4,21 @@
 // (pve.hook.scriptPath, also usable as `script:` in /etc/vzdump.conf), and its own connection to
 // the agent's database for the stop-mode shutdowns of guests (./shutdown-store.ts): the crash
 // cleanup starts a guest vzdump shut down and never started again, and what it did goes on the
-// job as a note — through the job ledger once start() has it (the start-up cleanup runs before).
+// job as a note once start() has the job ledger (the start-up cleanup runs before it).
 //
 //   const pve = createPveDaemonPart({ config, log, clock });   // before recovery: engineFor needs pve.engine
 //   … recovery (pve.engine.sweep = PveCleanup), ledger, runner …
 //   await pve.start({ ledger, runner, isShuttingDown });       // hook server + launcher; foreign backups get jobs
 //   … on stop, after the runner's shutdown: await pve.close();
-import type { Clock, Logger } from "@lull/shared";
+import { EventKind } from "@lull/proto";
+import { isTerminal, type Clock, type Logger } from "@lull/shared";
 import type { AgentConfig } from "../config.js";
 import { createVzdumpEngine, type VzdumpEngine } from "../engines/vzdump.js";
 import type { CommandRunner } from "../exec/command-runner.js";
 import { createExecaRunner } from "../exec/execa-runner.js";
 import { installHookLauncher } from "../hook/hook-install.js";
+import { eventFor } from "../jobs/job.js";
+import type { JobLedger } from "../jobs/ledger.js";
 import { HookServer, type ForeignBackupHandler } from "../hook/hook-server.js";
 import { PveCleanup } from "./cleanup.js";
 import { foreignBackupHandler, type ForeignJobsDeps } from "./foreign-jobs.js";
@@ -40,6 +43,21 @@ export interface PveDaemonPart {
   start(jobs: PveJobsDeps): Promise<void>;
   /** Closes the hook server (its socket file goes) and the database connection. Idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * Notes on jobs through the ledger. A job that has ended takes no more transitions (the start-up
+ * cleanup runs after recovery settled the interrupted jobs): its note is appended to its events
+ * with the job left as it is — seen by GetJob's history and by every watcher that (re)connects.
+ */
+function ledgerNoter(ledger: JobLedger, clock: Clock): JobNoter {
+  return (jobId, message) => {
+    const job = ledger.store.getJob(jobId);
+    if (!job) return true; // the job is gone (its record went with it): nothing to note on
+    if (!isTerminal(job.phase)) ledger.apply(jobId, { type: "note", message });
+    else ledger.store.appendEvents([eventFor(job, EventKind.EVENT_KIND_NOTE, { message })], clock.now());
+    return true;
+  };
 }
 
 /** True when some configured guest is backed up by vzdump. */
@@ -78,10 +96,7 @@ export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
     engine,
     hookServer,
     async start(jobs) {
-      noteJob = (jobId, message) => {
-        jobs.ledger.apply(jobId, { type: "note", message });
-        return true;
-      };
+      noteJob = ledgerNoter(jobs.ledger, clock);
       // What the start-up cleanup did about guests vzdump had shut down goes on their (settled) jobs.
       const noted = noteSettledShutdowns(shutdowns, noteJob, clock, log);
       if (noted > 0) log.info({ noted }, "crash cleanup outcomes noted on their jobs");
