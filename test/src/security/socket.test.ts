@@ -71,7 +71,8 @@ test("a non-root user cannot connect: the directory refuses it, and so does the 
 
 test("a second agent on the same socket, a file in its place or an open directory stop the start with a clear error", async () => {
   const config = agent.configPath;
-  const second = startProcess({ name: "agent-2", args: [ENTRY_POINTS.agent, "--config", config, "--listen", "127.0.0.1:0", "--socket", agent.socketPath] });
+  // Its own data dir: on the same one the data dir lock refuses it before the socket (agent/src/datadir/).
+  const second = startProcess({ name: "agent-2", args: [ENTRY_POINTS.agent, "--config", config, "--listen", "127.0.0.1:0", "--socket", agent.socketPath, "--data-dir", join(scratch, "second-data")] });
   await second.waitForExit(20_000);
   assert.ok(second.logs.some((l) => l.msg === "agent failed to start" && /another process is listening on/.test(String(l.err))), second.tail());
   assert.ok((await stat(agent.socketPath)).isSocket(), "the live socket was left alone");
