@@ -5,7 +5,7 @@
 // its guest, which stay whatever their age. A job of a consistency group run goes only together
 // with every other member of the run (and the run's own rows), once each of them may go and the
 // run has ended. Jobs that have not ended are never deleted. The agent prunes at start-up and then
-// every `intervalMinutes`.
+// every `intervalMinutes`. A deleted job's idempotency key is free again (GetJob: LULL_E_JOB_NOT_FOUND).
 import { z } from "@lull/shared";
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
