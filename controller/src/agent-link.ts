@@ -13,6 +13,8 @@ export interface AgentApi {
   getJob(jobId: string, signal?: AbortSignal): Promise<Job>;
   listActiveJobs(signal?: AbortSignal): Promise<Job[]>;
   acknowledge(jobId: string, stoppedAt: number, signal?: AbortSignal): Promise<void>;
+  /** Acknowledges a stack that was already stopped when the quiesce began (left as it is). */
+  acknowledgeLeftStopped(jobId: string, signal?: AbortSignal): Promise<void>;
   refuse(jobId: string, reason: string, signal?: AbortSignal): Promise<void>;
   reportResumed(report: ResumeReport, signal?: AbortSignal): Promise<void>;
 }
@@ -109,7 +111,12 @@ export class AgentLink implements AgentApi {
   }
 
   async acknowledge(jobId: string, stoppedAt: number, signal?: AbortSignal): Promise<void> {
-    const req = { guestId: this.o.guestId, jobId, stack: this.o.stack, stoppedAt: new Date(stoppedAt) };
+    const req = { guestId: this.o.guestId, jobId, stack: this.o.stack, stoppedAt: new Date(stoppedAt), alreadyStopped: false };
+    await callUnary(this.client.acknowledgeQuiesce.bind(this.client), req, this.opts(signal));
+  }
+
+  async acknowledgeLeftStopped(jobId: string, signal?: AbortSignal): Promise<void> {
+    const req = { guestId: this.o.guestId, jobId, stack: this.o.stack, alreadyStopped: true };
     await callUnary(this.client.acknowledgeQuiesce.bind(this.client), req, this.opts(signal));
   }
 

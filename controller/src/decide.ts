@@ -19,7 +19,8 @@
 // Without a marker, for each job of the guest that lists this stack:
 //
 //   quiescing, this stack PENDING → quiesce, unless another job of this stack has not ended yet
-//                                   or this job was already resumed: then refuse
+//                                   or this job was already resumed: then refuse; a stack found
+//                                   already stopped for this job is acknowledged as left stopped
 //   terminal and tracked          → done (log `backup done`, stop tracking)
 //   otherwise, not terminal       → track it to its end
 import { Phase, SnapshotMode, StackState, type Job, type StackStatus } from "@lull/proto";
@@ -53,6 +54,7 @@ export type MarkerAction =
 export type JobAction =
   | { action: "ignore" }
   | { action: "quiesce" }
+  | { action: "acknowledge-left-stopped" }
   | { action: "refuse"; reason: string }
   | { action: "track" }
   | { action: "done" };
@@ -130,6 +132,8 @@ export interface JobInput {
   trackedJobId: string | undefined;
   /** This stack was already resumed for the tracked job (so it must not be stopped again for it). */
   trackedResumed: boolean;
+  /** The stack was found already stopped for the tracked job and is left as it is. */
+  trackedLeftStopped?: boolean | undefined;
 }
 
 export function decideForJob(input: JobInput): JobAction {
@@ -142,6 +146,7 @@ export function decideForJob(input: JobInput): JobAction {
     if (trackedJobId !== undefined && !tracked) {
       return { action: "refuse", reason: `the previous backup ${trackedJobId} of this stack has not ended` };
     }
+    if (tracked && input.trackedLeftStopped) return { action: "acknowledge-left-stopped" };
     if (tracked && input.trackedResumed) {
       return { action: "refuse", reason: "the stack was already resumed for this job; it is running" };
     }

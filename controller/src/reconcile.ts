@@ -129,6 +129,33 @@ export class Reconciler {
     }
   }
 
+  /**
+   * A stack that is already stopped when its quiesce begins (an operator's maintenance, a crashed
+   * app) is left as it is: nothing is stopped, no marker, no pre or post steps, and it is not started
+   * at the end. The `hooks` strategy never stops the stack, so it always runs its steps.
+   */
+  private async foundStopped(signal: AbortSignal): Promise<boolean> {
+    if (this.o.quiescer.strategy === "hooks") return false;
+    try {
+      return (await this.o.driver.status(signal)) === "stopped";
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      this.o.log.warn({ err: asLullError(err).message }, "reading the stack's status before the quiesce failed — quiescing it");
+      return false;
+    }
+  }
+
+  private async acknowledgeLeftStopped(jobId: string, signal: AbortSignal): Promise<void> {
+    try {
+      await this.o.agent.acknowledgeLeftStopped(jobId, signal);
+      this.o.log.info({ jobId }, "quiesce acknowledged (left stopped)");
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      // Tracked as left stopped: the next pass acknowledges again while the agent still waits.
+      this.o.log.warn({ jobId, err: asLullError(err).message }, "acknowledging the quiesce failed — will look again");
+    }
+  }
+
   /** quiescing: marker first, then pre steps, stop/pause, verify, acknowledge. A failure resumes and refuses. */
   private async quiesce(job: Job, signal: AbortSignal): Promise<void> {
     const now = this.o.clock.now();
@@ -236,7 +263,13 @@ export class Reconciler {
     const ordered = [...jobs.values()].sort((a, b) => (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0));
     for (const job of ordered) {
       const current = this.ops.tracked;
-      const action = decideForJob({ job, stack: this.o.stack, trackedJobId: current?.jobId, trackedResumed: current?.resumed ?? false });
+      const action = decideForJob({
+        job,
+        stack: this.o.stack,
+        trackedJobId: current?.jobId,
+        trackedResumed: current?.resumed ?? false,
+        trackedLeftStopped: current?.leftStopped,
+      });
       switch (action.action) {
         case "ignore":
           break;
@@ -254,7 +287,16 @@ export class Reconciler {
             this.o.log.warn({ jobId: job.id, err: asLullError(err).message }, "refusing the quiesce failed");
           });
           break;
+        case "acknowledge-left-stopped":
+          await this.acknowledgeLeftStopped(job.id, signal);
+          break;
         case "quiesce":
+          if (await this.foundStopped(signal)) {
+            this.o.log.info({ jobId: job.id }, "stack already stopped — left as it is");
+            this.ops.trackLeftStopped(job.id);
+            await this.acknowledgeLeftStopped(job.id, signal);
+            break;
+          }
           await this.quiesce(job, signal);
           return; // one job at a time: the marker now owns this pass
       }

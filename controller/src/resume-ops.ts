@@ -23,6 +23,8 @@ export interface TrackedJob {
   jobId: string;
   /** This stack was resumed (or never stopped) for this job: it must not be stopped again for it. */
   resumed: boolean;
+  /** It was already stopped when the quiesce began: acknowledged as such, never started by this controller. */
+  leftStopped?: boolean | undefined;
   notice?: Notice | undefined;
 }
 
@@ -52,6 +54,11 @@ export class ResumeOps {
   track(jobId: string, notice?: Notice): void {
     if (this.tracked?.jobId !== jobId) this.tracked = { jobId, resumed: false };
     if (notice !== undefined) this.tracked = { ...this.tracked, resumed: true, notice };
+  }
+
+  /** Tracks a job for which the stack was found stopped and is left as it is. */
+  trackLeftStopped(jobId: string): void {
+    this.tracked = { jobId, resumed: true, leftStopped: true };
   }
 
   untrack(): void {

@@ -134,7 +134,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     acknowledgeQuiesce: handle("AcknowledgeQuiesce", (req) => {
       const r = check.acknowledgeRequest(guests, req);
       jobOf(r.guest, r.jobId);
-      const job = ledger.apply(r.jobId, (_job, now) => ({ type: "stack-acknowledged", stack: r.stack, at: r.stoppedAt ?? now }));
+      const job = ledger.apply(r.jobId, (_job, now) => ({ type: "stack-acknowledged", stack: r.stack, at: r.stoppedAt ?? now, alreadyStopped: r.alreadyStopped }));
       return { job: api(job) };
     }),
 

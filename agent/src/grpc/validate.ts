@@ -103,7 +103,12 @@ export function unregisterStackRequest(guests: GuestDirectory, req: UnregisterSt
 }
 
 export function acknowledgeRequest(guests: GuestDirectory, req: AcknowledgeQuiesceRequest) {
-  return { ...jobRequest(guests, req), stack: validate.stack(req.stack), stoppedAt: optionalDate(req.stoppedAt, "stopped_at") };
+  return {
+    ...jobRequest(guests, req),
+    stack: validate.stack(req.stack),
+    stoppedAt: optionalDate(req.stoppedAt, "stopped_at"),
+    alreadyStopped: req.alreadyStopped === true,
+  };
 }
 
 export function refuseRequest(guests: GuestDirectory, req: RefuseQuiesceRequest) {

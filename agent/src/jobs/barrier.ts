@@ -23,7 +23,8 @@ export function evaluateBarrier(stacks: readonly StackStatus[]): BarrierOutcome 
   if (refused.length > 0) {
     return { kind: "refused", refused: refused.map((s) => ({ stack: s.stack, reason: s.reason })), pending: pendingOf(stacks) };
   }
-  if (stacks.every((s) => s.state === StackState.STACK_STATE_QUIESCED)) return { kind: "all-quiesced" };
+  const quiet = (s: StackStatus) => s.state === StackState.STACK_STATE_QUIESCED || s.state === StackState.STACK_STATE_LEFT_STOPPED;
+  if (stacks.every(quiet)) return { kind: "all-quiesced" };
   return undefined;
 }
 

@@ -6,6 +6,7 @@ import { Consistency, EventKind, Phase, QuiescePolicy, SnapshotMode, StackState 
 import { LullError, phaseName } from "@lull/shared";
 import { newJobRecord, type JobRecord } from "./job.js";
 import { transition, type JobEvent, type JobEventType } from "./machine.js";
+import { evaluateBarrier } from "./barrier.js";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const M = SnapshotMode;
@@ -132,6 +133,23 @@ describe("job state machine: what transitions record", () => {
     assert.ok(ev && ev.type === "emit");
     assert.equal(ev.event.mode, M.SNAPSHOT_MODE_COPY);
     assert.deepEqual(ev.event.snapshotAt, new Date(T0 + 7));
+  });
+
+  it("a stack acknowledged as already stopped is LEFT_STOPPED, says so, and counts as quiesced at the barrier", () => {
+    const q = jobIn(P.PHASE_QUIESCING, {
+      stacks: [
+        { stack: "db", state: StackState.STACK_STATE_PENDING, reason: "", downtimeMs: 0, resumedEarly: false, acknowledgedAt: undefined, resumedAt: undefined },
+        { stack: "web", state: StackState.STACK_STATE_PENDING, reason: "", downtimeMs: 0, resumedEarly: false, acknowledgedAt: undefined, resumedAt: undefined },
+      ],
+    });
+    const left = transition(q, { type: "stack-acknowledged", stack: "web", at: T0 + 5, alreadyStopped: true }, T0 + 6).job;
+    const web = left.stacks.find((s) => s.stack === "web");
+    assert.equal(web?.state, StackState.STACK_STATE_LEFT_STOPPED);
+    assert.match(web?.reason ?? "", /already stopped when the backup began: left stopped/);
+    assert.equal(evaluateBarrier(left.stacks), undefined, "db has not answered yet");
+    assert.equal(transition(left, { type: "stack-acknowledged", stack: "web", at: T0 + 7, alreadyStopped: true }, T0 + 8).job, left, "idempotent");
+    const both = transition(left, { type: "stack-acknowledged", stack: "db", at: T0 + 9 }, T0 + 10).job;
+    assert.deepEqual(evaluateBarrier(both.stacks), { kind: "all-quiesced" });
   });
 
   it("snapshotted without a point-in-time mode is rejected", () => {

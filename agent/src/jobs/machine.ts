@@ -30,7 +30,7 @@ import { eventFor, type EventDraft, type JobRecord } from "./job.js";
 
 export type JobEvent =
   | { type: "start-quiesce"; stacks: readonly string[] }
-  | { type: "stack-acknowledged"; stack: string; at: number }
+  | { type: "stack-acknowledged"; stack: string; at: number; alreadyStopped?: boolean | undefined }
   | { type: "stack-refused"; stack: string; reason: string }
   | { type: "barrier-ended"; consistency: Consistency; timedOut: boolean; note?: string }
   | { type: "skip-quiesce"; reason: string }
@@ -136,14 +136,20 @@ function stackTransition(job: JobRecord, event: StackEvent, now: number): Transi
     );
   }
   if (job.phase !== P.PHASE_QUIESCING) throw wrongPhase(job, event);
-  const target = event.type === "stack-acknowledged" ? StackState.STACK_STATE_QUIESCED : StackState.STACK_STATE_REFUSED;
+  const target =
+    event.type === "stack-refused"
+      ? StackState.STACK_STATE_REFUSED
+      : event.alreadyStopped
+        ? StackState.STACK_STATE_LEFT_STOPPED
+        : StackState.STACK_STATE_QUIESCED;
   if (stack.state === target) return unchanged(job);
   if (stack.state !== StackState.STACK_STATE_PENDING || barrierEnded(job)) {
     throw wrongPhase(job, event, `the quiesce barrier has ended for stack ${event.stack}`);
   }
-  return event.type === "stack-acknowledged"
-    ? withStack(job, event.stack, { state: target, acknowledgedAt: new Date(event.at) }, now)
-    : withStack(job, event.stack, { state: target, reason: event.reason }, now);
+  if (event.type === "stack-refused") return withStack(job, event.stack, { state: target, reason: event.reason }, now);
+  // A stack already stopped when the backup began is as quiet as a stopped one; nobody starts it again.
+  const reason = event.alreadyStopped ? "already stopped when the backup began: left stopped" : "";
+  return withStack(job, event.stack, { state: target, acknowledgedAt: new Date(event.at), reason }, now);
 }
 
 function endBarrier(job: JobRecord, event: Extract<JobEvent, { type: "barrier-ended" }>, now: number): Transition {

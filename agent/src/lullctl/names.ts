@@ -35,6 +35,8 @@ export function stackStateName(s: StackState): string {
       return "timed-out";
     case StackState.STACK_STATE_RESUMED:
       return "resumed";
+    case StackState.STACK_STATE_LEFT_STOPPED:
+      return "left-stopped";
     case StackState.STACK_STATE_NOT_ANSWERED:
       return "not-answered";
     default:

@@ -6,6 +6,7 @@ import { consistencyName, eventKindName, policyName, stackStateName } from "./na
 
 export function stackDowntime(s: StackStatus): string {
   if (s.state === StackState.STACK_STATE_QUIESCED) return "not reported yet (stopped; its controller reports when it runs again)";
+  if (s.state === StackState.STACK_STATE_LEFT_STOPPED) return "none (left stopped: it was already stopped when the backup began)";
   if (s.state !== StackState.STACK_STATE_RESUMED && s.downtimeMs === 0) return `none (${stackStateName(s.state)})`;
   return `${formatDuration(s.downtimeMs)} (${s.resumedEarly ? "resumed early, at snapshotted" : "resumed at the end"})`;
 }

@@ -42,6 +42,8 @@ export class FakeAgent {
   leaseTtlMs = 15_000;
   /** Unary methods (`getJob`, ...) that never answer: a blackholed agent. */
   readonly hang = new Set<string>();
+  /** Unary methods whose next call fails once with UNAVAILABLE (a transient outage). */
+  readonly failNext = new Set<string>();
   private streams = new Set<ServerWritableStream<WatchEventsRequest, Event>>();
   private streamsEnabled = true;
   private nextJob = 1;
@@ -200,6 +202,7 @@ export class FakeAgent {
       unaryHandler<Req, Res>((req) => {
         this.record(method, req);
         if (this.hang.has(method)) return new Promise<Res>(() => undefined);
+        if (this.failNext.delete(method)) throw new LullError("LULL_E_SHUTTING_DOWN", `${method}: injected transient failure`);
         return fn(req);
       });
     return {
@@ -222,10 +225,11 @@ export class FakeAgent {
         this.leases.delete(req.stack);
         return {};
       }),
-      acknowledgeQuiesce: unary("acknowledgeQuiesce", (req: { guestId: string; jobId: string; stack: string }) => {
+      acknowledgeQuiesce: unary("acknowledgeQuiesce", (req: { guestId: string; jobId: string; stack: string; alreadyStopped?: boolean }) => {
         const job = this.jobOfGuest(req.guestId, req.jobId);
         if (job.phase !== Phase.PHASE_QUIESCING) throw new LullError("LULL_E_WRONG_PHASE", `job ${job.id} is not quiescing`);
-        this.setStack(job, req.stack, { state: StackState.STACK_STATE_QUIESCED, acknowledgedAt: new Date() }, [StackState.STACK_STATE_PENDING, StackState.STACK_STATE_QUIESCED]);
+        const state = req.alreadyStopped ? StackState.STACK_STATE_LEFT_STOPPED : StackState.STACK_STATE_QUIESCED;
+        this.setStack(job, req.stack, { state, acknowledgedAt: new Date() }, [StackState.STACK_STATE_PENDING, state]);
         return { job };
       }),
       refuseQuiesce: unary("refuseQuiesce", (req: { guestId: string; jobId: string; stack: string; reason: string }) => {
