@@ -1,6 +1,7 @@
 // Convergence after crashes, from real state: every job ended with an honest outcome, every stack
 // runs, no marker is left, nothing the agent created outlived its job, no stack was stopped twice
 // for one job, and every watcher was told every job's end.
+import { existsSync, statSync } from "node:fs";
 import { Phase, type Job } from "@lull/proto";
 import { isTerminal, phaseName } from "@lull/shared";
 import type { EventFollower } from "./event-follower.js";
@@ -45,7 +46,13 @@ export function dishonestyOf(job: Job): string | undefined {
   if (job.phase === Phase.PHASE_FAILED) {
     if (!job.errorCode.startsWith("LULL_E_")) return `failed without a stable error code (${job.errorCode || "none"})`;
     if (job.failedIn === Phase.PHASE_UNSPECIFIED || isTerminal(job.failedIn)) return `failed in no real phase (${phaseName(job.failedIn)})`;
-    if (job.archivePath) return "failed but names an archive";
+    if (job.archivePath) {
+      // The agent died between the archive's final rename and `done`: recovery records the archive
+      // on the failed job. Honest only then, and only when it is really there, whole.
+      if (job.errorCode !== "LULL_E_AGENT_RESTARTED") return "failed but names an archive";
+      const size = existsSync(job.archivePath) ? statSync(job.archivePath).size : -1;
+      if (size !== job.archiveBytes) return `failed naming an archive that is not there whole (${job.archivePath}, ${size} of ${job.archiveBytes} bytes)`;
+    }
     return undefined;
   }
   if (job.phase === Phase.PHASE_CANCELLED) return job.archivePath ? "cancelled but names an archive" : undefined;

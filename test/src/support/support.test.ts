@@ -8,6 +8,8 @@ import { loopBtrfsUnavailable, mountLoopBtrfs } from "./btrfs.js";
 import { isPidAlive, startProcess } from "./process.js";
 import { makeTempDir, removeDir } from "./temp.js";
 import { requireAvailable } from "./require.js";
+import { Job, Phase } from "@lull/proto";
+import { dishonestyOf } from "./convergence.js";
 
 const CHATTY = `
 let n = 0;
@@ -56,4 +58,20 @@ test("a loop-mounted btrfs gives real subvolumes and tears down cleanly", async 
     await removeDir(dir);
   }
   assert.equal(existsSync(fs.image), false);
+});
+
+test("an honest outcome: a failed job may name an archive only after an agent restart, and only when it is there whole", async () => {
+  const dir = await makeTempDir("lull-honest-");
+  try {
+    const archivePath = join(dir, "a.tar.zst");
+    await writeFile(archivePath, "12345");
+    const failed = Job.fromPartial({ phase: Phase.PHASE_FAILED, failedIn: Phase.PHASE_ARCHIVING, errorCode: "LULL_E_AGENT_RESTARTED", archivePath, archiveBytes: 5 });
+    assert.equal(dishonestyOf(failed), undefined);
+    assert.match(dishonestyOf({ ...failed, errorCode: "LULL_E_ARCHIVE_FAILED" }) ?? "", /failed but names an archive/);
+    assert.match(dishonestyOf({ ...failed, archiveBytes: 9 }) ?? "", /not there whole/);
+    assert.match(dishonestyOf({ ...failed, archivePath: join(dir, "gone.tar.zst") }) ?? "", /not there whole/);
+    assert.equal(dishonestyOf({ ...failed, archivePath: "", archiveBytes: 0 }), undefined);
+  } finally {
+    await removeDir(dir);
+  }
 });
