@@ -116,9 +116,10 @@ export function eventText(e: Event): string {
   }
 }
 
-/** The `events` command's line: `#seq  time  guest  job  text` (a group run's own events: `group  <run-id>`). */
+/** The `events` command's line: `#seq  time  guest  job  text` (a group run's own events: `group  <run-id>`; a node-wide note such as pruned events: `node  -`). */
 export function eventLine(e: Event): string {
-  return `#${e.seq}  ${formatTime(e.at)}  ${e.guestId || "group"}  ${e.jobId || e.groupRunId || "-"}  ${eventText(e)}`;
+  const scope = e.guestId || (e.groupRunId ? "group" : "node");
+  return `#${e.seq}  ${formatTime(e.at)}  ${scope}  ${e.jobId || e.groupRunId || "-"}  ${eventText(e)}`;
 }
 
 export function backupSummary(job: Job): string[] {
