@@ -47,6 +47,7 @@ describe("fake pct / qm start", () => {
     assert.equal((await runTool(node.pve, "pct", ["start", "101", "--skiplock"])).exitCode, 0);
     assert.equal(node.pve.guest(101)!.runtime?.status, "running");
     node.pve.setGuest(101, { status: "stopped" });
+    node.pve.setLock(101, undefined);
     node.pve.setFaults({ guestStartFail: "startup for container '101' failed" });
     const failing = await runTool(node.pve, "pct", ["start", "101"]);
     assert.deepEqual([failing.exitCode, failing.stderr], [255, "startup for container '101' failed\n"]);
