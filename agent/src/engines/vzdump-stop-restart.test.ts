@@ -2,8 +2,9 @@
 // pre-stop before vzdump shuts it down, and closed at post-restart; a guest that was not running
 // (no pre-stop) or a snapshot-mode run records nothing; when vzdump dies while the guest is shut
 // down, the engine's own crash cleanup starts it again right away and notes it, and the run still
-// fails with vzdump's error.
+// fails with vzdump's error. A shutdown left open because a vzdump ran is settled by a later check.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
@@ -105,5 +106,30 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     );
     assert.ok(shutdowns.get(JOB)!.settledAt !== undefined);
     assert.ok(!readdirSync(node.dumpDir).some((f) => f.endsWith(".dat")), "the same cleanup removed the partial archive");
+  });
+
+  it("an orphaned vzdump (the agent restarted while it ran) dies later: the recheck starts the CT, never while it runs", async () => {
+    seedCt();
+    const record = newJobRecord({ id: JOB, guestId: "101", engine: "vzdump", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: JOB, quiesceTimeoutMs: 1_000, requestedBy: "test", now: Date.now() });
+    jobs.createJob({ ...record, phase: Phase.PHASE_FAILED }, [], Date.now());
+    node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
+    const orphan = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const exited = new Promise((r) => orphan.on("close", r));
+    try {
+      await waitFor(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
+      shutdowns.recordShutdown(JOB, 101, "lxc", Date.now());
+      const e = engine("stop");
+      assert.deepEqual(await e.settleOpenShutdowns(new AbortController().signal), [], "a vzdump runs: nothing touched");
+      assert.equal(node.pve.guest(101)!.lock, "backup");
+      orphan.kill("SIGKILL");
+      await exited;
+      node.pve.setFaults({});
+      const done = await e.settleOpenShutdowns(new AbortController().signal);
+      assert.ok(done.includes("started CT 101 again (vzdump shut it down (stop mode) and ended before starting it again)"), done.join("\n"));
+      assert.deepEqual([node.pve.guest(101)!.lock, node.pve.guest(101)!.runtime?.status], [undefined, "running"]);
+      assert.deepEqual(await e.settleOpenShutdowns(new AbortController().signal), [], "settled: nothing more to do");
+    } finally {
+      orphan.kill("SIGKILL");
+    }
   });
 });

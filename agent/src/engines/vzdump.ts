@@ -168,8 +168,22 @@ export class VzdumpEngine implements BackupEngine {
     }
     const mine = shutdowns.get(run.jobId);
     if (mine !== undefined && mine.restartedAt === undefined && mine.settledAt === undefined) {
-      note(`guest ${vmid}: vzdump shut it down (stop mode) and did not start it again; it is not started yet (a vzdump runs, or the cleanup failed): the crash cleanup tries again after the next vzdump job and at the agent's next start`);
+      note(`guest ${vmid}: vzdump shut it down (stop mode) and did not start it again; it is not started yet (a vzdump runs, or the cleanup failed): the crash cleanup tries again (every pve.vzdump.shutdownRecheckMs while no vzdump runs, and at the agent's next start)`);
     }
+  }
+
+  /**
+   * The crash cleanup again, for guests vzdump shut down that are still open (a vzdump ran when the
+   * cleanup last looked): only when some are open and no vzdump runs, and never during a run of
+   * this engine. Throws like sweep().
+   */
+  async settleOpenShutdowns(signal: AbortSignal): Promise<string[]> {
+    const { cleanup, shutdowns } = this.deps;
+    if (!cleanup || !shutdowns || shutdowns.open().length === 0) return [];
+    return this.serialized(async () => {
+      if (shutdowns.open().length === 0 || (await cleanup.vzdumpProcess()).running) return [];
+      return cleanup.sweep(signal);
+    }, signal);
   }
 
   async sweep(_guests: readonly GuestConfig[], signal?: AbortSignal): Promise<string[]> {

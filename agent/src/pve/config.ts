@@ -45,6 +45,11 @@ export const vzdumpSchema = z
     stopGraceMs: z.number().int().min(1_000).max(600_000).default(60_000),
     /** Upper bound of one whole vzdump run. */
     timeoutMs: z.number().int().min(10_000).max(7 * 24 * 3_600_000).default(24 * 3_600_000),
+    /**
+     * While a guest vzdump shut down in stop mode is still neither started again nor settled (a vzdump
+     * ran when the cleanup looked), the crash cleanup is tried again this often, when no vzdump runs.
+     */
+    shutdownRecheckMs: z.number().int().min(1_000).max(3_600_000).default(60_000),
   })
   .refine((v) => !(v.storage !== undefined && v.dumpdir !== undefined), {
     message: "storage and dumpdir are exclusive",

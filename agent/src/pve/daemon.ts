@@ -4,7 +4,8 @@
 // (pve.hook.scriptPath, also usable as `script:` in /etc/vzdump.conf), and its own connection to
 // the agent's database for the stop-mode shutdowns of guests (./shutdown-store.ts): the crash
 // cleanup starts a guest vzdump shut down and never started again, and what it did goes on the
-// job as a note once start() has the job ledger (the start-up cleanup runs before it).
+// job as a note once start() has the job ledger (the start-up cleanup runs before it). A shutdown
+// the cleanup had to leave open (a vzdump ran) is tried again every pve.vzdump.shutdownRecheckMs.
 //
 //   const pve = createPveDaemonPart({ config, log, clock });   // before recovery: engineFor needs pve.engine
 //   … recovery (pve.engine.sweep = PveCleanup), ledger, runner …
@@ -92,6 +93,23 @@ export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
     shutdowns,
   });
   let started = false;
+  // Re-tries the crash cleanup for shutdowns still open; one at a time, aborted and awaited at close.
+  let recheck: NodeJS.Timeout | undefined;
+  let checking: Promise<void> | undefined;
+  const stopChecks = new AbortController();
+  const checkShutdowns = () => {
+    checking ??= engine
+      .settleOpenShutdowns(stopChecks.signal)
+      .then(
+        (done) => {
+          if (done.length > 0) log.info({ done }, "open vzdump shutdowns settled");
+        },
+        (err: unknown) => {
+          if (!stopChecks.signal.aborted) log.warn({ err: err instanceof Error ? err.message : String(err) }, "crash cleanup of open vzdump shutdowns failed");
+        },
+      )
+      .finally(() => (checking = undefined));
+  };
   return {
     engine,
     hookServer,
@@ -103,11 +121,16 @@ export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
       follow = foreignBackupHandler({ config, commandRunner: runner, clock, log, shutdowns, ...jobs });
       await hookServer.start();
       started = true;
+      recheck = setInterval(checkShutdowns, pve.vzdump.shutdownRecheckMs);
+      recheck.unref();
       const script = await installHookLauncher({ ...pve.hook });
       log.info({ script, socketPath: pve.hook.socketPath, guests: config.guests.filter((g) => g.engine === "vzdump").map((g) => g.id) }, "vzdump hook installed");
     },
     async close() {
       follow = undefined;
+      clearInterval(recheck);
+      stopChecks.abort();
+      await checking;
       noteJob = () => false;
       if (started) {
         started = false;

@@ -9,8 +9,8 @@
 //     answers `ok`; the backup goes on as it would without Lull);
 //   - a guest with a job already running: not followed, and a note on that job says so;
 //   - the vzdump worker dies without `log-end` (SIGKILL): the job fails, checked every few seconds;
-//     a guest it had shut down in stop mode is recorded (`shutdowns`), so the agent's next crash
-//     cleanup (the next vzdump job of the agent, or its next start) starts it again when that is safe;
+//     a guest it had shut down in stop mode is recorded (`shutdowns`), so the agent's crash cleanup
+//     (its recheck of open shutdowns, or its next start) starts it again when that is safe;
 //   - the job is cancelled: the job ends `cancelled`; vzdump is not stopped, but a later pre-stop of
 //     that guest is vetoed (the job has ended), so a cancel before pre-stop keeps the backup from
 //     being taken.

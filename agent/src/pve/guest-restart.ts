@@ -1,10 +1,10 @@
 // The crash cleanup's last step for a guest that vzdump shut down in stop mode and never started
 // again (./shutdown-store.ts has the record): read the guest's status, decide
 // (./restart-decision.ts), and start it — `pct start <vmid>` / `qm start <vmid>` — when the decision
-// says so. Every decision but `wait` settles the record with what was done, is logged, and goes on
-// the job as a note (at once when the job ledger is there, otherwise when the daemon starts). A
-// start that fails is logged and noted, and reported to the caller as a failure; it never stops the
-// rest of the cleanup.
+// says so. Every decision but `wait` settles the record with what was done and puts it on the job
+// as a note (at once when the job ledger is there, otherwise when the daemon starts), then logs it.
+// A start that fails is noted and logged, and reported to the caller as a failure; it never stops
+// the rest of the cleanup.
 import type { Clock, Logger } from "@lull/shared";
 import type { CommandRunner } from "../exec/command-runner.js";
 import type { GuestSummary } from "./discovery.js";
@@ -72,8 +72,8 @@ export class GuestRestarter {
       return {};
     }
     if (decision.action === "leave") {
-      log.warn({ ...fields, reason: decision.reason }, "guest shut down by vzdump not started again");
       this.finish(s, `guest ${s.vmid}: vzdump shut it down (stop mode) and did not start it again; the crash cleanup left it as it is: ${decision.reason}`, note);
+      log.warn({ ...fields, reason: decision.reason }, "guest shut down by vzdump not started again");
       return {};
     }
     const argv = [tool(s.vmtype), "start", String(s.vmid)];
@@ -83,13 +83,13 @@ export class GuestRestarter {
       stderr: err instanceof Error ? err.message : String(err),
     }));
     if (started.exitCode === 0) {
-      log.warn({ ...fields, argv, reason: decision.reason }, "guest shut down by vzdump started again");
       this.finish(s, `guest ${s.vmid}: started again by the crash cleanup (${argv.join(" ")}): ${decision.reason}`, note);
+      log.warn({ ...fields, argv, reason: decision.reason }, "guest shut down by vzdump started again");
       return { done: `started ${s.vmtype === "lxc" ? "CT" : "VM"} ${s.vmid} again (${decision.reason})` };
     }
     const why = lastLine(started.stderr || started.stdout) || `exit code ${started.exitCode}`;
-    log.error({ ...fields, argv, exitCode: started.exitCode, err: why, reason: decision.reason }, "guest shut down by vzdump could not be started");
     this.finish(s, `guest ${s.vmid}: the crash cleanup could not start it again (${argv.join(" ")}: ${why}); it stays stopped, start it by hand. ${decision.reason}`, note);
+    log.error({ ...fields, argv, exitCode: started.exitCode, err: why, reason: decision.reason }, "guest shut down by vzdump could not be started");
     return { failure: `${argv.join(" ")}: ${why}` };
   }
 

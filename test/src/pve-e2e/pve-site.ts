@@ -38,6 +38,8 @@ export interface PveSiteOptions {
   stacks?: PveStackSpec[];
   /** Merged into the agent's `pve` key. */
   pve?: Record<string, unknown>;
+  /** Merged into the agent's `pve.vzdump` key. */
+  vzdump?: Record<string, unknown>;
   /** Merged into the agent's config. */
   agentConfig?: Record<string, unknown>;
   /** More environment for the agent (a failpoint). */
@@ -97,6 +99,7 @@ export class PveSite {
               progressIntervalMs: 100,
               stopGraceMs: 10_000,
               lockwaitMinutes: 1,
+              ...options.vzdump,
             },
             hook: { socketPath: hookSocketPath, scriptPath: hookScriptPath, preStopTimeoutMs: 120_000, replyTimeoutMs: 5_000 },
             ...options.pve,

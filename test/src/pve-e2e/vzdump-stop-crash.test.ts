@@ -2,7 +2,8 @@
 // mode, on a (fake) Proxmox node with a real controller: the restarted agent settles the job
 // (failed, LULL_E_AGENT_RESTARTED), clears the stale `lock: backup` and starts the container again
 // with `pct start <vmid>`, noting it on the job; its stack runs again. A container that was already
-// stopped before its backup stays stopped.
+// stopped before its backup stays stopped. The agent killed alone while its vzdump lives on: the
+// restarted agent leaves the guest alone while that vzdump runs and starts it once it died.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
@@ -22,6 +23,7 @@ before(async () => {
       pve.addContainer(106, { hostname: "cold", status: "stopped", rootfs: { storage: "local-lvm", files: { "etc/hostname": "cold\n", "srv/blob": randomBytes(256 * 1024) } } });
     },
     stacks: [{ guestId: "101", name: "app" }],
+    vzdump: { shutdownRecheckMs: 1_000 },
   });
 });
 
@@ -108,5 +110,39 @@ describe("the agent and vzdump killed while vzdump has a guest shut down (stop m
     assert.ok(Array.isArray(cleaned?.done) && cleaned.done.includes("unlocked CT 106 (lock: backup)"), JSON.stringify(cleaned));
     assert.ok(!cleaned.done.some((d: string) => d.startsWith("started")), JSON.stringify(cleaned.done));
     assert.deepEqual(site.agent.proc.logs.filter((l) => String(l.msg).startsWith("guest shut down by vzdump")), []);
+  });
+
+  it("the agent killed alone: the restarted agent leaves the CT to the vzdump that still runs, and starts it once that vzdump died", async () => {
+    const startsBefore = startCalls("101").length;
+    site.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 1_000 } });
+    let jobId: string;
+    let vzdumpPid: number;
+    try {
+      jobId = (await site.agent.client().startBackup("101", { requestedBy: "e2e" })).job!.id;
+      await site.agent.client().waitForJob("101", jobId, (j) => j.phase === Phase.PHASE_ARCHIVING, 30_000);
+      await waitFor("vzdump to shut the container down", () => site.pve.guest(101)!.runtime?.status === "stopped", 30_000);
+      vzdumpPid = site.pve.calls("vzdump").at(-1)!.pid;
+      await site.agent.kill9();
+      assert.ok(isPidAlive(vzdumpPid), "vzdump outlives the agent (it archives silently)");
+      await site.agent.restart();
+      await site.agent.proc.waitForLog((l) => l.msg === "start-up recovery finished", 10_000);
+      assert.ok(site.agent.proc.logs.some((l) => l.msg === "guest shut down by vzdump left for a later cleanup" && l.vmid === 101));
+      assert.deepEqual([site.pve.guest(101)!.lock, site.pve.guest(101)!.runtime?.status], ["backup", "stopped"], "left alone while its vzdump runs");
+      // That vzdump dies later (here: killed; a real one dies of SIGPIPE at its next output line).
+      process.kill(vzdumpPid, "SIGKILL");
+      await waitFor("vzdump to end", () => !isPidAlive(vzdumpPid), 5_000);
+    } finally {
+      site.pve.setFaults({});
+    }
+    await waitFor("the recheck to start the CT", () => site.pve.guest(101)!.runtime?.status === "running", 20_000);
+    // Logged once the outcome is on the job: a note on an ended job reaches watchers that connect after it.
+    await site.agent.proc.waitForLog((l) => l.msg === "guest shut down by vzdump started again" && l.jobId === jobId, 10_000);
+    assert.equal(site.pve.guest(101)!.lock, undefined);
+    assert.equal(startCalls("101").length, startsBefore + 1);
+    const note = "guest 101: started again by the crash cleanup (pct start 101): vzdump shut it down (stop mode) and ended before starting it again";
+    await jobEvents("101", jobId, (e) => e.kind === EventKind.EVENT_KIND_NOTE && e.message === note);
+    const settled = await site.agent.client().getJob("101", jobId);
+    assert.deepEqual([phaseName(settled.phase), settled.errorCode], ["failed", "LULL_E_AGENT_RESTARTED"]);
+    await waitFor("the stack to run again", () => stackRunning(site.stack("app").dataDir), 30_000);
   });
 });
