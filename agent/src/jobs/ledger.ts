@@ -75,4 +75,14 @@ export class JobLedger {
     this.bus.publish(committed);
     return job;
   }
+
+  /**
+   * A note on a job that has already ended (what a clean-up after it did): the job takes no more
+   * transitions, so the note is only appended to its events, and published like any other, so a
+   * watcher following the job live sees it too.
+   */
+  noteEnded(job: JobRecord, draft: EventDraft): void {
+    const committed = this.store.appendEvents([draft], this.clock.now());
+    this.bus.publish(committed);
+  }
 }

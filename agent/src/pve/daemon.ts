@@ -49,14 +49,14 @@ export interface PveDaemonPart {
 /**
  * Notes on jobs through the ledger. A job that has ended takes no more transitions (the start-up
  * cleanup runs after recovery settled the interrupted jobs): its note is appended to its events
- * with the job left as it is — seen by GetJob's history and by every watcher that (re)connects.
+ * and published, with the job left as it is.
  */
-function ledgerNoter(ledger: JobLedger, clock: Clock): JobNoter {
+function ledgerNoter(ledger: JobLedger): JobNoter {
   return (jobId, message) => {
     const job = ledger.store.getJob(jobId);
     if (!job) return true; // the job is gone (its record went with it): nothing to note on
     if (!isTerminal(job.phase)) ledger.apply(jobId, { type: "note", message });
-    else ledger.store.appendEvents([eventFor(job, EventKind.EVENT_KIND_NOTE, { message })], clock.now());
+    else ledger.noteEnded(job, eventFor(job, EventKind.EVENT_KIND_NOTE, { message }));
     return true;
   };
 }
@@ -114,7 +114,7 @@ export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
     engine,
     hookServer,
     async start(jobs) {
-      noteJob = ledgerNoter(jobs.ledger, clock);
+      noteJob = ledgerNoter(jobs.ledger);
       // What the start-up cleanup did about guests vzdump had shut down goes on their (settled) jobs.
       const noted = noteSettledShutdowns(shutdowns, noteJob, clock, log);
       if (noted > 0) log.info({ noted }, "crash cleanup outcomes noted on their jobs");

@@ -90,6 +90,25 @@ describe("retention: what goes", () => {
   });
 });
 
+describe("retention: a guest vzdump shut down", () => {
+  it("keeps an old ended job while its stop-mode shutdown is still open (the crash cleanup has not started the guest), lets it go once settled", () => {
+    const store = openStore();
+    const h = new History(store);
+    const open = h.ended("a", 100);
+    const settled = h.ended("a", 90);
+    h.ended("a", 2);
+    h.ended("a", 1);
+    const insert = store.connection.prepare("INSERT INTO vzdump_shutdowns (job_id, vmid, vmtype, shutdown_at, settled_at) VALUES (?, 101, 'lxc', 1, ?)");
+    insert.run(open, null);
+    insert.run(settled, 2);
+    const prune = new PruneStore(store);
+    assert.deepEqual(prune.prunableUnits(POLICY, NOW).map((u) => u.jobIds), [[settled]]);
+    store.connection.prepare("UPDATE vzdump_shutdowns SET restarted_at = 3 WHERE job_id = ?").run(open);
+    assert.deepEqual(prune.prunableUnits(POLICY, NOW).map((u) => u.jobIds).sort(), [[open], [settled]].sort());
+    store.close();
+  });
+});
+
 describe("retention: sequence numbers", () => {
   it("stay monotonic when the newest events are pruned (keepLast 0)", () => {
     const store = openStore();

@@ -74,7 +74,10 @@ export class PruneStore {
            FROM jobs WHERE phase IN ${ENDED}
          )
          SELECT id, group_run_id, (SELECT COUNT(*) FROM events WHERE events.job_id = ended.id) AS events
-         FROM ended WHERE newest > ? AND ended_at < ? ORDER BY ended_at, id`,
+         FROM ended WHERE newest > ? AND ended_at < ?
+           -- a guest vzdump shut down and the crash cleanup has not settled yet: its record stays
+           AND NOT EXISTS (SELECT 1 FROM vzdump_shutdowns s WHERE s.job_id = ended.id AND s.restarted_at IS NULL AND s.settled_at IS NULL)
+         ORDER BY ended_at, id`,
       ),
       run: db.prepare(
         `SELECT phase IN ${ENDED} AS ended,

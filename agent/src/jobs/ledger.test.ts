@@ -1,0 +1,45 @@
+import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { EventKind, QuiescePolicy, type Event } from "@lull/proto";
+import { silentLogger, systemClock } from "@lull/shared";
+import { EventBus } from "../events/bus.js";
+import { eventFor, newJobRecord } from "./job.js";
+import { newJobId } from "./job-id.js";
+import { JobLedger } from "./ledger.js";
+import { JobStore } from "./store.js";
+
+test("a note on an ended job is stored with its events and reaches a watcher following it live; the job stays as it was", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "lull-ledger-"));
+  const store = JobStore.open(join(dir, "agent.db"));
+  t.after(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const bus = new EventBus(silentLogger());
+  const ledger = new JobLedger({ store, bus, log: silentLogger(), clock: systemClock });
+  const record = newJobRecord({
+    id: newJobId(Date.now()),
+    guestId: "101",
+    engine: "vzdump",
+    policy: QuiescePolicy.QUIESCE_POLICY_FAIL,
+    idempotencyKey: "k",
+    quiesceTimeoutMs: 60_000,
+    requestedBy: "test",
+    now: Date.now(),
+  });
+  const jobId = ledger.create(record, eventFor(record, EventKind.EVENT_KIND_PHASE)).job.id;
+  const ended = ledger.apply(jobId, { type: "fail", code: "LULL_E_AGENT_RESTARTED", message: "agent restarted" });
+  assert.throws(() => ledger.apply(jobId, { type: "note", message: "late" }), /already ended/);
+
+  const live: Event[] = [];
+  bus.subscribe({ jobId }, (e) => live.push(e));
+  ledger.noteEnded(ended, eventFor(ended, EventKind.EVENT_KIND_NOTE, { message: "guest 101: started again by the crash cleanup" }));
+  assert.deepEqual(live.map((e) => e.message), ["guest 101: started again by the crash cleanup"]);
+  assert.equal(live[0]?.jobId, jobId);
+  const stored = store.eventsAfter({ jobId, afterSeq: 0, limit: 100 });
+  assert.equal(stored.at(-1)?.seq, live[0]?.seq, "the published note is the stored one");
+  assert.deepEqual(store.getJob(jobId), ended, "the job is unchanged");
+});
