@@ -2,9 +2,9 @@
 // the SHA-256 of the secret are stored. Synchronous like the job store; the agent and the
 // `lull-agent token` command each open their own connection (WAL), so a token created or revoked
 // while the agent runs counts from its next call — nothing is cached.
-import Database, { type Database as Db, type Statement } from "better-sqlite3";
+import type { Database as Db, Statement } from "better-sqlite3";
 import { LullError, validate } from "@lull/shared";
-import { migrate } from "../jobs/migrations.js";
+import { openAgentDatabase } from "../jobs/database.js";
 import type { Principal } from "./principal.js";
 import { issueSecret, parseToken, secretMatches, validateTokenId } from "./token.js";
 
@@ -79,17 +79,7 @@ export class TokenStore {
 
   /** Opens (and creates or migrates) the agent's database at `path`. */
   static open(path: string, options: { busyTimeoutMs?: number } = {}): TokenStore {
-    const db = new Database(path);
-    try {
-      db.pragma("journal_mode = WAL");
-      db.pragma("synchronous = FULL");
-      db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-      migrate(db);
-      return new TokenStore(db);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
+    return new TokenStore(openAgentDatabase(path, options));
   }
 
   close(): void {

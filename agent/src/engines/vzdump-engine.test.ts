@@ -3,7 +3,6 @@
 // and a backup Proxmox starts by itself reaches the hook server's callback.
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
@@ -12,6 +11,7 @@ import { followForeignBackup } from "../pve/foreign-backup.js";
 import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../pve/testing/fake-pve.js";
 import type { VzdumpRun } from "../pve/vzdump-run.js";
 import { createVzdumpEngine, type VzdumpEngine } from "./vzdump.js";
+import { waitUntil } from "../testing/wait.js";
 
 let node: FakePveNode;
 let foreign: HookMessage[] = [];
@@ -29,14 +29,6 @@ function guest(id: string): GuestConfig {
 
 function seedCt(vmid: number, lock?: string): void {
   node.pve.addContainer(vmid, { rootfs: { storage: "local-lvm", files: { "data/blob": Buffer.alloc(128 * 1024, 5) } }, ...(lock ? { lock } : {}) });
-}
-
-async function waitFor(cond: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(20);
-  }
 }
 
 beforeEach(async () => {
@@ -108,7 +100,7 @@ describe("vzdump engine around the run", () => {
     const hooks = recordingHooks();
     const ac = new AbortController();
     const running = engine().run({ jobId: "j-00000000000000000000000004", guest: guest("101"), hooks, signal: ac.signal, log: silentLogger() });
-    await waitFor(() => hooks.phases().includes("archiving:snapshot"));
+    await waitUntil(() => hooks.phases().includes("archiving:snapshot"));
     ac.abort();
     await assert.rejects(running, (e: unknown) => e instanceof LullError && e.code === "LULL_E_CANCELLED");
     assert.ok(hooks.notes().includes("vzdump: ERROR: Backup of VM 101 failed - interrupted by signal"), hooks.notes().join("\n"));

@@ -8,7 +8,6 @@ import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Phase, QuiescePolicy } from "@lull/proto";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
@@ -18,6 +17,7 @@ import { PveCleanup } from "../pve/cleanup.js";
 import { VzdumpShutdownStore } from "../pve/shutdown-store.js";
 import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../pve/testing/fake-pve.js";
 import { createVzdumpEngine } from "./vzdump.js";
+import { waitUntil } from "../testing/wait.js";
 
 const JOB = "j-0000000000000000000000stop";
 let node: FakePveNode;
@@ -34,14 +34,6 @@ function run(hooks: RecordingHooks, mode: "snapshot" | "stop" = "stop") {
   const record = newJobRecord({ id: JOB, guestId: "101", engine: "vzdump", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: JOB, quiesceTimeoutMs: 1_000, requestedBy: "test", now: Date.now() });
   jobs.createJob({ ...record, phase: Phase.PHASE_QUIESCING }, [], Date.now());
   return engine(mode).run({ jobId: JOB, guest: { id: "101", engine: "vzdump" } as unknown as GuestConfig, hooks, signal: new AbortController().signal, log: silentLogger() });
-}
-
-async function waitFor(cond: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(20);
-  }
 }
 
 beforeEach(async () => {
@@ -94,7 +86,7 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
     const hooks = recordingHooks();
     const running = run(hooks);
-    await waitFor(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
+    await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
     process.kill(node.pve.calls("vzdump").at(-1)!.pid, "SIGKILL");
     await assert.rejects(running, (e: unknown) => e instanceof LullError && /vzdump/.test(e.message));
     const g = node.pve.guest(101)!;
@@ -116,7 +108,7 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     const orphan = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
     const exited = new Promise((r) => orphan.on("close", r));
     try {
-      await waitFor(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
+      await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
       shutdowns.recordShutdown(JOB, 101, "lxc", Date.now());
       const e = engine("stop");
       assert.deepEqual(await e.settleOpenShutdowns(new AbortController().signal), [], "a vzdump runs: nothing touched");

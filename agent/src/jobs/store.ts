@@ -5,11 +5,11 @@
 // Fencing: each open starts a new epoch. Job writes carry the writer's epoch and only
 // succeed on rows whose epoch is not newer, so a runner of an older agent start cannot
 // overwrite what a newer one (or its recovery) decided.
-import Database, { type Database as Db, type Statement } from "better-sqlite3";
+import type { Database as Db, Statement } from "better-sqlite3";
 import type { Event } from "@lull/proto";
 import { LullError } from "@lull/shared";
 import type { EventDraft, JobRecord } from "./job.js";
-import { migrate } from "./migrations.js";
+import { openAgentDatabase } from "./database.js";
 import {
   eventFromRow,
   eventToRow,
@@ -67,14 +67,8 @@ export class JobStore {
   private readonly stmt: Record<string, Statement>;
 
   static open(path: string, options: JobStoreOptions = {}): JobStore {
-    const db = new Database(path);
+    const db = openAgentDatabase(path, options);
     try {
-      db.pragma("journal_mode = WAL");
-      // FULL: a committed phase survives a power loss too, not only a crash of the agent.
-      db.pragma("synchronous = FULL");
-      db.pragma("foreign_keys = ON");
-      db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-      migrate(db);
       const started = (options.now ?? Date.now)();
       const epoch = Number(db.prepare("INSERT INTO agent_epochs (started_at) VALUES (?)").run(started).lastInsertRowid);
       return new JobStore(db, epoch);

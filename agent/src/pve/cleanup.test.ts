@@ -5,13 +5,13 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { silentLogger, systemClock } from "@lull/shared";
 import { agentConfigSchema } from "../config.js";
 import { createLvmThinDriver } from "../storage/lvmthin.js";
 import { createZfsDriver } from "../storage/zfs.js";
 import { PveCleanup } from "./cleanup.js";
-import { startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
+import { killVzdump, startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
+import { waitUntil } from "../testing/wait.js";
 
 let node: FakePveNode;
 
@@ -19,23 +19,6 @@ function cleanup(withDrivers = false): PveCleanup {
   const deps = { config: agentConfigSchema.parse({ dataDir: node.dir, archiveDir: node.dir, stagingDir: node.dir }), runner: node.runner, log: silentLogger(), clock: systemClock };
   const snapshotDrivers = withDrivers ? [createLvmThinDriver(deps, { mountDir: node.config.mountDir, mountsFile: node.config.mountsFile }), createZfsDriver(deps)] : [];
   return new PveCleanup({ pve: node.config, node: "pve1", runner: node.runner, log: silentLogger(), snapshotDrivers });
-}
-
-async function waitFor(cond: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(20);
-  }
-}
-
-/** Starts the fake vzdump and SIGKILLs it once `until` holds. */
-async function killVzdump(args: string[], until: () => boolean): Promise<void> {
-  const child = spawn(join(node.pve.binDir, "vzdump"), args, { env: { ...process.env, ...node.env }, stdio: "ignore" });
-  const exited = new Promise((r) => child.on("close", r));
-  await waitFor(until);
-  child.kill("SIGKILL");
-  await exited;
 }
 
 beforeEach(async () => {
@@ -49,7 +32,7 @@ afterEach(async () => {
 describe("PveCleanup", () => {
   it("after a vzdump killed mid-archive: unlocks, removes vzdump's snapshot and the .dat; the next backup works", async () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    await killVzdump(["101", "--storage", "local"], () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+    await killVzdump(node, ["101", "--storage", "local"], () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
     node.pve.setFaults({});
     assert.equal(node.pve.guest(101)!.lock, "backup");
     const done = await cleanup().sweep();
@@ -79,7 +62,7 @@ describe("PveCleanup", () => {
 
   it("after a vzdump killed while the CT was frozen: thaws it and clears the snapshot lock", async () => {
     node.pve.setFaults({ pauseWhileFrozenMs: 10_000 });
-    await killVzdump(["101", "--storage", "local"], () => node.pve.guest(101)!.runtime?.frozen === true);
+    await killVzdump(node, ["101", "--storage", "local"], () => node.pve.guest(101)!.runtime?.frozen === true);
     assert.equal(node.pve.guest(101)!.lock, "snapshot");
     const done = await cleanup().sweep();
     assert.deepEqual(done, ["unlocked CT 101 (lock: snapshot)", "removed vzdump snapshot of CT 101", "thawed CT 101"]);
@@ -115,7 +98,7 @@ describe("PveCleanup", () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 4 * 1024, delayMs: 200 } });
     const child = spawn(join(node.pve.binDir, "vzdump"), ["101", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
     try {
-      await waitFor(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+      await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
       const c = cleanup();
       assert.equal((await c.vzdumpProcess()).running, true);
       assert.deepEqual(await c.sweep(), []);

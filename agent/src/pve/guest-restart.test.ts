@@ -7,7 +7,6 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Phase, QuiescePolicy } from "@lull/proto";
 import { createLogger, LullError, silentLogger, systemClock } from "@lull/shared";
 import { newJobRecord } from "../jobs/job.js";
@@ -15,7 +14,8 @@ import { JobStore } from "../jobs/store.js";
 import { PveCleanup } from "./cleanup.js";
 import { noteSettledShutdowns } from "./guest-restart.js";
 import { VzdumpShutdownStore } from "./shutdown-store.js";
-import { startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
+import { killVzdump, startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
+import { waitUntil } from "../testing/wait.js";
 
 const J1 = "j-00000000000000000000000001";
 const J2 = "j-00000000000000000000000002";
@@ -33,23 +33,6 @@ function addJob(id: string, guestId: string, phase: Phase): void {
 function cleanup(noteJob: (jobId: string, message: string) => boolean = (id, m) => (notes.push([id, m]), true)): PveCleanup {
   const log = createLogger({ name: "test", level: "debug", destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) } });
   return new PveCleanup({ pve: node.config, node: "pve1", runner: node.runner, log, clock: systemClock, shutdowns, noteJob });
-}
-
-async function waitFor(cond: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(20);
-  }
-}
-
-/** Starts the fake vzdump and SIGKILLs it once `until` holds. */
-async function killVzdump(args: string[], until: () => boolean): Promise<void> {
-  const child = spawn(join(node.pve.binDir, "vzdump"), args, { env: { ...process.env, ...node.env }, stdio: "ignore" });
-  const exited = new Promise((r) => child.on("close", r));
-  await waitFor(until);
-  child.kill("SIGKILL");
-  await exited;
 }
 
 /** What vzdump in stop mode leaves when it dies mid-archive: the CT shut down under lock: backup. */
@@ -78,7 +61,7 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
     addJob(J1, "101", Phase.PHASE_FAILED);
     shutdowns.recordShutdown(J1, 101, "lxc", Date.now());
-    await killVzdump(["101", "--mode", "stop", "--storage", "local"], () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+    await killVzdump(node, ["101", "--mode", "stop", "--storage", "local"], () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
     node.pve.setFaults({});
     assert.deepEqual([node.pve.guest(101)!.lock, node.pve.guest(101)!.runtime?.status], ["backup", "stopped"]);
 
@@ -154,7 +137,7 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 4 * 1024, delayMs: 200 } });
     const other = spawn(join(node.pve.binDir, "vzdump"), ["106", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
     try {
-      await waitFor(() => readdirSync(node.dumpDir).some((f) => f.startsWith("vzdump-lxc-106-") && f.endsWith(".tar.dat")));
+      await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.startsWith("vzdump-lxc-106-") && f.endsWith(".tar.dat")));
       assert.deepEqual(await cleanup().sweep(), []);
       assert.equal(shutdowns.get(J1)!.settledAt, undefined);
       assert.deepEqual(notes, []);

@@ -9,8 +9,8 @@
 // The Proxmox side opens its own connection to the agent's database file (WAL), as the token store
 // does: it exists before the job ledger, because the start-up cleanup runs before the agent serves.
 import { join } from "node:path";
-import Database, { type Database as Db, type Statement } from "better-sqlite3";
-import { migrate } from "../jobs/migrations.js";
+import type { Database as Db, Statement } from "better-sqlite3";
+import { openAgentDatabase } from "../jobs/database.js";
 import type { VzdumpShutdownRow } from "../jobs/rows.js";
 import type { Clock } from "@lull/shared";
 import type { GuestType } from "./guest-config.js";
@@ -84,18 +84,7 @@ export class VzdumpShutdownStore {
 
   /** Opens (and migrates) the agent's database in `dataDir` on a connection of its own. */
   static open(dataDir: string, options: { busyTimeoutMs?: number } = {}): VzdumpShutdownStore {
-    const db = new Database(join(dataDir, AGENT_DATABASE_FILE));
-    try {
-      db.pragma("journal_mode = WAL");
-      db.pragma("synchronous = FULL");
-      db.pragma("foreign_keys = ON");
-      db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-      migrate(db);
-      return new VzdumpShutdownStore(db, true);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
+    return new VzdumpShutdownStore(openAgentDatabase(join(dataDir, AGENT_DATABASE_FILE), options), true);
   }
 
   close(): void {

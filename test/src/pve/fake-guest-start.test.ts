@@ -3,19 +3,11 @@
 // tools until it is unlocked; vzdump's own restart (its cleanup) marks it running again.
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { createFakeNode, runTool, startTool, type FakeNode } from "./fake-node.js";
+import { waitFor } from "../support/temp.js";
 
 let node: FakeNode;
-
-async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(20);
-  }
-}
 
 beforeEach(async () => {
   node = await createFakeNode();
@@ -77,7 +69,7 @@ describe("fake vzdump in stop mode, killed", () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
     const run = startTool(node.pve, "vzdump", ["101", "--mode", "stop", "--storage", "local"]);
     await run.waitForLine(/creating vzdump archive/);
-    await waitFor(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+    await waitFor("the partial .tar.dat", () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")), 10_000);
     assert.equal(node.pve.guest(101)!.runtime?.status, "stopped", "vzdump shut the CT down at pre-stop");
     run.child.kill("SIGKILL");
     const r = await run.result;

@@ -3,9 +3,9 @@
 // runs) and SIGKILL (it leaves what the real one leaves: lock, .dat, snapshot, frozen CT).
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { createFakeNode, runTool, startTool, type FakeNode } from "./fake-node.js";
+import { waitFor } from "../support/temp.js";
 
 let node: FakeNode;
 
@@ -14,14 +14,6 @@ function seedCt(vmid = 101): void {
     hostname: "web01",
     rootfs: { storage: "local-lvm", files: { "data/big.bin": Buffer.alloc(256 * 1024, 1) } },
   });
-}
-
-async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(20);
-  }
 }
 
 beforeEach(async () => {
@@ -101,7 +93,7 @@ describe("fake vzdump interrupted", () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
     const run = startTool(node.pve, "vzdump", ["101", "--storage", "local"]);
     await run.waitForLine(/creating vzdump archive/);
-    await waitFor(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+    await waitFor("the partial .tar.dat", () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")), 10_000);
     run.child.kill("SIGTERM");
     const r = await run.result;
     assert.equal(r.exitCode, 255, r.stdout);
@@ -118,7 +110,7 @@ describe("fake vzdump interrupted", () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
     const run = startTool(node.pve, "vzdump", ["101", "--storage", "local"]);
     await run.waitForLine(/creating vzdump archive/);
-    await waitFor(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+    await waitFor("the partial .tar.dat", () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")), 10_000);
     run.child.kill("SIGKILL");
     await run.result;
     const g = node.pve.guest(101)!;
@@ -140,7 +132,7 @@ describe("fake vzdump interrupted", () => {
     node.pve.setFaults({ pauseWhileFrozenMs: 5000 });
     const run = startTool(node.pve, "vzdump", ["101", "--storage", "local"]);
     await run.waitForLine(/create storage snapshot 'vzdump'/);
-    await waitFor(() => node.pve.guest(101)!.runtime?.frozen === true);
+    await waitFor("the CT frozen", () => node.pve.guest(101)!.runtime?.frozen === true, 10_000);
     run.child.kill("SIGKILL");
     await run.result;
     const info = await runTool(node.pve, "lxc-info", ["-n", "101", "-s"]);

@@ -1,6 +1,7 @@
 // Test helpers for the Proxmox side against the fake Proxmox toolbox (test/fakes/pve): a seeded
 // node in a temp dir, a real command runner and vzdump launcher that find the fakes first on
 // PATH, the real hook server and hook launcher, and EngineHooks that record what a job would see.
+import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import type { CommandRunner } from "../../exec/command-runner.js";
 import { createExecaRunner } from "../../exec/execa-runner.js";
 import { createRecordingRunner, type RecordingRunner } from "../../exec/recording-runner.js";
 import { installHookLauncher } from "../../hook/hook-install.js";
+import { waitUntil } from "../../testing/wait.js";
 import { HookServer, type ForeignBackupHandler } from "../../hook/hook-server.js";
 import { defaultPveConfig, type PveConfig } from "../config.js";
 import { createExecaLauncher, type ProcessLauncher } from "../process-launcher.js";
@@ -121,4 +123,13 @@ export function recordingHooks(
     progress: (done, total) => void calls.push({ kind: "progress", done, total }),
     note: (message) => void calls.push({ kind: "note", message }),
   };
+}
+
+/** Starts the fake vzdump with `args` and SIGKILLs it once `until` holds (what a killed vzdump leaves). */
+export async function killVzdump(node: FakePveNode, args: string[], until: () => boolean): Promise<void> {
+  const child = spawn(join(node.pve.binDir, "vzdump"), args, { env: { ...process.env, ...node.env }, stdio: "ignore" });
+  const exited = new Promise((r) => child.on("close", r));
+  await waitUntil(until);
+  child.kill("SIGKILL");
+  await exited;
 }
