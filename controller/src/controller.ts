@@ -6,6 +6,7 @@ import { AgentLink, createAgentLinkClient } from "./agent-link.js";
 import type { ControllerConfig, Failpoint } from "./config.js";
 import { ControllerLoop } from "./loop.js";
 import { createFileMarkerStore, type MarkerStore } from "./marker-store.js";
+import { FileResumeTimings } from "./resume-timing.js";
 import { Quiescer } from "./quiesce/quiescer.js";
 import { Reconciler } from "./reconcile.js";
 import { recover } from "./recover.js";
@@ -74,6 +75,7 @@ export class Controller {
       log,
       failpoint,
       onMarker: (marker) => this.loop.onMarker(marker),
+      timings: new FileResumeTimings(config.markerDir, config.stack, (err) => log.warn({ err: err.message }, "recording the resume's duration failed")),
     });
     this.loop.bind(this.reconciler);
   }

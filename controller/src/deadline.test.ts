@@ -2,6 +2,8 @@
 // whatever the agent does (killed, blackholed, stuck before the snapshot). It fires at the marker's
 // resumeAt, the deadline minus the lead the start needs, so the stack runs again *by* the deadline.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { Phase, StackState } from "@lull/proto";
 import { Harness } from "./testing/harness.js";
@@ -71,6 +73,10 @@ test("a slow start measured at one backup moves the next backup's resume point e
   await h.agent.waitForStack(first.jobId, "app", StackState.STACK_STATE_RESUMED, 10_000);
   h.agent.setPhase(first.jobId, Phase.PHASE_DONE);
   await h.logs.waitFor("backup done", (l) => l.jobId === first.jobId, 10_000);
+
+  // Kept next to the marker, so a restarted controller starts from it too.
+  const kept = JSON.parse(readFileSync(join(h.markerDir, "app.resume-timing.json"), "utf8")) as { recentResumesMs: number[] };
+  assert.ok((kept.recentResumesMs[0] ?? 0) >= SLOW_MS, `recorded ${kept.recentResumesMs.join(", ")} ms`);
 
   // Second backup: the agent dies; the timer starts the slow stack early enough.
   const second = await quiesce(h);

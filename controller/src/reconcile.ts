@@ -11,6 +11,7 @@ import type { Marker, MarkerStore } from "./marker-store.js";
 import { Quiescer } from "./quiesce/quiescer.js";
 import { quiesceSchema } from "./quiesce/schema.js";
 import { resumeLeadMs } from "./resume-lead.js";
+import type { ResumeTimings } from "./resume-timing.js";
 import { ResumeOps, type TrackedJob } from "./resume-ops.js";
 import type { StackDriver } from "./stacks/driver.js";
 
@@ -34,6 +35,8 @@ export interface ReconcilerOptions {
   failpoint: (name: Failpoint) => Promise<void>;
   /** Told whenever the marker appears or goes, so the deadline timer can be armed or disarmed. */
   onMarker: (marker: Marker | undefined) => void;
+  /** Durations of recent resumes, for the resume lead (default: in memory). */
+  timings?: ResumeTimings | undefined;
 }
 
 export interface ReconcileRequest {

@@ -5,9 +5,10 @@
 //   lead = min(half the deadline window, max(configured lead, 2 × the longest resume measured + 250 ms))
 //
 // The configured lead (`resumeLeadMs`, default min(10 s, a quarter of the window)) is a floor; each
-// resume this process performs is measured (start/unpause verified up, post steps included), and a
-// stack that takes longer gets a longer lead at its next backup. The lead is written into the marker
-// as `resumeAt`, so a restarted controller keeps the same point.
+// resume is measured (start/unpause verified up, post steps included) and the last few are kept next
+// to the marker (./resume-timing.ts), and a stack that takes longer gets a longer lead at its next
+// backup, also after a restart of the controller. The lead is written into the marker as
+// `resumeAt`, so a restarted controller keeps the same point.
 export interface ResumeLeadConfig {
   resumeDeadlineMs: number;
   /** Explicit floor for the lead; undefined: min(10 s, a quarter of the window). */
@@ -22,7 +23,7 @@ export function defaultLeadMs(resumeDeadlineMs: number): number {
   return Math.min(DEFAULT_LEAD_CAP_MS, Math.floor(resumeDeadlineMs / 4));
 }
 
-/** The lead for the next marker, given the longest resume this process has measured (if any). */
+/** The lead for the next marker, given the longest of the stack's recent resumes (if any). */
 export function resumeLeadMs(config: ResumeLeadConfig, longestResumeMs: number | undefined): number {
   const floor = config.resumeLeadMs ?? defaultLeadMs(config.resumeDeadlineMs);
   const measured = longestResumeMs === undefined ? 0 : 2 * longestResumeMs + LEAD_MARGIN_MS;

@@ -15,6 +15,7 @@ import { isPendingQuiesce, type ResumeCause } from "./decide.js";
 import type { Marker, MarkerStore } from "./marker-store.js";
 import { withPostOutcome } from "./quiesce/outcome.js";
 import type { Quiescer } from "./quiesce/quiescer.js";
+import { MemoryResumeTimings, type ResumeTimings } from "./resume-timing.js";
 import type { StackDriver } from "./stacks/driver.js";
 
 export type Notice = { kind: "report"; report: ResumeReport; cause: ResumeCause } | { kind: "refuse"; reason: string; postStep?: string | undefined };
@@ -39,16 +40,23 @@ export interface ResumeOpsOptions {
   log: Logger;
   failpoint: (name: Failpoint) => Promise<void>;
   onMarker: (marker: Marker | undefined) => void;
+  /** Where the durations of recent resumes are kept (default: in memory). */
+  timings?: ResumeTimings | undefined;
 }
 
 export class ResumeOps {
   tracked: TrackedJob | undefined;
-  /** The longest resume (release verified up + post steps) this process has measured. */
-  longestResumeMs: number | undefined;
   private readonly o: ResumeOpsOptions;
+  private readonly timings: ResumeTimings;
 
   constructor(options: ResumeOpsOptions) {
     this.o = options;
+    this.timings = options.timings ?? new MemoryResumeTimings();
+  }
+
+  /** The longest of this stack's recent resumes (release verified up + post steps). */
+  get longestResumeMs(): number | undefined {
+    return this.timings.longestMs();
   }
 
   track(jobId: string, notice?: Notice): void {
@@ -116,8 +124,7 @@ export class ResumeOps {
 
   /** Records how long a resume took, so the next marker's lead covers it (./resume-lead.ts). */
   private measured(began: number): void {
-    const tookMs = this.o.clock.now() - began;
-    this.longestResumeMs = Math.max(this.longestResumeMs ?? 0, tookMs);
+    this.timings.record(this.o.clock.now() - began);
   }
 
   /** Tells the agent what it has not heard yet. `job`: the job as just read, if the caller has it. */
