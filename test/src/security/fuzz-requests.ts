@@ -42,6 +42,8 @@ export interface FuzzWorld {
   stacks: readonly string[];
   /** Job ids seen so far (filled in as StartBackup answers). */
   jobIds: string[];
+  /** Consistency group run ids seen so far (filled in as StartGroupBackup answers). */
+  groupRunIds: string[];
   /** Where a shell injection would leave its mark, if one ever ran. */
   sentinel: string;
 }
@@ -98,9 +100,9 @@ function jobId(rng: Rng, w: FuzzWorld): string {
   return stringFor(rng, w, [...w.jobIds, ...w.jobIds, shapedId(rng, "j")]);
 }
 
-/** A well-formed group run id (of no run: NOT_FOUND), a job id (malformed for a run), or a hostile string. */
+/** A run the agent started, a well-formed id of no run (NOT_FOUND), a job id (malformed for a run), or a hostile string. */
 function groupRunId(rng: Rng, w: FuzzWorld): string {
-  return stringFor(rng, w, [shapedId(rng, "g"), shapedId(rng, "g"), shapedId(rng, "j"), "g-", `g-${"0".repeat(27)}`]);
+  return stringFor(rng, w, [...w.groupRunIds, ...w.groupRunIds, shapedId(rng, "g"), shapedId(rng, "j"), "g-", `g-${"0".repeat(27)}`]);
 }
 
 /** Field values for the request of `rpc` (a partial: the codec fills in the rest). */
@@ -141,9 +143,11 @@ export function partialRequest(rpc: string, rng: Rng, w: FuzzWorld): Record<stri
     case "WatchEvents":
       return { guestId: guest(), jobId: rng.chance(0.7) ? "" : jobId(rng, w), afterSeq: num(rng, true), ...(rng.chance(0.2) ? { groupRunId: text() } : {}) };
     case "StartGroupBackup":
+      // Now and then a well-formed ad-hoc group of every guest, so real runs exist to get and cancel.
+      if (rng.chance(0.25)) return { groupId: "", guestIds: [...w.guests], idempotencyKey: `g-${rng.int(1e9)}`, requestedBy: "fuzz" };
       return { groupId: rng.chance(0.5) ? "" : text(), guestIds: Array.from({ length: rng.int(4) }, guest), idempotencyKey: stringFor(rng, w, [`g-${rng.int(1e9)}`]), policy: rng.pick(ENUMS), quiesceTimeoutMs: num(rng), requestedBy: text() };
     case "GetGroup":
-      return { groupRunId: text() };
+      return { groupRunId: rng.chance(0.5) ? groupRunId(rng, w) : text() };
     case "ListGroups":
       return { guestId: guest(), activeOnly: rng.chance(0.5), limit: num(rng) };
     case "CancelGroup":

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { Client } from "@grpc/grpc-js";
 import * as proto from "@lull/proto";
-import { AgentService, Phase, StartBackupResponse } from "@lull/proto";
+import { AgentService, Phase, StartBackupResponse, StartGroupBackupResponse } from "@lull/proto";
 import { isTerminal } from "@lull/shared";
 import { makeTempDir, removeDir, startAgent, waitFor, type AgentProcess, type ExitStatus } from "../support/index.js";
 import { commandProblem, listTree, markedPaths, readCommandLog, treeDiff, writeCommandShims } from "./fuzz-canary.js";
@@ -112,7 +112,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const roots = ["dataDir", "archiveDir", "stagingDir"].map((k) => String(agent.config[k]));
   const skip = [...roots, join(scratch, "agent", "run"), commandLog];
   const treeBefore = await listTree(scratch, skip);
-  const world: FuzzWorld = { guests: GUESTS, stacks: ["app", "db"], jobIds: [], sentinel: join(scratch, `${MARKER}-pwned`) };
+  const world: FuzzWorld = { guests: GUESTS, stacks: ["app", "db"], jobIds: [], groupRunIds: [], sentinel: join(scratch, `${MARKER}-pwned`) };
   const creds = await credentials(agent);
   const clients = new Map<string, Client>(creds.map((c) => [c.name, credentialClient(agent.address, agent.fingerprint as string, c)]));
   const rpcs = Object.values(AgentService).map((m) => ({ path: m.path, rpc: m.path.slice(m.path.lastIndexOf("/") + 1), streaming: m.responseStream }));
@@ -137,6 +137,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     if (rpc === "StartBackup" && r.status === "OK" && r.response) {
       const id = StartBackupResponse.decode(r.response).job?.id;
       if (id && !world.jobIds.includes(id)) world.jobIds.push(id);
+    }
+    if (rpc === "StartGroupBackup" && r.status === "OK" && r.response) {
+      const group = StartGroupBackupResponse.decode(r.response).group;
+      if (group?.id && !world.groupRunIds.includes(group.id)) world.groupRunIds.push(group.id);
+      for (const id of group?.jobIds ?? []) if (!world.jobIds.includes(id)) world.jobIds.push(id);
     }
     options.progress?.(report.requests, options.requests);
   };
