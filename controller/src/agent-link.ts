@@ -6,7 +6,7 @@ import { readFileSync, statSync } from "node:fs";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import type { AgentClient, Event, Job, RegisterStackResponse } from "@lull/proto";
 import { LullError, callUnary, createAgentClient, fromServiceError, type Clock, type Logger } from "@lull/shared";
-import type { ControllerConfig } from "./config.js";
+import { TOKEN_PATTERN, type ControllerConfig } from "./config.js";
 
 /** What the reconciler needs from the agent (AgentLink is the gRPC implementation). */
 export interface AgentApi {
@@ -67,7 +67,7 @@ function readConfigFile(path: string, key: string, log: Logger, secret: boolean)
  */
 export function createAgentLinkClient(agent: Readonly<ControllerConfig["agent"]>, log: Logger): AgentClient {
   const token = agent.token ?? (agent.tokenFile !== undefined ? readConfigFile(agent.tokenFile, "agent.tokenFile", log, true) : undefined);
-  if (token !== undefined && !/^lull_[0-9a-z]{12}_[A-Za-z0-9_-]{43}$/.test(token)) {
+  if (token !== undefined && !TOKEN_PATTERN.test(token)) {
     throw new LullError("LULL_E_CONFIG_INVALID", "agent.tokenFile: the file does not hold a token as `lull-agent token create` prints it");
   }
   const tls = agent.tls

@@ -9,7 +9,7 @@ const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an
 const argv = z.array(z.string().min(1)).min(1, { message: "must name a command (a non-empty argv array)" });
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
 /** The shape of a token of `lull-agent token create` (its checks are the agent's). */
-const TOKEN_PATTERN = /^lull_[0-9a-z]{12}_[A-Za-z0-9_-]{43}$/;
+export const TOKEN_PATTERN = /^lull_[0-9a-z]{12}_[A-Za-z0-9_-]{43}$/;
 
 /** Stops/starts/checks the stack with user commands; `status` exits 0 when the stack runs. */
 const commandDriverSchema = z.strictObject({
