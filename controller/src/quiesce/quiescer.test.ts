@@ -2,8 +2,9 @@
 // What is asserted is the order things happened in (one journal file) and what the user is told.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { LullError, systemClock, z } from "@lull/shared";
+import { systemClock, z } from "@lull/shared";
 import { LogCapture } from "../testing/log-capture.js";
+import { rejectsWith } from "../testing/rejects-with.js";
 import { Quiescer } from "./quiescer.js";
 import { quiesceSchema } from "./schema.js";
 import { RecordingDriver, clientPid, isAlive, makeSandbox, type Sandbox } from "./test-support.js";
@@ -28,15 +29,6 @@ const session = (sb: Sandbox, name: string, behaviour?: "normal" | "never-ready"
   timeoutMs,
   stopTimeoutMs: 3_000,
 });
-
-async function rejectsWith(p: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof LullError, String(err));
-    assert.equal(err.code, code);
-    assert.match(err.message, pattern);
-    return true;
-  });
-}
 
 const first = (sb: Sandbox) => sb.entries().map((l) => l.split(" ")[0]);
 

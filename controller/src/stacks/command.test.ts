@@ -1,8 +1,9 @@
 // The command driver against a real process (testing/process-stack-cli.js).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { LullError, systemClock } from "@lull/shared";
+import { systemClock } from "@lull/shared";
 import { ProcessStack } from "../testing/process-stack.js";
+import { rejectsWith } from "../testing/rejects-with.js";
 import { createCommandDriver } from "./command.js";
 import { startAndVerify, stopAndVerify } from "./driver.js";
 
@@ -11,15 +12,6 @@ function setup(t: { after: (fn: () => void) => void }, verifyTimeoutMs = 1_000) 
   t.after(() => stack.cleanup());
   const driver = createCommandDriver(stack.driverConfig({ timeoutMs: 5_000, verifyTimeoutMs }));
   return { stack, driver };
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof LullError, String(err));
-    assert.equal(err.code, code);
-    assert.match(err.message, pattern);
-    return true;
-  });
 }
 
 test("stop, status and start drive a real process", async (t) => {

@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { LullError, systemClock } from "@lull/shared";
+import { systemClock } from "@lull/shared";
+import { rejectsWith } from "../testing/rejects-with.js";
 import { createComposeDriver, parseComposePs } from "./compose.js";
 import { startAndVerify, stopAndVerify } from "./driver.js";
 
@@ -22,15 +23,6 @@ function setup(t: { after: (fn: () => void) => void }, files: string[] = []) {
   const calls = () => readFileSync(join(state, "calls.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as string[]);
   const project = () => JSON.parse(readFileSync(join(state, "projects", "app.json"), "utf8")).services as Record<string, { state: string }>;
   return { state, driver, calls, project };
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof LullError, String(err));
-    assert.equal(err.code, code);
-    assert.match(err.message, pattern);
-    return true;
-  });
 }
 
 test("stop, ps and start a compose project", async (t) => {

@@ -5,3 +5,4 @@ export { ProcessStack, processStackCli, type StackEvent } from "./process-stack.
 export { LogCapture, type LogLine } from "./log-capture.js";
 export { ChildController, controllerMain, type ChildLog } from "./child-controller.js";
 export { Harness, type HarnessOptions } from "./harness.js";
+export { rejectsWith } from "./rejects-with.js";
