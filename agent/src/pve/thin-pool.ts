@@ -17,6 +17,9 @@ export interface LvRow {
   metadataPercent: number | undefined;
 }
 
+/** Environment of every LVM call: C locale (parsable numbers), no fd-leak warnings on stderr. */
+export const LVM_ENV: Readonly<Record<string, string>> = { LC_ALL: "C", LVM_SUPPRESS_FD_WARNINGS: "1" };
+
 const LV_FIELDS = "vg_name,lv_name,lv_attr,pool_lv,origin,lv_size,data_percent,metadata_percent";
 
 /** argv of the lvs call that reads LV_FIELDS (for tests that check argv). */
@@ -59,7 +62,7 @@ export interface LvsOptions {
 /** Reads LVs (`vg/lv` targets, a VG, or none for all); an unknown LV or VG throws LULL_E_COMMAND_FAILED. */
 export async function readLvs(runner: CommandRunner, targets: readonly string[], options: LvsOptions): Promise<LvRow[]> {
   const result = await runner.run("lvs", lvsArgs(targets), {
-    env: { LC_ALL: "C", LVM_SUPPRESS_FD_WARNINGS: "1" },
+    env: LVM_ENV,
     timeoutMs: options.timeoutMs,
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
   });

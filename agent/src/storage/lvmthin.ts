@@ -15,7 +15,7 @@ import { LullError, validate } from "@lull/shared";
 import type { NativeGuestConfig } from "../config.js";
 import { defaultPveConfig, type ThinPoolLimits } from "../pve/config.js";
 import { mountReadOnly, mountsBelow, readMountTable, unmount } from "../pve/mounts.js";
-import { guardThinPools, readLvs } from "../pve/thin-pool.js";
+import { guardThinPools, LVM_ENV, readLvs } from "../pve/thin-pool.js";
 import type { SnapshotHandle, SnapshotRequest, StorageDriver, StorageDriverDeps } from "./driver.js";
 import { classifyFailure } from "./failure.js";
 
@@ -56,7 +56,6 @@ export function createLvmThinDriver(deps: StorageDriverDeps, overrides: Partial<
   const { config, runner, clock } = deps;
   const log = deps.log.child({ driver: "lvmthin" });
   const timeoutMs = options.commandTimeoutMs;
-  const lvmEnv = { LC_ALL: "C", LVM_SUPPRESS_FD_WARNINGS: "1" };
   const jobMountDir = (jobId: string) => (options.mountDir ? join(options.mountDir, `${config.prefix}${jobId}`) : undefined);
 
   async function removeArtifacts(artifacts: readonly string[], jobId: string, signal?: AbortSignal): Promise<{ removed: string[]; failures: string[] }> {
@@ -70,7 +69,7 @@ export function createLvmThinDriver(deps: StorageDriverDeps, overrides: Partial<
           await rmdir(dir).catch(() => undefined);
         } else if (artifact.startsWith("lv:")) {
           const lv = artifact.slice("lv:".length);
-          const r = await runner.run("lvremove", ["-f", lv], { env: lvmEnv, timeoutMs, reject: false, ...(signal ? { signal } : {}) });
+          const r = await runner.run("lvremove", ["-f", lv], { env: LVM_ENV, timeoutMs, reject: false, ...(signal ? { signal } : {}) });
           if (r.exitCode !== 0 && !/Failed to find logical volume/.test(r.stderr)) {
             throw new LullError("LULL_E_CLEANUP_FAILED", `lvremove -f ${lv} exited with code ${r.exitCode}: ${r.stderr.trim()}`);
           }
@@ -107,8 +106,8 @@ export function createLvmThinDriver(deps: StorageDriverDeps, overrides: Partial<
         current = v.name;
         const snap = lvmSnapshotName(config.prefix, v.lv, jobId);
         handle.artifacts.push(`lv:${v.vg}/${snap}`);
-        await runner.run("lvcreate", ["-n", snap, "-pr", "-s", `${v.vg}/${v.lv}`], { env: lvmEnv, signal, timeoutMs });
-        await runner.run("lvchange", ["-ay", "-K", `${v.vg}/${snap}`], { env: lvmEnv, signal, timeoutMs });
+        await runner.run("lvcreate", ["-n", snap, "-pr", "-s", `${v.vg}/${v.lv}`], { env: LVM_ENV, signal, timeoutMs });
+        await runner.run("lvchange", ["-ay", "-K", `${v.vg}/${snap}`], { env: LVM_ENV, signal, timeoutMs });
         let readPath = `/dev/${v.vg}/${snap}`;
         const dir = jobMountDir(jobId);
         if (dir) {
