@@ -4,9 +4,7 @@
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAgentClient, type z } from "@lull/shared";
-import { controllerConfigSchema } from "../config.js";
-import { Controller } from "../controller.js";
+import type { z } from "@lull/shared";
 import type { StackDriver, StackStatus } from "../stacks/driver.js";
 import { Harness, type HarnessOptions } from "../testing/harness.js";
 import type { quiesceSchema } from "./schema.js";
@@ -137,17 +135,7 @@ export class RecordingDriver implements StackDriver {
   };
 }
 
-/**
- * The controller test harness (FakeAgent, real process stack, temp marker dir) with a `quiesce`
- * section and optionally another driver: the harness builds its controller from its config, so the
- * config is re-parsed and the controller rebuilt here.
- */
-export async function quiesceHarness(
-  quiesce: z.input<typeof quiesceSchema>,
-  options: HarnessOptions & { driver?: HarnessOptions["driver"]; driverConfig?: Record<string, unknown> } = {},
-): Promise<Harness> {
-  const h = await Harness.create(options);
-  h.config = controllerConfigSchema.parse({ ...h.config, ...(options.driverConfig ? { driver: options.driverConfig } : {}), quiesce });
-  h.controller = new Controller({ config: h.config, log: h.logs.log, client: createAgentClient({ address: h.agent.address }) });
-  return h;
+/** The controller test harness (FakeAgent, real process stack, temp marker dir) with a `quiesce` section. */
+export function quiesceHarness(quiesce: z.input<typeof quiesceSchema>, options: HarnessOptions = {}): Promise<Harness> {
+  return Harness.create({ ...options, quiesce });
 }

@@ -3,10 +3,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAgentClient } from "@lull/shared";
+import { createAgentClient, type z } from "@lull/shared";
 import { controllerConfigSchema, type ControllerConfig } from "../config.js";
 import { Controller } from "../controller.js";
 import { createFileMarkerStore, type Marker, type MarkerStore } from "../marker-store.js";
+import type { quiesceSchema } from "../quiesce/schema.js";
 import { FakeAgent } from "./fake-agent.js";
 import { LogCapture } from "./log-capture.js";
 import { ProcessStack } from "./process-stack.js";
@@ -21,6 +22,10 @@ export interface HarnessOptions {
   /** Default true: the app runs before the controller starts. */
   stackRunning?: boolean;
   driver?: { timeoutMs?: number; verifyTimeoutMs?: number };
+  /** Another driver's config instead of the process stack's `command` driver. */
+  driverConfig?: Record<string, unknown>;
+  /** The config's `quiesce` section (default: strategy stop, no steps). */
+  quiesce?: z.input<typeof quiesceSchema>;
 }
 
 export class Harness {
@@ -56,7 +61,8 @@ export class Harness {
       pollIntervalMs: options.pollIntervalMs ?? 100,
       leaseTtlMs: options.leaseTtlMs ?? 3_000,
       resume: options.resume ?? "early",
-      driver: stack.driverConfig(options.driver),
+      driver: options.driverConfig ?? stack.driverConfig(options.driver),
+      quiesce: options.quiesce,
       logLevel: "debug",
     });
     h.controller = new Controller({ config: h.config, log: h.logs.log, client: createAgentClient({ address: agent.address }) });

@@ -10,9 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Phase, StackState } from "@lull/proto";
-import { Controller, controllerConfigSchema } from "@lull/controller";
 import { Harness } from "@lull/controller/testing";
-import { createAgentClient } from "@lull/shared";
 import { makeTempDir, removeDir, waitFor } from "../support/temp.js";
 import { requireAvailable } from "../support/require.js";
 import { postgresUnavailable, startPgCluster, type PgCluster } from "./pg-cluster.js";
@@ -22,16 +20,14 @@ const unavailable = postgresUnavailable();
 
 /** The controller harness with a quiesce section (strategy stop: the app stops, the database stays up in backup mode). */
 async function harness(pg: PgCluster, database: string, journal: string): Promise<Harness> {
-  const h = await Harness.create();
   const append = (line: string) => [process.execPath, "-e", `require("node:fs").appendFileSync(process.argv[1], process.argv[2] + "\\n")`, journal, line];
-  const quiesce = {
-    strategy: "stop",
-    pre: [{ type: "postgres", name: "pg", psql: pg.psqlArgv(database), label: "lull-test", labelFile: join(pg.dir, "backup_label"), timeoutMs: 20_000 }],
-    post: [{ type: "command", name: "notify", argv: append("notify") }],
-  };
-  h.config = controllerConfigSchema.parse({ ...h.config, quiesce });
-  h.controller = new Controller({ config: h.config, log: h.logs.log, client: createAgentClient({ address: h.agent.address }) });
-  return h;
+  return Harness.create({
+    quiesce: {
+      strategy: "stop",
+      pre: [{ type: "postgres", name: "pg", psql: pg.psqlArgv(database), label: "lull-test", labelFile: join(pg.dir, "backup_label"), timeoutMs: 20_000 }],
+      post: [{ type: "command", name: "notify", argv: append("notify") }],
+    },
+  });
 }
 
 const lullSessions = (pg: PgCluster) =>
