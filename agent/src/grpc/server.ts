@@ -52,9 +52,15 @@ export interface ListenOptions {
   socketPath?: string | undefined;
 }
 
+/** What both listeners' servers register: the service definition (safe decoding) and reflection, built once. */
+interface Shared {
+  definition: typeof AgentService;
+  reflection: ReflectionService;
+}
+
 /** One grpc.Server with the guarded service, health and reflection. */
-function buildServer(implementation: UntypedServiceImplementation, log: Logger, listener: "network" | "socket", auth: ListenOptions["auth"]) {
-  const definition = withSafeDecoding(AgentService);
+function buildServer(shared: Shared, implementation: UntypedServiceImplementation, log: Logger, listener: "network" | "socket", auth: ListenOptions["auth"]) {
+  const { definition } = shared;
   const server = new Server(SERVER_OPTIONS);
   server.addService(
     definition,
@@ -70,7 +76,7 @@ function buildServer(implementation: UntypedServiceImplementation, log: Logger, 
   );
   const health = new HealthImplementation({ "": "SERVING", [AGENT_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
-  new ReflectionService(loadSync(protoFile, { includeDirs: [protoDir] })).addToServer(server);
+  shared.reflection.addToServer(server);
   return { server, health };
 }
 
@@ -95,8 +101,12 @@ export function splitAddress(address: string): { host: string; port: number } {
 
 export async function listenAgentServer(options: ListenOptions): Promise<AgentServerHandle> {
   const { host } = splitAddress(options.address);
+  const shared: Shared = {
+    definition: withSafeDecoding(AgentService),
+    reflection: new ReflectionService(loadSync(protoFile, { includeDirs: [protoDir] })),
+  };
   const servers: { server: Server; health: HealthImplementation }[] = [];
-  const network = buildServer(options.implementation, options.log, "network", options.auth);
+  const network = buildServer(shared, options.implementation, options.log, "network", options.auth);
   servers.push(network);
   const credentials = options.tls
     ? ServerCredentials.createSsl(null, [{ private_key: Buffer.from(options.tls.keyPem), cert_chain: Buffer.from(options.tls.certChainPem) }], false)
@@ -105,7 +115,7 @@ export async function listenAgentServer(options: ListenOptions): Promise<AgentSe
   try {
     if (options.socketPath !== undefined) {
       await prepareSocketPath(options.socketPath);
-      const local = buildServer(options.implementation, options.log, "socket", options.auth);
+      const local = buildServer(shared, options.implementation, options.log, "socket", options.auth);
       servers.push(local);
       await bind(local.server, `unix:${options.socketPath}`, ServerCredentials.createInsecure(), "listen.socket");
       await restrictSocket(options.socketPath);
