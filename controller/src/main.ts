@@ -4,11 +4,12 @@
 // usage, 1 on an unexpected error. SIGTERM/SIGINT: shut down (the stack runs again, the stack is
 // unregistered); a second signal exits at once.
 import { parseArgs } from "node:util";
-import { asLullError, createLogger, systemClock, type Logger } from "@lull/shared";
+import { LullError, asLullError, createLogger, systemClock, type Logger } from "@lull/shared";
 import { loadControllerConfig, type ControllerConfig } from "./config.js";
 import { Controller } from "./controller.js";
 import { createFileMarkerStore } from "./marker-store.js";
-import { createStackDriver, startAndVerify } from "./stacks/index.js";
+import { Quiescer } from "./quiesce/quiescer.js";
+import { createStackDriver } from "./stacks/index.js";
 
 const USAGE = "usage: lull-controller [--config FILE] [--log-level fatal|error|warn|info|debug|trace|silent]";
 
@@ -52,16 +53,21 @@ async function freezeProcess(): Promise<void> {
 
 /**
  * The controller cannot run (e.g. its token file is missing), but a marker left by a crash means the
- * stack may be down: start it anyway, then clear the marker. The stack is never left down.
+ * stack may be down: release it the way its strategy holds it (start / unpause) and run the post
+ * steps, as a restarted controller would, then clear the marker. The stack is never left down.
  */
 async function resumeIfMarked(config: Readonly<ControllerConfig>, log: Logger): Promise<void> {
   const markers = createFileMarkerStore(config.markerDir, config.stack);
   try {
-    if (markers.read().kind === "none") return;
+    const read = markers.read();
+    if (read.kind === "none") return;
     log.warn({ stack: config.stack }, "marker found at start — starting the stack before exiting");
-    const startMs = await startAndVerify(createStackDriver(config.driver), systemClock);
+    const driver = createStackDriver(config.driver);
+    const quiescer = new Quiescer({ config: config.quiesce, driver, stack: config.stack, clock: systemClock, log });
+    const result = await quiescer.resume(read.kind === "present" ? read.marker.jobId : undefined, "restarted");
+    if (!result.ok) throw new LullError("LULL_E_STACK_START_FAILED", result.error ?? "the stack did not come up");
     markers.clear();
-    log.info({ stack: config.stack, startMs }, "stack resumed without the agent");
+    log.info({ stack: config.stack, startMs: result.startMs, postStep: result.postStep ?? null }, "stack resumed without the agent");
   } catch (err) {
     log.error({ err: asLullError(err).message, code: asLullError(err).code }, "resuming the stack failed");
   }
