@@ -29,8 +29,6 @@ export interface PruneCounts {
   otherRows: number;
 }
 
-export const NO_PRUNING: Readonly<PruneCounts> = Object.freeze({ jobs: 0, groupRuns: 0, events: 0, otherRows: 0 });
-
 interface Candidate {
   id: string;
   group_run_id: string;
