@@ -151,7 +151,8 @@ export class VzdumpEngine implements BackupEngine {
    */
   private async cleanUpShutdowns(run: EngineRun, vmid: number, log: Logger): Promise<void> {
     const { cleanup, shutdowns } = this.deps;
-    if (!cleanup || !shutdowns || shutdowns.open(run.jobId).length === 0) return;
+    const open = shutdowns?.open(run.jobId) ?? [];
+    if (!cleanup || !shutdowns || open.length === 0) return;
     const note = (message: string) => {
       try {
         run.hooks.note(message);
@@ -159,7 +160,7 @@ export class VzdumpEngine implements BackupEngine {
         log.warn({ err: asLullError(err).message }, "crash cleanup note not recorded");
       }
     };
-    log.warn({ open: shutdowns.open(run.jobId).map((s) => ({ jobId: s.jobId, vmid: s.vmid })) }, "vzdump ended with a guest it shut down not started again: crash cleanup");
+    log.warn({ open: open.map((s) => ({ jobId: s.jobId, vmid: s.vmid })) }, "vzdump ended with a guest it shut down not started again: crash cleanup");
     try {
       // Not run.signal: a cancelled run still gets its guest started (each command has its own timeout).
       await cleanup.sweep(undefined, { jobId: run.jobId, note: (message) => run.hooks.note(message) });
