@@ -171,20 +171,11 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
       if (new Set(guests).size !== guests.length) throw usageError(`${name}: a guest is listed twice`);
       return { name: "group-backup", ...(groupId !== undefined ? { groupId } : {}), guests, ...options };
     }
-    case "groups": {
-      positionals(rest, [], name);
-      const guest = str("guest");
-      return {
-        name,
-        ...(guest !== undefined ? { guest: validate.guestId(guest, "--guest") } : {}),
-        active: flag("active"),
-        limit: integer(str("limit"), "--limit", 1, 1000) ?? 0,
-      };
-    }
     case "group": {
       const [runId] = positionals(rest, ["run-id"], name) as [string];
       return { name, runId: validGroupRunId(runId, "run-id") };
     }
+    case "groups":
     case "jobs": {
       positionals(rest, [], name);
       const guest = str("guest");
