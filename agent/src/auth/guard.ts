@@ -115,7 +115,8 @@ export function guardService(o: GuardOptions): UntypedServiceImplementation {
         }
         for (const event of ["finish", "close", "cancelled"]) call.once(event, release);
         // Headers at once: the caller knows its stream was admitted before any event exists
-        // (a refused one gets its status instead, with no headers).
+        // (a refused one gets its status instead, with no headers). A watcher that (re)connects
+        // while nothing happens thus knows its stream is up at once (the controller stops polling).
         call.sendMetadata(new MetadataClass());
         handler(call);
       }) as UntypedHandleCall;

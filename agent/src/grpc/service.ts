@@ -1,7 +1,7 @@
 // The lull.v1.Agent service: each handler validates its request first, then acts through
 // the ledger (job changes), the runner (runs, cancellation) or the store (reads, leases).
 // Errors leave through unaryHandler → toServiceError, which sets the `lull-error-code` trailer.
-import { Metadata, type ServerWritableStream } from "@grpc/grpc-js";
+import type { ServerWritableStream } from "@grpc/grpc-js";
 import { EventKind, type AgentServer, type Event, type Job, type WatchEventsRequest } from "@lull/proto";
 import { LullError, asLullError, isTerminal, phaseName, toServiceError, unaryHandler, type Clock, type Logger } from "@lull/shared";
 import { snapshotKind, type AgentConfig, type GuestConfig } from "../config.js";
@@ -186,9 +186,6 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       }
       if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down");
       streams.add(stop);
-      // Headers now, not with the first event: a watcher that (re)connects while nothing happens
-      // knows at once that its stream is up (the controller stops polling then).
-      call.sendMetadata(new Metadata());
       await streamEvents({
         store,
         bus: deps.bus,
