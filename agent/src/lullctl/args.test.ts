@@ -61,13 +61,13 @@ test("bad arguments are usage errors that say what is wrong", () => {
 test("the agent is the local socket unless --agent / LULL_AGENT names a network agent; --socket and LULL_SOCKET win", () => {
   assert.equal(resolveSettings(undefined, {}).agentAddress, `unix://${DEFAULT_SOCKET}`);
   assert.equal(resolveSettings(undefined, { LULL_AGENT: "pve1:7450" }).agentAddress, "pve1:7450");
-  assert.equal(resolveSettings("[::1]:7000", { LULL_AGENT: "pve1:7450" }).agentAddress, "[::1]:7000");
+  assert.equal(resolveSettings({ agent: "[::1]:7000" }, { LULL_AGENT: "pve1:7450" }).agentAddress, "[::1]:7000");
   assert.equal(resolveSettings({ socket: "/tmp/a.sock" }, { LULL_AGENT: "pve1:7450" }).agentAddress, "unix:///tmp/a.sock");
   assert.equal(resolveSettings(undefined, { LULL_AGENT: "pve1:7450", LULL_SOCKET: "/tmp/b.sock" }).agentAddress, "unix:///tmp/b.sock");
   assert.throws(() => resolveSettings({ socket: "/tmp/a.sock", agent: "pve1:7450" }, {}), /--socket or --agent, not both/);
   assert.throws(() => resolveSettings({ socket: "relative.sock" }, {}), /--socket: the socket must be an absolute path/);
   assert.throws(() => resolveSettings(undefined, { LULL_AGENT: "pve1" }), /LULL_AGENT: agent address must be host:port/);
-  assert.throws(() => resolveSettings("host:99999", {}), /--agent: agent address/);
+  assert.throws(() => resolveSettings({ agent: "host:99999" }, {}), /--agent: agent address/);
 });
 
 test("over the network a token needs a pinned fingerprint; the socket needs neither", () => {

@@ -9,8 +9,6 @@ import { readFileSync } from "node:fs";
 import { LullError, normalizeFingerprint, type AgentTlsTrust } from "@lull/shared";
 
 export const DEFAULT_SOCKET = "/run/lull/agent.sock";
-/** Kept for callers that print the default network address. */
-export const DEFAULT_AGENT_ADDRESS = "127.0.0.1:7450";
 
 export interface LullctlSettings {
   /** `host:port` or `unix:///path`. */
@@ -64,8 +62,7 @@ function readToken(path: string, source: string): string {
 
 const nonEmpty = (v: string | undefined) => (v !== undefined && v !== "" ? v : undefined);
 
-export function resolveSettings(flags: ConnectionFlags | string | undefined, env: NodeJS.ProcessEnv): LullctlSettings {
-  const f: ConnectionFlags = typeof flags === "string" ? { agent: flags } : (flags ?? {});
+export function resolveSettings(f: ConnectionFlags = {}, env: NodeJS.ProcessEnv): LullctlSettings {
   if (f.agent !== undefined && f.socket !== undefined) throw usage("give --socket or --agent, not both");
   const envSocket = nonEmpty(env.LULL_SOCKET);
   const envAgent = nonEmpty(env.LULL_AGENT);
