@@ -15,10 +15,8 @@ import { waitUntil } from "../testing/wait.js";
 
 let node: FakePveNode;
 
-function cleanup(withDrivers = false): PveCleanup {
-  const deps = { config: agentConfigSchema.parse({ dataDir: node.dir, archiveDir: node.dir, stagingDir: node.dir }), runner: node.runner, log: silentLogger(), clock: systemClock };
-  const snapshotDrivers = withDrivers ? [createLvmThinDriver(deps, { mountDir: node.config.mountDir, mountsFile: node.config.mountsFile }), createZfsDriver(deps)] : [];
-  return new PveCleanup({ pve: node.config, node: "pve1", runner: node.runner, log: silentLogger(), snapshotDrivers });
+function cleanup(): PveCleanup {
+  return new PveCleanup({ pve: node.config, node: "pve1", runner: node.runner, log: silentLogger() });
 }
 
 beforeEach(async () => {
@@ -120,15 +118,17 @@ describe("PveCleanup", () => {
     assert.ok(readdirSync(node.dumpDir).includes("vzdump-lxc-555-2026_01_01-00_00_00.tar.dat"));
   });
 
-  it("sweeps the agent's own LVM and ZFS snapshots by prefix, never vzdump's", async () => {
+  it("the agent's own LVM and ZFS snapshots go by prefix through the drivers' sweep (the native engine's start-up sweep), never vzdump's", async () => {
     node.pve.addContainer(103, { rootfs: { storage: "local-zfs", files: { a: "1" } } });
     const run = (tool: string, args: string[]) => node.runner.run(tool, args);
     await run("lvcreate", ["-n", "lull-vm-101-disk-0-j-00000000000000000000000000", "-pr", "-s", "pve/vm-101-disk-0"]);
     await run("lvcreate", ["-n", "snap_vm-101-disk-0_vzdump", "-pr", "-s", "pve/vm-101-disk-0"]);
     await run("zfs", ["snapshot", "rpool/data/subvol-103-disk-0@lull-j-00000000000000000000000000", "rpool/data/subvol-103-disk-0@vzdump"]);
-    const done = await cleanup(true).sweep();
-    assert.ok(done.includes("removed lvmthin lv:pve/lull-vm-101-disk-0-j-00000000000000000000000000"), done.join("\n"));
-    assert.ok(done.includes("removed zfs rpool/data/subvol-103-disk-0@lull-j-00000000000000000000000000"), done.join("\n"));
+    const deps = { config: agentConfigSchema.parse({ dataDir: node.dir, archiveDir: node.dir, stagingDir: node.dir }), runner: node.runner, log: silentLogger(), clock: systemClock };
+    const lvm = await createLvmThinDriver(deps, { mountDir: node.config.mountDir, mountsFile: node.config.mountsFile }).sweep([]);
+    const zfs = await createZfsDriver(deps).sweep([]);
+    assert.ok(lvm.includes("lv:pve/lull-vm-101-disk-0-j-00000000000000000000000000"), lvm.join("\n"));
+    assert.ok(zfs.includes("rpool/data/subvol-103-disk-0@lull-j-00000000000000000000000000"), zfs.join("\n"));
     assert.deepEqual(node.pve.lvs().filter((lv) => lv.origin).map((lv) => lv.name), ["snap_vm-101-disk-0_vzdump"]);
     assert.deepEqual(node.pve.zfsSnapshots(), ["rpool/data/subvol-103-disk-0@vzdump"]);
   });

@@ -1,6 +1,7 @@
 // Crash cleanup on a Proxmox node (agent start, and the vzdump engine's sweep):
-//   1. the agent's own snapshots (by prefix) through the lvmthin/zfs drivers' sweep;
-//   then ONLY when no vzdump is running (its pid file's UPID names a live process with the same
+//   (the agent's own lvmthin/zfs snapshots are the native engine's: its start-up sweep removes them
+//   by prefix through the drivers' sweep, not this cleanup)
+//   ONLY when no vzdump is running (its pid file's UPID names a live process with the same
 //   start time), because everything below is what a running vzdump legitimately holds:
 //   2. stale guest locks: `lock: backup` → pct/qm unlock; `lock: snapshot|snapshot-delete` only when
 //      it is vzdump's own snapshot (`pct config <id> --snapshot vzdump` exists);
@@ -18,7 +19,6 @@ import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { LullError, systemClock, type Clock, type Logger } from "@lull/shared";
 import type { CommandRunner } from "../exec/command-runner.js";
-import type { StorageDriver } from "../storage/driver.js";
 import type { PveConfig } from "./config.js";
 import { GuestDiscovery, readStorages, type GuestSummary } from "./discovery.js";
 import { parseGuestConfig } from "./guest-config.js";
@@ -31,8 +31,6 @@ export interface PveCleanupDeps {
   node: string;
   runner: CommandRunner;
   log: Logger;
-  /** The agent's own snapshot drivers (lvmthin, zfs) whose sweep removes prefixed snapshots. */
-  snapshotDrivers?: readonly Pick<StorageDriver, "kind" | "sweep">[];
   /** Where process info is read (tests); default /proc. */
   procDir?: string;
   /** Guests vzdump shut down in stop mode; without it no guest is started again. */
@@ -217,11 +215,6 @@ export class PveCleanup {
         failures.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
       }
     };
-    for (const driver of this.deps.snapshotDrivers ?? []) {
-      await attempt(`${driver.kind} snapshots`, async () => {
-        done.push(...(await driver.sweep([], signal !== undefined ? { signal } : {})).map((a) => `removed ${driver.kind} ${a}`));
-      });
-    }
     const vzdump = await this.vzdumpProcess();
     if (vzdump.running) {
       this.deps.log.info({ upid: vzdump.upid }, "vzdump is running: guest locks, frozen guests and partial archives left alone");
