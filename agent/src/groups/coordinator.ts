@@ -21,7 +21,7 @@ import { Deferred } from "./deferred.js";
 import type { GroupRunRecord } from "./group-run.js";
 import type { GroupLedger } from "./ledger.js";
 import type { GroupEvent } from "./machine.js";
-import { MEMBER_FAILED_CODE, groupOutcome, rootCause } from "./outcome.js";
+import { MEMBER_FAILED_CODE, groupOutcome, quote, rootCause } from "./outcome.js";
 
 /** What a member job's run sees of its group. */
 export interface GroupMembership {
@@ -73,7 +73,7 @@ interface ActiveGroup {
 function causeOf(m: Job): string {
   const how = m.phase === Phase.PHASE_CANCELLED ? "was cancelled" : "failed";
   const where = m.failedIn === Phase.PHASE_UNSPECIFIED ? "" : ` in ${phaseName(m.failedIn)}`;
-  const text = m.errorMessage.length > 300 ? `${m.errorMessage.slice(0, 299)}…` : m.errorMessage;
+  const text = quote(m.errorMessage);
   return `member ${m.guestId} (job ${m.id}) ${how}${where}: ${m.errorCode || "no code"}${text ? `: ${text}` : ""}`;
 }
 

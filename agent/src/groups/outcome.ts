@@ -12,7 +12,8 @@ export const MEMBER_FAILED_CODE = "LULL_E_GROUP_MEMBER_FAILED";
 /** Longest member message quoted in the run's message. */
 const QUOTE_MAX = 300;
 
-const quote = (text: string) => (text.length > QUOTE_MAX ? `${text.slice(0, QUOTE_MAX - 1)}…` : text);
+/** A member's message as the run quotes it: at most QUOTE_MAX characters. */
+export const quote = (text: string) => (text.length > QUOTE_MAX ? `${text.slice(0, QUOTE_MAX - 1)}…` : text);
 
 function memberLine(job: Job): string {
   const where = job.failedIn !== Phase.PHASE_UNSPECIFIED ? ` in ${phaseName(job.failedIn)}` : "";
