@@ -1,18 +1,18 @@
 // Start-up recovery's look for an archive that a native run finished just before the agent died.
 // The native engine writes `<archiveDir>/<prefix>partial-<jobId>.tar.zst`, fsyncs it, and only then
 // renames it to its final name `<archiveDir>/<guestId>/<guestId>-<yyyymmddThhmmssZ>-<jobId>.tar.zst`
-// (agent/src/archive/tar-zst.ts). So a file under the final name is complete: the agent died after
-// the rename and before it marked the job done. A partial file is not, and the sweep removes it.
+// (agent/src/archive/tar-zst.ts; isFinalArchiveName there recognises that name). So a file under the
+// final name is complete: the agent died after the rename and before it marked the job done. A
+// partial file is not, and the sweep removes it.
 import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { GUEST_ID } from "@lull/shared";
+import { isFinalArchiveName } from "./archive/tar-zst.js";
 
 export interface WrittenArchive {
   path: string;
   bytes: number;
 }
-
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** The job's archive under its final name, when it exists as a regular file; undefined otherwise. */
 export function findWrittenArchive(archiveDir: string, guestId: string, jobId: string): WrittenArchive | undefined {
@@ -24,8 +24,7 @@ export function findWrittenArchive(archiveDir: string, guestId: string, jobId: s
   } catch {
     return undefined; // no archive of this guest at all
   }
-  const finalName = new RegExp(`^${escape(guestId)}-\\d{8}T\\d{6}Z-${escape(jobId)}\\.tar\\.zst$`);
-  for (const name of names.filter((n) => finalName.test(n)).sort()) {
+  for (const name of names.filter((n) => isFinalArchiveName(n, guestId, jobId)).sort()) {
     const path = join(dir, name);
     try {
       const st = lstatSync(path);

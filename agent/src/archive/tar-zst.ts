@@ -57,6 +57,13 @@ export function finalArchivePath(archiveDir: string, guestId: string, takenAt: n
   return join(archiveDir, guestId, `${guestId}-${utcStamp(takenAt)}-${jobId}.tar.zst`);
 }
 
+/** Whether `name` is the file name finalArchivePath gives a job's archive (taken at any time). */
+export function isFinalArchiveName(name: string, guestId: string, jobId: string): boolean {
+  const head = `${guestId}-`;
+  const tail = `-${jobId}.tar.zst`;
+  return name.startsWith(head) && name.endsWith(tail) && /^\d{8}T\d{6}Z$/.test(name.slice(head.length, name.length - tail.length));
+}
+
 /** fsync a file or directory by path (flushes the inode, whichever descriptor wrote it). */
 async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, "r");
