@@ -15,7 +15,7 @@ import type {
   handleUnaryCall,
   sendUnaryData,
 } from "@grpc/grpc-js";
-import { LullError, asLullError, toServiceError, type Clock, type Logger } from "@lull/shared";
+import { AUTHORIZATION_KEY, LullError, asLullError, toServiceError, type Clock, type Logger } from "@lull/shared";
 import { principalFields, type Principal } from "./principal.js";
 import type { CallLimiter } from "./rate-limit.js";
 import { OPERATOR_ONLY, SCOPE_RULES, authorize, type Request, type RuleContext, type ScopeRule } from "./rules.js";
@@ -42,7 +42,7 @@ const BEARER = /^Bearer ([\x21-\x7e]{1,256})$/;
 /** Authentication on the network listener: exactly one `authorization: Bearer <token>`. */
 export function bearerAuthenticator(tokens: TokenStore, clock: Clock): Authenticate {
   return (metadata) => {
-    const values = metadata.get("authorization");
+    const values = metadata.get(AUTHORIZATION_KEY);
     if (values.length === 0) {
       throw new LullError("LULL_E_UNAUTHENTICATED", "this listener needs a token: metadata `authorization: Bearer <token>`");
     }
