@@ -5,9 +5,12 @@
 import { GUEST_ID, z } from "@lull/shared";
 import { GROUP_ID } from "./group-run.js";
 
+/** The most members a group (configured, or a run's ad hoc guests) may have. */
+export const MAX_MEMBERS = 64;
+
 export const groupConfigSchema = z.strictObject({
   id: z.string().regex(GROUP_ID, { message: `must match ${GROUP_ID.source}` }),
-  guests: z.array(z.string().regex(GUEST_ID, { message: `must match ${GUEST_ID.source}` })).min(2, { message: "a group needs at least two guests" }).max(64),
+  guests: z.array(z.string().regex(GUEST_ID, { message: `must match ${GUEST_ID.source}` })).min(2, { message: "a group needs at least two guests" }).max(MAX_MEMBERS),
   /** The group's quiesce policy and timeout; the agent-wide ones otherwise (members' own settings do not apply in a group). */
   policy: z.enum(["fail", "crash-consistent"]).optional(),
   quiesceTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),

@@ -6,18 +6,15 @@ import type { CancelGroupRequest, GetGroupRequest, ListGroupsRequest, StartGroup
 import { LIMITS, LullError, validate } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
 import { backupOptions, optionalGuest, optionalRange, requireGuest, type GuestDirectory } from "../grpc/validate.js";
-import { groupEngineProblem, type GroupConfig } from "./config.js";
+import { MAX_MEMBERS, groupEngineProblem, type GroupConfig } from "./config.js";
 import { GROUP_ID, validGroupRunId } from "./group-run.js";
 
 export type GroupDirectory = ReadonlyMap<string, GroupConfig>;
 
-/** The most members a group run may have. */
-export const MAX_MEMBERS = 64;
-
 const invalid = (message: string) => new LullError("LULL_E_INVALID_ARGUMENT", message);
 
 export function requireGroup(groups: GroupDirectory, value: string, field = "group_id"): GroupConfig {
-  if (value.length > 32 || !GROUP_ID.test(value)) throw invalid(`${field} is not a valid group id (expected ${GROUP_ID.source})`);
+  if (!GROUP_ID.test(value)) throw invalid(`${field} is not a valid group id (expected ${GROUP_ID.source})`);
   const group = groups.get(value);
   if (!group) throw new LullError("LULL_E_GROUP_NOT_FOUND", `group ${value} is not configured on this agent`);
   return group;
