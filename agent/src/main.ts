@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   }
   let config: Readonly<AgentConfig>;
   try {
-    config = readConfig(process.argv.slice(2));
+    config = readConfig(argv);
   } catch (err) {
     process.stderr.write(`lull-agent: ${asLullError(err).code}: ${asLullError(err).message}\n`);
     process.exit(2);
