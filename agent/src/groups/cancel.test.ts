@@ -16,6 +16,7 @@ import { createExecaRunner } from "../exec/execa-runner.js";
 import { newJobId } from "../jobs/job-id.js";
 import { newJobRecord } from "../jobs/job.js";
 import { writeRandomFile } from "../storage/testing/tree.js";
+import { memberCancelReason } from "./cancel.js";
 import { memberJobKey, newGroupRunId, newGroupRunRecord } from "./group-run.js";
 import { CANCELLED_CODE } from "./machine.js";
 import { settleInterruptedGroups } from "./recovery.js";
@@ -192,7 +193,7 @@ describe("a cancel the agent's stop interrupted", () => {
     f.groupLedger.create(record, members);
     f.groupLedger.apply(id, { type: "start" });
     f.groupLedger.apply(id, { type: "cancel", reason: "operator" });
-    for (const m of members) f.ledger.apply(m.id, { type: "cancel", reason: `group run ${id} cancelled: operator` });
+    for (const m of members) f.ledger.apply(m.id, { type: "cancel", reason: memberCancelReason(id, "operator") });
 
     const settled = settleInterruptedGroups(f.groupLedger, silentLogger());
     assert.deepEqual(settled.map((s) => [s.groupRunId, s.outcome]), [[id, "cancelled"]]);

@@ -12,7 +12,7 @@ export interface SettledGroup {
   groupRunId: string;
   /** The phase the run was in when the agent stopped. */
   interruptedIn: string;
-  /** `done` or `failed`. */
+  /** `done`, `failed`, or `cancelled` (an operator's cancel the stop interrupted). */
   outcome: string;
   failedGuests: string[];
 }
