@@ -3,7 +3,7 @@
 // member (and releases what was taken), crash-consistent policy, independence after the point.
 import { strict as assert } from "node:assert";
 import { afterEach, describe, it } from "node:test";
-import { Consistency, EventKind, Phase, QuiescePolicy, StackState, type Event } from "@lull/proto";
+import { Consistency, EventKind, Phase, QuiescePolicy, StackState, type Event, type GroupRun, type StartGroupBackupRequest } from "@lull/proto";
 import { LullError } from "@lull/shared";
 import { newJobId } from "../jobs/job-id.js";
 import { eventFor, newJobRecord } from "../jobs/job.js";
@@ -28,6 +28,16 @@ function setUp(engine: TimelineEngine, guests = ["101", "102"], extra: Partial<G
 const memberEvents = (f: GroupFixture, runId: string) => f.events.filter((e) => e.groupRunId === runId);
 const phaseEvents = (events: Event[], phase: Phase) => events.filter((e) => e.kind === EventKind.EVENT_KIND_PHASE && e.phase === phase);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** 101 (stack web) and 102 (stack db) in one run, both quiescing, and web acknowledged. */
+async function startWithWebAcknowledged(f: GroupFixture, req: Partial<StartGroupBackupRequest>): Promise<GroupRun> {
+  f.register("101", "web");
+  f.register("102", "db");
+  const run = f.start({ guestIds: ["101", "102"], quiesceTimeoutMs: 10_000, ...req });
+  await f.waitFor("both quiescing", () => f.activeJob("101").phase === Phase.PHASE_QUIESCING && f.activeJob("102").phase === Phase.PHASE_QUIESCING);
+  f.acknowledge("101", "web");
+  return run;
+}
 
 describe("group barrier and snapshot point", () => {
   it("no member snapshots before every stack of every member is quiesced; none is snapshotted before the last snapshot exists", async () => {
@@ -89,11 +99,7 @@ describe("failure before the snapshot point fails the whole group", () => {
   it("a refusal under the fail policy: every member fails, nothing is snapshotted, the cause names the member", async () => {
     const engine = new TimelineEngine();
     const f = setUp(engine);
-    f.register("101", "web");
-    f.register("102", "db");
-    const run = f.start({ guestIds: ["101", "102"], policy: QuiescePolicy.QUIESCE_POLICY_FAIL, quiesceTimeoutMs: 10_000 });
-    await f.waitFor("both quiescing", () => f.activeJob("101").phase === Phase.PHASE_QUIESCING && f.activeJob("102").phase === Phase.PHASE_QUIESCING);
-    f.acknowledge("101", "web");
+    const run = await startWithWebAcknowledged(f, { policy: QuiescePolicy.QUIESCE_POLICY_FAIL });
     await f.waitFor("101's barrier to end", () => f.activeJob("101").consistency === Consistency.CONSISTENCY_APP);
     f.refuse("102", "db", "maintenance window");
 
@@ -148,11 +154,7 @@ describe("failure before the snapshot point fails the whole group", () => {
   it("a stack that runs again before the point (its controller's deadline passed) fails the group", async () => {
     const engine = new TimelineEngine();
     const f = setUp(engine);
-    f.register("101", "web");
-    f.register("102", "db");
-    const run = f.start({ guestIds: ["101", "102"], policy: QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT, quiesceTimeoutMs: 10_000 });
-    await f.waitFor("both quiescing", () => f.activeJob("101").phase === Phase.PHASE_QUIESCING && f.activeJob("102").phase === Phase.PHASE_QUIESCING);
-    f.acknowledge("101", "web");
+    const run = await startWithWebAcknowledged(f, { policy: QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT });
     await f.waitFor("101's barrier to end", () => f.activeJob("101").consistency === Consistency.CONSISTENCY_APP);
     // 102's db is still being stopped when web's controller gives up and starts web again.
     f.ledger.apply(f.activeJob("101").id, { type: "stack-resumed", stack: "web", downtimeMs: 5_000, early: false, at: Date.now() });
@@ -185,11 +187,7 @@ describe("policy and independence", () => {
   it("crash-consistent policy: a refusal is recorded on its member, the group goes on and is crash-consistent", async () => {
     const engine = new TimelineEngine();
     const f = setUp(engine);
-    f.register("101", "web");
-    f.register("102", "db");
-    const run = f.start({ guestIds: ["101", "102"], policy: QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT, quiesceTimeoutMs: 10_000 });
-    await f.waitFor("both quiescing", () => f.activeJob("101").phase === Phase.PHASE_QUIESCING && f.activeJob("102").phase === Phase.PHASE_QUIESCING);
-    f.acknowledge("101", "web");
+    const run = await startWithWebAcknowledged(f, { policy: QuiescePolicy.QUIESCE_POLICY_CRASH_CONSISTENT });
     f.refuse("102", "db", "busy");
     const ended = await f.waitForRunEnd(run.id);
     assert.equal(ended.phase, Phase.PHASE_DONE);
