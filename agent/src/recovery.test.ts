@@ -26,25 +26,38 @@ const GUESTS = [
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
+/** A new native job of `guestId` in `queued`; returns its id. */
+function seedJob(ledger: JobLedger, guestId: string, key: string): string {
+  const record = newJobRecord({
+    id: newJobId(Date.now()),
+    guestId,
+    engine: "native",
+    policy: QuiescePolicy.QUIESCE_POLICY_FAIL,
+    idempotencyKey: key,
+    quiesceTimeoutMs: 60_000,
+    requestedBy: "seed",
+    now: Date.now(),
+  });
+  return ledger.create(record, eventFor(record, EventKind.EVENT_KIND_PHASE)).job.id;
+}
+
+/** Takes a queued job through a point-in-time copy (`mode`) into `archiving`. */
+function seedToArchiving(ledger: JobLedger, jobId: string, mode: SnapshotMode): void {
+  ledger.apply(jobId, [
+    { type: "start-quiesce", stacks: [] },
+    { type: "barrier-ended", consistency: Consistency.CONSISTENCY_CRASH, timedOut: false },
+    { type: "snapshotting", mode },
+    { type: "snapshotted", mode, snapshotAt: Date.now() },
+    { type: "archiving", mode, bytesTotal: 100 },
+  ]);
+}
+
 /** A database as a crash leaves it: `demo` died in quiescing, `other` in archiving, one older job done. */
 function seedCrashedDatabase(dir: string) {
   mkdirSync(join(dir, "data"), { recursive: true });
   const store = JobStore.open(join(dir, "data", DATABASE_FILE));
   const ledger = new JobLedger({ store, bus: new EventBus(silentLogger()), log: silentLogger(), clock: systemClock });
-  const create = (guestId: string, key: string) => {
-    const record = newJobRecord({
-      id: newJobId(Date.now()),
-      guestId,
-      engine: "native",
-      policy: QuiescePolicy.QUIESCE_POLICY_FAIL,
-      idempotencyKey: key,
-      quiesceTimeoutMs: 60_000,
-      requestedBy: "seed",
-      now: Date.now(),
-    });
-    return ledger.create(record, eventFor(record, EventKind.EVENT_KIND_PHASE)).job.id;
-  };
-  const M = SnapshotMode.SNAPSHOT_MODE_SNAPSHOT;
+  const create = (guestId: string, key: string) => seedJob(ledger, guestId, key);
   const finished = create("demo", "old");
   ledger.apply(finished, [
     { type: "start-quiesce", stacks: [] },
@@ -56,13 +69,7 @@ function seedCrashedDatabase(dir: string) {
   ledger.apply(quiescing, { type: "start-quiesce", stacks: ["web"] });
   ledger.apply(quiescing, { type: "stack-acknowledged", stack: "web", at: Date.now() });
   const archiving = create("other", "a");
-  ledger.apply(archiving, [
-    { type: "start-quiesce", stacks: [] },
-    { type: "barrier-ended", consistency: Consistency.CONSISTENCY_CRASH, timedOut: false },
-    { type: "snapshotting", mode: M },
-    { type: "snapshotted", mode: M, snapshotAt: Date.now() },
-    { type: "archiving", mode: M, bytesTotal: 100 },
-  ]);
+  seedToArchiving(ledger, archiving, SnapshotMode.SNAPSHOT_MODE_SNAPSHOT);
   return { store, finished, quiescing, archiving, lastSeq: store.lastEventSeq() };
 }
 
@@ -148,16 +155,8 @@ describe("start-up recovery", () => {
     const store = JobStore.open(join(dir, "data", DATABASE_FILE));
     const jobs = new JobLedger({ store, bus: new EventBus(silentLogger()), log: silentLogger(), clock: systemClock });
     jobs.apply(seeded.quiescing, { type: "fail", code: "LULL_E_INTERNAL", message: "not this test's job" });
-    const M = SnapshotMode.SNAPSHOT_MODE_COPY;
-    const record = newJobRecord({ id: newJobId(Date.now()), guestId: "demo", engine: "native", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: "written", quiesceTimeoutMs: 60_000, requestedBy: "seed", now: Date.now() });
-    const written = jobs.create(record, eventFor(record, EventKind.EVENT_KIND_PHASE)).job.id;
-    jobs.apply(written, [
-      { type: "start-quiesce", stacks: [] },
-      { type: "barrier-ended", consistency: Consistency.CONSISTENCY_CRASH, timedOut: false },
-      { type: "snapshotting", mode: M },
-      { type: "snapshotted", mode: M, snapshotAt: Date.now() },
-      { type: "archiving", mode: M, bytesTotal: 100 },
-    ]);
+    const written = seedJob(jobs, "demo", "written");
+    seedToArchiving(jobs, written, SnapshotMode.SNAPSHOT_MODE_COPY);
     store.close();
 
     const archives = join(dir, "archives");
