@@ -13,8 +13,10 @@ import { LullError, silentLogger, systemClock } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
 import { newJobRecord } from "../jobs/job.js";
 import { JobStore } from "../jobs/store.js";
+import type { ForeignBackupHandler } from "../hook/hook-server.js";
 import { PveCleanup } from "../pve/cleanup.js";
-import { VzdumpShutdownStore } from "../pve/shutdown-store.js";
+import { followForeignBackup } from "../pve/foreign-backup.js";
+import { VzdumpShutdownStore, stopModeRecorder } from "../pve/shutdown-store.js";
 import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../pve/testing/fake-pve.js";
 import { createVzdumpEngine } from "./vzdump.js";
 import { waitUntil } from "../testing/wait.js";
@@ -23,6 +25,8 @@ const JOB = "j-0000000000000000000000stop";
 let node: FakePveNode;
 let jobs: JobStore;
 let shutdowns: VzdumpShutdownStore;
+/** What the hook server does with a backup Proxmox started by itself (set by the test that needs it). */
+let onForeign: ForeignBackupHandler | undefined;
 
 function engine(mode: "snapshot" | "stop") {
   const pve = { ...node.config, vzdump: { ...node.config.vzdump, mode, compress: "0" as const } };
@@ -37,7 +41,8 @@ function run(hooks: RecordingHooks, mode: "snapshot" | "stop" = "stop") {
 }
 
 beforeEach(async () => {
-  node = await startFakePveNode();
+  onForeign = undefined;
+  node = await startFakePveNode({ onForeignBackup: (m) => onForeign?.(m) });
   jobs = JobStore.open(join(node.dir, "agent.db"));
   shutdowns = new VzdumpShutdownStore(jobs.connection);
 });
@@ -122,6 +127,31 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
       assert.deepEqual(await e.settleOpenShutdowns(new AbortController().signal), [], "settled: nothing more to do");
     } finally {
       orphan.kill("SIGKILL");
+    }
+  });
+
+  it("a stop-mode backup Proxmox started itself is recorded the same way; its vzdump dies while the agent runs: the recheck starts the CT", async () => {
+    seedCt();
+    const record = newJobRecord({ id: JOB, guestId: "101", engine: "vzdump", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: JOB, quiesceTimeoutMs: 1_000, requestedBy: "vzdump (started by Proxmox)", now: Date.now() });
+    jobs.createJob({ ...record, phase: Phase.PHASE_QUIESCING }, [], Date.now());
+    // As the agent follows it (./pve/foreign-jobs.ts): a job for the guest, its shutdowns recorded.
+    onForeign = (m) =>
+      followForeignBackup(m, recordingHooks(), { runner: node.runner, pve: node.config, log: silentLogger(), clock: systemClock, shutdowns: stopModeRecorder(shutdowns, { jobId: JOB, vmid: 101, vmtype: "lxc" }, systemClock) });
+    node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
+    const scheduled = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local", "--script", node.hookScriptPath], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const exited = new Promise((r) => scheduled.on("close", r));
+    try {
+      await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
+      assert.ok(shutdowns.get(JOB) !== undefined, "recorded at its pre-stop, like the agent's own runs");
+      scheduled.kill("SIGKILL");
+      await exited;
+      node.pve.setFaults({});
+      jobs.connection.prepare("UPDATE jobs SET phase = ? WHERE id = ?").run("failed", JOB); // the followed job fails (no log-end)
+      const done = await engine("stop").settleOpenShutdowns(new AbortController().signal);
+      assert.ok(done.includes("started CT 101 again (vzdump shut it down (stop mode) and ended before starting it again)"), done.join("\n"));
+      assert.deepEqual([node.pve.guest(101)!.lock, node.pve.guest(101)!.runtime?.status], [undefined, "running"]);
+    } finally {
+      scheduled.kill("SIGKILL");
     }
   });
 });
