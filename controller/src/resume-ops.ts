@@ -84,17 +84,18 @@ export class ResumeOps {
     if (cause === "snapshotted" || cause === "terminal") await this.o.failpoint("before-resume");
     const began = this.o.clock.now();
     const result = await this.o.quiescer.resume(marker.jobId, cause);
-    this.measured(began);
     if (!result.ok) {
       log.error({ cause, err: result.error ?? "unknown" }, "resuming the stack failed — will retry");
       return false;
     }
+    const tookMs = this.o.clock.now() - began;
     const resumedAt = result.releasedAt;
     const downtimeMs = resumedAt - marker.stoppedAt;
     this.o.markers.clear();
     this.o.onMarker(undefined);
     const { startMs, postStep } = result;
     log.info({ jobId: marker.jobId, downtimeMs, stopMs, startMs, early, cause, strategy: this.o.quiescer.strategy, postStep: postStep ?? null }, "stack resumed");
+    this.timings.record(tookMs);
     const notice: Notice =
       refuseReason !== undefined
         ? { kind: "refuse", reason: withPostOutcome(refuseReason, postStep), postStep }
@@ -107,11 +108,11 @@ export class ResumeOps {
   async resumeWithoutJob(cause: ResumeCause): Promise<boolean> {
     const began = this.o.clock.now();
     const result = await this.o.quiescer.resume(undefined, cause);
-    this.measured(began);
     if (!result.ok) {
       this.o.log.error({ cause, err: result.error ?? "unknown" }, "resuming the stack failed — will retry");
       return false;
     }
+    const tookMs = this.o.clock.now() - began;
     this.o.markers.clear();
     this.o.onMarker(undefined);
     const { startMs, postStep } = result;
@@ -119,12 +120,8 @@ export class ResumeOps {
       { jobId: null, downtimeMs: null, stopMs: null, startMs, early: false, cause, strategy: this.o.quiescer.strategy, postStep: postStep ?? null },
       "stack resumed",
     );
+    this.timings.record(tookMs);
     return true;
-  }
-
-  /** Records how long a resume took, so the next marker's lead covers it (./resume-lead.ts). */
-  private measured(began: number): void {
-    this.timings.record(this.o.clock.now() - began);
   }
 
   /** Tells the agent what it has not heard yet. `job`: the job as just read, if the caller has it. */
