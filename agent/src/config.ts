@@ -3,7 +3,7 @@
 import { lstatSync, realpathSync } from "node:fs";
 import { isIP } from "node:net";
 import { isAbsolute, join, relative, resolve } from "node:path";
-import { GUEST_ID, LullError, loadConfig, z } from "@lull/shared";
+import { DEFAULT_AGENT_SOCKET, GUEST_ID, LullError, loadConfig, z } from "@lull/shared";
 import { groupConfigIssues, groupConfigSchema } from "./groups/config.js";
 import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
 import { retentionConfigSchema } from "./retention/config.js";
@@ -12,7 +12,7 @@ const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
 
 /** Where lullctl and the vzdump hook's operator calls reach the agent. */
-export const DEFAULT_SOCKET = "/run/lull/agent.sock";
+export const DEFAULT_SOCKET = DEFAULT_AGENT_SOCKET;
 
 /** A DNS name or an IPv4/IPv6 address, as it may appear in a certificate's subjectAltName. */
 const certName = z

@@ -5,8 +5,8 @@
 import { readFileSync, statSync } from "node:fs";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import type { AgentClient, Event, Job, RegisterStackResponse } from "@lull/proto";
-import { LullError, callUnary, createAgentClient, fromServiceError, type Clock, type Logger } from "@lull/shared";
-import { TOKEN_PATTERN, type ControllerConfig } from "./config.js";
+import { LullError, TOKEN_PATTERN, callUnary, createAgentClient, fromServiceError, type Clock, type Logger } from "@lull/shared";
+import type { ControllerConfig } from "./config.js";
 
 /** What the reconciler needs from the agent (AgentLink is the gRPC implementation). */
 export interface AgentApi {

@@ -2,14 +2,13 @@
 // This is the only file of the controller that reads process.env (through `loadControllerConfig`).
 import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
-import { CONTROLLER_ID, GUEST_ID, STACK_NAME, loadConfig, normalizeFingerprint, z } from "@lull/shared";
+import { CONTROLLER_ID, GUEST_ID, STACK_NAME, TOKEN_PATTERN, loadConfig, normalizeFingerprint, z } from "@lull/shared";
 import { quiesceSchema } from "./quiesce/schema.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const argv = z.array(z.string().min(1)).min(1, { message: "must name a command (a non-empty argv array)" });
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
 /** The shape of a token of `lull-agent token create` (its checks are the agent's). */
-export const TOKEN_PATTERN = /^lull_[0-9a-z]{12}_[A-Za-z0-9_-]{43}$/;
 
 /** Stops/starts/checks the stack with user commands; `status` exits 0 when the stack runs. */
 const commandDriverSchema = z.strictObject({

@@ -15,6 +15,10 @@ export const GUEST_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const STACK_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 /** Job ids are created by the agent: `j-` + 26 lower-case base32 characters (time-sortable). */
 export const JOB_ID = /^j-[0-9a-z]{26}$/;
+/** Bearer tokens as `lull-agent token create` prints them: `lull_<12-char id>_<43-char base64url secret>`. */
+export const TOKEN_PATTERN = /^lull_([0-9a-z]{12})_([A-Za-z0-9_-]{43})$/;
+/** Where the agent's local (root-only) socket lives unless configured otherwise. */
+export const DEFAULT_AGENT_SOCKET = "/run/lull/agent.sock";
 /** Controller instance ids. */
 export const CONTROLLER_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 /** Idempotency keys: printable ASCII without spaces. */

@@ -2,11 +2,10 @@
 // agent looks up; the secret (32 random bytes, base64url) is shown once and stored only as its
 // SHA-256 — it is high-entropy, so a slow hash adds nothing — and compared in constant time.
 import { createHash, randomBytes, randomInt, timingSafeEqual } from "node:crypto";
-import { LullError } from "@lull/shared";
+import { LullError, TOKEN_PATTERN } from "@lull/shared";
 
 export const TOKEN_PREFIX = "lull_";
 export const TOKEN_ID = /^[0-9a-z]{12}$/;
-const TOKEN = /^lull_([0-9a-z]{12})_([A-Za-z0-9_-]{43})$/;
 const ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
 
 export interface IssuedSecret {
@@ -30,7 +29,7 @@ export function issueSecret(): IssuedSecret {
 
 /** The id and secret of a presented token, or undefined when it is not shaped like one. */
 export function parseToken(token: string): { id: string; secret: string } | undefined {
-  const m = TOKEN.exec(token);
+  const m = TOKEN_PATTERN.exec(token);
   return m ? { id: m[1] as string, secret: m[2] as string } : undefined;
 }
 

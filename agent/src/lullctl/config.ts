@@ -6,9 +6,9 @@
 // (or $LULL_TLS_FINGERPRINT) pins its CA, --token-file (or $LULL_TOKEN_FILE) holds an operator
 // token (`lull-agent token create --operator`). A token is never sent over plain TCP.
 import { readFileSync } from "node:fs";
-import { LullError, normalizeFingerprint, type AgentTlsTrust } from "@lull/shared";
+import { DEFAULT_AGENT_SOCKET, LullError, TOKEN_PATTERN, normalizeFingerprint, type AgentTlsTrust } from "@lull/shared";
 
-export const DEFAULT_SOCKET = "/run/lull/agent.sock";
+export const DEFAULT_SOCKET = DEFAULT_AGENT_SOCKET;
 
 export interface LullctlSettings {
   /** `host:port` or `unix:///path`. */
@@ -56,7 +56,7 @@ function readToken(path: string, source: string): string {
   } catch (err) {
     throw usage(`${source}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
   }
-  if (!/^lull_[0-9a-z]{12}_[A-Za-z0-9_-]{43}$/.test(token)) throw usage(`${source}: ${path} does not hold a token as \`lull-agent token create\` prints it`);
+  if (!TOKEN_PATTERN.test(token)) throw usage(`${source}: ${path} does not hold a token as \`lull-agent token create\` prints it`);
   return token;
 }
 
