@@ -110,12 +110,12 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
   let tokens: TokenStore | undefined;
   let pve: PveDaemonPart | undefined;
   try {
-    tokens = TokenStore.open(join(config.dataDir, DATABASE_FILE));
+    tokens = TokenStore.over(store.connection);
     const bus = new EventBus(log);
     const ledger = new JobLedger({ store, bus, log, clock });
     const groupLedger = new GroupLedger({ store: new GroupStore(store), bus, log, clock });
     // The Proxmox side (vzdump engine, hook server, crash cleanup) exists when a guest uses vzdump.
-    pve = usesVzdump(config) ? createPveDaemonPart({ config, log, clock }) : undefined;
+    pve = usesVzdump(config) ? createPveDaemonPart({ config, log, clock, database: store.connection }) : undefined;
     const engineFor = options.engineFor ?? defaultEngineFor(config, log, clock, pve?.engine);
     log.info({ epoch: store.epoch, dataDir: config.dataDir, pid: lock.owner.pid, guests: config.guests.map((g) => g.id) }, "agent starting");
 

@@ -65,7 +65,10 @@ function fromRow(row: TokenRow): TokenRecord {
 export class TokenStore {
   private readonly stmt: Record<"insert" | "byId" | "all" | "revoke", Statement>;
 
-  private constructor(private readonly db: Db) {
+  private constructor(
+    private readonly db: Db,
+    private readonly owned: boolean,
+  ) {
     this.stmt = {
       insert: db.prepare(
         `INSERT INTO tokens (id, scope, guest_id, stack, secret_hash, note, created_at, expires_at)
@@ -77,13 +80,18 @@ export class TokenStore {
     };
   }
 
-  /** Opens (and creates or migrates) the agent's database at `path`. */
+  /** Opens (and creates or migrates) the agent's database at `path` (the `token` CLI). */
   static open(path: string, options: { busyTimeoutMs?: number } = {}): TokenStore {
-    return new TokenStore(openAgentDatabase(path, options));
+    return new TokenStore(openAgentDatabase(path, options), true);
+  }
+
+  /** On the agent's open connection (the job store's, already migrated); its owner closes it. */
+  static over(db: Db): TokenStore {
+    return new TokenStore(db, false);
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.owned && this.db.open) this.db.close();
   }
 
   /** Issues a token; the returned `token` is the only copy of its secret. */

@@ -26,6 +26,7 @@ import { foreignBackupHandler, type ForeignJobsDeps } from "./foreign-jobs.js";
 import { noteSettledShutdowns, type JobNoter } from "./guest-restart.js";
 import { createExecaLauncher } from "./process-launcher.js";
 import { VzdumpShutdownStore } from "./shutdown-store.js";
+import type { Database } from "better-sqlite3";
 
 export interface PveDaemonDeps {
   config: Readonly<AgentConfig>;
@@ -33,6 +34,8 @@ export interface PveDaemonDeps {
   clock: Clock;
   /** Default: execa (argv arrays, no shell). */
   runner?: CommandRunner;
+  /** The agent's database connection (the job store's), where stop-mode shutdowns are recorded. */
+  database: Database;
 }
 
 export type PveJobsDeps = Pick<ForeignJobsDeps, "ledger" | "runner" | "isShuttingDown">;
@@ -71,7 +74,7 @@ export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
   const pve = config.pve;
   const log = deps.log.child({ component: "pve" });
   const runner = deps.runner ?? createExecaRunner({ log });
-  const shutdowns = VzdumpShutdownStore.open(config.dataDir);
+  const shutdowns = new VzdumpShutdownStore(deps.database);
   let follow: ForeignBackupHandler | undefined;
   let noteJob: JobNoter = () => false;
   const hookServer = new HookServer({
@@ -136,7 +139,6 @@ export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
         started = false;
         await hookServer.close();
       }
-      shutdowns.close();
     },
   };
 }

@@ -9,7 +9,7 @@ import { Phase, QuiescePolicy } from "@lull/proto";
 import { DATABASE_FILE } from "../agent.js";
 import { newJobRecord } from "../jobs/job.js";
 import { JobStore } from "../jobs/store.js";
-import { AGENT_DATABASE_FILE, VzdumpShutdownStore } from "./shutdown-store.js";
+import { VzdumpShutdownStore } from "./shutdown-store.js";
 
 let dir: string;
 let jobs: JobStore;
@@ -29,16 +29,12 @@ afterEach(async () => {
 });
 
 describe("VzdumpShutdownStore", () => {
-  it("opens the agent's own database file, on a connection of its own", () => {
-    assert.equal(AGENT_DATABASE_FILE, DATABASE_FILE);
+  it("records into the agent's own database, on the job store's connection: durable before the shutdown", () => {
     addJob("j-a", "101", Phase.PHASE_FAILED);
-    const own = VzdumpShutdownStore.open(dir);
-    try {
-      own.recordShutdown("j-a", 101, "lxc", 10);
-      assert.equal(new VzdumpShutdownStore(jobs.connection).get("j-a")?.shutdownAt, 10, "seen by the job store's connection");
-    } finally {
-      own.close();
-    }
+    new VzdumpShutdownStore(jobs.connection).recordShutdown("j-a", 101, "lxc", 10);
+    jobs.close();
+    jobs = JobStore.open(join(dir, DATABASE_FILE)); // as after a crash of the agent
+    assert.equal(new VzdumpShutdownStore(jobs.connection).get("j-a")?.shutdownAt, 10);
   });
 
   it("is open from pre-stop until post-restart or the cleanup's decision; only ended jobs or the ending run", () => {

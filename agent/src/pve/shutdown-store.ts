@@ -8,16 +8,11 @@
 //
 // The Proxmox side opens its own connection to the agent's database file (WAL), as the token store
 // does: it exists before the job ledger, because the start-up cleanup runs before the agent serves.
-import { join } from "node:path";
 import type { Database as Db, Statement } from "better-sqlite3";
-import { openAgentDatabase } from "../jobs/database.js";
 import type { VzdumpShutdownRow } from "../jobs/rows.js";
 import type { Clock } from "@lull/shared";
 import type { GuestType } from "./guest-config.js";
 import type { StopModeRecorder } from "./vzdump-run.js";
-
-/** The agent's database file in its dataDir (agent.ts DATABASE_FILE; a test keeps them equal). */
-export const AGENT_DATABASE_FILE = "agent.db";
 
 export interface VzdumpShutdown {
   jobId: string;
@@ -53,11 +48,8 @@ export class VzdumpShutdownStore {
     Statement
   >;
 
-  /** On an open connection (tests: the job store's); close() leaves it open unless `owned`. */
-  constructor(
-    private readonly db: Db,
-    private readonly owned = false,
-  ) {
+  /** On the agent's open connection (the job store's); its owner closes it. */
+  constructor(private readonly db: Db) {
     this.stmt = {
       insert: db.prepare(
         `INSERT INTO vzdump_shutdowns (job_id, vmid, vmtype, shutdown_at) VALUES (?, ?, ?, ?)
@@ -80,15 +72,6 @@ export class VzdumpShutdownStore {
       unnoted: db.prepare("SELECT * FROM vzdump_shutdowns WHERE settled_at IS NOT NULL AND noted_at IS NULL ORDER BY settled_at, job_id"),
       noted: db.prepare("UPDATE vzdump_shutdowns SET noted_at = ? WHERE job_id = ?"),
     };
-  }
-
-  /** Opens (and migrates) the agent's database in `dataDir` on a connection of its own. */
-  static open(dataDir: string, options: { busyTimeoutMs?: number } = {}): VzdumpShutdownStore {
-    return new VzdumpShutdownStore(openAgentDatabase(join(dataDir, AGENT_DATABASE_FILE), options), true);
-  }
-
-  close(): void {
-    if (this.owned && this.db.open) this.db.close();
   }
 
   /** `pre-stop` in stop mode: vzdump shuts the guest down once the hook answers. */
