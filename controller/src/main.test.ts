@@ -1,7 +1,7 @@
 // lull-controller as a real process: the command line, SIGTERM, and crash tests (kill -9 at each
 // failpoint, restart, converge). The agent is the in-process FakeAgent; the stack a real process.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -104,6 +104,29 @@ test("an unreadable token file exits 2 naming the key, and still starts a stack 
   assert.match(child.stderr.join("\n"), /LULL_E_CONFIG_INVALID: .*agent\.tokenFile/);
   assert.equal(w.stack.isRunning(), true, "the stack the crash left stopped runs again");
   assert.equal(w.markers.read().kind, "none", "the marker is cleared");
+});
+
+test("a controller that cannot start still resumes a stack a crash left stopped through its quiescer: the post steps run too", async (t) => {
+  const w = await world(t);
+  w.stack.stopNow();
+  w.markers.write({
+    jobId: "j-0000000000000000000000000b",
+    guestId: "demo",
+    stack: "app",
+    agent: w.agent.address,
+    controllerId: "crashed-1",
+    stoppedAt: Date.now() - 1_000,
+    resumeDeadline: Date.now() + 60_000,
+    resumeAt: Date.now() + 50_000,
+  });
+  const ran = join(w.dir, "post-ran");
+  const post = [{ type: "command", name: "notify", argv: [process.execPath, "-e", `require("node:fs").writeFileSync(${JSON.stringify(ran)}, process.env.LULL_RESUME_CAUSE ?? "")`] }];
+  const missing = join(w.dir, "no-such.token");
+  const child = ChildController.withConfig(w.dir, { ...w.config, quiesce: { post }, agent: { address: w.agent.address, tokenFile: missing, insecure: true } });
+  assert.equal((await child.exited).code, 2);
+  assert.equal(w.stack.isRunning(), true);
+  assert.equal(readFileSync(ran, "utf8"), "restarted", "the post step ran, told why");
+  assert.equal(w.markers.read().kind, "none");
 });
 
 test("SIGTERM while holding the stack stopped: resumes it, unregisters, exits 0", async (t) => {
