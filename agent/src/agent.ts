@@ -113,7 +113,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     tokens = TokenStore.over(store.connection);
     const bus = new EventBus(log);
     const ledger = new JobLedger({ store, bus, log, clock });
-    const groupLedger = new GroupLedger({ store: new GroupStore(store), bus, log, clock });
+    const groupLedger = new GroupLedger(ledger);
     // The Proxmox side (vzdump engine, hook server, crash cleanup) exists when a guest uses vzdump.
     pve = usesVzdump(config) ? createPveDaemonPart({ config, log, clock, database: store.connection }) : undefined;
     const engineFor = options.engineFor ?? defaultEngineFor(config, log, clock, pve?.engine);

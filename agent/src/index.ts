@@ -4,7 +4,7 @@ export { startAgent, nativeEngineFor, DATABASE_FILE, type RunningAgent, type Sta
 export { agentConfigSchema, loadAgentConfig, snapshotKind, type AgentConfig, type GuestConfig, type VolumeConfig } from "./config.js";
 export type { BackupEngine, EngineHooks, EngineResult, EngineRun } from "./engines/engine.js";
 export { JobStore } from "./jobs/store.js";
-export { MIGRATIONS, migrate } from "./jobs/migrations.js";
+export { MIGRATIONS, migrate } from "./ledger/migrations.js";
 export { newJobRecord, toApiJob, type JobRecord } from "./jobs/job.js";
 export { transition, type JobEvent } from "./jobs/machine.js";
 export type { EngineFor } from "./jobs/runner.js";

@@ -70,7 +70,7 @@ function seedCrashedDatabase(dir: string) {
   ledger.apply(quiescing, { type: "stack-acknowledged", stack: "web", at: Date.now() });
   const archiving = create("other", "a");
   seedToArchiving(ledger, archiving, SnapshotMode.SNAPSHOT_MODE_SNAPSHOT);
-  return { store, finished, quiescing, archiving, lastSeq: store.lastEventSeq() };
+  return { store, finished, quiescing, archiving, lastSeq: store.events.lastSeq() };
 }
 
 describe("start-up recovery", () => {

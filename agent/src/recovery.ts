@@ -60,10 +60,9 @@ export function settleInterruptedJobs(ledger: JobLedger, log: Logger, archiveDir
       settled.push({ jobId: job.id, guestId: job.guestId, failedIn });
       continue;
     }
-    ledger.store.recordFoundArchive(job.id, archive.path, archive.bytes);
     const unconfirmed = `archive ${archive.path} (${archive.bytes} bytes) was written completely, but the agent stopped before it confirmed the job; it is kept — check it and decide whether to rely on it`;
     ledger.apply(job.id, [
-      { type: "note", message: unconfirmed },
+      { type: "found-archive", archivePath: archive.path, archiveBytes: archive.bytes, message: unconfirmed },
       { type: "fail", code: "LULL_E_AGENT_RESTARTED", message: `${stopped}; ${unconfirmed}` },
     ]);
     log.warn({ jobId: job.id, guestId: job.guestId, failedIn, archivePath: archive.path, archiveBytes: archive.bytes }, "interrupted job settled with its archive written");

@@ -4,7 +4,7 @@
 // while the agent runs counts from its next call — nothing is cached.
 import type { Database as Db, Statement } from "better-sqlite3";
 import { LullError, validate } from "@lull/shared";
-import { openAgentDatabase } from "../jobs/database.js";
+import { openAgentDatabase } from "../ledger/database.js";
 import type { Principal } from "./principal.js";
 import { issueSecret, parseToken, secretMatches, validateTokenId } from "./token.js";
 

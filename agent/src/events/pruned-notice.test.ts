@@ -36,7 +36,7 @@ function prunedHistory() {
   const bOld = h.ended("b", 90); // b's only job: kept (keepLast 1)
   const aOlder = h.ended("a", 80);
   const aNew = h.ended("a", 1); // a's newest: kept
-  const seqOf = (jobId: string) => store.eventsAfter({ afterSeq: 0, jobId, limit: 1000 }).map((e) => e.seq);
+  const seqOf = (jobId: string) => store.events.after({ afterSeq: 0, jobId, limit: 1000 }).map((e) => e.seq);
   const before = { aOld: seqOf(aOld), bOld: seqOf(bOld), aOlder: seqOf(aOlder), aNew: seqOf(aNew) };
   const prune = new PruneStore(store);
   prune.deleteUnits(prune.prunableUnits({ maxAgeMs: 30 * DAY_MS, keepLast: 1 }, NOW));
@@ -47,7 +47,7 @@ function prunedHistory() {
 async function stream(store: JobStore, filter: EventFilter, afterSeq: number, pageSize = 3): Promise<Event[]> {
   const got: Event[] = [];
   const stop = new AbortController();
-  const last = store.eventsAfter({ afterSeq, ...filter, limit: 100_000 }).at(-1)!.seq;
+  const last = store.events.after({ afterSeq, ...filter, limit: 100_000 }).at(-1)!.seq;
   const bus = new EventBus(silentLogger());
   await streamEvents({
     store,
@@ -108,7 +108,7 @@ describe("WatchEvents after retention", () => {
     const h = new History(seeded, Date.now());
     h.ended("demo", 200, { progress: 3 });
     h.ended("demo", 150);
-    const lastSeq = seeded.lastEventSeq();
+    const lastSeq = seeded.events.lastSeq();
     seeded.close();
 
     const t = await startTestAgent({ dir, engine: new FakeEngine(), config: { retention: { jobs: { maxAgeDays: 30, keepLast: 0 } } } });

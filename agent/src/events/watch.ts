@@ -50,7 +50,7 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
   // `pending.from`, has not passed yet: the notice goes out in sequence order.
   let pending: { through: number; from: number } | undefined;
   const checkPruned = () => {
-    const through = prunedThroughFor(filter, (guestId) => store.prunedThroughSeq(guestId));
+    const through = prunedThroughFor(filter, (guestId) => store.events.prunedThrough(guestId));
     if (through > lastSent && through > (pending?.through ?? 0)) pending = { through, from: pending?.from ?? lastSent };
   };
   const sendNotice = async () => {
@@ -72,7 +72,7 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
   const readBacklog = async () => {
     for (;;) {
       checkPruned();
-      const page = store.eventsAfter({ afterSeq: lastSent, guestId: filter.guestId, jobId: filter.jobId, groupRunId: filter.groupRunId, limit: pageSize });
+      const page = store.events.after({ afterSeq: lastSent, guestId: filter.guestId, jobId: filter.jobId, groupRunId: filter.groupRunId, limit: pageSize });
       for (const event of page) await sendIfNew(event);
       if (signal.aborted) return;
       if (page.length < pageSize) return sendNotice();

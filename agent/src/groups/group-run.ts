@@ -4,7 +4,7 @@
 import { Consistency, EventKind, Phase, QuiescePolicy, SnapshotMode, StackState, type GroupRun, type Job } from "@lull/proto";
 import { LIMITS, LullError } from "@lull/shared";
 import { newJobId } from "../jobs/job-id.js";
-import type { EventDraft } from "../jobs/job.js";
+import type { EventDraft } from "../ledger/event-log.js";
 
 export const GROUP_RUN_ID = /^g-[0-9a-z]{26}$/;
 /** Configured group ids: like guest-config names. */

@@ -1,6 +1,6 @@
-// The group run state machine: a pure function (run, event, now) → { run, effects }. The group
-// ledger persists the new run and the GROUP events in `effects` in one transaction, then
-// publishes them; nothing else changes a group run.
+// The group run state machine: a pure function (run, event, now) → { run, effects }. The ledger
+// (ledger/ledger.ts) persists the new run and the GROUP events in `effects` in one transaction,
+// then publishes them; nothing else changes a group run.
 //
 //   queued ─▶ quiescing ─▶ snapshotting ─▶ snapshotted ─▶ archiving ─▶ done
 //                                │                           ▲
@@ -21,7 +21,8 @@
 // recovery settles a cancel the agent's stop interrupted from the same rows.
 import { Consistency, Phase } from "@lull/proto";
 import { LullError, isTerminal, phaseName, type ErrorCode } from "@lull/shared";
-import type { EventDraft } from "../jobs/job.js";
+import type { Effect } from "../ledger/ledger.js";
+import { leavePhase, type PhaseDurations } from "../ledger/phase-time.js";
 import { groupEvent, type GroupRunRecord } from "./group-run.js";
 
 export type GroupEvent =
@@ -33,7 +34,7 @@ export type GroupEvent =
   | { type: "cancel"; reason: string }
   | { type: "end"; failedGuests: readonly string[]; code: string; message: string; cancelled: boolean };
 
-export type GroupEffect = { type: "emit"; event: EventDraft } | { type: "phase-changed"; from: Phase; to: Phase };
+export type GroupEffect = Effect;
 
 export interface GroupTransition {
   run: GroupRunRecord;
@@ -48,21 +49,16 @@ function wrongPhase(run: GroupRunRecord, event: GroupEvent): LullError {
   return new LullError("LULL_E_WRONG_PHASE", `group run ${run.id} cannot take ${event.type} while ${phaseName(run.phase)}`);
 }
 
-function leavePhase(run: GroupRunRecord, to: Phase, now: number): GroupRunRecord {
-  const spent = Math.max(0, now - run.phaseSince.getTime());
-  const next: GroupRunRecord = { ...run, phase: to, phaseSince: new Date(now), updatedAt: new Date(now) };
-  if (run.phase === P.PHASE_QUIESCING) next.quiesceMs += spent;
-  if (run.phase === P.PHASE_SNAPSHOTTING) next.snapshotMs += spent;
-  if (run.phase === P.PHASE_SNAPSHOTTED || run.phase === P.PHASE_ARCHIVING) next.archiveMs += spent;
-  if (isTerminal(to)) {
-    next.finishedAt = new Date(now);
-    next.totalMs = Math.max(0, now - (run.createdAt?.getTime() ?? now));
-  }
-  return next;
-}
+/** What the time in each phase counts toward: a run archives from the moment its members' snapshots exist. */
+const DURATIONS: PhaseDurations = {
+  [P.PHASE_QUIESCING]: "quiesceMs",
+  [P.PHASE_SNAPSHOTTING]: "snapshotMs",
+  [P.PHASE_SNAPSHOTTED]: "archiveMs",
+  [P.PHASE_ARCHIVING]: "archiveMs",
+};
 
 function phaseChange(run: GroupRunRecord, to: Phase, now: number, patch: Partial<GroupRunRecord>, message: string): GroupTransition {
-  const next = { ...leavePhase(run, to, now), ...patch };
+  const next = { ...leavePhase(run, to, now, DURATIONS), ...patch };
   return {
     run: next,
     effects: [

@@ -55,7 +55,7 @@ describe("start-up recovery of group runs", () => {
     const log = createLogger({ name: "seed", level: "silent" });
     const bus = new EventBus(log);
     const jobs = new JobLedger({ store, bus, log, clock: systemClock });
-    const groups = new GroupLedger({ store: new GroupStore(store), bus, log, clock: systemClock });
+    const groups = new GroupLedger(jobs);
     const quiesced: JobEvent[] = [
       { type: "start-quiesce", stacks: ["db"] },
       { type: "stack-acknowledged", stack: "db", at: Date.now() },

@@ -3,6 +3,7 @@
 // cannot contain a comma).
 import { Phase } from "@lull/proto";
 import { LullError, phaseFromName, phaseName } from "@lull/shared";
+import { dateOf as date, millisOf as millis } from "../ledger/columns.js";
 import type { GroupRunRecord } from "./group-run.js";
 
 export interface GroupRunRow {
@@ -38,8 +39,6 @@ export const GROUP_RUN_COLUMNS: readonly (keyof GroupRunRow)[] = [
   "failed_guests", "quiesce_ms", "snapshot_ms", "archive_ms", "total_ms", "quiesce_timeout_ms", "requested_by", "epoch",
 ];
 
-const date = (ms: number | null): Date | undefined => (ms === null ? undefined : new Date(ms));
-const millis = (d: Date | undefined): number | null => (d === undefined ? null : d.getTime());
 const list = (text: string): string[] => (text === "" ? [] : text.split(","));
 
 function phaseOf(name: string, id: string): Phase {

@@ -1,10 +1,9 @@
-// Group runs in the agent's SQLite database, next to the jobs: it uses the job store's connection,
-// so a run and its member jobs are created in one transaction, and its writes are fenced by the
+// Group runs (`group_runs`, migration 4) in the agent's database, next to the jobs: a run and its
+// member jobs are created in one transaction of the shared ledger, and its writes are fenced by the
 // same epoch (a runner of an older agent start cannot overwrite what recovery decided).
 import type { Statement } from "better-sqlite3";
-import type { Event } from "@lull/proto";
 import { LullError } from "@lull/shared";
-import type { EventDraft, JobRecord } from "../jobs/job.js";
+import type { JobRecord } from "../jobs/job.js";
 import type { JobStore } from "../jobs/store.js";
 import type { GroupRunRecord } from "./group-run.js";
 import { GROUP_RUN_COLUMNS, groupRunFromRow, groupRunToRow, type GroupRunRow } from "./rows.js";
@@ -39,10 +38,6 @@ export class GroupStore {
 
   get epoch(): number {
     return this.jobs.epoch;
-  }
-
-  transaction<T>(fn: () => T): T {
-    return this.jobs.transaction(fn);
   }
 
   getRun(id: string): GroupRunRecord | undefined {
@@ -81,27 +76,20 @@ export class GroupStore {
     return this.getRun(runId)?.guestIds;
   }
 
-  /** Inserts a new run with the events describing it; call inside a transaction that also creates its members. */
-  insertRun(run: GroupRunRecord, events: readonly EventDraft[], now: number): Event[] {
-    return this.transaction(() => {
-      this.stmt.insert!.run(groupRunToRow(run, this.epoch));
-      return this.jobs.appendEvents(events, now);
-    });
+  /** Inserts a new run; the ledger calls it inside the transaction that also creates its members. */
+  insertRun(run: GroupRunRecord): void {
+    this.stmt.insert!.run(groupRunToRow(run, this.epoch));
   }
 
-  /** Writes a changed run and the events describing the change, fenced by the epoch. */
-  saveRun(run: GroupRunRecord, events: readonly EventDraft[], now: number): Event[] {
-    return this.transaction(() => {
-      const result = this.stmt.update!.run(groupRunToRow(run, this.epoch));
-      if (result.changes !== 1) {
-        const row = this.stmt.byId!.get(run.id) as GroupRunRow | undefined;
-        if (!row) throw new LullError("LULL_E_GROUP_NOT_FOUND", `group run ${run.id} does not exist`);
-        throw new LullError(
-          "LULL_E_AGENT_RESTARTED",
-          `group run ${run.id} belongs to a newer agent start (epoch ${row.epoch}); this writer (epoch ${this.epoch}) is stale`,
-        );
-      }
-      return this.jobs.appendEvents(events, now);
-    });
+  /** Writes a changed run, fenced by the epoch. */
+  updateRun(run: GroupRunRecord): void {
+    const result = this.stmt.update!.run(groupRunToRow(run, this.epoch));
+    if (result.changes === 1) return;
+    const row = this.stmt.byId!.get(run.id) as GroupRunRow | undefined;
+    if (!row) throw new LullError("LULL_E_GROUP_NOT_FOUND", `group run ${run.id} does not exist`);
+    throw new LullError(
+      "LULL_E_AGENT_RESTARTED",
+      `group run ${run.id} belongs to a newer agent start (epoch ${row.epoch}); this writer (epoch ${this.epoch}) is stale`,
+    );
   }
 }

@@ -71,7 +71,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
           ? { id: g.id, engine: g.engine, driver: g.driver, snapshot: snapshotKind(g) }
           : { id: g.id, engine: g.engine, driver: "", snapshot: g.mode ?? config.pve.vzdump.mode },
       ),
-      lastEventSeq: store.lastEventSeq(),
+      lastEventSeq: store.events.lastSeq(),
     })),
 
     startBackup: handle("StartBackup", (req) => {
@@ -120,7 +120,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
         log.info({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, previous: previous ?? null }, "stack registered");
       }
       const active = store.activeJob(r.guest.id);
-      return { leaseTtlMs, activeJob: active ? api(active) : undefined, lastEventSeq: store.lastEventSeq() };
+      return { leaseTtlMs, activeJob: active ? api(active) : undefined, lastEventSeq: store.events.lastSeq() };
     }),
 
     unregisterStack: handle("UnregisterStack", (req) => {

@@ -1,15 +1,15 @@
 // The agent's record of a backup job: the API's Job plus what only the agent needs
 // (when the current phase began, for the per-phase durations), and the drafts of
 // events the state machine asks to persist.
-import { Consistency, EventKind, Phase, QuiescePolicy, SnapshotMode, StackState, type Event, type Job } from "@lull/proto";
+import { Consistency, EventKind, Phase, QuiescePolicy, SnapshotMode, StackState, type Job } from "@lull/proto";
+import type { EventDraft } from "../ledger/event-log.js";
 
 export interface JobRecord extends Job {
   /** When the job entered its current phase. */
   phaseSince: Date;
 }
 
-/** An event before the store gave it a sequence number and a time. */
-export type EventDraft = Omit<Event, "seq" | "at">;
+export type { EventDraft } from "../ledger/event-log.js";
 
 /** The API's view of a job: the record without the agent's bookkeeping. */
 export function toApiJob(record: JobRecord): Job {

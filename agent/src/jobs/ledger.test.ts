@@ -39,7 +39,7 @@ test("a note on an ended job is stored with its events and reaches a watcher fol
   ledger.noteEnded(ended, eventFor(ended, EventKind.EVENT_KIND_NOTE, { message: "guest 101: started again by the crash cleanup" }));
   assert.deepEqual(live.map((e) => e.message), ["guest 101: started again by the crash cleanup"]);
   assert.equal(live[0]?.jobId, jobId);
-  const stored = store.eventsAfter({ jobId, afterSeq: 0, limit: 100 });
+  const stored = store.events.after({ jobId, afterSeq: 0, limit: 100 });
   assert.equal(stored.at(-1)?.seq, live[0]?.seq, "the published note is the stored one");
   assert.deepEqual(store.getJob(jobId), ended, "the job is unchanged");
 });

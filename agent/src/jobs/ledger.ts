@@ -1,44 +1,62 @@
-// The one place that changes a job: reads it, applies the state machine, writes the job
-// and its events in one transaction, then publishes the committed events and logs every
-// phase change. Nothing awaits between the read and the write.
-import { Phase } from "@lull/proto";
-import { LullError, phaseName, type Clock, type Logger } from "@lull/shared";
-import type { Event } from "@lull/proto";
+// The backup jobs' ledger: the shared ledger (ledger/ledger.ts) over the jobs table and the backup
+// machine (machine.ts). A job that ends `done` leaves its restore point in the same transaction.
+import { LullError, type Clock, type Logger } from "@lull/shared";
 import type { EventBus } from "../events/bus.js";
-import type { EventDraft, JobRecord } from "./job.js";
-import { transition, type JobEvent } from "./machine.js";
+import { BackupStore } from "../backups/store.js";
+import type { EventDraft } from "../ledger/event-log.js";
+import { KindLedger, Ledger, type EventSource as Source } from "../ledger/ledger.js";
+import type { JobRecord } from "./job.js";
+import { transition, type JobEvent, type RestorePointEffect } from "./machine.js";
 import type { CreateResult, JobStore } from "./store.js";
+
+export type EventSource = Source<JobRecord, JobEvent>;
 
 export interface JobLedgerDeps {
   store: JobStore;
   bus: EventBus;
   log: Logger;
   clock: Clock;
+  /** The agent's shared ledger (one unit of work across kinds); default one of the store's own. */
+  ledger?: Ledger;
 }
-
-export type EventSource = JobEvent | ((job: JobRecord, now: number) => JobEvent);
 
 export class JobLedger {
   readonly store: JobStore;
-  private readonly bus: EventBus;
-  private readonly log: Logger;
-  private readonly clock: Clock;
+  readonly backups: BackupStore;
+  readonly ledger: Ledger;
+  private readonly jobs: KindLedger<JobRecord, JobEvent, RestorePointEffect>;
 
   constructor(deps: JobLedgerDeps) {
-    this.store = deps.store;
-    this.bus = deps.bus;
-    this.log = deps.log;
-    this.clock = deps.clock;
+    const store = deps.store;
+    const ledger = deps.ledger ?? new Ledger({ database: store.database, events: store.events, bus: deps.bus, log: deps.log, clock: deps.clock });
+    this.ledger = ledger;
+    this.store = store;
+    this.backups = new BackupStore(store.database);
+    this.jobs = new KindLedger(ledger, {
+      noun: "job",
+      transition: (job, event, now) => {
+        const step = transition(job, event, now);
+        return { record: step.job, effects: step.effects };
+      },
+      load: (id) => store.getJob(id),
+      insert: (job) => store.insertJob(job),
+      save: (job) => store.updateJob(job),
+      notFound: (id) => new LullError("LULL_E_JOB_NOT_FOUND", `job ${id} does not exist`),
+      logFields: (job) => ({ jobId: job.id, guestId: job.guestId }),
+      write: (_job, effect) => this.backups.insert(effect.point),
+    });
   }
 
-  /** Persists a new job (or finds the one with the same idempotency key) and announces it. */
+  /**
+   * Persists a new job (or finds the one with the same idempotency key) and announces it, in the
+   * caller's unit when there is one (a group run creates its members in its own transaction).
+   */
   create(job: JobRecord, initialEvent: EventDraft): CreateResult {
-    const result = this.store.createJob(job, [initialEvent], this.clock.now());
-    if (result.created) {
-      this.log.info({ jobId: job.id, guestId: job.guestId, from: null, to: phaseName(job.phase) }, "job phase changed");
-      this.bus.publish(result.events);
-    }
-    return result;
+    return this.ledger.commit(() => {
+      const existing = this.store.existingFor(job);
+      if (existing) return { job: existing, created: false, events: [] };
+      return { job, created: true, events: this.jobs.insert(job, [initialEvent]) };
+    });
   }
 
   /**
@@ -47,33 +65,7 @@ export class JobLedger {
    * current job, evaluated inside the transaction.
    */
   apply(jobId: string, source: EventSource | readonly EventSource[]): JobRecord {
-    const sources: readonly EventSource[] = Array.isArray(source) ? source : [source as EventSource];
-    const now = this.clock.now();
-    const changes: Array<{ from: Phase; to: Phase }> = [];
-    let committed: Event[] = [];
-    const job = this.store.transaction(() => {
-      const current = this.store.getJob(jobId);
-      if (!current) throw new LullError("LULL_E_JOB_NOT_FOUND", `job ${jobId} does not exist`);
-      let next = current;
-      const drafts: EventDraft[] = [];
-      for (const s of sources) {
-        const event = typeof s === "function" ? s(next, now) : s;
-        const step = transition(next, event, now);
-        next = step.job;
-        for (const effect of step.effects) {
-          if (effect.type === "emit") drafts.push(effect.event);
-          else changes.push({ from: effect.from, to: effect.to });
-        }
-      }
-      if (drafts.length === 0 && next === current) return current;
-      committed = this.store.saveJob(next, drafts, now);
-      return next;
-    });
-    for (const c of changes) {
-      this.log.info({ jobId, guestId: job.guestId, from: phaseName(c.from), to: phaseName(c.to) }, "job phase changed");
-    }
-    this.bus.publish(committed);
-    return job;
+    return this.jobs.apply(jobId, source);
   }
 
   /**
@@ -81,8 +73,7 @@ export class JobLedger {
    * transitions, so the note is only appended to its events, and published like any other, so a
    * watcher following the job live sees it too.
    */
-  noteEnded(job: JobRecord, draft: EventDraft): void {
-    const committed = this.store.appendEvents([draft], this.clock.now());
-    this.bus.publish(committed);
+  noteEnded(_job: JobRecord, draft: EventDraft): void {
+    this.ledger.commit(() => this.ledger.append([draft], this.ledger.now()));
   }
 }

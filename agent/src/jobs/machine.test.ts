@@ -48,6 +48,7 @@ const EVENTS: Record<JobEventType, JobEvent> = {
   progress: { type: "progress", bytesDone: 50, bytesTotal: 100 },
   note: { type: "note", message: "hello" },
   done: { type: "done", archivePath: "/a/x.tar.zst", archiveBytes: 42 },
+  "found-archive": { type: "found-archive", archivePath: "/a/x.tar.zst", archiveBytes: 42, message: "archive found" },
   fail: { type: "fail", code: "LULL_E_SNAPSHOT_FAILED", message: "boom" },
   cancel: { type: "cancel", reason: "operator" },
   "stack-resumed": { type: "stack-resumed", stack: "web", downtimeMs: 1234, early: true, at: T0 + 20 },
@@ -75,7 +76,7 @@ const LEGAL: Partial<Record<Phase, Partial<Record<JobEventType, Phase>>>> = {
   [P.PHASE_CANCELLED]: { "stack-resumed": P.PHASE_CANCELLED },
 };
 for (const phase of NON_TERMINAL) {
-  LEGAL[phase] = { ...LEGAL[phase], fail: P.PHASE_FAILED, cancel: P.PHASE_CANCELLED };
+  LEGAL[phase] = { ...LEGAL[phase], fail: P.PHASE_FAILED, cancel: P.PHASE_CANCELLED, "found-archive": phase };
 }
 
 function codeOf(fn: () => unknown): string {

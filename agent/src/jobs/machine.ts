@@ -1,6 +1,6 @@
-// The job state machine: a pure function (job, event, now) → { job, effects }.
-// The ledger persists the new job and the events in `effects` in one transaction,
-// then publishes them; nothing else changes a job.
+// The backup job state machine: a pure function (job, event, now) → { job, effects }.
+// The ledger (ledger/ledger.ts) persists the new job, the events in `effects` and the restore
+// point a `done` job leaves, in one transaction, then publishes them; nothing else changes a job.
 //
 //   queued ─▶ quiescing ─▶ snapshotting ─▶ snapshotted ─▶ archiving ─▶ done
 //     │           │              │                           ▲
@@ -26,6 +26,9 @@
 // also after the job ended (the fallback resume happens at the end).
 import { Consistency, EventKind, Phase, SnapshotMode, StackState, type StackStatus } from "@lull/proto";
 import { LullError, isTerminal, modeName, phaseName, type ErrorCode } from "@lull/shared";
+import { locationKindOf, pointIdOf, type RestorePoint } from "../backups/restore-point.js";
+import type { Effect as LedgerEffect } from "../ledger/ledger.js";
+import { leavePhase, type PhaseDurations } from "../ledger/phase-time.js";
 import { eventFor, type EventDraft, type JobRecord } from "./job.js";
 
 export type JobEvent =
@@ -40,13 +43,17 @@ export type JobEvent =
   | { type: "progress"; bytesDone: number; bytesTotal: number }
   | { type: "note"; message: string }
   | { type: "done"; archivePath: string; archiveBytes: number }
+  | { type: "found-archive"; archivePath: string; archiveBytes: number; message: string }
   | { type: "fail"; code: ErrorCode; message: string }
   | { type: "cancel"; reason: string }
   | { type: "stack-resumed"; stack: string; downtimeMs: number; early: boolean; at: number; postStep?: string | undefined };
 
 export type JobEventType = JobEvent["type"];
 
-export type Effect = { type: "emit"; event: EventDraft } | { type: "phase-changed"; from: Phase; to: Phase };
+/** A backup's durable effect beyond its row and events: the restore point a `done` job leaves. */
+export type RestorePointEffect = { type: "restore-point"; point: RestorePoint };
+
+export type Effect = LedgerEffect<RestorePointEffect>;
 
 export interface Transition {
   job: JobRecord;
@@ -65,22 +72,15 @@ function wrongPhase(job: JobRecord, event: JobEvent, why = ""): LullError {
   return new LullError("LULL_E_WRONG_PHASE", `job ${job.id} cannot take ${event.type} while ${phaseName(job.phase)}${detail}`);
 }
 
-/** Adds the time spent in the phase being left to that phase's duration. */
-function leavePhase(job: JobRecord, to: Phase, now: number): JobRecord {
-  const spent = Math.max(0, now - job.phaseSince.getTime());
-  const next: JobRecord = { ...job, phase: to, phaseSince: new Date(now), updatedAt: new Date(now) };
-  if (job.phase === P.PHASE_QUIESCING) next.quiesceMs += spent;
-  if (job.phase === P.PHASE_SNAPSHOTTING) next.snapshotMs += spent;
-  if (job.phase === P.PHASE_ARCHIVING) next.archiveMs += spent;
-  if (isTerminal(to)) {
-    next.finishedAt = new Date(now);
-    next.totalMs = Math.max(0, now - (job.createdAt?.getTime() ?? now));
-  }
-  return next;
-}
+/** What the time in each phase counts toward: a job's archive time starts at `archiving`. */
+const DURATIONS: PhaseDurations = {
+  [P.PHASE_QUIESCING]: "quiesceMs",
+  [P.PHASE_SNAPSHOTTING]: "snapshotMs",
+  [P.PHASE_ARCHIVING]: "archiveMs",
+};
 
 function phaseChange(job: JobRecord, to: Phase, now: number, fields: Partial<EventDraft> = {}, patch: Partial<JobRecord> = {}): Transition {
-  const next = { ...leavePhase(job, to, now), ...patch };
+  const next = { ...leavePhase(job, to, now, DURATIONS), ...patch };
   return {
     job: next,
     effects: [
@@ -170,6 +170,27 @@ function endBarrier(job: JobRecord, event: Extract<JobEvent, { type: "barrier-en
   return { job: next, effects };
 }
 
+/** The restore point a job that ended `done` leaves. */
+function restorePointOf(job: JobRecord): RestorePoint {
+  return {
+    id: pointIdOf(job.id),
+    jobId: job.id,
+    guestId: job.guestId,
+    groupRunId: job.groupRunId ?? "",
+    engine: job.engine,
+    mode: job.mode,
+    consistency: job.consistency,
+    snapshotAt: job.snapshotAt,
+    createdAt: job.finishedAt ?? job.phaseSince,
+    locationKind: locationKindOf(job.engine, job.archivePath),
+    location: job.archivePath,
+    sizeBytes: job.archiveBytes,
+    stacks: job.stacks.map((s) => ({ stack: s.stack, state: s.state })),
+    protected: false,
+    notes: "",
+  };
+}
+
 /** The one transition function. Throws LULL_E_JOB_TERMINAL / LULL_E_WRONG_PHASE / LULL_E_STACK_NOT_REGISTERED. */
 export function transition(job: JobRecord, event: JobEvent, now: number): Transition {
   if (event.type === "stack-resumed") return stackTransition(job, event, now);
@@ -229,9 +250,19 @@ export function transition(job: JobRecord, event: JobEvent, now: number): Transi
     }
     case "note":
       return { job, effects: [{ type: "emit", event: eventFor(job, EventKind.EVENT_KIND_NOTE, { message: event.message }) }] };
-    case "done":
+    case "done": {
       if (job.phase !== P.PHASE_ARCHIVING) throw wrongPhase(job, event);
-      return phaseChange(job, P.PHASE_DONE, now, {}, { archivePath: event.archivePath, archiveBytes: event.archiveBytes });
+      if (!event.archivePath) throw new LullError("LULL_E_INTERNAL", `job ${job.id} cannot end done without the location of its backup`);
+      const step = phaseChange(job, P.PHASE_DONE, now, {}, { archivePath: event.archivePath, archiveBytes: event.archiveBytes });
+      return { job: step.job, effects: [...step.effects, { type: "restore-point", point: restorePointOf(step.job) }] };
+    }
+    case "found-archive":
+      // Start-up recovery found this job's archive complete on disk: it is recorded on the job
+      // (which recovery then fails), never made a restore point, since the job was not confirmed.
+    {
+      const next: JobRecord = { ...job, archivePath: event.archivePath, archiveBytes: event.archiveBytes, updatedAt: new Date(now) };
+      return { job: next, effects: [{ type: "emit", event: eventFor(next, EventKind.EVENT_KIND_NOTE, { message: event.message }) }] };
+    }
     case "fail":
       return phaseChange(
         job,

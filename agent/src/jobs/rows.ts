@@ -1,11 +1,17 @@
 // Mapping between SQLite rows and the agent's records. Phases are stored by name
 // (readable with the sqlite3 shell); the other enums by their protobuf numbers.
-import { Phase, type Event, type StackStatus } from "@lull/proto";
+import { Phase, type StackStatus } from "@lull/proto";
 import { LullError, phaseFromName, phaseName } from "@lull/shared";
-import type { EventDraft, JobRecord } from "./job.js";
+import { dateOf as date, millisOf as millis } from "../ledger/columns.js";
+import type { JobRecord } from "./job.js";
+
+/** The kind of every job row this module reads and writes (migration 7). */
+export const BACKUP_KIND = "backup";
 
 export interface JobRow {
   id: string;
+  /** The job's kind (migration 7): `backup` for every row of this table's backup jobs. */
+  kind: string;
   guest_id: string;
   idempotency_key: string;
   phase: string;
@@ -49,27 +55,6 @@ export interface JobStackRow {
   post_step: string;
 }
 
-export interface EventRow {
-  seq: number;
-  at: number;
-  job_id: string;
-  guest_id: string;
-  kind: number;
-  phase: number;
-  mode: number;
-  consistency: number;
-  snapshot_at: number | null;
-  bytes_done: number;
-  bytes_total: number;
-  stack: string;
-  stack_state: number;
-  downtime_ms: number;
-  error_code: string;
-  message: string;
-  /** '' when the event belongs to no group run (migration 4). */
-  group_run_id: string;
-}
-
 /**
  * A guest vzdump shut down in stop mode for a job (migration 5): written at the hook's `pre-stop`
  * before vzdump goes on to the shutdown, closed by `post-restart` (vzdump started it again) or by
@@ -89,8 +74,6 @@ export interface VzdumpShutdownRow {
   noted_at: number | null;
 }
 
-const date = (ms: number | null): Date | undefined => (ms === null ? undefined : new Date(ms));
-const millis = (d: Date | undefined): number | null => (d === undefined ? null : d.getTime());
 
 function phaseOf(name: string, jobId: string): Phase {
   const phase = phaseFromName(name);
@@ -126,6 +109,7 @@ export function stackToRow(jobId: string, s: StackStatus): JobStackRow {
 }
 
 export function jobFromRow(row: JobRow, stacks: StackStatus[]): JobRecord {
+  if (row.kind !== BACKUP_KIND) throw new LullError("LULL_E_INTERNAL", `job ${row.id} is a ${row.kind} job, not a backup`);
   return {
     id: row.id,
     guestId: row.guest_id,
@@ -161,6 +145,7 @@ export function jobFromRow(row: JobRow, stacks: StackStatus[]): JobRecord {
 export function jobToRow(job: JobRecord, epoch: number): JobRow {
   return {
     id: job.id,
+    kind: BACKUP_KIND,
     guest_id: job.guestId,
     idempotency_key: job.idempotencyKey,
     phase: phaseName(job.phase),
@@ -188,48 +173,5 @@ export function jobToRow(job: JobRecord, epoch: number): JobRow {
     requested_by: job.requestedBy,
     epoch,
     group_run_id: job.groupRunId ?? "",
-  };
-}
-
-export function eventToRow(e: EventDraft, at: number): Omit<EventRow, "seq"> {
-  return {
-    at,
-    job_id: e.jobId,
-    guest_id: e.guestId,
-    kind: e.kind,
-    phase: e.phase,
-    mode: e.mode,
-    consistency: e.consistency,
-    snapshot_at: millis(e.snapshotAt),
-    bytes_done: e.bytesDone,
-    bytes_total: e.bytesTotal,
-    stack: e.stack,
-    stack_state: e.stackState,
-    downtime_ms: e.downtimeMs,
-    error_code: e.errorCode,
-    message: e.message,
-    group_run_id: e.groupRunId ?? "",
-  };
-}
-
-export function eventFromRow(row: EventRow): Event {
-  return {
-    seq: row.seq,
-    at: new Date(row.at),
-    jobId: row.job_id,
-    guestId: row.guest_id,
-    kind: row.kind,
-    phase: row.phase,
-    mode: row.mode,
-    consistency: row.consistency,
-    snapshotAt: date(row.snapshot_at),
-    bytesDone: row.bytes_done,
-    bytesTotal: row.bytes_total,
-    stack: row.stack,
-    stackState: row.stack_state,
-    downtimeMs: row.downtime_ms,
-    errorCode: row.error_code,
-    message: row.message,
-    ...(row.group_run_id ? { groupRunId: row.group_run_id } : {}),
   };
 }

@@ -11,7 +11,7 @@ import { LullError } from "@lull/shared";
 import { eventFor, newJobRecord, type JobRecord } from "./job.js";
 import { newJobId } from "./job-id.js";
 import { transition } from "./machine.js";
-import { MIGRATIONS } from "./migrations.js";
+import { MIGRATIONS } from "../ledger/migrations.js";
 import { JobStore } from "./store.js";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
@@ -67,7 +67,7 @@ describe("job store", () => {
     const second = JobStore.open(path);
     assert.equal(second.epoch, 2);
     assert.equal(second.getJob(record.id)?.idempotencyKey, "k-migrate");
-    assert.equal(second.lastEventSeq(), 1);
+    assert.equal(second.events.lastSeq(), 1);
     second.close();
   });
 
@@ -131,7 +131,7 @@ describe("job store", () => {
     const stale = transition(quiescing, { type: "cancel", reason: "stale" }, T0 + 3);
     assert.equal(codeOf(() => old.saveJob(stale.job, [eventFor(stale.job, EventKind.EVENT_KIND_PHASE)], T0 + 3)), "LULL_E_AGENT_RESTARTED");
     assert.equal(newer.getJob(record.id)?.phase, Phase.PHASE_FAILED);
-    assert.equal(newer.eventsAfter({ afterSeq: 0, jobId: record.id, limit: 10 }).length, 1, "the stale write's event was rolled back");
+    assert.equal(newer.events.after({ afterSeq: 0, jobId: record.id, limit: 10 }).length, 1, "the stale write's event was rolled back");
     old.close();
     newer.close();
   });
@@ -141,10 +141,10 @@ describe("job store", () => {
     const a = create(store, job("ga", "ea")).job;
     const b = create(store, job("gb", "eb")).job;
     store.saveJob(a, [eventFor(a, EventKind.EVENT_KIND_NOTE, { message: "one" })], T0 + 5);
-    const all = store.eventsAfter({ afterSeq: 0, limit: 100 });
+    const all = store.events.after({ afterSeq: 0, limit: 100 });
     assert.deepEqual(all.map((e) => e.seq), [1, 2, 3]);
-    assert.deepEqual(store.eventsAfter({ afterSeq: 1, guestId: "ga", limit: 100 }).map((e) => e.message), ["one"]);
-    assert.deepEqual(store.eventsAfter({ afterSeq: 0, jobId: b.id, limit: 100 }).map((e) => e.seq), [2]);
+    assert.deepEqual(store.events.after({ afterSeq: 1, guestId: "ga", limit: 100 }).map((e) => e.message), ["one"]);
+    assert.deepEqual(store.events.after({ afterSeq: 0, jobId: b.id, limit: 100 }).map((e) => e.seq), [2]);
     assert.deepEqual(all[2]?.at, new Date(T0 + 5));
     store.close();
   });

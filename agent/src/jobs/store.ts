@@ -1,45 +1,21 @@
-// The agent's durable state in SQLite (better-sqlite3): jobs, the stacks of each job's
-// barrier, registered stacks with leases, and the event log. Every method is synchronous;
-// a job and the events describing its change are written in one transaction.
+// The backup jobs' tables in the agent's SQLite database (better-sqlite3): jobs, the stacks of
+// each job's barrier, and registered stacks with leases. Every method is synchronous. The agent
+// changes a job only through its ledger (jobs/ledger.ts); `createJob`/`saveJob` write a job and
+// its events directly, for tests and tools that seed a database into a given state.
 //
-// Fencing: each open starts a new epoch. Job writes carry the writer's epoch and only
-// succeed on rows whose epoch is not newer, so a runner of an older agent start cannot
-// overwrite what a newer one (or its recovery) decided.
+// Fencing: job writes carry the database's epoch and only succeed on rows whose epoch is not
+// newer, so a runner of an older agent start cannot overwrite what a newer one decided.
 import type { Database as Db, Statement } from "better-sqlite3";
 import type { Event } from "@lull/proto";
 import { LullError } from "@lull/shared";
-import type { EventDraft, JobRecord } from "./job.js";
-import { openAgentDatabase } from "./database.js";
-import {
-  eventFromRow,
-  eventToRow,
-  jobFromRow,
-  jobToRow,
-  stackFromRow,
-  stackToRow,
-  type EventRow,
-  type JobRow,
-  type JobStackRow,
-} from "./rows.js";
-
-export interface JobStoreOptions {
-  /** How long a write waits for a lock held by another connection. Default 5000 ms. */
-  busyTimeoutMs?: number;
-  /** Clock for the epoch's start time. */
-  now?: () => number;
-}
+import { AgentDatabase, type AgentDatabaseOptions } from "../ledger/agent-database.js";
+import { EventLog, type EventDraft } from "../ledger/event-log.js";
+import type { JobRecord } from "./job.js";
+import { jobFromRow, jobToRow, stackFromRow, stackToRow, type JobRow, type JobStackRow } from "./rows.js";
 
 export interface ListJobsQuery {
   guestId?: string | undefined;
   activeOnly?: boolean;
-  limit: number;
-}
-
-export interface EventQuery {
-  afterSeq: number;
-  guestId?: string | undefined;
-  jobId?: string | undefined;
-  groupRunId?: string | undefined;
   limit: number;
 }
 
@@ -50,7 +26,7 @@ export interface CreateResult {
 }
 
 const JOB_COLUMNS: readonly (keyof JobRow)[] = [
-  "id", "guest_id", "idempotency_key", "phase", "engine", "mode", "consistency", "policy", "created_at", "updated_at",
+  "id", "kind", "guest_id", "idempotency_key", "phase", "engine", "mode", "consistency", "policy", "created_at", "updated_at",
   "phase_since", "snapshot_at", "finished_at", "failed_in", "error_code", "error_message", "archive_path",
   "archive_bytes", "bytes_done", "bytes_total", "quiesce_ms", "snapshot_ms", "archive_ms", "total_ms",
   "quiesce_timeout_ms", "requested_by", "epoch", "group_run_id",
@@ -58,29 +34,20 @@ const JOB_COLUMNS: readonly (keyof JobRow)[] = [
 
 const ACTIVE = "phase NOT IN ('done', 'failed', 'cancelled')";
 
-/** The `pruned_events` scope of every event (guest ids never contain `*`). */
-export const PRUNED_ANY_GUEST = "*";
-
 export class JobStore {
-  readonly epoch: number;
+  /** The event log of the same database. */
+  readonly events: EventLog;
   private readonly db: Db;
   private readonly stmt: Record<string, Statement>;
 
-  static open(path: string, options: JobStoreOptions = {}): JobStore {
-    const db = openAgentDatabase(path, options);
-    try {
-      const started = (options.now ?? Date.now)();
-      const epoch = Number(db.prepare("INSERT INTO agent_epochs (started_at) VALUES (?)").run(started).lastInsertRowid);
-      return new JobStore(db, epoch);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
+  /** Opens (and migrates) a database with a new epoch and the job store over it; close() closes it. */
+  static open(path: string, options: AgentDatabaseOptions = {}): JobStore {
+    return new JobStore(AgentDatabase.open(path, options));
   }
 
-  private constructor(db: Db, epoch: number) {
-    this.db = db;
-    this.epoch = epoch;
+  constructor(readonly database: AgentDatabase) {
+    const db = (this.db = database.connection);
+    this.events = new EventLog(database);
     this.stmt = {
       jobById: db.prepare("SELECT * FROM jobs WHERE id = ?"),
       jobByKey: db.prepare("SELECT * FROM jobs WHERE idempotency_key = ?"),
@@ -100,21 +67,6 @@ export class JobStore {
            downtime_ms = excluded.downtime_ms, resumed_early = excluded.resumed_early,
            acknowledged_at = excluded.acknowledged_at, resumed_at = excluded.resumed_at, post_step = excluded.post_step`,
       ),
-      insertEvent: db.prepare(
-        `INSERT INTO events (at, job_id, guest_id, kind, phase, mode, consistency, snapshot_at, bytes_done, bytes_total,
-           stack, stack_state, downtime_ms, error_code, message, group_run_id)
-         VALUES (@at, @job_id, @guest_id, @kind, @phase, @mode, @consistency, @snapshot_at, @bytes_done, @bytes_total,
-           @stack, @stack_state, @downtime_ms, @error_code, @message, @group_run_id)`,
-      ),
-      // AUTOINCREMENT's counter too: retention may have deleted the newest events, never their numbers.
-      lastSeq: db.prepare(
-        `SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0),
-                    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)) AS seq`,
-      ),
-      prunedThrough: db.prepare("SELECT through_seq FROM pruned_events WHERE scope = ?"),
-      recordArchive: db.prepare(
-        `UPDATE jobs SET archive_path = ?, archive_bytes = ? WHERE id = ? AND epoch <= ? AND ${ACTIVE}`,
-      ),
       upsertLease: db.prepare(
         `INSERT INTO stacks (guest_id, stack, controller_id, registered_at, lease_expires_at)
          VALUES (@guest_id, @stack, @controller_id, @now, @expires)
@@ -132,18 +84,20 @@ export class JobStore {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    this.database.close();
   }
 
-  /** The connection, for the stores of other tables in the same database (group runs share its transactions). */
+  get epoch(): number {
+    return this.database.epoch;
+  }
+
+  /** The connection, for the stores of other tables in the same database. */
   get connection(): Db {
     return this.db;
   }
 
-  /** Runs `fn` in one IMMEDIATE transaction (nested calls become savepoints). `fn` must not await. */
   transaction<T>(fn: () => T): T {
-    if (this.db.inTransaction) return this.db.transaction(fn)();
-    return this.db.transaction(fn).immediate();
+    return this.database.transaction(fn);
   }
 
   getJob(id: string): JobRecord | undefined {
@@ -171,23 +125,25 @@ export class JobStore {
     return rows.map((r) => this.hydrate(r) as JobRecord);
   }
 
+  jobByKey(idempotencyKey: string): JobRecord | undefined {
+    return this.hydrate(this.stmt.jobByKey!.get(idempotencyKey) as JobRow | undefined);
+  }
+
   /**
-   * Creates a job unless its idempotency key is known: the same key for the same guest returns
-   * the existing job (created = false); for another guest it is LULL_E_IDEMPOTENCY_CONFLICT.
-   * A guest with a job that has not ended is LULL_E_GUEST_BUSY (also enforced by a unique index).
+   * The job already made for `job`'s idempotency key, or undefined when the key is new: the same key
+   * for another guest is LULL_E_IDEMPOTENCY_CONFLICT.
    */
-  createJob(job: JobRecord, events: readonly EventDraft[], now: number): CreateResult {
-    return this.transaction(() => {
-      const existing = this.hydrate(this.stmt.jobByKey!.get(job.idempotencyKey) as JobRow | undefined);
-      if (existing) {
-        if (existing.guestId !== job.guestId) {
-          throw new LullError(
-            "LULL_E_IDEMPOTENCY_CONFLICT",
-            `idempotency key ${job.idempotencyKey} was already used for guest ${existing.guestId}`,
-          );
-        }
-        return { job: existing, created: false, events: [] };
-      }
+  existingFor(job: JobRecord): JobRecord | undefined {
+    const existing = this.jobByKey(job.idempotencyKey);
+    if (existing && existing.guestId !== job.guestId) {
+      throw new LullError("LULL_E_IDEMPOTENCY_CONFLICT", `idempotency key ${job.idempotencyKey} was already used for guest ${existing.guestId}`);
+    }
+    return existing;
+  }
+
+  /** Inserts a new job; a guest with a job that has not ended is LULL_E_GUEST_BUSY (also enforced by a unique index). */
+  insertJob(job: JobRecord): void {
+    this.transaction(() => {
       const active = this.activeJob(job.guestId);
       if (active) throw busy(job.guestId, active.id);
       try {
@@ -197,13 +153,12 @@ export class JobStore {
         throw err;
       }
       this.writeStacks(job);
-      return { job, created: true, events: this.appendEvents(events, now) };
     });
   }
 
-  /** Writes a changed job and the events describing the change, fenced by this store's epoch. */
-  saveJob(job: JobRecord, events: readonly EventDraft[], now: number): Event[] {
-    return this.transaction(() => {
+  /** Writes a changed job, fenced by this store's epoch. */
+  updateJob(job: JobRecord): void {
+    this.transaction(() => {
       const result = this.stmt.updateJob!.run(jobToRow(job, this.epoch));
       if (result.changes !== 1) {
         const row = this.stmt.jobById!.get(job.id) as JobRow | undefined;
@@ -214,7 +169,24 @@ export class JobStore {
         );
       }
       this.writeStacks(job);
-      return this.appendEvents(events, now);
+    });
+  }
+
+  /** Seeds a job with its events unless its idempotency key is known (tests, tools). */
+  createJob(job: JobRecord, events: readonly EventDraft[], now: number): CreateResult {
+    return this.transaction(() => {
+      const existing = this.existingFor(job);
+      if (existing) return { job: existing, created: false, events: [] };
+      this.insertJob(job);
+      return { job, created: true, events: this.events.append(events, now) };
+    });
+  }
+
+  /** Seeds a changed job with its events, fenced by the epoch (tests, tools). */
+  saveJob(job: JobRecord, events: readonly EventDraft[], now: number): Event[] {
+    return this.transaction(() => {
+      this.updateJob(job);
+      return this.events.append(events, now);
     });
   }
 
@@ -252,47 +224,6 @@ export class JobStore {
     return rows.map((r) => ({ stack: r.stack, leaseExpiredAt: r.lease_expires_at }));
   }
 
-  /** Persisted events with seq > afterSeq, oldest first. */
-  eventsAfter(query: EventQuery): Event[] {
-    const where = ["seq > ?"];
-    const args: unknown[] = [query.afterSeq];
-    if (query.guestId !== undefined) {
-      where.push("guest_id = ?");
-      args.push(query.guestId);
-    }
-    if (query.jobId !== undefined) {
-      where.push("job_id = ?");
-      args.push(query.jobId);
-    }
-    if (query.groupRunId !== undefined) {
-      where.push("group_run_id = ?");
-      args.push(query.groupRunId);
-    }
-    const sql = `SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`;
-    return (this.db.prepare(sql).all(...args, query.limit) as EventRow[]).map(eventFromRow);
-  }
-
-  lastEventSeq(): number {
-    return (this.stmt.lastSeq!.get() as { seq: number }).seq;
-  }
-
-  /**
-   * The newest sequence number that retention deleted from `guestId`'s events (every event's when
-   * undefined), 0 when none was: a watcher positioned before it may have missed events.
-   */
-  prunedThroughSeq(guestId?: string): number {
-    const row = this.stmt.prunedThrough!.get(guestId ?? PRUNED_ANY_GUEST) as { through_seq: number } | undefined;
-    return row?.through_seq ?? 0;
-  }
-
-  /**
-   * Records an archive found complete on disk on a job that has not ended (start-up recovery, before
-   * it settles the job), fenced like every job write. Returns whether the job took it.
-   */
-  recordFoundArchive(jobId: string, archivePath: string, archiveBytes: number): boolean {
-    return this.stmt.recordArchive!.run(archivePath, archiveBytes, jobId, this.epoch).changes === 1;
-  }
-
   private hydrate(row: JobRow | undefined): JobRecord | undefined {
     if (!row) return undefined;
     const stacks = (this.stmt.stacksOf!.all(row.id) as JobStackRow[]).map(stackFromRow);
@@ -301,15 +232,6 @@ export class JobStore {
 
   private writeStacks(job: JobRecord): void {
     for (const s of job.stacks) this.stmt.upsertJobStack!.run(stackToRow(job.id, s));
-  }
-
-  /** Appends events (inside the caller's transaction when there is one); returns them with their sequence numbers. */
-  appendEvents(drafts: readonly EventDraft[], at: number): Event[] {
-    return drafts.map((draft) => {
-      const row = eventToRow(draft, at);
-      const seq = Number(this.stmt.insertEvent!.run(row).lastInsertRowid);
-      return eventFromRow({ seq, ...row });
-    });
   }
 }
 

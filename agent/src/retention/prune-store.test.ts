@@ -56,7 +56,7 @@ describe("retention: what goes", () => {
     const groupEventsOfRun = count(store, "SELECT COUNT(*) AS n FROM events WHERE job_id = '' AND group_run_id = ?", g1Old.runId);
     assert.ok(groupEventsOfRun > 0, "the run has events of its own");
     const eventsBefore = count(store, "SELECT COUNT(*) AS n FROM events");
-    const lastSeq = store.lastEventSeq();
+    const lastSeq = store.events.lastSeq();
     const watermarkA = maxSeqOf(store, [a101, a90]);
     const watermarkAll = Math.max(maxSeqOf(store, gone), count(store, "SELECT MAX(seq) AS n FROM events WHERE group_run_id = ?", g1Old.runId));
 
@@ -81,10 +81,10 @@ describe("retention: what goes", () => {
     assert.equal(count(store, "SELECT COUNT(*) AS n FROM events WHERE group_run_id = ?", g1Old.runId), 0, "the run's own events went with it");
     assert.equal(count(store, "SELECT COUNT(*) AS n FROM group_runs"), 2);
 
-    assert.equal(store.prunedThroughSeq(), watermarkAll);
-    assert.equal(store.prunedThroughSeq("a"), watermarkA);
-    assert.equal(store.prunedThroughSeq("b"), 0, "nothing of b was pruned");
-    assert.equal(store.lastEventSeq(), lastSeq);
+    assert.equal(store.events.prunedThrough(), watermarkAll);
+    assert.equal(store.events.prunedThrough("a"), watermarkA);
+    assert.equal(store.events.prunedThrough("b"), 0, "nothing of b was pruned");
+    assert.equal(store.events.lastSeq(), lastSeq);
     assert.deepEqual(prune.prunableUnits(POLICY, NOW), [], "a second look finds nothing");
     store.close();
   });
@@ -114,12 +114,12 @@ describe("retention: sequence numbers", () => {
     const store = openStore();
     const h = new History(store);
     h.ended("a", 50, { progress: 3 });
-    const last = store.lastEventSeq();
+    const last = store.events.lastSeq();
     const prune = new PruneStore(store);
     prune.deleteUnits(prune.prunableUnits({ maxAgeMs: DAY_MS, keepLast: 0 }, NOW));
     assert.equal(count(store, "SELECT COUNT(*) AS n FROM events"), 0);
-    assert.equal(store.lastEventSeq(), last, "the newest number is still known");
-    assert.equal(store.prunedThroughSeq(), last);
+    assert.equal(store.events.lastSeq(), last, "the newest number is still known");
+    assert.equal(store.events.prunedThrough(), last);
     const next = h.ended("a", 1);
     assert.ok(count(store, "SELECT MIN(seq) AS n FROM events WHERE job_id = ?", next) > last, "new events get new numbers");
     store.close();

@@ -8,7 +8,8 @@
 // Event numbers are never reused (AUTOINCREMENT), so sequence numbers stay monotonic.
 import type { Database as Db, Statement } from "better-sqlite3";
 import { LullError } from "@lull/shared";
-import { PRUNED_ANY_GUEST, type JobStore } from "../jobs/store.js";
+import type { JobStore } from "../jobs/store.js";
+import { PRUNED_ANY_GUEST } from "../ledger/event-log.js";
 import type { RetentionPolicy } from "./config.js";
 
 const ENDED = "('done', 'failed', 'cancelled')";
@@ -38,6 +39,9 @@ interface Candidate {
 const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** Tables (other than `exclude`) that have the column `column`. */
+/** Tables that name a job but outlive job history: the restore points (`backups`) stay when their job goes. */
+const OUTLIVE_JOBS = ["backups"];
+
 function tablesWithColumn(db: Db, column: string, exclude: readonly string[]): string[] {
   const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string }>;
   return tables
@@ -56,11 +60,11 @@ export class PruneStore {
   constructor(private readonly jobs: JobStore) {
     const db = (this.db = jobs.connection);
     const ids = "(SELECT value FROM json_each(?))";
-    this.jobChildren = tablesWithColumn(db, "job_id", ["jobs"]).map((table) => ({
+    this.jobChildren = tablesWithColumn(db, "job_id", ["jobs", ...OUTLIVE_JOBS]).map((table) => ({
       table,
       delete: db.prepare(`DELETE FROM ${quoteName(table)} WHERE job_id IN ${ids}`),
     }));
-    this.runChildren = tablesWithColumn(db, "group_run_id", ["jobs", "group_runs"]).map((table) => ({
+    this.runChildren = tablesWithColumn(db, "group_run_id", ["jobs", "group_runs", ...OUTLIVE_JOBS]).map((table) => ({
       table,
       delete: db.prepare(`DELETE FROM ${quoteName(table)} WHERE group_run_id = ?`),
     }));

@@ -74,7 +74,7 @@ export function groupFixture(options: GroupFixtureOptions): GroupFixture {
   const events: Event[] = [];
   bus.subscribe({}, (e) => void events.push(e));
   const ledger = new JobLedger({ store, bus, log, clock });
-  const groupLedger = new GroupLedger({ store: new GroupStore(store), bus, log, clock });
+  const groupLedger = new GroupLedger(ledger);
   const coordinator = new GroupCoordinator({
     ledger: groupLedger,
     bus,

@@ -38,7 +38,7 @@ export class History {
     const log = silentLogger();
     const bus = new EventBus(log);
     this.jobs = new JobLedger({ store, bus, log, clock: this.clock });
-    this.groups = new GroupLedger({ store: new GroupStore(store), bus, log, clock: this.clock });
+    this.groups = new GroupLedger(this.jobs);
   }
 
   private newJob(guestId: string, groupRunId?: string) {

@@ -7,6 +7,12 @@ export interface Migration {
   version: number;
   description: string;
   sql: string;
+  /**
+   * The migration rebuilds a table other tables reference (SQLite cannot change a CHECK in place):
+   * it runs with foreign keys off, so dropping the old table cascades nowhere, and is checked with
+   * `PRAGMA foreign_key_check` before it commits.
+   */
+  rebuildsTables?: true;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -192,6 +198,88 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    description: "jobs.kind: every job row carries its kind (backup now; restore, verify, prune next), and the phase CHECK is per kind",
+    rebuildsTables: true,
+    sql: `
+      CREATE TABLE jobs_by_kind (
+        id                 TEXT PRIMARY KEY,
+        kind               TEXT NOT NULL DEFAULT 'backup' CHECK (kind IN ('backup', 'restore', 'verify', 'prune')),
+        guest_id           TEXT NOT NULL,
+        idempotency_key    TEXT NOT NULL UNIQUE,
+        phase              TEXT NOT NULL CHECK (length(phase) > 0),
+        engine             TEXT NOT NULL,
+        mode               INTEGER NOT NULL DEFAULT 0,
+        consistency        INTEGER NOT NULL DEFAULT 0,
+        policy             INTEGER NOT NULL,
+        created_at         INTEGER NOT NULL,
+        updated_at         INTEGER NOT NULL,
+        phase_since        INTEGER NOT NULL,
+        snapshot_at        INTEGER,
+        finished_at        INTEGER,
+        failed_in          TEXT,
+        error_code         TEXT NOT NULL DEFAULT '',
+        error_message      TEXT NOT NULL DEFAULT '',
+        archive_path       TEXT NOT NULL DEFAULT '',
+        archive_bytes      INTEGER NOT NULL DEFAULT 0,
+        bytes_done         INTEGER NOT NULL DEFAULT 0,
+        bytes_total        INTEGER NOT NULL DEFAULT 0,
+        quiesce_ms         INTEGER NOT NULL DEFAULT 0,
+        snapshot_ms        INTEGER NOT NULL DEFAULT 0,
+        archive_ms         INTEGER NOT NULL DEFAULT 0,
+        total_ms           INTEGER NOT NULL DEFAULT 0,
+        quiesce_timeout_ms INTEGER NOT NULL,
+        requested_by       TEXT NOT NULL DEFAULT '',
+        epoch              INTEGER NOT NULL,
+        group_run_id       TEXT NOT NULL DEFAULT '',
+        -- Each kind's phases; the ended ones (done, failed, cancelled) are common to all kinds.
+        CHECK (kind <> 'backup' OR phase IN
+          ('queued','quiescing','snapshotting','snapshotted','archiving','done','failed','cancelled'))
+      );
+      INSERT INTO jobs_by_kind (id, kind, guest_id, idempotency_key, phase, engine, mode, consistency, policy, created_at,
+          updated_at, phase_since, snapshot_at, finished_at, failed_in, error_code, error_message, archive_path, archive_bytes,
+          bytes_done, bytes_total, quiesce_ms, snapshot_ms, archive_ms, total_ms, quiesce_timeout_ms, requested_by, epoch, group_run_id)
+        SELECT id, 'backup', guest_id, idempotency_key, phase, engine, mode, consistency, policy, created_at,
+          updated_at, phase_since, snapshot_at, finished_at, failed_in, error_code, error_message, archive_path, archive_bytes,
+          bytes_done, bytes_total, quiesce_ms, snapshot_ms, archive_ms, total_ms, quiesce_timeout_ms, requested_by, epoch, group_run_id
+        FROM jobs;
+      DROP TABLE jobs;
+      ALTER TABLE jobs_by_kind RENAME TO jobs;
+      -- One job per guest that has not ended, of whatever kind, enforced by the database itself.
+      CREATE UNIQUE INDEX jobs_one_active_per_guest ON jobs (guest_id)
+        WHERE phase NOT IN ('done', 'failed', 'cancelled');
+      CREATE INDEX jobs_by_guest ON jobs (guest_id, created_at);
+      CREATE INDEX jobs_by_group_run ON jobs (group_run_id, guest_id);
+    `,
+  },
+  {
+    version: 8,
+    description: "backups: one row per restore point, written when its job ends done, outliving job history",
+    sql: `
+      -- No foreign key to jobs: job retention deletes job rows, never the record of a live backup.
+      CREATE TABLE backups (
+        id              TEXT PRIMARY KEY,
+        job_id          TEXT NOT NULL UNIQUE,
+        guest_id        TEXT NOT NULL,
+        group_run_id    TEXT NOT NULL DEFAULT '',
+        engine          TEXT NOT NULL,
+        mode            INTEGER NOT NULL,
+        consistency     INTEGER NOT NULL,
+        snapshot_at     INTEGER,
+        created_at      INTEGER NOT NULL,
+        location_kind   TEXT NOT NULL CHECK (location_kind IN ('native-archive', 'vzdump-archive', 'pbs-snapshot')),
+        location        TEXT NOT NULL CHECK (length(location) > 0),
+        size_bytes      INTEGER NOT NULL DEFAULT 0,
+        -- [{ "stack": …, "state": … }] as they stood when the job ended.
+        stacks          TEXT NOT NULL DEFAULT '[]',
+        protected       INTEGER NOT NULL DEFAULT 0 CHECK (protected IN (0, 1)),
+        notes           TEXT NOT NULL DEFAULT '',
+        removed_at      INTEGER
+      );
+      CREATE INDEX backups_by_guest ON backups (guest_id, created_at);
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */
@@ -209,14 +297,26 @@ export function migrate(db: Database, migrations: readonly Migration[] = MIGRATI
     if (m.version <= current) continue;
     // IMMEDIATE, and the version read again inside: a second connection (the `lull-agent token`
     // command next to a starting agent) that migrated first makes this one a no-op.
-    const ran = db
-      .transaction(() => {
-        if ((db.pragma("user_version", { simple: true }) as number) >= m.version) return false;
-        db.exec(m.sql);
-        db.pragma(`user_version = ${m.version}`);
-        return true;
-      })
-      .immediate();
+    // Foreign keys can only be switched outside a transaction.
+    const keys = db.pragma("foreign_keys", { simple: true }) as number;
+    if (m.rebuildsTables) db.pragma("foreign_keys = OFF");
+    let ran: boolean;
+    try {
+      ran = db
+        .transaction(() => {
+          if ((db.pragma("user_version", { simple: true }) as number) >= m.version) return false;
+          db.exec(m.sql);
+          if (m.rebuildsTables) {
+            const broken = db.pragma("foreign_key_check") as unknown[];
+            if (broken.length > 0) throw new LullError("LULL_E_INTERNAL", `migration ${m.version} would break ${broken.length} foreign keys; nothing was changed`);
+          }
+          db.pragma(`user_version = ${m.version}`);
+          return true;
+        })
+        .immediate();
+    } finally {
+      if (m.rebuildsTables) db.pragma(`foreign_keys = ${keys ? "ON" : "OFF"}`);
+    }
     if (!ran) continue;
     applied.push(m.version);
   }
