@@ -1,5 +1,5 @@
 // The group coordinator: one barrier and one snapshot point across the member jobs of a group run.
-// The runner gives each member's hooks a GroupMembership:
+// It implements the jobs' membership port (jobs/membership.ts): the runner gives each member's hooks a GroupMembership:
 //   - after its own quiesce barrier ended, a member waits until every member's has (the group
 //     barrier; a member without a point-in-time copy waits for the snapshot point instead);
 //   - after its copy exists, a member waits until every member's does (the snapshot point), and
@@ -17,24 +17,12 @@ import { Consistency, EventKind, Phase, StackState, type Job } from "@lull/proto
 import { LullError, isTerminal, phaseName, type Clock, type Logger } from "@lull/shared";
 import type { EventBus } from "../events/bus.js";
 import type { JobRecord } from "../jobs/job.js";
+import type { GroupMembership, GroupMemberships } from "../jobs/membership.js";
 import { Deferred } from "./deferred.js";
 import type { GroupRunRecord } from "./group-run.js";
 import type { GroupLedger } from "./ledger.js";
 import type { GroupEvent } from "./machine.js";
 import { MEMBER_FAILED_CODE, groupOutcome, quote, rootCause } from "./outcome.js";
-
-/** What a member job's run sees of its group. */
-export interface GroupMembership {
-  readonly groupRunId: string;
-  /** Aborts (reason: the failure) when the group fails before its snapshot point. */
-  readonly signal: AbortSignal;
-  /** Why the group stops before its point, once it does: LULL_E_GROUP_MEMBER_FAILED, or LULL_E_CANCELLED (the run was cancelled). */
-  readonly failure: LullError | undefined;
-  /** This member's own barrier ended; resolves when the group may go on. Rejects with the failure, or when `signal` aborts. */
-  barrierEnded(consistency: Consistency, signal: AbortSignal): Promise<void>;
-  /** This member's copy exists; resolves at the snapshot point (every copy exists). Rejects with the failure, or when `signal` aborts. */
-  snapshotTaken(snapshotAt: number, signal: AbortSignal): Promise<void>;
-}
 
 export interface GroupCoordinatorDeps {
   ledger: GroupLedger;
@@ -77,7 +65,7 @@ function causeOf(m: Job): string {
   return `member ${m.guestId} (job ${m.id}) ${how}${where}: ${m.errorCode || "no code"}${text ? `: ${text}` : ""}`;
 }
 
-export class GroupCoordinator {
+export class GroupCoordinator implements GroupMemberships {
   private readonly active = new Map<string, ActiveGroup>();
   private readonly byJob = new Map<string, ActiveGroup>();
   private readonly barrierSlackMs: number;

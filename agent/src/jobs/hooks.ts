@@ -5,7 +5,7 @@ import { Consistency, Phase, type SnapshotMode } from "@lull/proto";
 import { LullError, type Clock, type Logger } from "@lull/shared";
 import type { EngineHooks } from "../engines/engine.js";
 import type { EventBus } from "../events/bus.js";
-import type { GroupMembership } from "../groups/coordinator.js";
+import type { GroupMembership } from "./membership.js";
 import { LAPSED_STACK_HORIZON_MS, decideBarrier, waitForBarrier, type LapsedStack } from "./barrier.js";
 import type { FailpointGate } from "./failpoint.js";
 import type { JobRecord } from "./job.js";

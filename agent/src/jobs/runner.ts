@@ -7,7 +7,7 @@ import { LullError, asLullError, isTerminal, phaseName, type Clock, type Logger 
 import type { GuestConfig } from "../config.js";
 import type { BackupEngine } from "../engines/engine.js";
 import type { EventBus } from "../events/bus.js";
-import type { GroupMembership } from "../groups/coordinator.js";
+import type { GroupMemberships } from "./membership.js";
 import { FailpointGate } from "./failpoint.js";
 import { RunHooks } from "./hooks.js";
 import type { JobRecord } from "./job.js";
@@ -28,7 +28,7 @@ export interface JobRunnerDeps {
   failpoint?: Phase | undefined;
   progressIntervalMs?: number;
   /** Consistency groups: the membership of a job that belongs to a running group run. */
-  groups?: { membershipOf(jobId: string): GroupMembership | undefined } | undefined;
+  groups?: GroupMemberships | undefined;
 }
 
 interface ActiveRun {
