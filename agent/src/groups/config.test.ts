@@ -9,7 +9,7 @@ import { StartGroupBackupRequest } from "@lull/proto";
 import { LullError } from "@lull/shared";
 import { loadAgentConfig, type GuestConfig } from "../config.js";
 import { groupConfigIssues } from "./config.js";
-import { membersOf } from "./validate.js";
+import { membersOf } from "../api/group-validate.js";
 
 const guest = (id: string) => ({ id, driver: "dir", snapshot: "copy", volumes: [{ name: "data", path: `/srv/${id}` }] });
 

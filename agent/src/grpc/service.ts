@@ -9,13 +9,13 @@ import type { EventBus } from "../events/bus.js";
 import { streamEvents } from "../events/watch.js";
 import type { GroupCoordinator } from "../groups/coordinator.js";
 import type { GroupLedger } from "../groups/ledger.js";
-import { createGroupHandlers } from "../groups/service.js";
+import { createGroupHandlers } from "../api/group-handlers.js";
 import { newJobId } from "../jobs/job-id.js";
 import { eventFor, newJobRecord, toApiJob, type JobRecord } from "../jobs/job.js";
 import type { JobLedger } from "../jobs/ledger.js";
 import { quiesceSettings } from "../jobs/policy.js";
 import type { JobRunner } from "../jobs/runner.js";
-import * as check from "./validate.js";
+import * as check from "../api/validate.js";
 
 export interface AgentServiceDeps {
   config: Readonly<AgentConfig>;

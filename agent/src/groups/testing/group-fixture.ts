@@ -18,7 +18,7 @@ import { JobStore } from "../../jobs/store.js";
 import { GroupCoordinator } from "../coordinator.js";
 import type { GroupRunRecord } from "../group-run.js";
 import { GroupLedger } from "../ledger.js";
-import { createGroupHandlers, type GroupHandlers } from "../service.js";
+import { createGroupHandlers, type GroupHandlers } from "../../api/group-handlers.js";
 import { GroupStore } from "../store.js";
 
 export interface GroupFixtureOptions {

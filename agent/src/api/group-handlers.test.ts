@@ -8,8 +8,8 @@ import { afterEach, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { Consistency, EventKind, Phase, QuiescePolicy, StackState, type Event } from "@lull/proto";
 import { collectEvents, rejectsWith, startTestAgent, waitForJob, type TestAgent } from "../testing/agent-harness.js";
-import { groupApi, waitForGroup, type GroupApi } from "./testing/group-api.js";
-import { TimelineEngine } from "./testing/timeline-engine.js";
+import { groupApi, waitForGroup, type GroupApi } from "../groups/testing/group-api.js";
+import { TimelineEngine } from "../groups/testing/timeline-engine.js";
 
 let current: TestAgent | undefined;
 afterEach(async () => {

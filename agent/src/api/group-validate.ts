@@ -5,9 +5,9 @@
 import type { CancelGroupRequest, GetGroupRequest, ListGroupsRequest, StartGroupBackupRequest } from "@lull/proto";
 import { LIMITS, LullError, validate } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
-import { backupOptions, optionalGuest, optionalRange, requireGuest, type GuestDirectory } from "../grpc/validate.js";
-import { MAX_MEMBERS, groupEngineProblem, type GroupConfig } from "./config.js";
-import { GROUP_ID, validGroupRunId } from "./group-run.js";
+import { backupOptions, optionalGuest, optionalRange, requireGuest, type GuestDirectory } from "./validate.js";
+import { MAX_MEMBERS, groupEngineProblem, type GroupConfig } from "../groups/config.js";
+import { GROUP_ID, validGroupRunId } from "../groups/group-run.js";
 
 export type GroupDirectory = ReadonlyMap<string, GroupConfig>;
 

@@ -5,17 +5,17 @@
 import { QuiescePolicy, type CancelGroupRequest, type CancelGroupResponse, type GetGroupRequest, type GroupInfo, type GroupRun, type ListGroupsRequest, type ListGroupsResponse, type StartGroupBackupRequest, type StartGroupBackupResponse } from "@lull/proto";
 import { LullError, type Clock, type Logger } from "@lull/shared";
 import type { AgentConfig } from "../config.js";
-import type { GuestDirectory } from "../grpc/validate.js";
+import type { GuestDirectory } from "./validate.js";
 import { newJobId } from "../jobs/job-id.js";
 import { newJobRecord, toApiJob } from "../jobs/job.js";
 import type { JobRunner } from "../jobs/runner.js";
-import { cancelGroupRun } from "./cancel.js";
-import type { GroupConfig } from "./config.js";
-import type { GroupCoordinator } from "./coordinator.js";
-import { memberJobKey, newGroupRunId, newGroupRunRecord, toApiGroupRun, type GroupRunRecord } from "./group-run.js";
-import type { GroupLedger } from "./ledger.js";
+import { cancelGroupRun } from "../groups/cancel.js";
+import type { GroupConfig } from "../groups/config.js";
+import type { GroupCoordinator } from "../groups/coordinator.js";
+import { memberJobKey, newGroupRunId, newGroupRunRecord, toApiGroupRun, type GroupRunRecord } from "../groups/group-run.js";
+import type { GroupLedger } from "../groups/ledger.js";
 import { POLICIES, quiesceSettings } from "../jobs/policy.js";
-import * as check from "./validate.js";
+import * as check from "./group-validate.js";
 
 
 export interface GroupServiceDeps {
