@@ -9,20 +9,15 @@ import { systemClock, type Clock, type Logger } from "@lull/shared";
 import { bearerAuthenticator } from "./auth/guard.js";
 import { CallLimiter } from "./auth/rate-limit.js";
 import { TokenStore } from "./auth/token-store.js";
-import { checkConfigPaths, snapshotKind, type AgentConfig } from "./config.js";
+import { checkConfigPaths, type AgentConfig } from "./config.js";
 import type { BackupEngine } from "./engines/engine.js";
 import { acquireDataDirLock, type DataDirLock } from "./datadir/lock.js";
 import { createNativeEngine } from "./engines/native.js";
-import { EventBus } from "./events/bus.js";
 import { createExecaRunner } from "./exec/execa-runner.js";
 import { createAgentService } from "./grpc/service.js";
-import { GroupCoordinator } from "./groups/coordinator.js";
-import { GroupLedger } from "./groups/ledger.js";
-import { GroupStore } from "./groups/store.js";
 import { listenAgentServer } from "./grpc/server.js";
-import { failpointPhase } from "./jobs/failpoint.js";
-import { JobLedger } from "./jobs/ledger.js";
-import { JobRunner, type EngineFor } from "./jobs/runner.js";
+import type { EngineFor } from "./jobs/runner.js";
+import { buildAgentCore } from "./core.js";
 import { JobStore } from "./jobs/store.js";
 import { createPveDaemonPart, usesVzdump, type PveDaemonPart } from "./pve/daemon.js";
 import { recoverAtStart, type RecoveryReport } from "./recovery.js";
@@ -31,8 +26,6 @@ import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
 
 export const DATABASE_FILE = "agent.db";
-/** Longest a CancelJob call waits for the run to end before the runner settles the job itself. */
-export const CANCEL_WAIT_MS = 5_000;
 
 export interface StartAgentOptions {
   config: Readonly<AgentConfig>;
@@ -111,14 +104,14 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
   let pve: PveDaemonPart | undefined;
   try {
     tokens = TokenStore.over(store.connection);
-    const bus = new EventBus(log);
-    const ledger = new JobLedger({ store, bus, log, clock });
-    const groupLedger = new GroupLedger(ledger);
     // The Proxmox side (vzdump engine, hook server, crash cleanup) exists when a guest uses vzdump.
     pve = usesVzdump(config) ? createPveDaemonPart({ config, log, clock, database: store.connection }) : undefined;
     const engineFor = options.engineFor ?? defaultEngineFor(config, log, clock, pve?.engine);
     log.info({ epoch: store.epoch, dataDir: config.dataDir, pid: lock.owner.pid, guests: config.guests.map((g) => g.id) }, "agent starting");
 
+    let shuttingDown = false;
+    const core = buildAgentCore({ config, store, engineFor, log, clock, isShuttingDown: () => shuttingDown });
+    const { bus, ledger, groupLedger, coordinator, runner } = core;
     const recovery = await recoverAtStart({
       ledger,
       groups: groupLedger,
@@ -129,28 +122,8 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       ...(options.signal ? { signal: options.signal } : {}),
     });
 
-    const coordinator = new GroupCoordinator({
-      ledger: groupLedger,
-      bus,
-      clock,
-      log,
-      makesCopy: (guestId) => config.guests.some((g) => g.id === guestId && snapshotKind(g) !== "none"),
-    });
-    const runner = new JobRunner({
-      ledger,
-      bus,
-      clock,
-      log,
-      guests: config.guests,
-      engineFor,
-      // CancelJob waits this long for the engine to clean up; kept below a client's usual 10 s deadline.
-      cancelGraceMs: Math.min(config.shutdownGraceMs, CANCEL_WAIT_MS),
-      failpoint: failpointPhase(config.failpoint),
-      groups: coordinator,
-    });
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
 
-    let shuttingDown = false;
     const service = createAgentService({
       config,
       ledger,
@@ -162,7 +135,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       startedAt,
       isShuttingDown: () => shuttingDown,
       groupLedger,
-      coordinator,
+      groupHandlers: core.groupHandlers,
     });
     // vzdump's hook reaches the agent from here on; backups Proxmox starts by itself get jobs too.
     await pve?.start({ ledger, runner, isShuttingDown: () => shuttingDown });

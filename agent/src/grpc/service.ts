@@ -7,9 +7,8 @@ import { LullError, asLullError, isTerminal, phaseName, toServiceError, unaryHan
 import { snapshotKind, type AgentConfig, type GuestConfig } from "../config.js";
 import type { EventBus } from "../events/bus.js";
 import { streamEvents } from "../events/watch.js";
-import type { GroupCoordinator } from "../groups/coordinator.js";
 import type { GroupLedger } from "../groups/ledger.js";
-import { createGroupHandlers } from "../api/group-handlers.js";
+import type { GroupHandlers } from "../api/group-handlers.js";
 import { newJobId } from "../jobs/job-id.js";
 import { eventFor, newJobRecord, toApiJob, type JobRecord } from "../jobs/job.js";
 import type { JobLedger } from "../jobs/ledger.js";
@@ -28,9 +27,9 @@ export interface AgentServiceDeps {
   startedAt: Date;
   /** True once the agent is stopping: no new jobs. */
   isShuttingDown: () => boolean;
-  /** Consistency groups: their runs and the coordinator of the running ones. */
+  /** Consistency groups: their runs, and the group RPCs' logic. */
   groupLedger: GroupLedger;
-  coordinator: GroupCoordinator;
+  groupHandlers: GroupHandlers;
 }
 
 export interface AgentServiceHandle {
@@ -58,7 +57,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       const level = e.code === "LULL_E_INTERNAL" ? "error" : "info";
       log[level]({ method, code: e.code, err: e.message }, "call failed");
     });
-  const groupHandlers = createGroupHandlers({ ...deps, guests });
+  const groupHandlers = deps.groupHandlers;
 
   const implementation: AgentServer = {
     getAgentInfo: handle("GetAgentInfo", () => ({

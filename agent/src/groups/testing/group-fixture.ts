@@ -1,6 +1,6 @@
-// In-process fixture for coordinator tests: real SQLite in a temp dir, the event bus, job and
-// group ledgers, the coordinator, the runner with an injected engine, and the group handlers
-// (the service's logic without gRPC). Helpers act as controllers (register, acknowledge, refuse)
+// In-process fixture for coordinator tests: real SQLite in a temp dir and the agent's core as
+// production wires it (core.ts: the event bus, the ledgers, the coordinator, the runner with an
+// injected engine, the group handlers — the service's logic without gRPC). Helpers act as controllers (register, acknowledge, refuse)
 // and wait for jobs and runs by reading the store.
 import { strict as assert } from "node:assert";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,18 +8,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StartGroupBackupRequest, type Event, type GroupRun } from "@lull/proto";
 import { createLogger, isTerminal, systemClock } from "@lull/shared";
-import { agentConfigSchema, snapshotKind, type AgentConfig } from "../../config.js";
+import type { GroupHandlers } from "../../api/group-handlers.js";
+import { agentConfigSchema, type AgentConfig } from "../../config.js";
+import { buildAgentCore } from "../../core.js";
+import type { EventBus } from "../../events/bus.js";
+import type { JobLedger } from "../../jobs/ledger.js";
+import type { JobRunner } from "../../jobs/runner.js";
+import type { GroupCoordinator } from "../coordinator.js";
+import type { GroupLedger } from "../ledger.js";
 import type { BackupEngine } from "../../engines/engine.js";
-import { EventBus } from "../../events/bus.js";
 import type { JobRecord } from "../../jobs/job.js";
-import { JobLedger } from "../../jobs/ledger.js";
-import { JobRunner } from "../../jobs/runner.js";
 import { JobStore } from "../../jobs/store.js";
-import { GroupCoordinator } from "../coordinator.js";
 import type { GroupRunRecord } from "../group-run.js";
-import { GroupLedger } from "../ledger.js";
-import { createGroupHandlers, type GroupHandlers } from "../../api/group-handlers.js";
-import { GroupStore } from "../store.js";
 
 export interface GroupFixtureOptions {
   /** The engine, or how to make it from the fixture's config (the real native engine). */
@@ -65,46 +65,26 @@ export function groupFixture(options: GroupFixtureOptions): GroupFixture {
       snapshot: options.noCopy?.includes(id) ? "none" : "copy",
       volumes: [{ name: "data", path: join(dir, "vol", id) }],
     })),
+    // The runner's CancelJob grace follows it (at most 5 s); coordinator tests want 2 s.
+    shutdownGraceMs: 2_000,
     ...options.config,
   });
   const log = createLogger({ name: "lull-agent", level: "silent" });
-  const clock = systemClock;
   const store = JobStore.open(join(dir, "agent.db"));
-  const bus = new EventBus(log);
-  const events: Event[] = [];
-  bus.subscribe({}, (e) => void events.push(e));
-  const ledger = new JobLedger({ store, bus, log, clock });
-  const groupLedger = new GroupLedger(ledger);
-  const coordinator = new GroupCoordinator({
-    ledger: groupLedger,
-    bus,
-    clock,
-    log,
-    makesCopy: (guestId) => config.guests.some((g) => g.id === guestId && snapshotKind(g) !== "none"),
-    barrierSlackMs: 1_000,
-  });
   const engine = typeof options.engine === "function" ? options.engine(config) : options.engine;
-  const runner = new JobRunner({
-    ledger,
-    bus,
-    clock,
-    log,
-    guests: config.guests,
+  const core = buildAgentCore({
+    config,
+    store,
     engineFor: () => engine,
-    cancelGraceMs: 2_000,
-    groups: coordinator,
+    log,
+    clock: systemClock,
+    isShuttingDown: () => false,
+    barrierSlackMs: 1_000,
     ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
   });
-  const handlers = createGroupHandlers({
-    config,
-    guests: new Map(config.guests.map((g) => [g.id, g])),
-    groupLedger,
-    coordinator,
-    runner,
-    clock,
-    log,
-    isShuttingDown: () => false,
-  });
+  const { bus, ledger, groupLedger, coordinator, runner, groupHandlers: handlers } = core;
+  const events: Event[] = [];
+  bus.subscribe({}, (e) => void events.push(e));
 
   const activeJob = (guestId: string): JobRecord => {
     const job = store.activeJob(guestId);

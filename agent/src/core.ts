@@ -1,0 +1,83 @@
+// The agent's core, wired once: the database's stores, the event bus, the one ledger with its
+// backup and group kinds, the group coordinator and the job runner. `startAgent` (agent.ts) builds
+// it between taking the data directory's lock and opening the listeners; every in-process fixture
+// builds it the same way, so a test runs the production wiring, not a copy of it.
+import { snapshotKind, type AgentConfig } from "./config.js";
+import { createGroupHandlers, type GroupHandlers } from "./api/group-handlers.js";
+import { EventBus } from "./events/bus.js";
+import { GroupCoordinator } from "./groups/coordinator.js";
+import { GroupLedger } from "./groups/ledger.js";
+import { failpointPhase } from "./jobs/failpoint.js";
+import { JobLedger } from "./jobs/ledger.js";
+import { JobRunner, type EngineFor } from "./jobs/runner.js";
+import type { JobStore } from "./jobs/store.js";
+import { Ledger } from "./ledger/ledger.js";
+import type { Clock, Logger } from "@lull/shared";
+
+/** Longest a CancelJob call waits for the run to end before the runner settles the job itself. */
+export const CANCEL_WAIT_MS = 5_000;
+
+export interface AgentCoreDeps {
+  config: Readonly<AgentConfig>;
+  /** The job store over the agent's open database (its epoch fences every write of this core). */
+  store: JobStore;
+  engineFor: EngineFor;
+  log: Logger;
+  clock: Clock;
+  /** True once the agent is stopping: no new jobs or group runs. */
+  isShuttingDown: () => boolean;
+  /** Tuning for tests: the runner's progress interval, the coordinator's barrier slack. */
+  progressIntervalMs?: number;
+  barrierSlackMs?: number;
+}
+
+export interface AgentCore {
+  store: JobStore;
+  bus: EventBus;
+  ledger: JobLedger;
+  groupLedger: GroupLedger;
+  coordinator: GroupCoordinator;
+  runner: JobRunner;
+  /** The group RPCs' logic (the gRPC service and fixtures call it). */
+  groupHandlers: GroupHandlers;
+}
+
+export function buildAgentCore(deps: AgentCoreDeps): AgentCore {
+  const { config, store, log, clock } = deps;
+  const bus = new EventBus(log);
+  const shared = new Ledger({ database: store.database, events: store.events, bus, log, clock });
+  const ledger = new JobLedger({ store, bus, log, clock, ledger: shared });
+  const groupLedger = new GroupLedger(ledger);
+  const coordinator = new GroupCoordinator({
+    ledger: groupLedger,
+    bus,
+    clock,
+    log,
+    makesCopy: (guestId) => config.guests.some((g) => g.id === guestId && snapshotKind(g) !== "none"),
+    ...(deps.barrierSlackMs !== undefined ? { barrierSlackMs: deps.barrierSlackMs } : {}),
+  });
+  const runner = new JobRunner({
+    ledger,
+    bus,
+    clock,
+    log,
+    guests: config.guests,
+    engineFor: deps.engineFor,
+    // CancelJob waits this long for the engine to clean up; kept below a client's usual 10 s deadline.
+    cancelGraceMs: Math.min(config.shutdownGraceMs, CANCEL_WAIT_MS),
+    failpoint: failpointPhase(config.failpoint),
+    groups: coordinator,
+    ...(deps.progressIntervalMs !== undefined ? { progressIntervalMs: deps.progressIntervalMs } : {}),
+  });
+  const groupHandlers = createGroupHandlers({
+    config,
+    guests: new Map(config.guests.map((g) => [g.id, g])),
+    groupLedger,
+    coordinator,
+    runner,
+    clock,
+    log,
+    isShuttingDown: deps.isShuttingDown,
+  });
+  return { store, bus, ledger, groupLedger, coordinator, runner, groupHandlers };
+}
