@@ -14,7 +14,7 @@ import type { BackupEngine } from "./engines/engine.js";
 import { acquireDataDirLock, type DataDirLock } from "./datadir/lock.js";
 import { createNativeEngine } from "./engines/native.js";
 import { EventBus } from "./events/bus.js";
-import { createExecaRunner } from "./exec/execa-runner.js";
+import { createExecaRunner } from "@lull/shared";
 import { createAgentService } from "./grpc/service.js";
 import { GroupCoordinator } from "./groups/coordinator.js";
 import { GroupLedger } from "./groups/ledger.js";
