@@ -13,7 +13,7 @@ import { checkConfigPaths, type AgentConfig } from "./config.js";
 import type { BackupEngine } from "./engines/engine.js";
 import { acquireDataDirLock, type DataDirLock } from "./datadir/lock.js";
 import { createNativeEngine } from "./engines/native.js";
-import { createExecaRunner } from "./exec/execa-runner.js";
+import { createExecaRunner } from "@lull/shared";
 import { createAgentService } from "./grpc/service.js";
 import { listenAgentServer } from "./grpc/server.js";
 import type { EngineFor } from "./jobs/runner.js";

@@ -10,7 +10,7 @@ import { LullError, silentLogger, systemClock } from "@lull/shared";
 import { DATABASE_FILE } from "./agent.js";
 import type { GuestConfig } from "./config.js";
 import { createNativeEngine } from "./engines/native.js";
-import { createExecaRunner } from "./exec/execa-runner.js";
+import { createExecaRunner } from "@lull/shared";
 import { EventBus } from "./events/bus.js";
 import { eventFor, newJobRecord } from "./jobs/job.js";
 import { newJobId } from "./jobs/job-id.js";

@@ -10,7 +10,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { execa } from "execa";
 import { LullError, validate, type Logger } from "@lull/shared";
-import { formatArgv, FORCE_KILL_AFTER_MS, tailLines } from "../exec/execa-runner.js";
+import { formatArgv, FORCE_KILL_AFTER_MS, tailLines } from "@lull/shared";
 import { classifyFailure, throwIfCancelled } from "../storage/failure.js";
 import { tarCreateArgs, type TarVolume } from "./tar-args.js";
 

@@ -4,7 +4,7 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { LullError, silentLogger } from "@lull/shared";
-import { createExecaRunner } from "../exec/execa-runner.js";
+import { createExecaRunner } from "@lull/shared";
 import { TLS_DIR, ensureAgentCertificates } from "../tls/certificates.js";
 import { EXIT, type CliContext } from "./context.js";
 

@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { Consistency, SnapshotMode } from "@lull/proto";
 import { LullError, silentLogger } from "@lull/shared";
 import type { AgentConfig } from "../config.js";
-import { createExecaRunner } from "../exec/execa-runner.js";
+import { createExecaRunner } from "@lull/shared";
 import { SNAPSHOTS_DIR } from "../storage/btrfs.js";
 import { storageKinds } from "../storage/index.js";
 import { jobId, testConfig } from "../storage/testing/config.js";

@@ -11,7 +11,7 @@
 import { SnapshotMode } from "@lull/proto";
 import { LullError, modeName, systemClock, type Clock, type Logger } from "@lull/shared";
 import { isNativeGuest, type AgentConfig, type GuestConfig, type NativeGuestConfig } from "../config.js";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 import { measureTrees } from "../archive/measure.js";
 import { createProgressReporter } from "../archive/progress.js";
 import { sweepPartialArchives, writeArchive } from "../archive/tar-zst.js";

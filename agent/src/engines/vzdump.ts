@@ -9,12 +9,12 @@
 // (../pve/cleanup.ts: it starts the guest only when that is safe) and its outcome is noted on the job.
 import { asLullError, LullError, validate, type Clock, type Logger } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 import type { HookServer } from "../hook/hook-server.js";
 import type { PveCleanup } from "../pve/cleanup.js";
 import { VMID, type PveConfig, type VzdumpConfig } from "../pve/config.js";
 import { GuestDiscovery, vzdumpSnapshotCommitted } from "../pve/discovery.js";
-import type { ProcessLauncher } from "../pve/process-launcher.js";
+import type { Launcher } from "@lull/shared";
 import { stopModeRecorder, type VzdumpShutdownStore } from "../pve/shutdown-store.js";
 import { guardThinPools } from "../pve/thin-pool.js";
 import { VzdumpRun } from "../pve/vzdump-run.js";
@@ -25,7 +25,7 @@ export interface VzdumpEngineDeps {
   /** This node's name, as Proxmox knows it. */
   node: string;
   runner: CommandRunner;
-  launcher: ProcessLauncher;
+  launcher: Launcher;
   hookServer: Pick<HookServer, "attach">;
   /** The installed hook launcher (installHookLauncher's path). */
   hookScriptPath: string;

@@ -12,7 +12,7 @@ import { LullError, silentLogger } from "@lull/shared";
 import { partialArchivePath } from "../archive/tar-zst.js";
 import type { NativeGuestConfig } from "../config.js";
 import { createNativeEngine } from "../engines/native.js";
-import { createExecaRunner } from "../exec/execa-runner.js";
+import { createExecaRunner } from "@lull/shared";
 import { newJobId } from "../jobs/job-id.js";
 import { newJobRecord } from "../jobs/job.js";
 import { writeRandomFile } from "../storage/testing/tree.js";

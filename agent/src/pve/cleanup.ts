@@ -18,7 +18,7 @@
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { LullError, systemClock, type Clock, type Logger } from "@lull/shared";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 import type { PveConfig } from "./config.js";
 import { GuestDiscovery, readStorages, type GuestSummary } from "./discovery.js";
 import { parseGuestConfig } from "./guest-config.js";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LullError } from "@lull/shared";
-import { createRecordingRunner } from "../exec/recording-runner.js";
+import { createRecordingRunner } from "@lull/shared/testing";
 import { GuestDiscovery, parseGuestList } from "./discovery.js";
 import { guestVolumes, parseGuestConfig } from "./guest-config.js";
 import { dumpDirOf, parseStorageCfg } from "./storage-cfg.js";

@@ -3,7 +3,7 @@
 // storage type and device/dataset/path.
 import { readFile } from "node:fs/promises";
 import { LullError } from "@lull/shared";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 import { VMID } from "./config.js";
 import { guestVolumes, parseGuestConfig, type ExcludedVolume, type GuestType, type PveVolume } from "./guest-config.js";
 import { parseStorageCfg, type StorageEntry } from "./storage-cfg.js";

@@ -9,7 +9,7 @@
 // the log), so a VM's stacks resume when the job ends.
 import type { Clock, Logger } from "@lull/shared";
 import type { EngineHooks } from "../engines/engine.js";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 import type { HookMessage } from "../hook/hook-protocol.js";
 import type { PveConfig } from "./config.js";
 import { vzdumpSnapshotCommitted } from "./discovery.js";

@@ -18,7 +18,7 @@ import { EventKind } from "@lull/proto";
 import { asLullError, LullError, type Clock, type Logger } from "@lull/shared";
 import type { AgentConfig, GuestConfig } from "../config.js";
 import type { BackupEngine, EngineResult, EngineRun } from "../engines/engine.js";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 import type { ForeignBackupHandler } from "../hook/hook-server.js";
 import type { HookMessage } from "../hook/hook-protocol.js";
 import { newJobId } from "../jobs/job-id.js";

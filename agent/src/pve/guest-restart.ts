@@ -6,7 +6,7 @@
 // A start that fails is noted and logged, and reported to the caller as a failure; it never stops
 // the rest of the cleanup.
 import type { Clock, Logger } from "@lull/shared";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 import type { GuestSummary } from "./discovery.js";
 import { decideRestart } from "./restart-decision.js";
 import type { VzdumpShutdown, VzdumpShutdownStore } from "./shutdown-store.js";

@@ -3,7 +3,7 @@
 // mounted under the agent's mount directory.
 import { readFile } from "node:fs/promises";
 import { LullError } from "@lull/shared";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 
 export interface MountEntry {
   source: string;

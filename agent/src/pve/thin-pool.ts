@@ -3,7 +3,7 @@
 // pool's data% and metadata% are read and the snapshot is refused above the configured limits,
 // or when lv_attr's health column says the pool is out of space or failed.
 import { LullError } from "@lull/shared";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 import type { ThinPoolLimits } from "./config.js";
 
 export interface LvRow {

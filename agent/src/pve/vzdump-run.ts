@@ -20,7 +20,7 @@ import type { EngineHooks, EngineResult } from "../engines/engine.js";
 import type { HookMessage, HookReply, VzdumpMode } from "../hook/hook-protocol.js";
 import type { HookSession } from "../hook/hook-server.js";
 import type { GuestType } from "./guest-config.js";
-import type { ProcessExit } from "./process-launcher.js";
+import type { ProcessExit } from "@lull/shared";
 import { classifyLine, partialArchivePath } from "./vzdump-log.js";
 
 export interface VzdumpRunOptions {

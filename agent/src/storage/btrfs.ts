@@ -7,7 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { SnapshotMode } from "@lull/proto";
 import { LullError, validate } from "@lull/shared";
 import type { NativeGuestConfig } from "../config.js";
-import { tailLines } from "../exec/execa-runner.js";
+import { tailLines } from "@lull/shared";
 import type { SnapshotHandle, SnapshotRequest, StorageDriver, StorageDriverDeps } from "./driver.js";
 import { classifyFailure } from "./failure.js";
 import { removeTree } from "./remove-tree.js";

@@ -3,7 +3,7 @@
 import type { SnapshotMode } from "@lull/proto";
 import type { Clock, Logger } from "@lull/shared";
 import type { AgentConfig, NativeGuestConfig } from "../config.js";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 
 export interface SnapshotRequest {
   jobId: string;

@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { SnapshotMode } from "@lull/proto";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
 import { agentConfigSchema, type GuestConfig } from "../config.js";
-import { createRecordingRunner, type RecordedCall } from "../exec/recording-runner.js";
+import { createRecordingRunner, type RecordedCall } from "@lull/shared/testing";
 import { createLvmThinDriver, parseLvDevice } from "./lvmthin.js";
 
 const JOB = "j-0123456789abcdefghijklmnop";

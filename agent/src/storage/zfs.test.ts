@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
 import { agentConfigSchema, type GuestConfig } from "../config.js";
-import { createRecordingRunner, type RecordedCall } from "../exec/recording-runner.js";
+import { createRecordingRunner, type RecordedCall } from "@lull/shared/testing";
 import { createZfsDriver, datasetForPath, parseDatasets } from "./zfs.js";
 
 const JOB = "j-0123456789abcdefghijklmnop";

@@ -8,7 +8,7 @@
 import { SnapshotMode } from "@lull/proto";
 import { LullError, validate } from "@lull/shared";
 import type { NativeGuestConfig } from "../config.js";
-import type { CommandOptions } from "../exec/command-runner.js";
+import type { CommandOptions } from "@lull/shared";
 import { defaultPveConfig } from "../pve/config.js";
 import type { SnapshotHandle, SnapshotRequest, StorageDriver, StorageDriverDeps } from "./driver.js";
 import { classifyFailure } from "./failure.js";

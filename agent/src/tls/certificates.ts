@@ -8,7 +8,7 @@ import { chmod, lstat, mkdir, readFile, rename, rm, writeFile } from "node:fs/pr
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { LullError, certificateFingerprint, type Logger } from "@lull/shared";
-import type { CommandRunner } from "../exec/command-runner.js";
+import type { CommandRunner } from "@lull/shared";
 
 export const TLS_DIR = "tls";
 const OPENSSL_TIMEOUT_MS = 30_000;

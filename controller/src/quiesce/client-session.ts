@@ -1,14 +1,12 @@
 // A long-lived client process whose session holds a quiesce: psql in PostgreSQL's backup mode,
-// mongosh holding fsyncLock. Spawned with an argv array (never a shell); text goes to its stdin,
-// and each exchange waits — with a timeout — until its stdout matches a pattern. Between `open`
-// and `close` the process (and so the database session) stays alive.
+// mongosh holding fsyncLock. Launched on the shared Launcher (argv array, never a shell); text
+// goes to its stdin, and each exchange waits — with a timeout — until its stdout matches a
+// pattern. Between `open` and `close` the process (and so the database session) stays alive.
 //
 // A failure to open kills the process: a half-open session must not outlive its step (for
 // PostgreSQL the server ends the backup with the session). `close` writes the stop text, waits for
 // its confirmation, closes stdin and waits for the client to exit; past the timeouts it is killed.
-import { execa } from "execa";
-import { LullError } from "@lull/shared";
-import { describeArgv } from "../stacks/run-command.js";
+import { LullError, formatArgv, splitArgv, tailLines, type LaunchedProcess, type Launcher } from "@lull/shared";
 
 export interface SessionSpec {
   argv: readonly string[];
@@ -32,28 +30,14 @@ export interface SessionExit {
 
 const EXIT_WAIT_MS = 5_000;
 const KEEP_STDERR = 4_096;
-
-function spawnClient(file: string, args: readonly string[], env: Readonly<Record<string, string>>) {
-  return execa(file, args, {
-    shell: false,
-    reject: false,
-    stdin: "pipe",
-    stdout: "pipe",
-    stderr: "pipe",
-    buffer: false,
-    cleanup: true,
-    forceKillAfterDelay: 2_000,
-    env,
-    extendEnv: true,
-  });
-}
-
-type Child = ReturnType<typeof spawnClient>;
+/** After SIGTERM, how long the client gets before SIGKILL. */
+const STOP_GRACE_MS = 2_000;
 
 export class ClientSession {
   private stdout = "";
   private stderr = "";
   private exit: SessionExit | undefined;
+  private readonly child: LaunchedProcess;
   private readonly exited: Promise<SessionExit>;
   private wake: (() => void) | undefined;
   private readonly onEarlyExit: ((exit: SessionExit, stderr: string) => void) | undefined;
@@ -62,24 +46,26 @@ export class ClientSession {
 
   private constructor(
     private readonly spec: SessionSpec,
-    private readonly child: Child,
+    launcher: Launcher,
     onEarlyExit?: (exit: SessionExit, stderr: string) => void,
   ) {
     this.onEarlyExit = onEarlyExit;
-    child.stdout.setEncoding("utf8");
-    child.stderr.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => {
-      this.stdout += chunk;
-      this.wake?.();
+    const [file, args] = splitArgv(spec.argv);
+    this.child = launcher.launch(file, args, {
+      stdin: true,
+      stopGraceMs: STOP_GRACE_MS,
+      env: spec.env ?? {},
+      onData: (text, stream) => {
+        if (stream === "stderr") {
+          this.stderr = (this.stderr + text).slice(-KEEP_STDERR);
+          return;
+        }
+        this.stdout += text;
+        this.wake?.();
+      },
     });
-    child.stderr.on("data", (chunk: string) => {
-      this.stderr = (this.stderr + chunk).slice(-KEEP_STDERR);
-    });
-    // A client that died makes writes fail with EPIPE; its exit is what reports the failure.
-    child.stdin.on("error", () => undefined);
-    this.exited = child.then((r) => {
-      const cause = r.exitCode === undefined && !r.signal ? (r.cause as Error | undefined)?.message : undefined;
-      this.exit = { exitCode: r.exitCode, signal: r.signal, cause };
+    this.exited = this.child.exit.then((r) => {
+      this.exit = { exitCode: r.exitCode, signal: r.signal, cause: r.startError };
       this.wake?.();
       if (this.holding) this.onEarlyExit?.(this.exit, this.stderrTail());
       return this.exit;
@@ -89,17 +75,16 @@ export class ClientSession {
   /**
    * Spawns the client, sends `start` and waits for `ready`. Resolves with the session and the stdout
    * up to the end of the match; on failure (exit, timeout, abort) the client is killed and the
-   * LullError(LULL_E_COMMAND_FAILED) says why, with the client's stderr.
+   * LullError says why, with the client's stderr: LULL_E_CANCELLED for an abort, else
+   * LULL_E_COMMAND_FAILED.
    */
   static async open(
+    launcher: Launcher,
     spec: SessionSpec,
     signal: AbortSignal | undefined,
     onEarlyExit?: (exit: SessionExit, stderr: string) => void,
   ): Promise<{ session: ClientSession; output: string }> {
-    const [file, ...args] = spec.argv;
-    if (file === undefined) throw new LullError("LULL_E_COMMAND_FAILED", "empty command");
-    const child = spawnClient(file, args, spec.env ?? {});
-    const session = new ClientSession(spec, child, onEarlyExit);
+    const session = new ClientSession(spec, launcher, onEarlyExit);
     try {
       const output = await session.exchange(spec.start, spec.ready, spec.timeoutMs, "ready", signal);
       session.holding = session.exit === undefined;
@@ -121,12 +106,7 @@ export class ClientSession {
 
   /** The last lines of the client's stderr, one line. */
   stderrTail(): string {
-    return this.stderr
-      .split("\n")
-      .map((l) => l.trim())
-      .filter(Boolean)
-      .slice(-5)
-      .join(" | ");
+    return tailLines(this.stderr);
   }
 
   /**
@@ -138,7 +118,7 @@ export class ClientSession {
     try {
       if (this.exit !== undefined) throw new LullError("LULL_E_COMMAND_FAILED", `the session ended before resume (${this.describeExit(this.exit)})`);
       const output = await this.exchange(this.spec.stop, this.spec.done, this.spec.stopTimeoutMs, "done", undefined);
-      this.child.stdin.end();
+      this.child.endInput();
       await this.waitForExit(Math.min(this.spec.stopTimeoutMs, EXIT_WAIT_MS));
       return output;
     } finally {
@@ -150,14 +130,14 @@ export class ClientSession {
   async kill(): Promise<void> {
     this.holding = false;
     if (this.exit !== undefined) return;
-    this.child.kill("SIGTERM");
+    this.child.kill();
     await this.waitForExit(EXIT_WAIT_MS);
   }
 
   private describeExit(exit: SessionExit): string {
     const how = exit.cause ?? (exit.signal ? `killed by ${exit.signal}` : `exit ${exit.exitCode}`);
     const err = this.stderrTail();
-    return `${describeArgv(this.spec.argv.slice(0, 1))}: ${how}${err ? `: ${err}` : ""}`;
+    return `${formatArgv(this.spec.argv[0] ?? "")}: ${how}${err ? `: ${err}` : ""}`;
   }
 
   private async waitForExit(timeoutMs: number): Promise<void> {
@@ -169,7 +149,7 @@ export class ClientSession {
   /** Writes `text` and waits until stdout written after it matches `pattern`. */
   private exchange(text: string, pattern: RegExp, timeoutMs: number, what: string, signal: AbortSignal | undefined): Promise<string> {
     const from = this.stdout.length;
-    this.child.stdin.write(text.endsWith("\n") ? text : `${text}\n`);
+    this.child.write(text.endsWith("\n") ? text : `${text}\n`);
     return new Promise<string>((resolve, reject) => {
       const finish = (fn: () => void) => {
         clearTimeout(timer);
@@ -186,7 +166,7 @@ export class ClientSession {
           finish(() => reject(new LullError("LULL_E_COMMAND_FAILED", `the session ended before it was ${what} (${this.describeExit(exit)})`)));
         }
       };
-      const onAbort = () => finish(() => reject(new LullError("LULL_E_COMMAND_FAILED", `the session was cancelled before it was ${what}`)));
+      const onAbort = () => finish(() => reject(new LullError("LULL_E_CANCELLED", `the session was cancelled before it was ${what}`)));
       const timer = setTimeout(() => {
         const err = this.stderrTail();
         finish(() => reject(new LullError("LULL_E_COMMAND_FAILED", `the session was not ${what} after ${timeoutMs} ms${err ? `: ${err}` : ""}`)));

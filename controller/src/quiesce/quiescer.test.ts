@@ -186,7 +186,7 @@ test("an aborted quiesce cancels the running session step and kills its client",
   // Abort once the client runs (it wrote its pid and took the "lock").
   for (let i = 0; i < 200 && !first(sb).includes("db:start"); i++) await new Promise((r) => setTimeout(r, 25));
   ac.abort();
-  await rejectsWith(quiescing, "LULL_E_COMMAND_FAILED", /pre step db failed: the session was cancelled before it was ready/);
+  await rejectsWith(quiescing, "LULL_E_CANCELLED", /pre step db failed: the session was cancelled before it was ready/);
   const pid = clientPid(sb, "db");
   assert.ok(pid !== undefined && !isAlive(pid));
 });

@@ -101,7 +101,7 @@ export class Quiescer {
     return held?.jobId === jobId ? held : undefined;
   }
 
-  /** Runs the pre steps, then holds the stack. Throws LULL_E_COMMAND_FAILED (a pre step) or LULL_E_STACK_STOP_FAILED. */
+  /** Runs the pre steps, then holds the stack. Throws LULL_E_COMMAND_FAILED (a pre step), LULL_E_CANCELLED (aborted) or LULL_E_STACK_STOP_FAILED. */
   async quiesce(jobId: string, signal?: AbortSignal): Promise<HeldStack> {
     const { clock, log, stack } = this.o;
     if (this.episode !== undefined && this.episode.sessions.length > 0) {
@@ -121,7 +121,9 @@ export class Quiescer {
       } catch (err) {
         const message = asLullError(err).message;
         log.warn({ jobId, hook: "pre", step: step.name, kind: step.kind, durationMs: clock.now() - s0, err: message }, "quiesce step failed");
-        throw new LullError("LULL_E_COMMAND_FAILED", `pre step ${step.name} failed: ${message}`, { cause: err });
+        // A cancelled step stays cancelled; any other failure is the step's command failing.
+        const code = asLullError(err).code === "LULL_E_CANCELLED" ? "LULL_E_CANCELLED" : "LULL_E_COMMAND_FAILED";
+        throw new LullError(code, `pre step ${step.name} failed: ${message}`, { cause: err });
       }
     }
     const preMs = clock.now() - t0;

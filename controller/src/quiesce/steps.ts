@@ -2,9 +2,9 @@
 // session steps (a client whose open session holds the quiesce until resume). Every step has an
 // explicit timeout and runs its command from an argv array, never through a shell. A step that
 // fails throws LullError(LULL_E_COMMAND_FAILED) whose message says what happened.
-import type { Logger } from "@lull/shared";
-import { LullError } from "@lull/shared";
-import { describeArgv, runCommand, tail } from "../stacks/run-command.js";
+import type { CommandRunner, Launcher, Logger } from "@lull/shared";
+import { LullError, createExecaLauncher, createExecaRunner } from "@lull/shared";
+import { runChecked } from "../stacks/checked-command.js";
 import { ClientSession, type SessionSpec } from "./client-session.js";
 import { postgresSession, writeLabelFile } from "./postgres.js";
 import type { CommandStepConfig, PreStepConfig, QuiesceConfig, SessionStepConfig } from "./schema.js";
@@ -43,23 +43,29 @@ function stepEnv(ctx: StepContext, hook: "pre" | "post"): Record<string, string>
   return { LULL_JOB_ID: ctx.jobId ?? "", LULL_STACK: ctx.stack, LULL_HOOK: hook, ...(ctx.cause ? { LULL_RESUME_CAUSE: ctx.cause } : {}) };
 }
 
-async function runCommandStep(step: CommandStepConfig, ctx: StepContext, hook: "pre" | "post"): Promise<StepFields> {
-  const outcome = await runCommand(step.argv, { timeoutMs: step.timeoutMs, signal: ctx.signal, env: stepEnv(ctx, hook) });
-  if (outcome.exitCode !== 0) {
-    const output = tail(outcome.stderr) || tail(outcome.stdout);
-    throw new LullError("LULL_E_COMMAND_FAILED", `${describeArgv(step.argv)} exited ${outcome.exitCode}${output ? `: ${output}` : ""}`);
-  }
+/** How steps run their commands: one-shot ones on the runner, session clients on the launcher. */
+export interface StepExec {
+  runner: CommandRunner;
+  launcher: Launcher;
+}
+
+function defaultExec(): StepExec {
+  return { runner: createExecaRunner(), launcher: createExecaLauncher() };
+}
+
+async function runCommandStep(runner: CommandRunner, step: CommandStepConfig, ctx: StepContext, hook: "pre" | "post"): Promise<StepFields> {
+  await runChecked(runner, step.argv, { timeoutMs: step.timeoutMs, signal: ctx.signal, env: stepEnv(ctx, hook) }, "LULL_E_COMMAND_FAILED");
   return { exitCode: 0 };
 }
 
 /** Opens a session; a client that dies while held is logged at once (its outcome is reported at resume). */
-async function openSession(name: string, spec: SessionSpec, ctx: StepContext): Promise<{ session: ClientSession; output: string }> {
-  return ClientSession.open(spec, ctx.signal, (exit, stderr) => {
+async function openSession(launcher: Launcher, name: string, spec: SessionSpec, ctx: StepContext): Promise<{ session: ClientSession; output: string }> {
+  return ClientSession.open(launcher, spec, ctx.signal, (exit, stderr) => {
     ctx.log.warn({ jobId: ctx.jobId ?? null, step: name, exitCode: exit.exitCode ?? null, signal: exit.signal ?? null, stderr }, "quiesce session ended early");
   });
 }
 
-function sessionStep(name: string, step: SessionStepConfig): PreStep {
+function sessionStep(launcher: Launcher, name: string, step: SessionStepConfig): PreStep {
   return {
     name,
     kind: "session",
@@ -75,20 +81,20 @@ function sessionStep(name: string, step: SessionStepConfig): PreStep {
         done: new RegExp(step.done, "m"),
         stopTimeoutMs: step.stopTimeoutMs,
       };
-      const { session } = await openSession(name, spec, ctx);
+      const { session } = await openSession(launcher, name, spec, ctx);
       return { fields: {}, end: async () => (await session.close(), {}) };
     },
   };
 }
 
-function postgresStep(name: string, step: Extract<PreStepConfig, { type: "postgres" }>): PreStep {
+function postgresStep(launcher: Launcher, name: string, step: Extract<PreStepConfig, { type: "postgres" }>): PreStep {
   return {
     name,
     kind: "postgres",
     holdsSession: true,
     async run(ctx) {
       const pg = postgresSession(step, ctx.jobId);
-      const { session, output } = await openSession(name, pg.spec, ctx);
+      const { session, output } = await openSession(launcher, name, pg.spec, ctx);
       let startLsn: string;
       try {
         startLsn = pg.parseStart(output).startLsn;
@@ -112,24 +118,24 @@ function postgresStep(name: string, step: Extract<PreStepConfig, { type: "postgr
   };
 }
 
-export function buildPreSteps(config: QuiesceConfig): PreStep[] {
+export function buildPreSteps(config: QuiesceConfig, exec: StepExec = defaultExec()): PreStep[] {
   return config.pre.map((step, i): PreStep => {
     const name = step.name ?? `pre[${i}]:${step.type}`;
     switch (step.type) {
       case "command":
-        return { name, kind: "command", holdsSession: false, run: async (ctx) => ({ fields: await runCommandStep(step, ctx, "pre") }) };
+        return { name, kind: "command", holdsSession: false, run: async (ctx) => ({ fields: await runCommandStep(exec.runner, step, ctx, "pre") }) };
       case "session":
-        return sessionStep(name, step);
+        return sessionStep(exec.launcher, name, step);
       case "postgres":
-        return postgresStep(name, step);
+        return postgresStep(exec.launcher, name, step);
     }
   });
 }
 
-export function buildPostSteps(config: QuiesceConfig): PostStep[] {
+export function buildPostSteps(config: QuiesceConfig, runner: CommandRunner = createExecaRunner()): PostStep[] {
   return config.post.map((step, i) => ({
     name: step.name ?? `post[${i}]:command`,
     kind: "command",
-    run: (ctx) => runCommandStep(step, ctx, "post"),
+    run: (ctx) => runCommandStep(runner, step, ctx, "post"),
   }));
 }

@@ -1,13 +1,14 @@
 // Stack driver that runs user commands: `stop`, `start`, and `status` (exit 0 = running,
 // any other exit = not running), optionally `pause` and `unpause` (their exit status is the only
 // check of a pause: `status` cannot tell paused from running). Argv arrays, never a shell.
-import { LullError } from "@lull/shared";
+import { createExecaRunner, type CommandRunner } from "@lull/shared";
 import type { CommandDriverConfig } from "../config.js";
 import type { StackDriver, StackStatus } from "./driver.js";
-import { describeArgv, runCommand, tail } from "./run-command.js";
+import { runArgv, runChecked } from "./checked-command.js";
 
 export function createCommandDriver(
   config: Pick<CommandDriverConfig, "start" | "stop" | "status" | "timeoutMs" | "verifyTimeoutMs"> & Partial<Pick<CommandDriverConfig, "pause" | "unpause">>,
+  runner: CommandRunner = createExecaRunner(),
 ): StackDriver {
   const { pause, unpause } = config;
   const run = async (
@@ -15,16 +16,7 @@ export function createCommandDriver(
     code: "LULL_E_STACK_STOP_FAILED" | "LULL_E_STACK_START_FAILED",
     signal?: AbortSignal,
   ): Promise<void> => {
-    let outcome;
-    try {
-      outcome = await runCommand(argv, { timeoutMs: config.timeoutMs, signal });
-    } catch (err) {
-      throw new LullError(code, (err as Error).message, { cause: err });
-    }
-    if (outcome.exitCode !== 0) {
-      const output = tail(outcome.stderr) || tail(outcome.stdout);
-      throw new LullError(code, `${describeArgv(argv)} exited ${outcome.exitCode}${output ? `: ${output}` : ""}`);
-    }
+    await runChecked(runner, argv, { timeoutMs: config.timeoutMs, signal }, code);
   };
 
   return {
@@ -33,7 +25,7 @@ export function createCommandDriver(
     stop: (signal) => run(config.stop, "LULL_E_STACK_STOP_FAILED", signal),
     start: (signal) => run(config.start, "LULL_E_STACK_START_FAILED", signal),
     async status(signal): Promise<StackStatus> {
-      const outcome = await runCommand(config.status, { timeoutMs: config.timeoutMs, signal });
+      const outcome = await runArgv(runner, config.status, { timeoutMs: config.timeoutMs, signal });
       return outcome.exitCode === 0 ? "running" : "stopped";
     },
     reportsPaused: false,

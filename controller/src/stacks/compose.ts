@@ -4,10 +4,10 @@
 // paused, `paused` when every container is paused.
 // `ps --format json` prints one JSON object per line (compose >= 2.21) or one JSON array (older);
 // both are accepted.
-import { LullError } from "@lull/shared";
+import { LullError, createExecaRunner, type CommandRunner } from "@lull/shared";
 import type { ComposeDriverConfig } from "../config.js";
 import type { StackDriver, StackStatus } from "./driver.js";
-import { describeArgv, runCommand, tail } from "./run-command.js";
+import { runChecked } from "./checked-command.js";
 
 export interface ComposeContainer {
   Name: string;
@@ -48,7 +48,9 @@ export function composeStatus(containers: readonly ComposeContainer[]): StackSta
   return paused === containers.length ? "paused" : "partial";
 }
 
-export function createComposeDriver(config: Pick<ComposeDriverConfig, "project" | "files" | "docker" | "timeoutMs" | "verifyTimeoutMs">): StackDriver {
+export function createComposeDriver(config: Pick<ComposeDriverConfig, "project" | "files" | "docker" | "timeoutMs" | "verifyTimeoutMs">,
+  runner: CommandRunner = createExecaRunner(),
+): StackDriver {
   const base = [config.docker, "compose", "--project-name", config.project, ...config.files.flatMap((f) => ["--file", f])];
 
   const run = async (
@@ -56,18 +58,7 @@ export function createComposeDriver(config: Pick<ComposeDriverConfig, "project" 
     code: "LULL_E_STACK_STOP_FAILED" | "LULL_E_STACK_START_FAILED" | "LULL_E_COMMAND_FAILED",
     signal?: AbortSignal,
   ): Promise<string> => {
-    const argv = [...base, ...args];
-    let outcome;
-    try {
-      outcome = await runCommand(argv, { timeoutMs: config.timeoutMs, signal });
-    } catch (err) {
-      throw new LullError(code, (err as Error).message, { cause: err });
-    }
-    if (outcome.exitCode !== 0) {
-      const output = tail(outcome.stderr) || tail(outcome.stdout);
-      throw new LullError(code, `${describeArgv(argv)} exited ${outcome.exitCode}${output ? `: ${output}` : ""}`);
-    }
-    return outcome.stdout;
+    return runChecked(runner, [...base, ...args], { timeoutMs: config.timeoutMs, signal }, code);
   };
 
   return {

@@ -9,14 +9,14 @@ import { Consistency, SnapshotMode } from "@lull/proto";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
 import { FakePve } from "../../../../test/fakes/pve/lib/seed.js";
 import type { EngineHooks } from "../../engines/engine.js";
-import type { CommandRunner } from "../../exec/command-runner.js";
-import { createExecaRunner } from "../../exec/execa-runner.js";
-import { createRecordingRunner, type RecordingRunner } from "../../exec/recording-runner.js";
+import type { CommandRunner } from "@lull/shared";
+import { createExecaRunner } from "@lull/shared";
+import { createRecordingRunner, type RecordingRunner } from "@lull/shared/testing";
 import { installHookLauncher } from "../../hook/hook-install.js";
 import { waitUntil } from "../../testing/wait.js";
 import { HookServer, type ForeignBackupHandler } from "../../hook/hook-server.js";
 import { defaultPveConfig, type PveConfig } from "../config.js";
-import { createExecaLauncher, type ProcessLauncher } from "../process-launcher.js";
+import { createExecaLauncher, type Launcher } from "@lull/shared";
 
 export { FakePve };
 
@@ -28,7 +28,7 @@ export interface FakePveNode {
   env: Record<string, string>;
   /** Real execa runner with `env`, recording every call. */
   runner: RecordingRunner;
-  launcher: ProcessLauncher;
+  launcher: Launcher;
   hookServer: HookServer;
   hookScriptPath: string;
   config: PveConfig;

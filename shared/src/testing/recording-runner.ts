@@ -2,9 +2,9 @@
 // with a scripted reply; a call the script does not answer goes to the delegate (the
 // real runner) when there is one, else succeeds with empty output. A scripted non-zero
 // exit throws like the real runner unless `reject: false`; a reply may also throw.
-import { LullError } from "@lull/shared";
-import type { CommandOptions, CommandResult, CommandRunner } from "./command-runner.js";
-import { formatArgv, tailLines } from "./execa-runner.js";
+import { LullError } from "../errors.js";
+import { formatArgv, tailLines } from "../exec/argv.js";
+import type { CommandOptions, CommandResult, CommandRunner } from "../exec/command-runner.js";
 
 export interface RecordedCall {
   file: string;
