@@ -6,3 +6,4 @@ export * from "./ids.js";
 export * from "./config.js";
 export * from "./grpc.js";
 export * from "./tls.js";
+export * from "./client/index.js";
