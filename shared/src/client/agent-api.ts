@@ -45,7 +45,7 @@ export interface AgentCallOptions {
 type Unary<Req, Res> = (request: Req, options?: AgentCallOptions) => Promise<Res>;
 
 export interface AgentApi {
-  getAgentInfo: Unary<GetAgentInfoRequest, AgentInfo>;
+  getAgentInfo(request?: GetAgentInfoRequest, options?: AgentCallOptions): Promise<AgentInfo>;
   startBackup: Unary<StartBackupRequest, StartBackupResponse>;
   getJob: Unary<GetJobRequest, Job>;
   listJobs: Unary<ListJobsRequest, ListJobsResponse>;
@@ -86,8 +86,9 @@ export function agentApiOf(client: AgentClient, options: AgentApiOptions = {}): 
     <Req, Res>(method: Method<Req, Res>): Unary<Req, Res> =>
     (request, o = {}) =>
       withRetry(() => callUnary(method.bind(client), request, { timeoutMs, ...(o.signal ? { signal: o.signal } : {}) }), retry, o.signal);
+  const getAgentInfo = unary(client.getAgentInfo);
   return {
-    getAgentInfo: unary(client.getAgentInfo),
+    getAgentInfo: (request = {}, o) => getAgentInfo(request, o),
     startBackup: unary(client.startBackup),
     getJob: unary(client.getJob),
     listJobs: unary(client.listJobs),
