@@ -11,6 +11,7 @@ import { CallLimiter } from "./auth/rate-limit.js";
 import { TokenStore } from "./auth/token-store.js";
 import { checkConfigPaths, type AgentConfig } from "./config.js";
 import type { BackupEngine } from "./engines/engine.js";
+import { DATABASE_FILE } from "./datadir/database-file.js";
 import { acquireDataDirLock, type DataDirLock } from "./datadir/lock.js";
 import { createNativeEngine } from "./engines/native.js";
 import { createExecaRunner } from "@lull/shared";
@@ -25,7 +26,7 @@ import { retentionPolicy } from "./retention/config.js";
 import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
 
-export const DATABASE_FILE = "agent.db";
+export { DATABASE_FILE } from "./datadir/database-file.js";
 
 export interface StartAgentOptions {
   config: Readonly<AgentConfig>;

@@ -3,9 +3,8 @@
 // WatchEvents stream of its guest, resumed from the last sequence seen. While the stream is broken
 // the link says so (`onStreamState(false)`) and the loop polls ListJobs/GetJob instead.
 import { readFileSync, statSync } from "node:fs";
-import type { ClientReadableStream } from "@grpc/grpc-js";
-import type { AgentClient, Event, Job, RegisterStackResponse } from "@lull/proto";
-import { LullError, TOKEN_PATTERN, callUnary, createAgentClient, fromServiceError, type Clock, type Logger } from "@lull/shared";
+import type { Event, Job, RegisterStackResponse } from "@lull/proto";
+import { LullError, TOKEN_PATTERN, connectAgent, fromServiceError, type AgentApi as AgentCalls, type Clock, type Logger } from "@lull/shared";
 import type { ControllerConfig } from "./config.js";
 
 /** What the reconciler needs from the agent (AgentLink is the gRPC implementation). */
@@ -29,11 +28,11 @@ export interface ResumeReport {
 }
 
 export interface AgentLinkOptions {
-  client: AgentClient;
+  /** The agent's client; its deadline per call is the config's `agent.callTimeoutMs`. */
+  api: AgentCalls;
   guestId: string;
   stack: string;
   controllerId: string;
-  callTimeoutMs: number;
   leaseTtlMs: number;
   pollIntervalMs: number;
   clock: Clock;
@@ -61,11 +60,11 @@ function readConfigFile(path: string, key: string, log: Logger, secret: boolean)
 }
 
 /**
- * The gRPC client of the agent as the config describes it: TLS pinned to `agent.tls` (fingerprint
- * and/or CA file), and the guest's token on every call. Files are read once, here; the token is
- * never logged.
+ * The client of the agent as the config describes it: TLS pinned to `agent.tls` (fingerprint
+ * and/or CA file), the guest's token on every call, `agent.callTimeoutMs` as each call's deadline.
+ * Files are read once, here; the token is never logged.
  */
-export function createAgentLinkClient(agent: Readonly<ControllerConfig["agent"]>, log: Logger): AgentClient {
+export function createAgentLinkClient(agent: Readonly<ControllerConfig["agent"]>, log: Logger): AgentCalls {
   const token = agent.token ?? (agent.tokenFile !== undefined ? readConfigFile(agent.tokenFile, "agent.tokenFile", log, true) : undefined);
   if (token !== undefined && !TOKEN_PATTERN.test(token)) {
     throw new LullError("LULL_E_CONFIG_INVALID", "agent.tokenFile: the file does not hold a token as `lull-agent token create` prints it");
@@ -79,7 +78,7 @@ export function createAgentLinkClient(agent: Readonly<ControllerConfig["agent"]>
   if (!tls && !agent.address.startsWith("unix:")) {
     log.warn({ address: agent.address }, "agent link is plain TCP: set agent.tls.fingerprint to pin the agent's certificate");
   }
-  return createAgentClient({ address: agent.address, tls, token });
+  return connectAgent({ address: agent.address, tls, token }, { callTimeoutMs: agent.callTimeoutMs });
 }
 
 export class AgentLink implements AgentApi {
@@ -92,37 +91,33 @@ export class AgentLink implements AgentApi {
     this.o = options;
   }
 
-  private opts(signal?: AbortSignal) {
-    return { timeoutMs: this.o.callTimeoutMs, ...(signal ? { signal } : {}) };
-  }
-
-  private get client(): AgentClient {
-    return this.o.client;
+  private get api(): AgentCalls {
+    return this.o.api;
   }
 
   getJob(jobId: string, signal?: AbortSignal): Promise<Job> {
-    return callUnary(this.client.getJob.bind(this.client), { guestId: this.o.guestId, jobId }, this.opts(signal));
+    return this.api.getJob({ guestId: this.o.guestId, jobId }, { signal });
   }
 
   async listActiveJobs(signal?: AbortSignal): Promise<Job[]> {
     const req = { guestId: this.o.guestId, activeOnly: true, limit: 0 };
-    const res = await callUnary(this.client.listJobs.bind(this.client), req, this.opts(signal));
+    const res = await this.api.listJobs(req, { signal });
     return res.jobs;
   }
 
   async acknowledge(jobId: string, stoppedAt: number, signal?: AbortSignal): Promise<void> {
     const req = { guestId: this.o.guestId, jobId, stack: this.o.stack, stoppedAt: new Date(stoppedAt), alreadyStopped: false };
-    await callUnary(this.client.acknowledgeQuiesce.bind(this.client), req, this.opts(signal));
+    await this.api.acknowledgeQuiesce(req, { signal });
   }
 
   async acknowledgeLeftStopped(jobId: string, signal?: AbortSignal): Promise<void> {
     const req = { guestId: this.o.guestId, jobId, stack: this.o.stack, alreadyStopped: true };
-    await callUnary(this.client.acknowledgeQuiesce.bind(this.client), req, this.opts(signal));
+    await this.api.acknowledgeQuiesce(req, { signal });
   }
 
   async refuse(jobId: string, reason: string, signal?: AbortSignal): Promise<void> {
     const req = { guestId: this.o.guestId, jobId, stack: this.o.stack, reason: reason.slice(0, 1024) };
-    await callUnary(this.client.refuseQuiesce.bind(this.client), req, this.opts(signal));
+    await this.api.refuseQuiesce(req, { signal });
   }
 
   async reportResumed(report: ResumeReport, signal?: AbortSignal): Promise<void> {
@@ -135,17 +130,17 @@ export class AgentLink implements AgentApi {
       early: report.early,
       ...(report.postStep !== undefined ? { postStep: report.postStep } : {}),
     };
-    await callUnary(this.client.reportResumed.bind(this.client), req, this.opts(signal));
+    await this.api.reportResumed(req, { signal });
   }
 
   register(signal?: AbortSignal): Promise<RegisterStackResponse> {
     const req = { guestId: this.o.guestId, stack: this.o.stack, controllerId: this.o.controllerId, leaseTtlMs: this.o.leaseTtlMs };
-    return callUnary(this.client.registerStack.bind(this.client), req, this.opts(signal));
+    return this.api.registerStack(req, { signal });
   }
 
   async unregister(): Promise<void> {
     const req = { guestId: this.o.guestId, stack: this.o.stack, controllerId: this.o.controllerId };
-    await callUnary(this.client.unregisterStack.bind(this.client), req, this.opts());
+    await this.api.unregisterStack(req);
   }
 
   /** Registers the stack and renews the lease at a third of its TTL until `signal` aborts. */
@@ -176,7 +171,7 @@ export class AgentLink implements AgentApi {
     while (!signal.aborted) {
       try {
         if (this.lastSeq === undefined) {
-          const info = await callUnary(this.client.getAgentInfo.bind(this.client), {}, this.opts(signal));
+          const info = await this.api.getAgentInfo({}, { signal });
           this.lastSeq = info.lastEventSeq;
         }
         await this.streamOnce(handlers, signal);
@@ -190,27 +185,13 @@ export class AgentLink implements AgentApi {
     }
   }
 
-  private streamOnce(handlers: WatchHandlers, signal: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const call: ClientReadableStream<Event> = this.client.watchEvents({
-        guestId: this.o.guestId,
-        jobId: "",
-        afterSeq: this.lastSeq ?? 0,
-      });
-      const onAbort = () => call.cancel();
-      signal.addEventListener("abort", onAbort, { once: true });
-      const done = (fn: () => void) => {
-        signal.removeEventListener("abort", onAbort);
-        fn();
-      };
-      call.on("metadata", () => handlers.onStreamState(true));
-      call.on("data", (event: Event) => {
-        handlers.onStreamState(true);
-        if (this.lastSeq === undefined || event.seq > this.lastSeq) this.lastSeq = event.seq;
-        if (event.guestId === this.o.guestId) handlers.onEvent(event);
-      });
-      call.on("error", (err) => done(() => reject(fromServiceError(err))));
-      call.on("end", () => done(resolve));
-    });
+  private async streamOnce(handlers: WatchHandlers, signal: AbortSignal): Promise<void> {
+    const request = { guestId: this.o.guestId, jobId: "", afterSeq: this.lastSeq ?? 0 };
+    const events = this.api.watchEvents(request, signal, { onOpen: () => handlers.onStreamState(true) });
+    for await (const event of events) {
+      handlers.onStreamState(true);
+      if (this.lastSeq === undefined || event.seq > this.lastSeq) this.lastSeq = event.seq;
+      if (event.guestId === this.o.guestId) handlers.onEvent(event);
+    }
   }
 }

@@ -1,7 +1,7 @@
 // One controller: recover, register the stack and keep its lease, watch the agent, reconcile until
 // the signal aborts; then make sure the stack runs, unregister, close.
-import { EventKind, type AgentClient } from "@lull/proto";
-import { asLullError, systemClock, type Clock, type Logger } from "@lull/shared";
+import { EventKind } from "@lull/proto";
+import { asLullError, systemClock, type AgentApi as AgentCalls, type Clock, type Logger } from "@lull/shared";
 import { AgentLink, createAgentLinkClient } from "./agent-link.js";
 import type { ControllerConfig, Failpoint } from "./config.js";
 import { ControllerLoop } from "./loop.js";
@@ -18,7 +18,8 @@ export interface ControllerParts {
   clock?: Clock;
   driver?: StackDriver;
   markers?: MarkerStore;
-  client?: AgentClient;
+  /** The agent's client; default the one `config.agent` describes. */
+  client?: AgentCalls;
   /** What a failpoint does once logged: block for good (main.ts freezes the whole process). */
   freeze?: () => Promise<void>;
 }
@@ -30,7 +31,7 @@ export class Controller {
   readonly reconciler: Reconciler;
   private readonly config: Readonly<ControllerConfig>;
   private readonly log: Logger;
-  private readonly client: AgentClient;
+  private readonly client: AgentCalls;
 
   constructor(parts: ControllerParts) {
     const { config, log } = parts;
@@ -47,11 +48,10 @@ export class Controller {
       await freeze();
     };
     this.link = new AgentLink({
-      client: this.client,
+      api: this.client,
       guestId: config.guestId,
       stack: config.stack,
       controllerId: config.controllerId,
-      callTimeoutMs: config.agent.callTimeoutMs,
       leaseTtlMs: config.leaseTtlMs,
       pollIntervalMs: config.pollIntervalMs,
       clock,

@@ -3,16 +3,30 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { ERROR_CODES, ERROR_CODE_KEY, LullError, fromServiceError, toServiceError } from "./errors.js";
+import { ERROR_CODES, ERROR_CODE_KEY, LullError, asLullError, fromServiceError, toServiceError } from "./errors.js";
 
 const errorsDoc = readFileSync(fileURLToPath(new URL("../ERRORS.md", import.meta.url)), "utf8");
 
-test("every error code is documented in shared/ERRORS.md with its gRPC status", () => {
-  for (const [code, grpcStatus] of Object.entries(ERROR_CODES)) {
+test("every error code is documented in shared/ERRORS.md with its gRPC status and whether it is terminal", () => {
+  for (const [code, declared] of Object.entries(ERROR_CODES)) {
     const row = errorsDoc.split("\n").find((line) => line.startsWith(`| \`${code}\` |`));
     assert.ok(row, `${code} has no row in shared/ERRORS.md`);
-    assert.match(row, new RegExp(`\\| ${status[grpcStatus]} \\|`), `${code} row names the wrong gRPC status`);
+    const [, grpcStatus, terminal] = row.split("|").map((cell) => cell.trim()).slice(1);
+    assert.equal(grpcStatus, status[declared.status], `${code} row names the wrong gRPC status`);
+    assert.equal(terminal, declared.terminal ? "yes" : "no", `${code} row's terminal column disagrees with ERROR_CODES`);
   }
+});
+
+test("terminal is opt-in: unknown errors and a broken transport may be retried, a bad request may not", () => {
+  assert.equal(new LullError("LULL_E_INTERNAL", "bug").terminal, false);
+  assert.equal(asLullError(new Error("boom")).terminal, false);
+  assert.equal(fromServiceError({ code: status.DATA_LOSS, details: "x", metadata: new Metadata() }).terminal, false);
+  assert.equal(new LullError("LULL_E_INVALID_ARGUMENT", "x").terminal, true);
+  assert.equal(new LullError("LULL_E_JOB_NOT_FOUND", "x").terminal, true);
+  assert.equal(new LullError("LULL_E_SHUTTING_DOWN", "x").terminal, false);
+  assert.equal(new LullError("LULL_E_INTERNAL", "x", { terminal: true }).terminal, true, "a thrower may still say so");
+  const decoded = fromServiceError(toServiceError(new LullError("LULL_E_WRONG_PHASE", "late")) as ServiceError);
+  assert.equal(decoded.terminal, true, "terminal survives the trip as the code's declaration");
 });
 
 test("every documented code exists", () => {

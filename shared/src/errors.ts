@@ -5,41 +5,46 @@ import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 
 export const ERROR_CODE_KEY = "lull-error-code";
 
-/** code → gRPC status. Adding a code means documenting it in shared/ERRORS.md. */
+/**
+ * code → its gRPC status and whether it is terminal: retrying the same operation cannot succeed
+ * (controller-runtime's TerminalError). Terminal is opt-in: a code that does not say so — and an
+ * unknown error, LULL_E_INTERNAL — may be retried. Adding a code means documenting both columns in
+ * shared/ERRORS.md.
+ */
 export const ERROR_CODES = {
-  LULL_E_INVALID_ARGUMENT: status.INVALID_ARGUMENT,
-  LULL_E_UNKNOWN_GUEST: status.NOT_FOUND,
-  LULL_E_JOB_NOT_FOUND: status.NOT_FOUND,
-  LULL_E_GUEST_BUSY: status.FAILED_PRECONDITION,
-  LULL_E_IDEMPOTENCY_CONFLICT: status.ALREADY_EXISTS,
-  LULL_E_JOB_TERMINAL: status.FAILED_PRECONDITION,
-  LULL_E_WRONG_PHASE: status.FAILED_PRECONDITION,
-  LULL_E_STACK_NOT_REGISTERED: status.FAILED_PRECONDITION,
-  LULL_E_QUIESCE_REFUSED: status.ABORTED,
-  LULL_E_QUIESCE_TIMEOUT: status.DEADLINE_EXCEEDED,
-  LULL_E_SNAPSHOT_FAILED: status.INTERNAL,
-  LULL_E_ARCHIVE_FAILED: status.INTERNAL,
-  LULL_E_NO_SPACE: status.RESOURCE_EXHAUSTED,
-  LULL_E_CLEANUP_FAILED: status.INTERNAL,
-  LULL_E_AGENT_RESTARTED: status.UNAVAILABLE,
-  LULL_E_CANCELLED: status.CANCELLED,
-  LULL_E_SHUTTING_DOWN: status.UNAVAILABLE,
-  LULL_E_CONFIG_INVALID: status.INVALID_ARGUMENT,
-  LULL_E_UNAUTHENTICATED: status.UNAUTHENTICATED,
-  LULL_E_PERMISSION_DENIED: status.PERMISSION_DENIED,
-  LULL_E_RATE_LIMITED: status.RESOURCE_EXHAUSTED,
-  LULL_E_STACK_STOP_FAILED: status.INTERNAL,
-  LULL_E_STACK_START_FAILED: status.INTERNAL,
-  LULL_E_AGENT_UNREACHABLE: status.UNAVAILABLE,
-  LULL_E_COMMAND_FAILED: status.INTERNAL,
-  LULL_E_GROUP_NOT_FOUND: status.NOT_FOUND,
-  LULL_E_GROUP_MEMBER_FAILED: status.ABORTED,
-  LULL_E_GROUP_UNSUPPORTED: status.FAILED_PRECONDITION,
-  LULL_E_RESUMED_BEFORE_SNAPSHOT: status.ABORTED,
-  LULL_E_DATA_DIR_LOCKED: status.FAILED_PRECONDITION,
-  LULL_E_EVENTS_PRUNED: status.OUT_OF_RANGE,
-  LULL_E_INTERNAL: status.INTERNAL,
-} as const satisfies Record<string, status>;
+  LULL_E_INVALID_ARGUMENT: { status: status.INVALID_ARGUMENT, terminal: true },
+  LULL_E_UNKNOWN_GUEST: { status: status.NOT_FOUND, terminal: true },
+  LULL_E_JOB_NOT_FOUND: { status: status.NOT_FOUND, terminal: true },
+  LULL_E_GUEST_BUSY: { status: status.FAILED_PRECONDITION, terminal: true },
+  LULL_E_IDEMPOTENCY_CONFLICT: { status: status.ALREADY_EXISTS, terminal: true },
+  LULL_E_JOB_TERMINAL: { status: status.FAILED_PRECONDITION, terminal: true },
+  LULL_E_WRONG_PHASE: { status: status.FAILED_PRECONDITION, terminal: true },
+  LULL_E_STACK_NOT_REGISTERED: { status: status.FAILED_PRECONDITION, terminal: true },
+  LULL_E_QUIESCE_REFUSED: { status: status.ABORTED, terminal: true },
+  LULL_E_QUIESCE_TIMEOUT: { status: status.DEADLINE_EXCEEDED, terminal: true },
+  LULL_E_SNAPSHOT_FAILED: { status: status.INTERNAL, terminal: true },
+  LULL_E_ARCHIVE_FAILED: { status: status.INTERNAL, terminal: true },
+  LULL_E_NO_SPACE: { status: status.RESOURCE_EXHAUSTED, terminal: true },
+  LULL_E_CLEANUP_FAILED: { status: status.INTERNAL, terminal: false },
+  LULL_E_AGENT_RESTARTED: { status: status.UNAVAILABLE, terminal: false },
+  LULL_E_CANCELLED: { status: status.CANCELLED, terminal: true },
+  LULL_E_SHUTTING_DOWN: { status: status.UNAVAILABLE, terminal: false },
+  LULL_E_CONFIG_INVALID: { status: status.INVALID_ARGUMENT, terminal: true },
+  LULL_E_UNAUTHENTICATED: { status: status.UNAUTHENTICATED, terminal: true },
+  LULL_E_PERMISSION_DENIED: { status: status.PERMISSION_DENIED, terminal: true },
+  LULL_E_RATE_LIMITED: { status: status.RESOURCE_EXHAUSTED, terminal: false },
+  LULL_E_STACK_STOP_FAILED: { status: status.INTERNAL, terminal: false },
+  LULL_E_STACK_START_FAILED: { status: status.INTERNAL, terminal: false },
+  LULL_E_AGENT_UNREACHABLE: { status: status.UNAVAILABLE, terminal: false },
+  LULL_E_COMMAND_FAILED: { status: status.INTERNAL, terminal: false },
+  LULL_E_GROUP_NOT_FOUND: { status: status.NOT_FOUND, terminal: true },
+  LULL_E_GROUP_MEMBER_FAILED: { status: status.ABORTED, terminal: true },
+  LULL_E_GROUP_UNSUPPORTED: { status: status.FAILED_PRECONDITION, terminal: true },
+  LULL_E_RESUMED_BEFORE_SNAPSHOT: { status: status.ABORTED, terminal: true },
+  LULL_E_DATA_DIR_LOCKED: { status: status.FAILED_PRECONDITION, terminal: true },
+  LULL_E_EVENTS_PRUNED: { status: status.OUT_OF_RANGE, terminal: true },
+  LULL_E_INTERNAL: { status: status.INTERNAL, terminal: false },
+} as const satisfies Record<string, { status: status; terminal: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -50,17 +55,17 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 export class LullError extends Error {
   override readonly name = "LullError";
   readonly code: ErrorCode;
-  /** Retrying the same operation cannot succeed (controller-runtime's TerminalError). */
+  /** Retrying the same operation cannot succeed; defaults to the code's declaration in ERROR_CODES. */
   readonly terminal: boolean;
 
   constructor(code: ErrorCode, message: string, options: { cause?: unknown; terminal?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.terminal = options.terminal ?? ERROR_CODES[code] !== status.UNAVAILABLE;
+    this.terminal = options.terminal ?? ERROR_CODES[code].terminal;
   }
 
   get grpcStatus(): status {
-    return ERROR_CODES[this.code];
+    return ERROR_CODES[this.code].status;
   }
 }
 

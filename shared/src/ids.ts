@@ -19,6 +19,10 @@ export const JOB_ID = /^j-[0-9a-z]{26}$/;
 export const TOKEN_PATTERN = /^lull_([0-9a-z]{12})_([A-Za-z0-9_-]{43})$/;
 /** Where the agent's local (root-only) socket lives unless configured otherwise. */
 export const DEFAULT_AGENT_SOCKET = "/run/lull/agent.sock";
+/** Group runs have ids like jobs: `g-` + 26 lower-case base32 characters, time-sortable. */
+export const GROUP_RUN_ID = /^g-[0-9a-z]{26}$/;
+/** Configured consistency group ids: like guest-config names. */
+export const GROUP_ID = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 /** Controller instance ids. */
 export const CONTROLLER_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 /** Idempotency keys: printable ASCII without spaces. */
@@ -56,3 +60,12 @@ export const validate = {
     return value;
   },
 };
+
+/** A group run id as the agent makes them (checked by the agent's API and by lullctl before it calls). */
+export function validGroupRunId(value: string, field = "group_run_id"): string {
+  if (typeof value !== "string" || value === "") throw new LullError("LULL_E_INVALID_ARGUMENT", `${field} is required`);
+  if (value.length > LIMITS.id || !GROUP_RUN_ID.test(value)) {
+    throw new LullError("LULL_E_INVALID_ARGUMENT", `${field} is not a valid group run id (expected ${GROUP_RUN_ID.source})`);
+  }
+  return value;
+}

@@ -7,3 +7,4 @@ export * from "./config.js";
 export * from "./grpc.js";
 export * from "./tls.js";
 export * from "./exec/index.js";
+export * from "./client/index.js";

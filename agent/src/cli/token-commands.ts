@@ -3,7 +3,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { LullError } from "@lull/shared";
-import { DATABASE_FILE } from "../agent.js";
+import { DATABASE_FILE } from "../datadir/database-file.js";
 import { describeScope } from "../auth/principal.js";
 import { TokenStore, type TokenRecord } from "../auth/token-store.js";
 import { parseDuration, validateTokenId } from "../auth/token.js";

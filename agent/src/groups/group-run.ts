@@ -2,13 +2,11 @@
 // from the member jobs (their ids and the jobs themselves), plus when the current phase began.
 // Group runs have ids like jobs: `g-` + 26 lower-case base32 characters, time-sortable.
 import { Consistency, EventKind, Phase, QuiescePolicy, SnapshotMode, StackState, type GroupRun, type Job } from "@lull/proto";
-import { LIMITS, LullError } from "@lull/shared";
 import { newJobId } from "../jobs/job-id.js";
 import type { EventDraft } from "../ledger/event-log.js";
 
-export const GROUP_RUN_ID = /^g-[0-9a-z]{26}$/;
-/** Configured group ids: like guest-config names. */
-export const GROUP_ID = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+// The id patterns and their check live in @lull/shared: lullctl checks run ids before it calls.
+export { GROUP_ID, GROUP_RUN_ID, validGroupRunId } from "@lull/shared";
 
 export interface GroupRunRecord extends Omit<GroupRun, "jobIds" | "members"> {
   /** When the run entered its current phase. */
@@ -17,14 +15,6 @@ export interface GroupRunRecord extends Omit<GroupRun, "jobIds" | "members"> {
 
 export function newGroupRunId(now: number): string {
   return `g-${newJobId(now).slice(2)}`;
-}
-
-export function validGroupRunId(value: string, field = "group_run_id"): string {
-  if (typeof value !== "string" || value === "") throw new LullError("LULL_E_INVALID_ARGUMENT", `${field} is required`);
-  if (value.length > LIMITS.id || !GROUP_RUN_ID.test(value)) {
-    throw new LullError("LULL_E_INVALID_ARGUMENT", `${field} is not a valid group run id (expected ${GROUP_RUN_ID.source})`);
-  }
-  return value;
 }
 
 /** The idempotency key of a member job: contains spaces, so no client key (printable, no spaces) can collide with it. */

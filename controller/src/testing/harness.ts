@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAgentClient, type z } from "@lull/shared";
+import { connectAgent, type z } from "@lull/shared";
 import { controllerConfigSchema, type ControllerConfig } from "../config.js";
 import { Controller } from "../controller.js";
 import { createFileMarkerStore, type Marker, type MarkerStore } from "../marker-store.js";
@@ -65,7 +65,7 @@ export class Harness {
       quiesce: options.quiesce,
       logLevel: "debug",
     });
-    h.controller = new Controller({ config: h.config, log: h.logs.log, client: createAgentClient({ address: agent.address }) });
+    h.controller = new Controller({ config: h.config, log: h.logs.log, client: connectAgent({ address: agent.address }, { callTimeoutMs: h.config.agent.callTimeoutMs }) });
     return h;
   }
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Phase, StackState } from "@lull/proto";
-import { callUnary, phaseName } from "@lull/shared";
+import { phaseName } from "@lull/shared";
 import { isPidAlive } from "../support/process.js";
 import { waitFor } from "../support/temp.js";
 import { PveSite, stackRunning } from "./pve-site.js";
@@ -39,7 +39,7 @@ describe("the agent killed during a vzdump backup", () => {
   it("while the hook waits at pre-stop: vzdump is not held (the hook vetoes at once), the restarted agent settles the job and unlocks", async () => {
     const client = site.agent.client();
     // A second stack of the guest that never acknowledges keeps the barrier (and so the hook) waiting.
-    await callUnary(client.raw.registerStack.bind(client.raw), { guestId: "101", stack: "ghost", controllerId: "ghost-1", leaseTtlMs: 60_000 }, { timeoutMs: 5_000 });
+    await client.api.registerStack({ guestId: "101", stack: "ghost", controllerId: "ghost-1", leaseTtlMs: 60_000 });
     const job = (await client.startBackup("101", { requestedBy: "e2e" })).job!;
     await client.waitForJob("101", job.id, (j) => j.stacks.some((s) => s.stack === "app" && s.state === StackState.STACK_STATE_QUIESCED), 30_000);
     assert.ok(site.pve.calls("hook").some((c) => c.args[0] === "pre-stop" && c.args[2] === "101"), "the hook is at pre-stop");
@@ -54,7 +54,7 @@ describe("the agent killed during a vzdump backup", () => {
 
     await site.agent.restart();
     const restarted = site.agent.client();
-    await callUnary(restarted.raw.unregisterStack.bind(restarted.raw), { guestId: "101", stack: "ghost", controllerId: "ghost-1" }, { timeoutMs: 5_000 });
+    await restarted.api.unregisterStack({ guestId: "101", stack: "ghost", controllerId: "ghost-1" });
     const settled = await restarted.getJob("101", job.id);
     assert.equal(phaseName(settled.phase), "failed");
     assert.equal(settled.errorCode, "LULL_E_AGENT_RESTARTED");

@@ -12,7 +12,7 @@ import {
   type StartBackupResponse,
   type WatchEventsRequest,
 } from "@lull/proto";
-import { callUnary, createAgentClient, fromServiceError, isTerminal, phaseName, type AgentTlsTrust } from "@lull/shared";
+import { connectAgent, fromServiceError, isTerminal, phaseName, type AgentApi, type AgentTlsTrust } from "@lull/shared";
 import { sleep } from "./temp.js";
 
 export interface BackupOptions {
@@ -24,6 +24,8 @@ export interface BackupOptions {
 
 export interface TestAgentClient {
   readonly raw: AgentClient;
+  /** The agent's typed client (every RPC; the helpers below are built on it). */
+  readonly api: AgentApi;
   info(): Promise<AgentInfo>;
   startBackup(guestId: string, options?: BackupOptions): Promise<StartBackupResponse>;
   getJob(guestId: string, jobId: string): Promise<Job>;
@@ -42,27 +44,23 @@ export interface TestAgentClient {
 
 /** `address` is `unix:///…` (the local operator socket) or `host:port` with `auth` (a token, the pinned CA). */
 export function connectTestClient(address: string, callTimeoutMs = 10_000, auth: { token?: string; tls?: AgentTlsTrust } = {}): TestAgentClient {
-  const raw = createAgentClient({ address, token: auth.token, tls: auth.tls });
-  const opts = { timeoutMs: callTimeoutMs };
+  const agent = connectAgent({ address, token: auth.token, tls: auth.tls }, { callTimeoutMs });
+  const raw = agent.raw;
   const api: TestAgentClient = {
     raw,
-    info: () => callUnary(raw.getAgentInfo.bind(raw), {}, opts),
+    api: agent,
+    info: () => agent.getAgentInfo(),
     startBackup: (guestId, o = {}) =>
-      callUnary(
-        raw.startBackup.bind(raw),
-        {
-          guestId,
-          idempotencyKey: o.idempotencyKey ?? `test-${randomUUID()}`,
-          policy: o.policy ?? QuiescePolicy.QUIESCE_POLICY_UNSPECIFIED,
-          quiesceTimeoutMs: o.quiesceTimeoutMs ?? 0,
-          requestedBy: o.requestedBy ?? "lull-test",
-        },
-        opts,
-      ),
-    getJob: (guestId, jobId) => callUnary(raw.getJob.bind(raw), { guestId, jobId }, opts),
-    listJobs: async (guestId = "", activeOnly = false) =>
-      (await callUnary(raw.listJobs.bind(raw), { guestId, activeOnly, limit: 0 }, opts)).jobs,
-    cancel: (guestId, jobId, reason = "") => callUnary(raw.cancelJob.bind(raw), { guestId, jobId, reason }, opts),
+      agent.startBackup({
+        guestId,
+        idempotencyKey: o.idempotencyKey ?? `test-${randomUUID()}`,
+        policy: o.policy ?? QuiescePolicy.QUIESCE_POLICY_UNSPECIFIED,
+        quiesceTimeoutMs: o.quiesceTimeoutMs ?? 0,
+        requestedBy: o.requestedBy ?? "lull-test",
+      }),
+    getJob: (guestId, jobId) => agent.getJob({ guestId, jobId }),
+    listJobs: async (guestId = "", activeOnly = false) => (await agent.listJobs({ guestId, activeOnly, limit: 0 })).jobs,
+    cancel: (guestId, jobId, reason = "") => agent.cancelJob({ guestId, jobId, reason }),
     async waitForJob(guestId, jobId, done, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
       let job = await api.getJob(guestId, jobId);
@@ -104,7 +102,7 @@ export function connectTestClient(address: string, callTimeoutMs = 10_000, auth:
         });
       });
     },
-    close: () => raw.close(),
+    close: () => agent.close(),
   };
   return api;
 }

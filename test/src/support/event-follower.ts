@@ -4,7 +4,7 @@
 // check that a watcher missed nothing and got nothing twice, and that it was told every job's end.
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import { EventKind, WatchEventsRequest, type AgentClient, type Event } from "@lull/proto";
-import { callUnary, createAgentClient, isTerminal } from "@lull/shared";
+import { connectAgent, createAgentClient, isTerminal } from "@lull/shared";
 import { sleep } from "./temp.js";
 
 export interface EventFollowerOptions {
@@ -108,9 +108,10 @@ export class EventFollower {
  * reference to compare a follower's list with. Rejects after `timeoutMs`.
  */
 export async function readAllEvents(address: string, timeoutMs: number): Promise<Event[]> {
-  const client = createAgentClient({ address });
+  const api = connectAgent({ address }, { callTimeoutMs: timeoutMs });
+  const client = api.raw;
   try {
-    const info = await callUnary(client.getAgentInfo.bind(client), {}, { timeoutMs });
+    const info = await api.getAgentInfo();
     const events: Event[] = [];
     if (info.lastEventSeq === 0) return events;
     await new Promise<void>((resolve, reject) => {
@@ -134,6 +135,6 @@ export async function readAllEvents(address: string, timeoutMs: number): Promise
     });
     return events;
   } finally {
-    client.close();
+    api.close();
   }
 }

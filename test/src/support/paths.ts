@@ -12,7 +12,7 @@ export const ENTRY_POINTS = {
   /** `lull-controller`: `node controller/dist/main.js --config FILE`. */
   controller: join(REPO_ROOT, "controller/dist/main.js"),
   /** `lullctl`. */
-  lullctl: join(REPO_ROOT, "agent/dist/lullctl/main.js"),
+  lullctl: join(REPO_ROOT, "lullctl/dist/main.js"),
   /** The demo app and its start/stop/status script. */
   demoApp: join(REPO_ROOT, "test/dist/demo/app.js"),
   demoAppCtl: join(REPO_ROOT, "test/dist/demo/app-ctl.js"),

@@ -1,6 +1,6 @@
 // What every lullctl command gets: the agent's API, where to print, and how.
 import type { Clock } from "@lull/shared";
-import type { AgentApi } from "../agent-api.js";
+import type { AgentApi } from "@lull/shared";
 import type { LullctlSettings } from "../config.js";
 import type { Output } from "../output.js";
 

@@ -3,7 +3,7 @@
 // event at or below that number. So a watcher misses nothing and sees nothing twice.
 import type { Event } from "@lull/proto";
 import { LullError, asLullError, systemClock, type Clock, type ErrorCode } from "@lull/shared";
-import type { AgentApi } from "./agent-api.js";
+import type { AgentApi } from "@lull/shared";
 
 export interface FollowOptions {
   /** Empty: every guest / every job. */

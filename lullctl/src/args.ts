@@ -3,8 +3,7 @@
 // LullError(LULL_E_INVALID_ARGUMENT), which lullctl reports with exit code 2.
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { QuiescePolicy } from "@lull/proto";
-import { LIMITS, LullError, validate } from "@lull/shared";
-import { GROUP_ID, GROUP_RUN_ID, validGroupRunId } from "../groups/group-run.js";
+import { GROUP_ID, GROUP_RUN_ID, LIMITS, LullError, validGroupRunId, validate } from "@lull/shared";
 
 export type Command =
   | { name: "backup"; guest: string; wait: boolean; policy: QuiescePolicy; key?: string; quiesceTimeoutMs: number }

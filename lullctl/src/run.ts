@@ -1,8 +1,7 @@
 // lullctl as a function: arguments and environment in, text out, exit code back.
 // main.ts wires it to the process; tests call it directly with a captured Output.
 import { hostname, userInfo } from "node:os";
-import { LIMITS, fromServiceError, systemClock, type Clock } from "@lull/shared";
-import { connectAgent, type AgentApi, type AgentAuth } from "./agent-api.js";
+import { LIMITS, connectAgent, fromServiceError, systemClock, type AgentApi, type AgentApiOptions, type ChannelTarget, type Clock } from "@lull/shared";
 import { USAGE, parseInvocation, type Invocation } from "./args.js";
 import { backupCommand } from "./commands/backup.js";
 import { EXIT, printJson, type CommandContext } from "./commands/context.js";
@@ -19,7 +18,7 @@ export interface RunOptions {
   signal?: AbortSignal;
   clock?: Clock;
   /** Default: a gRPC client of the real agent. */
-  connect?: (address: string, callTimeoutMs: number, auth?: AgentAuth) => AgentApi;
+  connect?: (target: ChannelTarget, options: AgentApiOptions) => AgentApi;
 }
 
 function requester(): string {
@@ -75,7 +74,10 @@ export async function runLullctl(options: RunOptions): Promise<number> {
       out.line(USAGE);
       return EXIT.ok;
     }
-    api = (options.connect ?? connectAgent)(settings.agentAddress, settings.callTimeoutMs, { token: settings.token, tls: settings.tls });
+    api = (options.connect ?? connectAgent)(
+      { address: settings.agentAddress, token: settings.token, tls: settings.tls },
+      { callTimeoutMs: settings.callTimeoutMs },
+    );
     const ctx: CommandContext = {
       api,
       out,

@@ -1,46 +1,47 @@
-// lullctl against a real gRPC server (the fake agent) on 127.0.0.1, in process.
+// lullctl against the real agent in process (real SQLite and gRPC, a scripted engine, a simulated
+// controller), reached over a TCP relay to its operator socket that a test can cut.
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { EventKind } from "@lull/proto";
+import { waitForEnd } from "@lull/agent/testing";
 import { captureOutput, type CapturedOutput } from "./output.js";
 import { runLullctl } from "./run.js";
-import { FakeAgent } from "./testing/fake-agent.js";
+import { startLullctlAgent, type LullctlAgent } from "./testing/agent.js";
 
-const agents: FakeAgent[] = [];
+const agents: LullctlAgent[] = [];
 after(async () => {
   for (const a of agents) await a.stop();
 });
 
-async function fakeAgent(): Promise<FakeAgent> {
-  const agent = await FakeAgent.start();
+async function realAgent(): Promise<LullctlAgent> {
+  const agent = await startLullctlAgent();
   agents.push(agent);
   return agent;
 }
 
-async function lullctl(agent: FakeAgent, argv: string[], signal?: AbortSignal): Promise<{ code: number; out: CapturedOutput }> {
+async function lullctl(agent: LullctlAgent, argv: string[], signal?: AbortSignal): Promise<{ code: number; out: CapturedOutput }> {
   const out = captureOutput();
   const code = await runLullctl({ argv, env: { LULL_AGENT: agent.address }, out, ...(signal ? { signal } : {}) });
   return { code, out };
 }
 
 test("backup --wait shows each phase once, in order, and ends with downtime, total, consistency and archive", async () => {
-  const agent = await fakeAgent();
+  const agent = await realAgent();
   const { code, out } = await lullctl(agent, ["backup", "demo", "--wait"]);
   assert.equal(code, 0, out.stderr);
   const phases = out.lines.map((l) => /^\s+\+\d+\.\d{3}s  (\w+)/.exec(l)?.[1]).filter(Boolean);
-  assert.deepEqual(phases, ["queued", "quiescing", "stack", "snapshotting", "snapshotted", "stack", "archiving", "done"]);
+  assert.deepEqual(phases, ["queued", "quiescing", "stack", "note", "snapshotting", "snapshotted", "stack", "archiving", "done"]);
   assert.match(out.stdout, /stack app resumed \(downtime 42 ms\)/);
   assert.match(out.stdout, /archived 2.93 KiB of 2.93 KiB \(100%\)/, "plain progress lines when stdout is not a terminal");
   assert.match(out.stdout, /^downtime {5}app: 42 ms \(resumed early, at snapshotted\)$/m);
   assert.match(out.stdout, /^total {8}\d+ ms$/m);
   assert.match(out.stdout, /^consistency  app \(mode copy\)$/m);
-  assert.match(out.stdout, /^archive {6}\/var\/lib\/lull\/archives\/demo\/j-0+1\.tar\.zst \(2.00 KiB\)$/m);
+  assert.match(out.stdout, /^archive {6}\/var\/lib\/lull\/archives\/demo\/j-[0-9a-z]{26}\.tar\.zst \(2.00 KiB\)$/m);
   assert.equal(out.stderr, "");
 });
 
 test("backup --wait waits for a stack that reports its resume after the job ended", async () => {
-  const agent = await fakeAgent();
-  agent.onStartBackup = (guest) => agent.runTimeline(guest, "done", 15, true);
+  const agent = await realAgent();
+  agent.engine.script.resumeAfterEnd = true;
   const { code, out } = await lullctl(agent, ["backup", "demo", "--wait"]);
   assert.equal(code, 0, out.stderr);
   const tail = out.lines.slice(out.lines.findIndex((l) => /\+\d+\.\d{3}s  done$/.test(l)));
@@ -50,8 +51,8 @@ test("backup --wait waits for a stack that reports its resume after the job ende
 });
 
 test("a failed backup exits 1 with the job's stable error code; --json prints the job", async () => {
-  const agent = await fakeAgent();
-  agent.onStartBackup = (guest) => agent.runTimeline(guest, "failed");
+  const agent = await realAgent();
+  agent.engine.script.outcome = "failed";
   const { code, out } = await lullctl(agent, ["--json", "backup", "demo", "--wait"]);
   assert.equal(code, 1);
   assert.match(out.stderr, /^lullctl: LULL_E_NO_SPACE: archive dir is full \(failed in archiving\)$/m);
@@ -62,39 +63,36 @@ test("a failed backup exits 1 with the job's stable error code; --json prints th
 });
 
 test("backup --wait rides out a broken event stream without missing or repeating a phase", async () => {
-  const agent = await fakeAgent();
-  agent.onStartBackup = (guest) => {
-    const job = agent.runTimeline(guest, "done", 40);
-    setTimeout(() => agent.breakStreams(), 70); // after quiescing, before the end
-    return job;
-  };
+  const agent = await realAgent();
+  agent.engine.script.stepMs = 40;
+  setTimeout(() => agent.relay.cut(), 100); // after quiescing, before the end
   const { code, out } = await lullctl(agent, ["backup", "demo", "--wait"]);
   assert.equal(code, 0, out.stderr);
-  assert.match(out.stderr, /lost the agent's event stream \(LULL_E_AGENT_UNREACHABLE: stream broken by the test\)/);
+  assert.match(out.stderr, /lost the agent's event stream \(LULL_E_AGENT_UNREACHABLE: .+\)/);
   assert.match(out.stderr, /event stream restored; nothing was missed/);
   const phases = out.lines.map((l) => /^\s+\+\d+\.\d{3}s  (\w+)/.exec(l)?.[1]).filter(Boolean);
-  assert.deepEqual(phases, ["queued", "quiescing", "stack", "snapshotting", "snapshotted", "stack", "archiving", "done"]);
+  assert.deepEqual(phases, ["queued", "quiescing", "stack", "note", "snapshotting", "snapshotted", "stack", "archiving", "done"]);
 });
 
 test("the same idempotency key returns the same job instead of a second backup", async () => {
-  const agent = await fakeAgent();
+  const agent = await realAgent();
   const first = await lullctl(agent, ["--json", "backup", "demo", "--key", "nightly-1"]);
   const second = await lullctl(agent, ["backup", "demo", "--key", "nightly-1"]);
   const job = JSON.parse(first.out.stdout).job;
   assert.equal(first.code, 0);
   assert.equal(second.out.stdout.trim().startsWith(`job ${job.id} already exists for this idempotency key`), true, second.out.stdout);
-  assert.equal(agent.state.jobs.size, 1);
+  assert.equal((await agent.t.api.listJobs({ guestId: "" })).jobs.length, 1);
 });
 
 test("jobs, job and cancel show what the agent holds", async () => {
-  const agent = await fakeAgent();
-  agent.onStartBackup = (guest) => agent.runTimeline(guest, "done", 60_000); // stays in queued
+  const agent = await realAgent();
+  agent.engine.script.holdQueued = true; // stays in queued
   const started = JSON.parse((await lullctl(agent, ["--json", "backup", "demo"])).out.stdout).job;
 
   const table = await lullctl(agent, ["jobs", "--active"]);
   assert.equal(table.code, 0);
   assert.match(table.out.lines[0] ?? "", /^JOB\s+GUEST\s+PHASE\s+MODE\s+CONSISTENCY\s+CREATED\s+TOTAL\s+DOWNTIME\s+RESULT$/);
-  assert.match(table.out.lines[1] ?? "", new RegExp(`^${started.id}\\s+demo\\s+queued\\s+copy\\s+unknown\\s+\\S+\\s+running`));
+  assert.match(table.out.lines[1] ?? "", new RegExp(`^${started.id}\\s+demo\\s+queued\\s+unspecified\\s+unknown\\s+\\S+\\s+running`));
 
   const cancelled = await lullctl(agent, ["cancel", "demo", started.id, "--reason", "maintenance"]);
   assert.equal(cancelled.code, 0, cancelled.out.stderr);
@@ -106,18 +104,18 @@ test("jobs, job and cancel show what the agent holds", async () => {
 
   const again = await lullctl(agent, ["cancel", "demo", started.id]);
   assert.equal(again.code, 1);
-  assert.match(again.out.stderr, /^lullctl: LULL_E_JOB_TERMINAL: job j-\w+ has ended$/m);
+  assert.match(again.out.stderr, /^lullctl: LULL_E_JOB_TERMINAL: job j-\w+ has already ended \(cancelled\)$/m);
   assert.equal((await lullctl(agent, ["jobs", "--active"])).out.stdout, "no jobs\n");
 });
 
 test("agent errors exit 1 with their code; an unreachable agent is LULL_E_AGENT_UNREACHABLE", async () => {
-  const agent = await fakeAgent();
+  const agent = await realAgent();
   const missing = await lullctl(agent, ["--json", "job", "demo", "j-zzzzzzzzzzzzzzzzzzzzzzzzzz"]);
   assert.equal(missing.code, 1);
-  assert.deepEqual(JSON.parse(missing.out.stdout), { error: { code: "LULL_E_JOB_NOT_FOUND", message: "no job j-zzzzzzzzzzzzzzzzzzzzzzzzzz" } });
+  assert.deepEqual(JSON.parse(missing.out.stdout), { error: { code: "LULL_E_JOB_NOT_FOUND", message: "guest demo has no job j-zzzzzzzzzzzzzzzzzzzzzzzzzz" } });
   const unknown = await lullctl(agent, ["backup", "nosuch"]);
   assert.equal(unknown.code, 1);
-  assert.match(unknown.out.stderr, /^lullctl: LULL_E_UNKNOWN_GUEST: guest nosuch is not configured$/m);
+  assert.match(unknown.out.stderr, /^lullctl: LULL_E_UNKNOWN_GUEST: guest nosuch is not configured on this agent$/m);
 
   const out = captureOutput();
   const code = await runLullctl({ argv: ["--agent", "127.0.0.1:1", "info"], env: {}, out });
@@ -125,50 +123,55 @@ test("agent errors exit 1 with their code; an unreachable agent is LULL_E_AGENT_
   assert.match(out.stderr, /^lullctl: LULL_E_AGENT_UNREACHABLE: .*ECONNREFUSED/m);
 });
 
+/** Runs a backup of `guestId` on the agent and waits for its end. */
+async function backupOn(agent: LullctlAgent, guestId: string): Promise<void> {
+  const { job } = await agent.t.api.startBackup({ guestId, idempotencyKey: `k-${Math.random()}`, requestedBy: "test" });
+  await waitForEnd(agent.t, guestId, job!.id);
+}
+
+const seqsOf = (lines: readonly string[]) => lines.map((l) => Number(/^#(\d+)  /.exec(l)?.[1]));
+const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
 test("events prints what is persisted and exits; --json gives one object per line", async () => {
-  const agent = await fakeAgent();
-  for (let i = 0; i < 3; i++) agent.emit({ jobId: "j-a", guestId: "demo", kind: EventKind.EVENT_KIND_NOTE, message: `note ${i}` });
-  agent.emit({ jobId: "j-b", guestId: "other", kind: EventKind.EVENT_KIND_NOTE, message: "not for demo" });
+  const agent = await realAgent();
+  await backupOn(agent, "demo");
+  await backupOn(agent, "other");
+  const last = (await agent.t.api.getAgentInfo()).lastEventSeq;
   const text = await lullctl(agent, ["events", "--after", "1"]);
   assert.equal(text.code, 0);
-  assert.deepEqual(text.out.lines.map((l) => l.replace(/  \S+Z  /, "  T  ")), [
-    "#2  T  demo  j-a  note: note 1",
-    "#3  T  demo  j-a  note: note 2",
-    "#4  T  other  j-b  note: not for demo",
-  ]);
+  assert.deepEqual(seqsOf(text.out.lines), upTo(last).slice(1), "every persisted event after #1, in order");
+  for (const line of text.out.lines) assert.match(line.replace(/  \S+Z  /, "  T  "), /^#\d+  T  (demo|other)  j-[0-9a-z]{26}  \S/);
+  assert.ok(text.out.lines.some((l) => / {2}other {2}j-\w+ {2}done$/.test(l)), text.out.stdout);
   const filtered = await lullctl(agent, ["--json", "events", "--guest", "demo"]);
   const docs = filtered.out.lines.map((l) => JSON.parse(l));
-  assert.deepEqual(docs.map((d) => [d.seq, d.kind, d.message]), [[1, "note", "note 0"], [2, "note", "note 1"], [3, "note", "note 2"]]);
+  assert.ok(docs.length > 0 && docs.every((d) => d.guestId === "demo"), "only demo's events");
+  assert.deepEqual(docs.map((d) => d.seq), [...docs.map((d) => d.seq)].sort((a, b) => a - b), "in order");
+  assert.equal(docs[0].seq, 1);
+  assert.equal(docs.at(-1).kind, "phase");
 });
 
 test("events --follow survives an agent restart: every event exactly once, in order", async () => {
-  const first = await fakeAgent();
-  const emit = (a: FakeAgent, n: number) => a.emit({ jobId: "j-a", guestId: "demo", kind: EventKind.EVENT_KIND_NOTE, message: `n${n}` });
-  emit(first, 1);
-  emit(first, 2);
+  const agent = await realAgent();
+  await backupOn(agent, "demo");
   const stop = new AbortController();
   const out = captureOutput();
-  const running = runLullctl({ argv: ["events", "--follow"], env: { LULL_AGENT: first.address }, out, signal: stop.signal });
-  const waitFor = async (n: number) => {
-    for (let i = 0; i < 200 && !out.stdout.includes(`note: n${n}\n`); i++) await new Promise((r) => setTimeout(r, 25));
-    assert.ok(out.stdout.includes(`note: n${n}\n`), `saw n${n}; stdout: ${out.stdout}`);
+  const running = runLullctl({ argv: ["events", "--follow"], env: { LULL_AGENT: agent.address }, out, signal: stop.signal });
+  const waitForLast = async () => {
+    const last = (await agent.t.api.getAgentInfo()).lastEventSeq;
+    for (let i = 0; i < 400 && !seqsOf(out.lines).includes(last); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(seqsOf(out.lines).includes(last), `saw #${last}; stdout: ${out.stdout}`);
   };
-  await waitFor(2);
-  emit(first, 3);
-  await waitFor(3);
-  first.breakStreams();
-  emit(first, 4); // written while the watcher is away
-  await waitFor(4);
+  await waitForLast();
+  agent.relay.cut(); // the network drops the stream
+  await backupOn(agent, "demo"); // written while the watcher is away (or reconnecting)
+  await waitForLast();
 
-  await first.stop(); // the agent dies; events 5 and 6 are persisted by the next instance
-  emit(first, 5);
-  const second = await FakeAgent.start(first.port, first.state);
-  agents.push(second);
-  emit(second, 6);
-  await waitFor(6);
+  await agent.restart(); // the agent dies; the next instance persists more events
+  await backupOn(agent, "demo");
+  await waitForLast();
   stop.abort();
   assert.equal(await running, 130);
-  assert.deepEqual(out.lines.map((l) => /note: (n\d)/.exec(l)?.[1]), ["n1", "n2", "n3", "n4", "n5", "n6"]);
-  assert.match(out.stderr, /event stream broken \(LULL_E_AGENT_UNREACHABLE: .*\); reconnecting to resume after #3/);
+  assert.deepEqual(seqsOf(out.lines), upTo((await agent.t.api.getAgentInfo()).lastEventSeq));
+  assert.match(out.stderr, /event stream broken \(LULL_E_AGENT_UNREACHABLE: .*\); reconnecting to resume after #\d+/);
   assert.match(out.stderr, /event stream reconnected/);
 });

@@ -1,12 +1,12 @@
-// The real `lullctl` executable as a child process: exit codes and streams a script would see.
+// The real `lullctl` executable as a child process, against the real agent: exit codes and streams a script would see.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
-import { FakeAgent } from "./testing/fake-agent.js";
+import { startLullctlAgent, type LullctlAgent } from "./testing/agent.js";
 
 const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
-const agents: FakeAgent[] = [];
+const agents: LullctlAgent[] = [];
 after(async () => {
   for (const a of agents) await a.stop();
 });
@@ -21,7 +21,7 @@ function lullctl(argv: string[], env: Record<string, string> = {}): Promise<{ co
 }
 
 test("lullctl exits 0 on a finished backup, 2 on a usage error, 1 on an agent error", async () => {
-  const agent = await FakeAgent.start();
+  const agent = await startLullctlAgent();
   agents.push(agent);
   const ok = await lullctl(["backup", "demo", "--wait"], { LULL_AGENT: agent.address });
   assert.equal(ok.code, 0, ok.stderr);
@@ -35,7 +35,7 @@ test("lullctl exits 0 on a finished backup, 2 on a usage error, 1 on an agent er
 
   const failed = await lullctl(["--agent", agent.address, "job", "demo", "j-zzzzzzzzzzzzzzzzzzzzzzzzzz"]);
   assert.equal(failed.code, 1);
-  assert.equal(failed.stderr, "lullctl: LULL_E_JOB_NOT_FOUND: no job j-zzzzzzzzzzzzzzzzzzzzzzzzzz\n");
+  assert.equal(failed.stderr, "lullctl: LULL_E_JOB_NOT_FOUND: guest demo has no job j-zzzzzzzzzzzzzzzzzzzzzzzzzz\n");
 
   const help = await lullctl(["--help"]);
   assert.equal(help.code, 0);

@@ -1,0 +1,7 @@
+// @lull/agent/testing: the real agent in-process with an injected engine, for the component
+// tests of its clients (lullctl, the controller) — so no package fakes the agent's API.
+export * from "./agent-harness.js";
+export { FakeEngine, type FakeEngineOptions } from "./fake-engine.js";
+export { waitUntil } from "./wait.js";
+export { TimelineEngine, type TimelineEngineOptions } from "../groups/testing/timeline-engine.js";
+export { groupApi, waitForGroup, type GroupApi } from "../groups/testing/group-api.js";
