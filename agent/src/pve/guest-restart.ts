@@ -1,5 +1,5 @@
 // The crash cleanup's last step for a guest that vzdump shut down in stop mode and never started
-// again (./shutdown-store.ts has the record): read the guest's status, decide
+// again (../engines/vzdump/shutdown-store.ts has the record): read the guest's status, decide
 // (./restart-decision.ts), and start it — `pct start <vmid>` / `qm start <vmid>` — when the decision
 // says so. Every decision but `wait` settles the record with what was done and puts it on the job
 // as a note (at once when the job ledger is there, otherwise when the daemon starts), then logs it.
@@ -9,7 +9,7 @@ import type { Clock, Logger } from "@lull/shared";
 import type { CommandRunner } from "../exec/command-runner.js";
 import type { GuestSummary } from "./discovery.js";
 import { decideRestart } from "./restart-decision.js";
-import type { VzdumpShutdown, VzdumpShutdownStore } from "./shutdown-store.js";
+import type { VzdumpShutdown, VzdumpShutdownStore } from "../engines/vzdump/shutdown-store.js";
 
 /** Puts `message` on job `jobId` as a note; false when that is not possible now (it is retried later). */
 export type JobNoter = (jobId: string, message: string) => boolean;

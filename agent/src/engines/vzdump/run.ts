@@ -10,18 +10,18 @@
 //   suspend / stop → never snapshotted (stacks resume when the job ends)
 //   stop mode: pre-stop → the shutdown is recorded (durably, before the hook lets vzdump shut the
 //              guest down); pre-restart / post-restart → vzdump restarts it / has restarted it. A
-//              shutdown still open when the job ended is for the crash cleanup (../pve/cleanup.ts).
+//              shutdown still open when the job ended is for the crash cleanup (../../pve/cleanup.ts).
 //   exit code 0 → archive = TARGET (backup-end) or the `creating vzdump archive` path; else the
 //   `ERROR: Backup of VM <id> failed - …` line. Every other output line is kept with the job (notes).
 import { stat } from "node:fs/promises";
 import { Consistency, SnapshotMode } from "@lull/proto";
 import { asLullError, LullError, type Clock, type ErrorCode, type Logger } from "@lull/shared";
-import type { EngineHooks, EngineResult } from "../engines/engine.js";
-import type { HookMessage, HookReply, VzdumpMode } from "../hook/hook-protocol.js";
-import type { HookSession } from "../hook/hook-server.js";
-import type { GuestType } from "./guest-config.js";
-import type { ProcessExit } from "./process-launcher.js";
-import { classifyLine, partialArchivePath } from "./vzdump-log.js";
+import type { EngineHooks, EngineResult } from "../engine.js";
+import type { HookMessage, HookReply, VzdumpMode } from "../../hook/hook-protocol.js";
+import type { HookSession } from "../../hook/hook-server.js";
+import type { GuestType } from "../../pve/guest-config.js";
+import type { ProcessExit } from "../../pve/process-launcher.js";
+import { classifyLine, partialArchivePath } from "./log.js";
 
 export interface VzdumpRunOptions {
   vmid: number;
