@@ -23,7 +23,7 @@ import type { PveConfig } from "./config.js";
 import { GuestDiscovery, readStorages, type GuestSummary } from "./discovery.js";
 import { parseGuestConfig } from "./guest-config.js";
 import { GuestRestarter, type JobNoter } from "./guest-restart.js";
-import type { VzdumpShutdownStore } from "../engines/vzdump/shutdown-store.js";
+import type { ShutdownRecords } from "./shutdown-records.js";
 import { dumpDirOf } from "./storage-cfg.js";
 
 export interface PveCleanupDeps {
@@ -34,7 +34,7 @@ export interface PveCleanupDeps {
   /** Where process info is read (tests); default /proc. */
   procDir?: string;
   /** Guests vzdump shut down in stop mode; without it no guest is started again. */
-  shutdowns?: VzdumpShutdownStore;
+  shutdowns?: ShutdownRecords;
   /** Puts the cleanup's outcome on a job; default: none now (the daemon notes them when it starts). */
   noteJob?: JobNoter;
   clock?: Clock;

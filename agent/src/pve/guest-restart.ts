@@ -9,13 +9,13 @@ import type { Clock, Logger } from "@lull/shared";
 import type { CommandRunner } from "../exec/command-runner.js";
 import type { GuestSummary } from "./discovery.js";
 import { decideRestart } from "./restart-decision.js";
-import type { VzdumpShutdown, VzdumpShutdownStore } from "../engines/vzdump/shutdown-store.js";
+import type { ShutdownRecords, VzdumpShutdown } from "./shutdown-records.js";
 
 /** Puts `message` on job `jobId` as a note; false when that is not possible now (it is retried later). */
 export type JobNoter = (jobId: string, message: string) => boolean;
 
 export interface GuestRestartDeps {
-  shutdowns: VzdumpShutdownStore;
+  shutdowns: ShutdownRecords;
   runner: CommandRunner;
   log: Logger;
   clock: Clock;
@@ -102,7 +102,7 @@ export class GuestRestarter {
 }
 
 /** Puts every settled outcome that is not on its job yet there (the daemon, once the ledger exists). */
-export function noteSettledShutdowns(shutdowns: VzdumpShutdownStore, note: JobNoter, clock: Clock, log: Logger): number {
+export function noteSettledShutdowns(shutdowns: ShutdownRecords, note: JobNoter, clock: Clock, log: Logger): number {
   let noted = 0;
   for (const s of shutdowns.unnoted()) {
     if (!noteSafely(note, s.jobId, s.outcome, log)) continue;

@@ -12,19 +12,9 @@ import type { Database as Db, Statement } from "better-sqlite3";
 import type { VzdumpShutdownRow } from "../../jobs/rows.js";
 import type { Clock } from "@lull/shared";
 import type { GuestType } from "../../pve/guest-config.js";
+import type { ShutdownRecords, VzdumpShutdown } from "../../pve/shutdown-records.js";
 import type { StopModeRecorder } from "./run.js";
 
-export interface VzdumpShutdown {
-  jobId: string;
-  vmid: number;
-  vmtype: GuestType;
-  shutdownAt: number;
-  restartBegunAt?: number | undefined;
-  restartedAt?: number | undefined;
-  settledAt?: number | undefined;
-  outcome: string;
-  notedAt?: number | undefined;
-}
 
 const TERMINAL = "('done', 'failed', 'cancelled')";
 
@@ -42,7 +32,9 @@ function fromRow(row: VzdumpShutdownRow): VzdumpShutdown {
   };
 }
 
-export class VzdumpShutdownStore {
+export type { VzdumpShutdown };
+
+export class VzdumpShutdownStore implements ShutdownRecords {
   private readonly stmt: Record<
     "insert" | "restartBegun" | "restarted" | "byJob" | "open" | "running" | "settle" | "unnoted" | "noted",
     Statement
