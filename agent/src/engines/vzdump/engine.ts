@@ -16,7 +16,7 @@ import { VMID, type PveConfig, type VzdumpConfig } from "../../pve/config.js";
 import { GuestDiscovery, vzdumpSnapshotCommitted } from "../../pve/discovery.js";
 import type { ProcessLauncher } from "../../pve/process-launcher.js";
 import { stopModeRecorder, type VzdumpShutdownStore } from "./shutdown-store.js";
-import { guardThinPools } from "../../pve/thin-pool.js";
+import { guardThinPools } from "../../storage/thin-pool.js";
 import { VzdumpRun } from "./run.js";
 import type { BackupEngine, EngineResult, EngineRun } from "../engine.js";
 
