@@ -1,27 +1,35 @@
 // One vzdump backup of one guest, as seen by a job: the hook's phases (over the hook server) and
-// vzdump's output lines (from its stdout) turned into EngineHooks calls, in the job's phase order:
-//   backup-start            → the ACTUAL mode (vzdump falls back: snapshot → suspend, not running → stop)
+// vzdump's output lines (from its stdout) go through the progress reducer (./progress.ts: its
+// header has the stages), and this run performs what it asks for: EngineHooks calls, notes, the
+// stop-mode records, and its async steps:
 //   pre-stop                → hooks.quiesce() (the barrier; a refusal/timeout vetoes: the hook exits 1),
-//                             then hooks.snapshotting(mode)
-//   LXC pre-restart, mode snapshot, `parent: vzdump` committed → hooks.snapshotted
-//   QEMU `started backup task '<uuid>'`, mode snapshot → hooks.snapshotted (no hook marks that point)
-//   `creating vzdump archive` (QEMU snapshot: after snapshotted) → hooks.archiving
-//   QEMU `NN% (x of y)` lines → progress; LXC: the growing `<basename>.tar.dat`
-//   suspend / stop → never snapshotted (stacks resume when the job ends)
-//   stop mode: pre-stop → the shutdown is recorded (durably, before the hook lets vzdump shut the
-//              guest down); pre-restart / post-restart → vzdump restarts it / has restarted it. A
-//              shutdown still open when the job ended is for the crash cleanup (../../pve/cleanup.ts).
-//   exit code 0 → archive = TARGET (backup-end) or the `creating vzdump archive` path; else the
-//   `ERROR: Backup of VM <id> failed - …` line. Every other output line is kept with the job (notes).
+//                             in stop mode the shutdown is recorded (durably, before the hook lets
+//                             vzdump shut the guest down), then snapshotting
+//   LXC pre-restart, mode snapshot → is `parent: vzdump` committed? (then snapshotted)
+//   LXC archiving           → the growing `<basename>.tar.dat` is polled for progress
+//   log-end                 → the end of a run Proxmox started (hookOutcome)
+// A shutdown still open when the job ended is for the crash cleanup (../../pve/cleanup.ts).
+// exit code 0 → the archive (TARGET or the `creating vzdump archive` path) must exist; else the
+// failure line and code come from the reducer's state.
 import { stat } from "node:fs/promises";
-import { Consistency, SnapshotMode } from "@lull/proto";
-import { asLullError, LullError, type Clock, type ErrorCode, type Logger } from "@lull/shared";
+import { SnapshotMode } from "@lull/proto";
+import { asLullError, LullError, type Clock, type Logger } from "@lull/shared";
 import type { EngineHooks, EngineResult } from "../engine.js";
 import type { HookMessage, HookReply, VzdumpMode } from "../../hook/hook-protocol.js";
 import type { HookSession } from "../../hook/hook-server.js";
 import type { GuestType } from "../../pve/guest-config.js";
 import type { ProcessExit } from "../../pve/process-launcher.js";
-import { classifyLine, partialArchivePath } from "./log.js";
+import {
+  archiveOf,
+  failureCode,
+  failureLine,
+  initialProgress,
+  progress,
+  type ProgressAction,
+  type ProgressContext,
+  type ProgressInput,
+  type ProgressState,
+} from "./progress.js";
 
 export interface VzdumpRunOptions {
   vmid: number;
@@ -44,44 +52,69 @@ export interface StopModeRecorder {
   restarted(): void;
 }
 
-const MODES: Record<VzdumpMode, SnapshotMode> = {
-  snapshot: SnapshotMode.SNAPSHOT_MODE_SNAPSHOT,
-  suspend: SnapshotMode.SNAPSHOT_MODE_SUSPEND,
-  stop: SnapshotMode.SNAPSHOT_MODE_STOP,
-};
-
 export class VzdumpRun implements HookSession {
   pid: number | undefined;
-  private actualMode: VzdumpMode | undefined;
-  private quiesced = false;
-  private snapshotting = false;
-  private snapshotted = false;
-  private archiving = false;
-  private pendingArchiving = false;
-  private snapshotFailed = false;
-  private aborted = false;
-  private storageSnapshotAt: number | undefined;
-  private preStopDoneAt: number | undefined;
-  private archivePath: string | undefined;
-  private target: string | undefined;
+  private state: ProgressState = initialProgress();
+  private readonly ctx: ProgressContext;
   private vetoError: LullError | undefined;
   private hookError: LullError | undefined;
-  /** `Backup of VM <id> failed - …` lines, then other ERROR lines. */
-  private readonly failures: string[] = [];
-  private readonly errors: string[] = [];
-  private readonly tail: string[] = [];
   private poller: NodeJS.Timeout | undefined;
-  private lastPolledBytes = 0;
   private hookEnd: ((ok: boolean) => void) | undefined;
   private readonly ended: Promise<boolean>;
 
   constructor(private readonly o: VzdumpRunOptions) {
+    this.ctx = { vmid: o.vmid, vmtype: o.vmtype, requestedMode: o.requestedMode };
     this.ended = new Promise((resolve) => (this.hookEnd = resolve));
   }
 
   /** The mode vzdump actually uses (undefined until it said). */
   get mode(): VzdumpMode | undefined {
-    return this.actualMode;
+    return this.state.mode;
+  }
+
+  /** Feeds the reducer and performs its actions; the async steps it asks for are returned, in order. */
+  private dispatch(input: ProgressInput): ProgressAction[] {
+    const step = progress(this.state, input, this.ctx);
+    this.state = step.state;
+    const later: ProgressAction[] = [];
+    for (const action of step.actions) {
+      if (!this.perform(action)) later.push(action);
+    }
+    return later;
+  }
+
+  /** Performs a synchronous action; false for the async steps (quiesce, check-lxc-snapshot) and `end`. */
+  private perform(action: ProgressAction): boolean {
+    const hooks = this.o.hooks;
+    switch (action.type) {
+      case "note":
+        this.note(action.message);
+        return true;
+      case "skip-quiesce":
+        if (hooks.skipQuiesce) this.call("skipQuiesce", () => hooks.skipQuiesce!(action.reason));
+        else this.note(`${action.reason}: nothing to quiesce`);
+        return true;
+      case "snapshotting":
+        this.call("snapshotting", () => hooks.snapshotting(action.mode));
+        return true;
+      case "snapshotted":
+        this.call("snapshotted", () => hooks.snapshotted({ mode: SnapshotMode.SNAPSHOT_MODE_SNAPSHOT, snapshotAt: action.at }));
+        return true;
+      case "archiving":
+        this.call("archiving", () => hooks.archiving({ mode: action.mode, bytesTotal: 0 }));
+        return true;
+      case "progress":
+        this.call("progress", () => hooks.progress(action.done, action.total));
+        return true;
+      case "watch-partial":
+        this.watch(action.path);
+        return true;
+      case "record":
+        this.record(action.what);
+        return true;
+      default:
+        return false;
+    }
   }
 
   private call(what: string, fn: () => void): void {
@@ -108,51 +141,12 @@ export class VzdumpRun implements HookSession {
     }
   }
 
-  private modeEnum(): SnapshotMode {
-    return MODES[this.actualMode ?? this.o.requestedMode];
-  }
-
-  private enterSnapshotting(): void {
-    if (this.snapshotting) return;
-    this.snapshotting = true;
-    if (!this.quiesced) {
-      // No pre-stop came: vzdump backs up a guest that is not running (backup-start, backup-end, log-end).
-      const reason = `guest ${this.o.vmid} is not running (vzdump ${this.actualMode ?? this.o.requestedMode} mode, no pre-stop)`;
-      const hooks = this.o.hooks;
-      if (hooks.skipQuiesce) this.call("skipQuiesce", () => hooks.skipQuiesce!(reason));
-      else this.note(`${reason}: nothing to quiesce`);
-    }
-    this.call("snapshotting", () => this.o.hooks.snapshotting(this.modeEnum()));
-  }
-
-  private markSnapshotted(at: number): void {
-    if (this.snapshotted) return;
-    this.enterSnapshotting();
-    this.snapshotted = true;
-    this.call("snapshotted", () => this.o.hooks.snapshotted({ mode: SnapshotMode.SNAPSHOT_MODE_SNAPSHOT, snapshotAt: at }));
-    if (this.pendingArchiving) this.enterArchiving();
-  }
-
-  private enterArchiving(): void {
-    if (this.archiving) return;
-    this.enterSnapshotting();
-    this.archiving = true;
-    this.pendingArchiving = false;
-    this.call("archiving", () => this.o.hooks.archiving({ mode: this.modeEnum(), bytesTotal: 0 }));
-    if (this.o.vmtype === "lxc") this.startPolling();
-  }
-
-  private startPolling(): void {
-    const dat = this.archivePath ? partialArchivePath(this.archivePath) : undefined;
-    if (!dat || this.poller) return;
+  /** LXC: the growing `<basename>.tar.dat` is the progress. */
+  private watch(dat: string): void {
+    if (this.poller) return;
     this.poller = setInterval(() => {
       stat(dat).then(
-        (st) => {
-          if (st.size > this.lastPolledBytes) {
-            this.lastPolledBytes = st.size;
-            this.call("progress", () => this.o.hooks.progress(st.size, 0));
-          }
-        },
+        (st) => void this.dispatch({ type: "partial-size", bytes: st.size }),
         () => undefined,
       );
     }, this.o.progressIntervalMs);
@@ -165,55 +159,27 @@ export class VzdumpRun implements HookSession {
   }
 
   async handle(message: HookMessage): Promise<HookReply> {
-    const { vmid } = this.o;
-    switch (message.phase) {
-      case "backup-start": {
-        this.actualMode = message.mode;
-        this.target = message.env.TARGET ?? this.target;
-        if (message.mode !== this.o.requestedMode) {
-          const why = message.mode === "snapshot" ? "" : ": no snapshotted, the stacks resume when the job ends";
-          this.note(`vzdump backs up guest ${vmid} in ${message.mode} mode (asked for ${this.o.requestedMode})${why}`);
-        }
-        return { ok: true };
-      }
-      case "pre-stop": {
-        this.actualMode ??= message.mode;
-        try {
-          const consistency = await this.o.hooks.quiesce();
-          this.quiesced = true;
-          if (consistency === Consistency.CONSISTENCY_CRASH) this.note(`guest ${vmid}: going on crash-consistent (quiesce policy)`);
-        } catch (err) {
-          this.vetoError = asLullError(err);
-          return { ok: false, reason: this.vetoError.message };
-        }
-        // A pre-stop only comes for a running guest; in stop mode vzdump shuts it down once we answer.
-        if (message.mode === "stop" && !this.recordShutdown()) return { ok: false, reason: this.vetoError!.message };
-        this.enterSnapshotting();
-        this.preStopDoneAt = this.o.clock.now();
-        return { ok: true, message: `stacks of guest ${vmid} quiesced; vzdump goes on in ${message.mode} mode` };
-      }
-      case "pre-restart": {
-        if (message.mode === "stop") this.record("restartBegun");
-        if (this.o.vmtype === "lxc" && message.mode === "snapshot" && !this.snapshotted) await this.confirmLxcSnapshot();
-        return { ok: true };
-      }
-      case "post-restart":
-        if (message.mode === "stop") this.record("restarted");
-        return { ok: true };
-      case "backup-end":
-        this.target = message.env.TARGET ?? this.target;
-        return { ok: true };
-      case "backup-abort":
-        this.aborted = true;
-        this.note(`vzdump aborted the backup of guest ${vmid}`);
-        return { ok: true };
-      case "log-end":
-        if (message.env.LOGFILE) this.note(`vzdump log: ${message.env.LOGFILE}`);
-        this.hookEnd?.(!this.aborted);
-        return { ok: true };
-      default:
-        return { ok: true };
+    for (const action of this.dispatch({ type: "hook", message })) {
+      if (action.type === "quiesce") return this.preStop(message);
+      if (action.type === "check-lxc-snapshot") await this.confirmLxcSnapshot();
+      if (action.type === "end") this.hookEnd?.(action.ok);
     }
+    return { ok: true };
+  }
+
+  /** pre-stop: the barrier. A refusal/timeout vetoes (the hook exits 1); in stop mode the shutdown is recorded first. */
+  private async preStop(message: HookMessage): Promise<HookReply> {
+    try {
+      const consistency = await this.o.hooks.quiesce();
+      this.dispatch({ type: "quiesced", consistency });
+    } catch (err) {
+      this.vetoError = asLullError(err);
+      return { ok: false, reason: this.vetoError.message };
+    }
+    // A pre-stop only comes for a running guest; in stop mode vzdump shuts it down once we answer.
+    if (message.mode === "stop" && !this.recordShutdown()) return { ok: false, reason: this.vetoError!.message };
+    this.dispatch({ type: "pre-stop-done", at: this.o.clock.now() });
+    return { ok: true, message: `stacks of guest ${this.o.vmid} quiesced; vzdump goes on in ${message.mode} mode` };
   }
 
   /** Durable intent before the shutdown; when it cannot be written the guest is not shut down (veto). */
@@ -239,64 +205,18 @@ export class VzdumpRun implements HookSession {
   }
 
   private async confirmLxcSnapshot(): Promise<void> {
-    if (this.snapshotFailed) return;
     let committed = false;
+    let error: string | undefined;
     try {
       committed = await this.o.snapshotCommitted();
     } catch (err) {
-      this.note(`could not check guest ${this.o.vmid}'s vzdump snapshot: ${err instanceof Error ? err.message : String(err)}`);
+      error = err instanceof Error ? err.message : String(err);
     }
-    if (!committed) {
-      this.note(`pre-restart of guest ${this.o.vmid} without a committed vzdump snapshot: not marking snapshotted`);
-      return;
-    }
-    this.markSnapshotted(this.storageSnapshotAt ?? this.preStopDoneAt ?? this.o.clock.now());
+    this.dispatch({ type: "lxc-snapshot", committed, at: this.o.clock.now(), ...(error !== undefined ? { error } : {}) });
   }
 
   onLine(line: string): void {
-    this.tail.push(line);
-    if (this.tail.length > 200) this.tail.shift();
-    const c = classifyLine(line);
-    if (c.kind !== "progress") this.note(`vzdump: ${line}`);
-    switch (c.kind) {
-      case "mode":
-        if (c.mode === "snapshot" || c.mode === "suspend" || c.mode === "stop") this.actualMode = c.mode;
-        break;
-      case "storage-snapshot":
-        this.storageSnapshotAt = this.o.clock.now();
-        break;
-      case "snapshot-create-failed":
-        this.snapshotFailed = true;
-        break;
-      case "archive":
-        this.archivePath = c.path;
-        if (this.actualMode === "snapshot" && this.o.vmtype === "qemu" && !this.snapshotted) this.pendingArchiving = true;
-        else this.enterArchiving();
-        break;
-      case "job-started":
-        if (this.o.vmtype === "qemu" && this.actualMode === "snapshot") this.markSnapshotted(this.o.clock.now());
-        else if (this.pendingArchiving) this.enterArchiving();
-        break;
-      case "progress":
-        if (!this.archiving) this.enterArchiving();
-        this.call("progress", () => this.o.hooks.progress(c.doneBytes, c.totalBytes));
-        break;
-      case "freeze-skipped":
-        this.note(`guest ${this.o.vmid}: the guest agent's filesystem freeze was skipped; data inside the VM is crash-consistent unless its apps were stopped`);
-        break;
-      case "freeze-failed":
-        this.note(`guest ${this.o.vmid}: the guest agent's filesystem freeze failed (${c.message}); crash-consistent unless its apps were stopped`);
-        break;
-      case "guest-failed":
-        this.failures.push(line.slice("ERROR: ".length));
-        break;
-      case "job-failed":
-      case "error":
-        this.errors.push(line.slice("ERROR: ".length));
-        break;
-      default:
-        break;
-    }
+    this.dispatch({ type: "line", line, at: this.o.clock.now() });
   }
 
   /** Settles a run this agent started, from vzdump's exit. Throws a LullError on failure. */
@@ -311,8 +231,8 @@ export class VzdumpRun implements HookSession {
     if (exit.startError !== undefined) throw new LullError("LULL_E_COMMAND_FAILED", `vzdump could not start: ${exit.startError}`);
     if (exit.timedOut) throw new LullError("LULL_E_COMMAND_FAILED", `vzdump of guest ${vmid} timed out; it was stopped`);
     if (exit.exitCode === 0) return this.result();
-    const message = this.failures.at(0) ?? this.errors.at(0) ?? this.tail.at(-1) ?? `vzdump ${describeExit(exit)}`;
-    throw new LullError(this.failureCode(message), `vzdump: ${message}`);
+    const message = failureLine(this.state) ?? `vzdump ${describeExit(exit)}`;
+    throw new LullError(failureCode(this.state, message), `vzdump: ${message}`);
   }
 
   /** For backups Proxmox started (no vzdump output here): settles at `log-end`. */
@@ -325,7 +245,7 @@ export class VzdumpRun implements HookSession {
   }
 
   private async result(): Promise<EngineResult> {
-    const path = this.target ?? this.archivePath;
+    const path = archiveOf(this.state);
     if (path === undefined) {
       throw new LullError("LULL_E_UNKNOWN_GUEST", `vzdump exited without backing up guest ${this.o.vmid} (is it on this node?)`);
     }
@@ -334,17 +254,8 @@ export class VzdumpRun implements HookSession {
       () => undefined,
     );
     if (size === undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", `vzdump reported success but ${path} does not exist`);
-    this.enterArchiving();
-    this.call("progress", () => this.o.hooks.progress(size, size));
+    this.dispatch({ type: "archive-written", bytes: size });
     return { archivePath: path, archiveBytes: size };
-  }
-
-  private failureCode(message: string): ErrorCode {
-    if (/No space left on device|Disk quota exceeded/i.test(message)) return "LULL_E_NO_SPACE";
-    if (/is locked \(|can't acquire lock/.test(message)) return "LULL_E_GUEST_BUSY";
-    if (this.archiving || this.snapshotted) return "LULL_E_ARCHIVE_FAILED";
-    if (this.snapshotting && this.actualMode === "snapshot") return "LULL_E_SNAPSHOT_FAILED";
-    return "LULL_E_COMMAND_FAILED";
   }
 }
 
