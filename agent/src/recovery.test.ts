@@ -9,7 +9,7 @@ import { Consistency, EventKind, Phase, QuiescePolicy, SnapshotMode, StackState 
 import { LullError, silentLogger, systemClock } from "@lull/shared";
 import { DATABASE_FILE } from "./agent.js";
 import type { GuestConfig } from "./config.js";
-import { createNativeEngine } from "./engines/native.js";
+import { createNativeEngine } from "./engines/native/engine.js";
 import { createExecaRunner } from "@lull/shared";
 import { EventBus } from "./events/bus.js";
 import { eventFor, newJobRecord } from "./jobs/job.js";

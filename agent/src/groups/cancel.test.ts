@@ -11,7 +11,7 @@ import { CancelGroupRequest, Consistency, EventKind, Phase, type CancelGroupResp
 import { LullError, silentLogger } from "@lull/shared";
 import { partialArchivePath } from "../archive/tar-zst.js";
 import type { NativeGuestConfig } from "../config.js";
-import { createNativeEngine } from "../engines/native.js";
+import { createNativeEngine } from "../engines/native/engine.js";
 import { createExecaRunner } from "@lull/shared";
 import { newJobId } from "../jobs/job-id.js";
 import { newJobRecord } from "../jobs/job.js";

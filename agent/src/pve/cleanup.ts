@@ -9,7 +9,7 @@
 //   4. a container left frozen (`lxc-info -n <id> -s` says FROZEN) → `lxc-unfreeze -n <id>`;
 //      a VM that vzdump left paused → `qm resume`, with frozen guest filesystems → fsfreeze-thaw;
 //   5. a guest vzdump shut down in stop mode and never started again (a shutdown record of an ended
-//      job, ./shutdown-store.ts) → `pct start <vmid>` / `qm start <vmid>`, after its lock is
+//      job, ../engines/vzdump/shutdown-store.ts) → `pct start <vmid>` / `qm start <vmid>`, after its lock is
 //      cleared, only when it is stopped now and nobody else took it over (./restart-decision.ts);
 //   6. partial archives of this node's guests: `vzdump-<type>-<vmid>-<stamp>.{tar,vma}.dat` and
 //      `….tmp` in the dump dirs, `vzdumptmp<pid>_<vmid>` of dead vzdumps in the tmp dir.
@@ -23,7 +23,7 @@ import type { PveConfig } from "./config.js";
 import { GuestDiscovery, readStorages, type GuestSummary } from "./discovery.js";
 import { parseGuestConfig } from "./guest-config.js";
 import { GuestRestarter, type JobNoter } from "./guest-restart.js";
-import type { VzdumpShutdownStore } from "./shutdown-store.js";
+import type { ShutdownRecords } from "./shutdown-records.js";
 import { dumpDirOf } from "./storage-cfg.js";
 
 export interface PveCleanupDeps {
@@ -34,7 +34,7 @@ export interface PveCleanupDeps {
   /** Where process info is read (tests); default /proc. */
   procDir?: string;
   /** Guests vzdump shut down in stop mode; without it no guest is started again. */
-  shutdowns?: VzdumpShutdownStore;
+  shutdowns?: ShutdownRecords;
   /** Puts the cleanup's outcome on a job; default: none now (the daemon notes them when it starts). */
   noteJob?: JobNoter;
   clock?: Clock;

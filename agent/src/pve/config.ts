@@ -100,7 +100,6 @@ export const vzdumpGuestSchema = z.strictObject({
 export type PveConfig = z.output<typeof pveConfigSchema>;
 export type VzdumpConfig = PveConfig["vzdump"];
 export type HookConfig = PveConfig["hook"];
-export type ThinPoolLimits = PveConfig["thinPool"];
 export type VzdumpGuestConfig = z.output<typeof vzdumpGuestSchema>;
 
 /** The defaults, for callers and tests that have no config file. */

@@ -13,7 +13,7 @@ import { newJobRecord } from "../jobs/job.js";
 import { JobStore } from "../jobs/store.js";
 import { PveCleanup } from "./cleanup.js";
 import { noteSettledShutdowns } from "./guest-restart.js";
-import { VzdumpShutdownStore } from "./shutdown-store.js";
+import { VzdumpShutdownStore } from "../engines/vzdump/shutdown-store.js";
 import { killVzdump, startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
 import { waitUntil } from "../testing/wait.js";
 

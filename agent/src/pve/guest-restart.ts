@@ -1,5 +1,5 @@
 // The crash cleanup's last step for a guest that vzdump shut down in stop mode and never started
-// again (./shutdown-store.ts has the record): read the guest's status, decide
+// again (../engines/vzdump/shutdown-store.ts has the record): read the guest's status, decide
 // (./restart-decision.ts), and start it — `pct start <vmid>` / `qm start <vmid>` — when the decision
 // says so. Every decision but `wait` settles the record with what was done and puts it on the job
 // as a note (at once when the job ledger is there, otherwise when the daemon starts), then logs it.
@@ -9,13 +9,13 @@ import type { Clock, Logger } from "@lull/shared";
 import type { CommandRunner } from "@lull/shared";
 import type { GuestSummary } from "./discovery.js";
 import { decideRestart } from "./restart-decision.js";
-import type { VzdumpShutdown, VzdumpShutdownStore } from "./shutdown-store.js";
+import type { ShutdownRecords, VzdumpShutdown } from "./shutdown-records.js";
 
 /** Puts `message` on job `jobId` as a note; false when that is not possible now (it is retried later). */
 export type JobNoter = (jobId: string, message: string) => boolean;
 
 export interface GuestRestartDeps {
-  shutdowns: VzdumpShutdownStore;
+  shutdowns: ShutdownRecords;
   runner: CommandRunner;
   log: Logger;
   clock: Clock;
@@ -102,7 +102,7 @@ export class GuestRestarter {
 }
 
 /** Puts every settled outcome that is not on its job yet there (the daemon, once the ledger exists). */
-export function noteSettledShutdowns(shutdowns: VzdumpShutdownStore, note: JobNoter, clock: Clock, log: Logger): number {
+export function noteSettledShutdowns(shutdowns: ShutdownRecords, note: JobNoter, clock: Clock, log: Logger): number {
   let noted = 0;
   for (const s of shutdowns.unnoted()) {
     if (!noteSafely(note, s.jobId, s.outcome, log)) continue;

@@ -13,9 +13,8 @@ import { join } from "node:path";
 import { SnapshotMode } from "@lull/proto";
 import { LullError, validate } from "@lull/shared";
 import type { NativeGuestConfig } from "../config.js";
-import { defaultPveConfig, type ThinPoolLimits } from "../pve/config.js";
-import { mountReadOnly, mountsBelow, readMountTable, unmount } from "../pve/mounts.js";
-import { guardThinPools, LVM_ENV, readLvs } from "../pve/thin-pool.js";
+import { mountReadOnly, mountsBelow, readMountTable, unmount } from "./mounts.js";
+import { guardThinPools, LVM_ENV, readLvs, type ThinPoolLimits } from "./thin-pool.js";
 import type { SnapshotHandle, SnapshotRequest, StorageDriver, StorageDriverDeps } from "./driver.js";
 import { classifyFailure } from "./failure.js";
 
@@ -43,8 +42,9 @@ export function lvmSnapshotName(prefix: string, lv: string, jobId: string): stri
   return `${prefix}${lv}-${jobId}`;
 }
 
+/** Options not given come from the agent's `pve` settings in deps.config, except mountDir (none: read the device). */
 export function createLvmThinDriver(deps: StorageDriverDeps, overrides: Partial<LvmThinOptions> = {}): StorageDriver {
-  const pve = defaultPveConfig();
+  const pve = deps.config.pve;
   const options: LvmThinOptions = {
     thinPool: pve.thinPool,
     mountDir: undefined,

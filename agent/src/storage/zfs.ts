@@ -9,7 +9,6 @@ import { SnapshotMode } from "@lull/proto";
 import { LullError, validate } from "@lull/shared";
 import type { NativeGuestConfig } from "../config.js";
 import type { CommandOptions } from "@lull/shared";
-import { defaultPveConfig } from "../pve/config.js";
 import type { SnapshotHandle, SnapshotRequest, StorageDriver, StorageDriverDeps } from "./driver.js";
 import { classifyFailure } from "./failure.js";
 
@@ -50,7 +49,7 @@ export function zfsSnapshotName(prefix: string, jobId: string): string {
 }
 
 export function createZfsDriver(deps: StorageDriverDeps, overrides: Partial<ZfsOptions> = {}): StorageDriver {
-  const options: ZfsOptions = { commandTimeoutMs: defaultPveConfig().commandTimeoutMs, ...overrides };
+  const options: ZfsOptions = { commandTimeoutMs: deps.config.pve.commandTimeoutMs, ...overrides };
   const { config, runner, clock } = deps;
   const log = deps.log.child({ driver: "zfs" });
   const opts = (signal?: AbortSignal, extra: CommandOptions = {}): CommandOptions => ({

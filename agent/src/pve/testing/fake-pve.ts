@@ -1,13 +1,16 @@
 // Test helpers for the Proxmox side against the fake Proxmox toolbox (test/fakes/pve): a seeded
 // node in a temp dir, a real command runner and vzdump launcher that find the fakes first on
 // PATH, the real hook server and hook launcher, and EngineHooks that record what a job would see.
+// The toolbox lives in the test workspace, which the agent package does not import: it is loaded
+// at run time from the directory in LULL_FAKE_PVE, which the test command sets (see the root
+// package.json's `test` script; by hand: `LULL_FAKE_PVE=test/fakes/pve node --test …`).
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Consistency, SnapshotMode } from "@lull/proto";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
-import { FakePve } from "../../../../test/fakes/pve/lib/seed.js";
 import type { EngineHooks } from "../../engines/engine.js";
 import type { CommandRunner } from "@lull/shared";
 import { createExecaRunner } from "@lull/shared";
@@ -17,8 +20,21 @@ import { waitUntil } from "../../testing/wait.js";
 import { HookServer, type ForeignBackupHandler } from "../../hook/hook-server.js";
 import { defaultPveConfig, type PveConfig } from "../config.js";
 import { createExecaLauncher, type Launcher } from "@lull/shared";
+import type { FakePve, FakePveToolbox } from "./fake-pve-api.js";
 
-export { FakePve };
+export type { FakePve };
+
+/** The env var naming the fake toolbox's directory (the one with `bin/` and `lib/seed.js`). */
+export const FAKE_PVE_ENV = "LULL_FAKE_PVE";
+
+/** Loads the fake toolbox's seeding API from $LULL_FAKE_PVE; throws when the variable is not set. */
+export function loadFakePveToolbox(): Promise<FakePveToolbox> {
+  const dir = process.env[FAKE_PVE_ENV];
+  if (dir === undefined || dir === "") {
+    return Promise.reject(new Error(`${FAKE_PVE_ENV} is not set: these tests run against the fake Proxmox toolbox and need its directory (test/fakes/pve; the test command sets it)`));
+  }
+  return import(pathToFileURL(join(resolve(dir), "lib", "seed.js")).href) as Promise<FakePveToolbox>;
+}
 
 export interface FakePveNode {
   dir: string;
@@ -37,6 +53,7 @@ export interface FakePveNode {
 
 export async function startFakePveNode(options: { onForeignBackup?: ForeignBackupHandler; pve?: Parameters<typeof defaultPveConfig>[0] } = {}): Promise<FakePveNode> {
   const dir = await mkdtemp(join(tmpdir(), "lull-fakepve-"));
+  const { FakePve } = await loadFakePveToolbox();
   const pve = FakePve.createStandard(dir);
   const full = pve.env();
   const env = { PATH: full.PATH!, PVE_FAKE_STATE: full.PVE_FAKE_STATE! };

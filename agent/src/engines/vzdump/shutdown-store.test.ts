@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { Phase, QuiescePolicy } from "@lull/proto";
-import { DATABASE_FILE } from "../agent.js";
-import { newJobRecord } from "../jobs/job.js";
-import { JobStore } from "../jobs/store.js";
+import { DATABASE_FILE } from "../../agent.js";
+import { newJobRecord } from "../../jobs/job.js";
+import { JobStore } from "../../jobs/store.js";
 import { VzdumpShutdownStore } from "./shutdown-store.js";
 
 let dir: string;

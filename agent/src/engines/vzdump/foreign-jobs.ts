@@ -16,19 +16,19 @@
 //     being taken.
 import { EventKind } from "@lull/proto";
 import { asLullError, LullError, type Clock, type Logger } from "@lull/shared";
-import type { AgentConfig, GuestConfig } from "../config.js";
-import type { BackupEngine, EngineResult, EngineRun } from "../engines/engine.js";
+import type { AgentConfig, GuestConfig } from "../../config.js";
+import type { BackupEngine, EngineResult, EngineRun } from "../engine.js";
 import type { CommandRunner } from "@lull/shared";
-import type { ForeignBackupHandler } from "../hook/hook-server.js";
-import type { HookMessage } from "../hook/hook-protocol.js";
-import { newJobId } from "../jobs/job-id.js";
-import { eventFor, newJobRecord, type JobRecord } from "../jobs/job.js";
-import type { JobLedger } from "../jobs/ledger.js";
-import { quiesceSettings } from "../jobs/policy.js";
-import type { JobRunner } from "../jobs/runner.js";
+import type { ForeignBackupHandler } from "../../hook/hook-server.js";
+import type { HookMessage } from "../../hook/hook-protocol.js";
+import { newJobId } from "../../jobs/job-id.js";
+import { eventFor, newJobRecord, type JobRecord } from "../../jobs/job.js";
+import type { JobLedger } from "../../jobs/ledger.js";
+import { quiesceSettings } from "../../jobs/policy.js";
+import type { JobRunner } from "../../jobs/runner.js";
 import { followForeignBackup } from "./foreign-backup.js";
 import { stopModeRecorder, type VzdumpShutdownStore } from "./shutdown-store.js";
-import type { VzdumpRun } from "./vzdump-run.js";
+import type { VzdumpRun } from "./run.js";
 
 /** `requested_by` of the jobs of backups Proxmox started. */
 export const FOREIGN_REQUESTER = "vzdump (started by Proxmox)";

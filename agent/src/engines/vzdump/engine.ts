@@ -3,22 +3,22 @@
 // instead of sitting on vzdump's global lock). Before a run: the guest is discovered (pvesh,
 // pct/qm config, storage.cfg), a locked guest is refused, and every LVM-thin pool the guest uses
 // is checked (data%/metadata%). During the run the hook server routes the guest's hook phases to
-// a VzdumpRun, which also reads vzdump's output lines (see ../pve/vzdump-run.ts for the mapping).
-// In stop mode the run records the guest's shutdown before vzdump does it (../pve/shutdown-store.ts);
+// a VzdumpRun, which also reads vzdump's output lines (see ./run.ts for the mapping).
+// In stop mode the run records the guest's shutdown before vzdump does it (./shutdown-store.ts);
 // when vzdump ends without having started the guest again, the crash cleanup runs at once
-// (../pve/cleanup.ts: it starts the guest only when that is safe) and its outcome is noted on the job.
+// (../../pve/cleanup.ts: it starts the guest only when that is safe) and its outcome is noted on the job.
 import { asLullError, LullError, validate, type Clock, type Logger } from "@lull/shared";
-import type { GuestConfig } from "../config.js";
+import type { GuestConfig } from "../../config.js";
 import type { CommandRunner } from "@lull/shared";
-import type { HookServer } from "../hook/hook-server.js";
-import type { PveCleanup } from "../pve/cleanup.js";
-import { VMID, type PveConfig, type VzdumpConfig } from "../pve/config.js";
-import { GuestDiscovery, vzdumpSnapshotCommitted } from "../pve/discovery.js";
+import type { HookServer } from "../../hook/hook-server.js";
+import type { PveCleanup } from "../../pve/cleanup.js";
+import { VMID, type PveConfig, type VzdumpConfig } from "../../pve/config.js";
+import { GuestDiscovery, vzdumpSnapshotCommitted } from "../../pve/discovery.js";
 import type { Launcher } from "@lull/shared";
-import { stopModeRecorder, type VzdumpShutdownStore } from "../pve/shutdown-store.js";
-import { guardThinPools } from "../pve/thin-pool.js";
-import { VzdumpRun } from "../pve/vzdump-run.js";
-import type { BackupEngine, EngineResult, EngineRun } from "./engine.js";
+import { stopModeRecorder, type VzdumpShutdownStore } from "./shutdown-store.js";
+import { guardThinPools } from "../../storage/thin-pool.js";
+import { VzdumpRun } from "./run.js";
+import type { BackupEngine, EngineResult, EngineRun } from "../engine.js";
 
 export interface VzdumpEngineDeps {
   pve: PveConfig;

@@ -8,15 +8,15 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Consistency, SnapshotMode } from "@lull/proto";
 import { LullError, silentLogger } from "@lull/shared";
-import type { AgentConfig } from "../config.js";
+import type { AgentConfig } from "../../config.js";
 import { createExecaRunner } from "@lull/shared";
-import { SNAPSHOTS_DIR } from "../storage/btrfs.js";
-import { storageKinds } from "../storage/index.js";
-import { jobId, testConfig } from "../storage/testing/config.js";
-import { createLoopBtrfs, createSubvolume, type LoopMount } from "../storage/testing/loop-btrfs.js";
-import { extractArchive, listTree, makeSampleTree, writeRandomFile } from "../storage/testing/tree.js";
-import type { EngineHooks } from "./engine.js";
-import { createNativeEngine } from "./native.js";
+import { SNAPSHOTS_DIR } from "../../storage/btrfs.js";
+import { storageKinds } from "../../storage/index.js";
+import { jobId, testConfig } from "../../storage/testing/config.js";
+import { createLoopBtrfs, createSubvolume, type LoopMount } from "../../storage/testing/loop-btrfs.js";
+import { extractArchive, listTree, makeSampleTree, writeRandomFile } from "../../storage/testing/tree.js";
+import type { EngineHooks } from "../engine.js";
+import { createNativeEngine } from "./engine.js";
 
 interface RecordingHooks extends EngineHooks {
   calls: { name: string; args: unknown[] }[];

@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
-import type { GuestConfig } from "../config.js";
-import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../pve/testing/fake-pve.js";
-import { createVzdumpEngine } from "./vzdump.js";
+import type { GuestConfig } from "../../config.js";
+import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../../pve/testing/fake-pve.js";
+import { createVzdumpEngine } from "./engine.js";
 
 let node: FakePveNode;
 const guest = { id: "100", engine: "vzdump" } as unknown as GuestConfig;

@@ -8,12 +8,12 @@
 // pre-restart, checked against `parent: vzdump`); QEMU does not (its consistent point is only in
 // the log), so a VM's stacks resume when the job ends.
 import type { Clock, Logger } from "@lull/shared";
-import type { EngineHooks } from "../engines/engine.js";
+import type { EngineHooks } from "../engine.js";
 import type { CommandRunner } from "@lull/shared";
-import type { HookMessage } from "../hook/hook-protocol.js";
-import type { PveConfig } from "./config.js";
-import { vzdumpSnapshotCommitted } from "./discovery.js";
-import { VzdumpRun, type StopModeRecorder } from "./vzdump-run.js";
+import type { HookMessage } from "../../hook/hook-protocol.js";
+import type { PveConfig } from "../../pve/config.js";
+import { vzdumpSnapshotCommitted } from "../../pve/discovery.js";
+import { VzdumpRun, type StopModeRecorder } from "./run.js";
 
 export interface FollowDeps {
   runner: CommandRunner;

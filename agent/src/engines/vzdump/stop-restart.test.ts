@@ -10,16 +10,16 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { Phase, QuiescePolicy } from "@lull/proto";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
-import type { GuestConfig } from "../config.js";
-import { newJobRecord } from "../jobs/job.js";
-import { JobStore } from "../jobs/store.js";
-import type { ForeignBackupHandler } from "../hook/hook-server.js";
-import { PveCleanup } from "../pve/cleanup.js";
-import { followForeignBackup } from "../pve/foreign-backup.js";
-import { VzdumpShutdownStore, stopModeRecorder } from "../pve/shutdown-store.js";
-import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../pve/testing/fake-pve.js";
-import { createVzdumpEngine } from "./vzdump.js";
-import { waitUntil } from "../testing/wait.js";
+import type { GuestConfig } from "../../config.js";
+import { newJobRecord } from "../../jobs/job.js";
+import { JobStore } from "../../jobs/store.js";
+import type { ForeignBackupHandler } from "../../hook/hook-server.js";
+import { PveCleanup } from "../../pve/cleanup.js";
+import { followForeignBackup } from "./foreign-backup.js";
+import { VzdumpShutdownStore, stopModeRecorder } from "./shutdown-store.js";
+import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../../pve/testing/fake-pve.js";
+import { createVzdumpEngine } from "./engine.js";
+import { waitUntil } from "../../testing/wait.js";
 
 const JOB = "j-0000000000000000000000stop";
 let node: FakePveNode;
@@ -134,7 +134,7 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     seedCt();
     const record = newJobRecord({ id: JOB, guestId: "101", engine: "vzdump", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: JOB, quiesceTimeoutMs: 1_000, requestedBy: "vzdump (started by Proxmox)", now: Date.now() });
     jobs.createJob({ ...record, phase: Phase.PHASE_QUIESCING }, [], Date.now());
-    // As the agent follows it (./pve/foreign-jobs.ts): a job for the guest, its shutdowns recorded.
+    // As the agent follows it (./foreign-jobs.ts): a job for the guest, its shutdowns recorded.
     onForeign = (m) =>
       followForeignBackup(m, recordingHooks(), { runner: node.runner, pve: node.config, log: silentLogger(), clock: systemClock, shutdowns: stopModeRecorder(shutdowns, { jobId: JOB, vmid: 101, vmtype: "lxc" }, systemClock) });
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });

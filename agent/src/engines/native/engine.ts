@@ -10,14 +10,14 @@
 // controllers resume when the job ends.
 import { SnapshotMode } from "@lull/proto";
 import { LullError, modeName, systemClock, type Clock, type Logger } from "@lull/shared";
-import { isNativeGuest, type AgentConfig, type GuestConfig, type NativeGuestConfig } from "../config.js";
+import { isNativeGuest, type AgentConfig, type GuestConfig, type NativeGuestConfig } from "../../config.js";
 import type { CommandRunner } from "@lull/shared";
-import { measureTrees } from "../archive/measure.js";
-import { createProgressReporter } from "../archive/progress.js";
-import { sweepPartialArchives, writeArchive } from "../archive/tar-zst.js";
-import { createStorageDriver, hasStorageDriver, type SnapshotHandle, type StorageDriver, type StorageKind } from "../storage/index.js";
-import { classifyFailure, throwIfCancelled } from "../storage/failure.js";
-import type { BackupEngine, EngineResult, EngineRun } from "./engine.js";
+import { measureTrees } from "../../archive/measure.js";
+import { createProgressReporter } from "../../archive/progress.js";
+import { sweepPartialArchives, writeArchive } from "../../archive/tar-zst.js";
+import { createStorageDriver, hasStorageDriver, type SnapshotHandle, type StorageDriver, type StorageKind } from "../../storage/index.js";
+import { classifyFailure, throwIfCancelled } from "../../storage/failure.js";
+import type { BackupEngine, EngineResult, EngineRun } from "../engine.js";
 
 export interface NativeEngineDeps {
   config: AgentConfig;

@@ -5,9 +5,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
-import type { GuestConfig } from "../config.js";
-import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../pve/testing/fake-pve.js";
-import { createVzdumpEngine } from "./vzdump.js";
+import type { GuestConfig } from "../../config.js";
+import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../../pve/testing/fake-pve.js";
+import { createVzdumpEngine } from "./engine.js";
 
 let node: FakePveNode;
 const JOB = "j-0000000000000000000000lxc1";

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { LullError } from "@lull/shared";
-import { parseVmid, vzdumpArgs } from "../engines/vzdump.js";
-import { defaultPveConfig } from "./config.js";
-import { classifyLine, parseRenderedBytes, partialArchivePath } from "./vzdump-log.js";
+import { parseVmid, vzdumpArgs } from "./engine.js";
+import { defaultPveConfig } from "../../pve/config.js";
+import { classifyLine, parseRenderedBytes, partialArchivePath } from "./log.js";
 
 describe("vzdump output lines", () => {
   it("reads the lines that matter, as real vzdump prints them", () => {

@@ -2,29 +2,19 @@
 // database. The vzdump run writes a row at the hook's `pre-stop` in stop mode — before the hook
 // lets vzdump go on to the shutdown (durable intent) — and closes it at `post-restart`, when vzdump
 // has started the guest again. A row still open after its job ended means vzdump died between the
-// shutdown and the restart: the crash cleanup (./cleanup.ts, ./guest-restart.ts) decides whether
+// shutdown and the restart: the crash cleanup (../../pve/cleanup.ts, ../../pve/guest-restart.ts) decides whether
 // to start the guest, records what it did (`settled_at`, `outcome`), and the outcome is put on the
 // job as a note (`noted_at`) as soon as the job ledger is there.
 //
 // The Proxmox side opens its own connection to the agent's database file (WAL), as the token store
 // does: it exists before the job ledger, because the start-up cleanup runs before the agent serves.
 import type { Database as Db, Statement } from "better-sqlite3";
-import type { VzdumpShutdownRow } from "../jobs/rows.js";
+import type { VzdumpShutdownRow } from "../../jobs/rows.js";
 import type { Clock } from "@lull/shared";
-import type { GuestType } from "./guest-config.js";
-import type { StopModeRecorder } from "./vzdump-run.js";
+import type { GuestType } from "../../pve/guest-config.js";
+import type { ShutdownRecords, VzdumpShutdown } from "../../pve/shutdown-records.js";
+import type { StopModeRecorder } from "./run.js";
 
-export interface VzdumpShutdown {
-  jobId: string;
-  vmid: number;
-  vmtype: GuestType;
-  shutdownAt: number;
-  restartBegunAt?: number | undefined;
-  restartedAt?: number | undefined;
-  settledAt?: number | undefined;
-  outcome: string;
-  notedAt?: number | undefined;
-}
 
 const TERMINAL = "('done', 'failed', 'cancelled')";
 
@@ -42,7 +32,9 @@ function fromRow(row: VzdumpShutdownRow): VzdumpShutdown {
   };
 }
 
-export class VzdumpShutdownStore {
+export type { VzdumpShutdown };
+
+export class VzdumpShutdownStore implements ShutdownRecords {
   private readonly stmt: Record<
     "insert" | "restartBegun" | "restarted" | "byJob" | "open" | "running" | "settle" | "unnoted" | "noted",
     Statement

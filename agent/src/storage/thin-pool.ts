@@ -4,7 +4,14 @@
 // or when lv_attr's health column says the pool is out of space or failed.
 import { LullError } from "@lull/shared";
 import type { CommandRunner } from "@lull/shared";
-import type { ThinPoolLimits } from "./config.js";
+
+/** When a thin pool is too full to snapshot (the agent's `pve.thinPool`). */
+export interface ThinPoolLimits {
+  /** Refuse a snapshot when the pool's data use is above this (percent). */
+  maxDataPercent: number;
+  /** Refuse a snapshot when the pool's metadata use is above this (percent). */
+  maxMetadataPercent: number;
+}
 
 export interface LvRow {
   vg: string;
