@@ -1,14 +1,15 @@
-// The lvmthin and zfs drivers against the fake Proxmox toolbox: the snapshots really exist (and are
-// readable for ZFS subvols) between snapshot() and release(), with the argv reference/proxmox.md gives.
+// The storage drivers that run Proxmox-node tools (lvmthin, zfs) against the fake Proxmox toolbox:
+// the snapshots really exist (and are readable for ZFS subvols) between snapshot() and release(),
+// with the argv the Proxmox reference gives. (Here, not in storage/: storage never imports pve/.)
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { LullError, silentLogger, systemClock } from "@lull/shared";
 import { agentConfigSchema, type GuestConfig } from "../config.js";
-import { startFakePveNode, type FakePveNode } from "../pve/testing/fake-pve.js";
-import { createLvmThinDriver } from "./lvmthin.js";
-import { createZfsDriver } from "./zfs.js";
+import { startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
+import { createLvmThinDriver } from "../storage/lvmthin.js";
+import { createZfsDriver } from "../storage/zfs.js";
 
 const JOB = "j-0000000000000000000000000a";
 let node: FakePveNode;
