@@ -3,7 +3,7 @@
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 
-/** The repository root (`/work/main`). */
+/** The repository root. */
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 export const ENTRY_POINTS = {
