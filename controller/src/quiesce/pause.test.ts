@@ -6,14 +6,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { Phase, StackState } from "@lull/proto";
 import { LullError, systemClock } from "@lull/shared";
 import { createComposeDriver } from "../stacks/compose.js";
 import { pauseAndVerify, unpauseAndVerify } from "../stacks/driver.js";
 import { quiesceHarness } from "./test-support.js";
+import { fakeDockerPath } from "../testing/fake-docker.js";
 
-const fakeDocker = fileURLToPath(new URL("../../../test/fakes/docker/docker", import.meta.url));
+const fakeDocker = fakeDockerPath();
 
 /** A fake docker state dir with project `app` (web + db running); the tests of this file run one after another. */
 function setup(t: { after: (fn: () => void) => void }) {

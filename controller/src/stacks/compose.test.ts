@@ -1,16 +1,16 @@
-// The compose driver against the fake docker CLI (test/fakes/docker/docker).
+// The compose driver against the fake docker CLI (test/fakes/docker/docker, named by $LULL_FAKE_DOCKER).
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { systemClock } from "@lull/shared";
 import { rejectsWith } from "../testing/rejects-with.js";
 import { createComposeDriver, parseComposePs } from "./compose.js";
 import { startAndVerify, stopAndVerify } from "./driver.js";
+import { fakeDockerPath } from "../testing/fake-docker.js";
 
-const fakeDocker = fileURLToPath(new URL("../../../test/fakes/docker/docker", import.meta.url));
+const fakeDocker = fakeDockerPath();
 
 /** A fake docker state dir with project `app` (web + db running). The driver's commands inherit the environment. */
 function setup(t: { after: (fn: () => void) => void }, files: string[] = []) {
