@@ -72,11 +72,15 @@ describe("the import graph", () => {
     assert.equal(show(bad), "");
   });
 
-  it("no daemon package imports the test workspace", () => {
+  it("no daemon package imports the test workspace, nor reaches into it by a relative path (its fakes come in by an env var)", () => {
     const bad = (["proto", "shared", "agent", "controller", "lullctl"] as const).flatMap((p) =>
       ALL.get(p)!.filter((i) => i.spec === "@lull/test" || i.spec.startsWith("@lull/test/") || i.target?.startsWith("test/")),
     );
     assert.equal(show(bad), "");
+    const paths = (["proto", "shared", "agent", "controller", "lullctl"] as const).flatMap((p) =>
+      sourceFiles(join(REPO_ROOT, p, "src")).filter((file) => /["'`](\.\.\/)+test\//.test(readFileSync(file, "utf8"))).map((file) => relative(REPO_ROOT, file)),
+    );
+    assert.deepEqual(paths, []);
   });
 
   it("lullctl and the controller use the agent only through its API; only their tests start a real one (@lull/agent, a dev dependency)", () => {
