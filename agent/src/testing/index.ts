@@ -5,3 +5,5 @@ export { FakeEngine, type FakeEngineOptions } from "./fake-engine.js";
 export { waitUntil } from "./wait.js";
 export { TimelineEngine, type TimelineEngineOptions } from "../groups/testing/timeline-engine.js";
 export { groupApi, waitForGroup, type GroupApi } from "../groups/testing/group-api.js";
+export { CuedEngine } from "./cued-engine.js";
+export { SocketRelay } from "./socket-relay.js";
