@@ -135,7 +135,7 @@ export class RecordingDriver implements StackDriver {
   };
 }
 
-/** The controller test harness (FakeAgent, real process stack, temp marker dir) with a `quiesce` section. */
+/** The controller test harness (the real agent with a cued engine, a real process stack, a temp marker dir) with a `quiesce` section. */
 export function quiesceHarness(quiesce: z.input<typeof quiesceSchema>, options: HarnessOptions = {}): Promise<Harness> {
   return Harness.create({ ...options, quiesce });
 }
