@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Phase, SnapshotMode, StackState } from "@lull/proto";
-import { makeSandbox, quiesceHarness, type Sandbox } from "./test-support.js";
+import { makeSandbox, quiesceHarness, type Sandbox } from "../testing/quiesce-sandbox.js";
 
 const S = StackState;
 

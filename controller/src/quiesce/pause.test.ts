@@ -11,7 +11,7 @@ import { Phase, StackState } from "@lull/proto";
 import { LullError, systemClock } from "@lull/shared";
 import { createComposeDriver } from "../stacks/compose.js";
 import { pauseAndVerify, unpauseAndVerify } from "../stacks/driver.js";
-import { quiesceHarness } from "./test-support.js";
+import { quiesceHarness } from "../testing/quiesce-sandbox.js";
 
 const fakeDocker = fileURLToPath(new URL("../../../test/fakes/docker/docker", import.meta.url));
 

@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { z } from "@lull/shared";
 import type { StackDriver, StackStatus } from "../stacks/driver.js";
-import { Harness, type HarnessOptions } from "../testing/harness.js";
-import type { quiesceSchema } from "./schema.js";
+import { Harness, type HarnessOptions } from "./harness.js";
+import type { quiesceSchema } from "../quiesce/schema.js";
 
 export interface Sandbox {
   dir: string;
