@@ -7,3 +7,5 @@ export { TimelineEngine, type TimelineEngineOptions } from "../groups/testing/ti
 export { groupApi, waitForGroup, type GroupApi } from "../groups/testing/group-api.js";
 export { CuedEngine } from "./cued-engine.js";
 export { SocketRelay } from "./socket-relay.js";
+export type { BackupEngine, EngineResult, EngineRun } from "../engines/engine.js";
+export type { GuestConfig } from "../config.js";

@@ -3,8 +3,7 @@
 // TCP relay to the agent's operator socket that a test can cut, as a flaky network would.
 import { Phase, SnapshotMode, StackState } from "@lull/proto";
 import { LullError, isAfterSnapshot, isTerminal } from "@lull/shared";
-import type { BackupEngine, EngineResult, EngineRun, GuestConfig } from "@lull/agent";
-import { SocketRelay, startTestAgent, type TestAgent } from "@lull/agent/testing";
+import { SocketRelay, startTestAgent, type BackupEngine, type EngineResult, type EngineRun, type GuestConfig, type TestAgent } from "@lull/agent/testing";
 
 export interface Script {
   outcome: "done" | "failed";
