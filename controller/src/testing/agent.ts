@@ -54,7 +54,7 @@ export class ControllerTestAgent {
 
   /** A client for a controller under test, its calls recorded and its faults injected (`faults`). */
   client(callTimeoutMs: number): AgentApi {
-    return this.faults.wrap(connectAgent({ address: this.relay.address }, { callTimeoutMs }));
+    return this.faults.wrap(connectAgent({ address: this.relay.address }, { callTimeoutMs }), callTimeoutMs);
   }
 
   /** Starts a backup of the guest; its engine waits for `to` before each step. */

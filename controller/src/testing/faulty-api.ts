@@ -18,8 +18,12 @@ const UNARY: readonly UnaryMethod[] = [
   "acknowledgeQuiesce", "refuseQuiesce", "reportResumed", "startGroupBackup", "getGroup", "listGroups", "cancelGroup",
 ];
 
-const hung = (signal: AbortSignal | undefined) =>
-  new Promise<never>((_, reject) => signal?.addEventListener("abort", () => reject(new LullError("LULL_E_CANCELLED", "call cancelled")), { once: true }));
+/** A call the agent never answers: it ends as a real one would, at its deadline or its cancellation. */
+const hung = (deadlineMs: number, signal: AbortSignal | undefined) =>
+  new Promise<never>((_, reject) => {
+    const timer = setTimeout(() => reject(new LullError("LULL_E_AGENT_UNREACHABLE", "deadline exceeded")), deadlineMs);
+    signal?.addEventListener("abort", () => (clearTimeout(timer), reject(new LullError("LULL_E_CANCELLED", "call cancelled"))), { once: true });
+  });
 
 export class AgentFaults {
   readonly calls: AgentCall[] = [];
@@ -40,15 +44,15 @@ export class AgentFaults {
     if (!enabled) for (const cut of this.openStreams) cut.abort();
   }
 
-  /** `api` with these faults. */
-  wrap(api: AgentApi): AgentApi {
+  /** `api` (whose deadline per call is `callTimeoutMs`) with these faults. */
+  wrap(api: AgentApi, callTimeoutMs: number): AgentApi {
     const wrapped = { ...api } as Record<string, unknown>;
     for (const method of UNARY) {
       const call = api[method] as (request: unknown, options?: AgentCallOptions) => Promise<unknown>;
       wrapped[method] = async (request: unknown, options?: AgentCallOptions) => {
         const record: AgentCall = { method, request, at: Date.now() };
         this.calls.push(record);
-        if (this.hang.has(method)) return hung(options?.signal);
+        if (this.hang.has(method)) return hung(callTimeoutMs, options?.signal);
         if (this.failNext.delete(method)) throw new LullError("LULL_E_SHUTTING_DOWN", `${method}: injected transient failure`);
         record.response = await call(request, options);
         return record.response;
