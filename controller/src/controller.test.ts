@@ -37,7 +37,7 @@ test("full loop: quiescing → marker → stop → ack → snapshotted → start
   assert.equal(h.stack.isRunning(), true, "running again after snapshotted");
   assert.equal(h.markers.read().kind, "none", "marker cleared");
 
-  const entry = (await h.agent.stack(job.id, "app"));
+  const entry = await h.agent.stack(job.id, "app");
   assert.equal(entry?.resumedEarly, true);
   const quiescingLog = h.logs.find("quiescing")[0];
   assert.ok(quiescingLog && quiescingLog.jobId === job.id && typeof quiescingLog.at === "string");
@@ -129,7 +129,7 @@ test("stop fails → the stack runs again, the quiesce is refused with the reaso
   const job = await h.agent.createJob();
   await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_REFUSED);
-  const entry = (await h.agent.stack(job.id, "app"));
+  const entry = await h.agent.stack(job.id, "app");
   assert.match(entry?.reason ?? "", /stop failed: injected fault/);
   assert.equal(h.stack.isRunning(), true);
   assert.equal(h.markers.read().kind, "none");

@@ -113,7 +113,7 @@ test("agent reachable but stuck before the snapshot: resumed at the resume point
   const q = await quiesce(h);
   await h.agent.to(q.jobId, Phase.PHASE_SNAPSHOTTING);
   await h.agent.waitForStack(q.jobId, "app", StackState.STACK_STATE_RESUMED, DEADLINE_MS + 3_000);
-  const entry = (await h.agent.stack(q.jobId, "app"));
+  const entry = await h.agent.stack(q.jobId, "app");
   assert.equal(entry?.resumedEarly, false);
   const downtime = entry?.downtimeMs ?? 0;
   assert.ok(downtime >= DEADLINE_MS - LEAD_MS - 50 && downtime <= DEADLINE_MS, `downtime ${downtime} ms`);
