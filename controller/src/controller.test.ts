@@ -1,5 +1,6 @@
-// Component tests: a Controller against the in-process FakeAgent (real gRPC on loopback) with a real
-// process as its stack (command driver), timings short.
+// Component tests: a Controller against the real agent in-process (real SQLite, real gRPC; a cued
+// engine the test drives through the phases) with a real process as its stack (command driver),
+// timings short.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Phase, SnapshotMode, StackState } from "@lull/proto";
@@ -12,8 +13,8 @@ test("full loop: quiescing → marker → stop → ack → snapshotted → start
   t.after(() => h.cleanup());
   await h.startRegistered();
 
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
   assert.equal(h.stack.isRunning(), false, "the stack is stopped once acknowledged");
   const stop = h.stack.events().find((e) => e.op === "stop");
@@ -26,17 +27,17 @@ test("full loop: quiescing → marker → stop → ack → snapshotted → start
     assert.equal(marker.marker.resumeDeadline - marker.marker.stoppedAt, 20_000);
   }
 
-  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTING);
+  await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTING);
   await sleep(250);
   assert.equal(h.stack.isRunning(), false, "still stopped while snapshotting");
 
   const snapshottedAt = Date.now();
-  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_RESUMED);
   assert.equal(h.stack.isRunning(), true, "running again after snapshotted");
   assert.equal(h.markers.read().kind, "none", "marker cleared");
 
-  const entry = h.agent.stack(job.id, "app");
+  const entry = await h.agent.stack(job.id, "app");
   assert.equal(entry?.resumedEarly, true);
   const quiescingLog = h.logs.find("quiescing")[0];
   assert.ok(quiescingLog && quiescingLog.jobId === job.id && typeof quiescingLog.at === "string");
@@ -50,11 +51,11 @@ test("full loop: quiescing → marker → stop → ack → snapshotted → start
   assert.ok(downtime <= Date.now() - Date.parse(String(quiescingLog.at)) + 5, `downtime ${downtime} ms is not longer than the whole episode`);
   assert.ok(h.logs.find("snapshotted — resuming app early", (l) => l.jobId === job.id).length === 1);
 
-  h.agent.setPhase(job.id, Phase.PHASE_ARCHIVING);
-  h.agent.setPhase(job.id, Phase.PHASE_DONE, { totalMs: 1234 });
+  await h.agent.to(job.id, Phase.PHASE_ARCHIVING);
+  const ended = await h.agent.to(job.id, Phase.PHASE_DONE);
   const done = await h.logs.waitFor("backup done", (l) => l.jobId === job.id);
   assert.equal(done.phase, "done");
-  assert.equal(done.totalMs, 1234);
+  assert.equal(done.totalMs, ended.totalMs, "the job's total time, as the agent reports it");
   assert.equal(h.stack.events().filter((e) => e.op === "stop").length, 1, "stopped exactly once");
   assert.equal(h.stack.events().filter((e) => e.op === "start").length, 1, "started exactly once");
 });
@@ -64,15 +65,15 @@ test("fallback: no snapshotted (mode none) → the stack stays down through arch
   t.after(() => h.cleanup());
   await h.startRegistered();
 
-  const job = h.agent.createJob({ mode: SnapshotMode.SNAPSHOT_MODE_NONE });
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob({ mode: SnapshotMode.SNAPSHOT_MODE_NONE });
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
-  h.agent.setPhase(job.id, Phase.PHASE_ARCHIVING);
+  await h.agent.to(job.id, Phase.PHASE_ARCHIVING);
   await sleep(300);
   assert.equal(h.stack.isRunning(), false, "archiving in place: the stack must stay stopped");
   assert.equal(h.markers.read().kind, "present");
 
-  h.agent.setPhase(job.id, Phase.PHASE_DONE);
+  await h.agent.to(job.id, Phase.PHASE_DONE);
   const resumed = await h.logs.waitFor("stack resumed", (l) => l.jobId === job.id);
   assert.equal(resumed.early, false);
   assert.equal(h.stack.isRunning(), true);
@@ -86,16 +87,16 @@ test("resume: end holds the stack through snapshotted and archiving, resumes at 
   t.after(() => h.cleanup());
   await h.startRegistered();
 
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
-  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
-  h.agent.setPhase(job.id, Phase.PHASE_ARCHIVING);
+  await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.to(job.id, Phase.PHASE_ARCHIVING);
   await sleep(300);
   assert.equal(h.stack.isRunning(), false);
-  h.agent.setPhase(job.id, Phase.PHASE_DONE);
+  await h.agent.to(job.id, Phase.PHASE_DONE);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_RESUMED);
-  assert.equal(h.agent.stack(job.id, "app")?.resumedEarly, false);
+  assert.equal((await h.agent.stack(job.id, "app"))?.resumedEarly, false);
   assert.equal(h.stack.isRunning(), true);
 });
 
@@ -104,13 +105,13 @@ test("a failure after snapshotted is still logged once the job ends", async (t) 
   t.after(() => h.cleanup());
   await h.startRegistered();
 
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
-  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_RESUMED);
-  h.agent.setPhase(job.id, Phase.PHASE_ARCHIVING);
-  h.agent.setPhase(job.id, Phase.PHASE_FAILED, { failedIn: Phase.PHASE_ARCHIVING, errorCode: "LULL_E_NO_SPACE", errorMessage: "disk full" });
+  await h.agent.to(job.id, Phase.PHASE_ARCHIVING);
+  await h.agent.to(job.id, Phase.PHASE_FAILED, { errorCode: "LULL_E_NO_SPACE", errorMessage: "disk full" });
   const done = await h.logs.waitFor("backup done", (l) => l.jobId === job.id);
   assert.equal(done.phase, "failed");
   assert.equal(done.level, "warn");
@@ -125,15 +126,15 @@ test("stop fails → the stack runs again, the quiesce is refused with the reaso
   await h.startRegistered();
   h.stack.setFault("fail-stop");
 
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_REFUSED);
-  const entry = h.agent.stack(job.id, "app");
+  const entry = await h.agent.stack(job.id, "app");
   assert.match(entry?.reason ?? "", /stop failed: injected fault/);
   assert.equal(h.stack.isRunning(), true);
   assert.equal(h.markers.read().kind, "none");
   assert.ok(h.stack.events().some((e) => e.op === "start" && e.ok), "the deferred resume ran a start");
-  assert.equal(h.agent.callsOf("acknowledgeQuiesce").length, 0);
+  assert.equal(h.agent.faults.callsOf("acknowledgeQuiesce").length, 0);
 });
 
 test("event stream cut → polling with ListJobs/GetJob still sees every phase", async (t) => {
@@ -141,20 +142,20 @@ test("event stream cut → polling with ListJobs/GetJob still sees every phase",
   t.after(() => h.cleanup());
   await h.startRegistered();
   await h.logs.waitFor("event stream connected");
-  h.agent.setStreams(false);
+  h.agent.faults.setStreams(false);
   await h.logs.waitFor("event stream broken — polling");
-  const callsBefore = h.agent.calls.length;
+  const callsBefore = h.agent.faults.calls.length;
 
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
-  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_RESUMED);
-  assert.equal(h.agent.stack(job.id, "app")?.resumedEarly, true);
-  h.agent.setPhase(job.id, Phase.PHASE_DONE);
+  assert.equal((await h.agent.stack(job.id, "app"))?.resumedEarly, true);
+  await h.agent.to(job.id, Phase.PHASE_DONE);
   await h.logs.waitFor("backup done", (l) => l.jobId === job.id);
 
-  const later = h.agent.calls.slice(callsBefore);
+  const later = h.agent.faults.calls.slice(callsBefore);
   assert.ok(later.some((c) => c.method === "listJobs"), "polled ListJobs");
   assert.ok(later.some((c) => c.method === "getJob"), "polled GetJob");
   assert.ok(later.some((c) => c.method === "watchEvents"), "kept trying to reopen the stream");
@@ -166,12 +167,12 @@ test("the lease is renewed before it runs out, and the stack is unregistered on 
   t.after(() => h.cleanup());
   await h.startRegistered();
   await sleep(900);
-  assert.ok(h.agent.callsOf("registerStack").length >= 3, `renewed (${h.agent.callsOf("registerStack").length} registrations in 0.9 s)`);
-  const lease = h.agent.leases.get("app");
-  assert.ok(lease && lease.expiresAt > Date.now(), "the lease is alive");
+  assert.ok(h.agent.faults.callsOf("registerStack").length >= 3, `renewed (${h.agent.faults.callsOf("registerStack").length} registrations in 0.9 s)`);
+  assert.ok(h.agent.leaseAlive("app"), "the lease is alive");
   await h.stop();
-  assert.equal(h.agent.callsOf("unregisterStack").length, 1);
-  assert.equal(h.agent.leases.has("app"), false);
+  assert.equal(h.agent.faults.callsOf("unregisterStack").length, 1);
+  assert.equal(h.agent.logged("stack unregistered").length, 1, "the agent dropped the lease");
+  assert.equal(h.agent.leaseAlive("app"), false);
 });
 
 test("shutdown while holding the stack stopped resumes it and refuses the pending quiesce", async (t) => {
@@ -179,11 +180,11 @@ test("shutdown while holding the stack stopped resumes it and refuses the pendin
   t.after(() => h.cleanup());
   await h.startRegistered();
   h.stack.setFault("slow-stop", "400");
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.logs.waitFor("quiescing");
   await h.stop();
   assert.equal(h.stack.isRunning(), true, "running after shutdown");
   assert.equal(h.markers.read().kind, "none");
-  assert.equal(h.agent.stack(job.id, "app")?.state, StackState.STACK_STATE_REFUSED);
+  assert.equal((await h.agent.stack(job.id, "app"))?.state, StackState.STACK_STATE_REFUSED);
 });

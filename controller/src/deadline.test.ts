@@ -20,8 +20,8 @@ interface Quiesced {
 
 /** Quiesces a job and returns the marker's times. */
 async function quiesce(h: Harness): Promise<Quiesced> {
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
   const read = h.markers.read();
   assert.equal(read.kind, "present");
@@ -45,7 +45,7 @@ test("agent killed after the acknowledgement: started at the resume point, runni
   const q = await quiesce(h);
   assert.equal(q.resumeDeadline - q.stoppedAt, DEADLINE_MS);
   assert.equal(q.resumeDeadline - q.resumeAt, LEAD_MS, "the configured lead, nothing measured yet");
-  h.agent.kill();
+  await h.agent.kill();
 
   const resumed = await h.logs.waitFor("stack resumed", (l) => l.jobId === q.jobId, DEADLINE_MS + 3_000);
   assert.equal(resumed.cause, "deadline");
@@ -69,9 +69,9 @@ test("a slow start measured at one backup moves the next backup's resume point e
   // First backup: resumed at `snapshotted`; the controller measures the slow start.
   const first = await quiesce(h);
   assert.equal(first.resumeAt, first.resumeDeadline, "lead 0 and nothing measured: the resume point is the deadline");
-  h.agent.setPhase(first.jobId, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.to(first.jobId, Phase.PHASE_SNAPSHOTTED);
   await h.agent.waitForStack(first.jobId, "app", StackState.STACK_STATE_RESUMED, 10_000);
-  h.agent.setPhase(first.jobId, Phase.PHASE_DONE);
+  await h.agent.to(first.jobId, Phase.PHASE_DONE);
   await h.logs.waitFor("backup done", (l) => l.jobId === first.jobId, 10_000);
 
   // Kept next to the marker, so a restarted controller starts from it too.
@@ -83,7 +83,7 @@ test("a slow start measured at one backup moves the next backup's resume point e
   const lead = second.resumeDeadline - second.resumeAt;
   assert.ok(lead >= 2 * SLOW_MS, `lead ${lead} ms covers twice the measured start (${SLOW_MS} ms)`);
   const killedAt = Date.now();
-  h.agent.kill();
+  await h.agent.kill();
   const resumed = await h.logs.waitFor("stack resumed", (l) => l.jobId === second.jobId, 12_000);
   assert.equal(resumed.cause, "deadline");
   const at = startedAt(h, killedAt);
@@ -95,15 +95,15 @@ test("agent blackholed (calls hang, long call timeout): the timer still resumes 
   t.after(() => h.cleanup());
   await h.startRegistered();
   const q = await quiesce(h);
-  h.agent.hang.add("getJob");
-  h.agent.hang.add("listJobs");
-  h.agent.setPhase(q.jobId, Phase.PHASE_SNAPSHOTTING); // an event makes the loop call GetJob, which hangs
+  h.agent.faults.hang.add("getJob");
+  h.agent.faults.hang.add("listJobs");
+  await h.agent.to(q.jobId, Phase.PHASE_SNAPSHOTTING); // an event makes the loop call GetJob, which hangs
 
   await h.logs.waitFor("stack resumed", (l) => l.jobId === q.jobId, DEADLINE_MS + 3_000);
   const at = startedAt(h);
   assert.ok(at <= q.resumeDeadline, `resumed ${at - q.resumeDeadline} ms after the deadline`);
   assert.equal(h.stack.isRunning(), true);
-  h.agent.hang.clear(); // let the shutdown's last report through instead of waiting out its bound
+  h.agent.faults.hang.clear(); // let the shutdown's last report through instead of waiting out its bound
 });
 
 test("agent reachable but stuck before the snapshot: resumed at the resume point and reported", async (t) => {
@@ -111,9 +111,9 @@ test("agent reachable but stuck before the snapshot: resumed at the resume point
   t.after(() => h.cleanup());
   await h.startRegistered();
   const q = await quiesce(h);
-  h.agent.setPhase(q.jobId, Phase.PHASE_SNAPSHOTTING);
+  await h.agent.to(q.jobId, Phase.PHASE_SNAPSHOTTING);
   await h.agent.waitForStack(q.jobId, "app", StackState.STACK_STATE_RESUMED, DEADLINE_MS + 3_000);
-  const entry = h.agent.stack(q.jobId, "app");
+  const entry = await h.agent.stack(q.jobId, "app");
   assert.equal(entry?.resumedEarly, false);
   const downtime = entry?.downtimeMs ?? 0;
   assert.ok(downtime >= DEADLINE_MS - LEAD_MS - 50 && downtime <= DEADLINE_MS, `downtime ${downtime} ms`);

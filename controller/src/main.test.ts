@@ -1,5 +1,5 @@
 // lull-controller as a real process: the command line, SIGTERM, and crash tests (kill -9 at each
-// failpoint, restart, converge). The agent is the in-process FakeAgent; the stack a real process.
+// failpoint, restart, converge). The agent is the real one in-process (a cued engine), the stack a real process.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,14 +8,14 @@ import { test } from "node:test";
 import { Phase, StackState } from "@lull/proto";
 import { createFileMarkerStore, type MarkerStore } from "./marker-store.js";
 import { ChildController } from "./testing/child-controller.js";
-import { FakeAgent } from "./testing/fake-agent.js";
+import { ControllerTestAgent } from "./testing/agent.js";
 import { ProcessStack } from "./testing/process-stack.js";
 
 const S = StackState;
 
 interface World {
   dir: string;
-  agent: FakeAgent;
+  agent: ControllerTestAgent;
   stack: ProcessStack;
   markers: MarkerStore;
   config: Record<string, unknown>;
@@ -25,7 +25,7 @@ interface World {
 
 async function world(t: { after: (fn: () => Promise<void> | void) => void }): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), "lull-ctl-main-"));
-  const agent = await FakeAgent.start({ guestId: "demo" });
+  const agent = await ControllerTestAgent.start();
   const markerDir = join(dir, "markers");
   const markers = createFileMarkerStore(markerDir, "app");
   const stack = ProcessStack.create(markers.path);
@@ -57,7 +57,7 @@ async function world(t: { after: (fn: () => Promise<void> | void) => void }): Pr
   };
   t.after(async () => {
     for (const c of w.children) await c.kill9();
-    agent.kill();
+    await agent.stop();
     stack.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -133,8 +133,8 @@ test("SIGTERM while holding the stack stopped: resumes it, unregisters, exits 0"
   const w = await world(t);
   const child = w.start();
   await child.waitForLog("stack registered");
-  const job = w.agent.createJob();
-  w.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await w.agent.createJob();
+  await w.agent.to(job.id, Phase.PHASE_QUIESCING);
   await w.agent.waitForStack(job.id, "app", S.STACK_STATE_QUIESCED);
   assert.equal(w.stack.isRunning(), false);
 
@@ -142,16 +142,16 @@ test("SIGTERM while holding the stack stopped: resumes it, unregisters, exits 0"
   assert.deepEqual(await child.exited, { code: 0, signal: null });
   assert.equal(w.stack.isRunning(), true);
   assert.equal(w.markers.read().kind, "none");
-  assert.equal(w.agent.callsOf("unregisterStack").length, 1);
-  assert.equal(w.agent.stack(job.id, "app")?.state, S.STACK_STATE_RESUMED);
+  assert.equal(w.agent.logged("stack unregistered").length, 1, "unregistered");
+  assert.equal((await w.agent.stack(job.id, "app"))?.state, S.STACK_STATE_RESUMED);
 });
 
 test("crash after the marker, before the stop: the restarted controller stops once and acknowledges", async (t) => {
   const w = await world(t);
   const first = w.start({ LULL_CONTROLLER_FAILPOINT: "after-marker" });
   await first.waitForLog("stack registered");
-  const job = w.agent.createJob();
-  w.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await w.agent.createJob();
+  await w.agent.to(job.id, Phase.PHASE_QUIESCING);
   assert.equal((await first.waitForLog("paused at failpoint")).failpoint, "after-marker");
   first.signal("SIGTERM"); // frozen like a crash: no graceful shutdown, the default action kills it
   assert.deepEqual(await first.exited, { code: null, signal: "SIGTERM" });
@@ -161,7 +161,7 @@ test("crash after the marker, before the stop: the restarted controller stops on
   const second = w.start();
   await w.agent.waitForStack(job.id, "app", S.STACK_STATE_QUIESCED);
   assert.equal(w.stack.events().filter((e) => e.op === "stop").length, 1);
-  w.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await w.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
   await second.waitForLog("stack resumed", (l) => l.jobId === job.id);
   assert.equal(w.stack.isRunning(), true);
 });
@@ -170,18 +170,18 @@ test("crash after the stop, before the acknowledgement: re-attach without a seco
   const w = await world(t);
   const first = w.start({ LULL_CONTROLLER_FAILPOINT: "after-stop" });
   await first.waitForLog("stack registered");
-  const job = w.agent.createJob();
-  w.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await w.agent.createJob();
+  await w.agent.to(job.id, Phase.PHASE_QUIESCING);
   await first.waitForLog("paused at failpoint");
   await first.kill9();
   assert.equal(w.stack.isRunning(), false);
-  assert.equal(w.agent.stack(job.id, "app")?.state, S.STACK_STATE_PENDING);
+  assert.equal((await w.agent.stack(job.id, "app"))?.state, S.STACK_STATE_PENDING);
 
   const second = w.start();
   await w.agent.waitForStack(job.id, "app", S.STACK_STATE_QUIESCED);
   await second.waitForLog("re-attached: the stack is already stopped");
   assert.equal(w.stack.events().filter((e) => e.op === "stop").length, 1, "stopped only by the first controller");
-  w.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await w.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
   await w.agent.waitForStack(job.id, "app", S.STACK_STATE_RESUMED);
   assert.equal(w.stack.isRunning(), true);
 });
@@ -190,10 +190,10 @@ test("crash after snapshotted, before the start: the restarted controller resume
   const w = await world(t);
   const first = w.start({ LULL_CONTROLLER_FAILPOINT: "before-resume" });
   await first.waitForLog("stack registered");
-  const job = w.agent.createJob();
-  w.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await w.agent.createJob();
+  await w.agent.to(job.id, Phase.PHASE_QUIESCING);
   await w.agent.waitForStack(job.id, "app", S.STACK_STATE_QUIESCED);
-  w.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await w.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
   await first.waitForLog("snapshotted — resuming app early");
   await first.waitForLog("paused at failpoint");
   await first.kill9();
@@ -204,6 +204,6 @@ test("crash after snapshotted, before the start: the restarted controller resume
   assert.equal(resumed.early, true);
   assert.equal((await second.waitForLog("recovered")).outcome, "resumed");
   assert.equal(w.stack.isRunning(), true);
-  w.agent.setPhase(job.id, Phase.PHASE_DONE);
+  await w.agent.to(job.id, Phase.PHASE_DONE);
   await second.waitForLog("backup done", (l) => l.jobId === job.id);
 });

@@ -10,7 +10,7 @@ const S = StackState;
 test("before snapshotted, within the deadline, stack already stopped: re-attach without a second stop, acknowledge again", async (t) => {
   const h = await Harness.create({ stackRunning: false });
   t.after(() => h.cleanup());
-  const job = h.agent.createJob({ phase: Phase.PHASE_QUIESCING, stacks: { app: S.STACK_STATE_PENDING } });
+  const job = await h.agent.seedJob({ phase: Phase.PHASE_QUIESCING, app: S.STACK_STATE_PENDING });
   h.seedMarker(job.id, { deadlineInMs: 20_000 });
   h.start();
 
@@ -19,7 +19,7 @@ test("before snapshotted, within the deadline, stack already stopped: re-attach 
   assert.equal(h.stack.isRunning(), false, "held stopped");
   assert.equal((await h.logs.waitFor("recovered")).outcome, "holding");
 
-  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
   await h.agent.waitForStack(job.id, "app", S.STACK_STATE_RESUMED);
   assert.equal(h.stack.isRunning(), true);
   const resumed = h.logs.find("stack resumed")[0];
@@ -31,7 +31,7 @@ test("before snapshotted, within the deadline, stack already stopped: re-attach 
 test("crash between marker and stop (stack still running): recover stops it once and acknowledges", async (t) => {
   const h = await Harness.create({ stackRunning: true });
   t.after(() => h.cleanup());
-  const job = h.agent.createJob({ phase: Phase.PHASE_QUIESCING, stacks: { app: S.STACK_STATE_PENDING } });
+  const job = await h.agent.seedJob({ phase: Phase.PHASE_QUIESCING, app: S.STACK_STATE_PENDING });
   h.seedMarker(job.id, { deadlineInMs: 20_000 });
   h.start();
   await h.agent.waitForStack(job.id, "app", S.STACK_STATE_QUIESCED);
@@ -42,13 +42,13 @@ test("crash between marker and stop (stack still running): recover stops it once
 test("before snapshotted, already acknowledged: hold without stopping or acknowledging again", async (t) => {
   const h = await Harness.create({ stackRunning: false });
   t.after(() => h.cleanup());
-  const job = h.agent.createJob({ phase: Phase.PHASE_SNAPSHOTTING, stacks: { app: S.STACK_STATE_QUIESCED } });
+  const job = await h.agent.seedJob({ phase: Phase.PHASE_SNAPSHOTTING, app: S.STACK_STATE_QUIESCED });
   h.seedMarker(job.id, { deadlineInMs: 20_000 });
   h.start();
   await h.logs.waitFor("recovered");
   assert.equal(h.stack.isRunning(), false);
   assert.equal(h.stack.events().length, 0);
-  assert.equal(h.agent.callsOf("acknowledgeQuiesce").length, 0);
+  assert.equal(h.agent.faults.callsOf("acknowledgeQuiesce").length, 0);
   assert.equal(h.markers.read().kind, "present");
 });
 
@@ -61,7 +61,7 @@ for (const [name, phase, early] of [
   test(`marker of a job that is ${name}: resume at once (early=${early}) and report`, async (t) => {
     const h = await Harness.create({ stackRunning: false });
     t.after(() => h.cleanup());
-    const job = h.agent.createJob({ phase, stacks: { app: S.STACK_STATE_QUIESCED }, snapshotAt: new Date() });
+    const job = await h.agent.seedJob({ phase, app: S.STACK_STATE_QUIESCED });
     h.seedMarker(job.id, { deadlineInMs: 20_000 });
     h.start();
     const recovered = await h.logs.waitFor("recovered");
@@ -70,7 +70,7 @@ for (const [name, phase, early] of [
     assert.equal(h.markers.read().kind, "none");
     const resumed = h.logs.find("stack resumed")[0];
     assert.equal(resumed?.early, early);
-    assert.equal(h.agent.callsOf("reportResumed").length, 1);
+    assert.equal(h.agent.faults.callsOf("reportResumed").length, 1);
   });
 }
 
@@ -89,7 +89,7 @@ test("agent unreachable and the deadline already passed: resume at once without 
   // A call timeout far longer than a resume: waiting for the agent would show plainly.
   const h = await Harness.create({ stackRunning: false, callTimeoutMs: 30_000 });
   t.after(() => h.cleanup());
-  h.agent.kill();
+  await h.agent.kill();
   h.seedMarker("j-00000000000000000000000001", { stoppedAgoMs: 5_000, deadlineInMs: -1_000 });
   const t0 = Date.now();
   h.start();
@@ -102,7 +102,7 @@ test("agent unreachable and the deadline already passed: resume at once without 
 test("agent unreachable within the deadline: hold, then resume at the deadline", async (t) => {
   const h = await Harness.create({ stackRunning: false });
   t.after(() => h.cleanup());
-  h.agent.kill();
+  await h.agent.kill();
   const marker = h.seedMarker("j-00000000000000000000000001", { deadlineInMs: 1_200 });
   h.start();
   assert.equal((await h.logs.waitFor("recovered")).outcome, "holding");

@@ -5,3 +5,7 @@ export { FakeEngine, type FakeEngineOptions } from "./fake-engine.js";
 export { waitUntil } from "./wait.js";
 export { TimelineEngine, type TimelineEngineOptions } from "../groups/testing/timeline-engine.js";
 export { groupApi, waitForGroup, type GroupApi } from "../groups/testing/group-api.js";
+export { CuedEngine } from "./cued-engine.js";
+export { SocketRelay } from "./socket-relay.js";
+export type { BackupEngine, EngineResult, EngineRun } from "../engines/engine.js";
+export type { GuestConfig } from "../config.js";

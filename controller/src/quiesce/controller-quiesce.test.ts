@@ -1,9 +1,9 @@
-// The controller with quiesce steps against the in-process fake agent (real gRPC) and a real process
+// The controller with quiesce steps against the real agent in-process (a cued engine) and a real process
 // stack: what the agent is told (refusal reason, post_step) and that the stack always runs again.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Phase, SnapshotMode, StackState } from "@lull/proto";
-import { makeSandbox, quiesceHarness, type Sandbox } from "./test-support.js";
+import { makeSandbox, quiesceHarness, type Sandbox } from "../testing/quiesce-sandbox.js";
 
 const S = StackState;
 
@@ -26,8 +26,8 @@ test("stop with a session and a post step: held through the snapshot, then start
   const h = await quiesceHarness({ strategy: "stop", pre: [session(sb, "db")], post: [{ type: "command", name: "notify", argv: sb.append("notify") }] });
   t.after(() => h.cleanup());
   await h.startRegistered();
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", S.STACK_STATE_QUIESCED);
   assert.equal(h.stack.isRunning(), false);
   assert.deepEqual(first(sb), ["db:start"], "the session is open, nothing ended yet");
@@ -35,11 +35,11 @@ test("stop with a session and a post step: held through the snapshot, then start
   assert.equal(stopped.strategy, "stop");
   assert.equal(typeof stopped.preMs, "number");
 
-  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
   await h.agent.waitForStack(job.id, "app", S.STACK_STATE_RESUMED);
   assert.equal(h.stack.isRunning(), true);
   assert.deepEqual(first(sb), ["db:start", "db:stop", "db:eof", "notify"]);
-  const report = h.agent.callsOf("reportResumed")[0]?.request as { postStep?: string; early: boolean };
+  const report = h.agent.faults.callsOf("reportResumed")[0]?.request as { postStep?: string; early: boolean };
   assert.match(report.postStep ?? "", /^ok: db \(\d+ ms\), notify \(\d+ ms\)$/);
   assert.equal(report.early, true);
   const resumed = await h.logs.waitFor("stack resumed");
@@ -55,17 +55,17 @@ test("a failing pre step: the quiesce is refused with the reason and the post ou
   });
   t.after(() => h.cleanup());
   await h.startRegistered();
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", S.STACK_STATE_REFUSED);
-  const reason = h.agent.stack(job.id, "app")?.reason ?? "";
+  const reason = (await h.agent.stack(job.id, "app"))?.reason ?? "";
   assert.match(reason, /^pre step db failed: the session ended before it was ready \(.*FATAL: database "nope" does not exist\); post steps: ok: notify \(\d+ ms\)$/);
   assert.deepEqual(first(sb), ["notify"]);
   assert.equal(h.stack.isRunning(), true);
   assert.equal(h.stack.events().filter((e) => e.op === "stop").length, 0, "never stopped");
   assert.equal(h.markers.read().kind, "none");
   assert.equal((await h.logs.waitFor("stack resumed")).cause, "pre-failed");
-  h.agent.setPhase(job.id, Phase.PHASE_FAILED);
+  await h.agent.to(job.id, Phase.PHASE_FAILED);
   await h.logs.waitFor("backup done", (l) => l.jobId === job.id);
 });
 
@@ -75,10 +75,10 @@ test("a failing stop after the pre steps: the sessions end, post runs, refused, 
   t.after(() => h.cleanup());
   await h.startRegistered();
   h.stack.setFault("fail-stop");
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", S.STACK_STATE_REFUSED);
-  assert.match(h.agent.stack(job.id, "app")?.reason ?? "", /stop failed: injected fault.*; post steps: ok: db \(\d+ ms\), notify/);
+  assert.match((await h.agent.stack(job.id, "app"))?.reason ?? "", /stop failed: injected fault.*; post steps: ok: db \(\d+ ms\), notify/);
   assert.deepEqual(first(sb), ["db:start", "db:stop", "db:eof", "notify"]);
   assert.equal(h.stack.isRunning(), true);
 });
@@ -88,10 +88,10 @@ test("no snapshot (mode none): held to the end, then the post steps; the deadlin
   const h = await quiesceHarness({ pre: [session(sb, "db")], post: [{ type: "command", name: "notify", argv: sb.append("notify") }] }, { resumeDeadlineMs: 4_000 });
   t.after(() => h.cleanup());
   await h.startRegistered();
-  const job = h.agent.createJob({ mode: SnapshotMode.SNAPSHOT_MODE_NONE });
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob({ mode: SnapshotMode.SNAPSHOT_MODE_NONE });
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", S.STACK_STATE_QUIESCED);
-  h.agent.kill();
+  await h.agent.kill();
   const resumed = await h.logs.waitFor("stack resumed", () => true, 10_000);
   assert.equal(resumed.cause, "deadline");
   assert.match(String(resumed.postStep), /^ok: db \(\d+ ms\), notify/);
@@ -103,12 +103,12 @@ test("restarted during the quiesce with pre steps: not re-run — resumed, post 
   const sb = makeSandbox(t);
   const h = await quiesceHarness({ pre: [session(sb, "db")], post: [{ type: "command", name: "notify", argv: sb.append("notify") }] }, { stackRunning: false });
   t.after(() => h.cleanup());
-  const job = h.agent.createJob({ phase: Phase.PHASE_QUIESCING, stacks: { app: S.STACK_STATE_PENDING } });
+  const job = await h.agent.seedJob({ phase: Phase.PHASE_QUIESCING, app: S.STACK_STATE_PENDING });
   h.seedMarker(job.id, { deadlineInMs: 20_000 });
   h.start();
   await h.agent.waitForStack(job.id, "app", S.STACK_STATE_REFUSED);
   assert.match(
-    h.agent.stack(job.id, "app")?.reason ?? "",
+    (await h.agent.stack(job.id, "app"))?.reason ?? "",
     /^the controller restarted during the quiesce: .*; post steps: failed: db: not ended by this process: .*; ok: notify/,
   );
   assert.equal(h.stack.isRunning(), true, "started");
@@ -120,13 +120,13 @@ test("restarted after the acknowledgement: held to the snapshot, then post run; 
   const sb = makeSandbox(t);
   const h = await quiesceHarness({ pre: [session(sb, "db")], post: [{ type: "command", name: "notify", argv: sb.append("notify") }] }, { stackRunning: false });
   t.after(() => h.cleanup());
-  const job = h.agent.createJob({ phase: Phase.PHASE_SNAPSHOTTING, stacks: { app: S.STACK_STATE_QUIESCED } });
+  const job = await h.agent.seedJob({ phase: Phase.PHASE_SNAPSHOTTING, app: S.STACK_STATE_QUIESCED });
   h.seedMarker(job.id, { deadlineInMs: 20_000 });
   h.start();
   assert.equal((await h.logs.waitFor("recovered")).outcome, "holding");
-  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
   await h.agent.waitForStack(job.id, "app", S.STACK_STATE_RESUMED);
-  const report = h.agent.callsOf("reportResumed")[0]?.request as { postStep?: string };
+  const report = h.agent.faults.callsOf("reportResumed")[0]?.request as { postStep?: string };
   assert.match(report.postStep ?? "", /^failed: db: not ended by this process: the session of the previous controller process ended with it .*; ok: notify/);
   assert.equal(h.stack.isRunning(), true);
 });

@@ -10,8 +10,8 @@ import { Phase, StackState } from "@lull/proto";
 import { LullError, systemClock } from "@lull/shared";
 import { createComposeDriver } from "../stacks/compose.js";
 import { pauseAndVerify, unpauseAndVerify } from "../stacks/driver.js";
-import { quiesceHarness } from "./test-support.js";
 import { fakeDockerPath } from "../testing/fake-docker.js";
+import { quiesceHarness } from "../testing/quiesce-sandbox.js";
 
 const fakeDocker = fakeDockerPath();
 
@@ -86,13 +86,13 @@ test("controller with strategy pause: paused while quiesced, unpaused at snapsho
   );
   t.after(() => h.cleanup());
   await h.startRegistered();
-  const job = h.agent.createJob();
-  h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+  const job = await h.agent.createJob();
+  await h.agent.to(job.id, Phase.PHASE_QUIESCING);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_QUIESCED);
   assert.deepEqual(Object.values(ps()).map((s) => s[0]), ["paused", "paused"], "paused while the snapshot is taken");
   assert.equal((await h.logs.waitFor("stack paused")).strategy, "pause");
 
-  h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+  await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
   await h.agent.waitForStack(job.id, "app", StackState.STACK_STATE_RESUMED);
   assert.deepEqual(Object.values(ps()).map((s) => s[0]), ["running", "running"]);
   const ops = commands().filter((c) => !c.startsWith("ps"));

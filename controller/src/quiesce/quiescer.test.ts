@@ -7,7 +7,7 @@ import { LogCapture } from "../testing/log-capture.js";
 import { rejectsWith } from "../testing/rejects-with.js";
 import { Quiescer } from "./quiescer.js";
 import { quiesceSchema } from "./schema.js";
-import { RecordingDriver, clientPid, isAlive, makeSandbox, type Sandbox } from "./test-support.js";
+import { RecordingDriver, clientPid, isAlive, makeSandbox, type Sandbox } from "../testing/quiesce-sandbox.js";
 
 const JOB = "j-00000000000000000000000001";
 

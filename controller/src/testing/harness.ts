@@ -1,14 +1,15 @@
-// One controller wired to a FakeAgent and a real process stack, in a temp dir: the component tests'
-// set-up and tear-down in one place.
+// One controller wired to the real agent (a cued engine, the client's faults injectable) and a
+// real process stack, in a temp dir: the component tests' set-up and tear-down in one place.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectAgent, type z } from "@lull/shared";
+import type { z } from "@lull/shared";
 import { controllerConfigSchema, type ControllerConfig } from "../config.js";
 import { Controller } from "../controller.js";
 import { createFileMarkerStore, type Marker, type MarkerStore } from "../marker-store.js";
 import type { quiesceSchema } from "../quiesce/schema.js";
-import { FakeAgent } from "./fake-agent.js";
+import { waitUntil } from "@lull/agent/testing";
+import { ControllerTestAgent } from "./agent.js";
 import { LogCapture } from "./log-capture.js";
 import { ProcessStack } from "./process-stack.js";
 
@@ -36,14 +37,14 @@ export class Harness {
   private running: Promise<void> | undefined;
 
   private constructor(
-    readonly agent: FakeAgent,
+    readonly agent: ControllerTestAgent,
     readonly stack: ProcessStack,
     readonly markerDir: string,
     readonly markers: MarkerStore,
   ) {}
 
   static async create(options: HarnessOptions = {}): Promise<Harness> {
-    const agent = await FakeAgent.start({ guestId: "demo" });
+    const agent = await ControllerTestAgent.start();
     const markerDir = mkdtempSync(join(tmpdir(), "lull-marker-"));
     const markers = createFileMarkerStore(markerDir, "app");
     const stack = ProcessStack.create(markers.path);
@@ -65,7 +66,7 @@ export class Harness {
       quiesce: options.quiesce,
       logLevel: "debug",
     });
-    h.controller = new Controller({ config: h.config, log: h.logs.log, client: connectAgent({ address: agent.address }, { callTimeoutMs: h.config.agent.callTimeoutMs }) });
+    h.controller = new Controller({ config: h.config, log: h.logs.log, client: agent.client(h.config.agent.callTimeoutMs) });
     return h;
   }
 
@@ -90,10 +91,10 @@ export class Harness {
     this.running = this.controller.run(this.abort.signal);
   }
 
-  /** Starts the controller and waits until its stack holds a lease at the fake agent. */
+  /** Starts the controller and waits until the agent has granted its stack a lease. */
   async startRegistered(): Promise<void> {
     this.start();
-    await this.agent.waitFor(() => this.agent.leases.has("app"), "the stack to register");
+    await waitUntil(() => this.agent.faults.callsOf("registerStack").some((c) => c.response !== undefined), 5_000, "the stack to register");
   }
 
   /** SIGTERM equivalent: aborts and waits for the shutdown to finish. */
@@ -105,7 +106,7 @@ export class Harness {
   async cleanup(): Promise<void> {
     if (!this.abort.signal.aborted) await this.stop().catch(() => undefined);
     this.controller.loop.dispose();
-    this.agent.kill();
+    await this.agent.stop();
     this.stack.cleanup();
     rmSync(this.markerDir, { recursive: true, force: true });
   }

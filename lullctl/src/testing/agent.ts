@@ -1,11 +1,9 @@
 // lullctl's tests run against the real agent in process (@lull/agent/testing: real SQLite, real
 // gRPC) with a scripted engine, a simulated controller for the stack `app` of guest `demo`, and a
 // TCP relay to the agent's operator socket that a test can cut, as a flaky network would.
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { Phase, SnapshotMode, StackState } from "@lull/proto";
 import { LullError, isAfterSnapshot, isTerminal } from "@lull/shared";
-import type { BackupEngine, EngineResult, EngineRun, GuestConfig } from "@lull/agent";
-import { startTestAgent, type TestAgent } from "@lull/agent/testing";
+import { SocketRelay, startTestAgent, type BackupEngine, type EngineResult, type EngineRun, type GuestConfig, type TestAgent } from "@lull/agent/testing";
 
 export interface Script {
   outcome: "done" | "failed";
@@ -55,42 +53,6 @@ export class ScriptedEngine implements BackupEngine {
 
   async sweep(_guests: readonly GuestConfig[]): Promise<string[]> {
     return [];
-  }
-}
-
-/** A TCP address that relays to a unix socket; `cut()` drops every open connection. */
-export class SocketRelay {
-  private constructor(
-    private readonly server: Server,
-    private readonly open: Set<Socket>,
-    readonly address: string,
-  ) {}
-
-  static async start(socketPath: string, port = 0): Promise<SocketRelay> {
-    const open = new Set<Socket>();
-    const server = createServer((client) => {
-      const upstream = createConnection(socketPath);
-      for (const s of [client, upstream]) {
-        open.add(s);
-        s.on("close", () => open.delete(s));
-        s.on("error", () => undefined);
-      }
-      client.on("close", () => upstream.destroy());
-      upstream.on("close", () => client.destroy());
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-    const { port: bound } = server.address() as { port: number };
-    return new SocketRelay(server, open, `127.0.0.1:${bound}`);
-  }
-
-  cut(): void {
-    for (const s of this.open) s.destroy();
-  }
-
-  async stop(): Promise<void> {
-    this.cut();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
 

@@ -1,5 +1,5 @@
 // The `postgres` session pre step against a real PostgreSQL (Debian's package; a throwaway cluster
-// in a temp dir): a controller (in process) with a real process stack and the fake agent (real gRPC).
+// in a temp dir): a controller (in process) with a real process stack and the real agent (a cued engine).
 //
 // While the stack is quiesced, a second session sees the controller's psql session idle after
 // `pg_backup_start` and the checkpoint it forced; `pg_backup_stop` from that second session fails
@@ -51,8 +51,8 @@ describe("postgres session step (real PostgreSQL)", () => {
     const h = await harness(pg, "postgres", journal);
     t.after(() => h.cleanup());
     await h.startRegistered();
-    const job = h.agent.createJob();
-    h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+    const job = await h.agent.createJob();
+    await h.agent.to(job.id, Phase.PHASE_QUIESCING);
     await h.agent.waitForStack(job.id, "app", S.STACK_STATE_QUIESCED, 30_000);
     assert.equal(h.stack.isRunning(), false, "the app is stopped");
 
@@ -66,7 +66,7 @@ describe("postgres session step (real PostgreSQL)", () => {
     assert.equal(pg.query("SELECT redo_lsn FROM pg_control_checkpoint()"), started?.startLsn, "the immediate checkpoint pg_backup_start forced");
     assert.match(pg.queryFails("SELECT pg_backup_stop()"), /backup is not in progress/, "the backup belongs to the controller's session only");
 
-    h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+    await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
     await h.agent.waitForStack(job.id, "app", S.STACK_STATE_RESUMED, 30_000);
     assert.equal(h.stack.isRunning(), true);
     const ended = h.logs.find("quiesce step done", (l) => l.step === "pg" && l.hook === "session-end")[0];
@@ -74,7 +74,7 @@ describe("postgres session step (real PostgreSQL)", () => {
     assert.match(String(ended?.backupLabel), new RegExp(`^START WAL LOCATION: ${String(started?.startLsn).replace("/", "\\/")} `, "m"));
     assert.match(String(ended?.stopLsn), /^[0-9A-F]+\/[0-9A-F]+$/);
     assert.equal(readFileSync(join(pg.dir, "backup_label"), "utf8"), ended?.backupLabel, "labelFile holds what pg_backup_stop returned");
-    const report = h.agent.callsOf("reportResumed")[0]?.request as { postStep?: string };
+    const report = h.agent.faults.callsOf("reportResumed")[0]?.request as { postStep?: string };
     assert.match(report.postStep ?? "", /^ok: pg \(\d+ ms\), notify \(\d+ ms\)$/);
     assert.equal(readFileSync(journal, "utf8"), "notify\n");
     await waitFor("the controller's session to end", () => lullSessions(pg) === "0", 10_000);
@@ -85,11 +85,11 @@ describe("postgres session step (real PostgreSQL)", () => {
     const h = await harness(pg, "nope", journal);
     t.after(() => h.cleanup());
     await h.startRegistered();
-    const job = h.agent.createJob();
-    h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+    const job = await h.agent.createJob();
+    await h.agent.to(job.id, Phase.PHASE_QUIESCING);
     await h.agent.waitForStack(job.id, "app", S.STACK_STATE_REFUSED, 30_000);
     assert.match(
-      h.agent.stack(job.id, "app")?.reason ?? "",
+      (await h.agent.stack(job.id, "app"))?.reason ?? "",
       /^pre step pg failed: the session ended before it was ready \(.*psql: exit 2: .*FATAL: {2}database "nope" does not exist\); post steps: ok: notify \(\d+ ms\)$/,
     );
     assert.equal(readFileSync(journal, "utf8"), "notify\n", "the post step ran");
@@ -103,16 +103,16 @@ describe("postgres session step (real PostgreSQL)", () => {
     const h = await harness(pg, "postgres", journal);
     t.after(() => h.cleanup());
     await h.startRegistered();
-    const job = h.agent.createJob();
-    h.agent.setPhase(job.id, Phase.PHASE_QUIESCING);
+    const job = await h.agent.createJob();
+    await h.agent.to(job.id, Phase.PHASE_QUIESCING);
     await h.agent.waitForStack(job.id, "app", S.STACK_STATE_QUIESCED, 30_000);
     assert.equal(pg.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'lull-controller'"), "1");
     await waitFor("the backend to be gone", () => lullSessions(pg) === "0", 10_000);
     // psql idles on its stdin: it learns that its connection is gone only when pg_backup_stop is sent.
 
-    h.agent.setPhase(job.id, Phase.PHASE_SNAPSHOTTED);
+    await h.agent.to(job.id, Phase.PHASE_SNAPSHOTTED);
     await h.agent.waitForStack(job.id, "app", S.STACK_STATE_RESUMED, 30_000);
-    const report = h.agent.callsOf("reportResumed")[0]?.request as { postStep?: string };
+    const report = h.agent.faults.callsOf("reportResumed")[0]?.request as { postStep?: string };
     assert.match(
       report.postStep ?? "",
       /^failed: pg: the session ended before it was done \(.*psql: exit 2: .*terminating connection due to administrator command.*\); ok: notify \(\d+ ms\)$/,

@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { z } from "@lull/shared";
 import type { StackDriver, StackStatus } from "../stacks/driver.js";
-import { Harness, type HarnessOptions } from "../testing/harness.js";
-import type { quiesceSchema } from "./schema.js";
+import { Harness, type HarnessOptions } from "./harness.js";
+import type { quiesceSchema } from "../quiesce/schema.js";
 
 export interface Sandbox {
   dir: string;
@@ -135,7 +135,7 @@ export class RecordingDriver implements StackDriver {
   };
 }
 
-/** The controller test harness (FakeAgent, real process stack, temp marker dir) with a `quiesce` section. */
+/** The controller test harness (the real agent with a cued engine, a real process stack, a temp marker dir) with a `quiesce` section. */
 export function quiesceHarness(quiesce: z.input<typeof quiesceSchema>, options: HarnessOptions = {}): Promise<Harness> {
   return Harness.create({ ...options, quiesce });
 }
