@@ -28,7 +28,7 @@ import {
   type UnregisterStackResponse,
   type WatchEventsRequest,
 } from "@lull/proto";
-import { LullError, callUnary, createAgentClient, createLogger, fromServiceError, isTerminal, type Logger } from "@lull/shared";
+import { LullError, agentApiOf, createAgentClient, createLogger, fromServiceError, isTerminal, type Logger } from "@lull/shared";
 import { startAgent, type RunningAgent } from "../agent.js";
 import { agentConfigSchema, type AgentConfig } from "../config.js";
 import type { BackupEngine } from "../engines/engine.js";
@@ -71,20 +71,20 @@ export interface TestApi {
   reportResumed(req: Partial<ReportResumedRequest>): Promise<ReportResumedResponse>;
 }
 
-/** Promise wrappers over the client; requests are filled with defaults (ts-proto fromPartial). */
+/** The shared typed client over `client`, with requests filled with defaults (ts-proto fromPartial). */
 export function testApi(client: AgentClient): TestApi {
-  const opts = { timeoutMs: 10_000 };
+  const api = agentApiOf(client);
   return {
-    getAgentInfo: () => callUnary(client.getAgentInfo.bind(client), {}, opts),
-    startBackup: (r) => callUnary(client.startBackup.bind(client), StartBackupRequest.fromPartial(r), opts),
-    getJob: (r) => callUnary(client.getJob.bind(client), GetJobRequest.fromPartial(r), opts),
-    listJobs: (r) => callUnary(client.listJobs.bind(client), ListJobsRequest.fromPartial(r), opts),
-    cancelJob: (r) => callUnary(client.cancelJob.bind(client), CancelJobRequest.fromPartial(r), opts),
-    registerStack: (r) => callUnary(client.registerStack.bind(client), RegisterStackRequest.fromPartial(r), opts),
-    unregisterStack: (r) => callUnary(client.unregisterStack.bind(client), UnregisterStackRequest.fromPartial(r), opts),
-    acknowledgeQuiesce: (r) => callUnary(client.acknowledgeQuiesce.bind(client), AcknowledgeQuiesceRequest.fromPartial(r), opts),
-    refuseQuiesce: (r) => callUnary(client.refuseQuiesce.bind(client), RefuseQuiesceRequest.fromPartial(r), opts),
-    reportResumed: (r) => callUnary(client.reportResumed.bind(client), ReportResumedRequest.fromPartial(r), opts),
+    getAgentInfo: () => api.getAgentInfo(),
+    startBackup: (r) => api.startBackup(StartBackupRequest.fromPartial(r)),
+    getJob: (r) => api.getJob(GetJobRequest.fromPartial(r)),
+    listJobs: (r) => api.listJobs(ListJobsRequest.fromPartial(r)),
+    cancelJob: (r) => api.cancelJob(CancelJobRequest.fromPartial(r)),
+    registerStack: (r) => api.registerStack(RegisterStackRequest.fromPartial(r)),
+    unregisterStack: (r) => api.unregisterStack(UnregisterStackRequest.fromPartial(r)),
+    acknowledgeQuiesce: (r) => api.acknowledgeQuiesce(AcknowledgeQuiesceRequest.fromPartial(r)),
+    refuseQuiesce: (r) => api.refuseQuiesce(RefuseQuiesceRequest.fromPartial(r)),
+    reportResumed: (r) => api.reportResumed(ReportResumedRequest.fromPartial(r)),
   };
 }
 

@@ -11,7 +11,7 @@ import {
   type ListGroupsResponse,
   type StartGroupBackupResponse,
 } from "@lull/proto";
-import { callUnary, isTerminal } from "@lull/shared";
+import { agentApiOf, isTerminal } from "@lull/shared";
 
 export interface GroupApi {
   startGroupBackup(req: Partial<StartGroupBackupRequest>): Promise<StartGroupBackupResponse>;
@@ -20,13 +20,14 @@ export interface GroupApi {
   cancelGroup(req: Partial<CancelGroupRequest>): Promise<CancelGroupResponse>;
 }
 
+/** The shared typed client's group calls over `client`, with requests filled with defaults. */
 export function groupApi(client: AgentClient): GroupApi {
-  const opts = { timeoutMs: 10_000 };
+  const api = agentApiOf(client);
   return {
-    startGroupBackup: (r) => callUnary(client.startGroupBackup.bind(client), StartGroupBackupRequest.fromPartial(r), opts),
-    getGroup: (r) => callUnary(client.getGroup.bind(client), GetGroupRequest.fromPartial(r), opts),
-    listGroups: (r) => callUnary(client.listGroups.bind(client), ListGroupsRequest.fromPartial(r), opts),
-    cancelGroup: (r) => callUnary(client.cancelGroup.bind(client), CancelGroupRequest.fromPartial(r), opts),
+    startGroupBackup: (r) => api.startGroupBackup(StartGroupBackupRequest.fromPartial(r)),
+    getGroup: (r) => api.getGroup(GetGroupRequest.fromPartial(r)),
+    listGroups: (r) => api.listGroups(ListGroupsRequest.fromPartial(r)),
+    cancelGroup: (r) => api.cancelGroup(CancelGroupRequest.fromPartial(r)),
   };
 }
 
