@@ -3,18 +3,10 @@ import { describe, it } from "node:test";
 import { LullError } from "../errors.js";
 import { formatArgv } from "./argv.js";
 import { createExecaRunner } from "./execa.js";
+import { rejection } from "../testing/rejection.js";
 
 const node = process.execPath;
 
-async function rejection(promise: Promise<unknown>): Promise<LullError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof LullError, `expected a LullError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail("expected the command to fail");
-}
 
 describe("execa runner", () => {
   const runner = createExecaRunner();

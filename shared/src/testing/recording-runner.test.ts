@@ -1,20 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { LullError } from "../errors.js";
 import { createExecaRunner } from "../exec/execa.js";
 import { createRecordingRunner } from "./recording-runner.js";
+import { rejection } from "./rejection.js";
 
 const node = process.execPath;
 
-async function rejection(promise: Promise<unknown>): Promise<LullError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof LullError, `expected a LullError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail("expected the command to fail");
-}
 
 describe("recording runner", () => {
   it("records argv and answers scripted replies like the real runner", async () => {
