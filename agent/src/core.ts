@@ -11,7 +11,6 @@ import { failpointPhase } from "./jobs/failpoint.js";
 import { JobLedger } from "./jobs/ledger.js";
 import { JobRunner, type EngineFor } from "./jobs/runner.js";
 import type { JobStore } from "./jobs/store.js";
-import { Ledger } from "./ledger/ledger.js";
 import type { Clock, Logger } from "@lull/shared";
 
 /** Longest a CancelJob call waits for the run to end before the runner settles the job itself. */
@@ -45,8 +44,7 @@ export interface AgentCore {
 export function buildAgentCore(deps: AgentCoreDeps): AgentCore {
   const { config, store, log, clock } = deps;
   const bus = new EventBus(log);
-  const shared = new Ledger({ database: store.database, events: store.events, bus, log, clock });
-  const ledger = new JobLedger({ store, bus, log, clock, ledger: shared });
+  const ledger = new JobLedger({ store, bus, log, clock });
   const groupLedger = new GroupLedger(ledger);
   const coordinator = new GroupCoordinator({
     ledger: groupLedger,

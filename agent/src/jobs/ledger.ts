@@ -16,8 +16,6 @@ export interface JobLedgerDeps {
   bus: EventBus;
   log: Logger;
   clock: Clock;
-  /** The agent's shared ledger (one unit of work across kinds); default one of the store's own. */
-  ledger?: Ledger;
 }
 
 export class JobLedger {
@@ -28,7 +26,8 @@ export class JobLedger {
 
   constructor(deps: JobLedgerDeps) {
     const store = deps.store;
-    const ledger = deps.ledger ?? new Ledger({ database: store.database, events: store.events, bus: deps.bus, log: deps.log, clock: deps.clock });
+    // The one unit of work of this database: other kinds (group runs) join it through `ledger`.
+    const ledger = new Ledger({ database: store.database, events: store.events, bus: deps.bus, log: deps.log, clock: deps.clock });
     this.ledger = ledger;
     this.store = store;
     this.backups = new BackupStore(store.database);

@@ -125,16 +125,12 @@ export class JobStore {
     return rows.map((r) => this.hydrate(r) as JobRecord);
   }
 
-  jobByKey(idempotencyKey: string): JobRecord | undefined {
-    return this.hydrate(this.stmt.jobByKey!.get(idempotencyKey) as JobRow | undefined);
-  }
-
   /**
    * The job already made for `job`'s idempotency key, or undefined when the key is new: the same key
    * for another guest is LULL_E_IDEMPOTENCY_CONFLICT.
    */
   existingFor(job: JobRecord): JobRecord | undefined {
-    const existing = this.jobByKey(job.idempotencyKey);
+    const existing = this.hydrate(this.stmt.jobByKey!.get(job.idempotencyKey) as JobRow | undefined);
     if (existing && existing.guestId !== job.guestId) {
       throw new LullError("LULL_E_IDEMPOTENCY_CONFLICT", `idempotency key ${job.idempotencyKey} was already used for guest ${existing.guestId}`);
     }

@@ -9,7 +9,7 @@
 // the whole unit are published, and its phase changes logged, only once the outermost transaction
 // has committed — a rolled-back change is never seen by a watcher.
 import type { Event, Phase } from "@lull/proto";
-import { type Clock, type Logger, phaseName } from "@lull/shared";
+import { LullError, type Clock, type Logger, phaseName } from "@lull/shared";
 import type { EventBus } from "../events/bus.js";
 import type { AgentDatabase } from "./agent-database.js";
 import type { EventDraft, EventLog } from "./event-log.js";
@@ -102,19 +102,21 @@ export class Ledger {
     return result;
   }
 
-  /** Appends events in the current unit; they are published when it commits. */
+  /** Appends events in the current unit (inside `commit`); they are published when it commits. */
   append(drafts: readonly EventDraft[], now: number): Event[] {
     const committed = this.events.append(drafts, now);
-    if (this.unit) this.unit.events.push(...committed);
-    else this.bus.publish(committed);
+    this.current().events.push(...committed);
     return committed;
   }
 
-  /** Logs a phase change once the current unit has committed. */
+  /** Logs a phase change once the current unit (inside `commit`) has committed. */
   logChange(noun: string, fields: Record<string, unknown>, from: Phase | null, to: Phase): void {
-    const line = () => this.log.info({ ...fields, from: from === null ? null : phaseName(from), to: phaseName(to) }, `${noun} phase changed`);
-    if (this.unit) this.unit.logs.push(line);
-    else line();
+    this.current().logs.push(() => this.log.info({ ...fields, from: from === null ? null : phaseName(from), to: phaseName(to) }, `${noun} phase changed`));
+  }
+
+  private current(): Unit {
+    if (!this.unit) throw new LullError("LULL_E_INTERNAL", "a ledger change was made outside commit(): it would never be published");
+    return this.unit;
   }
 }
 
@@ -124,10 +126,6 @@ export class KindLedger<R extends { id: string; phase: Phase }, E, X = never> {
     readonly ledger: Ledger,
     private readonly kind: RecordKind<R, E, X>,
   ) {}
-
-  get(id: string): R | undefined {
-    return this.kind.load(id);
-  }
 
   /** Inserts a new record with the events announcing it, in the current unit (or a new one). */
   insert(record: R, drafts: readonly EventDraft[]): Event[] {
