@@ -31,7 +31,6 @@ export interface AgentCoreDeps {
 }
 
 export interface AgentCore {
-  store: JobStore;
   bus: EventBus;
   ledger: JobLedger;
   groupLedger: GroupLedger;
@@ -77,5 +76,5 @@ export function buildAgentCore(deps: AgentCoreDeps): AgentCore {
     log,
     isShuttingDown: deps.isShuttingDown,
   });
-  return { store, bus, ledger, groupLedger, coordinator, runner, groupHandlers };
+  return { bus, ledger, groupLedger, coordinator, runner, groupHandlers };
 }
