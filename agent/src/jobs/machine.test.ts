@@ -237,6 +237,58 @@ describe("job state machine: what transitions record", () => {
     assert.deepEqual([job.quiesceMs, job.snapshotMs, job.archiveMs, job.totalMs], [100, 50, 1000, 1170]);
   });
 
+  it("a stack that ran again before snapshotted leaves the job crash-consistent, with a note naming the stack", () => {
+    const { job, effects } = transition(jobIn(P.PHASE_SNAPSHOTTING), EVENTS["stack-resumed"], T0 + 30);
+    assert.equal(job.phase, P.PHASE_SNAPSHOTTING);
+    assert.equal(job.consistency, Consistency.CONSISTENCY_CRASH);
+    assert.equal(job.stacks[0]?.state, StackState.STACK_STATE_RESUMED);
+    const notes = effects.flatMap((e) => (e.type === "emit" && e.event.kind === EventKind.EVENT_KIND_NOTE ? [e.event] : []));
+    assert.equal(notes.length, 1);
+    assert.match(notes[0]?.message ?? "", /stack web ran again while the job was snapshotting, before its copy existed.*crash-consistent at best/);
+    assert.equal(notes[0]?.consistency, Consistency.CONSISTENCY_CRASH);
+    // The copy of a job that reached done this way is recorded crash-consistent too.
+    let after = transition(job, EVENTS.snapshotted, T0 + 40).job;
+    after = transition(after, EVENTS.archiving, T0 + 41).job;
+    const done = transition(after, EVENTS.done, T0 + 50);
+    assert.equal(done.job.consistency, Consistency.CONSISTENCY_CRASH);
+    const point = done.effects.find((e) => e.type === "restore-point");
+    assert.ok(point?.type === "restore-point" && point.point.consistency === Consistency.CONSISTENCY_CRASH);
+  });
+
+  it("a resume after the barrier ended but before snapshotting, or while mode none archives live data, downgrades too", () => {
+    const ended = transition(jobIn(P.PHASE_QUIESCING, { stacks: [{ ...jobIn(P.PHASE_QUIESCING).stacks[0]!, state: StackState.STACK_STATE_QUIESCED }] }), EVENTS["barrier-ended"], T0 + 1).job;
+    assert.equal(ended.consistency, Consistency.CONSISTENCY_APP);
+    assert.equal(transition(ended, EVENTS["stack-resumed"], T0 + 2).job.consistency, Consistency.CONSISTENCY_CRASH);
+    const live = jobIn(P.PHASE_ARCHIVING, { mode: M.SNAPSHOT_MODE_NONE });
+    assert.equal(transition(live, EVENTS["stack-resumed"], T0 + 2).job.consistency, Consistency.CONSISTENCY_CRASH);
+  });
+
+  it("a resume once the copy exists (snapshotted, archiving a snapshot, suspend/stop archiving, ended) keeps APP and adds no note", () => {
+    const cases: Array<[Phase, SnapshotMode]> = [
+      [P.PHASE_SNAPSHOTTED, M.SNAPSHOT_MODE_SNAPSHOT],
+      [P.PHASE_ARCHIVING, M.SNAPSHOT_MODE_COPY],
+      [P.PHASE_ARCHIVING, M.SNAPSHOT_MODE_SUSPEND],
+      [P.PHASE_ARCHIVING, M.SNAPSHOT_MODE_STOP],
+      [P.PHASE_DONE, M.SNAPSHOT_MODE_SNAPSHOT],
+    ];
+    for (const [phase, mode] of cases) {
+      const { job, effects } = transition(jobIn(phase, { mode }), EVENTS["stack-resumed"], T0 + 30);
+      assert.equal(job.consistency, Consistency.CONSISTENCY_APP, `${phaseName(phase)} ${mode}`);
+      assert.ok(!effects.some((e) => e.type === "emit" && e.event.kind === EventKind.EVENT_KIND_NOTE));
+    }
+  });
+
+  it("a barrier cannot end APP while one of its stacks already runs again", () => {
+    const q = jobIn(P.PHASE_QUIESCING);
+    const resumed = transition(q, EVENTS["stack-resumed"], T0 + 1).job;
+    assert.equal(resumed.consistency, Consistency.CONSISTENCY_UNSPECIFIED);
+    const { job, effects } = transition(resumed, EVENTS["barrier-ended"], T0 + 2);
+    assert.equal(job.consistency, Consistency.CONSISTENCY_CRASH);
+    const note = effects.find((e) => e.type === "emit" && e.event.kind === EventKind.EVENT_KIND_NOTE);
+    assert.ok(note?.type === "emit");
+    assert.match(note.event.message, /stack web ran again before the copy existed/);
+  });
+
   it("a stack may report resumption after the job ended", () => {
     const { job, effects } = transition(jobIn(P.PHASE_DONE), EVENTS["stack-resumed"], T0 + 30);
     assert.equal(job.stacks[0]?.state, StackState.STACK_STATE_RESUMED);

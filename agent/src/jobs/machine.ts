@@ -23,7 +23,9 @@
 // archiving. The job leaves `quiescing` only after the barrier ended. `snapshotted` is reached only
 // with a point-in-time mode (SNAPSHOT or COPY), and archiving a point-in-time copy only
 // after `snapshotted`. A stack may report that it resumed in any phase after `queued`,
-// also after the job ended (the fallback resume happens at the end).
+// also after the job ended (the fallback resume happens at the end). A stack that runs again
+// before the copy exists (before `snapshotted`, or while mode none archives live data) leaves the
+// job crash-consistent at best, with a note naming the stack.
 import { Consistency, EventKind, Phase, SnapshotMode, StackState, type StackStatus } from "@lull/proto";
 import { LullError, isTerminal, modeName, phaseName, type ErrorCode } from "@lull/shared";
 import { locationKindOf, pointIdOf, type RestorePoint } from "../backups/restore-point.js";
@@ -115,6 +117,30 @@ function barrierEnded(job: JobRecord): boolean {
   return job.consistency !== Consistency.CONSISTENCY_UNSPECIFIED;
 }
 
+/**
+ * The copy this job archives does not exist yet: the barrier's phases, `snapshotting`, and
+ * `archiving` without any copy (mode none reads the live data). A point-in-time copy exists from
+ * `snapshotted` on; suspend and stop mode make theirs with the guest suspended or stopped.
+ */
+function beforeCopy(job: JobRecord): boolean {
+  if (isTerminal(job.phase)) return false;
+  if (job.phase === P.PHASE_QUIESCING || job.phase === P.PHASE_SNAPSHOTTING) return true;
+  return job.phase === P.PHASE_ARCHIVING && job.mode === SnapshotMode.SNAPSHOT_MODE_NONE;
+}
+
+/**
+ * A stack ran again before the copy existed (its controller's resume deadline passed during a slow
+ * snapshot): the backup is crash-consistent at best. A barrier already ended APP is downgraded,
+ * with a note naming the stack; a barrier still open can no longer end APP (see endBarrier).
+ */
+function ranAgainBeforeCopy(step: Transition, stack: string, now: number): Transition {
+  const job = step.job;
+  if (job.consistency !== Consistency.CONSISTENCY_APP) return step;
+  const next: JobRecord = { ...job, consistency: Consistency.CONSISTENCY_CRASH, updatedAt: new Date(now) };
+  const message = `stack ${stack} ran again while the job was ${phaseName(job.phase)}, before its copy existed (its controller stopped waiting): crash-consistent at best`;
+  return { job: next, effects: [...step.effects, { type: "emit", event: eventFor(next, EventKind.EVENT_KIND_NOTE, { message }) }] };
+}
+
 type StackEvent = Extract<JobEvent, { type: "stack-acknowledged" | "stack-refused" | "stack-resumed" }>;
 
 function stackTransition(job: JobRecord, event: StackEvent, now: number): Transition {
@@ -122,7 +148,7 @@ function stackTransition(job: JobRecord, event: StackEvent, now: number): Transi
   if (event.type === "stack-resumed") {
     if (job.phase === P.PHASE_QUEUED) throw wrongPhase(job, event);
     if (stack.state === StackState.STACK_STATE_RESUMED) return unchanged(job);
-    return withStack(
+    const step = withStack(
       job,
       event.stack,
       {
@@ -134,6 +160,7 @@ function stackTransition(job: JobRecord, event: StackEvent, now: number): Transi
       },
       now,
     );
+    return beforeCopy(job) ? ranAgainBeforeCopy(step, event.stack, now) : step;
   }
   if (job.phase !== P.PHASE_QUIESCING) throw wrongPhase(job, event);
   const target =
@@ -154,7 +181,11 @@ function stackTransition(job: JobRecord, event: StackEvent, now: number): Transi
 
 function endBarrier(job: JobRecord, event: Extract<JobEvent, { type: "barrier-ended" }>, now: number): Transition {
   if (job.phase !== P.PHASE_QUIESCING || barrierEnded(job)) throw wrongPhase(job, event);
-  let next: JobRecord = { ...job, consistency: event.consistency, updatedAt: new Date(now) };
+  // A stack that already runs again was not quiet when the copy was taken: never APP.
+  const resumed = job.stacks.filter((s) => s.state === StackState.STACK_STATE_RESUMED).map((s) => s.stack);
+  const downgraded = event.consistency === Consistency.CONSISTENCY_APP && resumed.length > 0;
+  const consistency = downgraded ? Consistency.CONSISTENCY_CRASH : event.consistency;
+  let next: JobRecord = { ...job, consistency, updatedAt: new Date(now) };
   const effects: Effect[] = [];
   // No stack stays PENDING once the barrier has ended: a finished job must not look like it still waits.
   const unanswered = event.timedOut
@@ -165,7 +196,9 @@ function endBarrier(job: JobRecord, event: Extract<JobEvent, { type: "barrier-en
     next = t.job;
     effects.push(...t.effects);
   }
-  const message = event.note ?? (event.consistency === Consistency.CONSISTENCY_APP ? "every stack quiesced" : "quiesce barrier ended");
+  const message = downgraded
+    ? `stack ${resumed.join(", ")} ran again before the copy existed (its controller stopped waiting): crash-consistent at best`
+    : (event.note ?? (event.consistency === Consistency.CONSISTENCY_APP ? "every stack quiesced" : "quiesce barrier ended"));
   effects.push({ type: "emit", event: eventFor(next, EventKind.EVENT_KIND_NOTE, { message }) });
   return { job: next, effects };
 }
