@@ -37,6 +37,7 @@ test("decideForMarker: the table", () => {
     ["queued (cannot hold a marker)", found(job(P.PHASE_QUEUED)), "early", "resume:released"],
     ["unknown job", { kind: "not-found", reason: "LULL_E_JOB_NOT_FOUND" }, "early", "resume:unknown-job"],
     ["agent unreachable", { kind: "unreachable", reason: "down" }, "early", "hold"],
+    ["agent error (not an unknown job)", { kind: "agent-error", reason: "LULL_E_INTERNAL: boom" }, "early", "hold"],
   ];
   for (const [name, view, resume, want] of rows) {
     const d = decideForMarker({ marker, view, now: NOW, deadlineFired: false, resume, stack: "app" });
@@ -48,6 +49,7 @@ test("decideForMarker: the table", () => {
 test("decideForMarker: past the deadline the stack resumes whatever the agent says", () => {
   const views: JobView[] = [
     { kind: "unreachable", reason: "down" },
+    { kind: "agent-error", reason: "LULL_E_PERMISSION_DENIED: no" },
     found(job(P.PHASE_QUIESCING, S.STACK_STATE_QUIESCED)),
     found(job(P.PHASE_SNAPSHOTTING, S.STACK_STATE_QUIESCED)),
     found(job(P.PHASE_SNAPSHOTTED, S.STACK_STATE_QUIESCED)),

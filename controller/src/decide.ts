@@ -5,8 +5,9 @@
 //
 //   resume point passed (whatever the agent says)        → resume (deadline)
 //     (the marker's resumeAt: the deadline minus the lead the start needs, ./resume-lead.ts)
-//   agent unreachable                                    → hold   (the deadline timer still runs)
-//   job unknown to the agent                             → resume (unknown-job)
+//   agent unreachable, or it answered with an error      → hold   (the deadline timer still runs)
+//     (LULL_E_INTERNAL, a credential it refuses, ...: an agent error is not an unknown job)
+//   job unknown to the agent (LULL_E_JOB_NOT_FOUND only)  → resume (unknown-job)
 //   job terminal (done | failed | cancelled)             → resume (terminal, early=false): the fallback
 //   snapshot exists (snapshotted, or archiving after it) → resume (snapshotted, early=true)  [resume: early]
 //                                                          hold until terminal                [resume: end]
@@ -44,7 +45,9 @@ export type ResumeCause =
 export type JobView =
   | { kind: "found"; job: Job }
   | { kind: "not-found"; reason: string }
-  | { kind: "unreachable"; reason: string };
+  | { kind: "unreachable"; reason: string }
+  /** The agent answered, with an error other than LULL_E_JOB_NOT_FOUND: it may still run the job. */
+  | { kind: "agent-error"; reason: string };
 
 export type MarkerAction =
   | { action: "hold"; why: string }
@@ -102,6 +105,7 @@ export function decideForMarker(input: MarkerInput): MarkerAction {
   const { marker, view, now, resume, stack } = input;
   if (deadlinePassed(marker, now, input.deadlineFired)) return { action: "resume", cause: "deadline", early: false };
   if (view.kind === "unreachable") return { action: "hold", why: `agent unreachable (${view.reason}); the resume deadline applies` };
+  if (view.kind === "agent-error") return { action: "hold", why: `the agent answered with an error (${view.reason}); the resume deadline applies` };
   if (view.kind === "not-found") return { action: "resume", cause: "unknown-job", early: false };
   const job = view.job;
   if (isTerminal(job.phase)) return { action: "resume", cause: "terminal", early: false };

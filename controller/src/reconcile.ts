@@ -90,15 +90,23 @@ export class Reconciler {
     await this.reconcileJobs(req, signal);
   }
 
-  /** Reads a job; a failure is a view (`unreachable` / `not-found`), never a throw, unless aborted. */
+  /**
+   * Reads a job; a failure is a view, never a throw, unless aborted. Only LULL_E_JOB_NOT_FOUND says
+   * the agent does not know the job; any other error it answers with (internal, a credential it
+   * refuses, a guest it no longer declares) is an `agent-error`, which holds like an unreachable
+   * agent: the marker and its deadline stay, the next pass asks again.
+   */
   async readJob(jobId: string, signal: AbortSignal): Promise<JobView> {
     try {
       return { kind: "found", job: await this.o.agent.getJob(jobId, signal) };
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       const e = asLullError(err);
-      if (e.code === "LULL_E_JOB_NOT_FOUND" || e.terminal) return { kind: "not-found", reason: `${e.code}: ${e.message}` };
-      return { kind: "unreachable", reason: `${e.code}: ${e.message}` };
+      const reason = `${e.code}: ${e.message}`;
+      if (e.code === "LULL_E_JOB_NOT_FOUND") return { kind: "not-found", reason };
+      if (e.code === "LULL_E_AGENT_UNREACHABLE") return { kind: "unreachable", reason };
+      this.o.log.warn({ jobId, code: e.code, err: e.message }, "the agent answered GetJob with an error — holding, will ask again");
+      return { kind: "agent-error", reason };
     }
   }
 
@@ -247,7 +255,7 @@ export class Reconciler {
     const tracked = this.ops.tracked;
     if (tracked !== undefined) {
       const view = await this.readJob(tracked.jobId, signal);
-      if (view.kind === "unreachable") return;
+      if (view.kind === "unreachable" || view.kind === "agent-error") return;
       if (view.kind === "not-found") {
         this.o.log.warn({ jobId: tracked.jobId, reason: view.reason }, "tracked job vanished from the agent");
         this.ops.untrack();

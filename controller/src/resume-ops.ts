@@ -7,7 +7,7 @@
 // The marker is cleared before the agent is told: an unreachable agent must never leave a marker
 // that would make the next pass stop the stack again. What the agent has not been told yet stays in
 // `tracked.notice` and is retried on every pass until the agent answers or the job has ended.
-import { asLullError, type Clock, type Logger } from "@lull/shared";
+import { asLullError, type Clock, type ErrorCode, type Logger } from "@lull/shared";
 import type { Job } from "@lull/proto";
 import type { AgentApi, ResumeReport } from "./agent-link.js";
 import type { Failpoint } from "./config.js";
@@ -17,6 +17,15 @@ import { withPostOutcome } from "./quiesce/outcome.js";
 import type { Quiescer } from "./quiesce/quiescer.js";
 import { MemoryResumeTimings, type ResumeTimings } from "./resume-timing.js";
 import type { StackDriver } from "./stacks/driver.js";
+
+/** Answers that say the agent will never take this notice for this job; any other failure is retried. */
+const NEVER_ACCEPTED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "LULL_E_JOB_NOT_FOUND",
+  "LULL_E_JOB_TERMINAL",
+  "LULL_E_WRONG_PHASE",
+  "LULL_E_STACK_NOT_REGISTERED",
+  "LULL_E_INVALID_ARGUMENT",
+]);
 
 export type Notice = { kind: "report"; report: ResumeReport; cause: ResumeCause } | { kind: "refuse"; reason: string; postStep?: string | undefined };
 
@@ -145,8 +154,10 @@ export class ResumeOps {
       this.tracked = { ...tracked, notice: undefined };
     } catch (err) {
       const e = asLullError(err);
-      if (signal.aborted || !e.terminal) {
-        log.warn({ err: e.message }, "telling the agent about the resume failed — will retry");
+      if (signal.aborted || !NEVER_ACCEPTED.has(e.code)) {
+        // Unreachable, or an agent error (internal, a credential it refuses): the notice stays and
+        // is sent again on the next pass, until the agent takes it or the job is seen ended.
+        log.warn({ code: e.code, err: e.message }, "telling the agent about the resume failed — will retry");
         return;
       }
       // The agent will never accept it (job ended, unknown, wrong phase): drop it.

@@ -1,8 +1,8 @@
 // Faults between a controller under test and the real agent, injected into its client (the
 // shared AgentApi): every call recorded, calls that hang (a blackholed agent), calls that fail
-// once with a transient error, event streams that break and cannot be reopened.
+// once with a transient error, calls the agent answers with an error, event streams that break and cannot be reopened.
 import type { Event } from "@lull/proto";
-import { LullError, type AgentApi, type AgentCallOptions } from "@lull/shared";
+import { LullError, type AgentApi, type AgentCallOptions, type ErrorCode } from "@lull/shared";
 
 export interface AgentCall {
   method: string;
@@ -31,6 +31,8 @@ export class AgentFaults {
   readonly hang = new Set<string>();
   /** Unary methods whose next call fails once, transiently. */
   readonly failNext = new Set<string>();
+  /** Unary methods that the agent answers with this error (its stable code) until removed. */
+  readonly answerWith = new Map<string, ErrorCode>();
   private streamsEnabled = true;
   private readonly openStreams = new Set<AbortController>();
 
@@ -54,6 +56,8 @@ export class AgentFaults {
         this.calls.push(record);
         if (this.hang.has(method)) return hung(callTimeoutMs, options?.signal);
         if (this.failNext.delete(method)) throw new LullError("LULL_E_SHUTTING_DOWN", `${method}: injected transient failure`);
+        const code = this.answerWith.get(method);
+        if (code !== undefined) throw new LullError(code, `${method}: injected agent error`);
         record.response = await call(request, options);
         return record.response;
       };
