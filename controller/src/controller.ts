@@ -32,6 +32,7 @@ export class Controller {
   private readonly config: Readonly<ControllerConfig>;
   private readonly log: Logger;
   private readonly client: AgentCalls;
+  private readonly driver: StackDriver;
 
   constructor(parts: ControllerParts) {
     const { config, log } = parts;
@@ -41,6 +42,7 @@ export class Controller {
     this.client = parts.client ?? createAgentLinkClient(config.agent, log);
     this.markers = parts.markers ?? createFileMarkerStore(config.markerDir, config.stack);
     const driver = parts.driver ?? createStackDriver(config.driver);
+    this.driver = driver;
     const freeze = parts.freeze ?? (() => new Promise<void>(() => undefined));
     const failpoint = async (name: Failpoint): Promise<void> => {
       if (config.failpoint !== name) return;
@@ -87,6 +89,8 @@ export class Controller {
       { guestId: c.guestId, stack: c.stack, controllerId: c.controllerId, agent: c.agent.address, driver: c.driver.type, strategy: c.quiesce.strategy, preSteps: c.quiesce.pre.length, postSteps: c.quiesce.post.length, resume: c.resume, resumeDeadlineMs: c.resumeDeadlineMs },
       "controller starting",
     );
+    // Beside the recovery, never before it: a marker's deadline does not wait for a slow status.
+    const preflight = this.preflight(signal);
     try {
       await recover({ reconciler: this.reconciler, markers: this.markers, log: this.log }, signal);
     } catch (err) {
@@ -107,8 +111,23 @@ export class Controller {
     );
     this.loop.request({ poll: true });
     await this.loop.run(signal);
-    await Promise.allSettled([lease, watch]);
+    await Promise.allSettled([lease, watch, preflight]);
     await this.shutdown();
+  }
+
+  /** The driver's configured commands, checked once at start: each problem logged as an error naming its key. */
+  private async preflight(signal: AbortSignal): Promise<void> {
+    const check = this.driver.preflight;
+    if (check === undefined) return;
+    try {
+      const problems = await check(signal);
+      for (const problem of problems) {
+        this.log.error({ driver: this.config.driver.type, problem }, "a configured stack command cannot run — quiesces are refused until it can");
+      }
+      if (problems.length === 0) this.log.info({ driver: this.config.driver.type }, "stack commands checked");
+    } catch (err) {
+      if (!signal.aborted) this.log.warn({ err: asLullError(err).message }, "checking the stack commands failed");
+    }
   }
 
   private async shutdown(): Promise<void> {

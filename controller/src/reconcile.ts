@@ -145,14 +145,18 @@ export class Reconciler {
    * app) is left as it is: nothing is stopped, no marker, no pre or post steps, and it is not started
    * at the end. The `hooks` strategy never stops the stack, so it always runs its steps.
    */
-  private async foundStopped(signal: AbortSignal): Promise<boolean> {
-    if (this.o.quiescer.strategy === "hooks") return false;
+  private async foundStopped(signal: AbortSignal): Promise<"stopped" | "quiesce" | { unknown: string }> {
+    if (this.o.quiescer.strategy === "hooks") return "quiesce";
+    // A stop or start that cannot even run would leave the stack down: refuse before stopping anything.
+    const missing = this.o.driver.missing?.() ?? [];
+    if (missing.length > 0) return { unknown: missing.join("; ") };
     try {
-      return (await this.o.driver.status(signal)) === "stopped";
+      return (await this.o.driver.status(signal)) === "stopped" ? "stopped" : "quiesce";
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      this.o.log.warn({ err: asLullError(err).message }, "reading the stack's status before the quiesce failed — quiescing it");
-      return false;
+      // An unknown status is neither running nor stopped: stopping a stack whose state cannot be
+      // verified (nor its start afterwards) would be a quiesce nobody can vouch for.
+      return { unknown: asLullError(err).message };
     }
   }
 
@@ -301,15 +305,24 @@ export class Reconciler {
         case "acknowledge-left-stopped":
           await this.acknowledgeLeftStopped(job.id, signal);
           break;
-        case "quiesce":
-          if (await this.foundStopped(signal)) {
+        case "quiesce": {
+          const found = await this.foundStopped(signal);
+          if (found === "stopped") {
             this.o.log.info({ jobId: job.id }, "stack already stopped — left as it is");
             this.ops.trackLeftStopped(job.id);
             await this.acknowledgeLeftStopped(job.id, signal);
             break;
           }
+          if (found !== "quiesce") {
+            const reason = `the stack is not stopped: ${found.unknown}`;
+            this.o.log.error({ jobId: job.id, reason }, "the stack cannot be quiesced safely (unknown status or a command that cannot run) — refusing the quiesce");
+            this.ops.track(job.id, { kind: "refuse", reason });
+            await this.ops.flushNotice(signal);
+            break;
+          }
           await this.quiesce(job, signal);
           return; // one job at a time: the marker now owns this pass
+        }
       }
     }
   }

@@ -1,5 +1,8 @@
 // The command driver against a real process (testing/process-stack-cli.js).
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { systemClock } from "@lull/shared";
 import { ProcessStack } from "../testing/process-stack.js";
@@ -67,4 +70,50 @@ test("a missing binary is a clear error, not a crash", async () => {
   const driver = createCommandDriver({ start: ["/nonexistent/start"], stop: ["/nonexistent/stop"], status: ["/nonexistent/status"], timeoutMs: 1_000, verifyTimeoutMs: 0 });
   await rejectsWith(stopAndVerify(driver, systemClock), "LULL_E_STACK_STOP_FAILED", /nonexistent\/stop/);
   await rejectsWith(driver.status(), "LULL_E_COMMAND_FAILED", /nonexistent\/status/);
+});
+
+/** A status command that exits `code` after writing `stderr`. */
+const exiting = (code: number, stderr = "") => [process.execPath, "-e", `process.stderr.write(${JSON.stringify(stderr)}); process.exit(${code})`];
+const commandDriver = (status: string[]) =>
+  createCommandDriver({ start: [process.execPath, "-e", ""], stop: [process.execPath, "-e", ""], status, timeoutMs: 5_000, verifyTimeoutMs: 0 });
+
+test("status contract: exit 0 is running, exit 3 is stopped, any other exit is an unknown status carrying its stderr", async () => {
+  assert.equal(await commandDriver(exiting(0)).status(), "running");
+  assert.equal(await commandDriver(exiting(3)).status(), "stopped");
+  for (const code of [1, 2, 4, 127]) {
+    await rejectsWith(commandDriver(exiting(code, `boom ${code}\n`)).status(), "LULL_E_COMMAND_FAILED", new RegExp(`exited ${code}: the status is unknown \\(it must exit 0 for running or 3 for stopped\\): boom ${code}`));
+  }
+});
+
+test("a status that pg_ctl refuses as root names the fix", async () => {
+  const driver = commandDriver(exiting(1, "pg_ctl: cannot be run as root\nPlease log in (using, e.g., \"su\") as the (unprivileged) user that will\nown the server process.\n"));
+  await rejectsWith(driver.status(), "LULL_E_COMMAND_FAILED", /pg_ctl: cannot be run as root.*pg_ctl refuses to run as root: run it as the cluster's owner, e\.g\. \["runuser", "-u", "postgres"/s);
+});
+
+test("a stop cannot be verified by a status that errs: the stop fails, it is never taken as stopped", async () => {
+  await rejectsWith(stopAndVerify(commandDriver(exiting(1, "no idea\n")), systemClock), "LULL_E_STACK_STOP_FAILED", /status is unknown.*no idea/);
+});
+
+test("preflight: each command that cannot run is named by its key; a status that errs is reported; a good config has none", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "lull-preflight-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const plain = join(dir, "not-executable");
+  writeFileSync(plain, "#!/bin/sh\n", { mode: 0o644 });
+  const bad = createCommandDriver({
+    start: ["/nonexistent/start"],
+    stop: ["no-such-binary-lull-test"],
+    status: exiting(1, "refused\n"),
+    pause: [plain],
+    timeoutMs: 5_000,
+    verifyTimeoutMs: 0,
+  });
+  const problems = await bad.preflight!();
+  assert.equal(problems.length, 4, problems.join("\n"));
+  assert.match(problems[0]!, /^driver\.start cannot run: \/nonexistent\/start does not exist$/);
+  assert.match(problems[1]!, /^driver\.stop cannot run: no-such-binary-lull-test is not found on PATH/);
+  assert.equal(problems[2], `driver.pause cannot run: ${plain} is not an executable file`);
+  assert.match(problems[3]!, /^driver\.status cannot tell whether the stack runs: .*exited 1: the status is unknown.*refused$/);
+  assert.deepEqual(bad.missing!(), problems.slice(0, 3));
+  assert.deepEqual(await commandDriver(exiting(3)).preflight!(), []);
+  assert.deepEqual(await createCommandDriver({ start: ["node", "-e", ""], stop: ["true"], status: ["true"], timeoutMs: 5_000, verifyTimeoutMs: 0 }).preflight!(), [], "names on PATH resolve");
 });

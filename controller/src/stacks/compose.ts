@@ -8,6 +8,7 @@ import { LullError, createExecaRunner, type CommandRunner } from "@lull/shared";
 import type { ComposeDriverConfig } from "../config.js";
 import type { StackDriver, StackStatus } from "./driver.js";
 import { runChecked } from "./checked-command.js";
+import { whyNotExecutable } from "./command.js";
 
 export interface ComposeContainer {
   Name: string;
@@ -61,6 +62,11 @@ export function createComposeDriver(config: Pick<ComposeDriverConfig, "project" 
     return runChecked(runner, [...base, ...args], { timeoutMs: config.timeoutMs, signal }, code);
   };
 
+  const missing = (): string[] => {
+    const why = whyNotExecutable(config.docker);
+    return why === undefined ? [] : [`driver.docker cannot run: ${why}`];
+  };
+
   return {
     kind: "compose",
     verifyTimeoutMs: config.verifyTimeoutMs,
@@ -81,5 +87,7 @@ export function createComposeDriver(config: Pick<ComposeDriverConfig, "project" 
     unpause: async (signal) => {
       await run(["unpause"], "LULL_E_STACK_START_FAILED", signal);
     },
+    missing,
+    preflight: () => Promise.resolve(missing()),
   };
 }

@@ -26,6 +26,13 @@ export interface StackDriver {
   unpause?: ((signal?: AbortSignal) => Promise<void>) | undefined;
   /** `status` reports `paused` (so a pause can be verified); false: the pause command's exit status is all there is. */
   readonly reportsPaused?: boolean;
+  /**
+   * Checked once at the controller's start: what cannot run as configured (a missing binary, a
+   * status that cannot tell), each naming the config key; empty when all is well. Absent: nothing to check.
+   */
+  preflight?: ((signal?: AbortSignal) => Promise<string[]>) | undefined;
+  /** The configured commands that cannot be executed (a missing binary), each naming its key; checked before every quiesce. */
+  missing?: (() => string[]) | undefined;
 }
 
 const VERIFY_INTERVAL_MS = 100;

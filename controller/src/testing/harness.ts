@@ -22,7 +22,7 @@ export interface HarnessOptions {
   callTimeoutMs?: number;
   /** Default true: the app runs before the controller starts. */
   stackRunning?: boolean;
-  driver?: { timeoutMs?: number; verifyTimeoutMs?: number };
+  driver?: { timeoutMs?: number; verifyTimeoutMs?: number; start?: string[] };
   /** Another driver's config instead of the process stack's `command` driver. */
   driverConfig?: Record<string, unknown>;
   /** The config's `quiesce` section (default: strategy stop, no steps). */

@@ -1,19 +1,21 @@
 #!/usr/bin/env node
 // A real "stack" for tests, driven by the command driver:
-//   node process-stack-cli.js start|stop|status <dir> [<marker file>]
+//   node process-stack-cli.js start|stop|status|alive <dir> [<marker file>]
 // `start` spawns a detached long-running node process (the app) and writes <dir>/app.pid;
-// `stop` kills it and waits until it is gone; `status` exits 0 while it runs, 3 otherwise.
+// `stop` kills it and waits until it is gone; `status` exits 0 while it runs, 3 otherwise;
+// `alive` is `status` for the test itself (no fault applies).
 // Every call appends a JSON line to <dir>/events.log: {op, at, ok, markerPresent}. `markerPresent`
 // records whether the marker file existed when the command ran (the marker-before-stop ordering).
 // Faults (files in <dir>): fail-stop, fail-start (exit 1 without acting), slow-stop / slow-start
-// (milliseconds to wait first), start-dies (the app exits right after being spawned).
+// (milliseconds to wait first), start-dies (the app exits right after being spawned), fail-status
+// (`status` exits 1 with an error on stderr, as `pg_ctl status` run as root does).
 import { spawn } from "node:child_process";
 import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const [op, dir, markerFile] = process.argv.slice(2);
 if (!op || !dir) {
-  process.stderr.write("usage: process-stack-cli start|stop|status <dir> [<marker file>]\n");
+  process.stderr.write("usage: process-stack-cli start|stop|status|alive <dir> [<marker file>]\n");
   process.exit(2);
 }
 const pidFile = join(dir, "app.pid");
@@ -53,6 +55,12 @@ async function fault(name: string): Promise<boolean> {
 async function main(): Promise<number> {
   switch (op) {
     case "status":
+      if (await fault("fail-status")) {
+        process.stderr.write("status failed: injected fault\n");
+        return 1;
+      }
+      return alivePid() !== undefined ? 0 : 3;
+    case "alive":
       return alivePid() !== undefined ? 0 : 3;
     case "start": {
       await fault("slow-start");

@@ -26,7 +26,7 @@ export class ProcessStack {
   }
 
   /** The `driver` section of a controller config for this stack. */
-  driverConfig(overrides: { timeoutMs?: number; verifyTimeoutMs?: number } = {}) {
+  driverConfig(overrides: { timeoutMs?: number; verifyTimeoutMs?: number; start?: string[] } = {}) {
     const cmd = (op: string) => [process.execPath, processStackCli, op, this.dir, this.markerFile];
     return { type: "command" as const, start: cmd("start"), stop: cmd("stop"), status: cmd("status"), timeoutMs: 10_000, verifyTimeoutMs: 2_000, ...overrides };
   }
@@ -42,7 +42,7 @@ export class ProcessStack {
 
   isRunning(): boolean {
     try {
-      execFileSync(process.execPath, [processStackCli, "status", this.dir], { stdio: "ignore" });
+      execFileSync(process.execPath, [processStackCli, "alive", this.dir], { stdio: "ignore" });
       return true;
     } catch {
       return false;
@@ -60,7 +60,7 @@ export class ProcessStack {
     rmSync(join(this.dir, "events.log"), { force: true });
   }
 
-  setFault(name: "fail-stop" | "fail-start" | "slow-stop" | "slow-start" | "start-dies", value = ""): void {
+  setFault(name: "fail-stop" | "fail-start" | "slow-stop" | "slow-start" | "start-dies" | "fail-status", value = ""): void {
     writeFileSync(join(this.dir, name), value);
   }
 
@@ -70,7 +70,7 @@ export class ProcessStack {
 
   /** Kills the app if it runs and removes the directory. */
   cleanup(): void {
-    for (const f of ["fail-stop", "fail-start", "slow-stop", "slow-start", "start-dies"]) this.clearFault(f);
+    for (const f of ["fail-stop", "fail-start", "slow-stop", "slow-start", "start-dies", "fail-status"]) this.clearFault(f);
     try {
       this.stopNow();
     } catch {
