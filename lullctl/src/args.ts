@@ -18,6 +18,8 @@ export type Command =
   | { name: "cancel-group"; runId?: string; groupId?: string; reason: string }
   | { name: "events"; guest?: string; jobId?: string; groupRunId?: string; afterSeq: number; follow: boolean }
   | { name: "info" }
+  /** Follow a running job until its snapshot exists or it ends; `timeoutMs` 0: no timeout. */
+  | { name: "wait"; guest: string; jobId: string; until: "snapshotted" | "done"; timeoutMs: number }
   | { name: "help" };
 
 export interface Invocation {
@@ -56,6 +58,10 @@ commands:
   events [--guest G] [--job J] [--group RUN] [--after SEQ] [--follow]
                              print phase events; --follow keeps tailing and reconnects
   info                       show the agent's node, version and guests
+  wait <guest> <job-id> --until snapshotted|done [--timeout MS]
+                             follow a running job until its snapshot exists or it ended; exit
+                             0 reached, 1 failed or cancelled, 3 no snapshot point (its mode makes
+                             none), 124 --timeout passed (the job goes on)
 
 global options:
   --socket PATH  the agent's local socket (default: $LULL_SOCKET, then /run/lull/agent.sock; root only)
@@ -63,6 +69,7 @@ global options:
   --tls-fingerprint FP   pin the agent's CA (\`lull-agent cert fingerprint\`; default $LULL_TLS_FINGERPRINT)
   --token-file FILE      an operator token (\`lull-agent token create --operator\`; default $LULL_TOKEN_FILE)
   --json         machine-readable output: one JSON document, or one JSON object per line for events
+                 and for what backup --wait and wait follow (phase, stack, note, progress, summary, error)
   -h, --help     show this help
 
 exit codes: 0 success, 1 failure (job failed or cancelled, agent error), 2 usage error`;
@@ -93,6 +100,7 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   cancel: { reason: { type: "string" }, group: { type: "string" } },
   events: { guest: { type: "string" }, job: { type: "string" }, group: { type: "string" }, after: { type: "string" }, follow: { type: "boolean" } },
   info: {},
+  wait: { until: { type: "string" }, timeout: { type: "string" } },
   help: {},
 };
 
@@ -212,6 +220,20 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
     case "info":
       positionals(rest, [], name);
       return { name };
+    case "wait": {
+      const [guest, jobId] = positionals(rest, ["guest", "job-id"], name) as [string, string];
+      const until = str("until");
+      if (until !== "snapshotted" && until !== "done") {
+        throw usageError(`wait: --until must be snapshotted or done, got ${until === undefined ? "nothing" : `"${until}"`}`);
+      }
+      return {
+        name,
+        guest: validate.guestId(guest, "guest"),
+        jobId: validate.jobId(jobId, "job-id"),
+        until,
+        timeoutMs: integer(str("timeout"), "--timeout", 1, 7 * 24 * 3_600_000) ?? 0,
+      };
+    }
     default:
       return { name: "help" };
   }

@@ -1,18 +1,29 @@
 // Follows one job to its end for `backup --wait` (see wait-events.ts): one line per phase (and
 // per stack change) with its offset from the job's start, archive progress in between, and the
 // job as it ended, once its stopped stacks reported that they run again (or the wait for that ran out).
-import { EventKind, StackState, type Job } from "@lull/proto";
+import { EventKind, StackState, type Event, type Job } from "@lull/proto";
 import { isTerminal } from "@lull/shared";
 import type { CommandContext } from "./commands/context.js";
+import { timelineJson } from "./timeline-json.js";
 import { watchToEnd } from "./wait-events.js";
 
 const stillStopped = (job: Job) =>
   new Set(job.stacks.filter((s) => s.state === StackState.STACK_STATE_QUIESCED || s.state === StackState.STACK_STATE_PENDING).map((s) => s.stack));
 
-/** The job once it reached a terminal phase, or undefined when the watch was interrupted. */
-export async function watchJobToEnd(ctx: CommandContext, job: Job): Promise<Job | undefined> {
+export interface JobWatchOptions {
+  /** Ends the watch at the first of the job's events for which it holds (`lullctl wait --until snapshotted`). */
+  stopAt?: ((e: Event) => boolean) | undefined;
+}
+
+/**
+ * The job once it reached a terminal phase (or `stopAt`), or undefined when the watch was
+ * interrupted. With `--json` each of the job's events is printed as its timeline line as it comes.
+ */
+export async function watchJobToEnd(ctx: CommandContext, job: Job, options: JobWatchOptions = {}): Promise<Job | undefined> {
   if (isTerminal(job.phase)) return job;
   return watchToEnd(ctx, {
+    jsonLine: timelineJson,
+    stopAt: options.stopAt,
     name: `job ${job.id}`,
     noun: "job",
     createdAt: job.createdAt,

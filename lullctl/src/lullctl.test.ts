@@ -56,7 +56,8 @@ test("a failed backup exits 1 with the job's stable error code; --json prints th
   const { code, out } = await lullctl(agent, ["--json", "backup", "demo", "--wait"]);
   assert.equal(code, 1);
   assert.match(out.stderr, /^lullctl: LULL_E_NO_SPACE: archive dir is full \(failed in archiving\)$/m);
-  const doc = JSON.parse(out.stdout);
+  // The timeline streams first (wait.test.ts); the job is in the summary line, before the error line.
+  const doc = out.lines.map((l) => JSON.parse(l)).find((d) => d.type === "summary");
   assert.equal(doc.created, true);
   assert.equal(doc.job.phase, "failed");
   assert.deepEqual(doc.job.error, { code: "LULL_E_NO_SPACE", message: "archive dir is full", phase: "archiving" });

@@ -8,8 +8,10 @@ import { EXIT, printJson, type CommandContext } from "./commands/context.js";
 import { eventsCommand } from "./commands/events.js";
 import { cancelGroupCommand, groupBackupCommand, groupCommand, groupsCommand } from "./commands/groups.js";
 import { cancelCommand, infoCommand, jobCommand, jobsCommand } from "./commands/jobs.js";
+import { waitCommand } from "./commands/wait.js";
 import { resolveSettings } from "./config.js";
 import type { Output } from "./output.js";
+import { errorJson } from "./timeline-json.js";
 
 export interface RunOptions {
   argv: readonly string[];
@@ -54,6 +56,8 @@ async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<nu
       return eventsCommand(ctx, cmd);
     case "info":
       return infoCommand(ctx);
+    case "wait":
+      return waitCommand(ctx, cmd);
     case "help":
       ctx.out.line(USAGE);
       return EXIT.ok;
@@ -65,9 +69,13 @@ export async function runLullctl(options: RunOptions): Promise<number> {
   let json = options.argv.includes("--json");
   let api: AgentApi | undefined;
   let parsing = true;
+  // The commands that stream typed lines (timeline-json.ts) end a failure with an `error` line of that type too.
+  let streaming = false;
   try {
     const invocation = parseInvocation(options.argv);
     json = invocation.json;
+    const cmd = invocation.command;
+    streaming = cmd.name === "wait" || (cmd.name === "backup" && cmd.wait);
     const settings = resolveSettings(invocation, options.env);
     parsing = false;
     if (invocation.command.name === "help") {
@@ -92,7 +100,7 @@ export async function runLullctl(options: RunOptions): Promise<number> {
     const error = fromServiceError(err);
     // grpc-js appends an empty "Resolution note:" to connection errors.
     const message = error.message.replace(/\.?\s*Resolution note:\s*$/, "");
-    if (json) printJson(out, { error: { code: error.code, message } });
+    if (json) printJson(out, streaming ? errorJson({ code: error.code, message }) : { error: { code: error.code, message } });
     out.error(`lullctl: ${error.code}: ${message}`);
     if (parsing) out.error("(see lullctl --help)");
     return error.code === "LULL_E_INVALID_ARGUMENT" ? EXIT.usage : EXIT.failed;

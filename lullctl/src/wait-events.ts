@@ -34,6 +34,10 @@ export interface WaitTarget<T> {
   fetch(): Promise<T>;
   /** The stacks of the ended target that stopped and have not reported resumed. */
   stillStopped(ended: T): Set<string>;
+  /** `--json`: the line printed for each event of the target (absent: nothing is printed while watching). */
+  jsonLine?: ((e: Event, offsetMs: number) => unknown) | undefined;
+  /** Ends the watch early, at the first event of the target for which it holds (the target is fetched then). */
+  stopAt?: ((e: Event) => boolean) | undefined;
 }
 
 /** The target once it ended, or undefined when the watch was interrupted. */
@@ -68,6 +72,14 @@ export async function watchToEnd<T>(ctx: CommandContext, target: WaitTarget<T>):
   try {
     for await (const event of events) {
       if (!target.owns(event)) continue;
+      if (quiet && target.jsonLine) out.line(JSON.stringify(target.jsonLine(event, offsetOf(event))));
+      if (!ended && target.stopAt?.(event)) {
+        if (!quiet) {
+          progress.clear();
+          out.line(`${formatOffset(offsetOf(event))}  ${eventText(event)}`);
+        }
+        return await target.fetch();
+      }
       if (event.kind === EventKind.EVENT_KIND_PROGRESS) {
         const { done, total } = target.progress(event);
         if (!quiet) progress.update(done, total);

@@ -1,5 +1,6 @@
 // `lullctl backup <guest> [--wait] ...`: starts a backup; with --wait follows it live to its end
-// and prints the downtime per stack, the total time, the consistency and the archive.
+// and prints the downtime per stack, the total time, the consistency and the archive (`--json`:
+// the timeline streamed as one object per line, then a summary line; see timeline-json.ts).
 import { randomUUID } from "node:crypto";
 import { Phase, type Job } from "@lull/proto";
 import { LullError, phaseName } from "@lull/shared";
@@ -7,6 +8,7 @@ import type { Command } from "../args.js";
 import { watchJobToEnd } from "../job-watcher.js";
 import { jobJson } from "../json-views.js";
 import { backupSummary } from "../render.js";
+import { errorJson, summaryJson } from "../timeline-json.js";
 import { EXIT, printJson, type CommandContext } from "./context.js";
 
 type BackupCommand = Extract<Command, { name: "backup" }>;
@@ -46,10 +48,12 @@ export async function backupCommand(ctx: CommandContext, cmd: BackupCommand): Pr
     out.error(`lullctl: stopped watching; job ${started.id} goes on (lullctl job ${started.guestId} ${started.id})`);
     return EXIT.interrupted;
   }
-  if (ctx.json) printJson(out, { created: response.created, job: jobJson(job) });
+  // --json: the timeline was streamed line by line; the summary (with `created` and `job`) is the last.
+  if (ctx.json) printJson(out, summaryJson(job, { created: response.created, until: "done", reached: job.phase === Phase.PHASE_DONE }));
   else for (const line of backupSummary(job)) out.line(line);
   if (job.phase === Phase.PHASE_DONE) return EXIT.ok;
   const failure = jobFailure(job);
+  if (ctx.json) printJson(out, errorJson(failure));
   out.error(`lullctl: ${failure.code}: ${failure.message}`);
   return EXIT.failed;
 }

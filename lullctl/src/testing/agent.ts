@@ -13,9 +13,11 @@ export interface Script {
   resumeAfterEnd: boolean;
   /** The engine waits (for the run's abort) before it quiesces: the job stays queued. */
   holdQueued: boolean;
+  /** Stop mode (as vzdump's): snapshotting, then archiving with no point-in-time copy, never snapshotted. */
+  noSnapshot: boolean;
 }
 
-const DEFAULT_SCRIPT: Script = { outcome: "done", stepMs: 15, resumeAfterEnd: false, holdQueued: false };
+const DEFAULT_SCRIPT: Script = { outcome: "done", stepMs: 15, resumeAfterEnd: false, holdQueued: false, noSnapshot: false };
 
 const pause = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -37,11 +39,14 @@ export class ScriptedEngine implements BackupEngine {
     if (s.holdQueued) await pause(2 ** 30, signal);
     await hooks.quiesce();
     await pause(s.stepMs, signal);
-    hooks.snapshotting(SnapshotMode.SNAPSHOT_MODE_COPY);
+    const mode = s.noSnapshot ? SnapshotMode.SNAPSHOT_MODE_STOP : SnapshotMode.SNAPSHOT_MODE_COPY;
+    hooks.snapshotting(mode);
     await pause(s.stepMs, signal);
-    await hooks.snapshotted({ mode: SnapshotMode.SNAPSHOT_MODE_COPY, snapshotAt: Date.now() });
-    if (!s.resumeAfterEnd && guest.id === "demo") await this.resumed(jobId);
-    hooks.archiving({ mode: SnapshotMode.SNAPSHOT_MODE_COPY, bytesTotal: 3000 });
+    if (!s.noSnapshot) {
+      await hooks.snapshotted({ mode, snapshotAt: Date.now() });
+      if (!s.resumeAfterEnd && guest.id === "demo") await this.resumed(jobId);
+    }
+    hooks.archiving({ mode, bytesTotal: 3000 });
     for (const done of [1000, 2000, 3000]) {
       await pause(s.stepMs, signal);
       await hooks.progress(done, 3000);
