@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Phase, StackState } from "@lull/proto";
+import { Consistency, EventKind, Phase, StackState } from "@lull/proto";
+import { collectEvents } from "@lull/agent/testing";
 import { Harness } from "./testing/harness.js";
 
 const DEADLINE_MS = 4_000;
@@ -118,4 +119,12 @@ test("agent reachable but stuck before the snapshot: resumed at the resume point
   const downtime = entry?.downtimeMs ?? 0;
   assert.ok(downtime >= DEADLINE_MS - LEAD_MS - 50 && downtime <= DEADLINE_MS, `downtime ${downtime} ms`);
   assert.ok(startedAt(h) <= q.resumeDeadline);
+  // The stack ran again before the copy existed: the backup that follows is crash-consistent at best, and says why.
+  await h.agent.to(q.jobId, Phase.PHASE_SNAPSHOTTED);
+  const done = await h.agent.to(q.jobId, Phase.PHASE_DONE);
+  assert.equal(done.phase, Phase.PHASE_DONE);
+  assert.equal(done.consistency, Consistency.CONSISTENCY_CRASH);
+  const events = await collectEvents(h.agent.t, { jobId: q.jobId }, (e) => e.kind === EventKind.EVENT_KIND_PHASE && e.phase === Phase.PHASE_DONE);
+  const note = events.find((e) => e.kind === EventKind.EVENT_KIND_NOTE && /ran again/.test(e.message));
+  assert.match(note?.message ?? "", /^stack app ran again while the job was snapshotting, before its copy existed .*crash-consistent at best$/);
 });
