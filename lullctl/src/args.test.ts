@@ -80,3 +80,17 @@ test("over the network a token needs a pinned fingerprint; the socket needs neit
   assert.equal(resolveSettings({ socket: "/tmp/a.sock", tlsFingerprint: fp }, {}).tls, undefined);
   assert.throws(() => resolveSettings({ agent: "pve1:7450", tlsFingerprint: fp, tokenFile: "/nonexistent/t" }, {}), /--token-file: cannot read/);
 });
+
+test("wait takes the guest, the job and --until snapshotted|done, with an optional --timeout", () => {
+  assert.deepEqual(parseInvocation(["--json", "wait", "demo", JOB, "--until", "snapshotted"]).command, {
+    name: "wait", guest: "demo", jobId: JOB, until: "snapshotted", timeoutMs: 0,
+  });
+  assert.deepEqual(parseInvocation(["wait", "demo", JOB, "--until", "done", "--timeout", "60000"]).command, {
+    name: "wait", guest: "demo", jobId: JOB, until: "done", timeoutMs: 60000,
+  });
+  usageError(["wait", "demo", JOB], /--until must be snapshotted or done, got nothing/);
+  usageError(["wait", "demo", JOB, "--until", "archived"], /--until must be snapshotted or done, got "archived"/);
+  usageError(["wait", "demo", JOB, "--until", "done", "--timeout", "soon"], /--timeout must be a whole number/);
+  usageError(["wait", "demo", "--until", "done"], /wait: missing <job-id>/);
+  usageError(["wait", "demo", "not-a-job", "--until", "done"], /job-id/);
+});
