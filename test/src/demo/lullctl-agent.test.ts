@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import {
   ENTRY_POINTS,
+  lullctlSummary,
   makeTempDir,
   removeDir,
   startAgent,
@@ -54,7 +55,7 @@ test("events --follow misses nothing and repeats nothing across an agent kill -9
 
   const first = await lullctl(["--socket", agent.socketPath, "--json", "backup", "demo", "--wait"]);
   assert.equal(first.code, 0, first.stderr);
-  const job1 = JSON.parse(first.stdout).job;
+  const job1 = lullctlSummary(first.stdout).job;
   assert.equal(job1.phase, "done");
   await follower.waitForLog(doneOf(job1.id), 15_000);
 
@@ -72,7 +73,7 @@ test("events --follow misses nothing and repeats nothing across an agent kill -9
 
   const third = await lullctl(["--socket", agent.socketPath, "--json", "backup", "demo", "--wait"]);
   assert.equal(third.code, 0, third.stderr);
-  const job3 = JSON.parse(third.stdout).job;
+  const job3 = lullctlSummary(third.stdout).job;
   await follower.waitForLog(doneOf(job3.id), 20_000);
 
   const replay = await lullctl(["--socket", agent.socketPath, "--json", "events"]);

@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ProcessStack } from "@lull/controller/testing";
-import { ENTRY_POINTS, makeTempDir, removeDir, requireAvailable, startAgent, startController, type AgentProcess, type ControllerProcess } from "../support/index.js";
+import { ENTRY_POINTS, lullctlSummary, makeTempDir, removeDir, requireAvailable, startAgent, startController, type AgentProcess, type ControllerProcess } from "../support/index.js";
 import { postgresUnavailable, startPgCluster, type PgCluster } from "./pg-cluster.js";
 
 function lullctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -102,7 +102,7 @@ describe("post steps end to end (real agent, controller binary, lullctl, Postgre
     const { journal, stack } = await controllerWith("nope", "nope");
     const backup = await lullctl(["--socket", agent.socketPath, "--json", "backup", "demo", "--wait"]);
     assert.equal(backup.code, 1, backup.stderr + backup.stdout);
-    const job = JSON.parse(backup.stdout).job;
+    const job = lullctlSummary(backup.stdout).job;
     assert.equal(job.phase, "failed");
     const app = job.stacks.find((s: { stack: string }) => s.stack === "app");
     assert.equal(app.state, "refused");

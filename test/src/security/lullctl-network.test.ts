@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ENTRY_POINTS, makeTempDir, removeDir, startAgent, type AgentProcess } from "../support/index.js";
+import { ENTRY_POINTS, lullctlSummary, makeTempDir, removeDir, startAgent, type AgentProcess } from "../support/index.js";
 
 let scratch: string;
 let agent: AgentProcess;
@@ -47,7 +47,7 @@ test("an operator token over pinned TLS runs every command; a guest token only f
   assert.deepEqual(JSON.parse(info.stdout).guests.map((g: { id: string }) => g.id), ["demo", "other"]);
   const backup = await lullctl([...net, "--token-file", op, "--json", "backup", "other", "--wait"]);
   assert.equal(backup.code, 0, backup.stderr);
-  assert.equal(JSON.parse(backup.stdout).job.phase, "done");
+  assert.equal(lullctlSummary(backup.stdout).job.phase, "done");
 
   const guest = await tokenFile("demo", { guest: "demo" });
   const all = await lullctl([...net, "--token-file", guest, "jobs"]);

@@ -14,3 +14,4 @@ export * from "./event-follower.js";
 export * from "./site.js";
 export * from "./convergence.js";
 export * from "./require.js";
+export { lullctlSummary } from "./json-lines.js";

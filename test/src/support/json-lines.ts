@@ -27,3 +27,14 @@ export function readJsonLines(path: string, options: JsonLinesOptions = {}): unk
   }
   return values;
 }
+
+/**
+ * The `summary` line of `lullctl --json backup --wait` / `wait` output (one JSON object per line:
+ * the job's timeline, then the summary, then an error line when it failed). Throws when there is none.
+ */
+export function lullctlSummary(stdout: string): { job: Record<string, any>; [key: string]: unknown } {
+  const docs = stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  const summary = docs.filter((d) => d.type === "summary").at(-1);
+  if (summary === undefined) throw new Error(`no summary line in lullctl's output: ${stdout.slice(-500)}`);
+  return summary as { job: Record<string, any> };
+}
