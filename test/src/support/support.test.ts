@@ -35,11 +35,16 @@ test("a child's JSON log lines are captured, awaited by predicate, and it stops 
 
 test("kill9 ends a process that ignores SIGTERM; a missing log line times out with the output", async () => {
   const proc = startProcess({ name: "stubborn", args: ["-e", `process.on("SIGTERM", () => {}); console.log("up"); setInterval(() => {}, 1000);`] });
-  await assert.rejects(proc.waitForLog((l) => l.msg === "never", 300), /stubborn: no matching log line within 300 ms; output:\nup/);
-  assert.equal(isPidAlive(proc.pid), true);
-  const status = await proc.kill9();
-  assert.equal(status.signal, "SIGKILL");
-  assert.equal(isPidAlive(proc.pid), false);
+  try {
+    // Wait until the child printed its line (a loaded machine can take longer than the short window to start node).
+    for (const until = Date.now() + 30_000; !proc.plainLines.includes("up") && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    await assert.rejects(proc.waitForLog((l) => l.msg === "never", 300), /stubborn: no matching log line within 300 ms; output:\nup/);
+    assert.equal(isPidAlive(proc.pid), true);
+  } finally {
+    const status = await proc.kill9();
+    assert.equal(status.signal, "SIGKILL");
+    assert.equal(isPidAlive(proc.pid), false);
+  }
 });
 
 test("a loop-mounted btrfs gives real subvolumes and tears down cleanly", async (t) => {
