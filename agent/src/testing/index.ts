@@ -9,3 +9,4 @@ export { CuedEngine } from "./cued-engine.js";
 export { SocketRelay } from "./socket-relay.js";
 export type { BackupEngine, EngineResult, EngineRun } from "../engines/engine.js";
 export type { GuestConfig } from "../config.js";
+export { TokenStore } from "../auth/token-store.js";
