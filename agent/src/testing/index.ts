@@ -10,3 +10,4 @@ export { SocketRelay } from "./socket-relay.js";
 export type { BackupEngine, EngineResult, EngineRun } from "../engines/engine.js";
 export type { GuestConfig } from "../config.js";
 export { TokenStore } from "../auth/token-store.js";
+export { History } from "../retention/testing/seed-history.js";
