@@ -73,13 +73,19 @@ export const agentConfigSchema = z
         names: z.array(certName).max(32).default([]),
       })
       .prefault({}),
-    /** Per-credential limits on the network listener (the local socket is not limited). */
+    /**
+     * Per-credential limits on the network listener (the local socket is not limited). The defaults
+     * fit a busy node: one guest token shared by 50 stacks renews 50 leases every 5 s (10/s) and,
+     * after an agent restart, reconnects 50 watch streams at once; per-stack tokens use a fraction.
+     */
     limits: z
       .strictObject({
-        registerStack: bucketSchema.prefault({ burst: 20, perSecond: 2 }),
-        watchEvents: bucketSchema.prefault({ burst: 20, perSecond: 1 }),
+        registerStack: bucketSchema.prefault({ burst: 100, perSecond: 20 }),
+        watchEvents: bucketSchema.prefault({ burst: 100, perSecond: 10 }),
         /** Open WatchEvents streams per credential. */
-        maxWatchStreams: z.number().int().min(1).max(1_000).default(8),
+        maxWatchStreams: z.number().int().min(1).max(1_000).default(64),
+        /** Open WatchEvents streams of every credential together (bounds the agent's memory). */
+        maxWatchStreamsTotal: z.number().int().min(1).max(100_000).default(4_096),
       })
       .prefault({}),
     quiesce: z

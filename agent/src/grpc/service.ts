@@ -14,6 +14,7 @@ import { eventFor, newJobRecord, toApiJob, type JobRecord } from "../jobs/job.js
 import type { JobLedger } from "../jobs/ledger.js";
 import { quiesceSettings } from "../jobs/policy.js";
 import type { JobRunner } from "../jobs/runner.js";
+import { GroupCommit } from "../ledger/group-commit.js";
 import * as check from "../api/validate.js";
 
 export interface AgentServiceDeps {
@@ -44,6 +45,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
   const store = ledger.store;
   const guests: check.GuestDirectory = new Map(config.guests.map((g) => [g.id, g]));
   const streams = new Set<AbortController>();
+  // The calls every controller makes in bursts (lease renewals, acknowledgements, resumes) share commits.
+  const together = new GroupCommit(ledger.ledger);
 
   const jobOf = (guest: GuestConfig, jobId: string): JobRecord => {
     const job = store.getJob(jobId);
@@ -111,10 +114,12 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       return api(await runner.cancel(r.jobId, r.reason));
     }),
 
-    registerStack: handle("RegisterStack", (req) => {
+    registerStack: handle("RegisterStack", async (req) => {
       const r = check.registerStackRequest(guests, req);
       const leaseTtlMs = r.leaseTtlMs ?? config.leaseTtlMs;
-      const previous = store.renewLease({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, ttlMs: leaseTtlMs }, clock.now());
+      const previous = await together.run(() =>
+        store.renewLease({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, ttlMs: leaseTtlMs }, clock.now()),
+      );
       if (previous !== r.controllerId) {
         log.info({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, previous: previous ?? null }, "stack registered");
       }
@@ -122,38 +127,40 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       return { leaseTtlMs, activeJob: active ? api(active) : undefined, lastEventSeq: store.events.lastSeq() };
     }),
 
-    unregisterStack: handle("UnregisterStack", (req) => {
+    unregisterStack: handle("UnregisterStack", async (req) => {
       const r = check.unregisterStackRequest(guests, req);
-      if (store.dropLease(r.guest.id, r.stack, r.controllerId)) {
+      if (await together.run(() => store.dropLease(r.guest.id, r.stack, r.controllerId))) {
         log.info({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId }, "stack unregistered");
       }
       return {};
     }),
 
-    acknowledgeQuiesce: handle("AcknowledgeQuiesce", (req) => {
+    acknowledgeQuiesce: handle("AcknowledgeQuiesce", async (req) => {
       const r = check.acknowledgeRequest(guests, req);
       jobOf(r.guest, r.jobId);
-      const job = ledger.apply(r.jobId, (_job, now) => ({ type: "stack-acknowledged", stack: r.stack, at: r.stoppedAt ?? now, alreadyStopped: r.alreadyStopped }));
+      const job = await together.run(() =>
+        ledger.apply(r.jobId, (_job, now) => ({ type: "stack-acknowledged", stack: r.stack, at: r.stoppedAt ?? now, alreadyStopped: r.alreadyStopped })),
+      );
       return { job: api(job) };
     }),
 
-    refuseQuiesce: handle("RefuseQuiesce", (req) => {
+    refuseQuiesce: handle("RefuseQuiesce", async (req) => {
       const r = check.refuseRequest(guests, req);
       jobOf(r.guest, r.jobId);
-      return { job: api(ledger.apply(r.jobId, { type: "stack-refused", stack: r.stack, reason: r.reason })) };
+      return { job: api(await together.run(() => ledger.apply(r.jobId, { type: "stack-refused", stack: r.stack, reason: r.reason }))) };
     }),
 
-    reportResumed: handle("ReportResumed", (req) => {
+    reportResumed: handle("ReportResumed", async (req) => {
       const r = check.resumedRequest(guests, req);
       jobOf(r.guest, r.jobId);
-      ledger.apply(r.jobId, (_job, now) => ({
+      await together.run(() => ledger.apply(r.jobId, (_job, now) => ({
         type: "stack-resumed",
         stack: r.stack,
         downtimeMs: r.downtimeMs,
         early: r.early,
         at: r.resumedAt ?? now,
         postStep: r.postStep,
-      }));
+      })));
       return {};
     }),
 

@@ -194,6 +194,8 @@ interface FanoutResult {
   socket: number[];
   rss: { now: number; peak: number };
   cpuPercent: number;
+  /** This process (every watcher), for comparison: it shares the cores with the agent. */
+  watcherCpuPercent: number;
   setupMs: number;
   refused: number;
   missed: number;
@@ -216,6 +218,7 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
     const pid = site.agent.proc.pid;
     const firstSeq = (await site.operator.info()).lastEventSeq;
     const cpu0 = cpuSeconds(pid);
+    const own0 = process.cpuUsage();
     const t0 = Date.now();
     window.open = true;
     for (let r = 0; r < o.rounds; r++) await backupRound(site, guests.slice((r * o.busy) % guests.length, ((r * o.busy) % guests.length) + o.busy));
@@ -229,6 +232,8 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
     window.open = false;
     const wall = (Date.now() - t0) / 1000;
     const cpuPercent = ((cpuSeconds(pid) - cpu0) / wall) * 100;
+    const own = process.cpuUsage(own0);
+    const watcherCpuPercent = ((own.user + own.system) / 1e6 / wall) * 100;
     const rss = rssMiB(pid);
     const result: FanoutResult = {
       n,
@@ -237,6 +242,7 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
       socket: delays.socket,
       rss,
       cpuPercent,
+      watcherCpuPercent,
       setupMs,
       refused: watchers.reduce((s, w) => s + w.refused, 0),
       missed: missing(),
@@ -284,7 +290,7 @@ async function main(): Promise<void> {
     const both = [...r.tls, ...r.socket];
     say(
       `  N=${n}: ${r.events} events, ${both.length} deliveries (tls ${r.tls.length}, socket ${r.socket.length}); p50 ${fmtMs(percentile(both, 50))} p99 ${fmtMs(percentile(both, 99))} max ${fmtMs(percentile(both, 100))}; ` +
-        `RSS ${r.rss.now.toFixed(0)} MiB (peak ${r.rss.peak.toFixed(0)}), CPU ${r.cpuPercent.toFixed(0)} %; set-up ${r.setupMs} ms; refused ${r.refused}, missed ${r.missed}`,
+        `RSS ${r.rss.now.toFixed(0)} MiB (peak ${r.rss.peak.toFixed(0)}), CPU ${r.cpuPercent.toFixed(0)} % (watchers' process ${r.watcherCpuPercent.toFixed(0)} %); set-up ${r.setupMs} ms; refused ${r.refused}, missed ${r.missed}`,
     );
     if (r.errors.length > 0) say(`    first errors: ${r.errors.join(" | ")}`);
   }
@@ -296,7 +302,7 @@ async function main(): Promise<void> {
     rows.push({ name: `N=${r.n} delay p50 / p99 / max`, value: `${fmtMs(percentile(both, 50))} / ${fmtMs(p99)} / ${fmtMs(percentile(both, 100))}`, ...(t ? { target: `p99 <= ${t.p99Ms} ms`, met: p99 <= t.p99Ms } : {}) });
     rows.push({ name: `N=${r.n}   tls p99 / socket p99`, value: `${fmtMs(percentile(r.tls, 99))} / ${fmtMs(percentile(r.socket, 99))}` });
     rows.push({ name: `N=${r.n}   agent RSS (peak)`, value: `${r.rss.now.toFixed(0)} MiB (${r.rss.peak.toFixed(0)})`, ...(t?.rssMiB ? { target: `<= ${t.rssMiB} MiB`, met: r.rss.peak <= t.rssMiB } : {}) });
-    rows.push({ name: `N=${r.n}   agent CPU`, value: `${r.cpuPercent.toFixed(0)} % of a core` });
+    rows.push({ name: `N=${r.n}   agent CPU (watchers' process)`, value: `${r.cpuPercent.toFixed(0)} % (${r.watcherCpuPercent.toFixed(0)} %) of a core` });
     rows.push({ name: `N=${r.n}   refused / missed`, value: `${r.refused} / ${r.missed}`, target: "0 / 0", met: r.refused === 0 && r.missed === 0 });
   }
   const barriers = o.barrier.length > 0 ? await barrier(o) : [];
