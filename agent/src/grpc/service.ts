@@ -16,6 +16,7 @@ import { quiesceSettings } from "../jobs/policy.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { GroupCommit } from "../ledger/group-commit.js";
 import * as check from "../api/validate.js";
+import { pageOf } from "../api/page-token.js";
 
 export interface AgentServiceDeps {
   config: Readonly<AgentConfig>;
@@ -103,7 +104,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
 
     listJobs: handle("ListJobs", (req) => {
       const r = check.listJobsRequest(guests, req);
-      return { jobs: store.listJobs(r).map(api) };
+      const { page, next } = pageOf(store.listJobs({ ...r, limit: r.limit + 1 }), r.limit, (x) => ({ createdAt: x.createdAt?.getTime() ?? 0, id: x.id }));
+      return { jobs: page.map(api), nextPageToken: next };
     }),
 
     cancelJob: handle("CancelJob", async (req) => {
