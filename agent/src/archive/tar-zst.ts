@@ -26,6 +26,8 @@ export interface ArchiveRequest {
   guestId: string;
   jobId: string;
   zstdLevel: number;
+  /** zstd worker threads; 0 (the default) is one per core (`-T0`). */
+  zstdThreads?: number | undefined;
   volumes: readonly { name: string; readPath: string }[];
   /** The moment the data is from (the snapshot's creation time); names the archive. */
   takenAt: number;
@@ -42,6 +44,13 @@ export interface ArchiveRequest {
 export interface ArchiveResult {
   archivePath: string;
   archiveBytes: number;
+}
+
+/** argv of zstd compressing stdin to stdout at `level` with `threads` workers (0: one per core). */
+export function zstdCreateArgs(level: number, threads: number): string[] {
+  if (!Number.isInteger(level) || level < 1 || level > 19) throw new LullError("LULL_E_CONFIG_INVALID", `zstdLevel ${level} is not a whole number from 1 to 19`);
+  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new LullError("LULL_E_CONFIG_INVALID", `zstdThreads ${threads} is not a whole number from 0 to 256`);
+  return ["-q", `-${level}`, `-T${threads}`, "-c"];
 }
 
 /** `20261122T105827Z` */
@@ -110,7 +119,7 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
     stderr: "pipe",
     maxBuffer: { stderr: STDERR_LIMIT_BYTES },
   } as const;
-  const zstdArgs = ["-q", `-${request.zstdLevel}`, "-c"];
+  const zstdArgs = zstdCreateArgs(request.zstdLevel, request.zstdThreads ?? 0);
   const tar = execa("tar", tarArgs, { ...common, stdin: "ignore", stdout: "pipe", buffer: { stdout: false } });
   const zstd = execa("zstd", zstdArgs, { ...common, stdin: "pipe", stdout: "pipe", buffer: { stdout: false } });
   let bytesRead = 0;
