@@ -8,7 +8,9 @@
 //             tar | byte counter with progress reports | zstd into the fsynced, renamed archive
 //   lull-np   the same without measuring and without progress reporting (the cost of progress)
 //   job       a real lull-agent backup of the subvolume (btrfs driver, its own snapshot): the job's
-//             archive_ms, i.e. the archiving phase as the job records it
+//             archive_ms, i.e. the archiving phase as the job records it. Its snapshot is new, and
+//             btrfs does not share the page cache between a subvolume and its snapshots, so the job
+//             reads from the device while the others read cached pages: it has no target here.
 // MB/s are the tree's file bytes (MB = 10^6 bytes) over the wall time; ratios are of medians
 // measured in this run. Target: lull ≥ 0.9 × the best plain pipeline at the same level.
 // A missed target is not a failure (the machine is shared); the exit code is non-zero only when the
@@ -206,9 +208,9 @@ async function main(): Promise<void> {
         const v = mbps(`${name}@${level}`);
         const isLull = name !== "plain";
         rows.push({
-          name: `level ${level} ${name}`,
+          name: `level ${level} ${name}${name === "job" ? " (reads uncached)" : ""}`,
           value: `${v.toFixed(0)} MB/s  ${isLull ? `${(v / plain).toFixed(2)}x plain` : ""}`.trimEnd(),
-          ...(name === "lull" || name === "job" ? { target: `>= ${ARCHIVE_TARGET_RATIO}x plain`, met: v / plain >= ARCHIVE_TARGET_RATIO } : {}),
+          ...(name === "lull" ? { target: `>= ${ARCHIVE_TARGET_RATIO}x plain`, met: v / plain >= ARCHIVE_TARGET_RATIO } : {}),
         });
       }
       const progressCost = 1 - mbps(`lull@${level}`) / mbps(`lull-np@${level}`);
