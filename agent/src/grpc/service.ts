@@ -48,6 +48,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
   const streams = new Set<AbortController>();
   // The calls every controller makes in bursts (lease renewals, acknowledgements, resumes) share commits.
   const together = new GroupCommit(ledger.ledger);
+  // Lease renewals write no event and a restart makes them moot: their commits need not wait for the disk.
+  const leases = new GroupCommit(ledger.ledger, { durable: false });
 
   const jobOf = (guest: GuestConfig, jobId: string): JobRecord => {
     const job = store.getJob(jobId);
@@ -119,7 +121,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     registerStack: handle("RegisterStack", async (req) => {
       const r = check.registerStackRequest(guests, req);
       const leaseTtlMs = r.leaseTtlMs ?? config.leaseTtlMs;
-      const previous = await together.run(() =>
+      const previous = await leases.run(() =>
         store.renewLease({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, ttlMs: leaseTtlMs }, clock.now()),
       );
       if (previous !== r.controllerId) {
@@ -131,7 +133,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
 
     unregisterStack: handle("UnregisterStack", async (req) => {
       const r = check.unregisterStackRequest(guests, req);
-      if (await together.run(() => store.dropLease(r.guest.id, r.stack, r.controllerId))) {
+      if (await leases.run(() => store.dropLease(r.guest.id, r.stack, r.controllerId))) {
         log.info({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId }, "stack unregistered");
       }
       return {};

@@ -66,6 +66,27 @@ describe("group commit", () => {
     store.close();
   });
 
+  it("a unit that need not be durable commits lease renewals with synchronous NORMAL, then restores FULL; events are refused there", async () => {
+    const { store, ledger, jobId } = setup();
+    const leases = new GroupCommit(ledger.ledger, { durable: false });
+    const db = store.connection;
+    assert.equal(db.pragma("synchronous", { simple: true }), 2, "FULL before");
+    let during = -1;
+    await leases.run(() => {
+      during = db.pragma("synchronous", { simple: true }) as number;
+      return store.renewLease({ guestId: "demo", stack: "web", controllerId: "c1", ttlMs: 10_000 }, Date.now());
+    });
+    assert.equal(during, 1, "NORMAL while the renewals commit");
+    assert.equal(db.pragma("synchronous", { simple: true }), 2, "FULL again after");
+    assert.deepEqual(store.liveStacks("demo", Date.now()), ["web"]);
+    const before = store.events.lastSeq();
+    const refused = await Promise.allSettled([leases.run(() => ledger.apply(jobId, { type: "note", message: "not here" }))]);
+    assert.equal(refused[0]!.status, "rejected");
+    assert.equal(store.events.lastSeq(), before, "nothing of it was committed");
+    assert.equal(db.pragma("synchronous", { simple: true }), 2);
+    store.close();
+  });
+
   it("a unit whose commit fails rejects every change in it", async () => {
     const { store, ledger, jobId } = setup();
     const together = new GroupCommit(ledger.ledger);

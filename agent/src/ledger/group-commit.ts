@@ -7,6 +7,7 @@
 // the event loop's next check phase (every call grpc-js read in this poll) commit as one unit,
 // each in its own savepoint: one that throws is rolled back alone and rejects its own caller, the
 // others commit. Nothing is published, and no caller resolves, before the unit has committed.
+import { LullError } from "@lull/shared";
 import type { Ledger } from "./ledger.js";
 
 interface Queued {
@@ -21,7 +22,17 @@ export class GroupCommit {
   /** Units committed and changes in them (diagnostics, tests). */
   readonly stats = { units: 0, changes: 0 };
 
-  constructor(private readonly ledger: Ledger) {}
+  /**
+   * `durable: false` is for changes that write no event and that the next start makes moot anyway:
+   * lease renewals. Their units commit without waiting for the disk (synchronous = NORMAL for that
+   * commit; WAL mode keeps the database consistent, and a power loss may lose only the last
+   * renewals, which a restarted agent does not need: its controllers register again within a third
+   * of their TTL). Every other commit still syncs. A unit that appends events is refused.
+   */
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly options: { durable: boolean } = { durable: true },
+  ) {}
 
   /** Runs `fn` (synchronous, a ledger change) in the next shared unit; resolves once that unit has committed. */
   run<T>(fn: () => T): Promise<T> {
@@ -40,7 +51,12 @@ export class GroupCommit {
     this.queue = [];
     if (batch.length === 0) return;
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    const db = this.ledger.database.connection;
+    const relaxed = !this.options.durable && !db.inTransaction;
+    const synchronous = relaxed ? (db.pragma("synchronous", { simple: true }) as number) : 0;
     try {
+      if (relaxed) db.pragma("synchronous = NORMAL");
+      const seqBefore = relaxed ? this.ledger.events.lastSeq() : 0;
       this.ledger.commit(() => {
         for (const item of batch) {
           try {
@@ -50,10 +66,15 @@ export class GroupCommit {
             outcomes.push({ ok: false, err });
           }
         }
+        if (relaxed && this.ledger.events.lastSeq() !== seqBefore) {
+          throw new LullError("LULL_E_INTERNAL", "a change that writes events was queued for a commit that does not wait for the disk");
+        }
       });
     } catch (err) {
       for (const item of batch) item.reject(err);
       return;
+    } finally {
+      if (relaxed) db.pragma(`synchronous = ${synchronous}`);
     }
     this.stats.units += 1;
     this.stats.changes += batch.length;
