@@ -57,8 +57,15 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     return job;
   };
   const api = (job: JobRecord): Job => toApiJob(job);
+  /** Calls that are not batched commit what earlier batched calls queued first (arrival order holds). */
+  const inOrder = <Req, Res>(fn: (req: Req) => Res | Promise<Res>) => (req: Req) => {
+    leases.flushNow();
+    together.flushNow();
+    return fn(req);
+  };
+  const batched = new Set(["RegisterStack", "UnregisterStack", "AcknowledgeQuiesce", "RefuseQuiesce", "ReportResumed"]);
   const handle = <Req, Res>(method: string, fn: (req: Req) => Res | Promise<Res>) =>
-    unaryHandler<Req, Res>(fn, (err) => {
+    unaryHandler<Req, Res>(batched.has(method) ? fn : inOrder(fn), (err) => {
       const e = asLullError(err);
       const level = e.code === "LULL_E_INTERNAL" ? "error" : "info";
       log[level]({ method, code: e.code, err: e.message }, "call failed");

@@ -87,6 +87,21 @@ describe("group commit", () => {
     store.close();
   });
 
+  it("flushNow commits what is queued at once (a later call that is not batched sees it)", async () => {
+    const { store, ledger } = setup();
+    const leases = new GroupCommit(ledger.ledger, { durable: false });
+    const renewed = leases.run(() => store.renewLease({ guestId: "demo", stack: "db", controllerId: "c2", ttlMs: 10_000 }, Date.now()));
+    assert.deepEqual(store.liveStacks("demo", Date.now()), [], "queued, not yet committed");
+    leases.flushNow();
+    assert.deepEqual(store.liveStacks("demo", Date.now()), ["db"]);
+    await renewed;
+    leases.flushNow();
+    assert.deepEqual(leases.stats, { units: 1, changes: 1 });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(leases.stats, { units: 1, changes: 1 }, "the scheduled flush finds nothing left");
+    store.close();
+  });
+
   it("a unit whose commit fails rejects every change in it", async () => {
     const { store, ledger, jobId } = setup();
     const together = new GroupCommit(ledger.ledger);

@@ -45,6 +45,14 @@ export class GroupCommit {
     });
   }
 
+  /**
+   * Commits what is queued now, at once. A call that is not batched runs this first, so calls keep
+   * the order they arrived in: a registration that came before a StartBackup is in that job's barrier.
+   */
+  flushNow(): void {
+    if (this.queue.length > 0) this.flush();
+  }
+
   private flush(): void {
     this.scheduled = false;
     const batch = this.queue;
