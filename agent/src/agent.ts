@@ -161,7 +161,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         authenticate: bearerAuthenticator(tokens, clock),
         context: { groupRunGuests: (runId) => groupLedger.store.guestsOfRun(runId) },
         limiter: new CallLimiter(
-          { rates: { registerStack: config.limits.registerStack, watchEvents: config.limits.watchEvents }, maxStreams: config.limits.maxWatchStreams },
+          { rates: { registerStack: config.limits.registerStack, watchEvents: config.limits.watchEvents }, maxStreams: config.limits.maxWatchStreams, maxStreamsTotal: config.limits.maxWatchStreamsTotal },
           clock,
         ),
       },

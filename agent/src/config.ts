@@ -44,6 +44,11 @@ const nativeGuestSchema = z.strictObject({
   /** Per-guest quiesce timeout and policy; the agent-wide ones otherwise. */
   quiesceTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
   policy: z.enum(["fail", "crash-consistent"]).optional(),
+  /** Per-guest archive compression: zstd level and worker threads (0: one per core); the agent-wide ones otherwise. */
+  zstdLevel: z.number().int().min(1).max(19).optional(),
+  zstdThreads: z.number().int().min(0).max(256).optional(),
+  /** Per-guest bound of the snapshot step (the stacks are down meanwhile); the agent-wide one otherwise. */
+  snapshotTimeoutMs: z.number().int().min(1_000).max(3_600_000).optional(),
 });
 
 export const agentConfigSchema = z
@@ -73,13 +78,19 @@ export const agentConfigSchema = z
         names: z.array(certName).max(32).default([]),
       })
       .prefault({}),
-    /** Per-credential limits on the network listener (the local socket is not limited). */
+    /**
+     * Per-credential limits on the network listener (the local socket is not limited). The defaults
+     * fit a busy node: one guest token shared by 50 stacks renews 50 leases every 5 s (10/s) and,
+     * after an agent restart, reconnects 50 watch streams at once; per-stack tokens use a fraction.
+     */
     limits: z
       .strictObject({
-        registerStack: bucketSchema.prefault({ burst: 20, perSecond: 2 }),
-        watchEvents: bucketSchema.prefault({ burst: 20, perSecond: 1 }),
+        registerStack: bucketSchema.prefault({ burst: 100, perSecond: 20 }),
+        watchEvents: bucketSchema.prefault({ burst: 100, perSecond: 10 }),
         /** Open WatchEvents streams per credential. */
-        maxWatchStreams: z.number().int().min(1).max(1_000).default(8),
+        maxWatchStreams: z.number().int().min(1).max(1_000).default(64),
+        /** Open WatchEvents streams of every credential together (bounds the agent's memory). */
+        maxWatchStreamsTotal: z.number().int().min(1).max(100_000).default(4_096),
       })
       .prefault({}),
     quiesce: z
@@ -93,6 +104,14 @@ export const agentConfigSchema = z
     /** Shutdown: how long running jobs get to settle after SIGTERM. */
     shutdownGraceMs: z.number().int().min(0).max(600_000).default(10_000),
     zstdLevel: z.number().int().min(1).max(19).default(3),
+    /** zstd worker threads of an archive; 0 (the default) is one per core (`zstd -T0`), 1 a single thread. */
+    zstdThreads: z.number().int().min(0).max(256).default(0),
+    /**
+     * How long the native engine's snapshot step may take (the stacks are down meanwhile): a ZFS
+     * snapshot waits for a txg sync, an LVM-thin one suspends the device, and either can hang on a
+     * busy pool. Past it the job fails with LULL_E_SNAPSHOT_TIMEOUT and the stacks resume.
+     */
+    snapshotTimeoutMs: z.number().int().min(1_000).max(3_600_000).default(300_000),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     /** Each guest's engine: `native` (the default; the agent's own storage driver) or `vzdump` (Proxmox; the id is the vmid). */
     guests: z.array(z.discriminatedUnion("engine", [nativeGuestSchema, vzdumpGuestSchema])).default([]),

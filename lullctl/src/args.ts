@@ -11,7 +11,7 @@ export type Command =
   | { name: "group-backup"; groupId?: string; guests: string[]; wait: boolean; policy: QuiescePolicy; key?: string; quiesceTimeoutMs: number }
   | { name: "groups"; guest?: string; active: boolean; limit: number }
   | { name: "group"; runId: string }
-  | { name: "jobs"; guest?: string; active: boolean; limit: number }
+  | { name: "jobs"; guest?: string; active: boolean; limit: number; page?: string }
   | { name: "job"; guest: string; jobId: string }
   | { name: "cancel"; guest: string; jobId: string; reason: string }
   /** A group run as a whole: by its run id, or by a configured group's id (its run that has not ended). */
@@ -44,8 +44,8 @@ commands:
   groups [--guest G] [--active] [--limit N]
                              list the configured groups and their runs, newest first
   group <run-id>             show one group run with every member and stack
-  jobs [--guest G] [--active] [--limit N]
-                             list jobs, newest first
+  jobs [--guest G] [--active] [--limit N] [--page TOKEN]
+                             list jobs, newest first (--page: the page after the one that printed TOKEN)
   job <guest> <job-id>       show one job
   cancel <guest> <job-id> [--reason R]
                              cancel a job that has not ended
@@ -95,7 +95,7 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   },
   groups: { guest: { type: "string" }, active: { type: "boolean" }, limit: { type: "string" } },
   group: {},
-  jobs: { guest: { type: "string" }, active: { type: "boolean" }, limit: { type: "string" } },
+  jobs: { guest: { type: "string" }, active: { type: "boolean" }, limit: { type: "string" }, page: { type: "string" } },
   job: {},
   cancel: { reason: { type: "string" }, group: { type: "string" } },
   events: { guest: { type: "string" }, job: { type: "string" }, group: { type: "string" }, after: { type: "string" }, follow: { type: "boolean" } },
@@ -191,6 +191,7 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
         ...(guest !== undefined ? { guest: validate.guestId(guest, "--guest") } : {}),
         active: flag("active"),
         limit: integer(str("limit"), "--limit", 1, 1000) ?? 0,
+        ...(name === "jobs" && str("page") !== undefined ? { page: pageArg(str("page") as string) } : {}),
       };
     }
     case "job":
@@ -265,4 +266,10 @@ export function parseInvocation(argv: readonly string[]): Invocation {
     if (typeof values[flag] === "string") connection[key] = values[flag] as string;
   }
   return { ...connection, json: values.json === true, command };
+}
+
+/** `--page`: a token a previous `lullctl jobs` printed (the agent checks it further). */
+function pageArg(value: string): string {
+  if (!/^[A-Za-z0-9_-]{1,200}$/.test(value)) throw usageError("--page: expected the token a previous `lullctl jobs` printed after `more:`");
+  return value;
 }

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   LULL_E_QUIESCE_REFUSED: { status: status.ABORTED, terminal: true },
   LULL_E_QUIESCE_TIMEOUT: { status: status.DEADLINE_EXCEEDED, terminal: true },
   LULL_E_SNAPSHOT_FAILED: { status: status.INTERNAL, terminal: true },
+  LULL_E_SNAPSHOT_TIMEOUT: { status: status.DEADLINE_EXCEEDED, terminal: true },
   LULL_E_ARCHIVE_FAILED: { status: status.INTERNAL, terminal: true },
   LULL_E_NO_SPACE: { status: status.RESOURCE_EXHAUSTED, terminal: true },
   LULL_E_CLEANUP_FAILED: { status: status.INTERNAL, terminal: false },

@@ -16,6 +16,7 @@ import { memberJobKey, newGroupRunId, newGroupRunRecord, toApiGroupRun, type Gro
 import type { GroupLedger } from "../groups/ledger.js";
 import { POLICIES, quiesceSettings } from "../jobs/policy.js";
 import * as check from "./group-validate.js";
+import { pageOf } from "./page-token.js";
 
 
 export interface GroupServiceDeps {
@@ -104,7 +105,8 @@ export function createGroupHandlers(deps: GroupServiceDeps): GroupHandlers {
     listGroups(req) {
       const r = check.listGroupsRequest(guests, req);
       const configured = config.groups.filter((g) => r.guestId === undefined || g.guests.includes(r.guestId));
-      return { groups: store.listRuns(r).map(api), configured: configured.map(groupInfo) };
+      const { page, next } = pageOf(store.listRuns({ ...r, limit: r.limit + 1 }), r.limit, (x) => ({ createdAt: x.createdAt?.getTime() ?? 0, id: x.id }));
+      return { groups: page.map(api), configured: configured.map(groupInfo), nextPageToken: next };
     },
 
     async cancelGroup(req) {

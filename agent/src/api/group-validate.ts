@@ -5,6 +5,7 @@
 import type { CancelGroupRequest, GetGroupRequest, ListGroupsRequest, StartGroupBackupRequest } from "@lull/proto";
 import { LIMITS, LullError, validate } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
+import { pagePosition } from "./page-token.js";
 import { backupOptions, optionalGuest, optionalRange, requireGuest, type GuestDirectory } from "./validate.js";
 import { MAX_MEMBERS, groupEngineProblem, type GroupConfig } from "../groups/config.js";
 import { GROUP_ID, validGroupRunId } from "../groups/group-run.js";
@@ -64,7 +65,7 @@ export function getGroupRequest(req: GetGroupRequest) {
 
 export function listGroupsRequest(guests: GuestDirectory, req: ListGroupsRequest) {
   const limit = optionalRange(req.limit, "limit", 1, 1000) ?? 50;
-  return { guestId: optionalGuest(guests, req.guestId)?.id, activeOnly: req.activeOnly === true, limit };
+  return { guestId: optionalGuest(guests, req.guestId)?.id, activeOnly: req.activeOnly === true, limit, before: pagePosition(req.pageToken) };
 }
 
 export function cancelGroupRequest(req: CancelGroupRequest) {

@@ -16,6 +16,7 @@ import {
 } from "@lull/proto";
 import { LIMITS, LullError, validate } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
+import { pagePosition } from "./page-token.js";
 import { validGroupRunId } from "../groups/group-run.js";
 
 export type GuestDirectory = ReadonlyMap<string, GuestConfig>;
@@ -77,7 +78,7 @@ export function jobRequest(guests: GuestDirectory, req: GetJobRequest) {
 
 export function listJobsRequest(guests: GuestDirectory, req: ListJobsRequest) {
   const limit = optionalRange(req.limit, "limit", 1, 1000) ?? 50;
-  return { guestId: optionalGuest(guests, req.guestId)?.id, activeOnly: req.activeOnly === true, limit };
+  return { guestId: optionalGuest(guests, req.guestId)?.id, activeOnly: req.activeOnly === true, limit, before: pagePosition(req.pageToken) };
 }
 
 export function cancelJobRequest(guests: GuestDirectory, req: CancelJobRequest) {

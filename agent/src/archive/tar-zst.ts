@@ -1,9 +1,10 @@
 // One `.tar.zst` per job, written by the real `tar` and `zstd`: tar's stdout is piped
-// through a byte counter (progress) into zstd's stdin, zstd's stdout into
+// through a byte counter (progress) into zstd's stdin, and zstd writes straight into
 //   <archiveDir>/<prefix>partial-<jobId>.tar.zst
 // which is fsynced and renamed to <archiveDir>/<guestId>/<guestId>-<yyyymmddThhmmssZ>-<jobId>.tar.zst
 // (both directories fsynced). Any failure or abort kills both processes and removes the partial file.
 import { createWriteStream } from "node:fs";
+import { once } from "node:events";
 import { mkdir, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform } from "node:stream";
@@ -11,7 +12,7 @@ import { pipeline } from "node:stream/promises";
 import { execa } from "execa";
 import { LullError, validate, type Logger } from "@lull/shared";
 import { formatArgv, FORCE_KILL_AFTER_MS, tailLines } from "@lull/shared";
-import { classifyFailure, throwIfCancelled } from "../storage/failure.js";
+import { classifyFailure, isNoSpace, throwIfCancelled } from "../storage/failure.js";
 import { tarCreateArgs, type TarVolume } from "./tar-args.js";
 
 /** Upper bound of one archive run; the job's signal cancels it sooner. */
@@ -26,6 +27,8 @@ export interface ArchiveRequest {
   guestId: string;
   jobId: string;
   zstdLevel: number;
+  /** zstd worker threads; 0 (the default) is one per core (`-T0`). */
+  zstdThreads?: number | undefined;
   volumes: readonly { name: string; readPath: string }[];
   /** The moment the data is from (the snapshot's creation time); names the archive. */
   takenAt: number;
@@ -42,6 +45,13 @@ export interface ArchiveRequest {
 export interface ArchiveResult {
   archivePath: string;
   archiveBytes: number;
+}
+
+/** argv of zstd compressing stdin to stdout at `level` with `threads` workers (0: one per core). */
+export function zstdCreateArgs(level: number, threads: number): string[] {
+  if (!Number.isInteger(level) || level < 1 || level > 19) throw new LullError("LULL_E_CONFIG_INVALID", `zstdLevel ${level} is not a whole number from 1 to 19`);
+  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new LullError("LULL_E_CONFIG_INVALID", `zstdThreads ${threads} is not a whole number from 0 to 256`);
+  return ["-q", `-${level}`, `-T${threads}`, "-c"];
 }
 
 /** `20261122T105827Z` */
@@ -110,9 +120,14 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
     stderr: "pipe",
     maxBuffer: { stderr: STDERR_LIMIT_BYTES },
   } as const;
-  const zstdArgs = ["-q", `-${request.zstdLevel}`, "-c"];
+  const zstdArgs = zstdCreateArgs(request.zstdLevel, request.zstdThreads ?? 0);
+  // zstd writes the archive file itself (its stdout is the file): the compressed bytes never pass
+  // through this process. Only tar's output does, for the byte count and the backpressure above.
+  // An open file stream: execa hands its descriptor to zstd as stdout.
+  const file = createWriteStream(outPath, { flags: "w", mode: 0o640 });
+  await once(file, "open");
   const tar = execa("tar", tarArgs, { ...common, stdin: "ignore", stdout: "pipe", buffer: { stdout: false } });
-  const zstd = execa("zstd", zstdArgs, { ...common, stdin: "pipe", stdout: "pipe", buffer: { stdout: false } });
+  const zstd = execa("zstd", zstdArgs, { ...common, stdin: "pipe", stdout: file });
   let bytesRead = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -135,18 +150,19 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
   };
   const steps = [
     pipeline(tar.stdout, counter, zstd.stdin),
-    pipeline(zstd.stdout, createWriteStream(outPath, { flags: "w", mode: 0o640 })),
     tar.then((r) => {
       const why = processFailure("tar", formatArgv("tar", tarArgs), r, request.live ? [0, TAR_EXIT_FILES_DIFFER] : [0]);
       if (why !== undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", why, { cause: r });
     }),
     zstd.then((r) => {
       const why = processFailure("zstd", formatArgv("zstd", zstdArgs), r, [0]);
-      if (why !== undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", why, { cause: r });
+      // zstd writes the file itself: a full file system shows in its stderr.
+      if (why !== undefined) throw new LullError(isNoSpace(why) ? "LULL_E_NO_SPACE" : "LULL_E_ARCHIVE_FAILED", why, { cause: r });
     }),
   ];
   steps.forEach((step) => step.catch(fail));
   await Promise.allSettled(steps);
+  await new Promise<void>((resolve) => file.close(() => resolve()));
   request.signal.removeEventListener("abort", onJobAbort);
   if (request.signal.aborted) throw new LullError("LULL_E_CANCELLED", "archive cancelled", { cause: request.signal.reason });
   if (firstError !== undefined) throw firstError;

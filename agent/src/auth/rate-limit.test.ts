@@ -53,3 +53,32 @@ test("open streams are capped per principal and released once", () => {
   assert.equal(limiter.openStreams(a.id), 0);
   for (let i = 0; i < 10; i++) limiter.openStream(local);
 });
+
+test("open streams of every credential together are capped by maxStreamsTotal; the local operator is not counted", () => {
+  const limiter = new CallLimiter({ rates: {}, maxStreams: 5, maxStreamsTotal: 3 }, manualClock());
+  const releaseA = limiter.openStream(a);
+  limiter.openStream(a);
+  limiter.openStream(b);
+  assert.throws(() => limiter.openStream(b), (err: unknown) => limited(err) && /limits\.maxWatchStreamsTotal/.test((err as Error).message));
+  limiter.openStream(local);
+  assert.equal(limiter.openStreamsTotal, 3);
+  releaseA();
+  releaseA();
+  assert.equal(limiter.openStreamsTotal, 2, "a release counts once");
+  limiter.openStream(b);
+});
+
+test("the default limits fit a busy node: 50 stacks sharing one guest token renew every 5 s and reconnect at once", async () => {
+  const { agentConfigSchema } = await import("../config.js");
+  const limits = agentConfigSchema.parse({ dataDir: "/d", archiveDir: "/a", stagingDir: "/s" }).limits;
+  const clock = manualClock();
+  const limiter = new CallLimiter({ rates: { registerStack: limits.registerStack, watchEvents: limits.watchEvents }, maxStreams: limits.maxWatchStreams }, clock);
+  for (let i = 0; i < 50; i++) {
+    limiter.admit("watchEvents", a);
+    limiter.openStream(a);
+  }
+  for (let second = 0; second < 60; second++) {
+    for (let i = 0; i < 10; i++) limiter.admit("registerStack", a);
+    clock.advance(1000);
+  }
+});

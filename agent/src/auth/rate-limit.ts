@@ -17,6 +17,8 @@ export interface CallLimits {
   rates: Readonly<Record<string, BucketRate>>;
   /** Open server streams per principal. */
   maxStreams: number;
+  /** Open server streams of every limited principal together (the agent's memory bound); default unbounded. */
+  maxStreamsTotal?: number | undefined;
 }
 
 interface Bucket {
@@ -27,6 +29,7 @@ interface Bucket {
 export class CallLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly streams = new Map<string, number>();
+  private totalStreams = 0;
 
   constructor(
     private readonly limits: CallLimits,
@@ -60,17 +63,28 @@ export class CallLimiter {
     if (CallLimiter.exempt(principal)) return () => undefined;
     const open = this.streams.get(principal.id) ?? 0;
     if (open >= this.limits.maxStreams) {
-      throw new LullError("LULL_E_RATE_LIMITED", `too many open event streams for this credential (at most ${this.limits.maxStreams})`);
+      throw new LullError("LULL_E_RATE_LIMITED", `too many open event streams for this credential (at most ${this.limits.maxStreams}: limits.maxWatchStreams)`);
+    }
+    const total = this.limits.maxStreamsTotal;
+    if (total !== undefined && this.totalStreams >= total) {
+      throw new LullError("LULL_E_RATE_LIMITED", `the agent has ${this.totalStreams} open event streams, its limit (limits.maxWatchStreamsTotal); retry later`);
     }
     this.streams.set(principal.id, open + 1);
+    this.totalStreams += 1;
     let released = false;
     return () => {
       if (released) return;
       released = true;
+      this.totalStreams -= 1;
       const left = (this.streams.get(principal.id) ?? 1) - 1;
       if (left <= 0) this.streams.delete(principal.id);
       else this.streams.set(principal.id, left);
     };
+  }
+
+  /** Open streams of every limited principal (tests, diagnostics). */
+  get openStreamsTotal(): number {
+    return this.totalStreams;
   }
 
   /** Open streams of a principal (tests, diagnostics). */

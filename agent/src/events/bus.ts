@@ -1,6 +1,11 @@
 // In-process fan-out of events that are already committed to the store. The ledger
 // publishes after each transaction; watchers and the quiesce barrier subscribe.
 // A listener must not throw; if one does, the error is logged and the others still run.
+//
+// Subscriptions are indexed by the guest they follow (or by none), so an event costs work only
+// for the subscriptions that can match it: a node with many controllers, each following its own
+// guest, does not test every controller's filter for every event. The same Event object goes to
+// every listener (the gRPC layer encodes it once for all streams: grpc/shared-encoding.ts).
 import type { Event } from "@lull/proto";
 import type { Logger } from "@lull/shared";
 
@@ -16,6 +21,8 @@ export type EventListener = (event: Event) => void;
 interface Subscription {
   filter: EventFilter;
   listener: EventListener;
+  /** Only the guest filter is set: the index alone decides (no per-event test). */
+  guestOnly: boolean;
 }
 
 export function matchesFilter(filter: EventFilter, event: Event): boolean {
@@ -25,25 +32,43 @@ export function matchesFilter(filter: EventFilter, event: Event): boolean {
   return true;
 }
 
+/** The index key of subscriptions without a guest filter. */
+const ANY_GUEST = Symbol("any guest");
+
 export class EventBus {
-  private readonly subscriptions = new Set<Subscription>();
+  /** guest id (or ANY_GUEST) → its subscriptions, in subscription order. */
+  private readonly byGuest = new Map<string | typeof ANY_GUEST, Set<Subscription>>();
+  private count = 0;
 
   constructor(private readonly log: Logger) {}
 
   /** Calls `listener` for every later published event that matches; returns the unsubscribe function. */
   subscribe(filter: EventFilter, listener: EventListener): () => void {
-    const sub: Subscription = { filter, listener };
-    this.subscriptions.add(sub);
+    const key = filter.guestId ?? ANY_GUEST;
+    const sub: Subscription = { filter, listener, guestOnly: filter.jobId === undefined && filter.groupRunId === undefined };
+    let set = this.byGuest.get(key);
+    if (!set) this.byGuest.set(key, (set = new Set()));
+    set.add(sub);
+    this.count += 1;
+    let subscribed = true;
     return () => {
-      this.subscriptions.delete(sub);
+      if (!subscribed) return;
+      subscribed = false;
+      this.count -= 1;
+      set.delete(sub);
+      if (set.size === 0 && this.byGuest.get(key) === set) this.byGuest.delete(key);
     };
   }
 
   /** Delivers committed events, in sequence order, to the matching subscribers. */
   publish(events: readonly Event[]): void {
     for (const event of events) {
-      for (const sub of [...this.subscriptions]) {
-        if (!matchesFilter(sub.filter, event)) continue;
+      // Copies: a listener may subscribe or unsubscribe while the event is delivered.
+      const anyGuest = this.byGuest.get(ANY_GUEST);
+      const ofGuest = this.byGuest.get(event.guestId);
+      const targets = [...(anyGuest ?? []), ...(ofGuest ?? [])];
+      for (const sub of targets) {
+        if (!sub.guestOnly && !matchesFilter(sub.filter, event)) continue;
         try {
           sub.listener(event);
         } catch (err) {
@@ -54,6 +79,6 @@ export class EventBus {
   }
 
   get size(): number {
-    return this.subscriptions.size;
+    return this.count;
   }
 }

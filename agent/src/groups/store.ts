@@ -13,6 +13,8 @@ export interface ListGroupRunsQuery {
   guestId?: string | undefined;
   activeOnly?: boolean;
   limit: number;
+  /** Only runs older than this position (the last row of the previous page, api/page-token.ts). */
+  before?: { createdAt: number; id: string } | undefined;
 }
 
 const ACTIVE = "phase NOT IN ('done', 'failed', 'cancelled')";
@@ -62,6 +64,10 @@ export class GroupStore {
       args.push(query.guestId);
     }
     if (query.activeOnly) where.push(ACTIVE);
+    if (query.before) {
+      where.push("(created_at, id) < (?, ?)");
+      args.push(query.before.createdAt, query.before.id);
+    }
     const sql = `SELECT * FROM group_runs ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
     return (this.jobs.connection.prepare(sql).all(...args, query.limit) as GroupRunRow[]).map(groupRunFromRow);
   }

@@ -14,6 +14,7 @@ import { LOCAL_OPERATOR } from "../auth/principal.js";
 import type { CallLimiter } from "../auth/rate-limit.js";
 import type { RuleContext } from "../auth/rules.js";
 import { withSafeDecoding } from "../auth/safe-decode.js";
+import { withSharedEncoding } from "./shared-encoding.js";
 import { prepareSocketPath, removeSocket, restrictSocket } from "./local-socket.js";
 
 export const AGENT_SERVICE_NAME = "lull.v1.Agent";
@@ -102,7 +103,7 @@ export function splitAddress(address: string): { host: string; port: number } {
 export async function listenAgentServer(options: ListenOptions): Promise<AgentServerHandle> {
   const { host } = splitAddress(options.address);
   const shared: Shared = {
-    definition: withSafeDecoding(AgentService),
+    definition: withSharedEncoding(withSafeDecoding(AgentService)),
     reflection: new ReflectionService(loadSync(protoFile, { includeDirs: [protoDir] })),
   };
   const servers: { server: Server; health: HealthImplementation }[] = [];

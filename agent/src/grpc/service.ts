@@ -14,7 +14,9 @@ import { eventFor, newJobRecord, toApiJob, type JobRecord } from "../jobs/job.js
 import type { JobLedger } from "../jobs/ledger.js";
 import { quiesceSettings } from "../jobs/policy.js";
 import type { JobRunner } from "../jobs/runner.js";
+import { GroupCommit } from "../ledger/group-commit.js";
 import * as check from "../api/validate.js";
+import { pageOf } from "../api/page-token.js";
 
 export interface AgentServiceDeps {
   config: Readonly<AgentConfig>;
@@ -44,6 +46,10 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
   const store = ledger.store;
   const guests: check.GuestDirectory = new Map(config.guests.map((g) => [g.id, g]));
   const streams = new Set<AbortController>();
+  // The calls every controller makes in bursts (lease renewals, acknowledgements, resumes) share commits.
+  const together = new GroupCommit(ledger.ledger);
+  // Lease renewals write no event and a restart makes them moot: their commits need not wait for the disk.
+  const leases = new GroupCommit(ledger.ledger, { durable: false });
 
   const jobOf = (guest: GuestConfig, jobId: string): JobRecord => {
     const job = store.getJob(jobId);
@@ -51,8 +57,15 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     return job;
   };
   const api = (job: JobRecord): Job => toApiJob(job);
+  /** Calls that are not batched commit what earlier batched calls queued first (arrival order holds). */
+  const inOrder = <Req, Res>(fn: (req: Req) => Res | Promise<Res>) => (req: Req) => {
+    leases.flushNow();
+    together.flushNow();
+    return fn(req);
+  };
+  const batched = new Set(["RegisterStack", "UnregisterStack", "AcknowledgeQuiesce", "RefuseQuiesce", "ReportResumed"]);
   const handle = <Req, Res>(method: string, fn: (req: Req) => Res | Promise<Res>) =>
-    unaryHandler<Req, Res>(fn, (err) => {
+    unaryHandler<Req, Res>(batched.has(method) ? fn : inOrder(fn), (err) => {
       const e = asLullError(err);
       const level = e.code === "LULL_E_INTERNAL" ? "error" : "info";
       log[level]({ method, code: e.code, err: e.message }, "call failed");
@@ -100,7 +113,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
 
     listJobs: handle("ListJobs", (req) => {
       const r = check.listJobsRequest(guests, req);
-      return { jobs: store.listJobs(r).map(api) };
+      const { page, next } = pageOf(store.listJobs({ ...r, limit: r.limit + 1 }), r.limit, (x) => ({ createdAt: x.createdAt?.getTime() ?? 0, id: x.id }));
+      return { jobs: page.map(api), nextPageToken: next };
     }),
 
     cancelJob: handle("CancelJob", async (req) => {
@@ -111,10 +125,12 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       return api(await runner.cancel(r.jobId, r.reason));
     }),
 
-    registerStack: handle("RegisterStack", (req) => {
+    registerStack: handle("RegisterStack", async (req) => {
       const r = check.registerStackRequest(guests, req);
       const leaseTtlMs = r.leaseTtlMs ?? config.leaseTtlMs;
-      const previous = store.renewLease({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, ttlMs: leaseTtlMs }, clock.now());
+      const previous = await leases.run(() =>
+        store.renewLease({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, ttlMs: leaseTtlMs }, clock.now()),
+      );
       if (previous !== r.controllerId) {
         log.info({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, previous: previous ?? null }, "stack registered");
       }
@@ -122,38 +138,40 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       return { leaseTtlMs, activeJob: active ? api(active) : undefined, lastEventSeq: store.events.lastSeq() };
     }),
 
-    unregisterStack: handle("UnregisterStack", (req) => {
+    unregisterStack: handle("UnregisterStack", async (req) => {
       const r = check.unregisterStackRequest(guests, req);
-      if (store.dropLease(r.guest.id, r.stack, r.controllerId)) {
+      if (await leases.run(() => store.dropLease(r.guest.id, r.stack, r.controllerId))) {
         log.info({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId }, "stack unregistered");
       }
       return {};
     }),
 
-    acknowledgeQuiesce: handle("AcknowledgeQuiesce", (req) => {
+    acknowledgeQuiesce: handle("AcknowledgeQuiesce", async (req) => {
       const r = check.acknowledgeRequest(guests, req);
       jobOf(r.guest, r.jobId);
-      const job = ledger.apply(r.jobId, (_job, now) => ({ type: "stack-acknowledged", stack: r.stack, at: r.stoppedAt ?? now, alreadyStopped: r.alreadyStopped }));
+      const job = await together.run(() =>
+        ledger.apply(r.jobId, (_job, now) => ({ type: "stack-acknowledged", stack: r.stack, at: r.stoppedAt ?? now, alreadyStopped: r.alreadyStopped })),
+      );
       return { job: api(job) };
     }),
 
-    refuseQuiesce: handle("RefuseQuiesce", (req) => {
+    refuseQuiesce: handle("RefuseQuiesce", async (req) => {
       const r = check.refuseRequest(guests, req);
       jobOf(r.guest, r.jobId);
-      return { job: api(ledger.apply(r.jobId, { type: "stack-refused", stack: r.stack, reason: r.reason })) };
+      return { job: api(await together.run(() => ledger.apply(r.jobId, { type: "stack-refused", stack: r.stack, reason: r.reason }))) };
     }),
 
-    reportResumed: handle("ReportResumed", (req) => {
+    reportResumed: handle("ReportResumed", async (req) => {
       const r = check.resumedRequest(guests, req);
       jobOf(r.guest, r.jobId);
-      ledger.apply(r.jobId, (_job, now) => ({
+      await together.run(() => ledger.apply(r.jobId, (_job, now) => ({
         type: "stack-resumed",
         stack: r.stack,
         downtimeMs: r.downtimeMs,
         early: r.early,
         at: r.resumedAt ?? now,
         postStep: r.postStep,
-      }));
+      })));
       return {};
     }),
 

@@ -14,7 +14,14 @@ export type { EventDraft } from "../ledger/event-log.js";
 /** The API's view of a job: the record without the agent's bookkeeping. */
 export function toApiJob(record: JobRecord): Job {
   const { phaseSince: _phaseSince, ...job } = record;
-  return { ...job, stacks: job.stacks.map((s) => ({ ...s })) };
+  const rate = archiveMbPerS(record);
+  return { ...job, stacks: job.stacks.map((s) => ({ ...s })), ...(rate !== undefined ? { archiveMbPerS: rate } : {}) };
+}
+
+/** The archive phase's throughput (the files' bytes over its duration, MB = 10^6 bytes), once it ended; undefined before. */
+export function archiveMbPerS(job: Pick<Job, "archiveMs" | "bytesTotal" | "bytesDone">): number | undefined {
+  if (job.archiveMs <= 0 || job.bytesTotal <= 0) return undefined;
+  return Math.round((Math.min(job.bytesDone, job.bytesTotal) / 1e6 / (job.archiveMs / 1000)) * 10) / 10;
 }
 
 export interface NewJob {

@@ -17,6 +17,8 @@ export interface ListJobsQuery {
   guestId?: string | undefined;
   activeOnly?: boolean;
   limit: number;
+  /** Only jobs older than this position (the last row of the previous page, api/page-token.ts). */
+  before?: { createdAt: number; id: string } | undefined;
 }
 
 export interface CreateResult {
@@ -120,6 +122,11 @@ export class JobStore {
       args.push(query.guestId);
     }
     if (query.activeOnly) where.push(ACTIVE);
+    if (query.before) {
+      // A row-value comparison: SQLite reads it as a range of the (created_at, id) indexes (migration 9).
+      where.push("(created_at, id) < (?, ?)");
+      args.push(query.before.createdAt, query.before.id);
+    }
     const sql = `SELECT * FROM jobs ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
     const rows = this.db.prepare(sql).all(...args, query.limit) as JobRow[];
     return rows.map((r) => this.hydrate(r) as JobRecord);

@@ -280,6 +280,18 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX backups_by_guest ON backups (guest_id, created_at);
     `,
   },
+  {
+    version: 9,
+    description: "list indexes: ListJobs and ListGroups read a page from (created_at, id) instead of sorting every row",
+    sql: `
+      -- Every guest's jobs, newest first, and one guest's (replaces jobs_by_guest, which lacked the id).
+      CREATE INDEX jobs_by_created ON jobs (created_at, id);
+      CREATE INDEX jobs_by_guest_created ON jobs (guest_id, created_at, id);
+      DROP INDEX jobs_by_guest;
+      CREATE INDEX group_runs_by_created_id ON group_runs (created_at, id);
+      DROP INDEX group_runs_by_created;
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

@@ -6,6 +6,7 @@
 import { asLullError, type Clock, type Logger } from "@lull/shared";
 import type { JobStore } from "../jobs/store.js";
 import { DAY_MS, type RetentionPolicy } from "./config.js";
+import { reclaimFreePages } from "../ledger/database.js";
 import { PruneStore, type PruneCounts, type PruneUnit } from "./prune-store.js";
 
 /** Upper bounds of one delete transaction (a unit is never split, so one large unit may exceed the event bound). */
@@ -109,7 +110,16 @@ export class RetentionPruner {
       log.error({ code: e.code, err: e.message, ...report }, "retention pass failed");
       return report;
     }
-    const fields = { ...report, ...policyFields, durationMs: clock.now() - started };
+    let reclaimedBytes = 0;
+    if (report.jobs > 0 && !this.stop.signal.aborted) {
+      try {
+        reclaimedBytes = reclaimFreePages(this.o.store.connection);
+      } catch (err) {
+        // The rows are gone either way; the space comes back at the next pass.
+        log.warn({ err: asLullError(err).message }, "retention could not return free pages to the file system");
+      }
+    }
+    const fields = { ...report, ...policyFields, reclaimedBytes, durationMs: clock.now() - started };
     if (report.jobs > 0) log.info(fields, "retention pruned ended jobs");
     else log.debug(fields, "retention found nothing to prune");
     return report;

@@ -9,3 +9,8 @@ export { CuedEngine } from "./cued-engine.js";
 export { SocketRelay } from "./socket-relay.js";
 export type { BackupEngine, EngineResult, EngineRun } from "../engines/engine.js";
 export type { GuestConfig } from "../config.js";
+export { TokenStore } from "../auth/token-store.js";
+export { History } from "../retention/testing/seed-history.js";
+export { writeArchive, type ArchiveRequest } from "../archive/tar-zst.js";
+export { measureTrees } from "../archive/measure.js";
+export { createProgressReporter } from "../archive/progress.js";

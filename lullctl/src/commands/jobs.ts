@@ -6,9 +6,12 @@ import { infoLines, jobDetails, jobsTable } from "../render.js";
 import { EXIT, printJson, type CommandContext } from "./context.js";
 
 export async function jobsCommand(ctx: CommandContext, cmd: Extract<Command, { name: "jobs" }>): Promise<number> {
-  const { jobs } = await ctx.api.listJobs({ guestId: cmd.guest ?? "", activeOnly: cmd.active, limit: cmd.limit });
-  if (ctx.json) printJson(ctx.out, { jobs: jobs.map(jobJson) });
-  else for (const line of jobsTable(jobs)) ctx.out.line(line);
+  const { jobs, nextPageToken } = await ctx.api.listJobs({ guestId: cmd.guest ?? "", activeOnly: cmd.active, limit: cmd.limit, pageToken: cmd.page ?? "" });
+  if (ctx.json) printJson(ctx.out, { jobs: jobs.map(jobJson), ...(nextPageToken ? { nextPageToken } : {}) });
+  else {
+    for (const line of jobsTable(jobs)) ctx.out.line(line);
+    if (nextPageToken) ctx.out.line(`more: lullctl jobs --page ${nextPageToken}${cmd.guest ? ` --guest ${cmd.guest}` : ""}${cmd.active ? " --active" : ""}${cmd.limit ? ` --limit ${cmd.limit}` : ""}`);
+  }
   return EXIT.ok;
 }
 

@@ -48,7 +48,8 @@ export interface AgentApi {
   getAgentInfo(request?: GetAgentInfoRequest, options?: AgentCallOptions): Promise<AgentInfo>;
   startBackup: Unary<StartBackupRequest, StartBackupResponse>;
   getJob: Unary<GetJobRequest, Job>;
-  listJobs: Unary<ListJobsRequest, ListJobsResponse>;
+  /** A page of jobs, newest first; `pageToken` (a response's `nextPageToken`) asks for the page after it. */
+  listJobs: Unary<Paged<ListJobsRequest>, ListJobsResponse>;
   cancelJob: Unary<CancelJobRequest, Job>;
   registerStack: Unary<RegisterStackRequest, RegisterStackResponse>;
   unregisterStack: Unary<UnregisterStackRequest, UnregisterStackResponse>;
@@ -57,7 +58,8 @@ export interface AgentApi {
   reportResumed: Unary<ReportResumedRequest, ReportResumedResponse>;
   startGroupBackup: Unary<StartGroupBackupRequest, StartGroupBackupResponse>;
   getGroup: Unary<GetGroupRequest, GroupRun>;
-  listGroups: Unary<ListGroupsRequest, ListGroupsResponse>;
+  /** A page of group runs, newest first; `pageToken` as for listJobs. */
+  listGroups: Unary<Paged<ListGroupsRequest>, ListGroupsResponse>;
   /** Answers once the members ended (the agent bounds that by its cancel grace, as for CancelJob). */
   cancelGroup: Unary<CancelGroupRequest, CancelGroupResponse>;
   /**
@@ -69,6 +71,9 @@ export interface AgentApi {
   readonly raw: AgentClient;
   close(): void;
 }
+
+/** A list request whose page token may be left out (the first page). */
+export type Paged<Req extends { pageToken: string }> = Omit<Req, "pageToken"> & { pageToken?: string | undefined };
 
 export interface AgentApiOptions {
   /** Deadline of each attempt, in milliseconds. Default 10 s. */
@@ -87,11 +92,13 @@ export function agentApiOf(client: AgentClient, options: AgentApiOptions = {}): 
     (request, o = {}) =>
       withRetry(() => callUnary(method.bind(client), request, { timeoutMs, ...(o.signal ? { signal: o.signal } : {}) }), retry, o.signal);
   const getAgentInfo = unary(client.getAgentInfo);
+  const listJobs = unary(client.listJobs);
+  const listGroups = unary(client.listGroups);
   return {
     getAgentInfo: (request = {}, o) => getAgentInfo(request, o),
     startBackup: unary(client.startBackup),
     getJob: unary(client.getJob),
-    listJobs: unary(client.listJobs),
+    listJobs: (request, o) => listJobs({ ...request, pageToken: request.pageToken ?? "" }, o),
     cancelJob: unary(client.cancelJob),
     registerStack: unary(client.registerStack),
     unregisterStack: unary(client.unregisterStack),
@@ -100,7 +107,7 @@ export function agentApiOf(client: AgentClient, options: AgentApiOptions = {}): 
     reportResumed: unary(client.reportResumed),
     startGroupBackup: unary(client.startGroupBackup),
     getGroup: unary(client.getGroup),
-    listGroups: unary(client.listGroups),
+    listGroups: (request, o) => listGroups({ ...request, pageToken: request.pageToken ?? "" }, o),
     cancelGroup: unary(client.cancelGroup),
     watchEvents: (request, signal, watch) => watchEventStream(client, request, signal, watch),
     raw: client,

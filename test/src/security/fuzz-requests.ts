@@ -128,7 +128,7 @@ export function partialRequest(rpc: string, rng: Rng, w: FuzzWorld): Record<stri
     case "GetJob":
       return { guestId: guest(), jobId: jobId(rng, w) };
     case "ListJobs":
-      return { guestId: guest(), activeOnly: rng.chance(0.5), limit: num(rng) };
+      return { guestId: guest(), activeOnly: rng.chance(0.5), limit: num(rng), ...(rng.chance(0.3) ? { pageToken: text() } : {}) };
     case "CancelJob":
       return { guestId: guest(), jobId: jobId(rng, w), reason: text() };
     case "RegisterStack":
@@ -149,7 +149,7 @@ export function partialRequest(rpc: string, rng: Rng, w: FuzzWorld): Record<stri
     case "GetGroup":
       return { groupRunId: rng.chance(0.5) ? groupRunId(rng, w) : text() };
     case "ListGroups":
-      return { guestId: guest(), activeOnly: rng.chance(0.5), limit: num(rng) };
+      return { guestId: guest(), activeOnly: rng.chance(0.5), limit: num(rng), ...(rng.chance(0.3) ? { pageToken: text() } : {}) };
     case "CancelGroup":
       return { groupRunId: groupRunId(rng, w), reason: text() };
     default:

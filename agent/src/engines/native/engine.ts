@@ -60,6 +60,7 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
 
   async function archive(run: EngineRun, handle: SnapshotHandle): Promise<EngineResult> {
     const { hooks, signal, guest, jobId } = run;
+    const native = nativeGuest(guest);
     const bytesTotal = await measureTrees(
       handle.volumes.map((v) => v.readPath),
       signal,
@@ -77,7 +78,8 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
       prefix: deps.config.prefix,
       guestId: guest.id,
       jobId,
-      zstdLevel: deps.config.zstdLevel,
+      zstdLevel: native.zstdLevel ?? deps.config.zstdLevel,
+      zstdThreads: native.zstdThreads ?? deps.config.zstdThreads,
       volumes: handle.volumes,
       takenAt: handle.createdAt,
       live: handle.mode === SnapshotMode.SNAPSHOT_MODE_NONE,
@@ -89,6 +91,43 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
     return result;
   }
 
+  /**
+   * The driver's snapshot, bounded by `timeoutMs`: past it the driver's signal aborts (its commands
+   * are killed) and the job fails with LULL_E_SNAPSHOT_TIMEOUT at once, even when a command does not
+   * die (a hung `dmsetup suspend`); a copy the driver still makes afterwards is released.
+   */
+  async function snapshotWithin(driver: StorageDriver, run: EngineRun, guest: NativeGuestConfig, timeoutMs: number): Promise<SnapshotHandle> {
+    const { signal, jobId } = run;
+    const timer = new AbortController();
+    const timeout = () =>
+      new LullError(
+        "LULL_E_SNAPSHOT_TIMEOUT",
+        `snapshotting guest ${guest.id} (${guest.driver}) did not finish within ${timeoutMs} ms (snapshotTimeoutMs); the stacks resume`,
+      );
+    let expire: (err: LullError) => void = () => undefined;
+    const expired = new Promise<never>((_, reject) => {
+      expire = reject;
+    });
+    const clock = setTimeout(() => {
+      timer.abort(timeout());
+      expire(timeout());
+    }, timeoutMs);
+    const taking = driver.snapshot({ jobId, guest, signal: AbortSignal.any([signal, timer.signal]) });
+    try {
+      return await Promise.race([taking, expired]);
+    } catch (err) {
+      if (timer.signal.aborted && !signal.aborted) {
+        run.log.warn({ jobId, guestId: guest.id, timeoutMs }, "snapshot step timed out");
+        // The driver may still finish: release what it made, so nothing is left until the next sweep.
+        taking.then((late) => release(driver, late, run), () => undefined);
+        throw timeout();
+      }
+      throw classifyFailure(err, "LULL_E_SNAPSHOT_FAILED", `snapshotting guest ${guest.id}`, signal);
+    } finally {
+      clearTimeout(clock);
+    }
+  }
+
   async function run(run: EngineRun): Promise<EngineResult> {
     const { hooks, signal, jobId } = run;
     const guest = nativeGuest(run.guest);
@@ -98,9 +137,7 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
     const consistency = await hooks.quiesce();
     throwIfCancelled(signal, `backing up guest ${guest.id}`);
     if (mode !== SnapshotMode.SNAPSHOT_MODE_NONE) hooks.snapshotting(mode);
-    const handle = await driver.snapshot({ jobId, guest, signal }).catch((err: unknown) => {
-      throw classifyFailure(err, "LULL_E_SNAPSHOT_FAILED", `snapshotting guest ${guest.id}`, signal);
-    });
+    const handle = await snapshotWithin(driver, run, guest, guest.snapshotTimeoutMs ?? deps.config.snapshotTimeoutMs);
     try {
       if (handle.mode !== SnapshotMode.SNAPSHOT_MODE_NONE) {
         // In a consistency group this waits for every member's copy (and throws if the group failed).

@@ -1,0 +1,33 @@
+// A live event sent on many streams is encoded once; other objects, and unary responses, as before.
+// Against the real service definition and, over a real socket, against grpc-js.
+import { strict as assert } from "node:assert";
+import { describe, it } from "node:test";
+import type { ServiceDefinition } from "@grpc/grpc-js";
+import { AgentService, Event as EventCodec, type Event } from "@lull/proto";
+import { withSharedEncoding } from "./shared-encoding.js";
+
+describe("shared encoding", () => {
+  it("encodes one event object once for every stream; a new object again; unary methods untouched", () => {
+    let calls = 0;
+    const counting: ServiceDefinition = {
+      ...AgentService,
+      watchEvents: {
+        ...AgentService.watchEvents,
+        responseSerialize: (v: Event) => {
+          calls += 1;
+          return AgentService.watchEvents.responseSerialize(v);
+        },
+      },
+    };
+    const shared = withSharedEncoding(counting);
+    const e: Event = EventCodec.fromPartial({ seq: 7, guestId: "a", jobId: "j", message: "hello", at: new Date(1_700_000_000_000) });
+    const bytes = Array.from({ length: 500 }, () => shared.watchEvents!.responseSerialize(e));
+    assert.equal(calls, 1);
+    assert.ok(bytes.every((b) => b === bytes[0]));
+    assert.deepEqual(EventCodec.decode(bytes[0]!), e, "the bytes are the event's");
+    const copy = { ...e, message: "changed copy" };
+    assert.equal(EventCodec.decode(shared.watchEvents!.responseSerialize(copy)).message, "changed copy");
+    assert.equal(calls, 2);
+    assert.equal(shared.getJob, counting.getJob, "unary methods are left as they are");
+  });
+});

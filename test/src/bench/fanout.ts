@@ -1,0 +1,323 @@
+#!/usr/bin/env node
+// `npm run bench:fanout` (root): how one agent delivers its events when many watchers follow it.
+// A real lull-agent (dir driver, tiny guests) and, in this process, N watchers: most are
+// controllers over TLS, each with its own per-stack token, holding a registration lease (renewed
+// at a third of its TTL, as lull-controller does), following its guest's events and acknowledging
+// each quiesce; the rest are operators' dashboards on the unix socket following every event. Then
+// backups run on several guests at once, round after round. For each N it prints the per-event
+// delivery delay (the agent's event time → receipt here) p50/p99/max, per transport, the agent's
+// RSS and CPU, and refused or missed deliveries; then the quiesce barrier's time with K stacks on
+// one guest. Targets: 500 watchers p99 ≤ 50 ms and RSS ≤ 200 MB; 2000 watchers p99 ≤ 100 ms.
+// A missed target is not a failure (the machine is shared); the exit code is non-zero only when the
+// benchmark itself broke (a backup failed, a watcher missed events).
+//   node test/dist/bench/fanout.js [--watchers 50,200,500,2000] [--guests 20] [--busy 4] [--rounds 3]
+//     [--dashboards 5] [--barrier 1,10,50] [--barrier-rounds 3] [--keep]
+// N counts every watcher: `--dashboards` of them (operators' terminals and dashboards) follow every
+// event on the unix socket, the rest are controllers.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { ClientReadableStream } from "@grpc/grpc-js";
+import { TokenStore } from "@lull/agent/testing";
+import { EventKind, Phase, type Event } from "@lull/proto";
+import { phaseName } from "@lull/shared";
+import { connectTestClient, makeTempDir, removeDir, startAgent, type AgentProcess, type TestAgentClient, type TestGuest } from "../support/index.js";
+import { cpuSeconds, fmtMs, intOption, machineNote, medianOf, percentile, printTable, rssMiB, type Row } from "./figures.js";
+
+const say = (text: string) => process.stdout.write(`${text}\n`);
+const JOB_TIMEOUT_MS = 120_000;
+export const FANOUT_TARGETS = { 500: { p99Ms: 50, rssMiB: 200 }, 2000: { p99Ms: 100 } } as const;
+
+interface Options {
+  watchers: number[];
+  guests: number;
+  busy: number;
+  rounds: number;
+  dashboards: number;
+  barrier: number[];
+  barrierRounds: number;
+  keep: boolean;
+}
+
+function readOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      watchers: { type: "string", default: "50,200,500,2000" },
+      guests: { type: "string", default: "20" },
+      busy: { type: "string", default: "4" },
+      rounds: { type: "string", default: "3" },
+      dashboards: { type: "string", default: "5" },
+      barrier: { type: "string", default: "1,10,50" },
+      "barrier-rounds": { type: "string", default: "3" },
+      keep: { type: "boolean" },
+    },
+    strict: true,
+  });
+  const list = (v: string, name: string, max: number) => v.split(",").filter((s) => s !== "").map((s) => intOption(s, name, 1, max));
+  const guests = intOption(values.guests, "guests", 1, 200);
+  return {
+    watchers: list(values.watchers, "watchers", 10_000),
+    guests,
+    busy: Math.min(guests, intOption(values.busy, "busy", 1, 200)),
+    rounds: intOption(values.rounds, "rounds", 1, 100),
+    dashboards: intOption(values.dashboards, "dashboards", 0, 10_000),
+    barrier: list(values.barrier, "barrier", 1_000),
+    barrierRounds: intOption(values["barrier-rounds"], "barrier-rounds", 1, 100),
+    keep: values.keep === true,
+  };
+}
+
+const guestId = (i: number) => `g${String(i + 1).padStart(3, "0")}`;
+
+/** One watcher: a controller over TLS (lease, guest filter, acks) or a dashboard on the socket. */
+class Watcher {
+  readonly seqs: number[] = [];
+  stream: ClientReadableStream<Event> | undefined;
+  private renew: NodeJS.Timeout | undefined;
+  refused = 0;
+  errors: string[] = [];
+  constructor(
+    readonly client: TestAgentClient,
+    readonly transport: "tls" | "socket",
+    readonly guest: string | undefined,
+    readonly stack: string,
+    readonly delays: number[],
+    readonly window: { open: boolean },
+  ) {}
+
+  async register(): Promise<void> {
+    if (!this.guest) return;
+    const once = async () => {
+      try {
+        await this.client.api.registerStack({ guestId: this.guest!, stack: this.stack, controllerId: `bench-${this.stack}`, leaseTtlMs: 0 });
+      } catch (err) {
+        this.refused += 1;
+        this.errors.push(String((err as Error).message));
+      }
+    };
+    await once();
+    this.renew = setInterval(() => void once(), 5_000);
+  }
+
+  open(afterSeq: number): Promise<void> {
+    const stream = this.client.raw.watchEvents({ guestId: this.guest ?? "", jobId: "", afterSeq });
+    this.stream = stream;
+    return new Promise<void>((resolve, reject) => {
+      stream.once("metadata", () => resolve());
+      stream.on("data", (e: Event) => {
+        const now = Date.now();
+        if (this.window.open) this.delays.push(now - e.at!.getTime());
+        this.seqs.push(e.seq);
+        if (this.guest && e.kind === EventKind.EVENT_KIND_PHASE && e.phase === Phase.PHASE_QUIESCING) {
+          this.client.api.acknowledgeQuiesce({ guestId: this.guest, jobId: e.jobId, stack: this.stack, stoppedAt: new Date(), alreadyStopped: false }).catch((err: Error) => {
+            this.errors.push(`ack: ${err.message}`);
+          });
+        }
+      });
+      stream.on("error", (err: Error) => {
+        if (!/CANCELLED/.test(err.message)) this.errors.push(`stream: ${err.message}`);
+        reject(err);
+      });
+    });
+  }
+
+  close(): void {
+    clearInterval(this.renew);
+    this.stream?.cancel();
+    this.client.close();
+  }
+}
+
+interface Site {
+  dir: string;
+  agent: AgentProcess;
+  operator: TestAgentClient;
+  tokens: TokenStore;
+}
+
+async function startSite(guests: readonly string[]): Promise<Site> {
+  const dir = await makeTempDir("lull-bench-fanout-");
+  const testGuests: TestGuest[] = [];
+  for (const id of guests) {
+    const path = join(dir, "volumes", id);
+    await mkdir(path, { recursive: true });
+    await writeFile(join(path, "state.json"), JSON.stringify({ id, at: Date.now() }));
+    testGuests.push({ id, driver: "dir", snapshot: "copy", volumes: [{ name: "data", path }] });
+  }
+  const agent = await startAgent({ dir, guests: testGuests, config: { quiesce: { timeoutMs: 60_000, policy: "fail" } } });
+  const tokens = TokenStore.open(join(dir, "data", "agent.db"));
+  return { dir, agent, operator: agent.client(), tokens };
+}
+
+async function stopSite(site: Site, keep: boolean): Promise<void> {
+  site.tokens.close();
+  await site.agent.stop();
+  if (keep) say(`kept ${site.dir}`);
+  else await removeDir(site.dir);
+}
+
+/** Watchers, opened 50 at a time. */
+async function openWatchers(site: Site, specs: Array<{ transport: "tls" | "socket"; guest?: string; stack: string }>, delays: { tls: number[]; socket: number[] }, window: { open: boolean }) {
+  const watchers: Watcher[] = [];
+  const afterSeq = (await site.operator.info()).lastEventSeq;
+  for (let i = 0; i < specs.length; i += 50) {
+    await Promise.all(
+      specs.slice(i, i + 50).map(async (spec) => {
+        let client: TestAgentClient;
+        if (spec.transport === "socket") client = connectTestClient(site.agent.socketAddress);
+        else {
+          const { token } = site.tokens.create({ kind: "guest", guestId: spec.guest, stack: spec.stack }, Date.now());
+          client = connectTestClient(site.agent.address, 20_000, { token, tls: { fingerprint: site.agent.fingerprint } });
+        }
+        const w = new Watcher(client, spec.transport, spec.guest, spec.stack, delays[spec.transport], window);
+        watchers.push(w);
+        await w.register();
+        await w.open(afterSeq);
+      }),
+    );
+  }
+  return watchers;
+}
+
+async function backupRound(site: Site, guests: readonly string[]): Promise<Array<{ guest: string; quiesceMs: number; totalMs: number }>> {
+  return Promise.all(
+    guests.map(async (guest) => {
+      const job = await site.operator.backup(guest, JOB_TIMEOUT_MS);
+      if (job.phase !== Phase.PHASE_DONE) throw new Error(`backup of ${guest} ended ${phaseName(job.phase)}: ${job.errorCode} ${job.errorMessage}`);
+      return { guest, quiesceMs: job.quiesceMs, totalMs: job.totalMs };
+    }),
+  );
+}
+
+interface FanoutResult {
+  n: number;
+  events: number;
+  tls: number[];
+  socket: number[];
+  rss: { now: number; peak: number };
+  cpuPercent: number;
+  /** This process (every watcher), for comparison: it shares the cores with the agent. */
+  watcherCpuPercent: number;
+  setupMs: number;
+  refused: number;
+  missed: number;
+  errors: string[];
+}
+
+async function fanout(n: number, o: Options): Promise<FanoutResult> {
+  const guests = Array.from({ length: o.guests }, (_, i) => guestId(i));
+  const site = await startSite(guests);
+  try {
+    const socketCount = Math.min(n, o.dashboards);
+    const specs = Array.from({ length: n }, (_, i) =>
+      i < socketCount ? { transport: "socket" as const, stack: `dash-${i}` } : { transport: "tls" as const, guest: guests[i % guests.length]!, stack: `s${i}` },
+    );
+    const delays = { tls: [] as number[], socket: [] as number[] };
+    const window = { open: false };
+    const setupStarted = Date.now();
+    const watchers = await openWatchers(site, specs, delays, window);
+    const setupMs = Date.now() - setupStarted;
+    const pid = site.agent.proc.pid;
+    const firstSeq = (await site.operator.info()).lastEventSeq;
+    const cpu0 = cpuSeconds(pid);
+    const own0 = process.cpuUsage();
+    const t0 = Date.now();
+    window.open = true;
+    for (let r = 0; r < o.rounds; r++) await backupRound(site, guests.slice((r * o.busy) % guests.length, ((r * o.busy) % guests.length) + o.busy));
+    const lastSeq = (await site.operator.info()).lastEventSeq;
+    // Let the last deliveries arrive.
+    const deadline = Date.now() + 10_000;
+    const expected = (w: Watcher, all: Event[]) => all.filter((e) => w.guest === undefined || e.guestId === w.guest).map((e) => e.seq);
+    const all = await site.operator.collectEvents({ afterSeq: firstSeq }, (e) => e.seq >= lastSeq, 30_000);
+    const missing = () => watchers.reduce((m, w) => m + expected(w, all).filter((s) => !w.seqs.includes(s)).length, 0);
+    while (missing() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    window.open = false;
+    const wall = (Date.now() - t0) / 1000;
+    const cpuPercent = ((cpuSeconds(pid) - cpu0) / wall) * 100;
+    const own = process.cpuUsage(own0);
+    const watcherCpuPercent = ((own.user + own.system) / 1e6 / wall) * 100;
+    const rss = rssMiB(pid);
+    const result: FanoutResult = {
+      n,
+      events: all.length,
+      tls: delays.tls,
+      socket: delays.socket,
+      rss,
+      cpuPercent,
+      watcherCpuPercent,
+      setupMs,
+      refused: watchers.reduce((s, w) => s + w.refused, 0),
+      missed: missing(),
+      errors: watchers.flatMap((w) => w.errors).slice(0, 5),
+    };
+    for (const w of watchers) w.close();
+    return result;
+  } finally {
+    await stopSite(site, o.keep);
+  }
+}
+
+async function barrier(o: Options): Promise<Array<{ k: number; quiesceMs: number[] }>> {
+  const ids = o.barrier.map((k) => `b${k}`);
+  const site = await startSite(ids);
+  const out: Array<{ k: number; quiesceMs: number[] }> = [];
+  try {
+    for (const k of o.barrier) {
+      const guest = `b${k}`;
+      const watchers = await openWatchers(
+        site,
+        Array.from({ length: k }, (_, i) => ({ transport: "tls" as const, guest, stack: `${guest}-s${i}` })),
+        { tls: [], socket: [] },
+        { open: false },
+      );
+      const quiesceMs: number[] = [];
+      for (let r = 0; r < o.barrierRounds; r++) quiesceMs.push(...(await backupRound(site, [guest])).map((x) => x.quiesceMs));
+      for (const w of watchers) w.close();
+      out.push({ k, quiesceMs });
+    }
+  } finally {
+    await stopSite(site, o.keep);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const o = readOptions();
+  say(`fan-out: ${o.guests} guests, backups on ${o.busy} at a time, ${o.rounds} rounds; ${o.dashboards} watchers on the unix socket (dashboards: every event), the rest over TLS (own token, lease, guest filter, acks)`);
+  say(machineNote());
+  const results: FanoutResult[] = [];
+  for (const n of o.watchers) {
+    const r = await fanout(n, o);
+    results.push(r);
+    const both = [...r.tls, ...r.socket];
+    say(
+      `  N=${n}: ${r.events} events, ${both.length} deliveries (tls ${r.tls.length}, socket ${r.socket.length}); p50 ${fmtMs(percentile(both, 50))} p99 ${fmtMs(percentile(both, 99))} max ${fmtMs(percentile(both, 100))}; ` +
+        `RSS ${r.rss.now.toFixed(0)} MiB (peak ${r.rss.peak.toFixed(0)}), CPU ${r.cpuPercent.toFixed(0)} % (watchers' process ${r.watcherCpuPercent.toFixed(0)} %); set-up ${r.setupMs} ms; refused ${r.refused}, missed ${r.missed}`,
+    );
+    if (r.errors.length > 0) say(`    first errors: ${r.errors.join(" | ")}`);
+  }
+  const rows: Row[] = [];
+  for (const r of results) {
+    const both = [...r.tls, ...r.socket];
+    const p99 = percentile(both, 99);
+    const t = (FANOUT_TARGETS as Record<number, { p99Ms: number; rssMiB?: number }>)[r.n];
+    rows.push({ name: `N=${r.n} delay p50 / p99 / max`, value: `${fmtMs(percentile(both, 50))} / ${fmtMs(p99)} / ${fmtMs(percentile(both, 100))}`, ...(t ? { target: `p99 <= ${t.p99Ms} ms`, met: p99 <= t.p99Ms } : {}) });
+    rows.push({ name: `N=${r.n}   tls p99 / socket p99`, value: `${fmtMs(percentile(r.tls, 99))} / ${fmtMs(percentile(r.socket, 99))}` });
+    rows.push({ name: `N=${r.n}   agent RSS (peak)`, value: `${r.rss.now.toFixed(0)} MiB (${r.rss.peak.toFixed(0)})`, ...(t?.rssMiB ? { target: `<= ${t.rssMiB} MiB`, met: r.rss.peak <= t.rssMiB } : {}) });
+    rows.push({ name: `N=${r.n}   agent CPU (watchers' process)`, value: `${r.cpuPercent.toFixed(0)} % (${r.watcherCpuPercent.toFixed(0)} %) of a core` });
+    rows.push({ name: `N=${r.n}   refused / missed`, value: `${r.refused} / ${r.missed}`, target: "0 / 0", met: r.refused === 0 && r.missed === 0 });
+  }
+  const barriers = o.barrier.length > 0 ? await barrier(o) : [];
+  for (const b of barriers) rows.push({ name: `barrier K=${b.k} (median of ${b.quiesceMs.length})`, value: fmtMs(medianOf(b.quiesceMs)) });
+  printTable("fan-out (medians where several samples; delays over every delivery)", rows, say);
+  say(machineNote());
+  if (results.some((r) => r.missed > 0)) {
+    say("fan-out: some watchers missed events");
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:fanout failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
