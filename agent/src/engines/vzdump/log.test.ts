@@ -29,6 +29,14 @@ describe("vzdump output lines", () => {
       message: "can't acquire lock '/var/run/vzdump.lock' - got timeout",
     });
     assert.equal(classifyLine("ERROR: VM 100 qmp command 'guest-fsfreeze-freeze' failed - got timeout").kind, "freeze-failed");
+    // current qemu-server (Agent::guest_fs_freeze_applicable, Agent::guest_fs_freeze)
+    assert.deepEqual(classifyLine("INFO: skipping guest filesystem freeze - disabled in VM options"), { kind: "freeze-skipped", reason: "disabled in VM options" });
+    assert.deepEqual(classifyLine("INFO: skipping guest filesystem freeze - already frozen"), { kind: "freeze-skipped", reason: "already frozen" });
+    assert.deepEqual(classifyLine("ERROR: unable to freeze guest fs - unexpected status 'thawed'"), { kind: "freeze-failed", message: "unable to freeze guest fs - unexpected status 'thawed'" });
+    assert.deepEqual(classifyLine("ERROR: querying status after freezing guest fs failed - timeout after 60 minutes"), {
+      kind: "freeze-failed",
+      message: "querying status after freezing guest fs failed - timeout after 60 minutes",
+    });
     assert.equal(classifyLine('  Logical volume "snap_vm-101-disk-0_vzdump" created.').kind, "other");
     assert.equal(classifyLine("snapshot create failed: starting cleanup").kind, "snapshot-create-failed");
   });

@@ -9,7 +9,7 @@ export type VzdumpLine =
   | { kind: "job-started"; uuid: string }
   | { kind: "progress"; percent: number; doneBytes: number; totalBytes: number }
   | { kind: "mode"; mode: string }
-  | { kind: "freeze-skipped" }
+  | { kind: "freeze-skipped"; reason: string }
   | { kind: "freeze-failed"; message: string }
   | { kind: "guest-failed"; vmid: number; message: string }
   | { kind: "job-failed"; message: string }
@@ -52,7 +52,11 @@ export function classifyLine(line: string): VzdumpLine {
   if (line.startsWith("snapshot create failed")) return { kind: "snapshot-create-failed" };
   if ((m = /^INFO: started backup task '([^']+)'$/.exec(line))) return { kind: "job-started", uuid: m[1]! };
   if ((m = /^INFO: backup mode: (\w+)$/.exec(line))) return { kind: "mode", mode: m[1]! };
-  if (/^INFO: skipping guest(-agent 'fs-freeze',| filesystem freeze -) agent configured but not running\?$/.test(line)) return { kind: "freeze-skipped" };
+  // qemu-server's Agent::guest_fs_freeze_applicable (current wording) and the older qga_fs_freeze.
+  if ((m = /^INFO: skipping guest filesystem freeze - (.+)$/.exec(line))) return { kind: "freeze-skipped", reason: m[1]! };
+  if (line === "INFO: skipping guest-agent 'fs-freeze', agent configured but not running?") return { kind: "freeze-skipped", reason: "agent configured but not running?" };
+  // Agent::guest_fs_freeze's two failures (logerr: vzdump goes on unfrozen), and the older QMP wording.
+  if ((m = /^ERROR: ((?:unable to freeze guest fs|querying status after freezing guest fs failed) - .*)$/.exec(line))) return { kind: "freeze-failed", message: m[1]! };
   if ((m = /^ERROR: (.*guest-fsfreeze-freeze.*)$/.exec(line))) return { kind: "freeze-failed", message: m[1]! };
   if ((m = /^ERROR: Backup of VM (\d+) failed - (.*)$/.exec(line))) return { kind: "guest-failed", vmid: Number(m[1]), message: m[2]! };
   if ((m = /^ERROR: Backup job failed - (.*)$/.exec(line))) return { kind: "job-failed", message: m[1]! };

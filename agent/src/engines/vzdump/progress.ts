@@ -292,7 +292,7 @@ function onLine(step: Step, line: string, at: number, ctx: ProgressContext): voi
       step.do({ type: "progress", done: c.doneBytes, total: c.totalBytes });
       break;
     case "freeze-skipped":
-      step.note(`guest ${vmid}: the guest agent's filesystem freeze was skipped; data inside the VM is crash-consistent unless its apps were stopped`);
+      step.note(`guest ${vmid}: the guest agent's filesystem freeze was skipped; data inside the VM is crash-consistent unless its apps were stopped (vzdump: ${c.reason})`);
       break;
     case "freeze-failed":
       step.note(`guest ${vmid}: the guest agent's filesystem freeze failed (${c.message}); crash-consistent unless its apps were stopped`);

@@ -51,7 +51,7 @@ export interface FakeFaults {
   slowArchive?: { chunkBytes?: number; delayMs?: number };
   hookFail?: { phase: string; exitCode?: number };
   pauseWhileFrozenMs?: number;
-  qgaFreezeFail?: boolean;
+  qgaFreezeFail?: boolean | "error" | "status";
   guestStartFail?: string;
 }
 

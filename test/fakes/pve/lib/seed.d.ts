@@ -86,8 +86,13 @@ export interface FakeFaults {
   hookFail?: { phase: string; exitCode?: number };
   /** vzdump sleeps this long while the CT is frozen for its snapshot. */
   pauseWhileFrozenMs?: number;
-  /** The guest agent's fs-freeze fails (logged as ERROR, backup continues). */
-  qgaFreezeFail?: boolean;
+  /**
+   * The guest agent's fs-freeze fails (logged as ERROR, backup continues): "error" — the agent
+   * answered an error (`unable to freeze guest fs - …`), "status" — the freeze timed out and the
+   * status query failed (`querying status after freezing guest fs failed - …`), true — the wording
+   * of older qemu-server (`VM <id> qmp command 'guest-fsfreeze-freeze' failed - got timeout`).
+   */
+  qgaFreezeFail?: boolean | "error" | "status";
   /** `pct start` / `qm start` of a stopped, unlocked guest fails with this message (exit 255). */
   guestStartFail?: string;
 }
