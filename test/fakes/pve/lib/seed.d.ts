@@ -131,6 +131,8 @@ export declare class FakePve {
   node(): string;
   storageCfgPath(): string;
   addDirStorage(id: string, path: string, options?: { content?: string }): void;
+  addPbsStorage(id: string, options?: { datastore?: string; server?: string; username?: string; content?: string }): void;
+  writeVzdumpConf(keys: Record<string, string | number | undefined>): void;
   addLvmThinStorage(
     id: string,
     options?: { vg?: string; pool?: string; size?: number; dataPercent?: number; metadataPercent?: number },

@@ -17,7 +17,7 @@ import { backupVolumes, keyLines, runtime } from "../guests.js";
 import { lvDataDir } from "../lvm.js";
 import { resolveVolume } from "../storage.js";
 import { zfsModel } from "../zfs.js";
-import { writeArchive } from "./archive.js";
+import { writeArchive, writePbsArchive } from "./archive.js";
 import { renderBytes, renderDuration } from "./log.js";
 
 function diskBytes(ctx, info) {
@@ -142,7 +142,9 @@ export const qemuPlugin = {
       else log.info("resuming VM again");
       state.setGuestRuntime(task.vmid, { status: "running" });
     }
-    const size = await writeArchive(ctx, task, Readable.from(this.vmaChunks(ctx, task, disks)));
+    // PBS: the same QMP backup job (format pbs) and the same progress lines; the data goes to the server.
+    const source = Readable.from(this.vmaChunks(ctx, task, disks));
+    const size = ctx.pbs ? await writePbsArchive(ctx, task, source, "disks.img") : await writeArchive(ctx, task, source);
     if (wasStopped && !task.cleanup.restart) {
       log.info("stopping kvm after backup task");
       state.setGuestRuntime(task.vmid, { status: "stopped" });
