@@ -37,6 +37,13 @@ describe("vzdump output lines", () => {
       kind: "freeze-failed",
       message: "querying status after freezing guest fs failed - timeout after 60 minutes",
     });
+    // a PBS target (VZDump::exec_backup_task, proxmox-backup-client's BackupWriter::upload_stream)
+    assert.deepEqual(classifyLine("INFO: creating Proxmox Backup Server archive 'ct/101/2026-12-02T10:00:00Z'"), { kind: "pbs-archive", snapshot: "ct/101/2026-12-02T10:00:00Z" });
+    assert.deepEqual(classifyLine("INFO: root.pxar: had to backup 1.205 GiB of 3.5 GiB (compressed 400.0 MiB) in 70.25s"), {
+      kind: "pbs-uploaded",
+      archive: "root.pxar",
+      bytes: Math.round(3.5 * 1024 ** 3),
+    });
     assert.equal(classifyLine('  Logical volume "snap_vm-101-disk-0_vzdump" created.').kind, "other");
     assert.equal(classifyLine("snapshot create failed: starting cleanup").kind, "snapshot-create-failed");
   });
