@@ -102,6 +102,7 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
       throw classifyFailure(err, "LULL_E_SNAPSHOT_FAILED", `snapshotting guest ${guest.id}`, signal);
     });
     try {
+      for (const message of handle.notes ?? []) hooks.note(message);
       if (handle.mode !== SnapshotMode.SNAPSHOT_MODE_NONE) {
         // In a consistency group this waits for every member's copy (and throws if the group failed).
         await hooks.snapshotted({ mode: handle.mode, snapshotAt: handle.createdAt });
