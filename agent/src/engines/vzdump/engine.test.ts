@@ -137,4 +137,13 @@ describe("vzdump engine around the run", () => {
     assert.deepEqual(foreignHooks.phases(), ["quiesce", "snapshotting:snapshot", "snapshotted:snapshot", "archiving:snapshot"]);
     assert.match(result.archivePath, /vzdump-lxc-101-.*\.tar$/);
   });
+
+  it("a vzdump Proxmox started to a PBS storage ends done with the snapshot id from TARGET (no output lines to read)", async () => {
+    seedCt(101);
+    node.pve.addPbsStorage("pbs1");
+    const r = await execa("vzdump", ["101", "--mode", "snapshot", "--storage", "pbs1", "--quiet", "1", "--script", node.hookScriptPath], { env: node.env, reject: false });
+    assert.equal(r.exitCode, 0, `${r.stdout}${r.stderr}`);
+    const result = await foreignRun!.hookOutcome();
+    assert.match(result.archivePath, /^ct\/101\/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+  });
 });

@@ -250,7 +250,8 @@ export class VzdumpRun implements HookSession {
     if (path === undefined) {
       throw new LullError("LULL_E_UNKNOWN_GUEST", `vzdump exited without backing up guest ${this.o.vmid} (is it on this node?)`);
     }
-    if (this.state.pbsSnapshot !== undefined) return this.pbsResult(path);
+    // A run Proxmox started has no output lines here: its TARGET alone says PBS (never a file path, which is absolute).
+    if (this.state.pbsSnapshot !== undefined || PBS_SNAPSHOT.test(path)) return this.pbsResult(path);
     const size = await stat(path).then(
       (st) => st.size,
       () => undefined,
