@@ -146,7 +146,8 @@ describe("gRPC server", () => {
   });
 });
 
-type Plain = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// Decoded descriptors are untyped JSON.
+type Plain = Record<string, any>;
 
 function toPlain(message: unknown): Plain {
   const type = (message as { $type?: protobuf.Type }).$type;
