@@ -3,6 +3,7 @@ import { appendFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { execa } from "execa";
 import { LullError, type Clock } from "@lull/shared";
 import { jobId } from "../storage/testing/config.js";
 import { createTinyTmpfs, type LoopMount } from "../storage/testing/loop-btrfs.js";
@@ -99,6 +100,18 @@ describe("tar.zst archive (real tar and zstd)", () => {
       writing = false;
       await writer;
     }
+  });
+
+  it("a block device as a volume (a zvol, an unmounted LV) is refused with the reason, before tar runs: never an archive of a device node", async () => {
+    const archiveDir = join(root, "archives-blockdev");
+    const node = join(root, "blockdev");
+    await execa("mknod", [node, "b", "7", "200"]);
+    await assert.rejects(writeArchive(request(archiveDir, { volumes: [{ name: "app", readPath: app }, { name: "disk", readPath: node }] })), (e: unknown) => {
+      assert.ok(e instanceof LullError && e.code === "LULL_E_CONFIG_INVALID", String(e));
+      assert.equal(e.message, `volume disk: ${node} is a block device; tar would store a device node, not its data — a volume must be a directory (mount the device's filesystem, or back the guest up with the vzdump engine)`);
+      return true;
+    });
+    assert.deepEqual(await readdir(archiveDir).catch(() => []), []);
   });
 
   it("an abort mid-archive kills tar and zstd and leaves no partial file: LULL_E_CANCELLED", async () => {

@@ -179,7 +179,18 @@ export async function writeArchive(request: ArchiveRequest): Promise<ArchiveResu
   let renamed = false;
   try {
     const volumes: TarVolume[] = [];
-    for (const v of request.volumes) volumes.push({ name: v.name, realPath: await realpath(v.readPath) });
+    for (const v of request.volumes) {
+      const realPath = await realpath(v.readPath);
+      // tar stores a block or character device as a device node: the archive would hold no data.
+      const st = await stat(realPath);
+      if (st.isBlockDevice() || st.isCharacterDevice()) {
+        throw new LullError(
+          "LULL_E_CONFIG_INVALID",
+          `volume ${v.name}: ${v.readPath} is a ${st.isBlockDevice() ? "block" : "character"} device; tar would store a device node, not its data — a volume must be a directory (mount the device's filesystem, or back the guest up with the vzdump engine)`,
+        );
+      }
+      volumes.push({ name: v.name, realPath });
+    }
     const tarArgs = tarCreateArgs(volumes, { live: request.live });
     await mkdir(request.archiveDir, { recursive: true, mode: 0o750 });
     await runPipeline(request, tarArgs, partial);

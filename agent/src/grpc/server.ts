@@ -3,6 +3,8 @@
 // controllers and remote operators, every call authenticated by a bearer token and held to its
 // scope; the local unix socket (owner-only) serves root on the node — lullctl — as the operator.
 // Both register the same implementation behind the guard (auth/guard.ts).
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { Server, ServerCredentials, type ServerOptions, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
@@ -51,6 +53,12 @@ export interface ListenOptions {
   auth: { authenticate: Authenticate; limiter?: CallLimiter | undefined; context?: RuleContext | undefined };
   /** The local operator socket; undefined: none. */
   socketPath?: string | undefined;
+}
+
+/** grpc.health.v1's proto as grpc-health-check ships it (its build/src/health.js loads ../../proto). */
+const HEALTH_PROTO_FILE = "health/v1/health.proto";
+function healthProtoDir(): string {
+  return join(dirname(createRequire(import.meta.url).resolve("grpc-health-check")), "..", "..", "proto");
 }
 
 /** What both listeners' servers register: the service definition (safe decoding) and reflection, built once. */
@@ -104,7 +112,8 @@ export async function listenAgentServer(options: ListenOptions): Promise<AgentSe
   const { host } = splitAddress(options.address);
   const shared: Shared = {
     definition: withSharedEncoding(withSafeDecoding(AgentService)),
-    reflection: new ReflectionService(loadSync(protoFile, { includeDirs: [protoDir] })),
+    // keepCase: the descriptor served names fields as the .proto does (error_code, not errorCode).
+    reflection: new ReflectionService(loadSync([protoFile, HEALTH_PROTO_FILE], { includeDirs: [protoDir, healthProtoDir()], keepCase: true })),
   };
   const servers: { server: Server; health: HealthImplementation }[] = [];
   const network = buildServer(shared, options.implementation, options.log, "network", options.auth);

@@ -17,6 +17,10 @@ export interface HookLauncherOptions {
   socketPath: string;
   preStopTimeoutMs: number;
   replyTimeoutMs: number;
+  /** The operator's hook script to chain (pve.hook.userScript); default: `script:` of vzdumpConfPath. */
+  userScript?: string | undefined;
+  /** vzdump's defaults file (pve.hook.vzdumpConfPath). */
+  vzdumpConfPath?: string | undefined;
   /** Absolute node binary; default: the one running the agent. */
   nodePath?: string | undefined;
   /** The hook module to import; default HOOK_MODULE_PATH. */
@@ -29,7 +33,13 @@ export function hookLauncherSource(options: HookLauncherOptions): string {
   const nodePath = options.nodePath ?? process.execPath;
   if (!SHEBANG_SAFE.test(nodePath)) throw new LullError("LULL_E_CONFIG_INVALID", `pve.hook.nodePath: ${nodePath} cannot be used in a shebang`);
   const moduleUrl = pathToFileURL(options.hookModulePath ?? HOOK_MODULE_PATH).href;
-  const settings = { socketPath: options.socketPath, preStopTimeoutMs: options.preStopTimeoutMs, replyTimeoutMs: options.replyTimeoutMs };
+  const settings = {
+    socketPath: options.socketPath,
+    preStopTimeoutMs: options.preStopTimeoutMs,
+    replyTimeoutMs: options.replyTimeoutMs,
+    ...(options.userScript !== undefined ? { userScript: options.userScript } : {}),
+    ...(options.vzdumpConfPath !== undefined ? { vzdumpConfPath: options.vzdumpConfPath } : {}),
+  };
   return [
     `#!${nodePath}`,
     "// Lull's vzdump hook launcher, written by lull-agent (pve.hook.scriptPath). Do not edit: it is rewritten at agent start.",

@@ -11,10 +11,20 @@
 // not answer in time: vzdump then fails this guest before any snapshot. It never fails
 // `pre-restart`/`post-restart` (a failing pre-restart makes vzdump skip the guest's resume).
 //
+// The operator's own hook: Lull's `--script` overrides `script:` of /etc/vzdump.conf (VZDump::new
+// takes a default only for an option the command line left unset), so the hook chains it — after
+// its own step, in every phase (also ones it does not know), with the same arguments and the
+// same environment, its output going to vzdump's log like Lull's. Its exit code becomes the
+// hook's (vzdump's run_hook_script dies on it where it would have died on the operator's script:
+// the job in job-init/start/end, the guest in its phases; it only warns at *-abort and log-end).
+// When Lull vetoes at pre-stop the operator's pre-stop is not run (vzdump aborts the guest anyway).
+// A configured script that is missing or not executable fails the phase as vzdump would.
+//
 // Installation: vzdump gives no PATH, so `#!/usr/bin/env node` cannot find node. The agent writes a
 // launcher (hook-install.ts) with an absolute node shebang that imports this module and calls
 // runHookCli with the socket path and timeouts — no shell involved.
-import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { accessSync, constants, readFileSync, realpathSync, statSync } from "node:fs";
 import { connect } from "node:net";
 import { pathToFileURL } from "node:url";
 import {
@@ -39,6 +49,78 @@ export interface HookCliOptions {
   replyTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
   print?: (line: string) => void;
+  /** The operator's hook script to chain; default: `script:` of vzdumpConfPath (unless it is this hook's launcher). */
+  userScript?: string;
+  /** vzdump's defaults file (default /etc/vzdump.conf). */
+  vzdumpConfPath?: string;
+  /** The launcher vzdump ran (default process.argv[1]): a `script:` naming it is not chained. */
+  selfPath?: string;
+}
+
+export const DEFAULT_VZDUMP_CONF = "/etc/vzdump.conf";
+
+/** `script:` of vzdump's defaults file (VZDump::read_vzdump_defaults' `key: value` lines), or undefined. */
+export function vzdumpConfScript(path: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const raw of text.split("\n")) {
+    const m = /^\s*script:\s*(\S.*?)\s*$/.exec(raw);
+    if (m) return m[1]!;
+  }
+  return undefined;
+}
+
+function samePath(a: string, b: string | undefined): boolean {
+  if (b === undefined) return false;
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  return real(a) === real(b);
+}
+
+/** The operator's script to chain, or undefined. */
+export function userHookScript(options: HookCliOptions): string | undefined {
+  const script = options.userScript ?? vzdumpConfScript(options.vzdumpConfPath ?? DEFAULT_VZDUMP_CONF);
+  if (script === undefined || samePath(script, options.selfPath ?? process.argv[1])) return undefined;
+  return script;
+}
+
+/**
+ * Runs the operator's script as vzdump's run_hook_script would: the checks and messages of
+ * run_hook_script, the same argv and environment, output passed on. Resolves with its exit code.
+ */
+export function runUserHook(script: string, args: readonly string[], env: NodeJS.ProcessEnv, print: (line: string) => void): Promise<number> {
+  try {
+    if (!statSync(script).isFile()) throw new Error("not a file");
+  } catch {
+    print(`Error: The hook script '${script}' does not exist.`);
+    return Promise.resolve(2);
+  }
+  try {
+    accessSync(script, constants.X_OK);
+  } catch {
+    print(`Error: The hook script '${script}' is not executable.`);
+    return Promise.resolve(2);
+  }
+  return new Promise((resolve) => {
+    const child = spawn(script, [...args], { env, stdio: ["ignore", "inherit", "inherit"] });
+    child.on("error", (err) => {
+      print(`the hook script '${script}' could not run: ${err.message}`);
+      resolve(2);
+    });
+    child.on("close", (code, signal) => {
+      if (signal !== null) print(`the hook script '${script}' was killed by ${signal}`);
+      resolve(code ?? 128);
+    });
+  });
 }
 
 /** The hook's ancestors from /proc, parent first (at most 8). */
@@ -101,10 +183,22 @@ function parseArgs(argv: readonly string[], options: HookCliOptions) {
   return { socketPath, preStopTimeoutMs, replyTimeoutMs, rest };
 }
 
-/** Runs one hook call; resolves with the exit code. */
+/** Runs one hook call: Lull's step, then the operator's script (if any); resolves with the exit code. */
 export async function runHookCli(argv: readonly string[], options: HookCliOptions = {}): Promise<number> {
   const print = options.print ?? ((line: string) => process.stdout.write(`lull: ${line}\n`));
   const env = options.env ?? process.env;
+  const { rest } = parseArgs(argv, options);
+  const own = await lullStep(argv, options, print, env);
+  if (own !== 0) return own;
+  const script = userHookScript(options);
+  if (script === undefined) return 0;
+  const code = await runUserHook(script, rest, env, print);
+  if (code !== 0) print(`the operator's hook script ${script} exited with ${code} in phase ${rest.join(" ")}`);
+  return code;
+}
+
+/** Lull's own step: report the phase to the agent; 1 only for a veto at pre-stop. */
+async function lullStep(argv: readonly string[], options: HookCliOptions, print: (line: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
   const { socketPath, preStopTimeoutMs, replyTimeoutMs, rest } = parseArgs(argv, options);
   const [phase = "", mode, vmidText] = rest;
   if (!isGuestPhase(phase) && !isJobPhase(phase)) {

@@ -123,7 +123,9 @@ describe("PveCleanup", () => {
     const run = (tool: string, args: string[]) => node.runner.run(tool, args);
     await run("lvcreate", ["-n", "lull-vm-101-disk-0-j-00000000000000000000000000", "-pr", "-s", "pve/vm-101-disk-0"]);
     await run("lvcreate", ["-n", "snap_vm-101-disk-0_vzdump", "-pr", "-s", "pve/vm-101-disk-0"]);
-    await run("zfs", ["snapshot", "rpool/data/subvol-103-disk-0@lull-j-00000000000000000000000000", "rpool/data/subvol-103-disk-0@vzdump"]);
+    // Two calls: one `zfs snapshot` may name a dataset only once (lzc_snapshot's EXDEV, as the fake now answers).
+    await run("zfs", ["snapshot", "rpool/data/subvol-103-disk-0@lull-j-00000000000000000000000000"]);
+    await run("zfs", ["snapshot", "rpool/data/subvol-103-disk-0@vzdump"]);
     const deps = { config: agentConfigSchema.parse({ dataDir: node.dir, archiveDir: node.dir, stagingDir: node.dir }), runner: node.runner, log: silentLogger(), clock: systemClock };
     const lvm = await createLvmThinDriver(deps, { mountDir: node.config.mountDir, mountsFile: node.config.mountsFile }).sweep([]);
     const zfs = await createZfsDriver(deps).sweep([]);

@@ -67,6 +67,15 @@ export const hookSchema = z
     nodePath: absolutePath.optional(),
     /** How long the hook waits at `pre-stop` for the agent's answer before it vetoes the backup. */
     preStopTimeoutMs: z.number().int().min(1_000).max(24 * 3_600_000).default(15 * 60_000),
+    /**
+     * The operator's own vzdump hook script, run by Lull's hook after its own step in every phase
+     * with the same arguments and environment (its exit code is the hook's, as vzdump would see
+     * it). Default: `script:` of vzdumpConfPath when that is not Lull's launcher — Lull's
+     * `--script` overrides it, so without this chaining it would never run for Lull's backups.
+     */
+    userScript: absolutePath.optional(),
+    /** vzdump's defaults file, read by the hook for the operator's `script:`. */
+    vzdumpConfPath: absolutePath.default("/etc/vzdump.conf"),
     /** How long the hook waits for the agent in the other phases (then it goes on: it never fails them). */
     replyTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
   })

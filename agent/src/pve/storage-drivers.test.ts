@@ -56,6 +56,40 @@ describe("storage drivers on the fake toolbox", () => {
     await driver.release(handle); // idempotent
   });
 
+  it("zfs: a guest on two pools gets one snapshot per pool (the fake refuses a cross-pool call as lzc_snapshot's EXDEV), readable, with the atomicity noted", async () => {
+    node.pve.addZfsStorage("tank-zfs", { pool: "tank", mountRoot: join(node.dir, "zfs") });
+    node.pve.addContainer(102, {
+      rootfs: { storage: "local-zfs", files: { "etc/hostname": "ct102\n" } },
+      mps: [{ storage: "tank-zfs", mp: "/srv/logs", backup: true, files: { "l.txt": "L1" } }],
+    });
+    const cross = await node.runner.run("zfs", ["snapshot", "rpool/data/subvol-102-disk-0@x", "tank/subvol-102-disk-1@x"], { reject: false });
+    assert.equal(cross.exitCode, 1);
+    assert.equal(cross.stderr.trim(), "cannot create snapshots : multiple snapshots of same fs not allowed");
+    const guest: GuestConfig = {
+      id: "102",
+      engine: "native",
+      driver: "zfs",
+      volumes: [
+        { name: "root", path: join(node.dir, "zfs", "rpool", "data", "subvol-102-disk-0") },
+        { name: "logs", path: join(node.dir, "zfs", "tank", "subvol-102-disk-1") },
+      ],
+    };
+    node.runner.clear();
+    const driver = createZfsDriver(deps());
+    const handle = await driver.snapshot({ jobId: JOB, guest, signal: new AbortController().signal });
+    assert.deepEqual(
+      node.runner.argvs().filter((a) => a[0] === "zfs" && a[1] === "snapshot"),
+      [
+        ["zfs", "snapshot", `rpool/data/subvol-102-disk-0@lull-${JOB}`],
+        ["zfs", "snapshot", `tank/subvol-102-disk-1@lull-${JOB}`],
+      ],
+    );
+    assert.equal(readFileSync(join(handle.volumes[1]!.readPath, "l.txt"), "utf8"), "L1");
+    assert.match(handle.notes?.[0] ?? "", /^guest 102 spans ZFS pools rpool, tank: /);
+    await driver.release(handle);
+    assert.deepEqual(node.pve.zfsSnapshots(), []);
+  });
+
   it("lvmthin: guard, lvcreate -pr -s and lvchange -ay -K, then lvremove -f; a full pool is refused by the guard", async () => {
     const guest: GuestConfig = { id: "101", engine: "native", driver: "lvmthin", volumes: [{ name: "root", path: "/dev/pve/vm-101-disk-0" }] };
     const driver = createLvmThinDriver(deps());

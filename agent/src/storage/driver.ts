@@ -28,6 +28,8 @@ export interface SnapshotHandle {
   volumes: SnapshotVolume[];
   /** Driver-specific names of what was created (subvolumes, LVs, datasets), for release and logs. */
   artifacts: string[];
+  /** What the job should record about this copy (e.g. the atomicity a multi-pool guest gets). */
+  notes?: string[];
 }
 
 export interface StorageDriver {

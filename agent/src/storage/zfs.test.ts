@@ -24,6 +24,8 @@ const LIST = [
   "rpool/data/subvol-101-disk-0\tfilesystem\t/rpool/data/subvol-101-disk-0",
   "rpool/data/subvol-101-disk-1\tfilesystem\t/srv/ct101-data",
   "rpool/data/vm-100-disk-0\tvolume\t-",
+  "tank\tfilesystem\t/tank",
+  "tank/ct101-logs\tfilesystem\t/tank/ct101-logs",
 ].join("\n");
 
 const guest: GuestConfig = {
@@ -33,7 +35,6 @@ const guest: GuestConfig = {
   volumes: [
     { name: "root", path: "/rpool/data/subvol-101-disk-0" },
     { name: "data", path: "/srv/ct101-data/" },
-    { name: "disk", path: "/dev/zvol/rpool/data/vm-100-disk-0" },
   ],
 };
 
@@ -63,20 +64,43 @@ describe("zfs driver", () => {
     const handle = await driver.snapshot({ jobId: JOB, guest, signal: new AbortController().signal });
     const snapshots = runner.callsOf("zfs").filter((c) => c.args[0] === "snapshot");
     assert.equal(snapshots.length, 1);
-    assert.deepEqual(snapshots[0]!.args, [
-      "snapshot",
-      `rpool/data/subvol-101-disk-0@lull-${JOB}`,
-      `rpool/data/subvol-101-disk-1@lull-${JOB}`,
-      `rpool/data/vm-100-disk-0@lull-${JOB}`,
-    ]);
-    assert.deepEqual(handle.volumes.map((v) => v.readPath), [
-      `/rpool/data/subvol-101-disk-0/.zfs/snapshot/lull-${JOB}`,
-      `/srv/ct101-data/.zfs/snapshot/lull-${JOB}`,
-      `/dev/zvol/rpool/data/vm-100-disk-0@lull-${JOB}`,
-    ]);
+    assert.deepEqual(snapshots[0]!.args, ["snapshot", `rpool/data/subvol-101-disk-0@lull-${JOB}`, `rpool/data/subvol-101-disk-1@lull-${JOB}`]);
+    assert.deepEqual(handle.volumes.map((v) => v.readPath), [`/rpool/data/subvol-101-disk-0/.zfs/snapshot/lull-${JOB}`, `/srv/ct101-data/.zfs/snapshot/lull-${JOB}`]);
+    assert.equal(handle.notes, undefined, "one pool: one point in time, nothing to say");
     runner.clear();
     await driver.release(handle);
     assert.deepEqual(runner.argvs(), handle.artifacts.map((a) => ["zfs", "destroy", a]));
+  });
+
+  it("a guest on two pools: one zfs snapshot per pool (lzc_snapshot stays within a pool) and a note saying what atomicity that gives", async () => {
+    const runner = createRecordingRunner({ reply });
+    const driver = createZfsDriver(deps(runner));
+    const twoPools = { ...guest, volumes: [...guest.volumes, { name: "logs", path: "/tank/ct101-logs" }] };
+    const handle = await driver.snapshot({ jobId: JOB, guest: twoPools, signal: new AbortController().signal });
+    assert.deepEqual(
+      runner.callsOf("zfs").filter((c) => c.args[0] === "snapshot").map((c) => c.args),
+      [
+        ["snapshot", `rpool/data/subvol-101-disk-0@lull-${JOB}`, `rpool/data/subvol-101-disk-1@lull-${JOB}`],
+        ["snapshot", `tank/ct101-logs@lull-${JOB}`],
+      ],
+    );
+    assert.equal(handle.artifacts.length, 3);
+    assert.equal(handle.notes?.length, 1);
+    assert.match(handle.notes![0]!, /^guest 101 spans ZFS pools rpool, tank: each pool's volumes were snapshotted atomically together, the pools one after the other \(\d+ ms from the first to the last\) — not one point in time across pools/);
+  });
+
+  it("refuses a zvol in preflight with the reason (tar would store a device node, not the data) and snapshots nothing", async () => {
+    const runner = createRecordingRunner({ reply });
+    const driver = createZfsDriver(deps(runner));
+    const vm = { ...guest, volumes: [{ name: "disk", path: "/dev/zvol/rpool/data/vm-100-disk-0" }] };
+    for (const call of [driver.preflight!({ jobId: JOB, guest: vm, signal: new AbortController().signal }), driver.snapshot({ jobId: JOB, guest: vm, signal: new AbortController().signal })]) {
+      await assert.rejects(call, (e: unknown) => {
+        assert.ok(e instanceof LullError && e.code === "LULL_E_CONFIG_INVALID", String(e));
+        assert.match(e.message, /^volume disk is the zvol rpool\/data\/vm-100-disk-0 \(a block device\): the native engine archives files with tar, which stores a block device as a device node and not its data — back up this VM with the vzdump engine/);
+        return true;
+      });
+    }
+    assert.equal(runner.callsOf("zfs").filter((c) => c.args[0] === "snapshot").length, 0);
   });
 
   it("fails with LULL_E_SNAPSHOT_FAILED for a path with no dataset, before snapshotting anything", async () => {

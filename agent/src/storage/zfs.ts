@@ -1,10 +1,15 @@
 // The `zfs` storage driver (root, Proxmox ZFS pools). A volume's path is either the mountpoint
 // of a filesystem dataset (CT subvol: `/rpool/data/subvol-101-disk-0`) or a zvol device
-// (`/dev/zvol/rpool/data/vm-100-disk-0`). A job takes ONE `zfs snapshot a@s b@s …` for all volumes
-// of the guest — atomic across the datasets named — with s = <prefix><jobId> (never `vzdump`).
-// Read path: `<mountpoint>/.zfs/snapshot/<s>` for filesystems, `/dev/zvol/<ds>@<s>` for zvols
-// (needs snapdev=visible). release: `zfs destroy <ds>@<s>` per dataset; sweep: every snapshot whose
-// name after `@` starts with the prefix, node-wide.
+// (`/dev/zvol/rpool/data/vm-100-disk-0`). A job takes one `zfs snapshot a@s b@s …` PER POOL — a
+// multi-argument snapshot is atomic only within one pool (lzc_snapshot in libzfs_core.c: the
+// kernel answers EXDEV for datasets of several pools) — with s = <prefix><jobId> (never `vzdump`).
+// A guest on one pool gets one atomic point in time; a guest on several gets one per pool, taken
+// one after the other while its stacks stay quiesced, and the job records that (handle.notes).
+// Read path: `<mountpoint>/.zfs/snapshot/<s>` for filesystems. A zvol is refused in preflight: the
+// native engine archives with tar, which stores a block device as a device node, not its data
+// (its snapshot device `/dev/zvol/<ds>@<s>` would exist only with snapdev=visible anyway).
+// release: `zfs destroy <ds>@<s>` per dataset; sweep: every snapshot whose name after `@` starts
+// with the prefix, node-wide.
 import { SnapshotMode } from "@lull/proto";
 import { LullError, validate } from "@lull/shared";
 import type { NativeGuestConfig } from "../config.js";
@@ -44,6 +49,30 @@ export function datasetForPath(path: string, datasets: readonly Dataset[]): Data
   return datasets.find((d) => d.type === "filesystem" && d.mountpoint === clean);
 }
 
+/** The pool of a dataset: its first component. */
+export function poolOf(dataset: string): string {
+  return dataset.split("/")[0]!;
+}
+
+/** Snapshot names grouped by pool, in the order the pools first appear. */
+export function groupByPool(names: readonly string[]): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const name of names) {
+    const pool = poolOf(name.split("@")[0]!);
+    const group = groups.get(pool) ?? [];
+    group.push(name);
+    groups.set(pool, group);
+  }
+  return [...groups.values()];
+}
+
+function zvolRefusal(volume: string, ds: Dataset): LullError {
+  return new LullError(
+    "LULL_E_CONFIG_INVALID",
+    `volume ${volume} is the zvol ${ds.name} (a block device): the native engine archives files with tar, which stores a block device as a device node and not its data — back up this VM with the vzdump engine (engine: vzdump), or list the filesystem datasets to back up instead`,
+  );
+}
+
 export function zfsSnapshotName(prefix: string, jobId: string): string {
   return `${prefix}${jobId}`;
 }
@@ -72,30 +101,48 @@ export function createZfsDriver(deps: StorageDriverDeps, overrides: Partial<ZfsO
     return { removed, failures };
   }
 
+  /** The dataset of each volume; a path without one, or a zvol, is refused. */
+  async function resolveTargets(request: SnapshotRequest) {
+    const { guest, signal } = request;
+    const listed = await runner.run("zfs", ["list", "-H", "-p", "-o", "name,type,mountpoint", "-t", "filesystem,volume"], opts(signal));
+    const datasets = parseDatasets(listed.stdout);
+    return guest.volumes.map((v) => {
+      const ds = datasetForPath(v.path, datasets);
+      if (!ds || !DATASET.test(ds.name)) {
+        throw new LullError("LULL_E_SNAPSHOT_FAILED", `volume ${v.name}: no ZFS dataset is mounted at (or is the zvol of) ${v.path}`);
+      }
+      if (ds.type === "volume") throw zvolRefusal(v.name, ds);
+      return { volume: v, ds };
+    });
+  }
+
   async function snapshot(request: SnapshotRequest): Promise<SnapshotHandle> {
     const { jobId, guest, signal } = request;
     validate.jobId(jobId);
     const snapName = zfsSnapshotName(config.prefix, jobId);
     const handle: SnapshotHandle = { jobId, mode: SnapshotMode.SNAPSHOT_MODE_SNAPSHOT, createdAt: 0, volumes: [], artifacts: [] };
-    let attempted: string[] = [];
+    const attempted: string[] = [];
     try {
-      const listed = await runner.run("zfs", ["list", "-H", "-p", "-o", "name,type,mountpoint", "-t", "filesystem,volume"], opts(signal));
-      const datasets = parseDatasets(listed.stdout);
-      const targets = guest.volumes.map((v) => {
-        const ds = datasetForPath(v.path, datasets);
-        if (!ds || !DATASET.test(ds.name)) {
-          throw new LullError("LULL_E_SNAPSHOT_FAILED", `volume ${v.name}: no ZFS dataset is mounted at (or is the zvol of) ${v.path}`);
-        }
-        return { volume: v, ds };
-      });
+      const targets = await resolveTargets(request);
       const names = [...new Set(targets.map((t) => `${t.ds.name}@${snapName}`))];
-      attempted = names;
-      handle.createdAt = clock.now();
-      await runner.run("zfs", ["snapshot", ...names], opts(signal));
-      handle.artifacts.push(...names);
+      const groups = groupByPool(names);
+      const takenAt: number[] = [];
+      for (const group of groups) {
+        attempted.push(...group);
+        takenAt.push(clock.now());
+        await runner.run("zfs", ["snapshot", ...group], opts(signal));
+        handle.artifacts.push(...group);
+      }
+      handle.createdAt = takenAt[0]!;
+      if (groups.length > 1) {
+        const pools = groups.map((g) => poolOf(g[0]!));
+        const spread = takenAt.at(-1)! - takenAt[0]!;
+        handle.notes = [
+          `guest ${guest.id} spans ZFS pools ${pools.join(", ")}: each pool's volumes were snapshotted atomically together, the pools one after the other (${spread} ms from the first to the last) — not one point in time across pools; with its stacks quiesced meanwhile the copy is consistent, without (crash-consistent) each pool's volumes are from a different moment`,
+        ];
+      }
       for (const { volume, ds } of targets) {
-        const readPath = ds.type === "volume" ? `/dev/zvol/${ds.name}@${snapName}` : `${ds.mountpoint}/.zfs/snapshot/${snapName}`;
-        handle.volumes.push({ name: volume.name, sourcePath: volume.path, readPath });
+        handle.volumes.push({ name: volume.name, sourcePath: volume.path, readPath: `${ds.mountpoint}/.zfs/snapshot/${snapName}` });
       }
     } catch (err) {
       // `zfs snapshot` is all-or-nothing, but an aborted call may still have completed.
@@ -110,6 +157,9 @@ export function createZfsDriver(deps: StorageDriverDeps, overrides: Partial<ZfsO
   return {
     kind: "zfs",
     modeFor: () => SnapshotMode.SNAPSHOT_MODE_SNAPSHOT,
+    async preflight(request: SnapshotRequest): Promise<void> {
+      await resolveTargets(request);
+    },
     snapshot,
     async release(handle: SnapshotHandle, signal?: AbortSignal): Promise<void> {
       const { removed, failures } = await destroy(handle.artifacts, signal);

@@ -101,7 +101,7 @@ export class PveSite {
               lockwaitMinutes: 1,
               ...options.vzdump,
             },
-            hook: { socketPath: hookSocketPath, scriptPath: hookScriptPath, preStopTimeoutMs: 120_000, replyTimeoutMs: 5_000 },
+            hook: { socketPath: hookSocketPath, scriptPath: hookScriptPath, preStopTimeoutMs: 120_000, replyTimeoutMs: 5_000, vzdumpConfPath: pve.state.path("etc", "vzdump.conf") },
             ...options.pve,
           },
           ...options.agentConfig,

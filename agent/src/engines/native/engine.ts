@@ -139,6 +139,7 @@ export function createNativeEngine(deps: NativeEngineDeps): BackupEngine {
     if (mode !== SnapshotMode.SNAPSHOT_MODE_NONE) hooks.snapshotting(mode);
     const handle = await snapshotWithin(driver, run, guest, guest.snapshotTimeoutMs ?? deps.config.snapshotTimeoutMs);
     try {
+      for (const message of handle.notes ?? []) hooks.note(message);
       if (handle.mode !== SnapshotMode.SNAPSHOT_MODE_NONE) {
         // In a consistency group this waits for every member's copy (and throws if the group failed).
         await hooks.snapshotted({ mode: handle.mode, snapshotAt: handle.createdAt });

@@ -61,6 +61,25 @@ describe("vzdump engine around the run", () => {
     assert.deepEqual(node.pve.calls("vzdump"), []);
   });
 
+  it("the thin-pool guard applies only where vzdump takes an LVM snapshot: not to a VM, nor to stop or suspend mode, nor to a stopped container", async () => {
+    node.pve.setThinPoolUsage("pve", "data", { dataPercent: 85.2 });
+    node.pve.addVm(100, { disks: [{ key: "scsi0", storage: "local-lvm", bytes: Buffer.alloc(64 * 1024, 3) }] });
+    seedCt(101);
+    node.pve.addContainer(102, { status: "stopped", rootfs: { storage: "local-lvm", files: { "data/blob": "x" } } });
+    const withMode = (mode: "snapshot" | "suspend" | "stop") => {
+      const pve = { ...node.config, vzdump: { ...node.config.vzdump, compress: "0" as const, mode } };
+      return createVzdumpEngine({ pve, node: "pve1", runner: node.runner, launcher: node.launcher, hookServer: node.hookServer, hookScriptPath: node.hookScriptPath, clock: systemClock, log: silentLogger(), vzdumpEnv: node.env });
+    };
+    const cases: Array<[string, "snapshot" | "suspend" | "stop"]> = [["100", "snapshot"], ["101", "stop"], ["101", "suspend"], ["102", "snapshot"]];
+    for (const [i, [id, mode]] of cases.entries()) {
+      const hooks = recordingHooks();
+      const result = await withMode(mode).run({ jobId: `j-0000000000000000000000000${i}`, guest: guest(id), hooks, signal: new AbortController().signal, log: silentLogger() });
+      assert.ok(result.archiveBytes > 0, `${id} ${mode}`);
+      assert.ok(!hooks.notes().some((n) => n.startsWith("thin pool ")), `${id} ${mode}: no guard, no thin-pool note`);
+    }
+    assert.deepEqual(node.pve.calls("vzdump").map((c) => c.args[0]), ["100", "101", "101", "102"]);
+  });
+
   it("refuses a locked guest with LULL_E_GUEST_BUSY before vzdump runs", async () => {
     seedCt(101, "backup");
     await assert.rejects(
@@ -117,5 +136,14 @@ describe("vzdump engine around the run", () => {
     const result = await foreignRun!.hookOutcome();
     assert.deepEqual(foreignHooks.phases(), ["quiesce", "snapshotting:snapshot", "snapshotted:snapshot", "archiving:snapshot"]);
     assert.match(result.archivePath, /vzdump-lxc-101-.*\.tar$/);
+  });
+
+  it("a vzdump Proxmox started to a PBS storage ends done with the snapshot id from TARGET (no output lines to read)", async () => {
+    seedCt(101);
+    node.pve.addPbsStorage("pbs1");
+    const r = await execa("vzdump", ["101", "--mode", "snapshot", "--storage", "pbs1", "--quiet", "1", "--script", node.hookScriptPath], { env: node.env, reject: false });
+    assert.equal(r.exitCode, 0, `${r.stdout}${r.stderr}`);
+    const result = await foreignRun!.hookOutcome();
+    assert.match(result.archivePath, /^ct\/101\/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
   });
 });

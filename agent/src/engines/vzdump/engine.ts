@@ -1,8 +1,9 @@
 // The vzdump engine (Proxmox): one `vzdump <vmid> --mode snapshot --script <lull hook> …` per job,
 // serialised per node (vzdump itself allows one job per node; waiting here keeps a job `queued`
 // instead of sitting on vzdump's global lock). Before a run: the guest is discovered (pvesh,
-// pct/qm config, storage.cfg), a locked guest is refused, and every LVM-thin pool the guest uses
-// is checked (data%/metadata%). During the run the hook server routes the guest's hook phases to
+// pct/qm config, storage.cfg), a locked guest is refused, and where vzdump takes an LVM snapshot
+// (a running container in snapshot mode: takesLvmSnapshot) every LVM-thin pool the guest uses is
+// checked (data%/metadata%). During the run the hook server routes the guest's hook phases to
 // a VzdumpRun, which also reads vzdump's output lines (see ./run.ts for the mapping).
 // In stop mode the run records the guest's shutdown before vzdump does it (./shutdown-store.ts);
 // when vzdump ends without having started the guest again, the crash cleanup runs at once
@@ -13,6 +14,7 @@ import type { CommandRunner } from "@lull/shared";
 import type { HookServer } from "../../hook/hook-server.js";
 import type { PveCleanup } from "../../pve/cleanup.js";
 import { VMID, type PveConfig, type VzdumpConfig } from "../../pve/config.js";
+import type { VzdumpMode } from "../../hook/hook-protocol.js";
 import { GuestDiscovery, vzdumpSnapshotCommitted } from "../../pve/discovery.js";
 import type { Launcher } from "@lull/shared";
 import { stopModeRecorder, type VzdumpShutdownStore } from "./shutdown-store.js";
@@ -48,6 +50,17 @@ export function vzdumpArgs(vmid: number, vzdump: VzdumpConfig, hookScriptPath: s
   if (vzdump.bwlimitKiB !== undefined) args.push("--bwlimit", String(vzdump.bwlimitKiB));
   if (vzdump.ionice !== undefined) args.push("--ionice", String(vzdump.ionice));
   return args;
+}
+
+/**
+ * Does this vzdump run take an LVM snapshot, so that a nearly full thin pool can break it? Only an
+ * LXC backup in snapshot mode of a running container (pve-container's VZDump::LXC::snapshot, via
+ * PVE::Storage::volume_snapshot); a stopped guest is backed up in stop mode (VZDump::exec_backup_task),
+ * stop and suspend mode take none, and QEMU never snapshots its volumes (the backup job's
+ * copy-before-write is its point in time).
+ */
+export function takesLvmSnapshot(type: "lxc" | "qemu", status: string, mode: VzdumpMode): boolean {
+  return type === "lxc" && mode === "snapshot" && status === "running";
 }
 
 export function parseVmid(guestId: string): number {
@@ -106,7 +119,9 @@ export class VzdumpEngine implements BackupEngine {
       const hint = guest.lock === "backup" ? " (left by a crashed vzdump? the agent's start-up sweep or `pct unlock`/`qm unlock` clears it)" : "";
       throw new LullError("LULL_E_GUEST_BUSY", `guest ${vmid} is locked (${guest.lock})${hint}`);
     }
-    const pools = guest.volumes.flatMap((v) => (v.lvm?.thinpool !== undefined ? [{ vg: v.lvm.vg, pool: v.lvm.thinpool }] : []));
+    const pools = takesLvmSnapshot(guest.type, guest.status, vzdump.mode)
+      ? guest.volumes.flatMap((v) => (v.lvm?.thinpool !== undefined ? [{ vg: v.lvm.vg, pool: v.lvm.thinpool }] : []))
+      : [];
     const usages = await guardThinPools(runner, pools, pve.thinPool, { signal: run.signal, timeoutMs: pve.commandTimeoutMs });
     for (const u of usages) {
       run.hooks.note(`thin pool ${u.vg}/${u.pool}: data ${u.dataPercent.toFixed(2)}%, metadata ${u.metadataPercent.toFixed(2)}%`);

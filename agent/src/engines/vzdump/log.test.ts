@@ -29,6 +29,21 @@ describe("vzdump output lines", () => {
       message: "can't acquire lock '/var/run/vzdump.lock' - got timeout",
     });
     assert.equal(classifyLine("ERROR: VM 100 qmp command 'guest-fsfreeze-freeze' failed - got timeout").kind, "freeze-failed");
+    // current qemu-server (Agent::guest_fs_freeze_applicable, Agent::guest_fs_freeze)
+    assert.deepEqual(classifyLine("INFO: skipping guest filesystem freeze - disabled in VM options"), { kind: "freeze-skipped", reason: "disabled in VM options" });
+    assert.deepEqual(classifyLine("INFO: skipping guest filesystem freeze - already frozen"), { kind: "freeze-skipped", reason: "already frozen" });
+    assert.deepEqual(classifyLine("ERROR: unable to freeze guest fs - unexpected status 'thawed'"), { kind: "freeze-failed", message: "unable to freeze guest fs - unexpected status 'thawed'" });
+    assert.deepEqual(classifyLine("ERROR: querying status after freezing guest fs failed - timeout after 60 minutes"), {
+      kind: "freeze-failed",
+      message: "querying status after freezing guest fs failed - timeout after 60 minutes",
+    });
+    // a PBS target (VZDump::exec_backup_task, proxmox-backup-client's BackupWriter::upload_stream)
+    assert.deepEqual(classifyLine("INFO: creating Proxmox Backup Server archive 'ct/101/2026-12-02T10:00:00Z'"), { kind: "pbs-archive", snapshot: "ct/101/2026-12-02T10:00:00Z" });
+    assert.deepEqual(classifyLine("INFO: root.pxar: had to backup 1.205 GiB of 3.5 GiB (compressed 400.0 MiB) in 70.25s"), {
+      kind: "pbs-uploaded",
+      archive: "root.pxar",
+      bytes: Math.round(3.5 * 1024 ** 3),
+    });
     assert.equal(classifyLine('  Logical volume "snap_vm-101-disk-0_vzdump" created.').kind, "other");
     assert.equal(classifyLine("snapshot create failed: starting cleanup").kind, "snapshot-create-failed");
   });

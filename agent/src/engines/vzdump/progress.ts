@@ -17,6 +17,9 @@
 //   - A snapshot confirmed after archiving began is not reported (the job is past it).
 //   - stop mode: pre-stop records the shutdown (the run, before it answers), pre-restart and
 //     post-restart are recorded (`record` actions).
+//   - A PBS target (`creating Proxmox Backup Server archive '<snapshot>'`): TARGET is the snapshot
+//     id, nothing grows here; progress is proxmox-backup-client's `had to backup … of Y` (LXC) or
+//     the percentage lines (QEMU), and their sizes are the backup's size.
 //   - Outcome: the archive is TARGET (backup-end) or the `creating vzdump archive` path; a failure
 //     is the first `Backup of VM … failed` line, else the first ERROR line, else the last line.
 import { Consistency, SnapshotMode } from "@lull/proto";
@@ -50,6 +53,10 @@ export interface ProgressState {
   readonly archivePath: string | undefined;
   /** TARGET of backup-start / backup-end. */
   readonly target: string | undefined;
+  /** A PBS target: the snapshot id of the `creating Proxmox Backup Server archive` line. */
+  readonly pbsSnapshot: string | undefined;
+  /** PBS: the data size the client reported (sum of `had to backup … of Y`, or QEMU's progress total). */
+  readonly pbsBytes: number;
   /** Largest size of the growing LXC archive reported so far. */
   readonly partialBytes: number;
   /** `Backup of VM <id> failed - …` lines. */
@@ -109,6 +116,8 @@ export function initialProgress(): ProgressState {
     preStopDoneAt: undefined,
     archivePath: undefined,
     target: undefined,
+    pbsSnapshot: undefined,
+    pbsBytes: 0,
     partialBytes: 0,
     failures: [],
     errors: [],
@@ -182,7 +191,7 @@ class Step {
     this.enterSnapshotting();
     this.set({ stage: "archiving" });
     this.do({ type: "archiving", mode: this.mode() });
-    const dat = this.ctx.vmtype === "lxc" && this.state.archivePath ? partialArchivePath(this.state.archivePath) : undefined;
+    const dat = this.ctx.vmtype === "lxc" && this.state.archivePath && this.state.pbsSnapshot === undefined ? partialArchivePath(this.state.archivePath) : undefined;
     if (dat !== undefined) this.do({ type: "watch-partial", path: dat });
   }
 }
@@ -283,16 +292,31 @@ function onLine(step: Step, line: string, at: number, ctx: ProgressContext): voi
       if (!waitsForSnapshot) step.enterArchiving();
       break;
     }
+    case "pbs-archive": {
+      // Like the file archive line, but nothing grows on this node: progress comes from the lines.
+      const waitsForSnapshot = step.state.mode === "snapshot" && vmtype === "qemu" && !reached(step.state, "snapshotted");
+      step.set({ archivePath: c.snapshot, pbsSnapshot: c.snapshot });
+      if (!waitsForSnapshot) step.enterArchiving();
+      break;
+    }
+    case "pbs-uploaded": {
+      const bytes = step.state.pbsBytes + c.bytes;
+      step.set({ pbsBytes: bytes });
+      step.enterArchiving();
+      step.do({ type: "progress", done: bytes, total: 0 });
+      break;
+    }
     case "job-started":
       if (vmtype === "qemu" && step.state.mode === "snapshot") step.markSnapshotted(at);
       else if (archivePending(step.state)) step.enterArchiving();
       break;
     case "progress":
       step.enterArchiving();
+      if (step.state.pbsSnapshot !== undefined) step.set({ pbsBytes: c.totalBytes });
       step.do({ type: "progress", done: c.doneBytes, total: c.totalBytes });
       break;
     case "freeze-skipped":
-      step.note(`guest ${vmid}: the guest agent's filesystem freeze was skipped; data inside the VM is crash-consistent unless its apps were stopped`);
+      step.note(`guest ${vmid}: the guest agent's filesystem freeze was skipped; data inside the VM is crash-consistent unless its apps were stopped (vzdump: ${c.reason})`);
       break;
     case "freeze-failed":
       step.note(`guest ${vmid}: the guest agent's filesystem freeze failed (${c.message}); crash-consistent unless its apps were stopped`);

@@ -16,11 +16,11 @@ function run(hooks: RecordingHooks, mode: "snapshot" | "suspend" | "stop" = "sna
   return engine.run({ jobId: "j-00000000000000000000000vm1", guest, hooks, signal: new AbortController().signal, log: silentLogger() });
 }
 
-function seedVm(options: { status?: "running" | "stopped"; agentRunning?: boolean } = {}): void {
+function seedVm(options: { status?: "running" | "stopped"; agentRunning?: boolean; agent?: boolean } = {}): void {
   node.pve.addVm(100, {
     name: "db01",
     status: options.status ?? "running",
-    agent: true,
+    agent: options.agent ?? true,
     agentRunning: options.agentRunning ?? true,
     disks: [{ key: "scsi0", storage: "local-lvm", bytes: Buffer.alloc(512 * 1024, 9) }],
   });
@@ -59,6 +59,43 @@ describe("vzdump engine, VM", () => {
     await run(hooks);
     assert.deepEqual(hooks.phases(), ["quiesce", "snapshotting:snapshot", "snapshotted:snapshot", "archiving:snapshot"]);
     assert.ok(hooks.notes().some((n) => n.includes("freeze was skipped; data inside the VM is crash-consistent")), hooks.notes().join("\n"));
+  });
+
+  it("each freeze line of current qemu-server is noted as a crash-consistent downgrade naming vzdump's reason", async () => {
+    const downgrade = (hooks: RecordingHooks) => hooks.notes().filter((n) => /^guest 100: the guest agent's filesystem freeze (was skipped|failed)/.test(n));
+    seedVm({ agent: false });
+    const disabled = recordingHooks();
+    await run(disabled);
+    assert.deepEqual(downgrade(disabled), [
+      "guest 100: the guest agent's filesystem freeze was skipped; data inside the VM is crash-consistent unless its apps were stopped (vzdump: disabled in VM options)",
+    ]);
+    await node.close();
+    node = await startFakePveNode();
+    seedVm();
+    node.pve.setGuest(100, { fsFrozen: true });
+    const frozen = recordingHooks();
+    await run(frozen);
+    assert.deepEqual(downgrade(frozen), [
+      "guest 100: the guest agent's filesystem freeze was skipped; data inside the VM is crash-consistent unless its apps were stopped (vzdump: already frozen)",
+    ]);
+    for (const [fault, message] of [
+      ["error", "unable to freeze guest fs - The command guest-fsfreeze-freeze has been disabled for this instance"],
+      ["status", "querying status after freezing guest fs failed - timeout after 60 minutes"],
+    ] as const) {
+      node.pve.setGuest(100, { fsFrozen: false });
+      node.pve.setFaults({ qgaFreezeFail: fault });
+      const failed = recordingHooks();
+      const result = await run(failed);
+      assert.match(result.archivePath, /\.vma\.gz$/, "a failed freeze does not fail the backup");
+      assert.deepEqual(downgrade(failed), [`guest 100: the guest agent's filesystem freeze failed (${message}); crash-consistent unless its apps were stopped`]);
+    }
+  });
+
+  it("stop mode has no freeze and no freeze note (vzdump prints no skip line there)", async () => {
+    seedVm();
+    const hooks = recordingHooks();
+    await run(hooks, "stop");
+    assert.ok(!hooks.notes().some((n) => /freeze/.test(n)), hooks.notes().join("\n"));
   });
 
   it("suspend and stop modes never emit snapshotted", async () => {

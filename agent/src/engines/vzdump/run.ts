@@ -9,7 +9,8 @@
 //   LXC archiving           → the growing `<basename>.tar.dat` is polled for progress
 //   log-end                 → the end of a run Proxmox started (hookOutcome)
 // A shutdown still open when the job ended is for the crash cleanup (../../pve/cleanup.ts).
-// exit code 0 → the archive (TARGET or the `creating vzdump archive` path) must exist; else the
+// exit code 0 → the archive (TARGET or the `creating vzdump archive` path) must exist, or for a
+// PBS target (`creating Proxmox Backup Server archive`) TARGET is the snapshot id; else the
 // failure line and code come from the reducer's state.
 import { stat } from "node:fs/promises";
 import { SnapshotMode } from "@lull/proto";
@@ -249,6 +250,8 @@ export class VzdumpRun implements HookSession {
     if (path === undefined) {
       throw new LullError("LULL_E_UNKNOWN_GUEST", `vzdump exited without backing up guest ${this.o.vmid} (is it on this node?)`);
     }
+    // A run Proxmox started has no output lines here: its TARGET alone says PBS (never a file path, which is absolute).
+    if (this.state.pbsSnapshot !== undefined || PBS_SNAPSHOT.test(path)) return this.pbsResult(path);
     const size = await stat(path).then(
       (st) => st.size,
       () => undefined,
@@ -257,7 +260,22 @@ export class VzdumpRun implements HookSession {
     this.dispatch({ type: "archive-written", bytes: size });
     return { archivePath: path, archiveBytes: size };
   }
+
+  /** A PBS target: the snapshot lives on the backup server; its id is the location, its size the client's figures. */
+  private pbsResult(snapshot: string): EngineResult {
+    const kind = this.o.vmtype === "lxc" ? "ct" : "vm";
+    if (!PBS_SNAPSHOT.test(snapshot) || !snapshot.startsWith(`${kind}/${this.o.vmid}/`)) {
+      throw new LullError("LULL_E_ARCHIVE_FAILED", `vzdump reported success to a Proxmox Backup Server but named the snapshot '${snapshot}', not ${kind}/${this.o.vmid}/<time>`);
+    }
+    const bytes = this.state.pbsBytes;
+    this.note(`vzdump stored guest ${this.o.vmid} on a Proxmox Backup Server as snapshot ${snapshot}${bytes > 0 ? "" : " (the client reported no size)"}`);
+    this.dispatch({ type: "archive-written", bytes });
+    return { archivePath: snapshot, archiveBytes: bytes };
+  }
 }
+
+/** A PBS snapshot id as vzdump names it (exec_backup_task: `ct|vm/<vmid>/<%FT%TZ>`). */
+const PBS_SNAPSHOT = /^(ct|vm)\/\d+\/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
 function describeExit(exit: ProcessExit): string {
   if (exit.signal !== undefined) return `was killed by ${exit.signal}`;

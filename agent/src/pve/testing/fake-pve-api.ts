@@ -51,7 +51,7 @@ export interface FakeFaults {
   slowArchive?: { chunkBytes?: number; delayMs?: number };
   hookFail?: { phase: string; exitCode?: number };
   pauseWhileFrozenMs?: number;
-  qgaFreezeFail?: boolean;
+  qgaFreezeFail?: boolean | "error" | "status";
   guestStartFail?: string;
 }
 
@@ -76,6 +76,9 @@ export interface FakePve {
   readonly state: { path(...parts: string[]): string };
   env(base?: NodeJS.ProcessEnv): Record<string, string>;
   storageCfgPath(): string;
+  addZfsStorage(id: string, options: { pool?: string; mountRoot: string }): void;
+  addPbsStorage(id: string, options?: { datastore?: string; server?: string; username?: string; content?: string }): void;
+  writeVzdumpConf(keys: Record<string, string | number | undefined>): void;
   setThinPoolUsage(vg: string, pool: string, usage: { dataPercent?: number; metadataPercent?: number }): void;
   addContainer(
     vmid: number,

@@ -67,7 +67,7 @@ export async function startFakePveNode(options: { onForeignBackup?: ForeignBacku
     mountsFile: join(dir, "mounts"),
     ...options.pve,
     vzdump: { storage: "local", pidFile: pve.state.path("run", "vzdump.pid"), tmpDir: join(dir, "tmp"), progressIntervalMs: 100, stopGraceMs: 10_000, ...(options.pve?.vzdump ?? {}) },
-    hook: { socketPath: join(dir, "run", "hook.sock"), scriptPath: join(dir, "hook", "vzdump-hook.mjs"), preStopTimeoutMs: 20_000, replyTimeoutMs: 5_000 },
+    hook: { socketPath: join(dir, "run", "hook.sock"), scriptPath: join(dir, "hook", "vzdump-hook.mjs"), preStopTimeoutMs: 20_000, replyTimeoutMs: 5_000, vzdumpConfPath: pve.state.path("etc", "vzdump.conf") },
   });
   const hookServer = new HookServer({ socketPath: config.hook.socketPath, log: silentLogger(), ...(options.onForeignBackup ? { onForeignBackup: options.onForeignBackup } : {}) });
   await hookServer.start();

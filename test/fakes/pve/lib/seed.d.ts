@@ -86,8 +86,13 @@ export interface FakeFaults {
   hookFail?: { phase: string; exitCode?: number };
   /** vzdump sleeps this long while the CT is frozen for its snapshot. */
   pauseWhileFrozenMs?: number;
-  /** The guest agent's fs-freeze fails (logged as ERROR, backup continues). */
-  qgaFreezeFail?: boolean;
+  /**
+   * The guest agent's fs-freeze fails (logged as ERROR, backup continues): "error" — the agent
+   * answered an error (`unable to freeze guest fs - …`), "status" — the freeze timed out and the
+   * status query failed (`querying status after freezing guest fs failed - …`), true — the wording
+   * of older qemu-server (`VM <id> qmp command 'guest-fsfreeze-freeze' failed - got timeout`).
+   */
+  qgaFreezeFail?: boolean | "error" | "status";
   /** `pct start` / `qm start` of a stopped, unlocked guest fails with this message (exit 255). */
   guestStartFail?: string;
 }
@@ -126,6 +131,8 @@ export declare class FakePve {
   node(): string;
   storageCfgPath(): string;
   addDirStorage(id: string, path: string, options?: { content?: string }): void;
+  addPbsStorage(id: string, options?: { datastore?: string; server?: string; username?: string; content?: string }): void;
+  writeVzdumpConf(keys: Record<string, string | number | undefined>): void;
   addLvmThinStorage(
     id: string,
     options?: { vg?: string; pool?: string; size?: number; dataPercent?: number; metadataPercent?: number },

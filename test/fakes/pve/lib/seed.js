@@ -80,6 +80,17 @@ export class FakePve {
     this.appendStorage(`dir: ${id}\n\tpath ${path}\n\tcontent ${content}\n`);
   }
 
+  /** A `pbs:` storage (Proxmox Backup Server); the fake keeps its snapshots under <state>/pbs/<id>/. */
+  addPbsStorage(id, { datastore = "store", server = "192.0.2.10", username = "root@pam", content = "backup" } = {}) {
+    this.appendStorage(`pbs: ${id}\n\tdatastore ${datastore}\n\tserver ${server}\n\tcontent ${content}\n\tusername ${username}\n\tfingerprint 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff\n`);
+  }
+
+  /** Writes /etc/vzdump.conf (`key: value` lines) from an object; undefined values are left out. */
+  writeVzdumpConf(keys) {
+    const lines = Object.entries(keys).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${v}`);
+    this.state.writeText("etc/vzdump.conf", `${lines.join("\n")}\n`);
+  }
+
   addLvmThinStorage(id, { vg = "pve", pool = "data", size = 100 * GiB, dataPercent = 10, metadataPercent = 5 } = {}) {
     this.appendStorage(`lvmthin: ${id}\n\tthinpool ${pool}\n\tvgname ${vg}\n\tcontent rootdir,images\n`);
     this.state.locked(() => {

@@ -1,7 +1,9 @@
 // storage.cfg (real format) and volume resolution as pve-storage does it:
 // lvmthin → /dev/<vg>/<vol>, zfspool → <pool>/<vol> (subvol: its mountpoint, zvol: /dev/zvol/...),
 // dir → <path>/images/<vmid>/<file>, dump dir of a dir storage → <path>/dump.
-// Not reproduced: rbd/iscsi/pbs/cifs paths, `is_mountpoint`, storage activation, content-type checks beyond `backup`.
+// pbs: (Proxmox Backup Server) is a backup target only: VZDump::storage_info gives it no dump dir
+// ({ pbs } instead); the "server" is a directory under the state dir (pbs/<storeid>/<snapshot>/).
+// Not reproduced: rbd/iscsi/cifs paths, `is_mountpoint`, storage activation, content-type checks beyond `backup`.
 import { join } from "node:path";
 
 export function parseStorageCfg(text) {
@@ -65,14 +67,45 @@ export function resolveVolume(state, volid, zfsModel) {
   }
 }
 
-/** The dump directory of a storage (file storages only), as vzdump computes it. */
+/**
+ * The backup target of a storage, as VZDump::storage_info computes it: { dir } for a file storage,
+ * { pbs: { storeid, datastore, repository } } for a `pbs:` storage (no dump dir), or { error }.
+ */
 export function dumpDirOf(state, storeid) {
   const storage = readStorages(state).get(storeid);
   if (!storage) return { error: `storage '${storeid}' does not exist` };
+  if (storage.type === "pbs") {
+    const content = (storage.props.get("content") ?? "backup").split(",");
+    if (!content.includes("backup")) return { error: `can't use storage '${storeid}' for backups - wrong content type` };
+    const datastore = storage.props.get("datastore") ?? "store";
+    const server = storage.props.get("server") ?? "localhost";
+    const username = storage.props.get("username") ?? "root@pam";
+    return { pbs: { storeid, datastore, repository: `${username}@${server}:8007:${datastore}` } };
+  }
   if (storage.type !== "dir" && storage.type !== "nfs" && storage.type !== "cifs") {
     return { error: `storage '${storeid}' does not support backups` };
   }
   const content = (storage.props.get("content") ?? "").split(",");
   if (!content.includes("backup")) return { error: `storage '${storeid}' does not support backups` };
   return { dir: join(storage.props.get("path") ?? "/var/lib/vz", "dump") };
+}
+
+/** Where the fake PBS keeps a snapshot's files (`<state>/pbs/<storeid>/<ct|vm>/<id>/<time>`). */
+export function pbsSnapshotDir(state, storeid, snapshot) {
+  return state.path("pbs", storeid, ...snapshot.split("/"));
+}
+
+/**
+ * /etc/vzdump.conf as VZDump::read_vzdump_defaults reads it: `key: value` lines (comments and
+ * blank lines skipped). Returns a Map; an unreadable or absent file is an empty one.
+ */
+export function readVzdumpConf(state) {
+  const conf = new Map();
+  for (const raw of state.readText(join("etc", "vzdump.conf"), "").split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^([a-z][a-z0-9_-]*):\s*(.*)$/.exec(line);
+    if (m) conf.set(m[1], m[2].trim());
+  }
+  return conf;
 }

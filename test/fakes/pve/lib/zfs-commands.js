@@ -1,6 +1,7 @@
 // `zfs snapshot | destroy | list | get | set` of the fake toolbox, with the real messages:
 // `cannot open 'x': dataset does not exist`, `cannot create snapshot 'x@s': dataset already exists`,
-// `could not find any snapshots to destroy; check snapshot names.`, `no datasets available`.
+// `could not find any snapshots to destroy; check snapshot names.`, `no datasets available`;
+// a multi-argument snapshot across pools (or naming one dataset twice) fails as lzc_snapshot's EXDEV.
 // Not reproduced: clones and their destroy errors, holds, send/receive, space accounting, -d depth limits.
 import { fail, out, err, parseGetopt } from "./cli.js";
 import { createSnapshots, destroySnapshot, formatCreation, formatZfsSize, saveZfs, zfsModel } from "./zfs.js";
@@ -20,6 +21,13 @@ function snapshotCmd(state, args) {
       if (opts.has("--recursive")) {
         for (const d of model.data.datasets) if (d.name.startsWith(`${ds}/`)) names.push(`${d.name}@${snap}`);
       }
+    }
+    // lzc_snapshot (libzfs_core.c): all snapshots of one call must be in the same pool, one per
+    // dataset; the kernel answers EXDEV otherwise, which zfs_snapshot_nvl reports with this text.
+    const pools = new Set(names.map((n) => n.split("@")[0].split("/")[0]));
+    const datasets = names.map((n) => n.split("@")[0]);
+    if (pools.size > 1 || new Set(datasets).size !== datasets.length) {
+      fail("cannot create snapshots : multiple snapshots of same fs not allowed", 1);
     }
     const problems = [];
     for (const full of names) {

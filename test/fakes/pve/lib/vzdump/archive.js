@@ -2,9 +2,13 @@
 // (gzip via zlib, zstd via the zstd binary; lzo is not modelled), renamed to the final name at
 // the end; with --stdout into stdout instead. Injected fault slowArchive { chunkBytes, delayMs }
 // throttles the writer so tests can watch the .dat grow (and kill vzdump while it does).
-// Not reproduced: lzo/pigz, bwlimit, ionice, the real VMA container format.
+// To a PBS target (writePbsArchive) the uncompressed stream goes into the fake server's snapshot
+// directory (pbs/<storeid>/<ct|vm>/<id>/<time>/<archive>), never to the dump dir.
+// Not reproduced: lzo/pigz, bwlimit, ionice, the real VMA container format, PBS chunking/pxar.
 import { spawn } from "node:child_process";
-import { createWriteStream, renameSync, statSync } from "node:fs";
+import { createWriteStream, mkdirSync, renameSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { pbsSnapshotDir } from "../storage.js";
 import { Transform, PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
@@ -86,4 +90,13 @@ export async function writeArchive(ctx, task, source) {
   if (toStdout) return 0;
   renameSync(task.tmptar, task.target);
   return statSync(task.target).size;
+}
+
+/** A PBS target: `source` into <snapshot dir>/<archiveName> (throttled like the file writer). Returns the bytes written. */
+export async function writePbsArchive(ctx, task, source, archiveName) {
+  const dir = pbsSnapshotDir(ctx.state, ctx.pbs.storeid, task.target);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, archiveName);
+  await pipeline(source, throttle(ctx), createWriteStream(file, { flags: "w", mode: 0o644 }), { signal: ctx.abortSignal });
+  return statSync(file).size;
 }

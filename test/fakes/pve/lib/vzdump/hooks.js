@@ -5,7 +5,8 @@
 // A non-zero exit dies with `command '<script> <args>' failed: exit code N`.
 // Injected fault (faults.json): hookFail { phase, exitCode } overrides that phase's exit code
 // after the script ran.
-// Not reproduced: `script:` from /etc/vzdump.conf or job properties (only --script).
+// `script:` of /etc/vzdump.conf is used when --script is not given (main.js applyDefaults, as
+// VZDump::new). Not reproduced: `script` from job properties (jobs.cfg).
 import { spawn } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 

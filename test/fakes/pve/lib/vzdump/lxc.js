@@ -15,7 +15,8 @@ import { pidAlive } from "../state.js";
 import { createStorageSnapshot, liveDataDir, removeStorageSnapshot, snapshotDataDir } from "../snapshots.js";
 import { resolveVolume } from "../storage.js";
 import { zfsModel } from "../zfs.js";
-import { writeArchive } from "./archive.js";
+import { writeArchive, writePbsArchive } from "./archive.js";
+import { renderBytes } from "./log.js";
 
 const SNAP = "vzdump";
 
@@ -63,6 +64,36 @@ function deleteVzdumpSnapshot(ctx, task, conf, { force }) {
     if (c.current.get("parent") === SNAP) c.current.delete("parent");
   });
   return failure;
+}
+
+/**
+ * VZDump::LXC::archive to a PBS storage: `proxmox-backup-client backup pct.conf:… root.pxar:<snapdir>`
+ * run through PBSPlugin::run_raw_client_cmd, each output line logged as INFO. The lines are the
+ * client's (`create_backup`: Starting backup, Client name, Starting backup protocol, No previous
+ * manifest available., Upload config file / Upload directory; BackupWriter::upload_stream:
+ * `<archive>: had to backup X of Y (compressed Z) in N.NNs`, average backup speed; Uploaded backup
+ * catalog; Duration; End Time). The "pxar" stored is the tar stream (the fake is not a PBS).
+ */
+async function pbsBackup(ctx, task, tar, exited, stderr, src, confRoot) {
+  const { log } = ctx;
+  const repo = ctx.pbs.repository;
+  const started = Date.now();
+  log.info(`Starting backup: ${task.target}`);
+  log.info(`Client name: ${ctx.state.node()}`);
+  log.info(`Starting backup protocol: ${new Date().toString()}`);
+  log.info("No previous manifest available.");
+  log.info(`Upload config file '${join(confRoot, "etc", "vzdump", "pct.conf")}' to '${repo}' as pct.conf.blob`);
+  log.info(`Upload directory '${src}' to '${repo}' as root.pxar.didx`);
+  const size = await writePbsArchive(ctx, task, tar.stdout, "root.pxar");
+  const code = await exited;
+  if (code !== 0) throw new Error(`command 'proxmox-backup-client backup' failed: exit code ${code} (${stderr.join("").trim()})`);
+  const secs = Math.max(0.01, (Date.now() - started) / 1000);
+  log.info(`root.pxar: had to backup ${renderBytes(size, 3)} of ${renderBytes(size, 3)} (compressed ${renderBytes(Math.ceil(size / 3), 3)}) in ${secs.toFixed(2)}s`);
+  log.info(`root.pxar: average backup speed: ${renderBytes(size / secs, 3)}/s`);
+  log.info(`Uploaded backup catalog (${renderBytes(1024, 3)})`);
+  log.info(`Duration: ${secs.toFixed(2)}s`);
+  log.info(`End Time: ${new Date().toString()}`);
+  return size;
 }
 
 export const lxcPlugin = {
@@ -177,6 +208,7 @@ export const lxcPlugin = {
     tar.stderr.setEncoding("utf8").on("data", (d) => stderr.push(d));
     const exited = new Promise((resolve) => tar.on("close", (code) => resolve(code)));
     try {
+      if (ctx.pbs) return await pbsBackup(ctx, task, tar, exited, stderr, src, confRoot);
       const size = await writeArchive(ctx, task, tar.stdout);
       const code = await exited;
       for (const line of stderr.join("").split("\n").filter(Boolean)) ctx.log.info(line);

@@ -4,11 +4,14 @@
 // 255 for any error (stderr `job errors`). SIGTERM/SIGINT (also from `vzdump --stop`) become
 // `interrupted by signal`; cleanup still runs. A listed vmid that is not on this node is skipped;
 // if none is local (and no --all) it exits 0 silently.
-// Not reproduced: pools, --exclude-path, PBS, mail/notifications, per-job state files, the API/UPID task list.
+// /etc/vzdump.conf's defaults fill what the command line left unset (VZDump::new): `storage:` and
+// `dumpdir:` only when neither is given, so `--script` overrides `script:`. A `pbs:` storage is a
+// PBS target (no DUMPDIR, see task.js).
+// Not reproduced: pools, --exclude-path, mail/notifications, per-job state files, the API/UPID task list.
 import { readFileSync, unlinkSync } from "node:fs";
 import { fail, parsePve } from "../cli.js";
 import { guestType, listGuests } from "../guests.js";
-import { dumpDirOf } from "../storage.js";
+import { dumpDirOf, readVzdumpConf } from "../storage.js";
 import { getGlobalLock, makeUpid, releaseGlobalLock } from "./global-lock.js";
 import { checkHookScript, runHook } from "./hooks.js";
 import { VzdumpLog } from "./log.js";
@@ -39,6 +42,20 @@ function verify(opts, vmids) {
   if (!opts.all && vmids.length === 0 && !opts.pool) paramError("vmid", "property is missing and it is not optional");
   if (opts.storage && opts.dumpdir) paramError("storage", "option conflicts with option 'dumpdir'");
   if (opts.stdout && vmids.length > 1) paramError("stdout", "option only allowed with a single VM");
+}
+
+/** VZDump::new: the defaults of /etc/vzdump.conf for every option the command line did not set. */
+function applyDefaults(state, opts) {
+  for (const [key, raw] of readVzdumpConf(state)) {
+    const type = SPEC[key];
+    if (type === undefined) continue;
+    const value = type === "bool" ? raw === "1" || raw === "true" : type === "int" ? Number(raw) : raw;
+    if (key === "storage" || key === "dumpdir") {
+      if (opts.storage === undefined && opts.dumpdir === undefined) opts[key] = value;
+    } else if (opts[key] === undefined) {
+      opts[key] = value;
+    }
+  }
 }
 
 function commandLine(args, node) {
@@ -104,13 +121,15 @@ export async function vzdumpMain(state, args) {
     : vmids.map(Number).filter((id) => guestType(state, id) !== undefined);
   if (local.length === 0 && !opts.all) return 0;
 
+  applyDefaults(state, opts);
   const ctx = makeContext(state, opts);
   if (opts.dumpdir) ctx.dumpdir = opts.dumpdir;
   else if (!opts.stdout) {
     ctx.storeid = opts.storage ?? "local";
     const where = dumpDirOf(state, ctx.storeid);
     if (where.error) fail(where.error, 255);
-    ctx.dumpdir = where.dir;
+    if (where.pbs) ctx.pbs = where.pbs;
+    else ctx.dumpdir = where.dir;
   }
   if (opts.script) {
     try {

@@ -1,6 +1,7 @@
 // The QEMU plugin of the fake vzdump (qemu-server's VZDump/QemuServer.pm). No storage snapshot:
-// the archive step logs `creating vzdump archive`, the guest-agent freeze (or the skip line in
-// the new or old wording, per options.qgaWording "new"|"old"), `starting backup via QMP command`,
+// the archive step logs `creating vzdump archive`, the guest-agent freeze (or its skip line:
+// disabled in VM options / not running / already frozen, none in stop mode or for a paused VM;
+// the old wording per options.qgaWording "new"|"old"), `starting backup via QMP command`,
 // thaw, `started backup task '<uuid>'`, `resuming VM again[ after N seconds]`, then progress lines
 // `INFO:  12% (… of …) in 9s, read: …, write: …` (when the percent changed and
 // options.progressIntervalMs — 2000 like the real one — passed), `backup is sparse`, `transferred`.
@@ -16,7 +17,7 @@ import { backupVolumes, keyLines, runtime } from "../guests.js";
 import { lvDataDir } from "../lvm.js";
 import { resolveVolume } from "../storage.js";
 import { zfsModel } from "../zfs.js";
-import { writeArchive } from "./archive.js";
+import { writeArchive, writePbsArchive } from "./archive.js";
 import { renderBytes, renderDuration } from "./log.js";
 
 function diskBytes(ctx, info) {
@@ -37,19 +38,42 @@ function agentConfigured(conf) {
   return enabled && !noFreeze;
 }
 
+// qemu-server's VZDump::QemuServer::qga_fs_freeze and QemuServer::Agent's
+// guest_fs_freeze_applicable / guest_fs_freeze: nothing at all in stop mode or for a VM that was
+// paused; else one skip line per reason (new wording; the old one only knew "not running"), or
+// the freeze with its two failure wordings (logerr: the backup goes on and thaw is still sent).
 function qgaFreeze(ctx, task) {
   const { log, state } = ctx;
-  if (!agentConfigured(task.conf)) return false;
+  if (task.mode === "stop" || !task.vmWasRunning || task.vmWasPaused) return false;
+  const oldWording = (state.options().qgaWording ?? "new") === "old";
+  if (!agentConfigured(task.conf)) {
+    if (!oldWording) log.info("skipping guest filesystem freeze - disabled in VM options");
+    return false;
+  }
   const rt = runtime(state, task.vmid);
-  if (rt.status !== "running" || !rt.agentRunning || rt.fsFrozen) {
-    if ((state.options().qgaWording ?? "new") === "old") log.info("skipping guest-agent 'fs-freeze', agent configured but not running?");
+  // qga_check_running pings the agent: a VM vzdump suspended itself (suspend mode) does not answer.
+  if (rt.status !== "running" || !rt.agentRunning) {
+    if (oldWording) log.info("skipping guest-agent 'fs-freeze', agent configured but not running?");
     else log.info("skipping guest filesystem freeze - agent configured but not running?");
     return false;
   }
+  if (rt.fsFrozen && !oldWording) {
+    log.info("skipping guest filesystem freeze - already frozen");
+    return false;
+  }
   log.info("issuing guest-agent 'fs-freeze' command");
-  if (state.faults().qgaFreezeFail) {
-    log.err(`VM ${task.vmid} qmp command 'guest-fsfreeze-freeze' failed - got timeout`);
+  const fail = state.faults().qgaFreezeFail;
+  if (fail === "error") {
+    log.err("unable to freeze guest fs - The command guest-fsfreeze-freeze has been disabled for this instance");
     return true; // thaw is still sent
+  }
+  if (fail === "status") {
+    log.err("querying status after freezing guest fs failed - timeout after 60 minutes");
+    return true;
+  }
+  if (fail) {
+    log.err(`VM ${task.vmid} qmp command 'guest-fsfreeze-freeze' failed - got timeout`);
+    return true;
   }
   state.setGuestRuntime(task.vmid, { fsFrozen: true });
   return true;
@@ -66,6 +90,9 @@ export const qemuPlugin = {
   async prepare(ctx, task, mode) {
     const { log, state } = ctx;
     log.info(`VM Name: ${task.hostname}`);
+    const status = runtime(state, task.vmid).status;
+    task.vmWasRunning = status === "running" || status === "paused";
+    task.vmWasPaused = status === "paused";
     task.volumes = [];
     for (const v of backupVolumes("qemu", task.conf)) {
       const size = v.opts.get("size") ?? "";
@@ -115,7 +142,9 @@ export const qemuPlugin = {
       else log.info("resuming VM again");
       state.setGuestRuntime(task.vmid, { status: "running" });
     }
-    const size = await writeArchive(ctx, task, Readable.from(this.vmaChunks(ctx, task, disks)));
+    // PBS: the same QMP backup job (format pbs) and the same progress lines; the data goes to the server.
+    const source = Readable.from(this.vmaChunks(ctx, task, disks));
+    const size = ctx.pbs ? await writePbsArchive(ctx, task, source, "disks.img") : await writeArchive(ctx, task, source);
     if (wasStopped && !task.cleanup.restart) {
       log.info("stopping kvm after backup task");
       state.setGuestRuntime(task.vmid, { status: "stopped" });

@@ -34,6 +34,16 @@ function setNames(ctx, task) {
   const kind = task.vmtype === "lxc" ? "tar" : "vma";
   const basename = `vzdump-${task.vmtype}-${task.vmid}-${archiveStamp()}`;
   task.basename = basename;
+  if (ctx.pbs) {
+    // exec_backup_task: TARGET is the PBS snapshot `ct|vm/<vmid>/<%FT%TZ of the backup time>`;
+    // no LOGFILE, no .dat, the temporary dir in /var/tmp.
+    if (ctx.opts.stdout) throw new Error("unable to pipe backup to stdout");
+    const btime = new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    task.backupTime = Math.floor(Date.parse(btime) / 1000);
+    task.target = `${task.vmtype === "lxc" ? "ct" : "vm"}/${task.vmid}/${btime}`;
+    task.tmpdir = ctx.state.path("var", "tmp", `vzdumptmp${process.pid}_${task.vmid}`);
+    return;
+  }
   if (ctx.opts.stdout) return;
   task.target = join(ctx.dumpdir, `${basename}.${kind}${compressExt(ctx.opts.compress)}`);
   task.tmptar = join(ctx.dumpdir, `${basename}.${kind}.dat`);
@@ -166,11 +176,13 @@ export async function backupGuest(ctx, vmid) {
     await modeSteps(ctx, task, plugin, running);
     ctx.checkpoint();
     if (ctx.opts.stdout) log.info("sending archive to stdout");
-    else log.info(`creating vzdump archive '${task.target}'`);
+    else log.info(`creating ${ctx.pbs ? "Proxmox Backup Server" : "vzdump"} archive '${task.target}'`);
     task.size = await plugin.archive(ctx, task);
-    if (!ctx.opts.stdout) log.info(`archive file size: ${formatSize(task.size)}`);
-    writeSidecars(ctx, task);
-    pruneBackups(ctx, task);
+    if (!ctx.opts.stdout && !ctx.pbs) log.info(`archive file size: ${formatSize(task.size)}`);
+    if (!ctx.pbs) {
+      writeSidecars(ctx, task);
+      pruneBackups(ctx, task);
+    }
     await runHook(ctx, "backup-end", task);
   } catch (e) {
     error = ctx.interrupted ? new Error("interrupted by signal") : e;
