@@ -146,11 +146,13 @@ async function startSite(guests: readonly string[]): Promise<Site> {
   }
   const agent = await startAgent({ dir, guests: testGuests, config: { quiesce: { timeoutMs: 60_000, policy: "fail" } } });
   const tokens = TokenStore.open(join(dir, "data", "agent.db"));
-  return { dir, agent, operator: agent.client(), tokens };
+  // A long call deadline: an agent slowed down by the load under test still answers the bench.
+  return { dir, agent, operator: connectTestClient(agent.socketAddress, 120_000), tokens };
 }
 
 async function stopSite(site: Site, keep: boolean): Promise<void> {
   site.tokens.close();
+  site.operator.close();
   await site.agent.stop();
   if (keep) say(`kept ${site.dir}`);
   else await removeDir(site.dir);
