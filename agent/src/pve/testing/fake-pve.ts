@@ -66,7 +66,7 @@ export async function startFakePveNode(options: { onForeignBackup?: ForeignBacku
     mountDir: join(dir, "mnt"),
     mountsFile: join(dir, "mounts"),
     ...options.pve,
-    vzdump: { storage: "local", pidFile: pve.state.path("run", "vzdump.pid"), tmpDir: join(dir, "tmp"), progressIntervalMs: 100, stopGraceMs: 10_000, ...(options.pve?.vzdump ?? {}) },
+    vzdump: { storage: "local", pidFile: pve.state.path("run", "vzdump.pid"), lockFile: pve.state.path("run", "vzdump.lock"), tmpDir: join(dir, "tmp"), progressIntervalMs: 100, stopGraceMs: 10_000, ...(options.pve?.vzdump ?? {}) },
     hook: { socketPath: join(dir, "run", "hook.sock"), scriptPath: join(dir, "hook", "vzdump-hook.mjs"), preStopTimeoutMs: 20_000, replyTimeoutMs: 5_000 },
   });
   const hookServer = new HookServer({ socketPath: config.hook.socketPath, log: silentLogger(), ...(options.onForeignBackup ? { onForeignBackup: options.onForeignBackup } : {}) });

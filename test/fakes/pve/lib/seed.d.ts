@@ -32,7 +32,7 @@ export interface VmDiskSeed {
 }
 
 export interface GuestRuntime {
-  status: "running" | "stopped" | "paused";
+  status: "running" | "stopped" | "paused" | "prelaunch";
   frozen?: boolean;
   agentRunning?: boolean;
   fsFrozen?: boolean;
@@ -103,6 +103,11 @@ export interface FakeOptions {
   qgaWording?: "new" | "old";
   /** Log `starting backup via QMP command` (default true). */
   qmpStartLine?: boolean;
+  /** How long a guest takes to shut down for vzdump's stop mode (`qm shutdown`, `lxc-stop`; default 0). */
+  shutdownMs?: number;
+  /** The node's uptime in days: UPIDs carry a pstart shifted by it (9 hex digits past ~497 days), and
+   * <state>/proc/<pid>/stat shows the vzdump worker with that start time (point the agent's procDir there). */
+  uptimeDays?: number;
 }
 
 export declare class StateDir {

@@ -138,14 +138,21 @@ export class StateDir {
       .map((l) => JSON.parse(l));
   }
 
+  /** A guest asked to shut down (`shutdownDoneAt`, see vzdump/task.js) is stopped once that time passed. */
   guestRuntime(vmid) {
-    return this.readJson(join("run", "guests", `${vmid}.json`), undefined);
+    const rt = this.readJson(join("run", "guests", `${vmid}.json`), undefined);
+    if (rt?.shutdownDoneAt !== undefined && Date.now() >= rt.shutdownDoneAt) {
+      const { shutdownDoneAt: _done, ...rest } = rt;
+      return { ...rest, status: "stopped", frozen: false };
+    }
+    return rt;
   }
 
   setGuestRuntime(vmid, patch) {
     return this.locked(() => {
       const current = this.guestRuntime(vmid) ?? { status: "stopped" };
       const next = { ...current, ...patch };
+      if ("status" in patch && !("shutdownDoneAt" in patch)) delete next.shutdownDoneAt;
       this.writeJson(join("run", "guests", `${vmid}.json`), next);
       return next;
     });

@@ -9,7 +9,7 @@ import { readFileSync, unlinkSync } from "node:fs";
 import { fail, parsePve } from "../cli.js";
 import { guestType, listGuests } from "../guests.js";
 import { dumpDirOf } from "../storage.js";
-import { getGlobalLock, makeUpid, releaseGlobalLock } from "./global-lock.js";
+import { dropProcView, getGlobalLock, makeUpid, releaseGlobalLock } from "./global-lock.js";
 import { checkHookScript, runHook } from "./hooks.js";
 import { VzdumpLog } from "./log.js";
 import { backupGuest } from "./task.js";
@@ -34,8 +34,9 @@ function verify(opts, vmids) {
   if (opts.compress !== undefined && !["0", "1", "gzip", "lzo", "zstd"].includes(opts.compress)) {
     paramError("compress", `value '${opts.compress}' does not have a value in the enumeration '0, 1, gzip, lzo, zstd'`);
   }
+  // verify_vzdump_parameters: `$param->{all} = 1 if (defined($param->{exclude}) && !$param->{pool})`.
+  if (opts.exclude !== undefined && !opts.pool) opts.all = true;
   if (opts.all && vmids.length > 0) paramError("all", "option conflicts with option 'vmid'");
-  if (opts.exclude && !opts.all) paramError("exclude", "option only makes sense in combination with option 'all'");
   if (!opts.all && vmids.length === 0 && !opts.pool) paramError("vmid", "property is missing and it is not optional");
   if (opts.storage && opts.dumpdir) paramError("storage", "option conflicts with option 'dumpdir'");
   if (opts.stdout && vmids.length > 1) paramError("stdout", "option only allowed with a single VM");
@@ -54,9 +55,24 @@ function makeContext(state, opts) {
     interrupted: false,
     inCleanup: false,
     abortSignal: controller.signal,
+    swallowing: false,
     interrupt() {
+      if (ctx.swallowing) {
+        // The die from the signal handler lands in an eval that only warns (PVE::LXC::vm_stop).
+        ctx.log.perlWarn("interrupted by signal");
+        return;
+      }
       ctx.interrupted = true;
       controller.abort(new Error("interrupted by signal"));
+    },
+    /** Runs fn with interrupts caught and forgotten, as an `eval { run_command(...) }; warn $@` does. */
+    async swallowingInterrupts(fn) {
+      ctx.swallowing = true;
+      try {
+        return await fn();
+      } finally {
+        ctx.swallowing = false;
+      }
     },
     checkpoint() {
       if (ctx.interrupted && !ctx.inCleanup) throw new Error("interrupted by signal");
@@ -101,17 +117,12 @@ export async function vzdumpMain(state, args) {
   const excluded = new Set((opts.exclude ?? "").split(/[,;\s]+/).filter(Boolean).map(Number));
   const local = opts.all
     ? [...listGuests(state, "lxc"), ...listGuests(state, "qemu")].sort((a, b) => a - b).filter((id) => !excluded.has(id))
-    : vmids.map(Number).filter((id) => guestType(state, id) !== undefined);
+    : vmids.map(Number); // a vmid no node has is kept and fails visibly (`unable to find VM`), as get_included_guests does
   if (local.length === 0 && !opts.all) return 0;
 
   const ctx = makeContext(state, opts);
   if (opts.dumpdir) ctx.dumpdir = opts.dumpdir;
-  else if (!opts.stdout) {
-    ctx.storeid = opts.storage ?? "local";
-    const where = dumpDirOf(state, ctx.storeid);
-    if (where.error) fail(where.error, 255);
-    ctx.dumpdir = where.dir;
-  }
+  else if (!opts.stdout) ctx.storeid = opts.storage ?? "local";
   if (opts.script) {
     try {
       checkHookScript(opts.script);
@@ -119,10 +130,17 @@ export async function vzdumpMain(state, args) {
       fail(e.message, 255);
     }
   }
+  // PVE::VZDump::new runs job-init before it resolves the storage's dump dir: with --storage the
+  // hook sees STOREID but no DUMPDIR yet (only an explicit --dumpdir is there).
   try {
     await runHook(ctx, "job-init");
   } catch (e) {
     fail(e.message, 255);
+  }
+  if (!opts.dumpdir && !opts.stdout) {
+    const where = dumpDirOf(state, ctx.storeid);
+    if (where.error) fail(where.error, 255);
+    ctx.dumpdir = where.dir;
   }
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"]) process.on(sig, () => ctx.interrupt());
 
@@ -132,16 +150,23 @@ export async function vzdumpMain(state, args) {
     ctx.log.taskError(e.message);
     return 255;
   }
-  state.writeText("run/vzdump.pid", `${makeUpid(node, local)}\n`);
+  state.writeText("run/vzdump.pid", `${makeUpid(state, node, local)}\n`);
+  let code = 255;
   try {
-    return await runJob(ctx, args, node, local);
+    code = await runJob(ctx, args, node, local);
+    return code;
   } finally {
-    try {
-      unlinkSync(state.path("run", "vzdump.pid"));
-    } catch {
-      // already gone
+    // exec_backup: `unlink $pidfile` is its last statement, after `die "job errors\n" if $errcount`:
+    // a failed or interrupted job leaves the pid file behind (its UPID then names a dead process).
+    if (code === 0) {
+      try {
+        unlinkSync(state.path("run", "vzdump.pid"));
+      } catch {
+        // already gone
+      }
     }
-    releaseGlobalLock(state);
+    dropProcView(state);
+    releaseGlobalLock();
   }
 }
 

@@ -36,7 +36,8 @@ function setNames(ctx, task) {
   task.basename = basename;
   if (ctx.opts.stdout) return;
   task.target = join(ctx.dumpdir, `${basename}.${kind}${compressExt(ctx.opts.compress)}`);
-  task.tmptar = join(ctx.dumpdir, `${basename}.${kind}.dat`);
+  // exec_backup_task: `$task->{tmptar} =~ s/\.[^\.]+$/\.dat/` — `….tar.zst` → `….tar.dat`, `….tar` → `….dat`.
+  task.tmptar = task.target.replace(/\.[^./]+$/, ".dat");
   task.tmpdir = join(ctx.dumpdir, `${basename}.tmp`);
   task.logfile = join(ctx.dumpdir, `${basename}.log`);
 }
@@ -132,6 +133,13 @@ async function cleanupTask(ctx, task, plugin) {
 export async function backupGuest(ctx, vmid) {
   const { state, log } = ctx;
   const vmtype = guestType(state, vmid);
+  if (vmtype === undefined) {
+    // exec_backup_task's first statement: `die "unable to find VM '$vmid'\n" if !$plugin` — no
+    // task log yet, no hook (backup-abort needs the plugin's task), the job ends with errors.
+    log.err(`Backup of VM ${vmid} failed - unable to find VM '${vmid}'`);
+    log.info(`Failed at ${localStamp()}`);
+    return false;
+  }
   const plugin = vmtype === "lxc" ? lxcPlugin : qemuPlugin;
   const task = { vmid, vmtype, mode: ctx.opts.mode ?? "snapshot", cleanup: {} };
   const started = Date.now();
@@ -142,7 +150,8 @@ export async function backupGuest(ctx, vmid) {
   try {
     ctx.checkpoint();
     task.conf = readConf(state, vmid).conf;
-    task.hostname = guestName(vmtype, task.conf, vmid);
+    // LXC: `$conf->{hostname} || "CT$vmid"`; QEMU: `$conf->{name}` (unset for an unnamed VM, so no HOSTNAME).
+    task.hostname = vmtype === "lxc" ? guestName(vmtype, task.conf, vmid) : task.conf.current.get("name");
     setNames(ctx, task);
     const running = plugin.isRunning(ctx, vmid);
     log.info(`status = ${running ? "running" : "stopped"}`);
