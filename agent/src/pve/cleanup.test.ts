@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { silentLogger, systemClock } from "@lull/shared";
+import { createExecaLauncher, silentLogger, systemClock } from "@lull/shared";
 import { agentConfigSchema } from "../config.js";
 import { createLvmThinDriver } from "../storage/lvmthin.js";
 import { createZfsDriver } from "../storage/zfs.js";
@@ -30,7 +30,7 @@ afterEach(async () => {
 describe("PveCleanup", () => {
   it("after a vzdump killed mid-archive: unlocks, removes vzdump's snapshot and the .dat; the next backup works", async () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    await killVzdump(node, ["101", "--storage", "local"], () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+    await killVzdump(node, ["101", "--storage", "local", "--compress", "zstd"], () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
     node.pve.setFaults({});
     assert.equal(node.pve.guest(101)!.lock, "backup");
     const done = await cleanup().sweep();
@@ -54,7 +54,7 @@ describe("PveCleanup", () => {
         ["lxc-info", "-n", "101", "-s"],
       ],
     );
-    const again = spawn(join(node.pve.binDir, "vzdump"), ["101", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const again = spawn(join(node.pve.binDir, "vzdump"), ["101", "--storage", "local", "--compress", "zstd"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
     assert.equal(await new Promise((r) => again.on("close", r)), 0);
   });
 
@@ -94,7 +94,7 @@ describe("PveCleanup", () => {
 
   it("leaves locks and partial archives alone while the vzdump of the pid file runs", async () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 4 * 1024, delayMs: 200 } });
-    const child = spawn(join(node.pve.binDir, "vzdump"), ["101", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const child = spawn(join(node.pve.binDir, "vzdump"), ["101", "--storage", "local", "--compress", "zstd"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
     try {
       await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
       const c = cleanup();
@@ -131,5 +131,57 @@ describe("PveCleanup", () => {
     assert.ok(zfs.includes("rpool/data/subvol-103-disk-0@lull-j-00000000000000000000000000"), zfs.join("\n"));
     assert.deepEqual(node.pve.lvs().filter((lv) => lv.origin).map((lv) => lv.name), ["snap_vm-101-disk-0_vzdump"]);
     assert.deepEqual(node.pve.zfsSnapshots(), ["rpool/data/subvol-103-disk-0@vzdump"]);
+  });
+
+  it("an uncompressed archive's partial is <basename>.dat (s/\\.[^\\.]+$/\\.dat/ on ….tar): removed after a kill", async () => {
+    node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
+    const partial = () => readdirSync(node.dumpDir).filter((f) => /^vzdump-lxc-101-.*\.dat$/.test(f));
+    await killVzdump(node, ["101", "--storage", "local", "--compress", "0"], () => partial().length > 0);
+    node.pve.setFaults({});
+    assert.match(partial()[0]!, /^vzdump-lxc-101-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}\.dat$/, "not ….tar.dat");
+    const done = await cleanup().sweep();
+    assert.ok(done.some((d) => /^removed partial archive .*\/vzdump-lxc-101-[\d_-]+\.dat$/.test(d)), done.join("; "));
+    assert.deepEqual(partial(), []);
+  });
+
+  it("on a node up for 600 days (9-digit UPID pstart) a running vzdump is seen running: its lock and .dat are left alone", async () => {
+    node.pve.setOptions({ uptimeDays: 600 });
+    node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
+    const run = spawn(join(node.pve.binDir, "vzdump"), ["101", "--storage", "local", "--compress", "zstd"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const exited = new Promise((r) => run.on("close", r));
+    try {
+      await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+      const upid = node.pve.state.readText("run/vzdump.pid")!.trim();
+      assert.match(upid, /^UPID:pve1:[0-9A-F]{8}:[0-9A-F]{9}:/, "pstart has 9 hex digits");
+      const sweeper = new PveCleanup({ pve: node.config, node: "pve1", runner: node.runner, log: silentLogger(), procDir: node.pve.state.path("proc") });
+      assert.equal((await sweeper.vzdumpProcess()).running, true);
+      assert.deepEqual(await sweeper.sweep(), []);
+      assert.equal(node.pve.guest(101)!.lock, "backup");
+      assert.ok(readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+    } finally {
+      run.kill("SIGKILL");
+      await exited;
+    }
+  });
+
+  it("holds vzdump's global flock for the whole sweep: a vzdump started during it cannot take the lock", async () => {
+    let started: Promise<number | null> | undefined;
+    const runner: typeof node.runner = Object.assign(Object.create(node.runner) as typeof node.runner, {
+      run: (file: string, args: readonly string[], options?: Parameters<typeof node.runner.run>[2]) => {
+        if (started === undefined) {
+          // pvescheduler starts a job while the sweep works: with --lockwait 0 it must fail on the lock.
+          const job = spawn(join(node.pve.binDir, "vzdump"), ["101", "--storage", "local", "--lockwait", "0"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+          started = new Promise((r) => job.on("close", r));
+        }
+        return node.runner.run(file, args, options);
+      },
+    });
+    const sweeper = new PveCleanup({ pve: node.config, node: "pve1", runner, launcher: createExecaLauncher(), log: silentLogger() });
+    await sweeper.sweep();
+    assert.ok(started, "the sweep ran a command");
+    assert.equal(await started, 255, "vzdump could not take its global lock while the sweep held it");
+    assert.equal(node.pve.guest(101)!.lock, undefined, "it touched no guest");
+    const again = spawn(join(node.pve.binDir, "vzdump"), ["101", "--storage", "local", "--lockwait", "0"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    assert.equal(await new Promise((r) => again.on("close", r)), 0, "after the sweep the lock is free");
   });
 });

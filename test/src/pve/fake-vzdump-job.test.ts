@@ -91,7 +91,7 @@ describe("fake vzdump interrupted", () => {
   it("SIGTERM: `interrupted by signal`, cleanup runs (unlock, snapshot removed, no .dat), exit 255", async () => {
     seedCt();
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    const run = startTool(node.pve, "vzdump", ["101", "--storage", "local"]);
+    const run = startTool(node.pve, "vzdump", ["101", "--storage", "local", "--compress", "zstd"]);
     await run.waitForLine(/creating vzdump archive/);
     await waitFor("the partial .tar.dat", () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")), 10_000);
     run.child.kill("SIGTERM");
@@ -108,7 +108,7 @@ describe("fake vzdump interrupted", () => {
   it("SIGKILL mid-archive leaves lock: backup, the .dat, the vzdump snapshot and the pid file; the next run fails on the lock", async () => {
     seedCt();
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    const run = startTool(node.pve, "vzdump", ["101", "--storage", "local"]);
+    const run = startTool(node.pve, "vzdump", ["101", "--storage", "local", "--compress", "zstd"]);
     await run.waitForLine(/creating vzdump archive/);
     await waitFor("the partial .tar.dat", () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")), 10_000);
     run.child.kill("SIGKILL");
