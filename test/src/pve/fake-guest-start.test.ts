@@ -71,7 +71,7 @@ describe("fake vzdump in stop mode, killed", () => {
     await run.waitForLine(/creating vzdump archive/);
     await waitFor("the partial .tar.dat", () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")), 10_000);
     assert.equal(node.pve.guest(101)!.runtime?.status, "stopped", "vzdump shut the CT down at pre-stop");
-    run.child.kill("SIGKILL");
+    node.pve.killVzdump(run.child.pid!, "SIGKILL"); // CLI and worker, as a crash kills both
     const r = await run.result;
     assert.equal(r.signal, "SIGKILL");
     assert.ok(!r.lines.includes("INFO: restarting vm"), r.stdout);

@@ -94,6 +94,10 @@ export interface FakePve {
   lvs(): FakeLv[];
   zfsSnapshots(): string[];
   calls(tool?: string): RecordedFakeCall[];
+  /** The forked worker of a fake vzdump CLI process (its child leading its own session), if alive. */
+  vzdumpWorkerOf(cliPid: number): number | undefined;
+  /** Kills a fake vzdump as a crash does: the worker's process group, then the CLI process. Returns the worker's pid. */
+  killVzdump(cliPid: number, signal?: NodeJS.Signals): number | undefined;
 }
 
 export interface FakePveToolbox {

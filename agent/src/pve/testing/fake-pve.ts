@@ -147,6 +147,6 @@ export async function killVzdump(node: FakePveNode, args: string[], until: () =>
   const child = spawn(join(node.pve.binDir, "vzdump"), args, { env: { ...process.env, ...node.env }, stdio: "ignore" });
   const exited = new Promise((r) => child.on("close", r));
   await waitUntil(until);
-  child.kill("SIGKILL");
+  node.pve.killVzdump(child.pid!, "SIGKILL"); // the CLI process and its forked worker
   await exited;
 }

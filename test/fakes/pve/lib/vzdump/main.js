@@ -5,7 +5,9 @@
 // `interrupted by signal`; cleanup still runs. A listed vmid that is not on this node is skipped;
 // if none is local (and no --all) it exits 0 silently.
 // Not reproduced: pools, --exclude-path, PBS, mail/notifications, per-job state files, the API/UPID task list.
+import { spawn } from "node:child_process";
 import { readFileSync, unlinkSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { fail, parsePve } from "../cli.js";
 import { guestType, listGuests } from "../guests.js";
 import { dumpDirOf } from "../storage.js";
@@ -46,12 +48,12 @@ function commandLine(args, node) {
   return ["vzdump", ...args, "--node", node].join(" ");
 }
 
-function makeContext(state, opts) {
+function makeContext(state, opts, worker) {
   const controller = new AbortController();
   const ctx = {
     state,
     opts,
-    log: new VzdumpLog({ quiet: opts.quiet, toStderr: opts.stdout }),
+    log: new VzdumpLog({ quiet: opts.quiet, toStderr: opts.stdout, worker, onBrokenPipe: () => ctx.interrupt() }),
     interrupted: false,
     inCleanup: false,
     abortSignal: controller.signal,
@@ -107,7 +109,19 @@ function stopRunning(state) {
   return 0;
 }
 
+const WORKER_ENTRY = fileURLToPath(new URL("./worker-entry.js", import.meta.url));
+
+/** The CLI process: parameters, then fork_worker — the job runs in the worker (vzdumpWorker). */
 export async function vzdumpMain(state, args) {
+  return vzdumpJob(state, args, false);
+}
+
+/** The forked worker (worker-entry.js): the job itself. */
+export async function vzdumpWorker(state, args) {
+  return vzdumpJob(state, args, true);
+}
+
+async function vzdumpJob(state, args, worker) {
   const { opts, positional } = parsePve(args, SPEC);
   if (opts.stop) return stopRunning(state);
   const vmids = positional.flatMap((p) => p.split(/[,;\s]+/)).filter(Boolean);
@@ -119,8 +133,9 @@ export async function vzdumpMain(state, args) {
     ? [...listGuests(state, "lxc"), ...listGuests(state, "qemu")].sort((a, b) => a - b).filter((id) => !excluded.has(id))
     : vmids.map(Number); // a vmid no node has is kept and fails visibly (`unable to find VM`), as get_included_guests does
   if (local.length === 0 && !opts.all) return 0;
+  if (!worker) return forkWorker(opts, args);
 
-  const ctx = makeContext(state, opts);
+  const ctx = makeContext(state, opts, true);
   if (opts.dumpdir) ctx.dumpdir = opts.dumpdir;
   else if (!opts.stdout) ctx.storeid = opts.storage ?? "local";
   if (opts.script) {
@@ -203,4 +218,81 @@ async function runJob(ctx, args, node, vmids) {
     return 255;
   }
   return 0;
+}
+
+/**
+ * PVE::RESTEnvironment::fork_worker for the CLI (sync): TERM, INT, QUIT and PIPE are ignored; the
+ * worker is forked and calls setsid() (its own session and process group, so the pid file's UPID is
+ * the worker's, not this process's); this process only relays the worker's output ($tee_worker).
+ * While relaying, each TERM/INT/QUIT it gets is forwarded to the worker's process group — TERM
+ * the first three times, KILL after. At the worker's EOF the relay ends, TERM goes to the group,
+ * up to 5 s pass for it to exit, then KILL ($kill_process_group); then its control message: `TASK
+ * ERROR: <err>` → <err> on stderr. Exit: the worker's code (255 when it died of a signal).
+ * A relay killed by SIGKILL leaves the worker running: its next print into the dead pipe raises
+ * SIGPIPE, which the worker turns into "interrupted by signal" wherever it is (see log.js).
+ */
+async function forkWorker(opts, args) {
+  const ignore = () => undefined;
+  const signals = ["SIGTERM", "SIGINT", "SIGQUIT"];
+  for (const sig of signals) process.on(sig, ignore);
+  const child = spawn(process.execPath, [WORKER_ENTRY, ...args], {
+    detached: true, // setsid()
+    stdio: ["ignore", opts.stdout ? "inherit" : "pipe", "pipe", "pipe"],
+    env: process.env,
+  });
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  let forwarded = 0;
+  const forward = () => {
+    try {
+      process.kill(-child.pid, forwarded < 3 ? "SIGTERM" : "SIGKILL");
+    } catch {
+      // the group is gone
+    }
+    forwarded++;
+  };
+  for (const sig of signals) {
+    process.removeListener(sig, ignore);
+    process.on(sig, forward);
+  }
+  const out = opts.stdout ? process.stderr : process.stdout;
+  let broken = false;
+  out.on("error", () => (broken = true)); // `local $SIG{PIPE} = sub { die "broken pipe\n" }`: the relay ends
+  const relay = (stream) =>
+    new Promise((resolve) => {
+      if (!stream) return resolve();
+      stream.on("data", (chunk) => {
+        if (!broken && !opts.quiet) out.write(chunk);
+      });
+      stream.on("end", resolve);
+      stream.on("error", resolve);
+    });
+  let ctrl = "";
+  child.stdio[3].setEncoding("utf8");
+  child.stdio[3].on("data", (d) => (ctrl += d));
+  await Promise.all([relay(child.stdout), relay(child.stderr)]);
+  for (const sig of signals) {
+    process.removeListener(sig, forward);
+    process.on(sig, ignore);
+  }
+  // $kill_process_group: TERM to the group, up to 5 s, then KILL.
+  try {
+    process.kill(-child.pid, "SIGTERM");
+  } catch {
+    // gone
+  }
+  const { code, signal } = await Promise.race([
+    exited,
+    new Promise((r) => setTimeout(r, 5_000)).then(() => {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+      return exited;
+    }),
+  ]);
+  const m = /^TASK ERROR: (.*)$/m.exec(ctrl);
+  if (m && !opts.quiet) process.stderr.write(`${m[1]}\n`);
+  if (signal) return 255;
+  return code ?? 255;
 }

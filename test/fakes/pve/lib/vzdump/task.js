@@ -6,6 +6,7 @@
 //   log-end.
 // A guest that is not running gets stop mode and only backup-start, backup-end, log-end.
 // Not reproduced: `stopwait`, templates, `protected` limits, the tmpdir option and /var/tmp/vzdumptmp<pid>_<vmid>.
+import { existsSync, mkdirSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { localStamp } from "../cli.js";
 import { guestName, guestType, readConf, updateConf } from "../guests.js";
@@ -153,6 +154,12 @@ export async function backupGuest(ctx, vmid) {
     // LXC: `$conf->{hostname} || "CT$vmid"`; QEMU: `$conf->{name}` (unset for an unnamed VM, so no HOSTNAME).
     task.hostname = vmtype === "lxc" ? guestName(vmtype, task.conf, vmid) : task.conf.current.get("name");
     setNames(ctx, task);
+    if (task.tmpdir) {
+      // exec_backup_task: `rmtree $task->{tmpdir}; mkdir $task->{tmpdir}` in every mode (the plugins
+      // keep the guest config there); removed after the clean-up — a SIGKILL leaves it.
+      rmSync(task.tmpdir, { recursive: true, force: true });
+      mkdirSync(task.tmpdir, { recursive: true });
+    }
     const running = plugin.isRunning(ctx, vmid);
     log.info(`status = ${running ? "running" : "stopped"}`);
     lockVm(ctx, task);
@@ -186,6 +193,13 @@ export async function backupGuest(ctx, vmid) {
   }
   ctx.inCleanup = true; // cleanup, backup-abort and log-end run even after a signal
   await cleanupTask(ctx, task, plugin);
+  // `unlink $task->{tmptar} if -f`; `rmtree $task->{tmpdir} if -d`: an interrupted run leaves neither.
+  try {
+    if (task.tmptar && existsSync(task.tmptar)) unlinkSync(task.tmptar);
+    if (task.tmpdir) rmSync(task.tmpdir, { recursive: true, force: true });
+  } catch (e) {
+    log.perlWarn(String(e.message));
+  }
   if (error) {
     log.err(`Backup of VM ${vmid} failed - ${error.message}`);
     log.info(`Failed at ${localStamp()}`);
