@@ -10,7 +10,7 @@ import { agentConfigSchema } from "../config.js";
 import { createLvmThinDriver } from "../storage/lvmthin.js";
 import { createZfsDriver } from "../storage/zfs.js";
 import { PveCleanup } from "./cleanup.js";
-import { killVzdump, startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
+import { killVzdump, killVzdumpTree, startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
 import { waitUntil } from "../testing/wait.js";
 
 let node: FakePveNode;
@@ -36,9 +36,11 @@ describe("PveCleanup", () => {
     const done = await cleanup().sweep();
     assert.deepEqual(
       done.map((d) => d.replace(/\/.*\//, "…/")),
-      ["unlocked CT 101 (lock: backup)", "removed vzdump snapshot of CT 101", done[2]!.replace(/\/.*\//, "…/")],
+      ["unlocked CT 101 (lock: backup)", "removed vzdump snapshot of CT 101", done[2]!.replace(/\/.*\//, "…/"), done[3]!.replace(/\/.*\//, "…/")],
     );
     assert.match(done[2]!, /^removed partial archive .*\/vzdump-lxc-101-.*\.tar\.dat$/);
+    // exec_backup_task makes <basename>.tmp in every mode and removes it after its clean-up: a SIGKILL leaves it.
+    assert.match(done[3]!, /^removed partial archive .*\/vzdump-lxc-101-.*\.tmp$/);
     const g = node.pve.guest(101)!;
     assert.equal(g.lock, undefined);
     assert.deepEqual(g.snapshots, []);
@@ -63,7 +65,9 @@ describe("PveCleanup", () => {
     await killVzdump(node, ["101", "--storage", "local"], () => node.pve.guest(101)!.runtime?.frozen === true);
     assert.equal(node.pve.guest(101)!.lock, "snapshot");
     const done = await cleanup().sweep();
-    assert.deepEqual(done, ["unlocked CT 101 (lock: snapshot)", "removed vzdump snapshot of CT 101", "thawed CT 101"]);
+    assert.deepEqual(done.slice(0, 3), ["unlocked CT 101 (lock: snapshot)", "removed vzdump snapshot of CT 101", "thawed CT 101"]);
+    assert.equal(done.length, 4);
+    assert.match(done[3]!, /^removed partial archive .*\/vzdump-lxc-101-[\d_-]+\.tmp$/, "the tmpdir a snapshot-mode run leaves");
     assert.equal(node.pve.guest(101)!.runtime?.frozen, false);
     assert.equal(node.pve.guest(101)!.lock, undefined);
     assert.deepEqual(node.runner.argvs().filter((a) => a[0]!.startsWith("lxc-")), [["lxc-info", "-n", "101", "-s"], ["lxc-unfreeze", "-n", "101"]]);
@@ -102,8 +106,9 @@ describe("PveCleanup", () => {
       assert.deepEqual(await c.sweep(), []);
       assert.equal(node.pve.guest(101)!.lock, "backup");
     } finally {
-      child.kill("SIGKILL");
-      await new Promise((r) => child.on("close", r));
+      const closed = new Promise((r) => child.on("close", r));
+      await killVzdumpTree(node, child.pid!);
+      await closed;
     }
     assert.equal((await cleanup().vzdumpProcess()).running, false, "a dead pid in the pid file is not a running vzdump");
   });
@@ -159,7 +164,7 @@ describe("PveCleanup", () => {
       assert.equal(node.pve.guest(101)!.lock, "backup");
       assert.ok(readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
     } finally {
-      run.kill("SIGKILL");
+      await killVzdumpTree(node, run.pid!);
       await exited;
     }
   });

@@ -14,7 +14,7 @@ import { JobStore } from "../jobs/store.js";
 import { PveCleanup } from "./cleanup.js";
 import { noteSettledShutdowns } from "./guest-restart.js";
 import { VzdumpShutdownStore } from "../engines/vzdump/shutdown-store.js";
-import { killVzdump, startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
+import { killVzdump, killVzdumpTree, startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
 import { waitUntil } from "../testing/wait.js";
 
 const J1 = "j-00000000000000000000000001";
@@ -170,7 +170,7 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
       assert.deepEqual([node.pve.guest(101)!.lock, node.pve.guest(101)!.runtime?.status], ["backup", "stopped"]);
       assert.ok(logs.some((l) => l.msg === "guest shut down by vzdump left for a later cleanup" && l.vmid === 101));
     } finally {
-      other.kill("SIGKILL");
+      await killVzdumpTree(node, other.pid!);
       await new Promise((r) => other.on("close", r));
     }
     node.pve.setFaults({});

@@ -17,7 +17,7 @@ import type { ForeignBackupHandler } from "../../hook/hook-server.js";
 import { PveCleanup } from "../../pve/cleanup.js";
 import { followForeignBackup } from "./foreign-backup.js";
 import { VzdumpShutdownStore, stopModeRecorder } from "./shutdown-store.js";
-import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../../pve/testing/fake-pve.js";
+import { killVzdumpTree, recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../../pve/testing/fake-pve.js";
 import { createVzdumpEngine } from "./engine.js";
 import { waitUntil } from "../../testing/wait.js";
 
@@ -91,9 +91,11 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
     const hooks = recordingHooks();
     const running = run(hooks);
-    await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
-    process.kill(node.pve.calls("vzdump").at(-1)!.pid, "SIGKILL");
-    await assert.rejects(running, (e: unknown) => e instanceof LullError && /vzdump/.test(e.message));
+    // compress "0": the partial is <basename>.dat (vzdump replaces the `.tar`), not ….tar.dat.
+    await waitUntil(() => readdirSync(node.dumpDir).some((f) => /^vzdump-lxc-101-[\d_-]+\.dat$/.test(f)) && node.pve.guest(101)!.runtime?.status === "stopped");
+    const failed = assert.rejects(running, (e: unknown) => e instanceof LullError && /vzdump/.test(e.message));
+    await killVzdumpTree(node, node.pve.calls("vzdump").at(-1)!.pid); // CLI and worker, as a crash kills both
+    await failed;
     const g = node.pve.guest(101)!;
     assert.deepEqual([g.lock, g.runtime?.status], [undefined, "running"]);
     assert.ok(node.runner.argvs().some((a) => a.join(" ") === "pct start 101"));
@@ -110,7 +112,7 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     const record = newJobRecord({ id: JOB, guestId: "101", engine: "vzdump", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: JOB, quiesceTimeoutMs: 1_000, requestedBy: "test", now: Date.now() });
     jobs.createJob({ ...record, phase: Phase.PHASE_FAILED }, [], Date.now());
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    const orphan = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const orphan = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local", "--compress", "zstd"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
     const exited = new Promise((r) => orphan.on("close", r));
     try {
       await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
@@ -118,7 +120,7 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
       const e = engine("stop");
       assert.deepEqual(await e.settleOpenShutdowns(new AbortController().signal), [], "a vzdump runs: nothing touched");
       assert.equal(node.pve.guest(101)!.lock, "backup");
-      orphan.kill("SIGKILL");
+      await killVzdumpTree(node, orphan.pid!);
       await exited;
       node.pve.setFaults({});
       const done = await e.settleOpenShutdowns(new AbortController().signal);
@@ -126,7 +128,7 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
       assert.deepEqual([node.pve.guest(101)!.lock, node.pve.guest(101)!.runtime?.status], [undefined, "running"]);
       assert.deepEqual(await e.settleOpenShutdowns(new AbortController().signal), [], "settled: nothing more to do");
     } finally {
-      orphan.kill("SIGKILL");
+      await killVzdumpTree(node, orphan.pid!);
     }
   });
 
@@ -138,12 +140,12 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     onForeign = (m) =>
       followForeignBackup(m, recordingHooks(), { runner: node.runner, pve: node.config, log: silentLogger(), clock: systemClock, shutdowns: stopModeRecorder(shutdowns, { jobId: JOB, vmid: 101, vmtype: "lxc" }, systemClock) });
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    const scheduled = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local", "--script", node.hookScriptPath], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const scheduled = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local", "--compress", "zstd", "--script", node.hookScriptPath], { env: { ...process.env, ...node.env }, stdio: "ignore" });
     const exited = new Promise((r) => scheduled.on("close", r));
     try {
       await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
       assert.ok(shutdowns.get(JOB) !== undefined, "recorded at its pre-stop, like the agent's own runs");
-      scheduled.kill("SIGKILL");
+      await killVzdumpTree(node, scheduled.pid!);
       await exited;
       node.pve.setFaults({});
       jobs.connection.prepare("UPDATE jobs SET phase = ? WHERE id = ?").run("failed", JOB); // the followed job fails (no log-end)
@@ -151,7 +153,7 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
       assert.ok(done.includes("started CT 101 again (vzdump shut it down (stop mode) and ended before starting it again)"), done.join("\n"));
       assert.deepEqual([node.pve.guest(101)!.lock, node.pve.guest(101)!.runtime?.status], [undefined, "running"]);
     } finally {
-      scheduled.kill("SIGKILL");
+      await killVzdumpTree(node, scheduled.pid!);
     }
   });
 });

@@ -142,11 +142,28 @@ export function recordingHooks(
   };
 }
 
+/**
+ * SIGKILLs a fake vzdump as a crash does — its forked worker's process group and its CLI process —
+ * and waits until both are gone (killing the CLI alone leaves the worker running, as on a real node).
+ */
+export async function killVzdumpTree(node: FakePveNode, cliPid: number): Promise<void> {
+  const worker = node.pve.killVzdump(cliPid, "SIGKILL");
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await waitUntil(() => !alive(cliPid) && (worker === undefined || !alive(worker)));
+}
+
 /** Starts the fake vzdump with `args` and SIGKILLs it once `until` holds (what a killed vzdump leaves). */
 export async function killVzdump(node: FakePveNode, args: string[], until: () => boolean): Promise<void> {
   const child = spawn(join(node.pve.binDir, "vzdump"), args, { env: { ...process.env, ...node.env }, stdio: "ignore" });
   const exited = new Promise((r) => child.on("close", r));
   await waitUntil(until);
-  node.pve.killVzdump(child.pid!, "SIGKILL"); // the CLI process and its forked worker
+  await killVzdumpTree(node, child.pid!); // the CLI process and its forked worker
   await exited;
 }
