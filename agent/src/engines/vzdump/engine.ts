@@ -57,6 +57,8 @@ export function parseVmid(guestId: string): number {
   return Number(guestId);
 }
 
+const WORKER_END_WAIT_MS = 5_000;
+
 export class VzdumpEngine implements BackupEngine {
   readonly name = "vzdump" as const;
   private tail: Promise<void> = Promise.resolve();
@@ -153,6 +155,7 @@ export class VzdumpEngine implements BackupEngine {
       exit = { ...exit, timedOut: exit.timedOut || timedOut, cancelled: exit.cancelled || run.signal.aborted };
       log.info({ exitCode: exit.exitCode, signal: exit.signal, mode: session.mode }, "vzdump ended");
       const failed = exit.exitCode !== 0 || exit.cancelled || exit.timedOut;
+      if (failed) await this.workerEnded(log);
       await this.cleanUpShutdowns(run, vmid, log, failed && session.mode === "suspend");
       return await session.outcome(exit, run.signal);
     } finally {
@@ -198,6 +201,24 @@ export class VzdumpEngine implements BackupEngine {
     const mine = shutdowns.get(run.jobId);
     if (mine !== undefined && mine.restartedAt === undefined && mine.settledAt === undefined) {
       note(`guest ${vmid}: vzdump shut it down (stop mode) and did not start it again; it is not started yet (a vzdump runs, or the cleanup failed): the crash cleanup tries again (every pve.vzdump.shutdownRecheckMs while no vzdump runs, and at the agent's next start)`);
+    }
+  }
+
+  /**
+   * The CLI process can end before its worker does (both killed at once; the relay gone first): a
+   * failed run's clean-up waits up to WORKER_END_WAIT_MS for the pid file's worker to end, so it
+   * does not take this run's own dying worker for a vzdump that still runs.
+   */
+  private async workerEnded(log: Logger): Promise<void> {
+    const cleanup = this.deps.cleanup;
+    if (!cleanup) return;
+    const until = Date.now() + WORKER_END_WAIT_MS;
+    while ((await cleanup.vzdumpProcess()).running) {
+      if (Date.now() >= until) {
+        log.info("a vzdump worker still runs after this run's vzdump ended");
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 
