@@ -28,16 +28,16 @@ let shutdowns: VzdumpShutdownStore;
 /** What the hook server does with a backup Proxmox started by itself (set by the test that needs it). */
 let onForeign: ForeignBackupHandler | undefined;
 
-function engine(mode: "snapshot" | "stop") {
-  const pve = { ...node.config, vzdump: { ...node.config.vzdump, mode, compress: "0" as const } };
+function engine(mode: "snapshot" | "stop", stopGraceMs?: number) {
+  const pve = { ...node.config, vzdump: { ...node.config.vzdump, mode, compress: "0" as const, ...(stopGraceMs !== undefined ? { stopGraceMs } : {}) } };
   const cleanup = new PveCleanup({ pve, node: "pve1", runner: node.runner, log: silentLogger(), clock: systemClock, shutdowns });
   return createVzdumpEngine({ pve, node: "pve1", runner: node.runner, launcher: node.launcher, hookServer: node.hookServer, hookScriptPath: node.hookScriptPath, clock: systemClock, log: silentLogger(), vzdumpEnv: node.env, cleanup, shutdowns });
 }
 
-function run(hooks: RecordingHooks, mode: "snapshot" | "stop" = "stop") {
+function run(hooks: RecordingHooks, mode: "snapshot" | "stop" = "stop", signal: AbortSignal = new AbortController().signal, stopGraceMs?: number) {
   const record = newJobRecord({ id: JOB, guestId: "101", engine: "vzdump", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: JOB, quiesceTimeoutMs: 1_000, requestedBy: "test", now: Date.now() });
   jobs.createJob({ ...record, phase: Phase.PHASE_QUIESCING }, [], Date.now());
-  return engine(mode).run({ jobId: JOB, guest: { id: "101", engine: "vzdump" } as unknown as GuestConfig, hooks, signal: new AbortController().signal, log: silentLogger() });
+  return engine(mode, stopGraceMs).run({ jobId: JOB, guest: { id: "101", engine: "vzdump" } as unknown as GuestConfig, hooks, signal, log: silentLogger() });
 }
 
 beforeEach(async () => {
@@ -155,5 +155,28 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     } finally {
       await killVzdumpTree(node, scheduled.pid!);
     }
+  });
+
+  it("cancelled while lxc-stop runs (vm_stop's eval swallows the TERM): vzdump is stopped through its worker's group and the CT runs again", async () => {
+    // The CT takes 1.5 s to shut down; the cancel's TERM lands in the middle and is lost, as on a real
+    // node, and vzdump goes on. Killing vzdump's CLI process after the grace (what a plain launcher
+    // does) lets the worker die of SIGPIPE after it unlocked the CT and before it starts it again.
+    seedCt();
+    node.pve.setOptions({ shutdownMs: 1_500 });
+    node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 200 } });
+    const cancel = new AbortController();
+    const hooks = recordingHooks();
+    const running = run(hooks, "stop", cancel.signal, 3_000);
+    const outcome = assert.rejects(running, (e: unknown) => e instanceof LullError && e.code === "LULL_E_CANCELLED");
+    await waitUntil(() => shutdowns.get(JOB) !== undefined);
+    await new Promise((r) => setTimeout(r, 300)); // lxc-stop is waiting for the CT
+    assert.equal(node.pve.guest(101)!.runtime?.status, "running", "still shutting down when the cancel comes");
+    cancel.abort();
+    await outcome;
+    const g = node.pve.guest(101)!;
+    assert.deepEqual([g.lock, g.runtime?.status], [undefined, "running"], "the CT runs again when the cancelled run has ended");
+    assert.ok(!readdirSync(node.dumpDir).some((f) => f.endsWith(".dat") || f.endsWith(".tmp")), readdirSync(node.dumpDir).join(", "));
+    const calls = node.pve.calls("vzdump");
+    assert.equal(node.pve.vzdumpWorkerOf(calls.at(-1)!.pid), undefined, "no vzdump worker left running");
   });
 });
