@@ -6,7 +6,7 @@
 //   etc/pve/nodes/<node>/lxc/<id>.conf     guest configs in the real format (lock:, [vzdump] ...)
 //   etc/pve/nodes/<node>/qemu-server/<id>.conf
 //   run/guests/<id>.json                   runtime: status, frozen, guest agent
-//   run/vzdump.pid, run/vzdump.lock(.holder)  vzdump's UPID file and the emulated flock
+//   run/vzdump.pid, run/vzdump.lock            vzdump's UPID file and the emulated flock
 //   lvm.json, lvm-data/<vg>/<lv>/          LVs; an LV's "file system" is a directory tree
 //   zfs.json, zvol-data/                   datasets and snapshots; a filesystem's data lives at its mountpoint
 //   var/log/vzdump/<type>-<id>.log         vzdump's per-guest scratch log
