@@ -162,6 +162,7 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
     crashedStopMode();
     node.pve.setFaults({ slowArchive: { chunkBytes: 4 * 1024, delayMs: 200 } });
     const other = spawn(join(node.pve.binDir, "vzdump"), ["106", "--storage", "local", "--compress", "zstd"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const closed = new Promise((r) => other.on("close", r));
     try {
       await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.startsWith("vzdump-lxc-106-") && f.endsWith(".tar.dat")));
       assert.deepEqual(await cleanup().sweep(), []);
@@ -171,7 +172,7 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
       assert.ok(logs.some((l) => l.msg === "guest shut down by vzdump left for a later cleanup" && l.vmid === 101));
     } finally {
       await killVzdumpTree(node, other.pid!);
-      await new Promise((r) => other.on("close", r));
+      await closed;
     }
     node.pve.setFaults({});
     assert.ok((await cleanup().sweep()).includes("started CT 101 again (vzdump shut it down (stop mode) and ended before starting it again)"));
