@@ -8,29 +8,35 @@
 //   3. a leftover vzdump snapshot of a container → `pct delsnapshot <id> vzdump --force`;
 //   4. a container left frozen (`lxc-info -n <id> -s` says FROZEN) → `lxc-unfreeze -n <id>`;
 //      a VM that vzdump left paused → `qm resume`, with frozen guest filesystems → fsfreeze-thaw;
+//      a VM in `prelaunch` (the kvm vzdump started only for the backup, never run) → `qm stop`,
+//      never `qm resume` (that would boot a guest its user had stopped);
 //   5. a guest vzdump shut down in stop mode and never started again (a shutdown record of an ended
 //      job, ../engines/vzdump/shutdown-store.ts) → `pct start <vmid>` / `qm start <vmid>`, after its lock is
 //      cleared, only when it is stopped now and nobody else took it over (./restart-decision.ts);
-//   6. partial archives of this node's guests: `vzdump-<type>-<vmid>-<stamp>.{tar,vma}.dat` and
+//   6. partial archives of this node's guests: `vzdump-<type>-<vmid>-<stamp>.{tar,vma}.dat`, `….dat` and
 //      `….tmp` in the dump dirs, `vzdumptmp<pid>_<vmid>` of dead vzdumps in the tmp dir.
 // It runs at agent start (recovery calls the engine's sweep) and after a vzdump run that left a
 // shutdown open (the vzdump engine; `ending` names that run's job, which has not ended yet).
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { LullError, systemClock, type Clock, type Logger } from "@lull/shared";
-import type { CommandRunner } from "@lull/shared";
+import type { CommandRunner, Launcher } from "@lull/shared";
 import type { PveConfig } from "./config.js";
 import { GuestDiscovery, readStorages, type GuestSummary } from "./discovery.js";
 import { parseGuestConfig } from "./guest-config.js";
 import { GuestRestarter, type JobNoter } from "./guest-restart.js";
 import type { ShutdownRecords } from "./shutdown-records.js";
 import { dumpDirOf } from "./storage-cfg.js";
+import { parseUpid } from "./upid.js";
+import { tryVzdumpLock, type HeldLock } from "./vzdump-lock.js";
 
 export interface PveCleanupDeps {
   pve: PveConfig;
   node: string;
   runner: CommandRunner;
   log: Logger;
+  /** Runs flock(1) to hold vzdump's global lock during the sweep; without it the sweep relies on the pid file alone. */
+  launcher?: Launcher;
   /** Where process info is read (tests); default /proc. */
   procDir?: string;
   /** Guests vzdump shut down in stop mode; without it no guest is started again. */
@@ -53,7 +59,9 @@ export interface VzdumpProcess {
   pid?: number;
 }
 
-const PARTIAL = /^vzdump-(lxc|qemu)-(\d+)-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}\.(?:(?:tar|vma)\.dat|tmp)$/;
+// `<basename>.tar.dat`/`.vma.dat` of a compressed archive, `<basename>.dat` of an uncompressed one
+// (exec_backup_task: `s/\.[^\.]+$/\.dat/` on the target), `<basename>.tmp` (the tmpdir on a POSIX dump dir).
+const PARTIAL = /^vzdump-(lxc|qemu)-(\d+)-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}\.(?:(?:tar|vma)\.dat|dat|tmp)$/;
 const TMPDIR = /^vzdumptmp(\d+)_(\d+)$/;
 
 export class PveCleanup {
@@ -78,12 +86,11 @@ export class PveCleanup {
   /** Is the vzdump named in the pid file alive (same pid AND same process start time)? */
   async vzdumpProcess(): Promise<VzdumpProcess> {
     const upid = (await readFile(this.deps.pve.vzdump.pidFile, "utf8").catch(() => "")).trim();
-    const m = /^UPID:[^:]+:([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8}):/.exec(upid);
-    if (!m) return { running: false };
-    const pid = parseInt(m[1]!, 16);
-    const pstart = parseInt(m[2]!, 16);
-    const ticks = await this.startTicks(pid);
-    return { running: ticks !== undefined && ticks === pstart, upid, pid };
+    // The worker's UPID (fork_worker); its pstart has 9 hex digits on a node up for > ~497 days.
+    const parsed = parseUpid(upid);
+    if (!parsed) return { running: false };
+    const ticks = await this.startTicks(parsed.pid);
+    return { running: ticks !== undefined && ticks === parsed.pstart, upid, pid: parsed.pid };
   }
 
   private run(file: string, args: string[], signal?: AbortSignal, reject = true) {
@@ -126,6 +133,14 @@ export class PveCleanup {
     await this.run("qm", ["unlock", id], signal);
     unlocked.add(g.vmid);
     done.push(`unlocked VM ${id} (lock: backup)`);
+    if (status === "status: prelaunch") {
+      // The kvm vzdump started for the backup (enforce_vm_running_for_backup: paused, never run):
+      // `qm resume` would boot a guest that was stopped. vzdump's restore_vm_power_state stops it;
+      // so does this. A stop-mode guest that ran before is started by the shutdown record (step 5).
+      await this.run("qm", ["stop", id], signal);
+      done.push(`stopped the kvm vzdump had started (prelaunch) for backing up VM ${id}`);
+      return;
+    }
     if (status === "status: paused") {
       await this.run("qm", ["resume", id], signal);
       done.push(`resumed VM ${id}`);
@@ -215,9 +230,37 @@ export class PveCleanup {
         failures.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
       }
     };
+    // vzdump's global lock for the whole sweep: no vzdump can start (pvescheduler) while guests are settled.
+    let lock: HeldLock | undefined;
+    let lockBusy = false;
+    if (this.deps.launcher) {
+      try {
+        lock = await tryVzdumpLock(this.deps.launcher, this.deps.pve.vzdump.lockFile);
+        lockBusy = lock === undefined;
+      } catch (err) {
+        if (done.length > 0) this.deps.log.warn({ done }, "vzdump leftovers cleaned up");
+        throw new LullError("LULL_E_CLEANUP_FAILED", `cleanup not done: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    try {
+      return await this.sweepLocked(lockBusy, done, failures, attempt, signal, ending);
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  private async sweepLocked(
+    lockBusy: boolean,
+    done: string[],
+    failures: string[],
+    attempt: (what: string, fn: () => Promise<void>) => Promise<void>,
+    signal: AbortSignal | undefined,
+    ending: EndingRun | undefined,
+  ): Promise<string[]> {
     const vzdump = await this.vzdumpProcess();
+    if (lockBusy) vzdump.running = true;
     if (vzdump.running) {
-      this.deps.log.info({ upid: vzdump.upid }, "vzdump is running: guest locks, frozen guests and partial archives left alone");
+      this.deps.log.info({ upid: vzdump.upid, lockHeld: lockBusy }, "vzdump is running (its global lock is held or its pid file names a live worker): guest locks, frozen guests and partial archives left alone");
       await this.restartShutdownGuests([], new Set(), true, ending, attempt, done, failures);
     } else {
       let guests: GuestSummary[] | undefined;

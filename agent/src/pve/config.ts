@@ -37,6 +37,8 @@ export const vzdumpSchema = z
     ionice: z.number().int().min(0).max(8).optional(),
     /** vzdump's pid file (UPID of the running vzdump): crash cleanup leaves guests alone while it runs. */
     pidFile: absolutePath.default("/var/run/vzdump.pid"),
+    /** vzdump's global lock (flock): the crash cleanup holds it for its whole sweep, so no vzdump starts under it. */
+    lockFile: absolutePath.default("/var/run/vzdump.lock"),
     /** vzdump's temporary dirs live here (`vzdumptmp<pid>_<vmid>`). */
     tmpDir: absolutePath.default("/var/tmp"),
     /** How often the size of a growing container archive is reported as progress. */

@@ -14,7 +14,7 @@ import { JobStore } from "../jobs/store.js";
 import { PveCleanup } from "./cleanup.js";
 import { noteSettledShutdowns } from "./guest-restart.js";
 import { VzdumpShutdownStore } from "../engines/vzdump/shutdown-store.js";
-import { killVzdump, startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
+import { killVzdump, killVzdumpTree, startFakePveNode, type FakePveNode } from "./testing/fake-pve.js";
 import { waitUntil } from "../testing/wait.js";
 
 const J1 = "j-00000000000000000000000001";
@@ -61,7 +61,7 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
     addJob(J1, "101", Phase.PHASE_FAILED);
     shutdowns.recordShutdown(J1, 101, "lxc", Date.now());
-    await killVzdump(node, ["101", "--mode", "stop", "--storage", "local"], () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
+    await killVzdump(node, ["101", "--mode", "stop", "--storage", "local", "--compress", "zstd"], () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")));
     node.pve.setFaults({});
     assert.deepEqual([node.pve.guest(101)!.lock, node.pve.guest(101)!.runtime?.status], ["backup", "stopped"]);
 
@@ -83,6 +83,32 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
     assert.match(String(line?.reason), /ended before starting it again/);
     assert.deepEqual(shutdowns.open(), [], "settled once");
     assert.deepEqual(await cleanup().sweep(), [], "a second cleanup does nothing");
+  });
+
+  it("a stop-mode VM vzdump left in prelaunch (the kvm it started for the backup): qm stop, never qm resume, then qm start", async () => {
+    // vzdump shut the running VM down, started kvm paused for the backup (QMP `prelaunch`) and died.
+    node.pve.addVm(100, { disks: [{ key: "scsi0", storage: "local-lvm" }], lock: "backup" });
+    node.pve.setGuest(100, { status: "prelaunch" });
+    addJob(J1, "100", Phase.PHASE_FAILED);
+    shutdowns.recordShutdown(J1, 100, "qemu", Date.now());
+    const done = await cleanup().sweep();
+    assert.deepEqual(done, [
+      "unlocked VM 100 (lock: backup)",
+      "stopped the kvm vzdump had started (prelaunch) for backing up VM 100",
+      "started VM 100 again (vzdump shut it down (stop mode) and ended before starting it again)",
+    ]);
+    assert.ok(!argvOf("qm").some((a) => a[1] === "resume"), "a prelaunch kvm is never resumed");
+    assert.deepEqual(argvOf("qm").at(-1), ["qm", "start", "100"]);
+    assert.equal(node.pve.guest(100)!.runtime?.status, "running");
+  });
+
+  it("a VM that was stopped before its backup, left in prelaunch: stopped again, not booted", async () => {
+    node.pve.addVm(100, { disks: [{ key: "scsi0", storage: "local-lvm" }], lock: "backup" });
+    node.pve.setGuest(100, { status: "prelaunch" });
+    const done = await cleanup().sweep();
+    assert.deepEqual(done, ["unlocked VM 100 (lock: backup)", "stopped the kvm vzdump had started (prelaunch) for backing up VM 100"]);
+    assert.ok(!argvOf("qm").some((a) => a[1] === "resume" || a[1] === "start"));
+    assert.equal(node.pve.guest(100)!.runtime?.status, "stopped");
   });
 
   it("a VM: qm unlock, then qm status and qm start", async () => {
@@ -135,7 +161,8 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
     shutdowns.recordShutdown(J1, 101, "lxc", Date.now());
     crashedStopMode();
     node.pve.setFaults({ slowArchive: { chunkBytes: 4 * 1024, delayMs: 200 } });
-    const other = spawn(join(node.pve.binDir, "vzdump"), ["106", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const other = spawn(join(node.pve.binDir, "vzdump"), ["106", "--storage", "local", "--compress", "zstd"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const closed = new Promise((r) => other.on("close", r));
     try {
       await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.startsWith("vzdump-lxc-106-") && f.endsWith(".tar.dat")));
       assert.deepEqual(await cleanup().sweep(), []);
@@ -144,8 +171,8 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
       assert.deepEqual([node.pve.guest(101)!.lock, node.pve.guest(101)!.runtime?.status], ["backup", "stopped"]);
       assert.ok(logs.some((l) => l.msg === "guest shut down by vzdump left for a later cleanup" && l.vmid === 101));
     } finally {
-      other.kill("SIGKILL");
-      await new Promise((r) => other.on("close", r));
+      await killVzdumpTree(node, other.pid!);
+      await closed;
     }
     node.pve.setFaults({});
     assert.ok((await cleanup().sweep()).includes("started CT 101 again (vzdump shut it down (stop mode) and ended before starting it again)"));

@@ -95,6 +95,7 @@ export class PveSite {
             vzdump: {
               storage: "local",
               pidFile: pve.state.path("run", "vzdump.pid"),
+              lockFile: pve.state.path("run", "vzdump.lock"),
               tmpDir: join(dir, "tmp"),
               progressIntervalMs: 100,
               stopGraceMs: 10_000,

@@ -67,11 +67,11 @@ describe("fake pct / qm start", () => {
 describe("fake vzdump in stop mode, killed", () => {
   it("SIGKILL while archiving leaves the CT shut down under lock: backup; unlock + pct start brings it back", async () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    const run = startTool(node.pve, "vzdump", ["101", "--mode", "stop", "--storage", "local"]);
+    const run = startTool(node.pve, "vzdump", ["101", "--mode", "stop", "--storage", "local", "--compress", "zstd"]);
     await run.waitForLine(/creating vzdump archive/);
     await waitFor("the partial .tar.dat", () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")), 10_000);
     assert.equal(node.pve.guest(101)!.runtime?.status, "stopped", "vzdump shut the CT down at pre-stop");
-    run.child.kill("SIGKILL");
+    node.pve.killVzdump(run.child.pid!, "SIGKILL"); // CLI and worker, as a crash kills both
     const r = await run.result;
     assert.equal(r.signal, "SIGKILL");
     assert.ok(!r.lines.includes("INFO: restarting vm"), r.stdout);

@@ -34,7 +34,10 @@ describe("fake vzdump global lock", () => {
     await first.waitForLine(/starting new backup job/);
     const pidFile = node.pve.state.readText("run/vzdump.pid")!;
     assert.match(pidFile.trim(), new RegExp(`^UPID:pve1:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:vzdump:101:root@pam:$`));
-    assert.equal(parseInt(pidFile.split(":")[2]!, 16), first.child.pid);
+    // fork_worker: the pid file holds the worker's UPID, not the CLI process's.
+    const worker = node.pve.vzdumpWorkerOf(first.child.pid!);
+    assert.ok(worker !== undefined && worker !== first.child.pid, "a forked worker runs the job");
+    assert.equal(parseInt(pidFile.split(":")[2]!, 16), worker);
 
     const now = await runTool(node.pve, "vzdump", ["102", "--storage", "local", "--lockwait", "0"]);
     assert.equal(now.exitCode, 255);
@@ -72,11 +75,23 @@ describe("fake vzdump parameters", () => {
     assert.match(mode.stderr, /mode: value 'live' does not have a value in the enumeration 'snapshot, suspend, stop'/);
   });
 
-  it("exits 0 silently when no listed guest is on this node", async () => {
+  it("a vmid no node has fails visibly (get_included_guests keeps it): `unable to find VM`, exit 255, pid file left", async () => {
+    // Was: exit 0 silently. Real vzdump only skips guests of other cluster nodes; an unknown vmid is
+    // kept ("include IDs for deleted guests, and visibly fail later") and exec_backup_task dies.
     const r = await runTool(node.pve, "vzdump", ["999", "--storage", "local"]);
-    assert.equal(r.exitCode, 0);
-    assert.equal(r.stdout, "");
-    assert.equal(r.stderr, "");
+    assert.equal(r.exitCode, 255, r.stdout);
+    assert.ok(r.lines.includes("ERROR: Backup of VM 999 failed - unable to find VM '999'"), r.stdout);
+    assert.match(r.stderr, /job errors/);
+    assert.ok(existsSync(node.pve.state.path("run", "vzdump.pid")), "a failed job leaves its pid file (exec_backup unlinks it last)");
+  });
+
+  it("--exclude implies --all (verify_vzdump_parameters)", async () => {
+    seedCt(101);
+    seedCt(102);
+    const r = await runTool(node.pve, "vzdump", ["--exclude", "101", "--storage", "local"]);
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    assert.ok(r.lines.some((l) => l === "INFO: Starting Backup of VM 102 (lxc)"), r.stdout);
+    assert.ok(!r.lines.some((l) => l.startsWith("INFO: Starting Backup of VM 101")), r.stdout);
   });
 
   it("writes to --dumpdir without a STOREID", async () => {
@@ -91,7 +106,7 @@ describe("fake vzdump interrupted", () => {
   it("SIGTERM: `interrupted by signal`, cleanup runs (unlock, snapshot removed, no .dat), exit 255", async () => {
     seedCt();
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    const run = startTool(node.pve, "vzdump", ["101", "--storage", "local"]);
+    const run = startTool(node.pve, "vzdump", ["101", "--storage", "local", "--compress", "zstd"]);
     await run.waitForLine(/creating vzdump archive/);
     await waitFor("the partial .tar.dat", () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")), 10_000);
     run.child.kill("SIGTERM");
@@ -108,10 +123,10 @@ describe("fake vzdump interrupted", () => {
   it("SIGKILL mid-archive leaves lock: backup, the .dat, the vzdump snapshot and the pid file; the next run fails on the lock", async () => {
     seedCt();
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    const run = startTool(node.pve, "vzdump", ["101", "--storage", "local"]);
+    const run = startTool(node.pve, "vzdump", ["101", "--storage", "local", "--compress", "zstd"]);
     await run.waitForLine(/creating vzdump archive/);
     await waitFor("the partial .tar.dat", () => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")), 10_000);
-    run.child.kill("SIGKILL");
+    node.pve.killVzdump(run.child.pid!, "SIGKILL"); // CLI and worker, as a crash kills both
     await run.result;
     const g = node.pve.guest(101)!;
     assert.equal(g.lock, "backup");
@@ -133,7 +148,7 @@ describe("fake vzdump interrupted", () => {
     const run = startTool(node.pve, "vzdump", ["101", "--storage", "local"]);
     await run.waitForLine(/create storage snapshot 'vzdump'/);
     await waitFor("the CT frozen", () => node.pve.guest(101)!.runtime?.frozen === true, 10_000);
-    run.child.kill("SIGKILL");
+    node.pve.killVzdump(run.child.pid!, "SIGKILL");
     await run.result;
     const info = await runTool(node.pve, "lxc-info", ["-n", "101", "-s"]);
     assert.deepEqual(info.lines, ["State:          FROZEN"]);

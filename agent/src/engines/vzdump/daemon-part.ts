@@ -82,17 +82,18 @@ export function createPveDaemonPart(deps: PveDaemonDeps): PveDaemonPart {
     log,
     onForeignBackup: (message) => follow?.(message),
   });
+  const launcher = createExecaLauncher();
   const engine = createVzdumpEngine({
     pve,
     node: config.node,
     runner,
-    launcher: createExecaLauncher(),
+    launcher,
     hookServer,
     hookScriptPath: pve.hook.scriptPath,
     clock,
     log,
     // The vzdump engine creates no prefixed snapshots of its own: the native engine sweeps those.
-    cleanup: new PveCleanup({ pve, node: config.node, runner, log, clock, shutdowns, noteJob: (jobId, message) => noteJob(jobId, message) }),
+    cleanup: new PveCleanup({ pve, node: config.node, runner, launcher, log, clock, shutdowns, noteJob: (jobId, message) => noteJob(jobId, message) }),
     shutdowns,
   });
   let started = false;

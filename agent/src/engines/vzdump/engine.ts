@@ -20,6 +20,7 @@ import type { Launcher } from "@lull/shared";
 import { stopModeRecorder, type VzdumpShutdownStore } from "./shutdown-store.js";
 import { guardThinPools } from "../../storage/thin-pool.js";
 import { VzdumpRun } from "./run.js";
+import { VzdumpStopper } from "./worker-signals.js";
 import type { BackupEngine, EngineResult, EngineRun } from "../engine.js";
 
 export interface VzdumpEngineDeps {
@@ -68,6 +69,8 @@ export function parseVmid(guestId: string): number {
   if (!VMID.test(guestId)) throw new LullError("LULL_E_CONFIG_INVALID", `guest ${guestId}: the vzdump engine needs a Proxmox vmid as the guest id`);
   return Number(guestId);
 }
+
+const WORKER_END_WAIT_MS = 5_000;
 
 export class VzdumpEngine implements BackupEngine {
   readonly name = "vzdump" as const;
@@ -141,17 +144,34 @@ export class VzdumpEngine implements BackupEngine {
     try {
       const args = vzdumpArgs(vmid, vzdump, this.deps.hookScriptPath);
       log.info({ argv: [vzdump.command, ...args], type: guest.type, status: guest.status }, "vzdump starting");
+      // Cancel and timeout are not the launcher's (it would SIGKILL the CLI process alone after the
+      // grace, leaving vzdump's worker to die of SIGPIPE mid-cleanup): ./worker-signals.ts stops it.
       const proc = launcher.launch(vzdump.command, args, {
         onLine: (line) => session.onLine(line),
-        signal: run.signal,
         stopGraceMs: vzdump.stopGraceMs,
-        timeoutMs: vzdump.timeoutMs,
         ...(this.deps.vzdumpEnv !== undefined ? { env: this.deps.vzdumpEnv } : {}),
       });
       session.pid = proc.pid;
-      const exit = await proc.exit;
+      let timedOut = false;
+      const stopper = proc.pid !== undefined ? new VzdumpStopper({ relayPid: proc.pid, graceMs: vzdump.stopGraceMs, log }) : undefined;
+      const onAbort = () => (stopper ? stopper.stop("cancelled") : proc.kill());
+      run.signal.addEventListener("abort", onAbort, { once: true });
+      if (run.signal.aborted) onAbort();
+      const timer = setTimeout(() => {
+        timedOut = true;
+        if (stopper) stopper.stop(`timed out after ${vzdump.timeoutMs} ms`);
+        else proc.kill();
+      }, vzdump.timeoutMs);
+      timer.unref();
+      let exit = await proc.exit;
+      clearTimeout(timer);
+      stopper?.dispose();
+      run.signal.removeEventListener("abort", onAbort);
+      exit = { ...exit, timedOut: exit.timedOut || timedOut, cancelled: exit.cancelled || run.signal.aborted };
       log.info({ exitCode: exit.exitCode, signal: exit.signal, mode: session.mode }, "vzdump ended");
-      await this.cleanUpShutdowns(run, vmid, log);
+      const failed = exit.exitCode !== 0 || exit.cancelled || exit.timedOut;
+      if (failed) await this.workerEnded(log);
+      await this.cleanUpShutdowns(run, vmid, log, failed && session.mode === "suspend");
       return await session.outcome(exit, run.signal);
     } finally {
       detach();
@@ -164,9 +184,20 @@ export class VzdumpEngine implements BackupEngine {
    * earlier one's the last cleanup could not settle — gets the crash cleanup now. Never throws: the
    * run's own outcome stays what vzdump made it; what the cleanup did is noted on the job.
    */
-  private async cleanUpShutdowns(run: EngineRun, vmid: number, log: Logger): Promise<void> {
+  private async cleanUpShutdowns(run: EngineRun, vmid: number, log: Logger, failedSuspend = false): Promise<void> {
     const { cleanup, shutdowns } = this.deps;
     const open = shutdowns?.open(run.jobId) ?? [];
+    if (failedSuspend && cleanup && open.length === 0) {
+      // A suspend-mode run that failed or was cancelled may leave its guest paused or frozen (a
+      // worker killed before its cleanup): the sweep resumes/thaws it, once no vzdump runs.
+      try {
+        const done = await cleanup.sweep(undefined, { jobId: run.jobId, note: (message) => run.hooks.note(message) });
+        for (const d of done) this.noteSafely(run, log, `crash cleanup after vzdump: ${d}`);
+      } catch (err) {
+        this.noteSafely(run, log, `crash cleanup after vzdump: ${asLullError(err).message}`);
+      }
+      return;
+    }
     if (!cleanup || !shutdowns || open.length === 0) return;
     const note = (message: string) => {
       try {
@@ -185,6 +216,32 @@ export class VzdumpEngine implements BackupEngine {
     const mine = shutdowns.get(run.jobId);
     if (mine !== undefined && mine.restartedAt === undefined && mine.settledAt === undefined) {
       note(`guest ${vmid}: vzdump shut it down (stop mode) and did not start it again; it is not started yet (a vzdump runs, or the cleanup failed): the crash cleanup tries again (every pve.vzdump.shutdownRecheckMs while no vzdump runs, and at the agent's next start)`);
+    }
+  }
+
+  /**
+   * The CLI process can end before its worker does (both killed at once; the relay gone first): a
+   * failed run's clean-up waits up to WORKER_END_WAIT_MS for the pid file's worker to end, so it
+   * does not take this run's own dying worker for a vzdump that still runs.
+   */
+  private async workerEnded(log: Logger): Promise<void> {
+    const cleanup = this.deps.cleanup;
+    if (!cleanup) return;
+    const until = Date.now() + WORKER_END_WAIT_MS;
+    while ((await cleanup.vzdumpProcess()).running) {
+      if (Date.now() >= until) {
+        log.info("a vzdump worker still runs after this run's vzdump ended");
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private noteSafely(run: EngineRun, log: Logger, message: string): void {
+    try {
+      run.hooks.note(message);
+    } catch (err) {
+      log.warn({ err: asLullError(err).message }, "crash cleanup note not recorded");
     }
   }
 

@@ -52,7 +52,9 @@ describe("vzdump output lines", () => {
     assert.equal(parseRenderedBytes("673.6", "MiB"), Math.round(673.6 * 1024 * 1024));
     assert.equal(parseRenderedBytes("1", "XB"), undefined);
     assert.equal(partialArchivePath("/d/vzdump-lxc-101-2024_10_18-18_30_08.tar.zst"), "/d/vzdump-lxc-101-2024_10_18-18_30_08.tar.dat");
-    assert.equal(partialArchivePath("/d/vzdump-qemu-100-2024_10_18-18_30_08.vma"), "/d/vzdump-qemu-100-2024_10_18-18_30_08.vma.dat");
+    // Uncompressed: vzdump replaces the last extension (s/\.[^\.]+$/\.dat/), so `.tar`/`.vma` itself goes.
+    assert.equal(partialArchivePath("/d/vzdump-qemu-100-2024_10_18-18_30_08.vma"), "/d/vzdump-qemu-100-2024_10_18-18_30_08.dat");
+    assert.equal(partialArchivePath("/d/vzdump-lxc-101-2024_10_18-18_30_08.tar"), "/d/vzdump-lxc-101-2024_10_18-18_30_08.dat");
     assert.equal(partialArchivePath("/d/other.tar"), undefined);
   });
 });

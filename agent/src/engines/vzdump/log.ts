@@ -78,6 +78,8 @@ export function classifyLine(line: string): VzdumpLine {
 
 /** `/dump/vzdump-lxc-101-2024_10_18-18_30_08.tar.zst` → `/dump/vzdump-lxc-101-2024_10_18-18_30_08.tar.dat` (what grows while vzdump writes). */
 export function partialArchivePath(finalPath: string): string | undefined {
-  const m = /^(.*\/vzdump-(?:lxc|qemu)-\d+-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}\.(?:tar|vma))(?:\.(?:zst|gz|lzo))?$/.exec(finalPath);
-  return m ? `${m[1]}.dat` : undefined;
+  // PVE::VZDump::exec_backup_task: `$task->{tmptar} =~ s/\.[^\.]+$/\.dat/` on the target, so
+  // `….tar.zst` → `….tar.dat` but an uncompressed `….tar` → `….dat`.
+  if (!/^.*\/vzdump-(?:lxc|qemu)-\d+-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}\.(?:tar|vma)(?:\.(?:zst|gz|lzo))?$/.test(finalPath)) return undefined;
+  return finalPath.replace(/\.[^./]+$/, ".dat");
 }

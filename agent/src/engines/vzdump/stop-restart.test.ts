@@ -17,7 +17,7 @@ import type { ForeignBackupHandler } from "../../hook/hook-server.js";
 import { PveCleanup } from "../../pve/cleanup.js";
 import { followForeignBackup } from "./foreign-backup.js";
 import { VzdumpShutdownStore, stopModeRecorder } from "./shutdown-store.js";
-import { recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../../pve/testing/fake-pve.js";
+import { killVzdumpTree, recordingHooks, startFakePveNode, type FakePveNode, type RecordingHooks } from "../../pve/testing/fake-pve.js";
 import { createVzdumpEngine } from "./engine.js";
 import { waitUntil } from "../../testing/wait.js";
 
@@ -28,16 +28,16 @@ let shutdowns: VzdumpShutdownStore;
 /** What the hook server does with a backup Proxmox started by itself (set by the test that needs it). */
 let onForeign: ForeignBackupHandler | undefined;
 
-function engine(mode: "snapshot" | "stop") {
-  const pve = { ...node.config, vzdump: { ...node.config.vzdump, mode, compress: "0" as const } };
+function engine(mode: "snapshot" | "stop", stopGraceMs?: number) {
+  const pve = { ...node.config, vzdump: { ...node.config.vzdump, mode, compress: "0" as const, ...(stopGraceMs !== undefined ? { stopGraceMs } : {}) } };
   const cleanup = new PveCleanup({ pve, node: "pve1", runner: node.runner, log: silentLogger(), clock: systemClock, shutdowns });
   return createVzdumpEngine({ pve, node: "pve1", runner: node.runner, launcher: node.launcher, hookServer: node.hookServer, hookScriptPath: node.hookScriptPath, clock: systemClock, log: silentLogger(), vzdumpEnv: node.env, cleanup, shutdowns });
 }
 
-function run(hooks: RecordingHooks, mode: "snapshot" | "stop" = "stop") {
+function run(hooks: RecordingHooks, mode: "snapshot" | "stop" = "stop", signal: AbortSignal = new AbortController().signal, stopGraceMs?: number) {
   const record = newJobRecord({ id: JOB, guestId: "101", engine: "vzdump", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: JOB, quiesceTimeoutMs: 1_000, requestedBy: "test", now: Date.now() });
   jobs.createJob({ ...record, phase: Phase.PHASE_QUIESCING }, [], Date.now());
-  return engine(mode).run({ jobId: JOB, guest: { id: "101", engine: "vzdump" } as unknown as GuestConfig, hooks, signal: new AbortController().signal, log: silentLogger() });
+  return engine(mode, stopGraceMs).run({ jobId: JOB, guest: { id: "101", engine: "vzdump" } as unknown as GuestConfig, hooks, signal, log: silentLogger() });
 }
 
 beforeEach(async () => {
@@ -91,9 +91,11 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
     const hooks = recordingHooks();
     const running = run(hooks);
-    await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
-    process.kill(node.pve.calls("vzdump").at(-1)!.pid, "SIGKILL");
-    await assert.rejects(running, (e: unknown) => e instanceof LullError && /vzdump/.test(e.message));
+    // compress "0": the partial is <basename>.dat (vzdump replaces the `.tar`), not ….tar.dat.
+    await waitUntil(() => readdirSync(node.dumpDir).some((f) => /^vzdump-lxc-101-[\d_-]+\.dat$/.test(f)) && node.pve.guest(101)!.runtime?.status === "stopped");
+    const failed = assert.rejects(running, (e: unknown) => e instanceof LullError && /vzdump/.test(e.message));
+    await killVzdumpTree(node, node.pve.calls("vzdump").at(-1)!.pid); // CLI and worker, as a crash kills both
+    await failed;
     const g = node.pve.guest(101)!;
     assert.deepEqual([g.lock, g.runtime?.status], [undefined, "running"]);
     assert.ok(node.runner.argvs().some((a) => a.join(" ") === "pct start 101"));
@@ -110,7 +112,7 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     const record = newJobRecord({ id: JOB, guestId: "101", engine: "vzdump", policy: QuiescePolicy.QUIESCE_POLICY_FAIL, idempotencyKey: JOB, quiesceTimeoutMs: 1_000, requestedBy: "test", now: Date.now() });
     jobs.createJob({ ...record, phase: Phase.PHASE_FAILED }, [], Date.now());
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    const orphan = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const orphan = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local", "--compress", "zstd"], { env: { ...process.env, ...node.env }, stdio: "ignore" });
     const exited = new Promise((r) => orphan.on("close", r));
     try {
       await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
@@ -118,7 +120,7 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
       const e = engine("stop");
       assert.deepEqual(await e.settleOpenShutdowns(new AbortController().signal), [], "a vzdump runs: nothing touched");
       assert.equal(node.pve.guest(101)!.lock, "backup");
-      orphan.kill("SIGKILL");
+      await killVzdumpTree(node, orphan.pid!);
       await exited;
       node.pve.setFaults({});
       const done = await e.settleOpenShutdowns(new AbortController().signal);
@@ -126,7 +128,7 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
       assert.deepEqual([node.pve.guest(101)!.lock, node.pve.guest(101)!.runtime?.status], [undefined, "running"]);
       assert.deepEqual(await e.settleOpenShutdowns(new AbortController().signal), [], "settled: nothing more to do");
     } finally {
-      orphan.kill("SIGKILL");
+      await killVzdumpTree(node, orphan.pid!);
     }
   });
 
@@ -138,12 +140,12 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
     onForeign = (m) =>
       followForeignBackup(m, recordingHooks(), { runner: node.runner, pve: node.config, log: silentLogger(), clock: systemClock, shutdowns: stopModeRecorder(shutdowns, { jobId: JOB, vmid: 101, vmtype: "lxc" }, systemClock) });
     node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 100 } });
-    const scheduled = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local", "--script", node.hookScriptPath], { env: { ...process.env, ...node.env }, stdio: "ignore" });
+    const scheduled = spawn(join(node.pve.binDir, "vzdump"), ["101", "--mode", "stop", "--storage", "local", "--compress", "zstd", "--script", node.hookScriptPath], { env: { ...process.env, ...node.env }, stdio: "ignore" });
     const exited = new Promise((r) => scheduled.on("close", r));
     try {
       await waitUntil(() => readdirSync(node.dumpDir).some((f) => f.endsWith(".tar.dat")) && node.pve.guest(101)!.runtime?.status === "stopped");
       assert.ok(shutdowns.get(JOB) !== undefined, "recorded at its pre-stop, like the agent's own runs");
-      scheduled.kill("SIGKILL");
+      await killVzdumpTree(node, scheduled.pid!);
       await exited;
       node.pve.setFaults({});
       jobs.connection.prepare("UPDATE jobs SET phase = ? WHERE id = ?").run("failed", JOB); // the followed job fails (no log-end)
@@ -151,7 +153,30 @@ describe("vzdump engine, stop mode: the guest's shutdown is recorded", () => {
       assert.ok(done.includes("started CT 101 again (vzdump shut it down (stop mode) and ended before starting it again)"), done.join("\n"));
       assert.deepEqual([node.pve.guest(101)!.lock, node.pve.guest(101)!.runtime?.status], [undefined, "running"]);
     } finally {
-      scheduled.kill("SIGKILL");
+      await killVzdumpTree(node, scheduled.pid!);
     }
+  });
+
+  it("cancelled while lxc-stop runs (vm_stop's eval swallows the TERM): vzdump is stopped through its worker's group and the CT runs again", async () => {
+    // The CT takes 1.5 s to shut down; the cancel's TERM lands in the middle and is lost, as on a real
+    // node, and vzdump goes on. Killing vzdump's CLI process after the grace (what a plain launcher
+    // does) lets the worker die of SIGPIPE after it unlocked the CT and before it starts it again.
+    seedCt();
+    node.pve.setOptions({ shutdownMs: 1_500 });
+    node.pve.setFaults({ slowArchive: { chunkBytes: 8 * 1024, delayMs: 200 } });
+    const cancel = new AbortController();
+    const hooks = recordingHooks();
+    const running = run(hooks, "stop", cancel.signal, 3_000);
+    const outcome = assert.rejects(running, (e: unknown) => e instanceof LullError && e.code === "LULL_E_CANCELLED");
+    await waitUntil(() => shutdowns.get(JOB) !== undefined);
+    await new Promise((r) => setTimeout(r, 300)); // lxc-stop is waiting for the CT
+    assert.equal(node.pve.guest(101)!.runtime?.status, "running", "still shutting down when the cancel comes");
+    cancel.abort();
+    await outcome;
+    const g = node.pve.guest(101)!;
+    assert.deepEqual([g.lock, g.runtime?.status], [undefined, "running"], "the CT runs again when the cancelled run has ended");
+    assert.ok(!readdirSync(node.dumpDir).some((f) => f.endsWith(".dat") || f.endsWith(".tmp")), readdirSync(node.dumpDir).join(", "));
+    const calls = node.pve.calls("vzdump");
+    assert.equal(node.pve.vzdumpWorkerOf(calls.at(-1)!.pid), undefined, "no vzdump worker left running");
   });
 });

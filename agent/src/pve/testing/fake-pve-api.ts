@@ -5,7 +5,7 @@
 export type FileTree = Record<string, string | Uint8Array>;
 
 export interface GuestRuntime {
-  status: "running" | "stopped" | "paused";
+  status: "running" | "stopped" | "paused" | "prelaunch";
   frozen?: boolean;
   agentRunning?: boolean;
   fsFrozen?: boolean;
@@ -73,7 +73,7 @@ export interface DiskSeed {
 export interface FakePve {
   readonly root: string;
   readonly binDir: string;
-  readonly state: { path(...parts: string[]): string };
+  readonly state: { path(...parts: string[]): string; readText(rel: string, fallback?: string): string | undefined };
   env(base?: NodeJS.ProcessEnv): Record<string, string>;
   storageCfgPath(): string;
   addZfsStorage(id: string, options: { pool?: string; mountRoot: string }): void;
@@ -89,12 +89,18 @@ export interface FakePve {
     options?: { name?: string; status?: "running" | "stopped"; disks?: DiskSeed[]; agent?: boolean; agentRunning?: boolean; config?: Record<string, string | number>; lock?: string },
   ): void;
   setFaults(faults: FakeFaults): void;
+  /** Node behaviour (see test/fakes/pve/lib/seed.d.ts FakeOptions): uptimeDays, shutdownMs, … */
+  setOptions(options: { uptimeDays?: number; shutdownMs?: number; lockwaitMinuteMs?: number }): void;
   guest(vmid: number): GuestView | undefined;
   setGuest(vmid: number, patch: Partial<GuestRuntime>): void;
   setLock(vmid: number, lock: string | undefined): void;
   lvs(): FakeLv[];
   zfsSnapshots(): string[];
   calls(tool?: string): RecordedFakeCall[];
+  /** The forked worker of a fake vzdump CLI process (its child leading its own session), if alive. */
+  vzdumpWorkerOf(cliPid: number): number | undefined;
+  /** Kills a fake vzdump as a crash does: the worker's process group, then the CLI process. Returns the worker's pid. */
+  killVzdump(cliPid: number, signal?: NodeJS.Signals): number | undefined;
 }
 
 export interface FakePveToolbox {

@@ -66,7 +66,7 @@ export async function startFakePveNode(options: { onForeignBackup?: ForeignBacku
     mountDir: join(dir, "mnt"),
     mountsFile: join(dir, "mounts"),
     ...options.pve,
-    vzdump: { storage: "local", pidFile: pve.state.path("run", "vzdump.pid"), tmpDir: join(dir, "tmp"), progressIntervalMs: 100, stopGraceMs: 10_000, ...(options.pve?.vzdump ?? {}) },
+    vzdump: { storage: "local", pidFile: pve.state.path("run", "vzdump.pid"), lockFile: pve.state.path("run", "vzdump.lock"), tmpDir: join(dir, "tmp"), progressIntervalMs: 100, stopGraceMs: 10_000, ...(options.pve?.vzdump ?? {}) },
     hook: { socketPath: join(dir, "run", "hook.sock"), scriptPath: join(dir, "hook", "vzdump-hook.mjs"), preStopTimeoutMs: 20_000, replyTimeoutMs: 5_000, vzdumpConfPath: pve.state.path("etc", "vzdump.conf") },
   });
   const hookServer = new HookServer({ socketPath: config.hook.socketPath, log: silentLogger(), ...(options.onForeignBackup ? { onForeignBackup: options.onForeignBackup } : {}) });
@@ -142,11 +142,28 @@ export function recordingHooks(
   };
 }
 
+/**
+ * SIGKILLs a fake vzdump as a crash does — its forked worker's process group and its CLI process —
+ * and waits until both are gone (killing the CLI alone leaves the worker running, as on a real node).
+ */
+export async function killVzdumpTree(node: FakePveNode, cliPid: number): Promise<void> {
+  const worker = node.pve.killVzdump(cliPid, "SIGKILL");
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await waitUntil(() => !alive(cliPid) && (worker === undefined || !alive(worker)));
+}
+
 /** Starts the fake vzdump with `args` and SIGKILLs it once `until` holds (what a killed vzdump leaves). */
 export async function killVzdump(node: FakePveNode, args: string[], until: () => boolean): Promise<void> {
   const child = spawn(join(node.pve.binDir, "vzdump"), args, { env: { ...process.env, ...node.env }, stdio: "ignore" });
   const exited = new Promise((r) => child.on("close", r));
   await waitUntil(until);
-  child.kill("SIGKILL");
+  await killVzdumpTree(node, child.pid!); // the CLI process and its forked worker
   await exited;
 }

@@ -23,11 +23,11 @@ export function fail(lines, code) {
   throw new ExitError(code);
 }
 
-/** Runs a fake tool's main(state, args) with call recording and exit-code handling. */
-export async function runTool(tool, main) {
+/** Runs a fake tool's main(state, args) with call recording (unless record: false) and exit-code handling. */
+export async function runTool(tool, main, { record = true } = {}) {
   const state = new StateDir(stateDirFromEnv());
   const args = process.argv.slice(2);
-  state.recordCall(tool, args);
+  if (record) state.recordCall(tool, args);
   try {
     const code = (await main(state, args)) ?? 0;
     await flush();

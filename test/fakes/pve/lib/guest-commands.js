@@ -79,7 +79,7 @@ function list(state, type) {
     for (const id of ids) {
       const { conf } = readConf(state, id);
       const rt = runtime(state, id);
-      out(`${String(id).padStart(10)} ${guestName("qemu", conf, id).padEnd(20)} ${rt.status.padEnd(10)} ${String(conf.current.get("memory") ?? 2048).padEnd(10)} ${"32.00".padStart(12)} ${String(rt.pid ?? 0).padEnd(10)}`);
+      out(`${String(id).padStart(10)} ${guestName("qemu", conf, id).padEnd(20)} ${(rt.status === "stopped" ? "stopped" : "running").padEnd(10)} ${String(conf.current.get("memory") ?? 2048).padEnd(10)} ${"32.00".padStart(12)} ${String(rt.pid ?? 0).padEnd(10)}`);
     }
   }
   return 0;
@@ -143,7 +143,18 @@ function guestCmd(state, args) {
 function resume(state, args) {
   const { positional } = parsePve(args, { skiplock: "bool", nocheck: "bool" });
   const { vmid } = requireGuest(state, "qemu", positional[0]);
-  if (runtime(state, vmid).status === "paused") state.setGuestRuntime(vmid, { status: "running" });
+  // QMP `cont`: a paused VM runs on; a `prelaunch` kvm (started paused for a backup) boots.
+  if (["paused", "prelaunch"].includes(runtime(state, vmid).status)) state.setGuestRuntime(vmid, { status: "running" });
+  return 0;
+}
+
+/** `qm stop <vmid> [--skiplock] [--timeout N]`: hard stop (vm_stop), refused under a lock without --skiplock. */
+function stop(state, args) {
+  const { opts, positional } = parsePve(args, { skiplock: "bool", timeout: "int", keepActive: "bool", "overrule-shutdown": "bool" });
+  const { vmid, conf } = requireGuest(state, "qemu", positional[0]);
+  const lock = conf.current.get("lock");
+  if (lock && !opts.skiplock) fail(`VM is locked (${lock})`, 255);
+  state.setGuestRuntime(vmid, { status: "stopped", fsFrozen: false });
   return 0;
 }
 
@@ -182,6 +193,8 @@ export function qm(state, args) {
       return list(state, "qemu");
     case "resume":
       return resume(state, rest);
+    case "stop":
+      return stop(state, rest);
     case "guest":
       if (rest[0] !== "cmd") fail([`unknown command 'qm guest ${rest[0] ?? ""}'`], 255);
       return guestCmd(state, rest.slice(1));

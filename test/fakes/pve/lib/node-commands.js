@@ -11,13 +11,13 @@ function guestEntry(state, type, vmid) {
   const entry = {
     vmid,
     name: guestName(type, conf, vmid),
-    status: rt.status === "paused" ? "running" : rt.status,
+    status: rt.status === "paused" || rt.status === "prelaunch" ? "running" : rt.status,
     type,
     maxmem: Number(conf.current.get("memory") ?? 512) * 1024 * 1024,
     cpus: Number(conf.current.get("cores") ?? 1),
     uptime: rt.status === "running" ? 3600 : 0,
   };
-  if (type === "qemu" && rt.status === "paused") entry.qmpstatus = "paused";
+  if (type === "qemu" && (rt.status === "paused" || rt.status === "prelaunch")) entry.qmpstatus = rt.status;
   const lock = conf.current.get("lock");
   if (lock) entry.lock = lock;
   if (conf.current.get("template") === "1") entry.template = 1;

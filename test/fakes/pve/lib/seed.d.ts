@@ -32,7 +32,7 @@ export interface VmDiskSeed {
 }
 
 export interface GuestRuntime {
-  status: "running" | "stopped" | "paused";
+  status: "running" | "stopped" | "paused" | "prelaunch";
   frozen?: boolean;
   agentRunning?: boolean;
   fsFrozen?: boolean;
@@ -108,6 +108,11 @@ export interface FakeOptions {
   qgaWording?: "new" | "old";
   /** Log `starting backup via QMP command` (default true). */
   qmpStartLine?: boolean;
+  /** How long a guest takes to shut down for vzdump's stop mode (`qm shutdown`, `lxc-stop`; default 0). */
+  shutdownMs?: number;
+  /** The node's uptime in days: UPIDs carry a pstart shifted by it (9 hex digits past ~497 days), and
+   * <state>/proc/<pid>/stat shows the vzdump worker with that start time (point the agent's procDir there). */
+  uptimeDays?: number;
 }
 
 export declare class StateDir {
@@ -172,4 +177,8 @@ export declare class FakePve {
   lvs(): FakeLv[];
   zfsSnapshots(): string[];
   calls(tool?: string): RecordedFakeCall[];
+  /** The forked worker of a fake vzdump CLI process (its child leading its own session), if alive. */
+  vzdumpWorkerOf(cliPid: number): number | undefined;
+  /** Kills a fake vzdump as a crash does: the worker's process group, then the CLI process. Returns the worker's pid. */
+  killVzdump(cliPid: number, signal?: NodeJS.Signals): number | undefined;
 }

@@ -6,7 +6,7 @@
 //   pve.addContainer(101, { hostname: "web01", rootfs: { storage: "local-lvm", files: { "etc/hostname": "web01\n" } } });
 //   pve.addVm(100, { name: "db", disks: [{ key: "scsi0", storage: "local-lvm" }], agent: true });
 //   spawn("vzdump", [...], { env: pve.env() });
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { confRel, parseConf, readConf, serializeConf, updateConf } from "./guests.js";
@@ -246,8 +246,54 @@ export class FakePve {
     return zfsModel(this.state).data.snapshots.map((s) => s.name);
   }
 
+  /** The forked worker of a fake vzdump CLI process (its child that leads a session of its own), if alive. */
+  vzdumpWorkerOf(cliPid) {
+    return vzdumpWorkerOf(cliPid);
+  }
+
+  /**
+   * Kills a fake vzdump as a crash does (OOM, its unit's cgroup): the worker's process group, then the
+   * CLI process. (Killing only the CLI leaves the worker running, as on a real node.)
+   */
+  killVzdump(cliPid, signal = "SIGKILL") {
+    const worker = vzdumpWorkerOf(cliPid);
+    if (worker !== undefined) {
+      try {
+        process.kill(-worker, signal);
+      } catch {
+        // gone
+      }
+    }
+    try {
+      process.kill(cliPid, signal);
+    } catch {
+      // gone
+    }
+    return worker;
+  }
+
   calls(tool) {
     const all = this.state.calls();
     return tool ? all.filter((c) => c.tool === tool) : all;
   }
+}
+
+/** /proc/<pid>/stat: [ppid, pgrp, session]. */
+function statIds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return [Number(f[1]), Number(f[2]), Number(f[3])];
+  } catch {
+    return undefined;
+  }
+}
+
+export function vzdumpWorkerOf(cliPid) {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const ids = statIds(Number(name));
+    if (ids && ids[0] === cliPid && ids[2] === Number(name)) return Number(name);
+  }
+  return undefined;
 }

@@ -6,7 +6,7 @@
 //   etc/pve/nodes/<node>/lxc/<id>.conf     guest configs in the real format (lock:, [vzdump] ...)
 //   etc/pve/nodes/<node>/qemu-server/<id>.conf
 //   run/guests/<id>.json                   runtime: status, frozen, guest agent
-//   run/vzdump.pid, run/vzdump.lock(.holder)  vzdump's UPID file and the emulated flock
+//   run/vzdump.pid, run/vzdump.lock            vzdump's UPID file and the emulated flock
 //   lvm.json, lvm-data/<vg>/<lv>/          LVs; an LV's "file system" is a directory tree
 //   zfs.json, zvol-data/                   datasets and snapshots; a filesystem's data lives at its mountpoint
 //   var/log/vzdump/<type>-<id>.log         vzdump's per-guest scratch log
@@ -138,14 +138,21 @@ export class StateDir {
       .map((l) => JSON.parse(l));
   }
 
+  /** A guest asked to shut down (`shutdownDoneAt`, see vzdump/task.js) is stopped once that time passed. */
   guestRuntime(vmid) {
-    return this.readJson(join("run", "guests", `${vmid}.json`), undefined);
+    const rt = this.readJson(join("run", "guests", `${vmid}.json`), undefined);
+    if (rt?.shutdownDoneAt !== undefined && Date.now() >= rt.shutdownDoneAt) {
+      const { shutdownDoneAt: _done, ...rest } = rt;
+      return { ...rest, status: "stopped", frozen: false };
+    }
+    return rt;
   }
 
   setGuestRuntime(vmid, patch) {
     return this.locked(() => {
       const current = this.guestRuntime(vmid) ?? { status: "stopped" };
       const next = { ...current, ...patch };
+      if ("status" in patch && !("shutdownDoneAt" in patch)) delete next.shutdownDoneAt;
       this.writeJson(join("run", "guests", `${vmid}.json`), next);
       return next;
     });

@@ -4,20 +4,52 @@
 // scratch log (/var/log/vzdump/<type>-<vmid>.log under the state dir) gets the same lines with a
 // `YYYY-MM-DD HH:MM:SS ` prefix and is copied to <dumpdir>/<basename>.log at the end.
 // Not reproduced: the task log under /var/log/pve/tasks, `TASK WARNINGS`, mail notifications.
-import { appendFileSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, mkdirSync, writeFileSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { localStamp } from "../cli.js";
+import { sleepSync } from "../state.js";
+
+/** The worker's output pipe to the CLI process (fork_worker); the control pipe is fd 3. */
+export const WORKER_CTRL_FD = 3;
 
 export class VzdumpLog {
-  constructor({ quiet, toStderr }) {
+  /** worker: this is the forked worker, whose output is a pipe to the CLI process (see main.js). */
+  constructor({ quiet, toStderr, worker = false, onBrokenPipe }) {
     this.quiet = quiet;
     this.stream = toStderr ? process.stderr : process.stdout;
+    this.fd = toStderr ? 2 : 1;
+    this.worker = worker;
+    this.onBrokenPipe = onBrokenPipe;
     this.guestLog = undefined;
     this.warnings = 0;
   }
 
   write(line) {
-    if (!this.quiet) this.stream.write(`${line}\n`);
+    if (this.quiet) return;
+    if (!this.worker) {
+      this.stream.write(`${line}\n`);
+      return;
+    }
+    // The worker prints synchronously into the pipe to its CLI parent. Once that parent is gone the
+    // write raises SIGPIPE, whose handler (PVE::API2::VZDump's worker sub) dies "interrupted by
+    // signal" — right here, in the middle of whatever step printed.
+    const buf = Buffer.from(`${line}\n`);
+    let off = 0;
+    while (off < buf.length) {
+      try {
+        off += writeSync(this.fd, buf, off);
+      } catch (e) {
+        if (e.code === "EAGAIN") {
+          sleepSync(2);
+          continue;
+        }
+        if (e.code === "EPIPE") {
+          this.onBrokenPipe?.();
+          throw new Error("interrupted by signal");
+        }
+        throw e;
+      }
+    }
   }
 
   guestLine(level, msg) {
@@ -70,6 +102,15 @@ export class VzdumpLog {
 
   /** The final error of the task: stderr, also with --quiet suppressed. */
   taskError(msg) {
+    if (this.worker) {
+      // fork_worker: `TASK ERROR: <err>` goes over the control pipe; the CLI prints <err> to its stderr.
+      try {
+        writeSync(WORKER_CTRL_FD, `TASK ERROR: ${msg}\n`);
+      } catch {
+        // the CLI is gone
+      }
+      return;
+    }
     if (!this.quiet) process.stderr.write(`${msg}\n`);
   }
 }

@@ -169,8 +169,22 @@ export const lxcPlugin = {
   async resumeVm(ctx, task) {
     ctx.state.setGuestRuntime(task.vmid, { frozen: false });
   },
+  // PVE::VZDump::LXC::stop_vm → PVE::LXC::vm_stop: `lxc-stop -n <id> --nokill --timeout <stopwait*60>`
+  // in `eval { run_command(...) }`. A TERM while it waits kills lxc-stop, and the worker's
+  // "interrupted by signal" die is caught by that eval and only warned; vm_stop then polls the
+  // container's command socket until it closes and returns normally: the signal is lost, and
+  // vzdump goes on (restart flag set) with the backup. The container goes down on its own time
+  // (options.shutdownMs), since lxc-stop had already asked it to.
   async stopVm(ctx, task) {
-    ctx.state.setGuestRuntime(task.vmid, { status: "stopped", frozen: false });
+    const ms = ctx.state.options().shutdownMs ?? 0;
+    if (ms <= 0) {
+      ctx.state.setGuestRuntime(task.vmid, { status: "stopped", frozen: false });
+      return;
+    }
+    ctx.state.setGuestRuntime(task.vmid, { shutdownDoneAt: Date.now() + ms });
+    await ctx.swallowingInterrupts(async () => {
+      while (ctx.state.guestRuntime(task.vmid)?.status !== "stopped") await new Promise((r) => setTimeout(r, 20));
+    });
   },
   async startVm(ctx, task) {
     ctx.state.setGuestRuntime(task.vmid, { status: "running" });

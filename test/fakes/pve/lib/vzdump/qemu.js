@@ -85,11 +85,11 @@ function qgaThaw(ctx, task) {
 }
 
 export const qemuPlugin = {
-  isRunning: (ctx, vmid) => ["running", "paused"].includes(runtime(ctx.state, vmid).status),
+  isRunning: (ctx, vmid) => ["running", "paused", "prelaunch"].includes(runtime(ctx.state, vmid).status),
 
   async prepare(ctx, task, mode) {
     const { log, state } = ctx;
-    log.info(`VM Name: ${task.hostname}`);
+    if (task.hostname !== undefined) log.info(`VM Name: ${task.hostname}`);
     const status = runtime(state, task.vmid).status;
     task.vmWasRunning = status === "running" || status === "paused";
     task.vmWasPaused = status === "paused";
@@ -118,8 +118,22 @@ export const qemuPlugin = {
   async resumeVm(ctx, task) {
     if (runtime(ctx.state, task.vmid).status === "paused") ctx.state.setGuestRuntime(task.vmid, { status: "running" });
   },
+  // PVE::VZDump::QemuServer::stop_vm: `qm shutdown <id> --skiplock --keepActive --timeout <wait>`
+  // through $self->cmd (run_command, not in an eval). A TERM dies out of it: stop_vm throws, so the
+  // restart flag is never set — but the guest was asked to power down and goes down anyway
+  // (options.shutdownMs): vzdump's cleanup does not start it again.
   async stopVm(ctx, task) {
-    ctx.state.setGuestRuntime(task.vmid, { status: "stopped" });
+    const ms = ctx.state.options().shutdownMs ?? 0;
+    if (ms <= 0) {
+      ctx.state.setGuestRuntime(task.vmid, { status: "stopped" });
+      return;
+    }
+    ctx.state.setGuestRuntime(task.vmid, { shutdownDoneAt: Date.now() + ms });
+    await ctx.race(
+      (async () => {
+        while (ctx.state.guestRuntime(task.vmid)?.status !== "stopped") await new Promise((r) => setTimeout(r, 20));
+      })(),
+    );
   },
   async startVm(ctx, task) {
     ctx.state.setGuestRuntime(task.vmid, { status: "running" });
@@ -129,8 +143,9 @@ export const qemuPlugin = {
     const { log, state } = ctx;
     const wasStopped = runtime(state, task.vmid).status === "stopped";
     if (wasStopped) {
+      // enforce_vm_running_for_backup: vm_start with paused => 1 — QMP says `prelaunch` (never ran), not `paused`.
       log.info("starting kvm to execute backup task");
-      state.setGuestRuntime(task.vmid, { status: "paused" });
+      state.setGuestRuntime(task.vmid, { status: "prelaunch" });
     }
     const frozen = qgaFreeze(ctx, task);
     if ((state.options().qmpStartLine ?? true) === true) log.info("starting backup via QMP command");
@@ -138,8 +153,10 @@ export const qemuPlugin = {
     if (frozen) qgaThaw(ctx, task);
     log.info(`started backup task '${randomUUID()}'`);
     if (!wasStopped || task.mode !== "stop" || task.cleanup.restart) {
-      if (task.vmstoptime !== undefined) log.info(`resuming VM again after ${Math.round((Date.now() - task.vmstoptime) / 1000)} seconds`);
-      else log.info("resuming VM again");
+      if (task.vmstoptime !== undefined) {
+        log.info(`resuming VM again after ${Math.round((Date.now() - task.vmstoptime) / 1000)} seconds`);
+        task.vmstoptime = undefined; // "avoid printing 'online after ..' twice": no `guest is online again` later
+      } else log.info("resuming VM again");
       state.setGuestRuntime(task.vmid, { status: "running" });
     }
     // PBS: the same QMP backup job (format pbs) and the same progress lines; the data goes to the server.

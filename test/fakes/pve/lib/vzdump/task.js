@@ -6,6 +6,7 @@
 //   log-end.
 // A guest that is not running gets stop mode and only backup-start, backup-end, log-end.
 // Not reproduced: `stopwait`, templates, `protected` limits, the tmpdir option and /var/tmp/vzdumptmp<pid>_<vmid>.
+import { existsSync, mkdirSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { localStamp } from "../cli.js";
 import { guestName, guestType, readConf, updateConf } from "../guests.js";
@@ -46,7 +47,8 @@ function setNames(ctx, task) {
   }
   if (ctx.opts.stdout) return;
   task.target = join(ctx.dumpdir, `${basename}.${kind}${compressExt(ctx.opts.compress)}`);
-  task.tmptar = join(ctx.dumpdir, `${basename}.${kind}.dat`);
+  // exec_backup_task: `$task->{tmptar} =~ s/\.[^\.]+$/\.dat/` — `….tar.zst` → `….tar.dat`, `….tar` → `….dat`.
+  task.tmptar = task.target.replace(/\.[^./]+$/, ".dat");
   task.tmpdir = join(ctx.dumpdir, `${basename}.tmp`);
   task.logfile = join(ctx.dumpdir, `${basename}.log`);
 }
@@ -142,6 +144,13 @@ async function cleanupTask(ctx, task, plugin) {
 export async function backupGuest(ctx, vmid) {
   const { state, log } = ctx;
   const vmtype = guestType(state, vmid);
+  if (vmtype === undefined) {
+    // exec_backup_task's first statement: `die "unable to find VM '$vmid'\n" if !$plugin` — no
+    // task log yet, no hook (backup-abort needs the plugin's task), the job ends with errors.
+    log.err(`Backup of VM ${vmid} failed - unable to find VM '${vmid}'`);
+    log.info(`Failed at ${localStamp()}`);
+    return false;
+  }
   const plugin = vmtype === "lxc" ? lxcPlugin : qemuPlugin;
   const task = { vmid, vmtype, mode: ctx.opts.mode ?? "snapshot", cleanup: {} };
   const started = Date.now();
@@ -152,8 +161,15 @@ export async function backupGuest(ctx, vmid) {
   try {
     ctx.checkpoint();
     task.conf = readConf(state, vmid).conf;
-    task.hostname = guestName(vmtype, task.conf, vmid);
+    // LXC: `$conf->{hostname} || "CT$vmid"`; QEMU: `$conf->{name}` (unset for an unnamed VM, so no HOSTNAME).
+    task.hostname = vmtype === "lxc" ? guestName(vmtype, task.conf, vmid) : task.conf.current.get("name");
     setNames(ctx, task);
+    if (task.tmpdir) {
+      // exec_backup_task: `rmtree $task->{tmpdir}; mkdir $task->{tmpdir}` in every mode (the plugins
+      // keep the guest config there); removed after the clean-up — a SIGKILL leaves it.
+      rmSync(task.tmpdir, { recursive: true, force: true });
+      mkdirSync(task.tmpdir, { recursive: true });
+    }
     const running = plugin.isRunning(ctx, vmid);
     log.info(`status = ${running ? "running" : "stopped"}`);
     lockVm(ctx, task);
@@ -189,6 +205,13 @@ export async function backupGuest(ctx, vmid) {
   }
   ctx.inCleanup = true; // cleanup, backup-abort and log-end run even after a signal
   await cleanupTask(ctx, task, plugin);
+  // `unlink $task->{tmptar} if -f`; `rmtree $task->{tmpdir} if -d`: an interrupted run leaves neither.
+  try {
+    if (task.tmptar && existsSync(task.tmptar)) unlinkSync(task.tmptar);
+    if (task.tmpdir) rmSync(task.tmpdir, { recursive: true, force: true });
+  } catch (e) {
+    log.perlWarn(String(e.message));
+  }
   if (error) {
     log.err(`Backup of VM ${vmid} failed - ${error.message}`);
     log.info(`Failed at ${localStamp()}`);
