@@ -260,7 +260,7 @@ export class PveCleanup {
     const vzdump = await this.vzdumpProcess();
     if (lockBusy) vzdump.running = true;
     if (vzdump.running) {
-      this.deps.log.info({ upid: vzdump.upid, lockHeld: lockBusy }, "vzdump is running (its global lock is held or its pid file names a live worker): guest locks, frozen guests and partial archives left alone");
+      this.deps.log.info({ upid: vzdump.upid, lockHeld: lockBusy }, "vzdump is running: guest locks, frozen guests and partial archives left alone");
       await this.restartShutdownGuests([], new Set(), true, ending, attempt, done, failures);
     } else {
       let guests: GuestSummary[] | undefined;

@@ -73,9 +73,9 @@ describe("the agent killed during a vzdump backup", () => {
       await waitFor("the partial archive", () => site.dumpFiles().some((f) => f.startsWith("vzdump-lxc-101-") && f.endsWith(".tar.dat")), 10_000);
       // The agent and its vzdump die together (the unit's cgroup killed, an OOM kill): vzdump's own cleanup never runs.
       const vzdumpPid = lastVzdumpPid();
-      process.kill(vzdumpPid, "SIGKILL");
+      const worker = site.pve.killVzdump(vzdumpPid, "SIGKILL"); // its CLI process and its forked worker
       await site.agent.kill9();
-      await waitFor("vzdump to end", () => !isPidAlive(vzdumpPid), 5_000);
+      await waitFor("vzdump to end", () => !isPidAlive(vzdumpPid) && (worker === undefined || !isPidAlive(worker)), 5_000);
       const leftDat = site.dumpFiles().filter((f) => f.startsWith("vzdump-lxc-101-") && f.endsWith(".dat"));
       assert.equal(leftDat.length, 1, `the killed run left its .dat: ${site.dumpFiles().join(", ")}`);
       assert.equal(site.pve.guest(101)!.lock, "backup", "the killed run left lock: backup");

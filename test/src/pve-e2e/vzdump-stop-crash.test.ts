@@ -37,9 +37,9 @@ async function killBothWhileArchiving(guestId: string, jobId: string): Promise<v
   await waitFor("the partial archive", () => site.dumpFiles().some((f) => f.startsWith(`vzdump-lxc-${guestId}-`) && f.endsWith(".tar.dat")), 10_000);
   const call = site.pve.calls("vzdump").at(-1);
   assert.ok(call && call.args[0] === guestId, "the job's vzdump runs");
-  process.kill(call.pid, "SIGKILL");
+  const worker = site.pve.killVzdump(call.pid, "SIGKILL"); // its CLI process and its forked worker
   await site.agent.kill9();
-  await waitFor("vzdump to end", () => !isPidAlive(call.pid), 5_000);
+  await waitFor("vzdump to end", () => !isPidAlive(call.pid) && (worker === undefined || !isPidAlive(worker)), 5_000);
 }
 
 async function jobEvents(guestId: string, jobId: string, until: (e: Event) => boolean): Promise<Event[]> {
@@ -129,8 +129,8 @@ describe("the agent and vzdump killed while vzdump has a guest shut down (stop m
       assert.ok(site.agent.proc.logs.some((l) => l.msg === "guest shut down by vzdump left for a later cleanup" && l.vmid === 101));
       assert.deepEqual([site.pve.guest(101)!.lock, site.pve.guest(101)!.runtime?.status], ["backup", "stopped"], "left alone while its vzdump runs");
       // That vzdump dies later (here: killed; a real one dies of SIGPIPE at its next output line).
-      process.kill(vzdumpPid, "SIGKILL");
-      await waitFor("vzdump to end", () => !isPidAlive(vzdumpPid), 5_000);
+      const worker = site.pve.killVzdump(vzdumpPid, "SIGKILL"); // its CLI process and its forked worker
+      await waitFor("vzdump to end", () => !isPidAlive(vzdumpPid) && (worker === undefined || !isPidAlive(worker)), 5_000);
     } finally {
       site.pve.setFaults({});
     }
