@@ -2,6 +2,7 @@
 // controller), reached over a TCP relay to its operator socket that a test can cut.
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
+import { Phase } from "@lull/proto";
 import { waitForEnd } from "@lull/agent/testing";
 import { captureOutput, type CapturedOutput } from "./output.js";
 import { runLullctl } from "./run.js";
@@ -65,9 +66,16 @@ test("a failed backup exits 1 with the job's stable error code; --json prints th
 
 test("backup --wait rides out a broken event stream without missing or repeating a phase", async () => {
   const agent = await realAgent();
-  agent.engine.script.stepMs = 40;
-  setTimeout(() => agent.relay.cut(), 100); // after quiescing, before the end
-  const { code, out } = await lullctl(agent, ["backup", "demo", "--wait"]);
+  agent.engine.script.stepMs = 150;
+  // Cut once the job left `queued` (after StartBackup answered and the stream was open), before the
+  // end; a fixed timer cut StartBackup itself on a loaded machine.
+  const running = lullctl(agent, ["backup", "demo", "--wait"]);
+  for (const until = Date.now() + 30_000; Date.now() < until; await new Promise((r) => setTimeout(r, 5))) {
+    const [job] = (await agent.t.api.listJobs({ guestId: "" })).jobs;
+    if (job && job.phase !== Phase.PHASE_QUEUED && job.phase !== Phase.PHASE_UNSPECIFIED) break;
+  }
+  agent.relay.cut();
+  const { code, out } = await running;
   assert.equal(code, 0, out.stderr);
   assert.match(out.stderr, /lost the agent's event stream \(LULL_E_AGENT_UNREACHABLE: .+\)/);
   assert.match(out.stderr, /event stream restored; nothing was missed/);
