@@ -7,7 +7,7 @@
 // Every process started for a replica carries `LULL_REPLICA=<dir>` in its environment (PostgreSQL
 // and its children inherit it), so teardown and the sweep find and kill them by that mark in
 // /proc/<pid>/environ — no pid file that a crash could leave stale, no process matched by name.
-import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { CommandRunner } from "@lull/shared";
 import { readMountTable, mountsBelow, unmount } from "../storage/mounts.js";
@@ -43,7 +43,9 @@ export const replicaDir = (scratchDir: string, prefix: string, runId: string) =>
 /** Creates the replica's directories (0700) and writes its state before anything else is made. */
 export async function createReplica(scratchDir: string, prefix: string, state: ReplicaState): Promise<Replica> {
   const dir = replicaDir(scratchDir, prefix, state.runId);
-  await mkdir(scratchDir, { recursive: true, mode: 0o700 });
+  // 0711: a check's server runs as its own user and must reach its replica; no one lists the others.
+  await mkdir(scratchDir, { recursive: true, mode: 0o711 });
+  await chmod(scratchDir, 0o711);
   await mkdir(dir, { mode: 0o700 });
   const replica: Replica = { dir, root: join(dir, "root"), socketDir: join(dir, "sock"), state };
   await mkdir(replica.root, { mode: 0o700 });

@@ -96,7 +96,8 @@ export async function runPostgresCheck(replica: Replica, check: PostgresCheck, d
     if (first !== "open") {
       if (signal.aborted) throw signal.reason;
       const verdict = startupVerdict(log);
-      return fail(started, first === "timeout" ? `PostgreSQL did not open within ${check.startTimeoutMs} ms` : `PostgreSQL exited before opening${verdict.recovery.length ? ` (${verdict.reason})` : ""}: ${log.at(-1) ?? ""}`, evidence);
+      const hint = log.some((l) => /Permission denied/.test(l)) ? ` (the scratch directory and every directory above it must be searchable by ${check.user})` : "";
+      return fail(started, (first === "timeout" ? `PostgreSQL did not open within ${check.startTimeoutMs} ms` : `PostgreSQL exited before opening${verdict.recovery.length ? ` (${verdict.reason})` : ""}: ${log.at(-1) ?? ""}`) + hint, evidence);
     }
     const verdict = startupVerdict(log);
     evidence.crashRecovery = !verdict.clean;
