@@ -25,6 +25,8 @@ import { recoverAtStart, type RecoveryReport } from "./recovery.js";
 import { retentionPolicy } from "./retention/config.js";
 import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
+import { createVerifier } from "./verify/daemon-part.js";
+import type { Verifier } from "./verify/verifier.js";
 
 export { DATABASE_FILE } from "./datadir/database-file.js";
 
@@ -54,9 +56,14 @@ export interface RunningAgent {
   recovery: RecoveryReport;
   /** Retention of ended jobs: its first pass runs at start, then periodically; runOnce() prunes now. */
   retention: { runOnce(): Promise<RetentionReport> };
+  /** App-level verification of restore points (its start-up sweep has run). */
+  verifier: Verifier;
   /** Stops the agent; running jobs end `cancelled`. Idempotent. */
   stop(): Promise<void>;
 }
+
+/** How often the verifier looks for points to verify (a job ending done also starts a look). */
+const VERIFY_INTERVAL_MS = 60_000;
 
 /** One native engine for every guest, running commands through execa. */
 export function nativeEngineFor(config: Readonly<AgentConfig>, log: Logger, clock: Clock): EngineFor {
@@ -123,6 +130,10 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       ...(options.signal ? { signal: options.signal } : {}),
     });
 
+    // Replicas a crashed verification left are torn down before anything new starts.
+    const verifier = createVerifier({ config, ledger, bus, log, clock });
+    await verifier.recover();
+
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
 
     const service = createAgentService({
@@ -180,6 +191,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       log,
     });
     retention.start();
+    verifier.start(VERIFY_INTERVAL_MS);
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
@@ -188,6 +200,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         const deadline = clock.now() + config.shutdownGraceMs;
         log.info({ activeJobs: runner.activeCount, graceMs: config.shutdownGraceMs }, "agent stopping");
         await retention.close();
+        await verifier.close();
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
         await pve?.close();
         coordinator.close();
@@ -212,6 +225,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       epoch: store.epoch,
       recovery,
       retention: { runOnce: () => retention.runOnce() },
+      verifier,
       stop,
     };
   } catch (err) {

@@ -61,7 +61,7 @@ export const verifyConfigSchema = z.strictObject({
   retryFailedAfterHours: z.number().int().min(0).max(100_000).default(0),
   /** Longest one verification (restore + check) may take before it fails and its replica is torn down. */
   timeoutMs: z.number().int().min(1_000).max(24 * 3_600_000).default(600_000),
-  /** Where replicas are made (`<prefix>verify-<run>`); stagingDir otherwise. */
+  /** Where replicas are made (`<prefix>verify-<run>`); `<stagingDir>/verify` otherwise. Its parents must be searchable by a check's user. */
   scratchDir: z.string().refine(isAbsolute, { message: "must be an absolute path" }).optional(),
   /** Spare ports for the replicas' servers (each names the server's private socket). */
   ports: z.strictObject({ from: z.number().int().min(1024).max(65535), to: z.number().int().min(1024).max(65535) }).default({ from: 55400, to: 55499 }),

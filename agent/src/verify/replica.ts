@@ -76,19 +76,14 @@ export async function replicaProcesses(dir: string, procDir = "/proc"): Promise<
   for (const name of await readdir(procDir).catch(() => [] as string[])) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     const environ = await readFile(join(procDir, name, "environ")).catch(() => undefined);
-    if (environ && (Buffer.concat([environ, Buffer.from("\0")]).includes(mark))) pids.push(Number(name));
+    if (!environ || !Buffer.concat([environ, Buffer.from("\0")]).includes(mark)) continue;
+    // A zombie holds nothing (its parent reaps it); only live processes count.
+    const stat = await readFile(join(procDir, name, "stat"), "utf8").catch(() => "");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (state !== "Z" && state !== "X" && state !== "") pids.push(Number(name));
   }
   return pids;
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 export interface TeardownDeps {
   runner: CommandRunner;
@@ -125,7 +120,7 @@ export async function teardownReplica(dir: string, deps: TeardownDeps): Promise<
   };
   await step(async () => {
     for (let round = 0; round < 50; round++) {
-      const pids = (await replicaProcesses(dir, deps.procDir)).filter(alive);
+      const pids = await replicaProcesses(dir, deps.procDir);
       if (pids.length === 0) return;
       for (const pid of pids) {
         try {

@@ -56,6 +56,7 @@ export class Verifier {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private closed = false;
+  private again = false;
 
   constructor(private readonly deps: VerifierDeps) {}
 
@@ -96,7 +97,14 @@ export class Verifier {
 
   /** One pass: verifies each guest's newest point where decide() says so, one at a time. */
   tick(): Promise<void> {
-    this.ticking ??= (async () => {
+    if (this.ticking) {
+      // A point that ended while a pass runs gets a pass of its own right after.
+      this.again = true;
+      return this.ticking;
+    }
+    this.ticking = (async () => {
+      // Yield first: the pass must be in `ticking` before its `finally` clears it.
+      await Promise.resolve();
       try {
         const guests = [...new Set(this.deps.config.checks.map((c) => c.guest))];
         for (const guestId of guests) {
@@ -108,6 +116,10 @@ export class Verifier {
         }
       } finally {
         this.ticking = undefined;
+        if (this.again && !this.closed) {
+          this.again = false;
+          void this.tick();
+        }
       }
     })();
     return this.ticking;
