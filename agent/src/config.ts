@@ -8,6 +8,7 @@ import { groupConfigIssues, groupConfigSchema } from "./groups/config.js";
 import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
 import { retentionConfigSchema } from "./retention/config.js";
 import { verifyConfigSchema } from "./verify/config.js";
+import { pruneConfigSchema } from "./prune/config.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
@@ -105,6 +106,8 @@ export const agentConfigSchema = z
     retention: retentionConfigSchema.prefault({}),
     /** App-level verification of restore points on ephemeral replicas (agent/src/verify/config.ts). */
     verify: verifyConfigSchema.prefault({}),
+    /** Retention of restore points: PBS's keep options per guest (agent/src/prune/config.ts). */
+    prune: pruneConfigSchema.prefault({}),
     /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
     failpoint: z
       .string()
