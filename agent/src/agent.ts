@@ -26,6 +26,9 @@ import { retentionPolicy } from "./retention/config.js";
 import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
 import { createVerifier } from "./verify/daemon-part.js";
+import { VerifyStore } from "./verify/store.js";
+import { PointPruner } from "./prune/prune.js";
+import { createPointHandlers } from "./api/point-handlers.js";
 import type { Verifier } from "./verify/verifier.js";
 
 export { DATABASE_FILE } from "./datadir/database-file.js";
@@ -148,6 +151,24 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       isShuttingDown: () => shuttingDown,
       groupLedger,
       groupHandlers: core.groupHandlers,
+      pointHandlers: createPointHandlers({
+        guests: new Map(config.guests.map((g) => [g.id, g])),
+        backups: ledger.backups,
+        verifyStore: new VerifyStore(store.database),
+        verifier,
+        pruner: new PointPruner({
+          config: config.prune,
+          node: config.node,
+          archiveDir: config.archiveDir,
+          backups: ledger.backups,
+          jobs: store,
+          verify: new VerifyStore(store.database),
+          ledger: ledger.ledger,
+          runner: createExecaRunner({ log }),
+          log,
+        }),
+        isShuttingDown: () => shuttingDown,
+      }),
     });
     // vzdump's hook reaches the agent from here on; backups Proxmox starts by itself get jobs too.
     await pve?.start({ ledger, runner, isShuttingDown: () => shuttingDown });

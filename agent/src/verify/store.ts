@@ -41,6 +41,7 @@ export class VerifyStore {
       ),
       byId: db.prepare("SELECT * FROM verifications WHERE id = ?"),
       ofPoint: db.prepare("SELECT * FROM verifications WHERE point_id = ? ORDER BY started_at DESC, id DESC"),
+      ofGuest: db.prepare("SELECT * FROM verifications WHERE guest_id = ? ORDER BY started_at DESC, id DESC LIMIT ?"),
       open: db.prepare(`SELECT * FROM verifications WHERE phase NOT IN (${ENDED.map((p) => `'${p}'`).join(", ")})`),
       mark: db.prepare(
         `INSERT INTO stack_verified (guest_id, stack, verified_backup_id, verified_at) VALUES (?, ?, ?, ?)
@@ -84,6 +85,11 @@ export class VerifyStore {
   /** A point's runs, newest first. */
   ofPoint(pointId: string): VerifyRecord[] {
     return (this.stmt.ofPoint!.all(pointId) as Row[]).map(fromRow);
+  }
+
+  /** A guest's runs, newest first. */
+  ofGuest(guestId: string, limit: number): VerifyRecord[] {
+    return (this.stmt.ofGuest!.all(guestId, limit) as Row[]).map(fromRow);
   }
 
   /** Runs that had not ended (the agent stopped during them). */

@@ -46,6 +46,8 @@ export interface VerifierDeps {
 
 export interface VerifyOptions {
   signal?: AbortSignal | undefined;
+  /** Told the run once it is recorded (before the replica is made). */
+  onCreated?: (record: VerifyRecord) => void;
 }
 
 const DAY = 24 * 3600_000;
@@ -147,6 +149,13 @@ export class Verifier {
     return c !== undefined;
   }
 
+  /** Starts verifying a point; resolves with the run as created (phase restoring) while it goes on. */
+  startVerify(pointId: string): Promise<VerifyRecord> {
+    return new Promise((resolve, reject) => {
+      this.verify(pointId, { onCreated: resolve }).catch(reject);
+    });
+  }
+
   /** Verifies one point now; resolves with the ended run (passed, failed or cancelled). */
   async verify(pointId: string, options: VerifyOptions = {}): Promise<VerifyRecord> {
     const point = this.deps.backups.get(pointId);
@@ -169,6 +178,7 @@ export class Verifier {
       this.deps.store.insert(record);
       this.deps.ledger.append([this.note(record, `verification ${id} of ${point.id} restoring`)], clock.now());
     });
+    options.onCreated?.(record);
     await this.deps.afterPhase?.(record);
     let replica: Replica | undefined;
     try {
