@@ -164,10 +164,13 @@ async function main(): Promise<void> {
     say(`kill -9 cycles (replica present at kill) ${String(cycles).padStart(8)} (${cut})`);
     say(`scratch copies left after restarts       ${String(left).padStart(8)}      0        ${left === 0 ? "met" : "MISSED"}`);
     say(`replica processes left after restarts    ${String(leftProcs).padStart(8)}      0        ${leftProcs === 0 ? "met" : "MISSED"}`);
+  } catch (err) {
+    process.stderr.write(`bench:verify broke: ${err instanceof Error ? err.stack : String(err)}\n${agent?.proc.tail(20) ?? ""}\n`);
+    throw err;
   } finally {
     await agent?.stop().catch(() => undefined);
-    await fs.teardown().catch(() => undefined);
-    await removeDir(dir);
+    await fs.teardown().catch((err: unknown) => process.stderr.write(`btrfs teardown: ${String(err)}\n`));
+    await removeDir(dir).catch(() => undefined);
   }
 }
 
