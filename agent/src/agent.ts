@@ -25,6 +25,11 @@ import { recoverAtStart, type RecoveryReport } from "./recovery.js";
 import { retentionPolicy } from "./retention/config.js";
 import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
+import { createVerifier } from "./verify/daemon-part.js";
+import { VerifyStore } from "./verify/store.js";
+import { PointPruner } from "./prune/prune.js";
+import { createPointHandlers } from "./api/point-handlers.js";
+import type { Verifier } from "./verify/verifier.js";
 
 export { DATABASE_FILE } from "./datadir/database-file.js";
 
@@ -54,9 +59,14 @@ export interface RunningAgent {
   recovery: RecoveryReport;
   /** Retention of ended jobs: its first pass runs at start, then periodically; runOnce() prunes now. */
   retention: { runOnce(): Promise<RetentionReport> };
+  /** App-level verification of restore points (its start-up sweep has run). */
+  verifier: Verifier;
   /** Stops the agent; running jobs end `cancelled`. Idempotent. */
   stop(): Promise<void>;
 }
+
+/** How often the verifier looks for points to verify (a job ending done also starts a look). */
+const VERIFY_INTERVAL_MS = 60_000;
 
 /** One native engine for every guest, running commands through execa. */
 export function nativeEngineFor(config: Readonly<AgentConfig>, log: Logger, clock: Clock): EngineFor {
@@ -123,6 +133,10 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       ...(options.signal ? { signal: options.signal } : {}),
     });
 
+    // Replicas a crashed verification left are torn down before anything new starts.
+    const verifier = createVerifier({ config, ledger, bus, log, clock });
+    await verifier.recover();
+
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
 
     const service = createAgentService({
@@ -137,6 +151,24 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       isShuttingDown: () => shuttingDown,
       groupLedger,
       groupHandlers: core.groupHandlers,
+      pointHandlers: createPointHandlers({
+        guests: new Map(config.guests.map((g) => [g.id, g])),
+        backups: ledger.backups,
+        verifyStore: new VerifyStore(store.database),
+        verifier,
+        pruner: new PointPruner({
+          config: config.prune,
+          node: config.node,
+          archiveDir: config.archiveDir,
+          backups: ledger.backups,
+          jobs: store,
+          verify: new VerifyStore(store.database),
+          ledger: ledger.ledger,
+          runner: createExecaRunner({ log }),
+          log,
+        }),
+        isShuttingDown: () => shuttingDown,
+      }),
     });
     // vzdump's hook reaches the agent from here on; backups Proxmox starts by itself get jobs too.
     await pve?.start({ ledger, runner, isShuttingDown: () => shuttingDown });
@@ -180,6 +212,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       log,
     });
     retention.start();
+    verifier.start(VERIFY_INTERVAL_MS);
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
@@ -188,6 +221,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         const deadline = clock.now() + config.shutdownGraceMs;
         log.info({ activeJobs: runner.activeCount, graceMs: config.shutdownGraceMs }, "agent stopping");
         await retention.close();
+        await verifier.close();
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
         await pve?.close();
         coordinator.close();
@@ -212,6 +246,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       epoch: store.epoch,
       recovery,
       retention: { runOnce: () => retention.runOnce() },
+      verifier,
       stop,
     };
   } catch (err) {

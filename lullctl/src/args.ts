@@ -20,6 +20,9 @@ export type Command =
   | { name: "info" }
   /** Follow a running job until its snapshot exists or it ends; `timeoutMs` 0: no timeout. */
   | { name: "wait"; guest: string; jobId: string; until: "snapshotted" | "done"; timeoutMs: number }
+  | { name: "verify"; guest: string; pointId: string; wait: boolean }
+  | { name: "verifications"; guest: string; pointId?: string }
+  | { name: "prune"; guest: string; dryRun: boolean }
   | { name: "help" };
 
 export interface Invocation {
@@ -62,6 +65,14 @@ commands:
                              follow a running job until its snapshot exists or it ended; exit
                              0 reached, 1 failed or cancelled, 3 no snapshot point (its mode makes
                              none), 124 --timeout passed (the job goes on)
+  verify <guest> <point-id> [--wait]
+                             verify a restore point on an ephemeral replica with the guest's
+                             declared checks (verify.checks); --wait follows it to its end
+  verifications <guest> [--point P]
+                             the guest's verification runs with their evidence, and each
+                             stack's verified point
+  prune <guest> [--dry-run]  retention of the guest's restore points (prune.keep): each point
+                             with keep/remove and why; without --dry-run the remove points go
 
 global options:
   --socket PATH  the agent's local socket (default: $LULL_SOCKET, then /run/lull/agent.sock; root only)
@@ -101,8 +112,17 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   events: { guest: { type: "string" }, job: { type: "string" }, group: { type: "string" }, after: { type: "string" }, follow: { type: "boolean" } },
   info: {},
   wait: { until: { type: "string" }, timeout: { type: "string" } },
+  verify: { wait: { type: "boolean" } },
+  verifications: { point: { type: "string" } },
+  prune: { "dry-run": { type: "boolean" } },
   help: {},
 };
+
+/** A restore point id: `b-` + a job id's 26 characters (`lullctl backups` lists them). */
+function pointIdArg(value: string, field: string): string {
+  if (!/^b-[0-9a-z]{26}$/.test(value)) throw usageError(`${field} must be a restore point id (b-…, as lullctl backups lists them), got "${value}"`);
+  return value;
+}
 
 function usageError(message: string): LullError {
   return new LullError("LULL_E_INVALID_ARGUMENT", message);
@@ -234,6 +254,19 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
         until,
         timeoutMs: integer(str("timeout"), "--timeout", 1, 7 * 24 * 3_600_000) ?? 0,
       };
+    }
+    case "verify": {
+      const [guest, pointId] = positionals(rest, ["guest", "point-id"], name) as [string, string];
+      return { name, guest: validate.guestId(guest, "guest"), pointId: pointIdArg(pointId, "point-id"), wait: flag("wait") };
+    }
+    case "verifications": {
+      const [guest] = positionals(rest, ["guest"], name) as [string];
+      const point = str("point");
+      return { name, guest: validate.guestId(guest, "guest"), ...(point !== undefined ? { pointId: pointIdArg(point, "--point") } : {}) };
+    }
+    case "prune": {
+      const [guest] = positionals(rest, ["guest"], name) as [string];
+      return { name, guest: validate.guestId(guest, "guest"), dryRun: flag("dry-run") };
     }
     default:
       return { name: "help" };

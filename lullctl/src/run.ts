@@ -9,6 +9,7 @@ import { eventsCommand } from "./commands/events.js";
 import { cancelGroupCommand, groupBackupCommand, groupCommand, groupsCommand } from "./commands/groups.js";
 import { cancelCommand, infoCommand, jobCommand, jobsCommand } from "./commands/jobs.js";
 import { waitCommand } from "./commands/wait.js";
+import { pruneCommand, verificationsCommand, verifyCommand } from "./commands/points.js";
 import { resolveSettings } from "./config.js";
 import type { Output } from "./output.js";
 import { errorJson } from "./timeline-json.js";
@@ -58,6 +59,12 @@ async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<nu
       return infoCommand(ctx);
     case "wait":
       return waitCommand(ctx, cmd);
+    case "verify":
+      return verifyCommand(ctx, cmd);
+    case "verifications":
+      return verificationsCommand(ctx, cmd);
+    case "prune":
+      return pruneCommand(ctx, cmd);
     case "help":
       ctx.out.line(USAGE);
       return EXIT.ok;
