@@ -248,8 +248,10 @@ export function nextTick(ev: CalendarEvent, zone: string, after: number): number
   while (t <= end) {
     const l = localFields(t, zone);
     if (!dateMatches(ev, l)) {
-      // Next local midnight is at most 25 h away; jump to the next whole hour and look again.
-      t = nextWholeHour(t);
+      // Jump to an hour before the next local midnight (a DST change on the way moves midnight by
+      // at most an hour), then walk by quarter hours.
+      const toMidnight = ((23 - l.hour) * 60 + (59 - l.minute)) * MINUTE + (60 - l.second) * 1000;
+      t = toMidnight > 2 * HOUR ? t + toMidnight - HOUR - 15 * MINUTE : nextWholeHour(t);
       continue;
     }
     if (!ev.hours(l.hour)) {
