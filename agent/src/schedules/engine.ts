@@ -206,7 +206,10 @@ export class ScheduleEngine {
     const limit = Math.min(schedule.maxRunMs ?? Infinity, next === undefined ? Infinity : next - clock.now());
     const deadline = new AbortController();
     const timer = Number.isFinite(limit) ? clock.sleep(Math.max(0, limit), deadline.signal).then(() => {
-      if (!deadline.signal.aborted) deadline.abort(new LullError("LULL_E_CANCELLED", `the run passed its deadline (${Math.round(limit / 1000)} s)`));
+      if (!deadline.signal.aborted) {
+        const why = limit === schedule.maxRunMs ? `the run reached maxRunMs (${schedule.maxRunMs} ms)` : "the next tick came (a run may not outlive its tick)";
+        deadline.abort(new LullError("LULL_E_CANCELLED", why));
+      }
     }) : undefined;
     const signals = [deadline.signal, this.stop.signal, ...(lease ? [lease.signal] : [])];
     const signal = AbortSignal.any(signals);

@@ -41,8 +41,8 @@ export const realClock: Clock = {
 };
 
 /** A clock running `speed` times faster than real time (simulations, benchmarks). */
-export function scaledClock(speed: number, base = Date.now()): Clock {
-  const t0 = Date.now();
+export function scaledClock(speed: number, base = Date.now(), realStart = Date.now()): Clock {
+  const t0 = realStart;
   return {
     now: () => base + (Date.now() - t0) * speed,
     sleep: (ms, signal) => realClock.sleep(ms / speed, signal),
@@ -149,6 +149,8 @@ export class Lease {
   /** When the lease was found lost (this clock), and why. */
   lostAt: number | undefined;
   lostReason = "";
+  /** When the first renew that did not succeed was due or started: the lease was lost from then. */
+  lostRenewAt: number | undefined;
 
   constructor(
     private readonly fs: ClusterFs,
@@ -173,6 +175,7 @@ export class Lease {
   valid(): boolean {
     if (this.lostAt !== undefined || this.released) return false;
     if (this.clock.now() - this.lastRenewOk > this.timing.validForMs) {
+      this.lostRenewAt ??= this.lastRenewOk + this.timing.renewEveryMs;
       this.lose(`the last renew was ${Math.round((this.clock.now() - this.lastRenewOk) / 1000)} s ago (the process was paused or renewals hung)`);
       return false;
     }
@@ -197,10 +200,11 @@ export class Lease {
       if (!quorate) throw Object.assign(new Error(`cfs-lock '${this.id}' error: no quorum!`), { code: "EACCES" });
       await withTimeout(this.fs.utime(this.path, Math.floor(at / 1000) || 1), this.timing.renewTimeoutMs, this.clock);
       if (this.lostAt === undefined) {
-        if (this.clock.now() - at > this.timing.renewTimeoutMs) this.lose("the renew took longer than its timeout");
+        if (this.clock.now() - at > this.timing.renewTimeoutMs) (this.lostRenewAt ??= at), this.lose("the renew took longer than its timeout");
         else this.lastRenewOk = at;
       }
     } catch (err) {
+      this.lostRenewAt ??= at;
       this.lose(`renew failed: ${(err as Error).message}`);
     } finally {
       this.renewing = false;
