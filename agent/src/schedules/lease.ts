@@ -198,7 +198,8 @@ export class Lease {
     try {
       const quorate = await withTimeout(this.fs.quorate(), this.timing.renewTimeoutMs, this.clock);
       if (!quorate) throw Object.assign(new Error(`cfs-lock '${this.id}' error: no quorum!`), { code: "EACCES" });
-      await withTimeout(this.fs.utime(this.path, Math.floor(at / 1000) || 1), this.timing.renewTimeoutMs, this.clock);
+      // utime(0, now): fractional seconds reach pmxcfs as a timespec; a scaled clock needs them.
+      await withTimeout(this.fs.utime(this.path, at / 1000), this.timing.renewTimeoutMs, this.clock);
       if (this.lostAt === undefined) {
         if (this.clock.now() - at > this.timing.renewTimeoutMs) (this.lostRenewAt ??= at), this.lose("the renew took longer than its timeout");
         else this.lastRenewOk = at;

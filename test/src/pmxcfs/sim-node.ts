@@ -42,7 +42,7 @@ async function work(ctx: RunContext): Promise<{ ref: string }> {
     // One chunk (≤ the lease's chunk bound), then check the lease before the next side effect.
     await clock.sleep(Math.min(1_000, end - clock.now()));
     if (!ctx.leaseValid() || ctx.signal.aborted) {
-      write({ ev: "stop", tick: ctx.tickAt, t: clock.now(), lostAt: ctx.lease?.lostAt ?? clock.now(), lostRenewAt: ctx.lease?.lostRenewAt ?? ctx.lease?.lostAt ?? clock.now(), why: ctx.lease?.lostReason ?? String(ctx.signal.reason) });
+      write({ ev: "stop", tick: ctx.tickAt, t: clock.now(), lostAt: ctx.lease?.lostAt ?? null, lostRenewAt: ctx.lease?.lostRenewAt ?? ctx.lease?.lostAt ?? null, why: ctx.lease?.lostReason ?? String(ctx.signal.reason) });
       throw new Error(`stopped: ${ctx.lease?.lostReason || "aborted"}`);
     }
     write({ ev: "chunk", tick: ctx.tickAt, t: clock.now() });

@@ -203,7 +203,8 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
       const mine = runStart.get(`${l.node}:${l.tick}`) ?? l.t;
       if (startList.some((s) => s.node !== l.node && s.tick > l.tick && s.t > mine && s.t < l.t)) stale++;
     }
-    const stops = lines.filter((l) => l.ev === "stop");
+    // Stops because the lease was lost (a run cut at its deadline has no lostAt).
+    const stops = lines.filter((l) => l.ev === "stop" && typeof l.lostAt === "number");
     const stopGapsMs = stops.map((l) => l.t - l.lostAt).sort((a, b) => a - b);
     const stopSinceRenewMs = stops.map((l) => l.t - l.lostRenewAt).sort((a, b) => a - b);
     return {
