@@ -24,6 +24,8 @@ import { createPveDaemonPart, usesVzdump, type PveDaemonPart } from "./engines/v
 import { recoverAtStart, type RecoveryReport } from "./recovery.js";
 import { retentionPolicy } from "./retention/config.js";
 import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
+import { createScheduleEngine } from "./schedules/daemon-part.js";
+import type { ScheduleStatus } from "./schedules/engine.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
 
 export { DATABASE_FILE } from "./datadir/database-file.js";
@@ -54,6 +56,8 @@ export interface RunningAgent {
   recovery: RecoveryReport;
   /** Retention of ended jobs: its first pass runs at start, then periodically; runOnce() prunes now. */
   retention: { runOnce(): Promise<RetentionReport> };
+  /** Each schedule's last run, result and next run (empty without schedules). */
+  schedules(): ScheduleStatus[];
   /** Stops the agent; running jobs end `cancelled`. Idempotent. */
   stop(): Promise<void>;
 }
@@ -180,6 +184,9 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       log,
     });
     retention.start();
+    // Schedules last: their ticks start jobs through the same runner the API uses.
+    const schedules = createScheduleEngine({ config, core, store, clock, log, isShuttingDown: () => shuttingDown });
+    schedules?.start();
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
@@ -188,6 +195,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         const deadline = clock.now() + config.shutdownGraceMs;
         log.info({ activeJobs: runner.activeCount, graceMs: config.shutdownGraceMs }, "agent stopping");
         await retention.close();
+        await schedules?.close();
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
         await pve?.close();
         coordinator.close();
@@ -212,6 +220,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       epoch: store.epoch,
       recovery,
       retention: { runOnce: () => retention.runOnce() },
+      schedules: () => schedules?.status() ?? [],
       stop,
     };
   } catch (err) {

@@ -7,6 +7,7 @@ import { DEFAULT_AGENT_SOCKET, GUEST_ID, LullError, loadConfig, z } from "@lull/
 import { groupConfigIssues, groupConfigSchema } from "./groups/config.js";
 import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
 import { retentionConfigSchema } from "./retention/config.js";
+import { scheduleConfigIssues, schedulesConfigSchema } from "./schedules/config.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
@@ -102,6 +103,8 @@ export const agentConfigSchema = z
     groups: z.array(groupConfigSchema).default([]),
     /** How long ended jobs and their events stay in the job store (agent/src/retention/config.ts). */
     retention: retentionConfigSchema.prefault({}),
+    /** Backup, verify and prune schedules, on this node or once per cluster (agent/src/schedules/README.md). */
+    schedules: schedulesConfigSchema,
     /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
     failpoint: z
       .string()
@@ -128,6 +131,8 @@ export const agentConfigSchema = z
       }
     });
     for (const issue of groupConfigIssues(cfg.groups, cfg.guests)) ctx.addIssue({ code: "custom", ...issue });
+    const groupIds = cfg.groups.map((g) => g.id);
+    for (const issue of scheduleConfigIssues(cfg.schedules, cfg.guests.map((g) => g.id), groupIds)) ctx.addIssue({ code: "custom", ...issue });
   });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;

@@ -99,14 +99,30 @@ export class ScheduleTickStore {
     };
   }
 
+  private pending: Event[] = [];
+
   private append(drafts: EventDraft[], at: number): void {
-    const events = this.events.append(drafts, at);
-    this.publish(events);
+    this.pending.push(...this.events.append(drafts, at));
+  }
+
+  /** One transaction, then its events are published (never before the commit). */
+  private unit<T>(fn: () => T): T {
+    let out: T;
+    try {
+      out = this.database.transaction(fn);
+    } catch (err) {
+      this.pending = [];
+      throw err;
+    }
+    const events = this.pending;
+    this.pending = [];
+    if (events.length > 0) this.publish(events);
+    return out;
   }
 
   /** Claims the tick for a run; false when the tick already has a record (run, missed or skipped). */
   claim(scheduleId: string, tickAt: number, now: number): boolean {
-    return this.database.transaction(() => {
+    return this.unit(() => {
       const r = this.stmt.insert!.run({
         schedule_id: scheduleId,
         tick_at: tickAt,
@@ -129,7 +145,7 @@ export class ScheduleTickStore {
 
   /** Ends a claimed tick; false when it was not running under this (or an older) start. */
   end(scheduleId: string, tickAt: number, outcome: "done" | "failed", reason: string, now: number, errorCode = ""): boolean {
-    return this.database.transaction(() => {
+    return this.unit(() => {
       const r = this.stmt.end!.run({ schedule_id: scheduleId, tick_at: tickAt, outcome, reason, ended_at: now, epoch: this.database.epoch });
       if (r.changes === 0) return false;
       this.append([note(scheduleId, `schedule ${scheduleId}: tick ${iso(tickAt)} ${outcome}${reason ? `: ${reason}` : ""}`, errorCode)], now);
@@ -139,7 +155,7 @@ export class ScheduleTickStore {
 
   /** Records a tick that did not run; false when the tick already has a record. */
   notRun(scheduleId: string, tickAt: number, outcome: "missed" | "skipped", reason: string, now: number): boolean {
-    return this.database.transaction(() => {
+    return this.unit(() => {
       const r = this.stmt.insert!.run({
         schedule_id: scheduleId,
         tick_at: tickAt,
@@ -158,7 +174,7 @@ export class ScheduleTickStore {
 
   /** Runs left `running` by an earlier start of the agent end failed (the agent restarted during them). */
   failOrphans(now: number): TickRecord[] {
-    return this.database.transaction(() => {
+    return this.unit(() => {
       const rows = (this.stmt.orphans!.all(this.database.epoch) as Row[]).map(fromRow);
       for (const r of rows) {
         this.stmt.end!.run({

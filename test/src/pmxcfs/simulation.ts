@@ -114,7 +114,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   const startNode = (n: Node) => {
     const o: SimNodeOptions = {
       root, nodeId: n.id, nodeName: n.name, db: join(dir, `${n.name}.db`), log, speed, simBase: SIM_BASE, realBase,
-      schedule: SCHEDULE, workMinMs: 300, workMaxMs: 2_500,
+      schedule: SCHEDULE, workMinMs: 1_000, workMaxMs: 4_000,
     };
     n.proc = spawn("ip", ["netns", "exec", n.ns, process.execPath, script, JSON.stringify(o)], { stdio: ["ignore", "ignore", "inherit"] });
     n.state = "up";
@@ -129,16 +129,19 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
       // A disturbance every 200–600 s of sim time (each one costs up to the lock's 120 s).
       await sleep((200_000 + random() * 400_000) / speed);
       if (simNow() >= simEnd) break;
-      const n = nodes[Math.floor(random() * 3)]!;
-      const r = random();
+      // Mostly the current holder (the lock's writer), else any node.
+      const writer = (() => { try { return JSON.parse(readFileSync(join(root, "priv/lock/lull-sched-sim/.writer"), "utf8")).nodeId as number; } catch { return undefined; } })();
+      const n = (writer !== undefined && random() < 0.7 ? nodes[writer - 1] : nodes[Math.floor(random() * 3)])!;
+      // kill -9, SIGSTOP and quorum loss in turn, so even a short run has each.
+      const r = ((kills + pauses + quorumLosses) % 3) / 3 + random() * 0.01;
       if (n.state !== "up") continue;
-      if (r < 0.4) {
+      if (r < 0.3) {
         kills++;
         n.proc!.kill("SIGKILL");
         n.state = "dead";
         const back = (200 + random() * 1500) * (100 / speed);
         timers.push(sleep(back).then(() => startNode(n)));
-      } else if (r < 0.7) {
+      } else if (r < 0.6) {
         pauses++;
         n.proc!.kill("SIGSTOP");
         n.state = "paused";
