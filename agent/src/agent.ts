@@ -27,6 +27,11 @@ import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
 import { createScheduleEngine } from "./schedules/daemon-part.js";
 import type { ScheduleStatus } from "./schedules/engine.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
+import { createVerifier } from "./verify/daemon-part.js";
+import { VerifyStore } from "./verify/store.js";
+import { PointPruner } from "./prune/prune.js";
+import { createPointHandlers } from "./api/point-handlers.js";
+import type { Verifier } from "./verify/verifier.js";
 
 export { DATABASE_FILE } from "./datadir/database-file.js";
 
@@ -58,9 +63,14 @@ export interface RunningAgent {
   retention: { runOnce(): Promise<RetentionReport> };
   /** Each schedule's last run, result and next run (empty without schedules). */
   schedules(): ScheduleStatus[];
+  /** App-level verification of restore points (its start-up sweep has run). */
+  verifier: Verifier;
   /** Stops the agent; running jobs end `cancelled`. Idempotent. */
   stop(): Promise<void>;
 }
+
+/** How often the verifier looks for points to verify (a job ending done also starts a look). */
+const VERIFY_INTERVAL_MS = 60_000;
 
 /** One native engine for every guest, running commands through execa. */
 export function nativeEngineFor(config: Readonly<AgentConfig>, log: Logger, clock: Clock): EngineFor {
@@ -127,6 +137,10 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       ...(options.signal ? { signal: options.signal } : {}),
     });
 
+    // Replicas a crashed verification left are torn down before anything new starts.
+    const verifier = createVerifier({ config, ledger, bus, log, clock });
+    await verifier.recover();
+
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
 
     const service = createAgentService({
@@ -141,6 +155,24 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       isShuttingDown: () => shuttingDown,
       groupLedger,
       groupHandlers: core.groupHandlers,
+      pointHandlers: createPointHandlers({
+        guests: new Map(config.guests.map((g) => [g.id, g])),
+        backups: ledger.backups,
+        verifyStore: new VerifyStore(store.database),
+        verifier,
+        pruner: new PointPruner({
+          config: config.prune,
+          node: config.node,
+          archiveDir: config.archiveDir,
+          backups: ledger.backups,
+          jobs: store,
+          verify: new VerifyStore(store.database),
+          ledger: ledger.ledger,
+          runner: createExecaRunner({ log }),
+          log,
+        }),
+        isShuttingDown: () => shuttingDown,
+      }),
     });
     // vzdump's hook reaches the agent from here on; backups Proxmox starts by itself get jobs too.
     await pve?.start({ ledger, runner, isShuttingDown: () => shuttingDown });
@@ -187,6 +219,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     // Schedules last: their ticks start jobs through the same runner the API uses.
     const schedules = createScheduleEngine({ config, core, store, clock, log, isShuttingDown: () => shuttingDown });
     schedules?.start();
+    verifier.start(VERIFY_INTERVAL_MS);
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
@@ -196,6 +229,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         log.info({ activeJobs: runner.activeCount, graceMs: config.shutdownGraceMs }, "agent stopping");
         await retention.close();
         await schedules?.close();
+        await verifier.close();
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
         await pve?.close();
         coordinator.close();
@@ -221,6 +255,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       recovery,
       retention: { runOnce: () => retention.runOnce() },
       schedules: () => schedules?.status() ?? [],
+      verifier,
       stop,
     };
   } catch (err) {

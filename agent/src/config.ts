@@ -8,6 +8,8 @@ import { groupConfigIssues, groupConfigSchema } from "./groups/config.js";
 import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
 import { retentionConfigSchema } from "./retention/config.js";
 import { scheduleConfigIssues, schedulesConfigSchema } from "./schedules/config.js";
+import { verifyConfigSchema } from "./verify/config.js";
+import { pruneConfigSchema } from "./prune/config.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
@@ -105,6 +107,10 @@ export const agentConfigSchema = z
     retention: retentionConfigSchema.prefault({}),
     /** Backup, verify and prune schedules, on this node or once per cluster (agent/src/schedules/README.md). */
     schedules: schedulesConfigSchema,
+    /** App-level verification of restore points on ephemeral replicas (agent/src/verify/config.ts). */
+    verify: verifyConfigSchema.prefault({}),
+    /** Retention of restore points: PBS's keep options per guest (agent/src/prune/config.ts). */
+    prune: pruneConfigSchema.prefault({}),
     /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
     failpoint: z
       .string()
@@ -133,6 +139,9 @@ export const agentConfigSchema = z
     for (const issue of groupConfigIssues(cfg.groups, cfg.guests)) ctx.addIssue({ code: "custom", ...issue });
     const groupIds = cfg.groups.map((g) => g.id);
     for (const issue of scheduleConfigIssues(cfg.schedules, cfg.guests.map((g) => g.id), groupIds)) ctx.addIssue({ code: "custom", ...issue });
+    cfg.verify.checks.forEach((c, i) => {
+      if (!seen.has(c.guest)) ctx.addIssue({ code: "custom", path: ["verify", "checks", i, "guest"], message: `guest ${c.guest} is not configured under guests` });
+    });
   });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;

@@ -18,6 +18,9 @@ export type Command =
   | { name: "cancel-group"; runId?: string; groupId?: string; reason: string }
   | { name: "events"; guest?: string; jobId?: string; groupRunId?: string; afterSeq: number; follow: boolean }
   | { name: "info" }
+  | { name: "verify"; guest: string; pointId: string; wait: boolean }
+  | { name: "verifications"; guest: string; pointId?: string }
+  | { name: "prune"; guest: string; dryRun: boolean }
   | { name: "help" };
 
 export interface Invocation {
@@ -56,6 +59,14 @@ commands:
   events [--guest G] [--job J] [--group RUN] [--after SEQ] [--follow]
                              print phase events; --follow keeps tailing and reconnects
   info                       show the agent's node, version and guests
+  verify <guest> <point-id> [--wait]
+                             verify a restore point on an ephemeral replica with the guest's
+                             declared checks (verify.checks); --wait follows it to its end
+  verifications <guest> [--point P]
+                             the guest's verification runs with their evidence, and each
+                             stack's verified point
+  prune <guest> [--dry-run]  retention of the guest's restore points (prune.keep): each point
+                             with keep/remove and why; without --dry-run the remove points go
 
 global options:
   --socket PATH  the agent's local socket (default: $LULL_SOCKET, then /run/lull/agent.sock; root only)
@@ -93,8 +104,17 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   cancel: { reason: { type: "string" }, group: { type: "string" } },
   events: { guest: { type: "string" }, job: { type: "string" }, group: { type: "string" }, after: { type: "string" }, follow: { type: "boolean" } },
   info: {},
+  verify: { wait: { type: "boolean" } },
+  verifications: { point: { type: "string" } },
+  prune: { "dry-run": { type: "boolean" } },
   help: {},
 };
+
+/** A restore point id: `b-` + a job id's 26 characters (`lullctl backups` lists them). */
+function pointIdArg(value: string, field: string): string {
+  if (!/^b-[0-9a-z]{26}$/.test(value)) throw usageError(`${field} must be a restore point id (b-…, as lullctl backups lists them), got "${value}"`);
+  return value;
+}
 
 function usageError(message: string): LullError {
   return new LullError("LULL_E_INVALID_ARGUMENT", message);
@@ -212,6 +232,19 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
     case "info":
       positionals(rest, [], name);
       return { name };
+    case "verify": {
+      const [guest, pointId] = positionals(rest, ["guest", "point-id"], name) as [string, string];
+      return { name, guest: validate.guestId(guest, "guest"), pointId: pointIdArg(pointId, "point-id"), wait: flag("wait") };
+    }
+    case "verifications": {
+      const [guest] = positionals(rest, ["guest"], name) as [string];
+      const point = str("point");
+      return { name, guest: validate.guestId(guest, "guest"), ...(point !== undefined ? { pointId: pointIdArg(point, "--point") } : {}) };
+    }
+    case "prune": {
+      const [guest] = positionals(rest, ["guest"], name) as [string];
+      return { name, guest: validate.guestId(guest, "guest"), dryRun: flag("dry-run") };
+    }
     default:
       return { name: "help" };
   }

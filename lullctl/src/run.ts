@@ -8,6 +8,7 @@ import { EXIT, printJson, type CommandContext } from "./commands/context.js";
 import { eventsCommand } from "./commands/events.js";
 import { cancelGroupCommand, groupBackupCommand, groupCommand, groupsCommand } from "./commands/groups.js";
 import { cancelCommand, infoCommand, jobCommand, jobsCommand } from "./commands/jobs.js";
+import { pruneCommand, verificationsCommand, verifyCommand } from "./commands/points.js";
 import { resolveSettings } from "./config.js";
 import type { Output } from "./output.js";
 
@@ -54,6 +55,12 @@ async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<nu
       return eventsCommand(ctx, cmd);
     case "info":
       return infoCommand(ctx);
+    case "verify":
+      return verifyCommand(ctx, cmd);
+    case "verifications":
+      return verificationsCommand(ctx, cmd);
+    case "prune":
+      return pruneCommand(ctx, cmd);
     case "help":
       ctx.out.line(USAGE);
       return EXIT.ok;

@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   LULL_E_RESUMED_BEFORE_SNAPSHOT: { status: status.ABORTED, terminal: true },
   LULL_E_DATA_DIR_LOCKED: { status: status.FAILED_PRECONDITION, terminal: true },
   LULL_E_EVENTS_PRUNED: { status: status.OUT_OF_RANGE, terminal: true },
+  LULL_E_VERIFY_FAILED: { status: status.ABORTED, terminal: true },
+  LULL_E_VERIFY_TIMEOUT: { status: status.DEADLINE_EXCEEDED, terminal: true },
   LULL_E_INTERNAL: { status: status.INTERNAL, terminal: false },
 } as const satisfies Record<string, { status: status; terminal: boolean }>;
 

@@ -60,6 +60,11 @@ export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
   refuseQuiesce: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
   reportResumed: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
   watchEvents: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  // Restore points: a guest token reaches its own guest's points; verifying and pruning are the
+  // guest's business (not a stack's), reading runs is open to its stacks too.
+  verifyPoint: { kind: "guest", guests: one("guestId"), stackTokens: false },
+  listVerifications: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  prunePoints: { kind: "guest", guests: one("guestId"), stackTokens: false },
   // Consistency groups. A configured group named without its members reaches guests the request
   // does not list: operators only. Otherwise the listed members are what the agent starts (it
   // refuses a list that differs from the group's members), so holding each of them suffices.

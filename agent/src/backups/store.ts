@@ -43,6 +43,7 @@ export class BackupStore {
       ),
       byId: db.prepare("SELECT * FROM backups WHERE id = ?"),
       byJob: db.prepare("SELECT * FROM backups WHERE job_id = ?"),
+      markRemoved: db.prepare("UPDATE backups SET removed_at = ? WHERE id = ? AND removed_at IS NULL"),
     };
   }
 
@@ -65,6 +66,11 @@ export class BackupStore {
       protected: point.protected ? 1 : 0,
       notes: point.notes,
     });
+  }
+
+  /** Marks a point removed (its data was deleted by prune); the row stays for history. */
+  markRemoved(id: string, at: number): void {
+    this.stmt.markRemoved!.run(at, id);
   }
 
   get(id: string): RestorePoint | undefined {

@@ -9,6 +9,7 @@ import type { EventBus } from "../events/bus.js";
 import { streamEvents } from "../events/watch.js";
 import type { GroupLedger } from "../groups/ledger.js";
 import type { GroupHandlers } from "../api/group-handlers.js";
+import type { PointHandlers } from "../api/point-handlers.js";
 import { newJobId } from "../jobs/job-id.js";
 import { eventFor, newJobRecord, toApiJob, type JobRecord } from "../jobs/job.js";
 import type { JobLedger } from "../jobs/ledger.js";
@@ -30,6 +31,8 @@ export interface AgentServiceDeps {
   /** Consistency groups: their runs, and the group RPCs' logic. */
   groupLedger: GroupLedger;
   groupHandlers: GroupHandlers;
+  /** Verification and prune of restore points. */
+  pointHandlers: PointHandlers;
 }
 
 export interface AgentServiceHandle {
@@ -161,6 +164,9 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     getGroup: handle("GetGroup", (req) => groupHandlers.getGroup(req)),
     listGroups: handle("ListGroups", (req) => groupHandlers.listGroups(req)),
     cancelGroup: handle("CancelGroup", (req) => groupHandlers.cancelGroup(req)),
+    verifyPoint: handle("VerifyPoint", (req) => deps.pointHandlers.verifyPoint(req)),
+    listVerifications: handle("ListVerifications", (req) => deps.pointHandlers.listVerifications(req)),
+    prunePoints: handle("PrunePoints", (req) => deps.pointHandlers.prunePoints(req)),
 
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
       void watch(call);

@@ -282,6 +282,38 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 9,
+    description: "verifications: app-level verification runs of restore points on ephemeral replicas, and each stack's verified marker",
+    sql: `
+      -- One row per verification run; no foreign key to backups (a removed point keeps its history).
+      CREATE TABLE verifications (
+        id          TEXT PRIMARY KEY,
+        point_id    TEXT NOT NULL,
+        guest_id    TEXT NOT NULL,
+        phase       TEXT NOT NULL CHECK (phase IN ('restoring', 'checking', 'tearing-down', 'passed', 'failed', 'cancelled')),
+        started_at  INTEGER NOT NULL,
+        ended_at    INTEGER,
+        restore_ms  INTEGER NOT NULL DEFAULT 0,
+        check_ms    INTEGER NOT NULL DEFAULT 0,
+        teardown_ms INTEGER NOT NULL DEFAULT 0,
+        reason      TEXT NOT NULL DEFAULT '',
+        -- [{ "stack", "check", "ok", "reason", "durationMs", "evidence" }]
+        results     TEXT NOT NULL DEFAULT '[]',
+        epoch       INTEGER NOT NULL
+      );
+      CREATE INDEX verifications_by_point ON verifications (point_id, started_at);
+      CREATE INDEX verifications_by_guest ON verifications (guest_id, started_at);
+      -- verifiedBackupId: the newest point that passed, per stack.
+      CREATE TABLE stack_verified (
+        guest_id           TEXT NOT NULL,
+        stack              TEXT NOT NULL,
+        verified_backup_id TEXT NOT NULL,
+        verified_at        INTEGER NOT NULL,
+        PRIMARY KEY (guest_id, stack)
+      );
+    `,
+  },
+  {
+    version: 10,
     description: "schedule_ticks: one row per (schedule, tick) — run, missed or skipped, with the reason",
     sql: `
       -- The primary key is the exactly-once rule: a second attempt for the same tick is refused

@@ -18,6 +18,12 @@ import type {
   ListGroupsRequest,
   ListGroupsResponse,
   ListJobsRequest,
+  ListVerificationsRequest,
+  ListVerificationsResponse,
+  PrunePointsRequest,
+  PrunePointsResponse,
+  Verification,
+  VerifyPointRequest,
   ListJobsResponse,
   QuiesceReply,
   RefuseQuiesceRequest,
@@ -60,6 +66,10 @@ export interface AgentApi {
   listGroups: Unary<ListGroupsRequest, ListGroupsResponse>;
   /** Answers once the members ended (the agent bounds that by its cancel grace, as for CancelJob). */
   cancelGroup: Unary<CancelGroupRequest, CancelGroupResponse>;
+  /** Starts a verification of a point; answers with the run as created. */
+  verifyPoint: Unary<VerifyPointRequest, Verification>;
+  listVerifications: Unary<ListVerificationsRequest, ListVerificationsResponse>;
+  prunePoints: Unary<PrunePointsRequest, PrunePointsResponse>;
   /**
    * Persisted events after `afterSeq`, then live ones. Ends when the server ends the stream;
    * throws a LullError when it breaks; returns quietly when `signal` aborts. Never retried.
@@ -102,6 +112,9 @@ export function agentApiOf(client: AgentClient, options: AgentApiOptions = {}): 
     getGroup: unary(client.getGroup),
     listGroups: unary(client.listGroups),
     cancelGroup: unary(client.cancelGroup),
+    verifyPoint: unary(client.verifyPoint),
+    listVerifications: unary(client.listVerifications),
+    prunePoints: unary(client.prunePoints),
     watchEvents: (request, signal, watch) => watchEventStream(client, request, signal, watch),
     raw: client,
     close: () => client.close(),

@@ -152,6 +152,14 @@ export function partialRequest(rpc: string, rng: Rng, w: FuzzWorld): Record<stri
       return { guestId: guest(), activeOnly: rng.chance(0.5), limit: num(rng) };
     case "CancelGroup":
       return { groupRunId: groupRunId(rng, w), reason: text() };
+    // Restore points: shaped point ids (b- + a job id's shape), job ids (malformed here) and hostile strings.
+    case "VerifyPoint":
+      return { guestId: guest(), pointId: stringFor(rng, w, [shapedId(rng, "b"), shapedId(rng, "j"), `b-${"0".repeat(26)}`]) };
+    case "ListVerifications":
+      return { guestId: guest(), pointId: rng.chance(0.5) ? "" : stringFor(rng, w, [shapedId(rng, "b"), `b-${"0".repeat(26)}`]) };
+    case "PrunePoints":
+      // Never a real prune of the fuzz world's points: the dry run only.
+      return { guestId: guest(), dryRun: true };
     default:
       return {};
   }
