@@ -143,6 +143,17 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
 
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
 
+    const pointPruner = new PointPruner({
+      config: config.prune,
+      node: config.node,
+      archiveDir: config.archiveDir,
+      backups: ledger.backups,
+      jobs: store,
+      verify: new VerifyStore(store.database),
+      ledger: ledger.ledger,
+      runner: createExecaRunner({ log }),
+      log,
+    });
     const service = createAgentService({
       config,
       ledger,
@@ -160,17 +171,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         backups: ledger.backups,
         verifyStore: new VerifyStore(store.database),
         verifier,
-        pruner: new PointPruner({
-          config: config.prune,
-          node: config.node,
-          archiveDir: config.archiveDir,
-          backups: ledger.backups,
-          jobs: store,
-          verify: new VerifyStore(store.database),
-          ledger: ledger.ledger,
-          runner: createExecaRunner({ log }),
-          log,
-        }),
+        pruner: pointPruner,
         isShuttingDown: () => shuttingDown,
       }),
     });
@@ -217,7 +218,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     });
     retention.start();
     // Schedules last: their ticks start jobs through the same runner the API uses.
-    const schedules = createScheduleEngine({ config, core, store, clock, log, isShuttingDown: () => shuttingDown });
+    const schedules = createScheduleEngine({ config, core, store, clock, log, verifier, pruner: pointPruner, isShuttingDown: () => shuttingDown });
     schedules?.start();
     verifier.start(VERIFY_INTERVAL_MS);
 

@@ -138,7 +138,8 @@ export const agentConfigSchema = z
     });
     for (const issue of groupConfigIssues(cfg.groups, cfg.guests)) ctx.addIssue({ code: "custom", ...issue });
     const groupIds = cfg.groups.map((g) => g.id);
-    for (const issue of scheduleConfigIssues(cfg.schedules, cfg.guests.map((g) => g.id), groupIds)) ctx.addIssue({ code: "custom", ...issue });
+    const verifyFreshMs = cfg.verify.outdatedAfterDays * 86_400_000;
+    for (const issue of scheduleConfigIssues(cfg.schedules, cfg.guests.map((g) => g.id), groupIds, Date.now(), verifyFreshMs)) ctx.addIssue({ code: "custom", ...issue });
     cfg.verify.checks.forEach((c, i) => {
       if (!seen.has(c.guest)) ctx.addIssue({ code: "custom", path: ["verify", "checks", i, "guest"], message: `guest ${c.guest} is not configured under guests` });
     });

@@ -2,8 +2,9 @@
 // same record StartBackup makes) or a group run (StartGroupBackup's logic), with the idempotency
 // key `schedule:<id>:<tick>` so even a retried tick never makes a second job; the run waits for
 // the job(s) to end and fails when one did not end done. A cancelled tick (deadline, lease lost,
-// shutdown) cancels its jobs. verify and prune: not available in this build (their entry points
-// come with the restore-and-verify work); such a tick is recorded skipped with that reason.
+// shutdown) cancels its jobs. verify: the verifier's decision per guest (a newer point, or one
+// whose verification is older than outdatedAfter), then its verification; prune: the point
+// pruner per guest, which removes exactly what its dry run plans.
 import { EventKind, Phase } from "@lull/proto";
 import { LullError, isTerminal, phaseName, type Clock } from "@lull/shared";
 import type { AgentConfig } from "../config.js";
@@ -14,7 +15,53 @@ import { eventFor, newJobRecord } from "../jobs/job.js";
 import type { JobLedger } from "../jobs/ledger.js";
 import { quiesceSettings } from "../jobs/policy.js";
 import type { JobRunner } from "../jobs/runner.js";
+import type { PointPruner } from "../prune/prune.js";
+import type { Verifier } from "../verify/verifier.js";
 import type { RunContext, ScheduleAction } from "./engine.js";
+import type { ScheduleConfig } from "./config.js";
+
+/** The guests a schedule names: its list, its group's members, or every guest of this node. */
+export function guestsOf(config: Readonly<AgentConfig>, s: ScheduleConfig): string[] {
+  if (s.all) return config.guests.map((g) => g.id);
+  if (s.group !== undefined) return config.groups.find((g) => g.id === s.group)?.guests ?? [];
+  return s.guests;
+}
+
+/** verify: each guest's newest point when the verifier says it is due; fails if one failed. */
+export function verifyAction(config: Readonly<AgentConfig>, verifier: Verifier): ScheduleAction {
+  return async (ctx) => {
+    const ids: string[] = [];
+    const failed: string[] = [];
+    for (const guestId of guestsOf(config, ctx.schedule)) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      if (!ctx.leaseValid()) throw new LullError("LULL_E_CANCELLED", "the cluster lease was lost");
+      const d = verifier.decide(guestId);
+      if (!d.verify) continue;
+      const r = await verifier.verify(d.pointId, { signal: ctx.signal });
+      ids.push(r.id);
+      if (r.phase !== "passed") failed.push(`${guestId}: point ${d.pointId} ${r.phase}${r.reason ? ` (${r.reason})` : ""}`);
+    }
+    if (failed.length > 0) throw new LullError("LULL_E_COMMAND_FAILED", `verification failed: ${failed.join("; ")}`);
+    return { ref: ids.join(",") };
+  };
+}
+
+/** prune: each guest's points by its keep options; fails if a removal failed. */
+export function pruneAction(config: Readonly<AgentConfig>, pruner: PointPruner): ScheduleAction {
+  return async (ctx) => {
+    const removed: string[] = [];
+    const failures: string[] = [];
+    for (const guestId of guestsOf(config, ctx.schedule)) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      if (!ctx.leaseValid()) throw new LullError("LULL_E_CANCELLED", "the cluster lease was lost");
+      const r = await pruner.prune(guestId, ctx.signal);
+      removed.push(...r.removed);
+      failures.push(...r.failures.map((f) => `${f.id}: ${f.error}`));
+    }
+    if (failures.length > 0) throw new LullError("LULL_E_COMMAND_FAILED", `prune could not remove ${failures.length} point(s): ${failures.join("; ")}`);
+    return { ref: removed.join(",") };
+  };
+}
 
 export interface BackupActionDeps {
   config: Readonly<AgentConfig>;

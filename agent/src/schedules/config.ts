@@ -74,7 +74,14 @@ export function cadenceMs(schedule: string, timeZone: string, from: number, samp
 }
 
 /** Every problem of the schedules section, each naming its keys (zod superRefine of the agent config). */
-export function scheduleConfigIssues(cfg: SchedulesConfig, guestIds: readonly string[], groupIds: readonly string[], now = Date.now()): ConfigIssue[] {
+export function scheduleConfigIssues(
+  cfg: SchedulesConfig,
+  guestIds: readonly string[],
+  groupIds: readonly string[],
+  now = Date.now(),
+  /** verify.outdatedAfterDays in ms: a point verified less than this ago is fresh. */
+  verifyFreshMs?: number,
+): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   try {
     checkLeaseTiming(cfg.lease as LeaseTiming, "schedules.lease");
@@ -101,8 +108,8 @@ export function scheduleConfigIssues(cfg: SchedulesConfig, guestIds: readonly st
       issues.push({ path: at("timeZone"), message: (err as Error).message });
     }
     const targets = (s.guests.length > 0 ? 1 : 0) + (s.group !== undefined ? 1 : 0) + (s.all ? 1 : 0);
-    if (s.action === "backup" && targets !== 1) {
-      issues.push({ path: at("guests"), message: `${name}: a backup schedule names exactly one of guests, group or all: true` });
+    if (targets !== 1) {
+      issues.push({ path: at("guests"), message: `${name}: a schedule names exactly one of guests, group or all: true` });
     }
     for (const g of s.guests) if (!guestIds.includes(g)) issues.push({ path: at("guests"), message: `${name}: unknown guest ${g}; add it to guests or remove it here` });
     if (s.group !== undefined && !groupIds.includes(s.group)) issues.push({ path: at("group"), message: `${name}: unknown group ${s.group}` });
@@ -120,6 +127,12 @@ export function scheduleConfigIssues(cfg: SchedulesConfig, guestIds: readonly st
       issues.push({
         path: at("freshnessMs"),
         message: `${name}: freshnessMs (${s.freshnessMs} ms) is shorter than the cadence of schedule '${s.schedule}' (${cadence} ms) that refreshes it: points would go stale between runs and verification would move onto the request path; raise freshnessMs or run the schedule more often`,
+      });
+    }
+    if (s.action === "verify" && verifyFreshMs !== undefined && verifyFreshMs < cadence) {
+      issues.push({
+        path: at("schedule"),
+        message: `${name}: verify.outdatedAfterDays (${verifyFreshMs / 86_400_000} days) is shorter than the cadence of schedule '${s.schedule}' (${cadence} ms) that re-verifies: points would count as outdated between runs and verification would move onto the request path; raise verify.outdatedAfterDays or run the schedule more often`,
       });
     }
     if (s.maxRunMs !== undefined && s.maxRunMs > cadence) {

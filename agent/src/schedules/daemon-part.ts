@@ -4,7 +4,9 @@ import type { Clock as SharedClock, Logger } from "@lull/shared";
 import type { AgentConfig } from "../config.js";
 import type { AgentCore } from "../core.js";
 import type { JobStore } from "../jobs/store.js";
-import { backupAction } from "./actions.js";
+import type { PointPruner } from "../prune/prune.js";
+import type { Verifier } from "../verify/verifier.js";
+import { backupAction, pruneAction, verifyAction } from "./actions.js";
 import { Pmxcfs } from "./cluster-fs.js";
 import { ScheduleEngine } from "./engine.js";
 import { realClock, type Clock, type LeaseTiming } from "./lease.js";
@@ -17,6 +19,8 @@ export interface SchedulePartDeps {
   clock: SharedClock;
   log: Logger;
   isShuttingDown: () => boolean;
+  verifier: Verifier;
+  pruner: PointPruner;
 }
 
 export function createScheduleEngine(d: SchedulePartDeps): ScheduleEngine | undefined {
@@ -38,7 +42,8 @@ export function createScheduleEngine(d: SchedulePartDeps): ScheduleEngine | unde
         clock: d.clock,
         isShuttingDown: d.isShuttingDown,
       }),
-      // verify, prune: not in this build; their ticks are recorded skipped with that reason.
+      verify: verifyAction(config, d.verifier),
+      prune: pruneAction(config, d.pruner),
     },
     clock,
     cluster,

@@ -128,7 +128,7 @@ describe("schedule engine", () => {
 describe("schedules config: windows checked together", () => {
   const cfg = (list: unknown[]) => schedulesConfigSchema.parse({ list });
   it("a freshness window shorter than the cadence that refreshes it names both keys", () => {
-    const issues = scheduleConfigIssues(cfg([{ id: "v", action: "verify", schedule: "daily", timeZone: "UTC", scope: "cluster", freshnessMs: 3_600_000 }]), [], []);
+    const issues = scheduleConfigIssues(cfg([{ id: "v", action: "verify", schedule: "daily", timeZone: "UTC", scope: "cluster", guests: ["g1"], freshnessMs: 3_600_000 }]), ["g1"], []);
     assert.equal(issues.length, 1);
     assert.match(issues[0]!.message, /freshnessMs \(3600000 ms\) is shorter than the cadence of schedule 'daily' \(86400000 ms\)/);
   });
@@ -143,6 +143,11 @@ describe("schedules config: windows checked together", () => {
     assert.match(issues, /unknown guest nope/);
     assert.match(issues, /names exactly one of guests, group or all/);
     assert.match(issues, /maxRunMs \(3600000 ms\) is longer than the cadence of schedule '\*\/15' \(900000 ms\)/);
+  });
+  it("verify.outdatedAfterDays shorter than a verify schedule's cadence names both keys", () => {
+    const issues = scheduleConfigIssues(cfg([{ id: "v", action: "verify", schedule: "monthly", timeZone: "UTC", guests: ["g1"] }]), ["g1"], [], Date.parse("2026-03-04T00:00:00Z"), 7 * 86_400_000);
+    assert.equal(issues.length, 1);
+    assert.match(issues[0]!.message, /verify\.outdatedAfterDays \(7 days\) is shorter than the cadence of schedule 'monthly'/);
   });
   it("lease timing: a renew interval over 10 s is a config error", () => {
     const issues = scheduleConfigIssues(schedulesConfigSchema.parse({ lease: { renewEveryMs: 30_000 } }), [], []);
