@@ -25,6 +25,7 @@ import { recoverAtStart, type RecoveryReport } from "./recovery.js";
 import { retentionPolicy } from "./retention/config.js";
 import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
 import { createScheduleEngine } from "./schedules/daemon-part.js";
+import { createScheduleHandlers } from "./api/schedule-handlers.js";
 import type { ScheduleStatus } from "./schedules/engine.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
 import { createVerifier } from "./verify/daemon-part.js";
@@ -154,7 +155,9 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       runner: createExecaRunner({ log }),
       log,
     });
+    let schedules: ReturnType<typeof createScheduleEngine>;
     const service = createAgentService({
+      scheduleHandlers: createScheduleHandlers(() => schedules),
       config,
       ledger,
       runner,
@@ -218,7 +221,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     });
     retention.start();
     // Schedules last: their ticks start jobs through the same runner the API uses.
-    const schedules = createScheduleEngine({ config, core, store, clock, log, verifier, pruner: pointPruner, isShuttingDown: () => shuttingDown });
+    schedules = createScheduleEngine({ config, core, store, clock, log, verifier, pruner: pointPruner, isShuttingDown: () => shuttingDown });
     schedules?.start();
     verifier.start(VERIFY_INTERVAL_MS);
 

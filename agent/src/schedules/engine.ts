@@ -100,6 +100,11 @@ export class ScheduleEngine {
     await Promise.allSettled(this.slots.map((s) => s.running?.done));
   }
 
+  /** The newest tick records of a schedule, newest first. */
+  recent(scheduleId: string, limit: number): TickRecord[] {
+    return this.o.store.recent(scheduleId, limit);
+  }
+
   status(): ScheduleStatus[] {
     const now = this.o.clock.now();
     return this.slots.map((s) => ({

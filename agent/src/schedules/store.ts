@@ -96,6 +96,7 @@ export class ScheduleTickStore {
       ),
       orphans: db.prepare(`SELECT * FROM schedule_ticks WHERE outcome = 'running' AND epoch < ?`),
       all: db.prepare(`SELECT * FROM schedule_ticks WHERE schedule_id = ? ORDER BY tick_at`),
+      recent: db.prepare(`SELECT * FROM schedule_ticks WHERE schedule_id = ? ORDER BY tick_at DESC LIMIT ?`),
     };
   }
 
@@ -206,6 +207,11 @@ export class ScheduleTickStore {
   latestRun(scheduleId: string): TickRecord | undefined {
     const r = this.stmt.latestRun!.get(scheduleId) as Row | undefined;
     return r ? fromRow(r) : undefined;
+  }
+
+  /** The newest `limit` records, newest first. */
+  recent(scheduleId: string, limit: number): TickRecord[] {
+    return (this.stmt.recent!.all(scheduleId, limit) as Row[]).map(fromRow);
   }
 
   all(scheduleId: string): TickRecord[] {
