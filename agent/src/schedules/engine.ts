@@ -254,18 +254,26 @@ export class ScheduleEngine {
   /** The run's promise, but given up `stopWithinMs` after its signal aborted (the record says so). */
   private bounded<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     const stopWithin = this.o.leaseTiming.stopWithinMs;
+    const giveUp = new AbortController();
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      p.then((v) => { settled = true; resolve(v); }, (e) => { settled = true; reject(e); });
-      const onAbort = () => {
-        void this.o.clock.sleep(stopWithin).then(() => {
+      const settle = () => {
+        settled = true;
+        signal.removeEventListener("abort", onAbort);
+        giveUp.abort();
+      };
+      p.then((v) => { settle(); resolve(v); }, (e) => { settle(); reject(e); });
+      function onAbort(this: void) {
+        void wait().then(() => {
           if (!settled) reject(new AbandonedRun(`the run did not stop within ${Math.round(stopWithin / 1000)} s of being cancelled (${String((signal.reason as Error)?.message ?? signal.reason)}); it was abandoned`));
         });
-      };
+      }
+      const wait = () => this.o.clock.sleep(stopWithin, giveUp.signal);
       if (signal.aborted) onAbort();
       else signal.addEventListener("abort", onAbort, { once: true });
     });
   }
+
 }
 
 class AbandonedRun extends LullError {
