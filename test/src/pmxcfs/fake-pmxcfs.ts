@@ -136,8 +136,11 @@ export class FakePmxcfs implements ClusterFs {
       await this.service();
       return;
     }
-    // Renewal: only from the node that created the lock (memdb's te->writer check).
-    if (w.nodeId !== this.nodeId) throw fail("EPERM", `operation not permitted, utime '${path}' (lock belongs to node ${w.node})`);
+    // Renewal (memdb_mtime on a lock dir): only from the node that created the lock (the
+    // te->writer check) and never backwards in time; both refused with EACCES.
+    if (w.nodeId !== this.nodeId) throw fail("EACCES", `permission denied, utime '${path}' (lock belongs to node ${w.node})`);
+    const st = await stat(this.p(path));
+    if (mtimeSeconds * 1000 < st.mtimeMs) throw fail("EACCES", `permission denied, utime '${path}' (dir is locked: mtime would go backwards)`);
     await utimes(this.p(path), mtimeSeconds, mtimeSeconds);
   }
 
