@@ -24,6 +24,9 @@ import { createPveDaemonPart, usesVzdump, type PveDaemonPart } from "./engines/v
 import { recoverAtStart, type RecoveryReport } from "./recovery.js";
 import { retentionPolicy } from "./retention/config.js";
 import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
+import { createScheduleEngine } from "./schedules/daemon-part.js";
+import { createScheduleHandlers } from "./api/schedule-handlers.js";
+import type { ScheduleStatus } from "./schedules/engine.js";
 import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
 import { createVerifier } from "./verify/daemon-part.js";
 import { VerifyStore } from "./verify/store.js";
@@ -59,6 +62,8 @@ export interface RunningAgent {
   recovery: RecoveryReport;
   /** Retention of ended jobs: its first pass runs at start, then periodically; runOnce() prunes now. */
   retention: { runOnce(): Promise<RetentionReport> };
+  /** Each schedule's last run, result and next run (empty without schedules). */
+  schedules(): ScheduleStatus[];
   /** App-level verification of restore points (its start-up sweep has run). */
   verifier: Verifier;
   /** Stops the agent; running jobs end `cancelled`. Idempotent. */
@@ -139,7 +144,20 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
 
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
 
+    const pointPruner = new PointPruner({
+      config: config.prune,
+      node: config.node,
+      archiveDir: config.archiveDir,
+      backups: ledger.backups,
+      jobs: store,
+      verify: new VerifyStore(store.database),
+      ledger: ledger.ledger,
+      runner: createExecaRunner({ log }),
+      log,
+    });
+    let schedules: ReturnType<typeof createScheduleEngine>;
     const service = createAgentService({
+      scheduleHandlers: createScheduleHandlers(() => schedules),
       config,
       ledger,
       runner,
@@ -156,17 +174,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         backups: ledger.backups,
         verifyStore: new VerifyStore(store.database),
         verifier,
-        pruner: new PointPruner({
-          config: config.prune,
-          node: config.node,
-          archiveDir: config.archiveDir,
-          backups: ledger.backups,
-          jobs: store,
-          verify: new VerifyStore(store.database),
-          ledger: ledger.ledger,
-          runner: createExecaRunner({ log }),
-          log,
-        }),
+        pruner: pointPruner,
         isShuttingDown: () => shuttingDown,
       }),
     });
@@ -212,6 +220,9 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       log,
     });
     retention.start();
+    // Schedules last: their ticks start jobs through the same runner the API uses.
+    schedules = createScheduleEngine({ config, core, store, clock, log, verifier, pruner: pointPruner, isShuttingDown: () => shuttingDown });
+    schedules?.start();
     verifier.start(VERIFY_INTERVAL_MS);
 
     let stopping: Promise<void> | undefined;
@@ -221,6 +232,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         const deadline = clock.now() + config.shutdownGraceMs;
         log.info({ activeJobs: runner.activeCount, graceMs: config.shutdownGraceMs }, "agent stopping");
         await retention.close();
+        await schedules?.close();
         await verifier.close();
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
         await pve?.close();
@@ -246,6 +258,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       epoch: store.epoch,
       recovery,
       retention: { runOnce: () => retention.runOnce() },
+      schedules: () => schedules?.status() ?? [],
       verifier,
       stop,
     };

@@ -7,6 +7,7 @@ import { DEFAULT_AGENT_SOCKET, GUEST_ID, LullError, loadConfig, z } from "@lull/
 import { groupConfigIssues, groupConfigSchema } from "./groups/config.js";
 import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
 import { retentionConfigSchema } from "./retention/config.js";
+import { scheduleConfigIssues, schedulesConfigSchema } from "./schedules/config.js";
 import { verifyConfigSchema } from "./verify/config.js";
 import { pruneConfigSchema } from "./prune/config.js";
 
@@ -123,6 +124,8 @@ export const agentConfigSchema = z
     groups: z.array(groupConfigSchema).default([]),
     /** How long ended jobs and their events stay in the job store (agent/src/retention/config.ts). */
     retention: retentionConfigSchema.prefault({}),
+    /** Backup, verify and prune schedules, on this node or once per cluster (agent/src/schedules/README.md). */
+    schedules: schedulesConfigSchema,
     /** App-level verification of restore points on ephemeral replicas (agent/src/verify/config.ts). */
     verify: verifyConfigSchema.prefault({}),
     /** Retention of restore points: PBS's keep options per guest (agent/src/prune/config.ts). */
@@ -153,6 +156,9 @@ export const agentConfigSchema = z
       }
     });
     for (const issue of groupConfigIssues(cfg.groups, cfg.guests)) ctx.addIssue({ code: "custom", ...issue });
+    const groupIds = cfg.groups.map((g) => g.id);
+    const verifyFreshMs = cfg.verify.outdatedAfterDays * 86_400_000;
+    for (const issue of scheduleConfigIssues(cfg.schedules, cfg.guests.map((g) => g.id), groupIds, Date.now(), verifyFreshMs)) ctx.addIssue({ code: "custom", ...issue });
     cfg.verify.checks.forEach((c, i) => {
       if (!seen.has(c.guest)) ctx.addIssue({ code: "custom", path: ["verify", "checks", i, "guest"], message: `guest ${c.guest} is not configured under guests` });
     });

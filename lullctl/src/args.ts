@@ -23,6 +23,7 @@ export type Command =
   | { name: "verify"; guest: string; pointId: string; wait: boolean }
   | { name: "verifications"; guest: string; pointId?: string }
   | { name: "prune"; guest: string; dryRun: boolean }
+  | { name: "schedules"; scheduleId?: string; ticks: number }
   | { name: "help" };
 
 export interface Invocation {
@@ -73,6 +74,9 @@ commands:
                              stack's verified point
   prune <guest> [--dry-run]  retention of the guest's restore points (prune.keep): each point
                              with keep/remove and why; without --dry-run the remove points go
+  schedules [--schedule ID] [--ticks N]
+                             each schedule's last run and result, next run, and its newest
+                             ticks: runs, and missed or skipped ticks with the reason
 
 global options:
   --socket PATH  the agent's local socket (default: $LULL_SOCKET, then /run/lull/agent.sock; root only)
@@ -115,6 +119,7 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   verify: { wait: { type: "boolean" } },
   verifications: { point: { type: "string" } },
   prune: { "dry-run": { type: "boolean" } },
+  schedules: { schedule: { type: "string" }, ticks: { type: "string" } },
   help: {},
 };
 
@@ -267,6 +272,14 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
     case "prune": {
       const [guest] = positionals(rest, ["guest"], name) as [string];
       return { name, guest: validate.guestId(guest, "guest"), dryRun: flag("dry-run") };
+    }
+    case "schedules": {
+      positionals(rest, [], name);
+      const id = str("schedule");
+      if (id !== undefined && !/^[a-z0-9][a-z0-9-]{0,47}$/.test(id)) {
+        throw usageError(`--schedule ${JSON.stringify(id)} is not a schedule id ([a-z0-9-], at most 48 characters)`);
+      }
+      return { name, ...(id !== undefined ? { scheduleId: id } : {}), ticks: integer(str("ticks"), "--ticks", 1, 1000) ?? 0 };
     }
     default:
       return { name: "help" };

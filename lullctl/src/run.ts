@@ -10,6 +10,7 @@ import { cancelGroupCommand, groupBackupCommand, groupCommand, groupsCommand } f
 import { cancelCommand, infoCommand, jobCommand, jobsCommand } from "./commands/jobs.js";
 import { waitCommand } from "./commands/wait.js";
 import { pruneCommand, verificationsCommand, verifyCommand } from "./commands/points.js";
+import { schedulesCommand } from "./commands/schedules.js";
 import { resolveSettings } from "./config.js";
 import type { Output } from "./output.js";
 import { errorJson } from "./timeline-json.js";
@@ -65,6 +66,8 @@ async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<nu
       return verificationsCommand(ctx, cmd);
     case "prune":
       return pruneCommand(ctx, cmd);
+    case "schedules":
+      return schedulesCommand(ctx, cmd);
     case "help":
       ctx.out.line(USAGE);
       return EXIT.ok;

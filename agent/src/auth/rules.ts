@@ -80,6 +80,8 @@ export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
   },
   // A group run always spans several guests (at least two), so no guest token holds all of them.
   cancelGroup: { kind: "operator" },
+  // Schedules span guests (all of a node's, a group's): operators only.
+  listSchedules: { kind: "operator" },
   // A run with other member guests would show their jobs: a guest token sees only runs of its guest alone
   // (GetGroup refuses the others by the rule above: every member must be in scope).
   listGroups: {

@@ -47,6 +47,7 @@ function requestsFor101(): Record<string, Record<string, unknown>> {
     verifyPoint: { guestId: "101", pointId: "b-01zzzzzzzzzzzzzzzzzzzzzzzz" },
     listVerifications: { guestId: "101" },
     prunePoints: { guestId: "101", dryRun: false },
+    listSchedules: {},
   };
 }
 

@@ -9,6 +9,7 @@ import type { EventBus } from "../events/bus.js";
 import { streamEvents } from "../events/watch.js";
 import type { GroupLedger } from "../groups/ledger.js";
 import type { GroupHandlers } from "../api/group-handlers.js";
+import { createScheduleHandlers, type ScheduleHandlers } from "../api/schedule-handlers.js";
 import type { PointHandlers } from "../api/point-handlers.js";
 import { newJobId } from "../jobs/job-id.js";
 import { eventFor, newJobRecord, toApiJob, type JobRecord } from "../jobs/job.js";
@@ -35,6 +36,8 @@ export interface AgentServiceDeps {
   groupHandlers: GroupHandlers;
   /** Verification and prune of restore points. */
   pointHandlers: PointHandlers;
+  /** ListSchedules; without it the agent answers that it has no schedules. */
+  scheduleHandlers?: ScheduleHandlers | undefined;
 }
 
 export interface AgentServiceHandle {
@@ -185,6 +188,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     verifyPoint: handle("VerifyPoint", (req) => deps.pointHandlers.verifyPoint(req)),
     listVerifications: handle("ListVerifications", (req) => deps.pointHandlers.listVerifications(req)),
     prunePoints: handle("PrunePoints", (req) => deps.pointHandlers.prunePoints(req)),
+    listSchedules: handle("ListSchedules", (req) => (deps.scheduleHandlers ?? createScheduleHandlers(() => undefined)).listSchedules(req)),
 
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
       void watch(call);

@@ -324,6 +324,29 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 11,
+    description: "schedule_ticks: one row per (schedule, tick) — run, missed or skipped, with the reason",
+    sql: `
+      -- The primary key is the exactly-once rule: a second attempt for the same tick is refused
+      -- by the database, whatever a lock says.
+      CREATE TABLE schedule_ticks (
+        schedule_id  TEXT NOT NULL,
+        tick_at      INTEGER NOT NULL,
+        outcome      TEXT NOT NULL CHECK (outcome IN ('running', 'done', 'failed', 'missed', 'skipped')),
+        reason       TEXT NOT NULL DEFAULT '',
+        node         TEXT NOT NULL DEFAULT '',
+        epoch        INTEGER NOT NULL,
+        recorded_at  INTEGER NOT NULL,
+        started_at   INTEGER,
+        ended_at     INTEGER,
+        -- The job or group run the tick started, when it started one.
+        run_ref      TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (schedule_id, tick_at)
+      ) WITHOUT ROWID;
+      CREATE INDEX schedule_ticks_by_outcome ON schedule_ticks (outcome, schedule_id);
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

@@ -1,4 +1,4 @@
-// Verification runs (`verifications`, migration 9) and each stack's verified marker
+// Verification runs (`verifications`, migration 10) and each stack's verified marker
 // (`stack_verified`: verifiedBackupId, the newest point that passed).
 import type { Statement } from "better-sqlite3";
 import type { AgentDatabase } from "../ledger/agent-database.js";

@@ -20,6 +20,8 @@ import type {
   ListJobsRequest,
   ListVerificationsRequest,
   ListVerificationsResponse,
+  ListSchedulesRequest,
+  ListSchedulesResponse,
   PrunePointsRequest,
   PrunePointsResponse,
   Verification,
@@ -72,6 +74,8 @@ export interface AgentApi {
   verifyPoint: Unary<VerifyPointRequest, Verification>;
   listVerifications: Unary<ListVerificationsRequest, ListVerificationsResponse>;
   prunePoints: Unary<PrunePointsRequest, PrunePointsResponse>;
+  /** Each schedule with its last run, next run and newest tick records (operators only). */
+  listSchedules: Unary<ListSchedulesRequest, ListSchedulesResponse>;
   /**
    * Persisted events after `afterSeq`, then live ones. Ends when the server ends the stream;
    * throws a LullError when it breaks; returns quietly when `signal` aborts. Never retried.
@@ -122,6 +126,7 @@ export function agentApiOf(client: AgentClient, options: AgentApiOptions = {}): 
     verifyPoint: unary(client.verifyPoint),
     listVerifications: unary(client.listVerifications),
     prunePoints: unary(client.prunePoints),
+    listSchedules: unary(client.listSchedules),
     watchEvents: (request, signal, watch) => watchEventStream(client, request, signal, watch),
     raw: client,
     close: () => client.close(),

@@ -1,0 +1,283 @@
+// The schedule engine: for each schedule, wait for its next tick, then run it exactly once —
+// claimed in the ledger by (schedule, tick) before anything starts — or record why not (missed,
+// skipped) as an event. Cluster-wide schedules run under the pmxcfs lease, and their claim is
+// also made cluster-wide (mkdir /etc/pve/lull/ticks/<schedule>/<tick>), so a node that wins the
+// lease for a tick another node already ran refuses it durably, whatever the locks say.
+//
+// On start: runs left `running` by a crashed start end failed; ticks that passed while the agent
+// was down are recorded missed ("the agent was not running"), and with `catchUp: once` the newest
+// of them runs now. A tick whose handling is still going when the next one comes is skipped with
+// the reason. A tick noticed late (the process was paused or busy for longer than `lateAfterMs`)
+// is missed, unless it is the newest and catch-up says run once.
+import { LullError, asLullError } from "@lull/shared";
+import { nextTick, parseCalendarEvent, ticksBetween, type CalendarEvent } from "./calendar.js";
+import { errno, mkdirLevels, type ClusterFs } from "./cluster-fs.js";
+import type { ScheduleConfig } from "./config.js";
+import { acquireLease, type Clock, type Lease, type LeaseTiming } from "./lease.js";
+import type { ScheduleTickStore, TickRecord } from "./store.js";
+
+/** What a run gets: the tick, a signal that aborts at the run's deadline or when the lease is lost. */
+export interface RunContext {
+  schedule: ScheduleConfig;
+  tickAt: number;
+  signal: AbortSignal;
+  /** Cluster-wide runs: true while the lease may be acted on. Check before every side effect. */
+  leaseValid(): boolean;
+  /** Cluster-wide runs: the lease (when it was lost and why), for reports. */
+  lease: Lease | undefined;
+}
+
+/** The port a schedule's action goes through: start the backup, the verification, the prune. */
+export type ScheduleAction = (ctx: RunContext) => Promise<{ ref?: string } | void>;
+
+export interface EngineOptions {
+  schedules: readonly ScheduleConfig[];
+  store: ScheduleTickStore;
+  actions: Partial<Record<ScheduleConfig["action"], ScheduleAction>>;
+  clock: Clock;
+  /** Needed when a schedule has scope cluster. */
+  cluster?: ClusterFs | undefined;
+  leaseTiming: LeaseTiming;
+  /** A tick handled more than this after it was due counts as missed. Default 60 s. */
+  lateAfterMs?: number;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+interface Slot {
+  schedule: ScheduleConfig;
+  event: CalendarEvent;
+  /** The newest tick this start has dealt with. */
+  handledThrough: number;
+  running: { tickAt: number; done: Promise<void> } | undefined;
+}
+
+export interface ScheduleStatus {
+  id: string;
+  action: string;
+  schedule: string;
+  timeZone: string;
+  scope: string;
+  catchUp: string;
+  lastRun: TickRecord | undefined;
+  lastRecord: TickRecord | undefined;
+  nextRunAt: number | undefined;
+  running: boolean;
+}
+
+export class ScheduleEngine {
+  private readonly slots: Slot[];
+  private readonly stop = new AbortController();
+  private loops: Promise<void>[] = [];
+  private readonly lateAfterMs: number;
+
+  constructor(private readonly o: EngineOptions) {
+    this.lateAfterMs = o.lateAfterMs ?? 60_000;
+    this.slots = o.schedules.map((schedule) => ({ schedule, event: parseCalendarEvent(schedule.schedule), handledThrough: 0, running: undefined }));
+    if (this.slots.some((s) => s.schedule.scope === "cluster") && !o.cluster) {
+      throw new LullError("LULL_E_CONFIG_INVALID", "a schedule has scope cluster but no cluster file system (pmxcfs) is configured");
+    }
+  }
+
+  /** Crash clean-up and catch-up, then one loop per schedule. */
+  start(): void {
+    const now = this.o.clock.now();
+    for (const r of this.o.store.failOrphans(now)) this.o.log?.("schedule run failed: the agent stopped during it", { schedule: r.scheduleId, tick: r.tickAt });
+    for (const slot of this.slots) {
+      const last = this.o.store.latest(slot.schedule.id);
+      slot.handledThrough = now;
+      if (last) {
+        const missed = ticksBetween(slot.event, slot.schedule.timeZone, last.tickAt, now, 10_000);
+        this.dealWithMissed(slot, missed, "the agent was not running");
+      }
+      this.loops.push(this.loop(slot));
+    }
+  }
+
+  /** Stops the loops; running work gets its signal aborted and is awaited. */
+  async close(): Promise<void> {
+    this.stop.abort(new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down"));
+    await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.slots.map((s) => s.running?.done));
+  }
+
+  /** The newest tick records of a schedule, newest first. */
+  recent(scheduleId: string, limit: number): TickRecord[] {
+    return this.o.store.recent(scheduleId, limit);
+  }
+
+  status(): ScheduleStatus[] {
+    const now = this.o.clock.now();
+    return this.slots.map((s) => ({
+      id: s.schedule.id,
+      action: s.schedule.action,
+      schedule: s.schedule.schedule,
+      timeZone: s.schedule.timeZone,
+      scope: s.schedule.scope,
+      catchUp: s.schedule.catchUp,
+      lastRun: this.o.store.latestRun(s.schedule.id),
+      lastRecord: this.o.store.latest(s.schedule.id),
+      nextRunAt: nextTick(s.event, s.schedule.timeZone, Math.max(now, s.handledThrough)),
+      running: s.running !== undefined,
+    }));
+  }
+
+  private dealWithMissed(slot: Slot, missed: number[], reason: string): void {
+    if (missed.length === 0) return;
+    const now = this.o.clock.now();
+    const runNewest = slot.schedule.catchUp === "once";
+    const recordMissed = runNewest ? missed.slice(0, -1) : missed;
+    for (const t of recordMissed) this.o.store.notRun(slot.schedule.id, t, "missed", reason, now);
+    if (runNewest) this.handle(slot, missed.at(-1)!, `catch-up after: ${reason}`);
+  }
+
+  private async loop(slot: Slot): Promise<void> {
+    const { clock } = this.o;
+    while (!this.stop.signal.aborted) {
+      const t = nextTick(slot.event, slot.schedule.timeZone, slot.handledThrough);
+      if (t === undefined) return;
+      // Sleep in short steps: a paused or suspended process notices the time when it wakes.
+      while (!this.stop.signal.aborted && clock.now() < t) {
+        await clock.sleep(Math.min(t - clock.now(), 1_000), this.stop.signal);
+      }
+      if (this.stop.signal.aborted) return;
+      const now = clock.now();
+      // Every tick up to now that this start has not dealt with.
+      const due = ticksBetween(slot.event, slot.schedule.timeZone, slot.handledThrough, now, 10_000);
+      slot.handledThrough = now;
+      const late = due.filter((d) => now - d > this.lateAfterMs);
+      const onTime = due.filter((d) => now - d <= this.lateAfterMs);
+      if (late.length > 0) {
+        const reason = `the agent was not scheduled in time (noticed ${Math.round((now - late[0]!) / 1000)} s late: paused or overloaded)`;
+        if (onTime.length > 0) for (const d of late) this.o.store.notRun(slot.schedule.id, d, "missed", reason, now);
+        else this.dealWithMissed(slot, late, reason);
+      }
+      for (const d of onTime.slice(0, -1)) this.o.store.notRun(slot.schedule.id, d, "missed", "a newer tick was already due", now);
+      if (onTime.length > 0) this.handle(slot, onTime.at(-1)!, "");
+    }
+  }
+
+  /** Starts the tick's run in the background, or records why it cannot. */
+  private handle(slot: Slot, tickAt: number, note: string): void {
+    const id = slot.schedule.id;
+    const now = this.o.clock.now();
+    if (slot.running) {
+      this.o.store.notRun(id, tickAt, "skipped", `the previous run (tick ${new Date(slot.running.tickAt).toISOString()}) is still going`, now);
+      return;
+    }
+    if (this.o.store.get(id, tickAt)) return; // already recorded (refused durably)
+    const done = this.runTick(slot, tickAt, note).catch((err) => {
+      this.o.log?.("schedule tick failed unexpectedly", { schedule: id, tick: tickAt, err: String(err) });
+    }).finally(() => {
+      if (slot.running?.tickAt === tickAt) slot.running = undefined;
+    });
+    slot.running = { tickAt, done };
+  }
+
+  private async runTick(slot: Slot, tickAt: number, note: string): Promise<void> {
+    const { schedule } = slot;
+    const { store, clock } = this.o;
+    const action = this.o.actions[schedule.action];
+    if (!action) {
+      store.notRun(schedule.id, tickAt, "skipped", `action ${schedule.action} is not available in this build`, clock.now());
+      return;
+    }
+    let lease: Lease | undefined;
+    if (schedule.scope === "cluster") {
+      const got = await acquireLease(this.o.cluster!, `sched-${schedule.id}`, this.o.leaseTiming, clock);
+      if (!got.held) {
+        const why = got.code === "timeout" ? `the lease is held by another node (${got.reason})` : got.code === "no-quorum" ? `this node has no quorum, no cluster-wide work starts (${got.reason})` : got.reason;
+        store.notRun(schedule.id, tickAt, "skipped", why, clock.now());
+        return;
+      }
+      lease = got.lease;
+      // The cluster-wide claim: refused if any node already ran this tick.
+      try {
+        if (!lease.valid()) throw new Error(`lease lost before the claim: ${lease.lostReason}`);
+        await mkdirLevels(this.o.cluster!, `lull/ticks/${schedule.id}`);
+        await this.o.cluster!.mkdir(`lull/ticks/${schedule.id}/${tickAt}`);
+      } catch (err) {
+        await lease.release();
+        const why = errno(err) === "EEXIST" ? "the tick already ran on another node (its cluster-wide record exists)" : `the cluster-wide claim failed: ${(err as Error).message}`;
+        store.notRun(schedule.id, tickAt, "skipped", why, clock.now());
+        return;
+      }
+    }
+    if (!store.claim(schedule.id, tickAt, clock.now())) {
+      await lease?.release();
+      return;
+    }
+    // The run's deadline: its maxRunMs, and never past the next tick (a hung run cannot pin the lease past one tick).
+    const next = nextTick(slot.event, schedule.timeZone, tickAt);
+    const limit = Math.min(schedule.maxRunMs ?? Infinity, next === undefined ? Infinity : next - clock.now());
+    const deadline = new AbortController();
+    const timer = Number.isFinite(limit) ? clock.sleep(Math.max(0, limit), deadline.signal).then(() => {
+      if (!deadline.signal.aborted) {
+        const why = limit === schedule.maxRunMs ? `the run reached maxRunMs (${schedule.maxRunMs} ms)` : "the next tick came (a run may not outlive its tick)";
+        deadline.abort(new LullError("LULL_E_CANCELLED", why));
+      }
+    }) : undefined;
+    const signals = [deadline.signal, this.stop.signal, ...(lease ? [lease.signal] : [])];
+    const signal = AbortSignal.any(signals);
+    let outcome: "done" | "failed" = "done";
+    let reason = note;
+    let code = "";
+    let abandoned = false;
+    try {
+      const result = await this.bounded(action({ schedule, tickAt, signal, lease, leaseValid: () => lease?.valid() ?? true }), signal);
+      if (result && result.ref) store.setRunRef(schedule.id, tickAt, result.ref);
+      if (signal.aborted) {
+        outcome = "failed";
+        reason = String((signal.reason as Error)?.message ?? signal.reason);
+        code = "LULL_E_CANCELLED";
+      }
+    } catch (err) {
+      abandoned = err instanceof AbandonedRun;
+      const e = abandoned ? asLullError(err) : signal.aborted ? asLullError(signal.reason) : asLullError(err);
+      outcome = "failed";
+      reason = e.message;
+      code = e.code;
+    } finally {
+      deadline.abort();
+      await timer;
+    }
+    if (lease && abandoned) {
+      // The work may still be going: never rmdir under it. Stop renewing; pmxcfs frees the lock
+      // after its timeout, by which time the lease's own validity has long run out.
+      lease.abandon();
+    } else if (lease) {
+      const released = await lease.release();
+      if (released === "abandoned") reason = `${reason}${reason ? "; " : ""}the lock's rmdir hung and was abandoned (pmxcfs frees it)`;
+    }
+    store.end(schedule.id, tickAt, outcome, reason, clock.now(), code);
+  }
+
+  /** The run's promise, but given up `stopWithinMs` after its signal aborted (the record says so). */
+  private bounded<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+    const stopWithin = this.o.leaseTiming.stopWithinMs;
+    const giveUp = new AbortController();
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const settle = () => {
+        settled = true;
+        signal.removeEventListener("abort", onAbort);
+        giveUp.abort();
+      };
+      p.then((v) => { settle(); resolve(v); }, (e) => { settle(); reject(e); });
+      function onAbort(this: void) {
+        void wait().then(() => {
+          if (!settled) reject(new AbandonedRun(`the run did not stop within ${Math.round(stopWithin / 1000)} s of being cancelled (${String((signal.reason as Error)?.message ?? signal.reason)}); it was abandoned`));
+        });
+      }
+      const wait = () => this.o.clock.sleep(stopWithin, giveUp.signal);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+}
+
+class AbandonedRun extends LullError {
+  constructor(message: string) {
+    super("LULL_E_CANCELLED", message);
+  }
+}
