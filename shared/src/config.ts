@@ -17,7 +17,7 @@ export function describeIssues(error: z.ZodError, source: string): string {
     .join("; ");
 }
 
-/** Reads a JSON config file (`//` and `/* */` comments allowed, as in the packaged example); a missing or unreadable file, or bad JSON, is a LULL_E_CONFIG_INVALID. */
+/** Reads a JSON config file (line and block comments allowed, as in the packaged example); a missing or unreadable file, or bad JSON, is a LULL_E_CONFIG_INVALID. */
 export function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
