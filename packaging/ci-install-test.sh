@@ -34,6 +34,11 @@ for pkg in lull-agent lull-controller; do
   dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q installed && fail "$pkg is already installed; remove it first"
 done
 
+# The packages depend on Debian's nodejs package, 20.x (README, "Operating"): say so plainly when it is missing.
+NODEJS=$(dpkg-query -W -f '${Version}' nodejs 2>/dev/null || true)
+[ -n "$NODEJS" ] || fail "the nodejs package is not installed (dpkg); the packages depend on nodejs (>= 20): install a Node 20 nodejs package first"
+dpkg --compare-versions "$NODEJS" ge 20~ && dpkg --compare-versions "$NODEJS" lt 21~ || fail "nodejs $NODEJS is installed; lull-agent needs 20.x (its better-sqlite3 addon is built for Node 20)"
+
 echo "== dpkg -i"
 dpkg_ -i "$AGENT_DEB" "$CONTROLLER_DEB" >/dev/null
 for f in /usr/bin/lull-agent /usr/bin/lullctl /usr/bin/lull-controller /etc/lull/agent.json /lib/systemd/system/lull-agent.service /lib/systemd/system/lull-controller@.service; do
