@@ -16,3 +16,4 @@ export { ScheduleEngine, type RunContext, type ScheduleAction, type ScheduleStat
 export { ScheduleTickStore, type TickRecord } from "./schedules/store.js";
 export { scheduleSchema, schedulesConfigSchema, scheduleConfigIssues, type ScheduleConfig } from "./schedules/config.js";
 export { AgentDatabase } from "./ledger/agent-database.js";
+export { AgentMetrics } from "./metrics/agent-metrics.js";
