@@ -21,6 +21,7 @@ import type { EngineFor } from "./jobs/runner.js";
 import { buildAgentCore } from "./core.js";
 import { JobStore } from "./jobs/store.js";
 import { createPveDaemonPart, usesVzdump, type PveDaemonPart } from "./engines/vzdump/daemon-part.js";
+import { startOutputs, type Outputs } from "./observe/outputs.js";
 import { recoverAtStart, type RecoveryReport } from "./recovery.js";
 import { retentionPolicy } from "./retention/config.js";
 import { RetentionPruner, type RetentionReport } from "./retention/pruner.js";
@@ -52,6 +53,8 @@ export interface RunningAgent {
   epoch: number;
   /** What start-up recovery settled and swept. */
   recovery: RecoveryReport;
+  /** `host:port` of the Prometheus listener, when `metrics.address` is set. */
+  metricsAddress?: string | undefined;
   /** Retention of ended jobs: its first pass runs at start, then periodically; runOnce() prunes now. */
   retention: { runOnce(): Promise<RetentionReport> };
   /** Stops the agent; running jobs end `cancelled`. Idempotent. */
@@ -103,6 +106,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
   const store = JobStore.open(join(config.dataDir, DATABASE_FILE), { now: () => clock.now() });
   let tokens: TokenStore | undefined;
   let pve: PveDaemonPart | undefined;
+  let outputs: Outputs | undefined;
   try {
     tokens = TokenStore.over(store.connection);
     // The Proxmox side (vzdump engine, hook server, crash cleanup) exists when a guest uses vzdump.
@@ -113,6 +117,8 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     let shuttingDown = false;
     const core = buildAgentCore({ config, store, engineFor, log, clock, isShuttingDown: () => shuttingDown });
     const { bus, ledger, groupLedger, coordinator, runner } = core;
+    // Metrics and notifications see every job that ends from here on, recovery's settlements too.
+    outputs = await startOutputs({ config, bus, store, log, clock });
     const recovery = await recoverAtStart({
       ledger,
       groups: groupLedger,
@@ -193,6 +199,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         coordinator.close();
         service.closeStreams();
         await server.shutdown(Math.max(0, deadline - clock.now()));
+        await outputs?.close(Math.max(0, deadline - clock.now()));
         tokens?.close();
         store.close();
         lock.release();
@@ -208,6 +215,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       port: server.port,
       socketPath: server.socketPath,
       fingerprint: tls?.fingerprint,
+      metricsAddress: outputs.metricsAddress,
       tokens,
       epoch: store.epoch,
       recovery,
@@ -215,6 +223,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       stop,
     };
   } catch (err) {
+    await outputs?.close(0).catch(() => undefined);
     await pve?.close().catch(() => undefined);
     tokens?.close();
     store.close();

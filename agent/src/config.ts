@@ -5,6 +5,8 @@ import { isIP } from "node:net";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { DEFAULT_AGENT_SOCKET, GUEST_ID, LullError, loadConfig, z } from "@lull/shared";
 import { groupConfigIssues, groupConfigSchema } from "./groups/config.js";
+import { metricsConfigSchema } from "./metrics/config.js";
+import { notificationsConfigSchema } from "./notify/config.js";
 import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
 import { retentionConfigSchema } from "./retention/config.js";
 
@@ -102,6 +104,10 @@ export const agentConfigSchema = z
     groups: z.array(groupConfigSchema).default([]),
     /** How long ended jobs and their events stay in the job store (agent/src/retention/config.ts). */
     retention: retentionConfigSchema.prefault({}),
+    /** The Prometheus listener (agent/src/metrics/config.ts); off unless `metrics.address` is set. */
+    metrics: metricsConfigSchema.prefault({}),
+    /** Notification targets and matchers (agent/src/notify/config.ts); none by default. */
+    notifications: notificationsConfigSchema.prefault({}),
     /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
     failpoint: z
       .string()

@@ -47,3 +47,12 @@ test("unreadable and malformed files are clear errors", () => {
 test("mergeLayers replaces arrays and skips undefined", () => {
   assert.deepEqual(mergeLayers({ a: [1, 2], b: { c: 1 } }, { a: [3], b: { d: 2 }, e: undefined }), { a: [3], b: { c: 1, d: 2 } });
 });
+
+test("a config file may carry // and /* */ comments (the packaged example does); a URL's // stays", () => {
+  const url = z.strictObject({ name: z.string(), port: z.number(), nested: z.strictObject({ level: z.string() }).prefault({ level: "info" }) });
+  const cfg = loadConfig(url, {
+    file: file('{\n  // who this is\n  "name": "http://example.com/x", /* the port */ "port": 3\n}\n'),
+  });
+  assert.deepEqual(cfg, { name: "http://example.com/x", port: 3, nested: { level: "info" } });
+  assert.throws(() => loadConfig(schema, { file: file('{ "name": "a", // no closing brace\n') }), /is not valid JSON/);
+});

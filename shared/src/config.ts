@@ -1,6 +1,7 @@
 // One way to load a daemon's configuration: defaults < file < environment < flags,
 // validated with a zod schema, frozen. Errors name the offending key.
 import { readFileSync } from "node:fs";
+import stripJsonComments from "strip-json-comments";
 import { z } from "zod";
 import { LullError } from "./errors.js";
 
@@ -16,7 +17,7 @@ export function describeIssues(error: z.ZodError, source: string): string {
     .join("; ");
 }
 
-/** Reads a JSON config file; a missing or unreadable file, or bad JSON, is a LULL_E_CONFIG_INVALID. */
+/** Reads a JSON config file (line and block comments allowed, as in the packaged example); a missing or unreadable file, or bad JSON, is a LULL_E_CONFIG_INVALID. */
 export function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
@@ -26,7 +27,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(stripJsonComments(text));
   } catch (err) {
     throw new LullError("LULL_E_CONFIG_INVALID", `config file ${path} is not valid JSON: ${(err as Error).message}`);
   }

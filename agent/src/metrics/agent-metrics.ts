@@ -1,0 +1,142 @@
+// The agent's Prometheus metrics, on a registry of its own (never prom-client's global one).
+// Every value comes from a committed job as the ledger stored it (through the fact feed); a metric
+// whose source does not exist yet is not defined here at all, so nothing made up is ever exposed.
+// Sources added later (verification, schedules, the cluster lease) register their metrics on
+// `registry` beside these, fed by their own facts.
+import { Consistency, Phase } from "@lull/proto";
+import { phaseName } from "@lull/shared";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { Fact } from "../observe/facts.js";
+import type { JobRecord } from "../jobs/job.js";
+
+/** Seconds buckets with millisecond resolution at the low end: 10 ms … 30 min. */
+const DOWNTIME_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+const PHASE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14400];
+
+export interface AgentMetricsOptions {
+  /** Labels on every series (`node`). */
+  node: string;
+  /** Also expose the Node.js process metrics (`process_*`, `nodejs_*`); on in the daemon. */
+  processMetrics?: boolean;
+}
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly jobs: Counter<"guest" | "outcome" | "code">;
+  private readonly lastSuccess: Gauge<"guest" | "stack">;
+  private readonly downtime: Histogram<"guest" | "stack" | "resumed">;
+  private readonly phaseDuration: Histogram<"guest" | "phase">;
+  private readonly barrierWait: Histogram<"guest">;
+  private readonly archiveSize: Gauge<"guest">;
+  private readonly archivedBytes: Counter<"guest">;
+  private readonly throughput: Gauge<"guest">;
+  private readonly crashConsistent: Counter<"guest">;
+  private readonly lastSuccessAt = new Map<string, number>();
+
+  constructor(options: AgentMetricsOptions) {
+    this.registry.setDefaultLabels({ node: options.node });
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+    this.jobs = new Counter({
+      name: "lull_backup_jobs_total",
+      help: "Backup jobs that ended, by outcome (done, failed, cancelled) and stable error code (none when done).",
+      labelNames: ["guest", "outcome", "code"],
+      registers,
+    });
+    this.lastSuccess = new Gauge({
+      name: "lull_backup_last_success_timestamp_seconds",
+      help: "When the newest backup that ended done finished, per guest and stack (stack empty for a guest without registered stacks).",
+      labelNames: ["guest", "stack"],
+      registers,
+    });
+    this.downtime = new Histogram({
+      name: "lull_backup_stack_downtime_seconds",
+      help: "How long a stack was down during a backup (stop begun to verified up, millisecond resolution), by when it resumed (early at snapshotted, or at the end).",
+      labelNames: ["guest", "stack", "resumed"],
+      buckets: DOWNTIME_BUCKETS,
+      registers,
+    });
+    this.phaseDuration = new Histogram({
+      name: "lull_backup_phase_duration_seconds",
+      help: "Time a backup job spent in each phase (quiesce, snapshot, archive) and in total.",
+      labelNames: ["guest", "phase"],
+      buckets: PHASE_BUCKETS,
+      registers,
+    });
+    this.barrierWait = new Histogram({
+      name: "lull_backup_barrier_wait_seconds",
+      help: "Time from asking the stacks to quiesce until the barrier passed or ended (jobs with registered stacks only).",
+      labelNames: ["guest"],
+      buckets: DOWNTIME_BUCKETS,
+      registers,
+    });
+    this.archiveSize = new Gauge({
+      name: "lull_backup_archive_size_bytes",
+      help: "Size of the newest archive written, per guest.",
+      labelNames: ["guest"],
+      registers,
+    });
+    this.archivedBytes = new Counter({
+      name: "lull_backup_archived_bytes_total",
+      help: "Bytes read into archives by backups that ended done.",
+      labelNames: ["guest"],
+      registers,
+    });
+    this.throughput = new Gauge({
+      name: "lull_backup_archive_throughput_bytes_per_second",
+      help: "Bytes read per second of archiving, of the newest backup that ended done.",
+      labelNames: ["guest"],
+      registers,
+    });
+    this.crashConsistent = new Counter({
+      name: "lull_backup_crash_consistent_total",
+      help: "Backups that went on without every stack quiesced (consistency CRASH).",
+      labelNames: ["guest"],
+      registers,
+    });
+  }
+
+  /** Feeds a fact from the fact feed. */
+  observe(fact: Fact): void {
+    if (fact.kind === "job-ended") this.jobEnded(fact.job);
+    else if (fact.kind === "stack-resumed") {
+      this.downtime.observe({ guest: fact.job.guestId, stack: fact.stack, resumed: fact.early ? "early" : "end" }, fact.downtimeMs / 1000);
+    }
+  }
+
+  /** Sets the last-success gauges from a done job (also used to seed them from the store at start). */
+  lastDone(job: JobRecord): void {
+    const at = (job.finishedAt ?? job.updatedAt ?? new Date()).getTime() / 1000;
+    const stacks = job.stacks.length > 0 ? job.stacks.map((s) => s.stack) : [""];
+    for (const stack of stacks) {
+      const labels = { guest: job.guestId, stack };
+      // A seed (or a late event) never moves the gauge backwards.
+      const key = `${job.guestId}\u0000${stack}`;
+      const newest = Math.max(at, this.lastSuccessAt.get(key) ?? 0);
+      this.lastSuccessAt.set(key, newest);
+      this.lastSuccess.set(labels, newest);
+    }
+  }
+
+  private jobEnded(job: JobRecord): void {
+    const outcome = phaseName(job.phase);
+    const guest = job.guestId;
+    this.jobs.inc({ guest, outcome, code: job.phase === Phase.PHASE_DONE ? "none" : job.errorCode || "unknown" });
+    if (job.consistency === Consistency.CONSISTENCY_CRASH) this.crashConsistent.inc({ guest });
+    const seconds = (ms: number) => ms / 1000;
+    const phases: Array<[string, number]> = [
+      ["quiesce", job.quiesceMs],
+      ["snapshot", job.snapshotMs],
+      ["archive", job.archiveMs],
+      ["total", job.totalMs],
+    ];
+    for (const [phase, ms] of phases) if (ms > 0 || phase === "total") this.phaseDuration.observe({ guest, phase }, seconds(ms));
+    if (job.stacks.length > 0 && job.quiesceMs > 0) this.barrierWait.observe({ guest }, seconds(job.quiesceMs));
+    if (job.phase !== Phase.PHASE_DONE) return;
+    this.lastDone(job);
+    if (job.archiveBytes > 0) this.archiveSize.set({ guest }, job.archiveBytes);
+    const read = job.bytesDone || job.bytesTotal;
+    if (read > 0) this.archivedBytes.inc({ guest }, read);
+    if (read > 0 && job.archiveMs > 0) this.throughput.set({ guest }, read / seconds(job.archiveMs));
+  }
+}

@@ -1,0 +1,57 @@
+// The operator-facing outputs of a running agent, wired once: the fact feed over the job ledger's
+// events, the Prometheus metrics with their listener (only when `metrics.address` is set) and the
+// notification dispatcher (only when a target is configured).
+import { Phase } from "@lull/proto";
+import type { Clock, Logger } from "@lull/shared";
+import type { AgentConfig } from "../config.js";
+import type { EventBus } from "../events/bus.js";
+import type { JobStore } from "../jobs/store.js";
+import { AgentMetrics } from "../metrics/agent-metrics.js";
+import { listenMetrics, type MetricsListener } from "../metrics/listener.js";
+import { NotificationDispatcher } from "../notify/dispatcher.js";
+import { FactFeed, feedJobFacts } from "./facts.js";
+
+export interface Outputs {
+  feed: FactFeed;
+  metrics?: AgentMetrics | undefined;
+  /** `host:port` of the metrics listener, when on. */
+  metricsAddress?: string | undefined;
+  notifier?: NotificationDispatcher | undefined;
+  close(graceMs: number): Promise<void>;
+}
+
+/** How many of each guest's newest jobs are read at start to seed the last-success gauges. */
+const SEED_JOBS = 50;
+
+export async function startOutputs(deps: { config: Readonly<AgentConfig>; bus: EventBus; store: JobStore; log: Logger; clock: Clock }): Promise<Outputs> {
+  const { config, log } = deps;
+  const feed = new FactFeed(log);
+  // Built first: a bad target (an unreadable secret, an unknown template name) fails the start.
+  const notifier = config.notifications.targets.length > 0 ? new NotificationDispatcher({ config: config.notifications, node: config.node, log, clock: deps.clock }) : undefined;
+  let metrics: AgentMetrics | undefined;
+  let listener: MetricsListener | undefined;
+  if (config.metrics.address !== undefined) {
+    metrics = new AgentMetrics({ node: config.node, processMetrics: true });
+    for (const guest of config.guests) {
+      const done = deps.store.listJobs({ guestId: guest.id, limit: SEED_JOBS }).find((j) => j.phase === Phase.PHASE_DONE);
+      if (done) metrics.lastDone(done);
+    }
+    listener = await listenMetrics({ address: config.metrics.address, registry: metrics.registry, log });
+  }
+  const unsubscribers = [
+    feedJobFacts(deps.bus, (id) => deps.store.getJob(id), feed),
+    ...(metrics ? [feed.subscribe((f) => metrics.observe(f))] : []),
+    ...(notifier ? [feed.subscribe((f) => notifier.observe(f))] : []),
+  ];
+  return {
+    feed,
+    metrics,
+    metricsAddress: listener?.address,
+    notifier,
+    async close(graceMs) {
+      for (const u of unsubscribers) u();
+      await notifier?.close(graceMs);
+      await listener?.close();
+    },
+  };
+}
