@@ -9,6 +9,7 @@ import { metricsConfigSchema } from "./metrics/config.js";
 import { notificationsConfigSchema } from "./notify/config.js";
 import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
 import { retentionConfigSchema } from "./retention/config.js";
+import { statusConfigSchema } from "./status/config.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
@@ -108,6 +109,8 @@ export const agentConfigSchema = z
     metrics: metricsConfigSchema.prefault({}),
     /** Notification targets and matchers (agent/src/notify/config.ts); none by default. */
     notifications: notificationsConfigSchema.prefault({}),
+    /** The status page on the metrics listener (agent/src/status/config.ts); on when that listener is. */
+    status: statusConfigSchema.prefault({}),
     /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
     failpoint: z
       .string()

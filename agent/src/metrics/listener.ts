@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { LullError, type Logger } from "@lull/shared";
 import type { Registry } from "prom-client";
+import type { HttpHandler } from "../status/handler.js";
 
 export interface MetricsListener {
   /** `host:port` actually bound (the real port when 0 was asked). */
@@ -22,9 +23,11 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host, port };
 }
 
-export async function listenMetrics(options: { address: string; registry: Registry; log: Logger }): Promise<MetricsListener> {
+export async function listenMetrics(options: { address: string; registry: Registry; log: Logger; handlers?: readonly HttpHandler[] }): Promise<MetricsListener> {
   const { host, port } = splitAddress(options.address);
   const server: Server = createServer((req, res) => {
+    // Other pages mounted here (the status page under /status) answer first.
+    for (const handle of options.handlers ?? []) if (handle(req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
     if (path !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found: the metrics are at /metrics\n");
