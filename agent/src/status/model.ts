@@ -64,7 +64,8 @@ export function phaseSegments(job: JobRecord, events: readonly Event[], end: num
   const created = job.createdAt?.getTime() ?? marks[0]?.at ?? end;
   // The first phase (queued) is the job's creation even when its event was pruned.
   const incomplete = marks.length === 0 || (marks[0] as { phase: Phase }).phase !== Phase.PHASE_QUEUED;
-  if (marks.length === 0 || (marks[0] as { at: number }).at > created) marks.unshift({ phase: incomplete ? Phase.PHASE_UNSPECIFIED : Phase.PHASE_QUEUED, at: created });
+  if (!incomplete) (marks[0] as { at: number }).at = Math.min(created, (marks[0] as { at: number }).at);
+  else if (marks.length === 0 || (marks[0] as { at: number }).at > created) marks.unshift({ phase: Phase.PHASE_UNSPECIFIED, at: created });
   const phases: PhaseSegment[] = [];
   for (let i = 0; i < marks.length; i++) {
     const m = marks[i] as { phase: Phase; at: number };

@@ -99,7 +99,7 @@ export function statusPage(input: { node: string; running: JobView[]; recent: Jo
   const recent = input.recent.length ? input.recent.map(jobSection).join("") : `<p class="empty muted">no job has ended yet</p>`;
   return [
     "<!doctype html>",
-    `<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">`,
+    `<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,">`,
     `<title>Lull · ${esc(input.node)}</title><style>${STYLE}</style></head><body>`,
     `<h1>Lull · node ${esc(input.node)}</h1>`,
     `<div class="muted">rendered ${time(new Date(input.now))} · <span id="live" class="off">connecting…</span></div>`,
@@ -113,7 +113,7 @@ export function statusPage(input: { node: string; running: JobView[]; recent: Jo
 export function loginPage(message?: string): string {
   return [
     "<!doctype html>",
-    `<html lang="en"><head><meta charset="utf-8"><title>Lull · sign in</title><style>${STYLE}</style></head><body>`,
+    `<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Lull · sign in</title><style>${STYLE}</style></head><body>`,
     `<h1>Lull status</h1>`,
     message ? `<p class="error">${esc(message)}</p>` : "",
     `<p>The status page needs an operator token (<code>lull-agent token create --operator</code>). It is kept in a cookie for this page only.</p>`,
