@@ -19,6 +19,9 @@ rect.phase{stroke:#fff;stroke-width:1}.phase-queued{fill:#d0d7de}.phase-quiescin
 .phase-snapshotted{fill:#54aeff}.phase-archiving{fill:#218bff}.phase-unknown{fill:#afb8c1}
 rect.down{fill:#cf222e;opacity:.8}rect.down.open{fill:url(#none);fill:#ff8182}line.track-base{stroke:#d0d7de}
 line.snapshot{stroke:#8250df;stroke-width:2;stroke-dasharray:4 2}rect.bar{fill:#cf222e;opacity:.8}line.axis-line{stroke:#57606a}
+.legend{font-size:.85em;color:#57606a;margin:.3em 0}.legend i{display:inline-block;width:.9em;height:.9em;vertical-align:-.1em;margin:0 .25em 0 .8em;border-radius:2px}
+.legend .queued{background:#d0d7de}.legend .quiescing{background:#f9c513}.legend .snapshotting{background:#fb8f44}.legend .snapshotted{background:#54aeff}
+.legend .archiving{background:#218bff}.legend .down{background:#cf222e}.legend .snap{background:none;border-left:2px dashed #8250df;border-radius:0;width:0}
 #live{font-size:.85em}#live.on{color:#1a7f37}#live.off{color:#cf222e}
 `;
 
@@ -60,6 +63,16 @@ function consistencyName(c: Consistency): string {
   return c === Consistency.CONSISTENCY_APP ? "app" : c === Consistency.CONSISTENCY_CRASH ? "crash" : "unknown";
 }
 
+function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
 function time(d: Date | undefined): string {
   return d ? `<time datetime="${d.toISOString()}">${esc(d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z"))}</time>` : "—";
 }
@@ -74,7 +87,7 @@ export function jobSection(view: JobView): string {
   if (j.consistency) facts.push(`consistency ${esc(consistencyName(j.consistency))}`);
   if (view.running && j.bytesTotal > 0) facts.push(`${Math.floor((100 * j.bytesDone) / j.bytesTotal)} % archived`);
   if (!view.running) facts.push(`took ${formatMs(j.totalMs)}`);
-  if (j.archiveBytes > 0) facts.push(`${(j.archiveBytes / 1_048_576).toFixed(1)} MiB archive`);
+  if (j.archiveBytes > 0) facts.push(`${formatBytes(j.archiveBytes)} archive`);
   const stacks = j.stacks.map((s) => `${esc(s.stack)} ${s.downtimeMs > 0 || s.resumedAt ? formatMs(s.downtimeMs) : "—"}`).join(", ");
   return [
     `<article class="job" id="job-${esc(j.id)}" data-phase="${esc(phase)}">`,
@@ -103,6 +116,7 @@ export function statusPage(input: { node: string; running: JobView[]; recent: Jo
     `<title>Lull · ${esc(input.node)}</title><style>${STYLE}</style></head><body>`,
     `<h1>Lull · node ${esc(input.node)}</h1>`,
     `<div class="muted">rendered ${time(new Date(input.now))} · <span id="live" class="off">connecting…</span></div>`,
+    `<div class="legend">phases:<i class="queued"></i>queued<i class="quiescing"></i>quiescing<i class="snapshotting"></i>snapshotting<i class="snapshotted"></i>snapshotted<i class="archiving"></i>archiving · each stack's track:<i class="down"></i>down (ends at its reported resume, as long as its reported downtime)<i class="snap"></i>snapshot instant</div>`,
     `<h2>Running jobs</h2><div id="running-jobs">${running}</div>`,
     `<h2>Downtime per stack (last ${input.downtimeBackups} backups of each guest)</h2><div id="charts" class="charts">${chartsSection(input.histories, input.downtimeBackups)}</div>`,
     `<h2>Recent jobs</h2><div id="recent-jobs">${recent}</div>`,
