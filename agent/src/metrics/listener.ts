@@ -1,5 +1,6 @@
 // The metrics listener: plain HTTP on an address of its own, GET /metrics only (text exposition
-// format). Nothing here changes state; every other path or method is refused.
+// format), plus the pages mounted on it (the status page under /status, agent/src/status/).
+// Nothing here changes state; every other path or method is refused.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { LullError, type Logger } from "@lull/shared";

@@ -39,11 +39,18 @@ const BEARER = /^Bearer ([\x21-\x7e]{1,256})$/;
 const COALESCE_MS = 150;
 const HEARTBEAT_MS = 15_000;
 const MAX_LOGIN_BODY = 2_048;
+/** Open event streams at most (each holds a bus subscription and re-renders on every change). */
+export const MAX_STREAMS = 32;
 
 function cookieToken(header: string | undefined): string | undefined {
   for (const part of (header ?? "").split(";")) {
     const [name, ...value] = part.trim().split("=");
-    if (name === COOKIE) return decodeURIComponent(value.join("="));
+    if (name !== COOKIE) continue;
+    try {
+      return decodeURIComponent(value.join("="));
+    } catch {
+      return ""; // a mangled cookie: refused like any other bad token
+    }
   }
   return undefined;
 }
@@ -125,6 +132,14 @@ export function createStatusPage(deps: StatusPageDeps): StatusPage {
   }
 
   function openStream(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === "HEAD") {
+      res.writeHead(200, { ...SECURITY_HEADERS, "content-type": "text/event-stream; charset=utf-8" }).end();
+      return;
+    }
+    if (streams.size >= MAX_STREAMS) {
+      res.writeHead(503, { ...SECURITY_HEADERS, "retry-after": "10", "content-type": "text/plain" }).end(`at most ${MAX_STREAMS} status pages may follow this agent at once; close one\n`);
+      return;
+    }
     res.writeHead(200, { ...SECURITY_HEADERS, "content-type": "text/event-stream; charset=utf-8", connection: "keep-alive", "x-accel-buffering": "no" });
     res.write(": lull status events\nretry: 2000\n\n");
     streams.add(res);
@@ -199,41 +214,46 @@ export function createStatusPage(deps: StatusPageDeps): StatusPage {
   const handle: HttpHandler = (req, res) => {
     const path = (req.url ?? "/").split("?")[0] as string;
     if (path !== "/status" && !path.startsWith("/status/")) return false;
+    try {
+      route(path, req, res);
+    } catch (err) {
+      // Never out of here: a throw in a request listener would take the agent down.
+      log.error({ err, path }, "status page failed");
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      res.end("the status page failed; see the agent's log\n");
+    }
+    return true;
+  };
+
+  function route(path: string, req: IncomingMessage, res: ServerResponse): void {
     if (path === "/status/login") {
       if (req.method !== "POST") {
         res.writeHead(405, { ...SECURITY_HEADERS, allow: "POST", "content-type": "text/plain" }).end("sign in with POST /status/login (form field token)\n");
       } else {
         login(req, res);
       }
-      return true;
+      return;
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { ...SECURITY_HEADERS, allow: "GET, HEAD", "content-type": "text/plain" }).end("the status page is read-only: GET only\n");
-      return true;
+      return;
     }
     if (path !== "/status" && path !== "/status/events") {
       res.writeHead(404, { ...SECURITY_HEADERS, "content-type": "text/plain" }).end("not found: the page is /status, its event stream /status/events\n");
-      return true;
+      return;
     }
     const who = authenticate(req);
     if ("status" in who) {
       refuse(req, res, who.status, who.message);
-      return true;
+      return;
     }
-    try {
-      if (path === "/status/events") {
-        openStream(req, res);
-      } else {
-        const html = render();
-        res.writeHead(200, { ...SECURITY_HEADERS, "content-type": "text/html; charset=utf-8" }).end(req.method === "HEAD" ? undefined : html);
-      }
-    } catch (err) {
-      log.error({ err }, "status page failed");
-      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-      res.end("the status page failed; see the agent's log\n");
+    if (path === "/status/events") {
+      openStream(req, res);
+    } else {
+      const html = render();
+      res.writeHead(200, { ...SECURITY_HEADERS, "content-type": "text/html; charset=utf-8" }).end(req.method === "HEAD" ? undefined : html);
     }
-    return true;
-  };
+  }
 
   return {
     handle,

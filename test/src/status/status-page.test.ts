@@ -54,6 +54,13 @@ describe("status page", () => {
     const guestLogin = await fetch(`${base}/status/login`, { method: "POST", body: new URLSearchParams({ token: guest }), redirect: "manual" });
     assert.equal(guestLogin.status, 403);
     assert.equal(guestLogin.headers.get("set-cookie"), null);
+    const mangled = await fetch(`${base}/status`, { headers: { cookie: "lull_status=%E0%A4%A" } });
+    assert.equal(mangled.status, 401, "a mangled cookie is refused, and the agent stays up");
+    const viaCookie = await fetch(`${base}/status`, { headers: { cookie: `other=1; lull_status=${encodeURIComponent(operator)}` } });
+    assert.equal(viaCookie.status, 200);
+    const tooBig = await fetch(`${base}/status/login`, { method: "POST", body: "token=" + "x".repeat(5000) });
+    assert.equal(tooBig.status, 413);
+    assert.equal((await fetch(`${base}/status/nothing`, { headers: { authorization: `Bearer ${operator}` } })).status, 404);
     assert.equal((await fetch(`${base}/metrics`)).status, 200);
   });
 
