@@ -9,3 +9,4 @@ export { newJobRecord, toApiJob, type JobRecord } from "./jobs/job.js";
 export { transition, type JobEvent } from "./jobs/machine.js";
 export type { EngineFor } from "./jobs/runner.js";
 export { recoverAtStart, type RecoveryReport } from "./recovery.js";
+export { AgentMetrics } from "./metrics/agent-metrics.js";

@@ -143,6 +143,11 @@ export class AgentLink implements AgentApi {
     await this.api.unregisterStack(req);
   }
 
+  /** The last register or renewal of the stack's lease reached the agent and was accepted. */
+  get reachable(): boolean {
+    return this.registered;
+  }
+
   /** Registers the stack and renews the lease at a third of its TTL until `signal` aborts. */
   async keepLease(signal: AbortSignal, onRegistered: (res: RegisterStackResponse) => void): Promise<void> {
     while (!signal.aborted) {

@@ -113,6 +113,12 @@ export const controllerConfigSchema = z
     /** How the stack is held for the snapshot and the steps around it (./quiesce/schema.ts). */
     quiesce: quiesceSchema.prefault({}),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    /** Prometheus metrics on a listener of their own (`host:port`, plain HTTP, GET /metrics); off unless set. */
+    metrics: z
+      .strictObject({
+        address: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { message: "must be host:port, e.g. 127.0.0.1:9751" }).optional(),
+      })
+      .prefault({}),
     /** Crash tests only (env LULL_CONTROLLER_FAILPOINT): pause for good at that point. */
     failpoint: z.enum(FAILPOINTS).optional(),
   })

@@ -1,11 +1,12 @@
 // One controller: recover, register the stack and keep its lease, watch the agent, reconcile until
 // the signal aborts; then make sure the stack runs, unregister, close.
 import { EventKind } from "@lull/proto";
-import { asLullError, systemClock, type AgentApi as AgentCalls, type Clock, type Logger } from "@lull/shared";
+import { asLullError, listenMetrics, systemClock, type AgentApi as AgentCalls, type Clock, type Logger, type MetricsListener } from "@lull/shared";
 import { AgentLink, createAgentLinkClient } from "./agent-link.js";
 import type { ControllerConfig, Failpoint } from "./config.js";
 import { ControllerLoop } from "./loop.js";
 import { createFileMarkerStore, type MarkerStore } from "./marker-store.js";
+import { ControllerMetrics } from "./metrics.js";
 import { FileResumeTimings } from "./resume-timing.js";
 import { Quiescer } from "./quiesce/quiescer.js";
 import { Reconciler } from "./reconcile.js";
@@ -29,6 +30,11 @@ export class Controller {
   readonly link: AgentLink;
   readonly loop: ControllerLoop;
   readonly reconciler: Reconciler;
+  /** The Prometheus metrics (always counted; served only when `metrics.address` is set). */
+  readonly metrics: ControllerMetrics;
+  /** `host:port` of the metrics listener while it runs. */
+  metricsAddress: string | undefined;
+  private metricsListener: MetricsListener | undefined;
   private readonly config: Readonly<ControllerConfig>;
   private readonly log: Logger;
   private readonly client: AgentCalls;
@@ -59,6 +65,14 @@ export class Controller {
       clock,
       log,
     });
+    this.metrics = new ControllerMetrics({
+      guestId: config.guestId,
+      stack: config.stack,
+      markers: this.markers,
+      reachable: () => this.link.reachable,
+      clock,
+      processMetrics: config.metrics.address !== undefined,
+    });
     this.loop = new ControllerLoop({ clock, log, pollIntervalMs: config.pollIntervalMs });
     const quiescer = new Quiescer({ config: config.quiesce, driver, stack: config.stack, clock, log });
     this.reconciler = new Reconciler({
@@ -77,6 +91,7 @@ export class Controller {
       log,
       failpoint,
       onMarker: (marker) => this.loop.onMarker(marker),
+      onResumed: (cause, downtimeMs) => this.metrics.resumed(cause, downtimeMs),
       timings: new FileResumeTimings(config.markerDir, config.stack, (err) => log.warn({ err: err.message }, "recording the resume's duration failed")),
     });
     this.loop.bind(this.reconciler);
@@ -89,6 +104,10 @@ export class Controller {
       { guestId: c.guestId, stack: c.stack, controllerId: c.controllerId, agent: c.agent.address, driver: c.driver.type, strategy: c.quiesce.strategy, preSteps: c.quiesce.pre.length, postSteps: c.quiesce.post.length, resume: c.resume, resumeDeadlineMs: c.resumeDeadlineMs },
       "controller starting",
     );
+    if (c.metrics.address !== undefined) {
+      this.metricsListener = await listenMetrics({ address: c.metrics.address, registry: this.metrics.registry, log: this.log });
+      this.metricsAddress = this.metricsListener.address;
+    }
     // Beside the recovery, never before it: a marker's deadline does not wait for a slow status.
     const preflight = this.preflight(signal);
     try {
@@ -141,6 +160,7 @@ export class Controller {
       this.log.warn({ err: asLullError(err).message }, "unregistering the stack failed");
     }
     this.client.close();
+    await this.metricsListener?.close();
     this.log.info({}, "controller stopped");
   }
 }

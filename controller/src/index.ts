@@ -20,3 +20,4 @@ export { createComposeDriver, parseComposePs, composeStatus } from "./stacks/com
 export { decideForMarker, decideForJob, snapshotExists, type ResumeCause } from "./decide.js";
 export { AgentLink, type AgentApi, type ResumeReport } from "./agent-link.js";
 export { recover, type RecoverOutcome } from "./recover.js";
+export { ControllerMetrics } from "./metrics.js";

@@ -6,7 +6,7 @@ import { Phase, type Job } from "@lull/proto";
 import { asLullError, phaseName, type Clock, type Logger } from "@lull/shared";
 import type { AgentApi } from "./agent-link.js";
 import type { Failpoint } from "./config.js";
-import { decideForJob, decideForMarker, isPendingQuiesce, type JobView } from "./decide.js";
+import { decideForJob, decideForMarker, isPendingQuiesce, type JobView, type ResumeCause } from "./decide.js";
 import type { Marker, MarkerStore } from "./marker-store.js";
 import { Quiescer } from "./quiesce/quiescer.js";
 import { quiesceSchema } from "./quiesce/schema.js";
@@ -37,6 +37,8 @@ export interface ReconcilerOptions {
   onMarker: (marker: Marker | undefined) => void;
   /** Durations of recent resumes, for the resume lead (default: in memory). */
   timings?: ResumeTimings | undefined;
+  /** Told after each resume that brought the stack up. */
+  onResumed?: ((cause: ResumeCause, downtimeMs: number | null) => void) | undefined;
 }
 
 export interface ReconcileRequest {

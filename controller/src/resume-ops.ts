@@ -51,6 +51,8 @@ export interface ResumeOpsOptions {
   onMarker: (marker: Marker | undefined) => void;
   /** Where the durations of recent resumes are kept (default: in memory). */
   timings?: ResumeTimings | undefined;
+  /** Told after each resume that brought the stack up (the metrics count them by cause). */
+  onResumed?: ((cause: ResumeCause, downtimeMs: number | null) => void) | undefined;
 }
 
 export class ResumeOps {
@@ -105,6 +107,7 @@ export class ResumeOps {
     const { startMs, postStep } = result;
     log.info({ jobId: marker.jobId, downtimeMs, stopMs, startMs, early, cause, strategy: this.o.quiescer.strategy, postStep: postStep ?? null }, "stack resumed");
     this.timings.record(tookMs);
+    this.o.onResumed?.(cause, downtimeMs);
     const notice: Notice =
       refuseReason !== undefined
         ? { kind: "refuse", reason: withPostOutcome(refuseReason, postStep), postStep }
@@ -130,6 +133,7 @@ export class ResumeOps {
       "stack resumed",
     );
     this.timings.record(tookMs);
+    this.o.onResumed?.(cause, null);
     return true;
   }
 

@@ -6,5 +6,6 @@ export * from "./ids.js";
 export * from "./config.js";
 export * from "./grpc.js";
 export * from "./tls.js";
+export * from "./metrics-listener.js";
 export * from "./exec/index.js";
 export * from "./client/index.js";

@@ -38,7 +38,10 @@ async function post(url: string, init: { method: string; headers: Record<string,
   try {
     res = await fetch(url, { ...init, signal, redirect: "error" });
   } catch (err) {
-    throw new DeliveryError(`${init.method} ${new URL(url).origin}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, true);
+    const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
+    // fetch refuses the ports browsers block (6000, 6667, ...): no retry helps, the URL must change.
+    if (cause === "bad port") throw new DeliveryError(`${init.method} ${new URL(url).origin}: port refused by the HTTP client (a blocked port); use another port`, false);
+    throw new DeliveryError(`${init.method} ${new URL(url).origin}: ${cause}`, true);
   }
   await res.arrayBuffer().catch(() => undefined);
   if (res.ok) return;

@@ -2,12 +2,11 @@
 // events, the Prometheus metrics with their listener (only when `metrics.address` is set) and the
 // notification dispatcher (only when a target is configured).
 import { Phase } from "@lull/proto";
-import type { Clock, Logger } from "@lull/shared";
+import { listenMetrics, type Clock, type Logger, type MetricsListener } from "@lull/shared";
 import type { AgentConfig } from "../config.js";
 import type { EventBus } from "../events/bus.js";
 import type { JobStore } from "../jobs/store.js";
 import { AgentMetrics } from "../metrics/agent-metrics.js";
-import { listenMetrics, type MetricsListener } from "../metrics/listener.js";
 import { NotificationDispatcher } from "../notify/dispatcher.js";
 import { TokenStore } from "../auth/token-store.js";
 import { createStatusPage, type StatusPage } from "../status/handler.js";

@@ -4,7 +4,7 @@
 // in the `lull_status` cookie the login form sets; the token is checked against the token store
 // on every request, so revoking it ends access at once. Guest tokens are refused (403).
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { isTerminal, asLullError, type Clock, type Logger } from "@lull/shared";
+import { isTerminal, asLullError, type Clock, type HttpHandler, type Logger } from "@lull/shared";
 import type { Principal } from "../auth/principal.js";
 import type { TokenStore } from "../auth/token-store.js";
 import type { EventBus } from "../events/bus.js";
@@ -13,8 +13,7 @@ import type { StatusConfig } from "./config.js";
 import { jobView, stackHistories } from "./model.js";
 import { CONTENT_SECURITY_POLICY, chartsSection, jobSection, loginPage, statusPage } from "./page.js";
 
-/** A request handler a listener tries in turn: true when it answered the request. */
-export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+export type { HttpHandler };
 
 export interface StatusPage {
   handle: HttpHandler;

@@ -27,6 +27,8 @@ export interface HarnessOptions {
   driverConfig?: Record<string, unknown>;
   /** The config's `quiesce` section (default: strategy stop, no steps). */
   quiesce?: z.input<typeof quiesceSchema>;
+  /** The config's `metrics` section (default: no listener). */
+  metrics?: { address?: string };
 }
 
 export class Harness {
@@ -64,6 +66,7 @@ export class Harness {
       resume: options.resume ?? "early",
       driver: options.driverConfig ?? stack.driverConfig(options.driver),
       quiesce: options.quiesce,
+      metrics: options.metrics,
       logLevel: "debug",
     });
     h.controller = new Controller({ config: h.config, log: h.logs.log, client: agent.client(h.config.agent.callTimeoutMs) });

@@ -1,11 +1,20 @@
-// The metrics listener: plain HTTP on an address of its own, GET /metrics only (text exposition
-// format), plus the pages mounted on it (the status page under /status, agent/src/status/).
+// The metrics listener of the agent and the controller: plain HTTP on an address of its own,
+// GET /metrics only (text exposition format of the registry it is given, prom-client's in both).
+// Pages mounted on it (the agent's status page under /status) answer their own paths first.
 // Nothing here changes state; every other path or method is refused.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { LullError, type Logger } from "@lull/shared";
-import type { Registry } from "prom-client";
-import type { HttpHandler } from "../status/handler.js";
+import { LullError } from "./errors.js";
+import type { Logger } from "./logger.js";
+
+/** What the listener needs of a metrics registry (prom-client's Registry has it). */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
+/** A page mounted on the listener: true when it answered the request (it must never throw). */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export interface MetricsListener {
   /** `host:port` actually bound (the real port when 0 was asked). */
@@ -14,20 +23,20 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
-function splitAddress(address: string): { host: string; port: number } {
+function splitAddress(address: string, key: string): { host: string; port: number } {
   const at = address.lastIndexOf(":");
   const host = address.slice(0, at).replace(/^\[(.*)\]$/, "$1");
   const port = Number(address.slice(at + 1));
   if (!host || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new LullError("LULL_E_CONFIG_INVALID", `metrics.address: ${address} is not host:port (e.g. 127.0.0.1:9750)`);
+    throw new LullError("LULL_E_CONFIG_INVALID", `${key}: ${address} is not host:port (e.g. 127.0.0.1:9750)`);
   }
   return { host, port };
 }
 
-export async function listenMetrics(options: { address: string; registry: Registry; log: Logger; handlers?: readonly HttpHandler[] }): Promise<MetricsListener> {
-  const { host, port } = splitAddress(options.address);
+export async function listenMetrics(options: { address: string; registry: MetricsSource; log: Logger; key?: string; handlers?: readonly HttpHandler[] }): Promise<MetricsListener> {
+  const key = options.key ?? "metrics.address";
+  const { host, port } = splitAddress(options.address, key);
   const server: Server = createServer((req, res) => {
-    // Other pages mounted here (the status page under /status) answer first.
     for (const handle of options.handlers ?? []) if (handle(req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
     if (path !== "/metrics") {
@@ -48,7 +57,7 @@ export async function listenMetrics(options: { address: string; registry: Regist
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) =>
-      reject(new LullError("LULL_E_CONFIG_INVALID", `metrics.address: cannot listen on ${options.address}: ${err.code ?? err.message}`)),
+      reject(new LullError("LULL_E_CONFIG_INVALID", `${key}: cannot listen on ${options.address}: ${err.code ?? err.message}`)),
     );
     server.listen(port, host, () => resolve());
   });
