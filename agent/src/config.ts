@@ -12,6 +12,7 @@ import { retentionConfigSchema } from "./retention/config.js";
 import { scheduleConfigIssues, schedulesConfigSchema } from "./schedules/config.js";
 import { verifyConfigSchema } from "./verify/config.js";
 import { pruneConfigSchema } from "./prune/config.js";
+import { statusConfigSchema } from "./status/config.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
@@ -136,6 +137,8 @@ export const agentConfigSchema = z
     metrics: metricsConfigSchema.prefault({}),
     /** Notification targets and matchers (agent/src/notify/config.ts); none by default. */
     notifications: notificationsConfigSchema.prefault({}),
+    /** The status page on the metrics listener (agent/src/status/config.ts); on when that listener is. */
+    status: statusConfigSchema.prefault({}),
     /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
     failpoint: z
       .string()

@@ -104,12 +104,12 @@ export class Controller {
       { guestId: c.guestId, stack: c.stack, controllerId: c.controllerId, agent: c.agent.address, driver: c.driver.type, strategy: c.quiesce.strategy, preSteps: c.quiesce.pre.length, postSteps: c.quiesce.post.length, resume: c.resume, resumeDeadlineMs: c.resumeDeadlineMs },
       "controller starting",
     );
-    // Beside the recovery, never before it: a marker's deadline does not wait for a slow status.
-    const preflight = this.preflight(signal);
     if (c.metrics.address !== undefined) {
       this.metricsListener = await listenMetrics({ address: c.metrics.address, registry: this.metrics.registry, log: this.log });
       this.metricsAddress = this.metricsListener.address;
     }
+    // Beside the recovery, never before it: a marker's deadline does not wait for a slow status.
+    const preflight = this.preflight(signal);
     try {
       await recover({ reconciler: this.reconciler, markers: this.markers, log: this.log }, signal);
     } catch (err) {

@@ -1,7 +1,8 @@
 // The metrics listener of the agent and the controller: plain HTTP on an address of its own,
 // GET /metrics only (text exposition format of the registry it is given, prom-client's in both).
+// Pages mounted on it (the agent's status page under /status) answer their own paths first.
 // Nothing here changes state; every other path or method is refused.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { LullError } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -11,6 +12,9 @@ export interface MetricsSource {
   metrics(): Promise<string>;
   readonly contentType: string;
 }
+
+/** A page mounted on the listener: true when it answered the request (it must never throw). */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export interface MetricsListener {
   /** `host:port` actually bound (the real port when 0 was asked). */
@@ -29,10 +33,11 @@ function splitAddress(address: string, key: string): { host: string; port: numbe
   return { host, port };
 }
 
-export async function listenMetrics(options: { address: string; registry: MetricsSource; log: Logger; key?: string }): Promise<MetricsListener> {
+export async function listenMetrics(options: { address: string; registry: MetricsSource; log: Logger; key?: string; handlers?: readonly HttpHandler[] }): Promise<MetricsListener> {
   const key = options.key ?? "metrics.address";
   const { host, port } = splitAddress(options.address, key);
   const server: Server = createServer((req, res) => {
+    for (const handle of options.handlers ?? []) if (handle(req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
     if (path !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found: the metrics are at /metrics\n");

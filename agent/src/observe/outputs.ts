@@ -8,6 +8,8 @@ import type { EventBus } from "../events/bus.js";
 import type { JobStore } from "../jobs/store.js";
 import { AgentMetrics } from "../metrics/agent-metrics.js";
 import { NotificationDispatcher } from "../notify/dispatcher.js";
+import { TokenStore } from "../auth/token-store.js";
+import { createStatusPage, type StatusPage } from "../status/handler.js";
 import { FactFeed, feedJobFacts } from "./facts.js";
 
 export interface Outputs {
@@ -29,13 +31,19 @@ export async function startOutputs(deps: { config: Readonly<AgentConfig>; bus: E
   const notifier = config.notifications.targets.length > 0 ? new NotificationDispatcher({ config: config.notifications, node: config.node, log, clock: deps.clock }) : undefined;
   let metrics: AgentMetrics | undefined;
   let listener: MetricsListener | undefined;
+  let status: StatusPage | undefined;
   if (config.metrics.address !== undefined) {
     metrics = new AgentMetrics({ node: config.node, processMetrics: true });
     for (const guest of config.guests) {
       const done = deps.store.listJobs({ guestId: guest.id, limit: SEED_JOBS }).find((j) => j.phase === Phase.PHASE_DONE);
       if (done) metrics.lastDone(done);
     }
-    listener = await listenMetrics({ address: config.metrics.address, registry: metrics.registry, log });
+    // The status page (agent/src/status/) rides on the same listener, operators only.
+    if (config.status.enabled) {
+      const guests = config.guests.map((g) => g.id);
+      status = createStatusPage({ config: config.status, node: config.node, guests, store: deps.store, bus: deps.bus, tokens: TokenStore.over(deps.store.connection), clock: deps.clock, log });
+    }
+    listener = await listenMetrics({ address: config.metrics.address, registry: metrics.registry, log, handlers: status ? [status.handle] : [] });
   }
   const unsubscribers = [
     feedJobFacts(deps.bus, (id) => deps.store.getJob(id), feed),
@@ -50,6 +58,7 @@ export async function startOutputs(deps: { config: Readonly<AgentConfig>; bus: E
     async close(graceMs) {
       for (const u of unsubscribers) u();
       await notifier?.close(graceMs);
+      status?.close();
       await listener?.close();
     },
   };
