@@ -161,10 +161,16 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
     }),
   ];
   steps.forEach((step) => step.catch(fail));
-  await Promise.allSettled(steps);
+  const settled = await Promise.allSettled(steps);
   await new Promise<void>((resolve) => file.close(() => resolve()));
   request.signal.removeEventListener("abort", onJobAbort);
   if (request.signal.aborted) throw new LullError("LULL_E_CANCELLED", "archive cancelled", { cause: request.signal.reason });
+  // A process that died first (zstd on a full file system) breaks the pipe into it: the pipe's EPIPE
+  // may settle before the process's exit is read. The process's own failure says what happened.
+  const processFailures = settled.slice(1).flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+  const noSpace = processFailures.find((e) => e instanceof LullError && e.code === "LULL_E_NO_SPACE");
+  if (noSpace !== undefined) throw noSpace;
+  if (isBrokenPipe(firstError) && processFailures.length > 0) throw processFailures[0];
   if (firstError !== undefined) throw firstError;
 }
 
@@ -224,4 +230,10 @@ export async function sweepPartialArchives(archiveDir: string, prefix: string, j
     removed.push(path);
   }
   return removed;
+}
+
+/** A write into a pipe whose reader is gone. */
+function isBrokenPipe(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ERR_STREAM_DESTROYED";
 }
