@@ -12,6 +12,7 @@ import { execa } from "execa";
 import { LullError, validate, type Logger } from "@lull/shared";
 import { formatArgv, FORCE_KILL_AFTER_MS, tailLines } from "@lull/shared";
 import { classifyFailure, throwIfCancelled } from "../storage/failure.js";
+import { hashingStream, TarManifestCounter, type ArchiveManifest } from "./manifest.js";
 import { tarCreateArgs, type TarVolume } from "./tar-args.js";
 
 /** Upper bound of one archive run; the job's signal cancels it sooner. */
@@ -42,6 +43,10 @@ export interface ArchiveRequest {
 export interface ArchiveResult {
   archivePath: string;
   archiveBytes: number;
+  /** SHA-256 (hex) of the compressed archive file, hashed as it was written. */
+  sha256: string;
+  /** Regular files and their bytes, counted from the tar stream as it was written. */
+  manifest: ArchiveManifest;
 }
 
 /** `20261122T105827Z` */
@@ -97,7 +102,7 @@ function processFailure(name: string, argv: string, result: ProcessOutcome, acce
 }
 
 /** Runs tar | counter | zstd > file until all four settle; the first failure stops the rest. */
-async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: string): Promise<void> {
+async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: string): Promise<{ sha256: string; manifest: ArchiveManifest }> {
   const stop = new AbortController();
   const onJobAbort = () => stop.abort(request.signal.reason);
   request.signal.addEventListener("abort", onJobAbort, { once: true });
@@ -114,9 +119,12 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
   const tar = execa("tar", tarArgs, { ...common, stdin: "ignore", stdout: "pipe", buffer: { stdout: false } });
   const zstd = execa("zstd", zstdArgs, { ...common, stdin: "pipe", stdout: "pipe", buffer: { stdout: false } });
   let bytesRead = 0;
+  const members = new TarManifestCounter();
+  const hash = hashingStream();
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       bytesRead += chunk.length;
+      members.update(chunk);
       let held: void | Promise<void>;
       try {
         held = request.onBytes?.(bytesRead);
@@ -135,7 +143,7 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
   };
   const steps = [
     pipeline(tar.stdout, counter, zstd.stdin),
-    pipeline(zstd.stdout, createWriteStream(outPath, { flags: "w", mode: 0o640 })),
+    pipeline(zstd.stdout, hash.stream, createWriteStream(outPath, { flags: "w", mode: 0o640 })),
     tar.then((r) => {
       const why = processFailure("tar", formatArgv("tar", tarArgs), r, request.live ? [0, TAR_EXIT_FILES_DIFFER] : [0]);
       if (why !== undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", why, { cause: r });
@@ -150,6 +158,7 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
   request.signal.removeEventListener("abort", onJobAbort);
   if (request.signal.aborted) throw new LullError("LULL_E_CANCELLED", "archive cancelled", { cause: request.signal.reason });
   if (firstError !== undefined) throw firstError;
+  return { sha256: hash.digest(), manifest: members.result() };
 }
 
 /** Writes the job's archive; returns where it is and its size. Throws ARCHIVE_FAILED, NO_SPACE or CANCELLED. */
@@ -166,7 +175,7 @@ export async function writeArchive(request: ArchiveRequest): Promise<ArchiveResu
     for (const v of request.volumes) volumes.push({ name: v.name, realPath: await realpath(v.readPath) });
     const tarArgs = tarCreateArgs(volumes, { live: request.live });
     await mkdir(request.archiveDir, { recursive: true, mode: 0o750 });
-    await runPipeline(request, tarArgs, partial);
+    const { sha256, manifest } = await runPipeline(request, tarArgs, partial);
     await fsyncPath(partial);
     await mkdir(join(request.archiveDir, request.guestId), { recursive: true, mode: 0o750 });
     await rename(partial, final);
@@ -174,8 +183,8 @@ export async function writeArchive(request: ArchiveRequest): Promise<ArchiveResu
     await fsyncPath(join(request.archiveDir, request.guestId));
     await fsyncPath(request.archiveDir);
     const archiveBytes = (await stat(final)).size;
-    request.log?.info({ jobId: request.jobId, archivePath: final, archiveBytes }, "archive written");
-    return { archivePath: final, archiveBytes };
+    request.log?.info({ jobId: request.jobId, archivePath: final, archiveBytes, sha256, ...manifest }, "archive written");
+    return { archivePath: final, archiveBytes, sha256, manifest };
   } catch (err) {
     await rm(partial, { force: true }).catch(() => undefined);
     if (renamed) await rm(final, { force: true }).catch(() => undefined);

@@ -132,7 +132,13 @@ export class JobRunner {
       const result = await engine.run({ jobId: job.id, guest, hooks, signal, log });
       if (failpoint.paused) await failpoint.hold();
       hooks.flushProgress();
-      const done = this.deps.ledger.apply(job.id, { type: "done", archivePath: result.archivePath, archiveBytes: result.archiveBytes });
+      const done = this.deps.ledger.apply(job.id, {
+        type: "done",
+        archivePath: result.archivePath,
+        archiveBytes: result.archiveBytes,
+        ...(result.sha256 !== undefined ? { sha256: result.sha256 } : {}),
+        ...(result.manifest !== undefined ? { manifest: result.manifest } : {}),
+      });
       log.info({ archivePath: done.archivePath, archiveBytes: done.archiveBytes, totalMs: done.totalMs }, "backup done");
       if (failpoint.reached(Phase.PHASE_DONE)) await failpoint.hold();
     } catch (err) {
