@@ -21,6 +21,9 @@ export type Command =
   | { name: "verify"; guest: string; pointId: string; wait: boolean }
   | { name: "verifications"; guest: string; pointId?: string }
   | { name: "prune"; guest: string; dryRun: boolean }
+  | { name: "backups"; guest?: string; limit: number }
+  /** A point by id; without the guest, lullctl finds the guest that holds it. */
+  | { name: "backup-info" | "protect" | "unprotect"; guest?: string; pointId: string }
   | { name: "help" };
 
 export interface Invocation {
@@ -65,6 +68,13 @@ commands:
   verifications <guest> [--point P]
                              the guest's verification runs with their evidence, and each
                              stack's verified point
+  backups [guest] [--limit N]
+                             the catalog: restore points of the guest (every guest without one),
+                             newest first, with location, SHA-256, manifest, integrity, protected
+  backup-info [guest] <point-id>
+                             one restore point in full
+  protect [guest] <point-id> / unprotect [guest] <point-id>
+                             set or clear the point's protected flag (prune never removes it)
   prune <guest> [--dry-run]  retention of the guest's restore points (prune.keep): each point
                              with keep/remove and why; without --dry-run the remove points go
 
@@ -107,6 +117,10 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   verify: { wait: { type: "boolean" } },
   verifications: { point: { type: "string" } },
   prune: { "dry-run": { type: "boolean" } },
+  backups: { limit: { type: "string" } },
+  "backup-info": {},
+  protect: {},
+  unprotect: {},
   help: {},
 };
 
@@ -244,6 +258,18 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
     case "prune": {
       const [guest] = positionals(rest, ["guest"], name) as [string];
       return { name, guest: validate.guestId(guest, "guest"), dryRun: flag("dry-run") };
+    }
+    case "backups": {
+      if (rest.length > 1) throw usageError(`backups: unexpected argument "${rest[1]}"`);
+      return { name, ...(rest[0] !== undefined ? { guest: validate.guestId(rest[0], "guest") } : {}), limit: integer(str("limit"), "--limit", 1, 1000) ?? 0 };
+    }
+    case "backup-info":
+    case "protect":
+    case "unprotect": {
+      if (rest.length === 0) throw usageError(`${name}: missing <point-id>`);
+      if (rest.length > 2) throw usageError(`${name}: unexpected argument "${rest[2]}"`);
+      const [guest, pointId] = rest.length === 2 ? [rest[0]!, rest[1]!] : [undefined, rest[0]!];
+      return { name, ...(guest !== undefined ? { guest: validate.guestId(guest, "guest") } : {}), pointId: pointIdArg(pointId, "point-id") };
     }
     default:
       return { name: "help" };

@@ -9,6 +9,7 @@ import { eventsCommand } from "./commands/events.js";
 import { cancelGroupCommand, groupBackupCommand, groupCommand, groupsCommand } from "./commands/groups.js";
 import { cancelCommand, infoCommand, jobCommand, jobsCommand } from "./commands/jobs.js";
 import { pruneCommand, verificationsCommand, verifyCommand } from "./commands/points.js";
+import { backupInfoCommand, backupsCommand, protectCommand } from "./commands/catalog.js";
 import { resolveSettings } from "./config.js";
 import type { Output } from "./output.js";
 
@@ -61,6 +62,13 @@ async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<nu
       return verificationsCommand(ctx, cmd);
     case "prune":
       return pruneCommand(ctx, cmd);
+    case "backups":
+      return backupsCommand(ctx, cmd);
+    case "backup-info":
+      return backupInfoCommand(ctx, cmd);
+    case "protect":
+    case "unprotect":
+      return protectCommand(ctx, cmd);
     case "help":
       ctx.out.line(USAGE);
       return EXIT.ok;

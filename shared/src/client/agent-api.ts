@@ -18,6 +18,11 @@ import type {
   ListGroupsRequest,
   ListGroupsResponse,
   ListJobsRequest,
+  Backup,
+  GetBackupRequest,
+  ListBackupsRequest,
+  ListBackupsResponse,
+  ProtectBackupRequest,
   ListVerificationsRequest,
   ListVerificationsResponse,
   PrunePointsRequest,
@@ -70,6 +75,11 @@ export interface AgentApi {
   verifyPoint: Unary<VerifyPointRequest, Verification>;
   listVerifications: Unary<ListVerificationsRequest, ListVerificationsResponse>;
   prunePoints: Unary<PrunePointsRequest, PrunePointsResponse>;
+  /** The catalog: a guest's restore points, one point, its protected flag. */
+  listBackups: Unary<ListBackupsRequest, ListBackupsResponse>;
+  getBackup: Unary<GetBackupRequest, Backup>;
+  protectBackup: Unary<ProtectBackupRequest, Backup>;
+  unprotectBackup: Unary<ProtectBackupRequest, Backup>;
   /**
    * Persisted events after `afterSeq`, then live ones. Ends when the server ends the stream;
    * throws a LullError when it breaks; returns quietly when `signal` aborts. Never retried.
@@ -115,6 +125,10 @@ export function agentApiOf(client: AgentClient, options: AgentApiOptions = {}): 
     verifyPoint: unary(client.verifyPoint),
     listVerifications: unary(client.listVerifications),
     prunePoints: unary(client.prunePoints),
+    listBackups: unary(client.listBackups),
+    getBackup: unary(client.getBackup),
+    protectBackup: unary(client.protectBackup),
+    unprotectBackup: unary(client.unprotectBackup),
     watchEvents: (request, signal, watch) => watchEventStream(client, request, signal, watch),
     raw: client,
     close: () => client.close(),
