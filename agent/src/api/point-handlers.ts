@@ -6,6 +6,7 @@ import type {
   ListBackupsRequest,
   ListBackupsResponse,
   ProtectBackupRequest,
+  UnprotectBackupRequest,
   ListVerificationsRequest,
   ListVerificationsResponse,
   PrunePointsRequest,
@@ -90,7 +91,7 @@ export function createPointHandlers(deps: PointHandlerDeps) {
     if (!point || point.guestId !== guestId) throw new LullError("LULL_E_INVALID_ARGUMENT", `guest ${guestId} has no restore point ${pointId}: list them with lullctl backups`);
     return point;
   };
-  const setProtected = (req: ProtectBackupRequest, value: boolean): Backup => {
+  const setProtected = (req: ProtectBackupRequest | UnprotectBackupRequest, value: boolean): Backup => {
     const guest = requireGuest(deps.guests, req.guestId);
     const point = pointOf(guest.id, validPointId(req.pointId));
     if (!deps.backups.setProtected(point.id, value)) throw new LullError("LULL_E_INVALID_ARGUMENT", `restore point ${point.id} was removed by prune: it can no longer be ${value ? "protected" : "unprotected"}`);
@@ -107,7 +108,7 @@ export function createPointHandlers(deps: PointHandlerDeps) {
       return backupView(pointOf(guest.id, validPointId(req.pointId)));
     },
     protectBackup: (req: ProtectBackupRequest): Backup => setProtected(req, true),
-    unprotectBackup: (req: ProtectBackupRequest): Backup => setProtected(req, false),
+    unprotectBackup: (req: UnprotectBackupRequest): Backup => setProtected(req, false),
     async verifyPoint(req: VerifyPointRequest): Promise<Verification> {
       const guest = requireGuest(deps.guests, req.guestId);
       const point = pointOf(guest.id, validPointId(req.pointId));

@@ -23,6 +23,7 @@ import type {
   ListBackupsRequest,
   ListBackupsResponse,
   ProtectBackupRequest,
+  UnprotectBackupRequest,
   ListVerificationsRequest,
   ListVerificationsResponse,
   PrunePointsRequest,
@@ -79,7 +80,7 @@ export interface AgentApi {
   listBackups: Unary<ListBackupsRequest, ListBackupsResponse>;
   getBackup: Unary<GetBackupRequest, Backup>;
   protectBackup: Unary<ProtectBackupRequest, Backup>;
-  unprotectBackup: Unary<ProtectBackupRequest, Backup>;
+  unprotectBackup: Unary<UnprotectBackupRequest, Backup>;
   /**
    * Persisted events after `afterSeq`, then live ones. Ends when the server ends the stream;
    * throws a LullError when it breaks; returns quietly when `signal` aborts. Never retried.
