@@ -24,6 +24,9 @@ export type Command =
   | { name: "verifications"; guest: string; pointId?: string }
   | { name: "prune"; guest: string; dryRun: boolean }
   | { name: "schedules"; scheduleId?: string; ticks: number }
+  | { name: "backups"; guest?: string; limit: number }
+  /** A point by id; without the guest, lullctl finds the guest that holds it. */
+  | { name: "backup-info" | "protect" | "unprotect"; guest?: string; pointId: string }
   | { name: "help" };
 
 export interface Invocation {
@@ -72,6 +75,13 @@ commands:
   verifications <guest> [--point P]
                              the guest's verification runs with their evidence, and each
                              stack's verified point
+  backups [guest] [--limit N]
+                             the catalog: restore points of the guest (every guest without one),
+                             newest first, with location, SHA-256, manifest, integrity, protected
+  backup-info [guest] <point-id>
+                             one restore point in full
+  protect [guest] <point-id> / unprotect [guest] <point-id>
+                             set or clear the point's protected flag (prune never removes it)
   prune <guest> [--dry-run]  retention of the guest's restore points (prune.keep): each point
                              with keep/remove and why; without --dry-run the remove points go
   schedules [--schedule ID] [--ticks N]
@@ -120,6 +130,10 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   verifications: { point: { type: "string" } },
   prune: { "dry-run": { type: "boolean" } },
   schedules: { schedule: { type: "string" }, ticks: { type: "string" } },
+  backups: { limit: { type: "string" } },
+  "backup-info": {},
+  protect: {},
+  unprotect: {},
   help: {},
 };
 
@@ -280,6 +294,18 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
         throw usageError(`--schedule ${JSON.stringify(id)} is not a schedule id ([a-z0-9-], at most 48 characters)`);
       }
       return { name, ...(id !== undefined ? { scheduleId: id } : {}), ticks: integer(str("ticks"), "--ticks", 1, 1000) ?? 0 };
+    }
+    case "backups": {
+      if (rest.length > 1) throw usageError(`backups: unexpected argument "${rest[1]}"`);
+      return { name, ...(rest[0] !== undefined ? { guest: validate.guestId(rest[0], "guest") } : {}), limit: integer(str("limit"), "--limit", 1, 1000) ?? 0 };
+    }
+    case "backup-info":
+    case "protect":
+    case "unprotect": {
+      if (rest.length === 0) throw usageError(`${name}: missing <point-id>`);
+      if (rest.length > 2) throw usageError(`${name}: unexpected argument "${rest[2]}"`);
+      const [guest, pointId] = rest.length === 2 ? [rest[0]!, rest[1]!] : [undefined, rest[0]!];
+      return { name, ...(guest !== undefined ? { guest: validate.guestId(guest, "guest") } : {}), pointId: pointIdArg(pointId, "point-id") };
     }
     default:
       return { name: "help" };

@@ -11,6 +11,7 @@ import { cancelCommand, infoCommand, jobCommand, jobsCommand } from "./commands/
 import { waitCommand } from "./commands/wait.js";
 import { pruneCommand, verificationsCommand, verifyCommand } from "./commands/points.js";
 import { schedulesCommand } from "./commands/schedules.js";
+import { backupInfoCommand, backupsCommand, protectCommand } from "./commands/catalog.js";
 import { resolveSettings } from "./config.js";
 import type { Output } from "./output.js";
 import { errorJson } from "./timeline-json.js";
@@ -68,6 +69,13 @@ async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<nu
       return pruneCommand(ctx, cmd);
     case "schedules":
       return schedulesCommand(ctx, cmd);
+    case "backups":
+      return backupsCommand(ctx, cmd);
+    case "backup-info":
+      return backupInfoCommand(ctx, cmd);
+    case "protect":
+    case "unprotect":
+      return protectCommand(ctx, cmd);
     case "help":
       ctx.out.line(USAGE);
       return EXIT.ok;

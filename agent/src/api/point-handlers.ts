@@ -1,6 +1,12 @@
 // The verification and prune RPCs' logic (VerifyPoint, ListVerifications, PrunePoints): request
 // validation, the point's guest scope, and the API views of runs and decisions.
 import type {
+  Backup,
+  GetBackupRequest,
+  ListBackupsRequest,
+  ListBackupsResponse,
+  ProtectBackupRequest,
+  UnprotectBackupRequest,
   ListVerificationsRequest,
   ListVerificationsResponse,
   PrunePointsRequest,
@@ -9,6 +15,7 @@ import type {
   VerifyPointRequest,
 } from "@lull/proto";
 import { LullError } from "@lull/shared";
+import type { RestorePoint } from "../backups/restore-point.js";
 import type { BackupStore } from "../backups/store.js";
 import type { PointPruner } from "../prune/prune.js";
 import type { VerifyRecord } from "../verify/machine.js";
@@ -49,13 +56,59 @@ export function verificationView(r: VerifyRecord): Verification {
   };
 }
 
+/** The API view of a catalog point. */
+export function backupView(p: RestorePoint): Backup {
+  return {
+    id: p.id,
+    guestId: p.guestId,
+    jobId: p.jobId,
+    groupRunId: p.groupRunId,
+    engine: p.engine,
+    mode: p.mode,
+    consistency: p.consistency,
+    snapshotAt: p.snapshotAt,
+    createdAt: p.createdAt,
+    locationKind: p.locationKind,
+    location: p.location,
+    sizeBytes: p.sizeBytes,
+    stacks: p.stacks.map((s) => ({ stack: s.stack, state: s.state })),
+    protected: p.protected,
+    notes: p.notes,
+    origin: p.origin,
+    sha256: p.sha256,
+    hasManifest: p.manifest !== undefined,
+    fileCount: p.manifest?.fileCount ?? 0,
+    totalBytes: p.manifest?.totalBytes ?? 0,
+    integrity: p.integrity ? { state: p.integrity.state, detail: p.integrity.detail, at: p.integrity.at } : undefined,
+  };
+}
+
+const MAX_LIST = 1000;
+
 export function createPointHandlers(deps: PointHandlerDeps) {
   const pointOf = (guestId: string, pointId: string) => {
     const point = deps.backups.get(pointId);
     if (!point || point.guestId !== guestId) throw new LullError("LULL_E_INVALID_ARGUMENT", `guest ${guestId} has no restore point ${pointId}: list them with lullctl backups`);
     return point;
   };
+  const setProtected = (req: ProtectBackupRequest | UnprotectBackupRequest, value: boolean): Backup => {
+    const guest = requireGuest(deps.guests, req.guestId);
+    const point = pointOf(guest.id, validPointId(req.pointId));
+    if (!deps.backups.setProtected(point.id, value)) throw new LullError("LULL_E_INVALID_ARGUMENT", `restore point ${point.id} was removed by prune: it can no longer be ${value ? "protected" : "unprotected"}`);
+    return backupView(deps.backups.get(point.id)!);
+  };
   return {
+    listBackups(req: ListBackupsRequest): ListBackupsResponse {
+      const guest = requireGuest(deps.guests, req.guestId);
+      if (req.limit > MAX_LIST) throw new LullError("LULL_E_INVALID_ARGUMENT", `limit ${req.limit} is above ${MAX_LIST}: ask for fewer points`);
+      return { backups: deps.backups.list({ guestId: guest.id, limit: req.limit === 0 ? 100 : req.limit }).map(backupView) };
+    },
+    getBackup(req: GetBackupRequest): Backup {
+      const guest = requireGuest(deps.guests, req.guestId);
+      return backupView(pointOf(guest.id, validPointId(req.pointId)));
+    },
+    protectBackup: (req: ProtectBackupRequest): Backup => setProtected(req, true),
+    unprotectBackup: (req: UnprotectBackupRequest): Backup => setProtected(req, false),
     async verifyPoint(req: VerifyPointRequest): Promise<Verification> {
       const guest = requireGuest(deps.guests, req.guestId);
       const point = pointOf(guest.id, validPointId(req.pointId));

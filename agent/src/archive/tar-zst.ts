@@ -3,16 +3,17 @@
 //   <archiveDir>/<prefix>partial-<jobId>.tar.zst
 // which is fsynced and renamed to <archiveDir>/<guestId>/<guestId>-<yyyymmddThhmmssZ>-<jobId>.tar.zst
 // (both directories fsynced). Any failure or abort kills both processes and removes the partial file.
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { once } from "node:events";
 import { mkdir, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform } from "node:stream";
+import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { execa } from "execa";
 import { LullError, validate, type Logger } from "@lull/shared";
 import { formatArgv, FORCE_KILL_AFTER_MS, tailLines } from "@lull/shared";
 import { classifyFailure, isNoSpace, throwIfCancelled } from "../storage/failure.js";
+import { hashingStream, TarManifestCounter, type ArchiveManifest } from "./manifest.js";
 import { tarCreateArgs, type TarVolume } from "./tar-args.js";
 
 /** Upper bound of one archive run; the job's signal cancels it sooner. */
@@ -45,6 +46,10 @@ export interface ArchiveRequest {
 export interface ArchiveResult {
   archivePath: string;
   archiveBytes: number;
+  /** SHA-256 (hex) of the compressed archive file, hashed as it was written. */
+  sha256: string;
+  /** Regular files and their bytes, counted from the tar stream as it was written. */
+  manifest: ArchiveManifest;
 }
 
 /** argv of zstd compressing stdin to stdout at `level` with `threads` workers (0: one per core). */
@@ -107,7 +112,7 @@ function processFailure(name: string, argv: string, result: ProcessOutcome, acce
 }
 
 /** Runs tar | counter | zstd > file until all four settle; the first failure stops the rest. */
-async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: string): Promise<void> {
+async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: string): Promise<{ sha256: string; manifest: ArchiveManifest }> {
   const stop = new AbortController();
   const onJobAbort = () => stop.abort(request.signal.reason);
   request.signal.addEventListener("abort", onJobAbort, { once: true });
@@ -129,9 +134,11 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
   const tar = execa("tar", tarArgs, { ...common, stdin: "ignore", stdout: "pipe", buffer: { stdout: false } });
   const zstd = execa("zstd", zstdArgs, { ...common, stdin: "pipe", stdout: file });
   let bytesRead = 0;
+  const members = new TarManifestCounter();
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       bytesRead += chunk.length;
+      members.update(chunk);
       let held: void | Promise<void>;
       try {
         held = request.onBytes?.(bytesRead);
@@ -172,6 +179,11 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
   if (noSpace !== undefined) throw noSpace;
   if (isBrokenPipe(firstError) && processFailures.length > 0) throw processFailures[0];
   if (firstError !== undefined) throw firstError;
+  // zstd wrote the file itself; its SHA-256 is taken right after zstd closed it, from the pages just
+  // written (still in the page cache), so it is the hash of what was written, not of a later read.
+  const hash = hashingStream();
+  await pipeline(createReadStream(outPath), hash.stream, new Writable({ write: (_c, _e, done) => done() }));
+  return { sha256: hash.digest(), manifest: members.result() };
 }
 
 /** Writes the job's archive; returns where it is and its size. Throws ARCHIVE_FAILED, NO_SPACE or CANCELLED. */
@@ -199,7 +211,7 @@ export async function writeArchive(request: ArchiveRequest): Promise<ArchiveResu
     }
     const tarArgs = tarCreateArgs(volumes, { live: request.live });
     await mkdir(request.archiveDir, { recursive: true, mode: 0o750 });
-    await runPipeline(request, tarArgs, partial);
+    const { sha256, manifest } = await runPipeline(request, tarArgs, partial);
     await fsyncPath(partial);
     await mkdir(join(request.archiveDir, request.guestId), { recursive: true, mode: 0o750 });
     await rename(partial, final);
@@ -207,8 +219,8 @@ export async function writeArchive(request: ArchiveRequest): Promise<ArchiveResu
     await fsyncPath(join(request.archiveDir, request.guestId));
     await fsyncPath(request.archiveDir);
     const archiveBytes = (await stat(final)).size;
-    request.log?.info({ jobId: request.jobId, archivePath: final, archiveBytes }, "archive written");
-    return { archivePath: final, archiveBytes };
+    request.log?.info({ jobId: request.jobId, archivePath: final, archiveBytes, sha256, ...manifest }, "archive written");
+    return { archivePath: final, archiveBytes, sha256, manifest };
   } catch (err) {
     await rm(partial, { force: true }).catch(() => undefined);
     if (renamed) await rm(final, { force: true }).catch(() => undefined);

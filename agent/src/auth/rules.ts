@@ -65,6 +65,11 @@ export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
   verifyPoint: { kind: "guest", guests: one("guestId"), stackTokens: false },
   listVerifications: { kind: "guest", guests: one("guestId"), stackTokens: true },
   prunePoints: { kind: "guest", guests: one("guestId"), stackTokens: false },
+  // The catalog: reading is open to the guest's stacks; protecting is the guest's business.
+  listBackups: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  getBackup: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  protectBackup: { kind: "guest", guests: one("guestId"), stackTokens: false },
+  unprotectBackup: { kind: "guest", guests: one("guestId"), stackTokens: false },
   // Consistency groups. A configured group named without its members reaches guests the request
   // does not list: operators only. Otherwise the listed members are what the agent starts (it
   // refuses a list that differs from the group's members), so holding each of them suffices.

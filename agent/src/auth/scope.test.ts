@@ -48,6 +48,10 @@ function requestsFor101(): Record<string, Record<string, unknown>> {
     listVerifications: { guestId: "101" },
     prunePoints: { guestId: "101", dryRun: false },
     listSchedules: {},
+    listBackups: { guestId: "101" },
+    getBackup: { guestId: "101", pointId: "b-01zzzzzzzzzzzzzzzzzzzzzzzz" },
+    protectBackup: { guestId: "101", pointId: "b-01zzzzzzzzzzzzzzzzzzzzzzzz" },
+    unprotectBackup: { guestId: "101", pointId: "b-01zzzzzzzzzzzzzzzzzzzzzzzz" },
   };
 }
 

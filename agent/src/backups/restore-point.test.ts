@@ -70,6 +70,28 @@ describe("restore points", () => {
     store.close();
   });
 
+  it("records the archive's SHA-256, manifest and origin from the done event; protect, notes and integrity persist", () => {
+    const { store, ledger } = open();
+    const jobId = started(ledger, "web");
+    const sha256 = "ab".repeat(32);
+    ledger.apply(jobId, { type: "done", archivePath: "/archives/web.tar.zst", archiveBytes: 4096, sha256, manifest: { fileCount: 3, totalBytes: 9000 } });
+    const point = ledger.backups.ofJob(jobId)!;
+    assert.equal(point.sha256, sha256);
+    assert.deepEqual(point.manifest, { fileCount: 3, totalBytes: 9000 });
+    assert.equal(point.origin, "lull");
+    assert.equal(point.integrity, undefined);
+    assert.equal(ledger.backups.setProtected(point.id, true), true);
+    assert.equal(ledger.backups.setProtected("b-missing", true), false, "no such point: nothing changed");
+    assert.equal(ledger.backups.setNotes(point.id, "before the upgrade"), true);
+    const at = new Date(Date.UTC(2026, 11, 2));
+    ledger.backups.setIntegrity(point.id, { state: "failed", detail: "sha256 differs", at });
+    const again = ledger.backups.get(point.id)!;
+    assert.equal(again.protected, true);
+    assert.equal(again.notes, "before the upgrade");
+    assert.deepEqual(again.integrity, { state: "failed", detail: "sha256 differs", at });
+    store.close();
+  });
+
   it("a failed or cancelled job, and one recovery found an unconfirmed archive of, leave no point", () => {
     const { store, ledger } = open();
     const failed = started(ledger, "a");

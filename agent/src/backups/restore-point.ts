@@ -28,6 +28,24 @@ export interface RestorePoint {
   stacks: Array<{ stack: string; state: StackState }>;
   protected: boolean;
   notes: string;
+  /** `lull` for a point a Lull job made; `foreign` for a vzdump archive found in storage. */
+  origin: PointOrigin;
+  /** SHA-256 (hex) of the archive file as written; empty when the engine does not give one (vzdump, PBS). */
+  sha256: string;
+  /** Regular files in the archive and their bytes, counted while writing; undefined when unknown. */
+  manifest: { fileCount: number; totalBytes: number } | undefined;
+  /** The integrity check made when the point was recorded (or later), undefined until one ran. */
+  integrity: IntegrityResult | undefined;
+}
+
+export type PointOrigin = "lull" | "foreign";
+
+/** The outcome of checking an archive's bytes (not its application data). */
+export interface IntegrityResult {
+  state: "ok" | "failed" | "unchecked";
+  /** What was checked (e.g. `sha256, zstd -t, tar listing == manifest`) or why it failed. */
+  detail: string;
+  at: Date;
 }
 
 /** The point id of a job's backup. */

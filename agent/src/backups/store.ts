@@ -3,7 +3,7 @@
 import type { Statement } from "better-sqlite3";
 import type { AgentDatabase } from "../ledger/agent-database.js";
 import { dateOf, millisOf } from "../ledger/columns.js";
-import type { LocationKind, RestorePoint } from "./restore-point.js";
+import type { IntegrityResult, LocationKind, PointOrigin, RestorePoint } from "./restore-point.js";
 
 interface BackupRow {
   id: string;
@@ -22,6 +22,13 @@ interface BackupRow {
   protected: number;
   notes: string;
   removed_at: number | null;
+  origin: PointOrigin;
+  sha256: string;
+  file_count: number | null;
+  total_bytes: number | null;
+  integrity_state: IntegrityResult["state"] | null;
+  integrity_detail: string;
+  integrity_at: number | null;
 }
 
 export interface ListPointsQuery {
@@ -37,12 +44,17 @@ export class BackupStore {
     this.stmt = {
       insert: db.prepare(
         `INSERT INTO backups (id, job_id, guest_id, group_run_id, engine, mode, consistency, snapshot_at, created_at,
-           location_kind, location, size_bytes, stacks, protected, notes)
+           location_kind, location, size_bytes, stacks, protected, notes, origin, sha256, file_count, total_bytes,
+           integrity_state, integrity_detail, integrity_at)
          VALUES (@id, @job_id, @guest_id, @group_run_id, @engine, @mode, @consistency, @snapshot_at, @created_at,
-           @location_kind, @location, @size_bytes, @stacks, @protected, @notes)`,
+           @location_kind, @location, @size_bytes, @stacks, @protected, @notes, @origin, @sha256, @file_count, @total_bytes,
+           @integrity_state, @integrity_detail, @integrity_at)`,
       ),
       byId: db.prepare("SELECT * FROM backups WHERE id = ?"),
       byJob: db.prepare("SELECT * FROM backups WHERE job_id = ?"),
+      setProtected: db.prepare("UPDATE backups SET protected = ? WHERE id = ? AND removed_at IS NULL"),
+      setNotes: db.prepare("UPDATE backups SET notes = ? WHERE id = ? AND removed_at IS NULL"),
+      setIntegrity: db.prepare("UPDATE backups SET integrity_state = ?, integrity_detail = ?, integrity_at = ? WHERE id = ?"),
       markRemoved: db.prepare("UPDATE backups SET removed_at = ? WHERE id = ? AND removed_at IS NULL"),
     };
   }
@@ -65,7 +77,28 @@ export class BackupStore {
       stacks: JSON.stringify(point.stacks),
       protected: point.protected ? 1 : 0,
       notes: point.notes,
+      origin: point.origin,
+      sha256: point.sha256,
+      file_count: point.manifest?.fileCount ?? null,
+      total_bytes: point.manifest?.totalBytes ?? null,
+      integrity_state: point.integrity?.state ?? null,
+      integrity_detail: point.integrity?.detail ?? "",
+      integrity_at: millisOf(point.integrity?.at),
     });
+  }
+
+  /** Sets a live point's protected flag (retention never removes a protected point); false if there is no such live point. */
+  setProtected(id: string, value: boolean): boolean {
+    return this.stmt.setProtected!.run(value ? 1 : 0, id).changes === 1;
+  }
+
+  setNotes(id: string, notes: string): boolean {
+    return this.stmt.setNotes!.run(notes, id).changes === 1;
+  }
+
+  /** Records the outcome of an integrity check on the point. */
+  setIntegrity(id: string, result: IntegrityResult): void {
+    this.stmt.setIntegrity!.run(result.state, result.detail, result.at.getTime(), id);
   }
 
   /** Marks a point removed (its data was deleted by prune); the row stays for history. */
@@ -113,5 +146,10 @@ function pointFromRow(row: BackupRow): RestorePoint {
     stacks: JSON.parse(row.stacks) as RestorePoint["stacks"],
     protected: row.protected === 1,
     notes: row.notes,
+    origin: row.origin,
+    sha256: row.sha256,
+    manifest: row.file_count === null || row.total_bytes === null ? undefined : { fileCount: row.file_count, totalBytes: row.total_bytes },
+    integrity:
+      row.integrity_state === null ? undefined : { state: row.integrity_state, detail: row.integrity_detail, at: new Date(row.integrity_at ?? 0) },
   };
 }

@@ -43,6 +43,9 @@ export interface EngineHooks {
 export interface EngineResult {
   archivePath: string;
   archiveBytes: number;
+  /** What the engine recorded while writing (native archives); vzdump/PBS leave it out. */
+  sha256?: string;
+  manifest?: { fileCount: number; totalBytes: number };
 }
 
 export interface EngineRun {

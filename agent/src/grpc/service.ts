@@ -189,6 +189,10 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     listVerifications: handle("ListVerifications", (req) => deps.pointHandlers.listVerifications(req)),
     prunePoints: handle("PrunePoints", (req) => deps.pointHandlers.prunePoints(req)),
     listSchedules: handle("ListSchedules", (req) => (deps.scheduleHandlers ?? createScheduleHandlers(() => undefined)).listSchedules(req)),
+    listBackups: handle("ListBackups", (req) => deps.pointHandlers.listBackups(req)),
+    getBackup: handle("GetBackup", (req) => deps.pointHandlers.getBackup(req)),
+    protectBackup: handle("ProtectBackup", (req) => deps.pointHandlers.protectBackup(req)),
+    unprotectBackup: handle("UnprotectBackup", (req) => deps.pointHandlers.unprotectBackup(req)),
 
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
       void watch(call);

@@ -44,7 +44,7 @@ export type JobEvent =
   | { type: "archiving"; mode: SnapshotMode; bytesTotal: number }
   | { type: "progress"; bytesDone: number; bytesTotal: number }
   | { type: "note"; message: string }
-  | { type: "done"; archivePath: string; archiveBytes: number }
+  | { type: "done"; archivePath: string; archiveBytes: number; sha256?: string; manifest?: { fileCount: number; totalBytes: number } }
   | { type: "found-archive"; archivePath: string; archiveBytes: number; message: string }
   | { type: "fail"; code: ErrorCode; message: string }
   | { type: "cancel"; reason: string }
@@ -204,7 +204,7 @@ function endBarrier(job: JobRecord, event: Extract<JobEvent, { type: "barrier-en
 }
 
 /** The restore point a job that ended `done` leaves. */
-function restorePointOf(job: JobRecord): RestorePoint {
+function restorePointOf(job: JobRecord, written: { sha256?: string | undefined; manifest?: RestorePoint["manifest"] }): RestorePoint {
   return {
     id: pointIdOf(job.id),
     jobId: job.id,
@@ -221,6 +221,10 @@ function restorePointOf(job: JobRecord): RestorePoint {
     stacks: job.stacks.map((s) => ({ stack: s.stack, state: s.state })),
     protected: false,
     notes: "",
+    origin: "lull",
+    sha256: written.sha256 ?? "",
+    manifest: written.manifest,
+    integrity: undefined,
   };
 }
 
@@ -287,7 +291,7 @@ export function transition(job: JobRecord, event: JobEvent, now: number): Transi
       if (job.phase !== P.PHASE_ARCHIVING) throw wrongPhase(job, event);
       if (!event.archivePath) throw new LullError("LULL_E_INTERNAL", `job ${job.id} cannot end done without the location of its backup`);
       const step = phaseChange(job, P.PHASE_DONE, now, {}, { archivePath: event.archivePath, archiveBytes: event.archiveBytes });
-      return { job: step.job, effects: [...step.effects, { type: "restore-point", point: restorePointOf(step.job) }] };
+      return { job: step.job, effects: [...step.effects, { type: "restore-point", point: restorePointOf(step.job, event) }] };
     }
     case "found-archive":
       // Start-up recovery found this job's archive complete on disk: it is recorded on the job

@@ -12,6 +12,7 @@ import { FailpointGate } from "./failpoint.js";
 import { RunHooks } from "./hooks.js";
 import type { JobRecord } from "./job.js";
 import type { JobLedger } from "./ledger.js";
+import { checkIntegrity } from "../backups/integrity.js";
 
 export type EngineFor = (guest: GuestConfig) => BackupEngine;
 
@@ -132,8 +133,26 @@ export class JobRunner {
       const result = await engine.run({ jobId: job.id, guest, hooks, signal, log });
       if (failpoint.paused) await failpoint.hold();
       hooks.flushProgress();
-      const done = this.deps.ledger.apply(job.id, { type: "done", archivePath: result.archivePath, archiveBytes: result.archiveBytes });
+      const done = this.deps.ledger.apply(job.id, {
+        type: "done",
+        archivePath: result.archivePath,
+        archiveBytes: result.archiveBytes,
+        ...(result.sha256 !== undefined ? { sha256: result.sha256 } : {}),
+        ...(result.manifest !== undefined ? { manifest: result.manifest } : {}),
+      });
       log.info({ archivePath: done.archivePath, archiveBytes: done.archiveBytes, totalMs: done.totalMs }, "backup done");
+      // Integrity of the point's archive, stored on the point (backup-info shows it).
+      // The job is done whatever happens here: a check that cannot be stored is logged, never a job failure.
+      try {
+        const point = this.deps.ledger.backups.ofJob(job.id);
+        if (point) {
+          const integrity = await checkIntegrity(point, () => new Date(this.deps.clock.now()));
+          this.deps.ledger.backups.setIntegrity(point.id, integrity);
+          (integrity.state === "failed" ? log.error : log.info).call(log, { pointId: point.id, integrity }, "restore point integrity checked");
+        }
+      } catch (err) {
+        log.error({ err, jobId: job.id }, "the restore point's integrity could not be recorded");
+      }
       if (failpoint.reached(Phase.PHASE_DONE)) await failpoint.hold();
     } catch (err) {
       if (failpoint.paused) await failpoint.hold();

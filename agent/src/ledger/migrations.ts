@@ -347,6 +347,19 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX schedule_ticks_by_outcome ON schedule_ticks (outcome, schedule_id);
     `,
   },
+  {
+    version: 12,
+    description: "backups catalog: the archive's SHA-256 and manifest recorded while writing, origin (lull | foreign), the integrity result",
+    sql: `
+      ALTER TABLE backups ADD COLUMN origin TEXT NOT NULL DEFAULT 'lull' CHECK (origin IN ('lull', 'foreign'));
+      ALTER TABLE backups ADD COLUMN sha256 TEXT NOT NULL DEFAULT '';
+      ALTER TABLE backups ADD COLUMN file_count INTEGER;
+      ALTER TABLE backups ADD COLUMN total_bytes INTEGER;
+      ALTER TABLE backups ADD COLUMN integrity_state TEXT CHECK (integrity_state IN ('ok', 'failed', 'unchecked'));
+      ALTER TABLE backups ADD COLUMN integrity_detail TEXT NOT NULL DEFAULT '';
+      ALTER TABLE backups ADD COLUMN integrity_at INTEGER;
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

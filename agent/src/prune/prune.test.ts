@@ -61,7 +61,7 @@ function addPoint(env: Env, at: number, opts: { protected?: boolean; vzdump?: bo
     env.jobs.backups.insert({
       id, jobId, guestId: "g1", groupRunId: "", engine: job.engine, mode: SnapshotMode.SNAPSHOT_MODE_SNAPSHOT, consistency: Consistency.CONSISTENCY_APP,
       snapshotAt: new Date(at), createdAt: new Date(at), locationKind: opts.vzdump ? "vzdump-archive" : "native-archive", location, sizeBytes: 7,
-      stacks: [{ stack: "db", state: StackState.STACK_STATE_RESUMED }], protected: opts.protected ?? false, notes: "",
+      stacks: [{ stack: "db", state: StackState.STACK_STATE_RESUMED }], protected: opts.protected ?? false, notes: "", origin: "lull", sha256: "", manifest: undefined, integrity: undefined,
     });
     if (opts.verified?.length) {
       let r = newVerifyRecord(`v-${id}`, id, "g1", at);

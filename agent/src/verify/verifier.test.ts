@@ -86,7 +86,7 @@ describe("verifier (real PostgreSQL)", () => {
       jobs.backups.insert({
         id, jobId, guestId: "app1", groupRunId: "", engine: "native", mode: SnapshotMode.SNAPSHOT_MODE_COPY, consistency,
         snapshotAt: new Date(), createdAt: new Date(Date.now() + n), locationKind: "native-archive", location: r.archivePath,
-        sizeBytes: r.archiveBytes, stacks: [{ stack: "shop", state: StackState.STACK_STATE_RESUMED }], protected: false, notes: "",
+        sizeBytes: r.archiveBytes, stacks: [{ stack: "shop", state: StackState.STACK_STATE_RESUMED }], protected: false, notes: "", origin: "lull", sha256: r.sha256, manifest: r.manifest, integrity: undefined,
       }),
     );
     return id;

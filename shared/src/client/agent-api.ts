@@ -18,6 +18,12 @@ import type {
   ListGroupsRequest,
   ListGroupsResponse,
   ListJobsRequest,
+  Backup,
+  GetBackupRequest,
+  ListBackupsRequest,
+  ListBackupsResponse,
+  ProtectBackupRequest,
+  UnprotectBackupRequest,
   ListVerificationsRequest,
   ListVerificationsResponse,
   ListSchedulesRequest,
@@ -76,6 +82,11 @@ export interface AgentApi {
   prunePoints: Unary<PrunePointsRequest, PrunePointsResponse>;
   /** Each schedule with its last run, next run and newest tick records (operators only). */
   listSchedules: Unary<ListSchedulesRequest, ListSchedulesResponse>;
+  /** The catalog: a guest's restore points, one point, its protected flag. */
+  listBackups: Unary<ListBackupsRequest, ListBackupsResponse>;
+  getBackup: Unary<GetBackupRequest, Backup>;
+  protectBackup: Unary<ProtectBackupRequest, Backup>;
+  unprotectBackup: Unary<UnprotectBackupRequest, Backup>;
   /**
    * Persisted events after `afterSeq`, then live ones. Ends when the server ends the stream;
    * throws a LullError when it breaks; returns quietly when `signal` aborts. Never retried.
@@ -127,6 +138,10 @@ export function agentApiOf(client: AgentClient, options: AgentApiOptions = {}): 
     listVerifications: unary(client.listVerifications),
     prunePoints: unary(client.prunePoints),
     listSchedules: unary(client.listSchedules),
+    listBackups: unary(client.listBackups),
+    getBackup: unary(client.getBackup),
+    protectBackup: unary(client.protectBackup),
+    unprotectBackup: unary(client.unprotectBackup),
     watchEvents: (request, signal, watch) => watchEventStream(client, request, signal, watch),
     raw: client,
     close: () => client.close(),

@@ -159,6 +159,12 @@ export function partialRequest(rpc: string, rng: Rng, w: FuzzWorld): Record<stri
       return { guestId: guest(), pointId: rng.chance(0.5) ? "" : stringFor(rng, w, [shapedId(rng, "b"), `b-${"0".repeat(26)}`]) };
     case "ListSchedules":
       return { scheduleId: rng.chance(0.5) ? "" : text(), ticks: num(rng) };
+    case "ListBackups":
+      return { guestId: guest(), limit: num(rng) };
+    case "GetBackup":
+    case "ProtectBackup":
+    case "UnprotectBackup":
+      return { guestId: guest(), pointId: stringFor(rng, w, [shapedId(rng, "b"), shapedId(rng, "j"), `b-${"0".repeat(26)}`]) };
     case "PrunePoints":
       // Never a real prune of the fuzz world's points: the dry run only.
       return { guestId: guest(), dryRun: true };
