@@ -129,8 +129,10 @@ test("disk full while archiving (loop btrfs snapshot, archives on a 4 MiB tmpfs)
 
 test("controller kill -9 and restart while its job is still quiescing: it re-attaches and does not stop its stack twice", async () => {
   const site = await Site.start({
-    guests: [{ id: "g1", storage: "dir-copy", stacks: ["app", { name: "slow", stopDelayMs: 5_000 }] }],
-    agentConfig: { quiesce: { timeoutMs: 30_000, policy: "fail" } },
+    // The slow stack's stop outlasts the restarted controller's start and recovery even on a loaded
+    // machine (5 s was not always enough: the job was snapshotted before the new controller looked).
+    guests: [{ id: "g1", storage: "dir-copy", stacks: ["app", { name: "slow", stopDelayMs: 15_000 }] }],
+    agentConfig: { quiesce: { timeoutMs: 45_000, policy: "fail" } },
   });
   const follower = new EventFollower({ address: site.agent.socketAddress });
   try {
