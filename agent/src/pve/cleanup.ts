@@ -51,6 +51,8 @@ export interface EndingRun {
   jobId: string;
   /** Notes on the run's job (its EngineHooks); throws when that job has ended. */
   note(message: string): void;
+  /** The agent sent that run's vzdump TERM (cancel, timeout) and saw it exit (see ./restart-decision.ts). */
+  signalledByAgent?: boolean;
 }
 
 export interface VzdumpProcess {
@@ -208,7 +210,8 @@ export class PveCleanup {
     for (const record of this.deps.shutdowns.open(ending?.jobId)) {
       const summary = guests.find((g) => g.vmid === record.vmid && g.type === record.vmtype);
       await attempt(`starting guest ${record.vmid} again`, async () => {
-        const outcome = await restarter.settle(record, summary && { summary, lockCleared: unlocked.has(record.vmid) }, vzdumpRunning, this.noter(ending));
+        const own = ending?.signalledByAgent === true && record.jobId === ending.jobId;
+        const outcome = await restarter.settle(record, summary && { summary, lockCleared: unlocked.has(record.vmid) }, vzdumpRunning, this.noter(ending), own);
         if (outcome.done !== undefined) done.push(outcome.done);
         if (outcome.failure !== undefined) failures.push(outcome.failure);
       });

@@ -58,13 +58,17 @@ export class GuestRestarter {
     return m[1]!;
   }
 
-  /** Decides for one open shutdown record and acts; `guest` is undefined when the guest is not on this node. */
-  async settle(s: VzdumpShutdown, guest: GuestAtCleanup | undefined, vzdumpRunning: boolean, note: JobNoter): Promise<RestartOutcome> {
+  /**
+   * Decides for one open shutdown record and acts; `guest` is undefined when the guest is not on this
+   * node; `signalledByAgent`: the record is the ending run's, whose vzdump this agent sent TERM.
+   */
+  async settle(s: VzdumpShutdown, guest: GuestAtCleanup | undefined, vzdumpRunning: boolean, note: JobNoter, signalledByAgent = false): Promise<RestartOutcome> {
     const { log } = this.deps;
     const fields = { jobId: s.jobId, vmid: s.vmid, vmtype: s.vmtype };
     const decision = decideRestart({
       shutdown: s,
       vzdumpRunning,
+      signalledByAgent,
       guest: guest && { lockBefore: guest.summary.lock, lockCleared: guest.lockCleared, status: vzdumpRunning ? "unknown" : await this.status(s) },
     });
     if (decision.action === "wait") {

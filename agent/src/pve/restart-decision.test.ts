@@ -11,10 +11,16 @@ const crashed: RestartFacts = {
   guest: { lockBefore: "backup", lockCleared: true, status: "stopped" },
 };
 
-function facts(patch: { shutdown?: RestartFacts["shutdown"]; vzdumpRunning?: boolean; guest?: Partial<NonNullable<RestartFacts["guest"]>> | null }): RestartFacts {
+function facts(patch: {
+  shutdown?: RestartFacts["shutdown"];
+  vzdumpRunning?: boolean;
+  signalledByAgent?: boolean;
+  guest?: Partial<NonNullable<RestartFacts["guest"]>> | null;
+}): RestartFacts {
   return {
     shutdown: { ...crashed.shutdown, ...patch.shutdown },
     vzdumpRunning: patch.vzdumpRunning ?? crashed.vzdumpRunning,
+    ...(patch.signalledByAgent !== undefined ? { signalledByAgent: patch.signalledByAgent } : {}),
     guest: patch.guest === null ? undefined : { ...crashed.guest!, ...patch.guest },
   };
 }
@@ -38,6 +44,13 @@ const cases: Array<[string, RestartFacts, RestartAction, RegExp]> = [
     "leave",
     /removed since the shutdown, not by vzdump/,
   ],
+  [
+    "stopped by this agent's TERM in vzdump's clean-up (the pre-restart hook killed before it reported): unlocked, stopped",
+    facts({ signalledByAgent: true, guest: { lockBefore: undefined, lockCleared: false } }),
+    "start",
+    /stopped by this agent, its clean-up unlocked it/,
+  ],
+  ["stopped by this agent, but started again meanwhile", facts({ signalledByAgent: true, guest: { lockBefore: undefined, lockCleared: false, status: "running" } }), "leave", /running now/],
   ["an operator started it (--skiplock): running now", facts({ guest: { status: "running" } }), "leave", /running now/],
   ["paused now", facts({ guest: { status: "paused" } }), "leave", /paused now/],
   ["unlocked by vzdump and running again", facts({ shutdown: { restartBegunAt: 5 }, guest: { lockBefore: undefined, lockCleared: false, status: "running" } }), "leave", /running now/],

@@ -6,7 +6,10 @@
 //          was recorded, and a `pre-stop` only comes for a running guest) and never reached
 //          `post-restart`; no vzdump runs now; the guest still had vzdump's `lock: backup` and the
 //          cleanup cleared it — or vzdump's own cleanup had cleared it (its `pre-restart` came,
-//          which it runs after unlocking); and the guest is stopped now.
+//          which it runs after unlocking; or this agent signalled that vzdump and watched it exit:
+//          exec_backup_task's clean-up unlocks the guest first in every run, and a TERM during
+//          vm_stop's wait for the socket, during the `pre-restart` hook or during the start skips
+//          the restart without a trace the agent could see); and the guest is stopped now.
 //   leave  (settled, with the reason on the job): vzdump started it itself; the guest is gone from
 //          this node; it carries another lock; its lock was removed by someone else (Proxmox
 //          refuses to start or stop a guest under `lock: backup`, so an operator who started or
@@ -26,6 +29,11 @@ export interface RestartFacts {
   shutdown: { restartBegunAt?: number | undefined; restartedAt?: number | undefined };
   /** A vzdump process runs on this node (its pid file names a live process). */
   vzdumpRunning: boolean;
+  /**
+   * This agent sent the run's vzdump TERM (cancel, timeout) and saw it exit: a `lock: backup` gone
+   * since the shutdown was vzdump's own clean-up, not an operator's.
+   */
+  signalledByAgent?: boolean;
   /** The guest as the cleanup found it; undefined when it is not on this node any more. */
   guest?:
     | {
@@ -50,7 +58,7 @@ export function decideRestart(facts: RestartFacts): RestartDecision {
   if (guest.lockBefore !== undefined && guest.lockBefore !== "backup") {
     return { action: "leave", reason: `it is locked (${guest.lockBefore}) by another operation` };
   }
-  if (guest.lockBefore === undefined && shutdown.restartBegunAt === undefined) {
+  if (guest.lockBefore === undefined && shutdown.restartBegunAt === undefined && facts.signalledByAgent !== true) {
     return { action: "leave", reason: "its lock: backup was removed since the shutdown, not by vzdump: someone else has taken the guest over" };
   }
   if (guest.status !== "stopped") return { action: "leave", reason: `it is ${guest.status} now` };
@@ -59,6 +67,8 @@ export function decideRestart(facts: RestartFacts): RestartDecision {
     reason:
       guest.lockBefore === "backup"
         ? "vzdump shut it down (stop mode) and ended before starting it again"
-        : "vzdump shut it down (stop mode) and ended in its own cleanup, before starting it again",
+        : shutdown.restartBegunAt === undefined
+          ? "vzdump shut it down (stop mode); stopped by this agent, its clean-up unlocked it and did not start it again"
+          : "vzdump shut it down (stop mode) and ended in its own cleanup, before starting it again",
   };
 }

@@ -20,7 +20,7 @@ import type { Launcher } from "@lull/shared";
 import { stopModeRecorder, type VzdumpShutdownStore } from "./shutdown-store.js";
 import { guardThinPools } from "../../storage/thin-pool.js";
 import { VzdumpRun } from "./run.js";
-import { VzdumpStopper } from "./worker-signals.js";
+import { spareDuringCleanup, VzdumpStopper } from "./worker-signals.js";
 import type { BackupEngine, EngineResult, EngineRun } from "../engine.js";
 
 export interface VzdumpEngineDeps {
@@ -153,7 +153,7 @@ export class VzdumpEngine implements BackupEngine {
       });
       session.pid = proc.pid;
       let timedOut = false;
-      const stopper = proc.pid !== undefined ? new VzdumpStopper({ relayPid: proc.pid, graceMs: vzdump.stopGraceMs, log }) : undefined;
+      const stopper = proc.pid !== undefined ? new VzdumpStopper({ relayPid: proc.pid, graceMs: vzdump.stopGraceMs, log, spare: spareDuringCleanup(this.deps.hookScriptPath) }) : undefined;
       const onAbort = () => (stopper ? stopper.stop("cancelled") : proc.kill());
       run.signal.addEventListener("abort", onAbort, { once: true });
       if (run.signal.aborted) onAbort();
@@ -171,7 +171,7 @@ export class VzdumpEngine implements BackupEngine {
       log.info({ exitCode: exit.exitCode, signal: exit.signal, mode: session.mode }, "vzdump ended");
       const failed = exit.exitCode !== 0 || exit.cancelled || exit.timedOut;
       if (failed) await this.workerEnded(log);
-      await this.cleanUpShutdowns(run, vmid, log, failed && session.mode === "suspend");
+      await this.cleanUpShutdowns(run, vmid, log, { failedSuspend: failed && session.mode === "suspend", signalledByAgent: stopper?.stopping === true });
       return await session.outcome(exit, run.signal);
     } finally {
       detach();
@@ -184,7 +184,8 @@ export class VzdumpEngine implements BackupEngine {
    * earlier one's the last cleanup could not settle — gets the crash cleanup now. Never throws: the
    * run's own outcome stays what vzdump made it; what the cleanup did is noted on the job.
    */
-  private async cleanUpShutdowns(run: EngineRun, vmid: number, log: Logger, failedSuspend = false): Promise<void> {
+  private async cleanUpShutdowns(run: EngineRun, vmid: number, log: Logger, o: { failedSuspend: boolean; signalledByAgent: boolean }): Promise<void> {
+    const { failedSuspend, signalledByAgent } = o;
     const { cleanup, shutdowns } = this.deps;
     const open = shutdowns?.open(run.jobId) ?? [];
     if (failedSuspend && cleanup && open.length === 0) {
@@ -209,7 +210,7 @@ export class VzdumpEngine implements BackupEngine {
     log.warn({ open: open.map((s) => ({ jobId: s.jobId, vmid: s.vmid })) }, "vzdump ended with a guest it shut down not started again: crash cleanup");
     try {
       // Not run.signal: a cancelled run still gets its guest started (each command has its own timeout).
-      await cleanup.sweep(undefined, { jobId: run.jobId, note: (message) => run.hooks.note(message) });
+      await cleanup.sweep(undefined, { jobId: run.jobId, note: (message) => run.hooks.note(message), signalledByAgent });
     } catch (err) {
       note(`crash cleanup after vzdump: ${asLullError(err).message}`);
     }

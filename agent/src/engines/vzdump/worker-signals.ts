@@ -11,7 +11,11 @@
 //   every repeatMs      TERM to the worker's process group again while the worker lives: a TERM
 //                       can be lost (PVE::LXC::vm_stop runs lxc-stop in an eval that swallows the
 //                       worker's "interrupted by signal" die, and vzdump then goes on), and a later
-//                       one lets vzdump's own cleanup run — unlock, restart the guest, remove partials;
+//                       one lets vzdump's own cleanup run — unlock, restart the guest, remove partials.
+//                       Held back while the group runs a command a TERM would kill mid-clean-up (the
+//                       hook script, lxc-start, `pct|qm start`): exec_backup_task's restart step is
+//                       `eval { pre-restart hook; start_vm; post-restart hook }; warn $@`, so a TERM
+//                       that kills the pre-restart hook skips the start and leaves the guest down;
 //   t = graceMs         KILL to the worker's process group, never the relay alone while a worker
 //                       lives (the relay sees EOF and ends by itself);
 //   t = graceMs + 10 s  KILL to the relay if it is still there.
@@ -29,6 +33,36 @@ export interface VzdumpStopperOptions {
   log: Logger;
   /** Sends a signal (tests); default process.kill. A negative pid is a process group. */
   kill?: (pid: number, signal: NodeJS.Signals) => void;
+  /** A member of the worker's group a repeated TERM must not hit (default: spareDuringCleanup()). */
+  spare?: (argv: string[]) => boolean;
+}
+
+/**
+ * The commands of vzdump's clean-up a TERM would kill and so skip a step of it: the hook script
+ * (`pre-restart` runs before the start, in the same eval), lxc-start, and `pct|qm start`.
+ */
+export function spareDuringCleanup(hookScriptPath?: string): (argv: string[]) => boolean {
+  return (argv) => {
+    if (hookScriptPath !== undefined && argv.some((a) => a === hookScriptPath)) return true;
+    const name = (argv[0] ?? "").split("/").at(-1) ?? "";
+    if (name === "lxc-start") return true;
+    return (name === "pct" || name === "qm") && argv[1] === "start";
+  };
+}
+
+/** The members of process group `pgrp` but its leader, with their argv (empty for a zombie). */
+export async function groupMembers(pgrp: number, procDir = "/proc"): Promise<Array<{ pid: number; argv: string[] }>> {
+  const out: Array<{ pid: number; argv: string[] }> = [];
+  for (const name of await readdir(procDir).catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name) || Number(name) === pgrp) continue;
+    const stat = await readFile(join(procDir, name, "stat"), "utf8").catch(() => undefined);
+    if (stat === undefined) continue;
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(f[2]) !== pgrp) continue;
+    const cmdline = await readFile(join(procDir, name, "cmdline"), "utf8").catch(() => "");
+    out.push({ pid: Number(name), argv: cmdline.split("\0").filter((a) => a !== "") });
+  }
+  return out;
 }
 
 /** The vzdump worker of a relay: its child that leads its own session (setsid), if alive. */
@@ -67,6 +101,17 @@ export class VzdumpStopper {
     return findVzdumpWorker(this.o.relayPid, this.o.procDir);
   }
 
+  /** True once stop() was called: this agent has signalled the run's vzdump. */
+  get stopping(): boolean {
+    return this.started;
+  }
+
+  /** A member of the worker's group a TERM now would kill mid-clean-up, if any. */
+  private async spared(worker: number): Promise<{ pid: number; argv: string[] } | undefined> {
+    const spare = this.o.spare ?? spareDuringCleanup();
+    return (await groupMembers(worker, this.o.procDir)).find((m) => spare(m.argv));
+  }
+
   /** Starts the stop sequence (once); dispose() ends it when vzdump has exited. */
   stop(why: string): void {
     if (this.started) return;
@@ -76,9 +121,16 @@ export class VzdumpStopper {
     log.info({ relayPid, why, graceMs }, "stopping vzdump: TERM to its CLI process, which forwards it to the worker's process group");
     this.send(relayPid, "SIGTERM");
     const again = setInterval(() => {
-      void this.worker().then((w) => {
-        if (w !== undefined && this.send(-w, "SIGTERM")) log.info({ worker: w }, "vzdump worker still runs: TERM to its process group again");
-      });
+      void (async () => {
+        const w = await this.worker();
+        if (w === undefined) return;
+        const busy = await this.spared(w);
+        if (busy !== undefined) {
+          log.info({ worker: w, pid: busy.pid, argv: busy.argv }, "vzdump worker runs a clean-up step a TERM would skip: TERM held back");
+          return;
+        }
+        if (this.send(-w, "SIGTERM")) log.info({ worker: w }, "vzdump worker still runs: TERM to its process group again");
+      })();
     }, repeatMs);
     again.unref();
     this.timers.push(again);
