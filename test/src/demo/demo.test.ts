@@ -30,6 +30,8 @@ test("the demo backs up a running app with an early resume and restores exactly 
   assert.match(stdout, /PASS {2}the app was resumed early, at snapshotted, before the archive was finished/);
   assert.match(stdout, /PASS {2}no record written after the snapshot is in the backup/);
   assert.match(stdout, /PASS {2}every record written before the stop is in the backup/);
+  assert.match(stdout, /PASS {2}the restore point passes the app.s check on an ephemeral replica/);
+  assert.match(stdout, /passed/);
   assert.doesNotMatch(stdout, /FAIL/);
   assert.match(stdout, /^demo: all checks passed$/m);
   const scratch = /^demo: scratch dir: (\S+)$/m.exec(stdout)?.[1];

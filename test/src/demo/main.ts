@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run demo`: an app-consistent backup of a running app, end to end, on this machine, without
 // root or Proxmox. Starts lull-agent (guest `demo`, `dir` driver, snapshot by copy), the demo app
-// and its lull-controller, runs `lullctl backup demo --wait`, restores the archive and checks it.
+// and its lull-controller, runs `lullctl backup demo --wait`, restores the archive and checks it,
+// then verifies the restore point on an ephemeral replica (`lullctl verify`, ./verify-check.ts).
 // Exit 0 only when every check passes. `--keep` keeps the scratch dir; `--verbose` echoes daemon
 // logs; `--data-mib N` (default 256) seeds the app's data dir so that archiving takes a moment.
 import { spawn } from "node:child_process";
@@ -62,7 +63,12 @@ async function runDemo(scratch: string, verbose: boolean, seedMiB: number): Prom
     const agent = await startAgent({
       dir: join(scratch, "agent"),
       guests: [{ id: "demo", driver: "dir", snapshot: "copy", volumes: [{ name: "data", path: appData }] }],
-      config: { quiesce: { timeoutMs: 15_000, policy: "fail" }, leaseTtlMs: 5_000 },
+      config: {
+        quiesce: { timeoutMs: 15_000, policy: "fail" },
+        leaseTtlMs: 5_000,
+        // The app-level check the agent runs on an ephemeral replica of each new restore point.
+        verify: { checks: [{ guest: "demo", stack: "app", check: { type: "command", argv: [process.execPath, ENTRY_POINTS.demoVerifyCheck] } }] },
+      },
       echo: verbose,
     });
     cleanups.push(() => agent.stop());
@@ -135,6 +141,14 @@ async function runDemo(scratch: string, verbose: boolean, seedMiB: number): Prom
       );
     } else {
       checks.push({ name: "the backup can be restored", ok: false, detail: "no archive" });
+    }
+    if (job.phase === Phase.PHASE_DONE) {
+      const point = `b-${job.id.slice(2)}`;
+      say(`$ lullctl --socket ${agent.socketPath} verify demo ${point} --wait   (restores the point on a scratch replica, runs the app's check, tears it down)`);
+      const verified = await runLullctl(["--socket", agent.socketPath, "verify", "demo", point, "--wait"]);
+      say(`$ lullctl --socket ${agent.socketPath} verifications demo`);
+      await runLullctl(["--socket", agent.socketPath, "verifications", "demo"]);
+      checks.push({ name: "the restore point passes the app's check on an ephemeral replica", ok: verified === 0, detail: `lullctl verify exited ${verified}` });
     }
     return printChecks(checks);
   } finally {

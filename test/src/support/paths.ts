@@ -16,4 +16,6 @@ export const ENTRY_POINTS = {
   /** The demo app and its start/stop/status script. */
   demoApp: join(REPO_ROOT, "test/dist/demo/app.js"),
   demoAppCtl: join(REPO_ROOT, "test/dist/demo/app-ctl.js"),
+  /** The demo's app-level verification check (a `command` check: LULL_REPLICA names the replica). */
+  demoVerifyCheck: join(REPO_ROOT, "test/dist/demo/verify-check.js"),
 } as const;
