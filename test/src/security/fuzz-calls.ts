@@ -110,7 +110,8 @@ export function guestsNamed(rpc: string, bytes: Buffer): string[] | undefined {
 
 /**
  * Why a successful answer to a guest token is a leak, or undefined: the request reached beyond the
- * token's guest, or the response shows another guest's jobs, events or guests.
+ * token's guest, or the response shows another guest's jobs, events, guests, restore points or
+ * verifications.
  */
 export function scopeLeak(rpc: string, bytes: Buffer, result: CallResult, guestId: string): string | undefined {
   if (result.status !== "OK") return undefined;
@@ -135,7 +136,15 @@ export function scopeLeak(rpc: string, bytes: Buffer, result: CallResult, guestI
                 ? (decode<{ group?: { guestIds?: string[] } }>("CancelGroupResponse", r)?.group?.guestIds ?? [])
                 : rpc === "ListGroups"
                   ? (decode<{ groups?: { guestIds?: string[] }[] }>("ListGroupsResponse", r)?.groups ?? []).flatMap((g) => g.guestIds ?? [])
-                  : [];
+                  : rpc === "ListBackups"
+                    ? (decode<{ backups?: { guestId?: string }[] }>("ListBackupsResponse", r)?.backups ?? []).map((b) => b.guestId)
+                    : rpc === "GetBackup" || rpc === "ProtectBackup" || rpc === "UnprotectBackup"
+                      ? [decode<{ guestId?: string }>("Backup", r)?.guestId]
+                      : rpc === "ListVerifications"
+                        ? (decode<{ verifications?: { guestId?: string }[] }>("ListVerificationsResponse", r)?.verifications ?? []).map((v) => v.guestId)
+                        : rpc === "VerifyPoint"
+                          ? [decode<{ guestId?: string }>("Verification", r)?.guestId]
+                          : [];
   const other = foreign(seen);
   return other.length > 0 ? `${rpc} showed guest ${other.join(",")}` : undefined;
 }
