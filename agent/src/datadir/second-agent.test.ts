@@ -7,7 +7,7 @@ import { strict as assert } from "node:assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
@@ -32,7 +32,9 @@ function gatedZstd(binDir: string, gate: string): void {
   mkdirSync(binDir, { recursive: true });
   const script = join(binDir, "zstd");
   const realPath = (process.env.PATH ?? "/usr/bin:/bin").split(":").filter((d) => d !== binDir).join(":");
-  writeFileSync(script, `#!/bin/sh\nwhile [ ! -e '${gate}' ]; do sleep 0.1; done\nPATH='${realPath}' exec zstd "$@"\n`);
+  // Ends too when the test's dir is gone (the clean-up removes it right after opening the gate, and
+  // an orphaned shim — its agent SIGKILLed — must not wait on forever).
+  writeFileSync(script, `#!/bin/sh\nwhile [ ! -e '${gate}' ]; do [ -d '${dirname(gate)}' ] || exit 1; sleep 0.1; done\nPATH='${realPath}' exec zstd "$@"\n`);
   chmodSync(script, 0o755);
   gates.push(gate);
 }
