@@ -9,12 +9,15 @@
 //
 // A new test/dist/<dir> lands in lane 1 by itself, so nothing is left out. Lane 1's TAP output is
 // streamed; lane 2's is printed after lane 1 ended (streamed from then on), then one line per lane
-// and the total. The exit code is non-zero when either lane failed.
+// and the total. Then no process may be left that runs from a test's temporary dir (`<tmp>/lull-…`:
+// an agent, a controller, a shim a test forgot): each is named, killed, and fails the run. The exit
+// code is non-zero when either lane failed or something was left running.
 //
 // `LULL_TEST_LANES=1 npm test` runs everything in one lane (one file at a time, as before);
 // extra arguments are passed to node --test (e.g. --test-name-pattern=…).
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -97,5 +100,32 @@ for (const r of results) {
       `${s.tests ?? "?"} tests, ${s.pass ?? "?"} pass, ${s.fail ?? "?"} fail, ${s.cancelled ?? 0} cancelled, ${s.skipped ?? 0} skipped — ${r.dirs.join(" ")}`,
   );
 }
+const leftovers = leftoverProcesses();
+for (const p of leftovers) {
+  console.log(`# left running after the tests: pid ${p.pid}: ${p.cmdline}`);
+  try {
+    process.kill(p.pid, "SIGKILL");
+  } catch {
+    // gone meanwhile
+  }
+}
+if (leftovers.length > 0) failed = true;
 console.log(`# all lanes: ${total.tests} tests, ${total.pass} pass, ${total.fail} fail, ${total.cancelled} cancelled, ${total.skipped} skipped, ${total.todo} todo`);
 process.exit(failed ? 1 : 0);
+
+/** Processes (not this one) whose command line names a test's temporary dir. */
+function leftoverProcesses() {
+  const prefix = join(tmpdir(), "lull-");
+  const found = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    let cmdline;
+    try {
+      cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").join(" ").trim();
+    } catch {
+      continue;
+    }
+    if (cmdline.includes(prefix)) found.push({ pid: Number(name), cmdline: cmdline.slice(0, 300) });
+  }
+  return found;
+}
