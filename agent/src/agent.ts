@@ -152,6 +152,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
 
     const pointPruner = new PointPruner({
       config: config.prune,
+      groups: config.groups,
       node: config.node,
       archiveDir: config.archiveDir,
       backups: ledger.backups,

@@ -11,7 +11,7 @@ import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
 import { retentionConfigSchema } from "./retention/config.js";
 import { scheduleConfigIssues, schedulesConfigSchema } from "./schedules/config.js";
 import { verifyConfigSchema } from "./verify/config.js";
-import { pruneConfigSchema } from "./prune/config.js";
+import { pruneConfigIssues, pruneConfigSchema } from "./prune/config.js";
 import { statusConfigSchema } from "./status/config.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
@@ -131,7 +131,7 @@ export const agentConfigSchema = z
     schedules: schedulesConfigSchema,
     /** App-level verification of restore points on ephemeral replicas (agent/src/verify/config.ts). */
     verify: verifyConfigSchema.prefault({}),
-    /** Retention of restore points: PBS's keep options per guest (agent/src/prune/config.ts). */
+    /** Retention of restore points: PBS's keep options, per guest or group (agent/src/prune/config.ts). */
     prune: pruneConfigSchema.prefault({}),
     /** The Prometheus listener (agent/src/metrics/config.ts); off unless `metrics.address` is set. */
     metrics: metricsConfigSchema.prefault({}),
@@ -166,6 +166,7 @@ export const agentConfigSchema = z
     });
     for (const issue of groupConfigIssues(cfg.groups, cfg.guests)) ctx.addIssue({ code: "custom", ...issue });
     const groupIds = cfg.groups.map((g) => g.id);
+    for (const issue of pruneConfigIssues(cfg.prune, cfg.guests.map((g) => g.id), cfg.groups)) ctx.addIssue({ code: "custom", ...issue });
     const verifyFreshMs = cfg.verify.outdatedAfterDays * 86_400_000;
     for (const issue of scheduleConfigIssues(cfg.schedules, cfg.guests.map((g) => g.id), groupIds, Date.now(), verifyFreshMs)) ctx.addIssue({ code: "custom", ...issue });
     cfg.verify.checks.forEach((c, i) => {

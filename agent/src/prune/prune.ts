@@ -12,7 +12,7 @@ import type { RestorePoint } from "../backups/restore-point.js";
 import type { JobStore } from "../jobs/store.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { VerifyStore } from "../verify/store.js";
-import type { PruneConfig } from "./config.js";
+import { keepOptionsFor, type PruneConfig } from "./config.js";
 import { decideRetention, type KeepOptions, type PruneDecision } from "./decide.js";
 
 export interface PrunePlan {
@@ -24,6 +24,8 @@ export interface PrunePlan {
 
 export interface PrunerDeps {
   config: PruneConfig;
+  /** The configured consistency groups (a member's keep options may be its group's). */
+  groups?: ReadonlyArray<{ id: string; guests: readonly string[] }>;
   node: string;
   archiveDir: string;
   backups: BackupStore;
@@ -43,7 +45,7 @@ export class PointPruner {
   constructor(private readonly deps: PrunerDeps) {}
 
   keepFor(guestId: string): KeepOptions {
-    return this.deps.config.guests[guestId] ?? this.deps.config.keep;
+    return keepOptionsFor(this.deps.config, guestId, this.deps.groups ?? []).keep;
   }
 
   /** What a prune of the guest would do now (the dry run). */
