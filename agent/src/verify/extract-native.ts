@@ -5,7 +5,7 @@
 import type { CommandRunner } from "@lull/shared";
 
 export function tarExtractor(runner: CommandRunner) {
-  return async (archive: string, target: string, signal: AbortSignal): Promise<void> => {
-    await runner.run("tar", ["--zstd", "-x", "-f", archive, "-C", target, "--no-overwrite-dir"], { signal, timeoutMs: 24 * 3600_000 });
+  return async (archive: string, target: string, signal: AbortSignal, env: Readonly<Record<string, string>>): Promise<void> => {
+    await runner.run("tar", ["--zstd", "-x", "-f", archive, "-C", target, "--no-overwrite-dir"], { signal, timeoutMs: 24 * 3600_000, env });
   };
 }

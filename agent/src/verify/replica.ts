@@ -101,6 +101,8 @@ export interface TeardownReport {
   unmounted: string[];
   destroyedVmid?: number | undefined;
   removed: boolean;
+  /** The sweep's: why this replica could not be torn down whole (the others are torn down still). */
+  error?: string | undefined;
 }
 
 /**
@@ -161,12 +163,21 @@ export async function teardownReplica(dir: string, deps: TeardownDeps): Promise<
   return report;
 }
 
-/** Every replica left by an earlier run of this agent (found by the prefix), torn down. */
+/**
+ * Every replica left by an earlier run of this agent (found by the prefix), torn down. Never
+ * throws: a replica that cannot be torn down whole is reported with its error, and the others are
+ * torn down still (an agent must start even when one scratch copy resists).
+ */
 export async function sweepReplicas(scratchDir: string, prefix: string, deps: TeardownDeps): Promise<TeardownReport[]> {
   const names = await readdir(scratchDir).catch(() => [] as string[]);
   const reports: TeardownReport[] = [];
   for (const name of names.filter((n) => n.startsWith(replicaPrefix(prefix)))) {
-    reports.push(await teardownReplica(join(scratchDir, name), deps));
+    const dir = join(scratchDir, name);
+    try {
+      reports.push(await teardownReplica(dir, deps));
+    } catch (err) {
+      reports.push({ dir, killed: [], unmounted: [], removed: false, error: err instanceof Error ? err.message : String(err) });
+    }
   }
   return reports;
 }

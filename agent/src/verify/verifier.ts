@@ -74,7 +74,13 @@ export class Verifier {
   /** At start: tears down what a crashed run left and ends the runs that were open. */
   async recover(): Promise<{ swept: TeardownReport[]; interrupted: string[] }> {
     const swept = await sweepReplicas(this.deps.scratchDir, this.deps.prefix, this.teardownDeps);
-    for (const r of swept) this.deps.log.warn({ dir: r.dir, killed: r.killed, unmounted: r.unmounted, vmid: r.destroyedVmid }, "verification replica left by an earlier run torn down");
+    for (const r of swept) {
+      if (r.error !== undefined) {
+        this.deps.log.error({ dir: r.dir, err: r.error }, "verification replica left by an earlier run could not be torn down: remove it by hand (unmount what is mounted below it first); the agent tries again at its next start");
+      } else {
+        this.deps.log.warn({ dir: r.dir, killed: r.killed, unmounted: r.unmounted, vmid: r.destroyedVmid }, "verification replica left by an earlier run torn down");
+      }
+    }
     const interrupted: string[] = [];
     for (const open of this.deps.store.open()) {
       this.apply(open, { type: "interrupted" });

@@ -1,0 +1,60 @@
+// The replica sweep after an agent crash: a process still writing into a replica (an orphaned
+// extractor carries the replica's mark) is killed and the replica removed; a replica that cannot be
+// torn down is reported with its error while the others are torn down still — the sweep never
+// throws, so one resisting scratch copy cannot keep the agent from starting. The extraction
+// itself carries the mark.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { createRecordingRunner } from "@lull/shared/testing";
+import { tarExtractor } from "./extract-native.js";
+import { createReplica, REPLICA_ENV, replicaProcesses, sweepReplicas } from "./replica.js";
+import { replicaRestorer } from "./restore.js";
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const state = (runId: string) => ({ runId, pointId: "b-1", guestId: "g1", port: 55400, createdAt: Date.now() });
+
+describe("replica sweep", () => {
+  it("kills a writer still filling a replica, removes it, and reports one it cannot tear down without throwing", async () => {
+    const scratch = mkdtempSync(join(tmpdir(), "lull-replica-sweep-"));
+    dirs.push(scratch);
+    const a = await createReplica(scratch, "lull-", state("a"));
+    const b = await createReplica(scratch, "lull-", state("b"));
+    // An orphaned extractor: goes on creating files below the replica's root until killed.
+    const writer = spawn("/bin/sh", ["-c", `i=0; while :; do mkdir -p "${a.root}/d$i" && : > "${a.root}/d$i/f"; i=$((i+1)); done`], {
+      detached: true,
+      stdio: "ignore",
+      env: { ...process.env, [REPLICA_ENV]: a.dir },
+    });
+    writer.unref();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(await replicaProcesses(a.dir), [writer.pid], "the writer is found by its mark");
+    // Replica b has something mounted below it whose unmount fails.
+    const mounts = join(scratch, "mounts");
+    writeFileSync(mounts, `/dev/loop9 ${join(b.root, "db")} btrfs rw 0 0\n`);
+    const runner = createRecordingRunner({ reply: (call) => (call.file === "umount" ? { exitCode: 32, stdout: "", stderr: "umount: target is busy." } : undefined) });
+
+    const reports = await sweepReplicas(scratch, "lull-", { runner, mountsFile: mounts });
+    const ra = reports.find((r) => r.dir === a.dir)!;
+    const rb = reports.find((r) => r.dir === b.dir)!;
+    assert.deepEqual([ra.error, ra.removed, ra.killed], [undefined, true, [writer.pid]]);
+    assert.equal(existsSync(a.dir), false);
+    assert.match(rb.error ?? "", /umount|busy/, "b's failure is reported, not thrown");
+  });
+
+  it("the extraction of a native point carries the replica's mark", async () => {
+    const scratch = mkdtempSync(join(tmpdir(), "lull-replica-mark-"));
+    dirs.push(scratch);
+    const replica = await createReplica(scratch, "lull-", state("m"));
+    const runner = createRecordingRunner({ reply: () => ({ exitCode: 0, stdout: "", stderr: "" }) });
+    const restore = replicaRestorer({ extractNative: tarExtractor(runner) });
+    await restore({ locationKind: "native-archive", location: "/srv/archives/g1/b-1.tar.zst", id: "b-1" } as never, replica, new AbortController().signal);
+    assert.equal(runner.calls[0]?.file, "tar");
+    assert.equal(runner.calls[0]?.options?.env?.[REPLICA_ENV], replica.dir);
+  });
+});
