@@ -231,6 +231,14 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     schedules = createScheduleEngine({ config, core, store, clock, log, verifier, pruner: pointPruner, isShuttingDown: () => shuttingDown });
     schedules?.start();
     verifier.start(VERIFY_INTERVAL_MS);
+    // Verification, schedule and lease metrics, read from their stores at each scrape.
+    const verifyStore = pointPruner.verifyStore;
+    outputs.metrics?.attachSources({
+      guests: config.guests.map((g) => g.id),
+      markers: (guestId) => verifyStore.markers(guestId),
+      verifications: (guestId) => verifyStore.ofGuest(guestId, 20),
+      ...(schedules ? { schedules: () => schedules?.status() } : {}),
+    });
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {

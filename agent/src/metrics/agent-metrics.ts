@@ -1,13 +1,28 @@
 // The agent's Prometheus metrics, on a registry of its own (never prom-client's global one).
 // Every value comes from a committed job as the ledger stored it (through the fact feed); a metric
 // whose source does not exist yet is not defined here at all, so nothing made up is ever exposed.
-// Sources added later (verification, schedules, the cluster lease) register their metrics on
-// `registry` beside these, fed by their own facts.
+// Verification, schedules and the cluster lease are read from their stores at each scrape
+// (attachSources(): the verified markers and runs, the tick records, the engine's lease state), so
+// a scrape shows what is durable, also what happened before this process started.
 import { Consistency, Phase } from "@lull/proto";
 import { phaseName } from "@lull/shared";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Fact } from "../observe/facts.js";
 import type { JobRecord } from "../jobs/job.js";
+import type { ScheduleStatus } from "../schedules/engine.js";
+import type { VerifyRecord } from "../verify/machine.js";
+import type { StackMarker } from "../verify/store.js";
+
+/** What the scrape-time metrics read (each optional: a part that is not running exposes nothing). */
+export interface MetricSources {
+  guests: readonly string[];
+  /** The verified marker of each stack of a guest. */
+  markers?: (guestId: string) => StackMarker[];
+  /** The guest's newest verification runs, newest first. */
+  verifications?: (guestId: string) => VerifyRecord[];
+  /** The schedules' status (undefined before the schedule engine started). */
+  schedules?: () => ScheduleStatus[] | undefined;
+}
 
 /** Seconds buckets with millisecond resolution at the low end: 10 ms … 30 min. */
 const DOWNTIME_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
@@ -94,6 +109,106 @@ export class AgentMetrics {
       labelNames: ["guest"],
       registers,
     });
+  }
+
+  /** Registers the metrics read from the stores at each scrape (once). */
+  attachSources(src: MetricSources): void {
+    const registers = [this.registry];
+    const markers = src.markers;
+    if (markers) {
+      new Gauge({
+        name: "lull_verify_last_success_timestamp_seconds",
+        help: "When the newest restore point that passed app-level verification was verified, per guest and stack.",
+        labelNames: ["guest", "stack"],
+        registers,
+        collect() {
+          this.reset();
+          for (const guest of src.guests) for (const m of markers(guest)) this.set({ guest, stack: m.stack }, m.verifiedAt / 1000);
+        },
+      });
+    }
+    const verifications = src.verifications;
+    if (verifications) {
+      new Gauge({
+        name: "lull_verify_last_run_timestamp_seconds",
+        help: "When the newest verification that ended, ended, per guest, by its result (passed, failed, cancelled).",
+        labelNames: ["guest", "result"],
+        registers,
+        collect() {
+          this.reset();
+          for (const guest of src.guests) {
+            const seen = new Set<string>();
+            for (const v of verifications(guest)) {
+              if (v.endedAt === undefined || seen.has(v.phase)) continue;
+              if (v.phase !== "passed" && v.phase !== "failed" && v.phase !== "cancelled") continue;
+              seen.add(v.phase);
+              this.set({ guest, result: v.phase }, v.endedAt / 1000);
+            }
+          }
+        },
+      });
+    }
+    const schedules = src.schedules;
+    if (schedules) {
+      new Gauge({
+        name: "lull_schedule_interval_seconds",
+        help: "The expected time between two ticks of a schedule (its calendar event's next two occurrences).",
+        labelNames: ["schedule", "action", "scope"],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of schedules() ?? []) if (s.intervalMs !== undefined) this.set({ schedule: s.id, action: s.action, scope: s.scope }, s.intervalMs / 1000);
+        },
+      });
+      new Gauge({
+        name: "lull_schedule_last_run_timestamp_seconds",
+        help: "When the newest tick that ran started (running or ended), per schedule.",
+        labelNames: ["schedule"],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of schedules() ?? []) {
+            const at = s.lastRun?.startedAt ?? s.lastRun?.recordedAt;
+            if (at !== undefined) this.set({ schedule: s.id }, at / 1000);
+          }
+        },
+      });
+      new Gauge({
+        name: "lull_schedule_ticks",
+        help: "Recorded ticks of a schedule by outcome (done, failed, running, missed, skipped); missed and skipped ones carry their reason in `lullctl schedules`.",
+        labelNames: ["schedule", "outcome"],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of schedules() ?? []) {
+            for (const outcome of ["done", "failed", "running", "missed", "skipped"] as const) this.set({ schedule: s.id, outcome }, s.ticks[outcome] ?? 0);
+          }
+        },
+      });
+      new Gauge({
+        name: "lull_lease_held",
+        help: "1 while this node holds a cluster-wide schedule's pmxcfs lease (a run under it is going), else 0.",
+        labelNames: ["schedule"],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of schedules() ?? []) if (s.scope === "cluster") this.set({ schedule: s.id }, s.leaseHeld ? 1 : 0);
+        },
+      });
+      new Counter({
+        name: "lull_lease_events_total",
+        help: "Since the agent started, per cluster-wide schedule: leases acquired, refused (held by another node, no quorum) and lost while held.",
+        labelNames: ["schedule", "event"],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of schedules() ?? []) {
+            if (s.scope !== "cluster") continue;
+            for (const event of ["acquired", "refused", "lost"] as const) this.inc({ schedule: s.id, event }, s.lease[event]);
+          }
+        },
+      });
+    }
   }
 
   /** Feeds a fact from the fact feed. */

@@ -5,8 +5,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { Phase, QuiescePolicy } from "@lull/proto";
-import { createAgentClient, createLogger } from "@lull/shared";
+import { ListVerificationsRequest, Phase, QuiescePolicy } from "@lull/proto";
+import { agentApiOf, createAgentClient, createLogger } from "@lull/shared";
 import { startAgent, type RunningAgent } from "../agent.js";
 import { testApi, testConfig, waitForEnd, waitForJob, type TestAgent } from "../testing/agent-harness.js";
 
@@ -123,6 +123,48 @@ describe("metrics listener", () => {
     assert.equal((await fetch(`http://${agent.metricsAddress}/`)).status, 404);
     assert.equal((await fetch(`http://${agent.metricsAddress}/metrics`, { method: "POST" })).status, 405);
     assert.ok(samples.some((s) => s.name === "process_cpu_seconds_total"), "process metrics are there");
+  });
+
+  it("verification and schedules: last verified point per stack, last run by result, schedule interval and ticks", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lull-metrics-verify-"));
+    const config = testConfig(dir, {
+      config: {
+        metrics: { address: "127.0.0.1:0" },
+        verify: { checks: [{ guest: "demo", stack: "app", check: { type: "command", argv: ["sh", "-c", 'test -f "$LULL_REPLICA_ROOT/data/records.txt"'] } }] },
+        schedules: { list: [{ id: "nightly", action: "backup", schedule: "daily", timeZone: "UTC", guests: ["demo"] }] },
+      },
+    });
+    writeFileSync(join(dir, "app", "records.txt"), "x".repeat(64 * 1024));
+    const log = createLogger({ name: "t", level: "silent" });
+    const agent = await startAgent({ config, log });
+    const client = createAgentClient({ address: `unix://${agent.socketPath}` });
+    running.push(async () => {
+      client.close();
+      await agent.stop();
+    });
+    const api = testApi(client);
+    const verifyApi = agentApiOf(client);
+    const { job } = await api.startBackup({ guestId: "demo" });
+    assert.equal((await waitForEnd({ api } as unknown as TestAgent, "demo", job!.id, 20_000)).phase, Phase.PHASE_DONE);
+    // The agent verifies each new point by itself.
+    let listed = await verifyApi.listVerifications(ListVerificationsRequest.fromPartial({ guestId: "demo" }));
+    for (let i = 0; i < 200 && !listed.markers.some((m) => m.stack === "app"); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      listed = await verifyApi.listVerifications(ListVerificationsRequest.fromPartial({ guestId: "demo" }));
+    }
+    const marker = listed.markers.find((m) => m.stack === "app");
+    assert.ok(marker, "the new point was verified");
+    const run = listed.verifications.find((v) => v.phase === "passed")!;
+
+    const { types, samples } = parse(await (await fetch(`http://${agent.metricsAddress}/metrics`)).text());
+    assert.equal(types.get("lull_verify_last_success_timestamp_seconds"), "gauge");
+    assert.equal(one(samples, "lull_verify_last_success_timestamp_seconds", { guest: "demo", stack: "app" }), marker.verifiedAt!.getTime() / 1000);
+    assert.equal(one(samples, "lull_verify_last_run_timestamp_seconds", { guest: "demo", result: "passed" }), run.endedAt!.getTime() / 1000);
+    assert.equal(samples.filter((s) => s.name === "lull_verify_last_run_timestamp_seconds" && s.labels.result === "failed").length, 0);
+    assert.equal(one(samples, "lull_schedule_interval_seconds", { schedule: "nightly", action: "backup", scope: "node" }), 86_400);
+    assert.equal(one(samples, "lull_schedule_ticks", { schedule: "nightly", outcome: "done" }), 0);
+    assert.equal(one(samples, "lull_schedule_ticks", { schedule: "nightly", outcome: "missed" }), 0);
+    assert.equal(samples.filter((s) => s.name === "lull_lease_held").length, 0, "no cluster-wide schedule: no lease series");
   });
 
   it("seeds the last-success gauge from the store at start", async () => {

@@ -44,6 +44,11 @@ const VOLID = /^([A-Za-z][A-Za-z0-9_.-]*):(.+)$/;
 export class PointPruner {
   constructor(private readonly deps: PrunerDeps) {}
 
+  /** The verification store it reads (shared with the metrics). */
+  get verifyStore(): VerifyStore {
+    return this.deps.verify;
+  }
+
   keepFor(guestId: string): KeepOptions {
     return keepOptionsFor(this.deps.config, guestId, this.deps.groups ?? []).keep;
   }

@@ -2,14 +2,15 @@
 // their reasons (as events too), catch-up, a run cut at the next tick, orphans of a crash.
 // The clock runs 60× real time, so `minutely` ticks every real second.
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { AgentDatabase } from "../ledger/agent-database.js";
 import { EventLog } from "../ledger/event-log.js";
 import { ScheduleEngine, type ScheduleAction } from "./engine.js";
-import { scaledClock, scaledTiming, type Clock } from "./lease.js";
+import { Pmxcfs } from "./cluster-fs.js";
+import { lockPath, scaledClock, scaledTiming, type Clock } from "./lease.js";
 import { ScheduleTickStore, scheduleJobId } from "./store.js";
 import { scheduleSchema, schedulesConfigSchema, scheduleConfigIssues, type ScheduleConfig } from "./config.js";
 
@@ -121,6 +122,58 @@ describe("schedule engine", () => {
     const next = store.get("nightly", BASE + 240_000);
     assert.equal(next?.outcome, "skipped");
     assert.match(next!.reason, /previous run \(tick 2026-06-01T00:02:00.000Z\) is still going/);
+    db.close();
+  });
+});
+
+describe("schedule engine status for the metrics", () => {
+  it("interval, ticks by outcome, and a cluster schedule's lease: held during its run, acquired, refused while another node holds it", async () => {
+    const db = AgentDatabase.open(join(dir, "m.db"));
+    const root = mkdtempSync(join(tmpdir(), "lull-sched-cfs-"));
+    mkdirSync(join(root, "local"));
+    mkdirSync(join(root, "priv", "lock"), { recursive: true });
+    const clock = scaledClock(60, BASE + 30_000, Date.now() + 100);
+    const store = new ScheduleTickStore(db, "pve1");
+    const heldDuringRun: boolean[] = [];
+    let engine: ScheduleEngine;
+    const s = schedule({ scope: "cluster" });
+    engine = new ScheduleEngine({
+      schedules: [s],
+      store,
+      actions: {
+        backup: async () => {
+          heldDuringRun.push(engine.status()[0]!.leaseHeld);
+          // Once this run released it, another node takes the lock and renews it: the second tick is refused.
+          const lock = join(root, lockPath("sched-nightly"));
+          const t = setInterval(() => {
+            try {
+              if (!existsSync(lock)) mkdirSync(lock);
+              utimesSync(lock, 0, clock.now() / 1000);
+            } catch {
+              // the test's root is gone
+            }
+          }, 50);
+          setTimeout(() => clearInterval(t), 3_000);
+        },
+      },
+      clock,
+      cluster: new Pmxcfs("pve1", root),
+      leaseTiming: scaledTiming(120_000 / 60),
+      lateAfterMs: 30_000,
+    });
+    engine.start();
+    await sleep(2_200);
+    await engine.close();
+    rmSync(root, { recursive: true, force: true });
+    const st = engine.status()[0]!;
+    assert.deepEqual(heldDuringRun, [true], "held while the first tick ran");
+    assert.equal(st.leaseHeld, false, "not held between runs");
+    assert.equal(st.intervalMs, 60_000, "minutely");
+    assert.equal(st.ticks.done, 1);
+    assert.equal(st.ticks.skipped, 1, JSON.stringify(store.all("nightly")));
+    assert.deepEqual([st.lease.acquired, st.lease.refused], [1, 1]);
+    // At 60× a late renew on a loaded machine can lose the lease (validForMs is 1 s here): counted, never more than taken.
+    assert.ok(st.lease.lost <= st.lease.acquired);
     db.close();
   });
 });

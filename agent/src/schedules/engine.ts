@@ -49,6 +49,8 @@ interface Slot {
   /** The newest tick this start has dealt with. */
   handledThrough: number;
   running: { tickAt: number; done: Promise<void> } | undefined;
+  lease: Lease | undefined;
+  leaseStats: { acquired: number; refused: number; lost: number };
 }
 
 export interface ScheduleStatus {
@@ -62,6 +64,14 @@ export interface ScheduleStatus {
   lastRecord: TickRecord | undefined;
   nextRunAt: number | undefined;
   running: boolean;
+  /** The expected time between two ticks (the calendar's next two occurrences), ms. */
+  intervalMs: number | undefined;
+  /** Recorded ticks by outcome. */
+  ticks: Partial<Record<TickRecord["outcome"], number>>;
+  /** Cluster scope: this node holds the schedule's lease now (a run under it is going). */
+  leaseHeld: boolean;
+  /** Cluster scope, since the agent started: leases taken, refused (held elsewhere, no quorum) and lost while held. */
+  lease: { acquired: number; refused: number; lost: number };
 }
 
 export class ScheduleEngine {
@@ -72,7 +82,14 @@ export class ScheduleEngine {
 
   constructor(private readonly o: EngineOptions) {
     this.lateAfterMs = o.lateAfterMs ?? 60_000;
-    this.slots = o.schedules.map((schedule) => ({ schedule, event: parseCalendarEvent(schedule.schedule), handledThrough: 0, running: undefined }));
+    this.slots = o.schedules.map((schedule) => ({
+      schedule,
+      event: parseCalendarEvent(schedule.schedule),
+      handledThrough: 0,
+      running: undefined,
+      lease: undefined,
+      leaseStats: { acquired: 0, refused: 0, lost: 0 },
+    }));
     if (this.slots.some((s) => s.schedule.scope === "cluster") && !o.cluster) {
       throw new LullError("LULL_E_CONFIG_INVALID", "a schedule has scope cluster but no cluster file system (pmxcfs) is configured");
     }
@@ -107,7 +124,10 @@ export class ScheduleEngine {
 
   status(): ScheduleStatus[] {
     const now = this.o.clock.now();
-    return this.slots.map((s) => ({
+    return this.slots.map((s) => {
+      const next = nextTick(s.event, s.schedule.timeZone, Math.max(now, s.handledThrough));
+      const after = next === undefined ? undefined : nextTick(s.event, s.schedule.timeZone, next);
+      return {
       id: s.schedule.id,
       action: s.schedule.action,
       schedule: s.schedule.schedule,
@@ -116,9 +136,15 @@ export class ScheduleEngine {
       catchUp: s.schedule.catchUp,
       lastRun: this.o.store.latestRun(s.schedule.id),
       lastRecord: this.o.store.latest(s.schedule.id),
-      nextRunAt: nextTick(s.event, s.schedule.timeZone, Math.max(now, s.handledThrough)),
+      nextRunAt: next,
       running: s.running !== undefined,
-    }));
+      intervalMs: next !== undefined && after !== undefined ? after - next : undefined,
+      ticks: this.o.store.counts(s.schedule.id),
+      // Not valid(): that may declare the lease lost, and a scrape must never change a run.
+      leaseHeld: s.lease !== undefined && s.lease.lostAt === undefined,
+      lease: { ...s.leaseStats },
+      };
+    });
   }
 
   private dealWithMissed(slot: Slot, missed: number[], reason: string): void {
@@ -168,7 +194,10 @@ export class ScheduleEngine {
     const done = this.runTick(slot, tickAt, note).catch((err) => {
       this.o.log?.("schedule tick failed unexpectedly", { schedule: id, tick: tickAt, err: String(err) });
     }).finally(() => {
-      if (slot.running?.tickAt === tickAt) slot.running = undefined;
+      if (slot.running?.tickAt === tickAt) {
+        slot.running = undefined;
+        slot.lease = undefined;
+      }
     });
     slot.running = { tickAt, done };
   }
@@ -185,11 +214,15 @@ export class ScheduleEngine {
     if (schedule.scope === "cluster") {
       const got = await acquireLease(this.o.cluster!, `sched-${schedule.id}`, this.o.leaseTiming, clock);
       if (!got.held) {
+        slot.leaseStats.refused++;
         const why = got.code === "timeout" ? `the lease is held by another node (${got.reason})` : got.code === "no-quorum" ? `this node has no quorum, no cluster-wide work starts (${got.reason})` : got.reason;
         store.notRun(schedule.id, tickAt, "skipped", why, clock.now());
         return;
       }
       lease = got.lease;
+      slot.leaseStats.acquired++;
+      slot.lease = lease;
+      lease.signal.addEventListener("abort", () => slot.leaseStats.lost++, { once: true });
       // The cluster-wide claim: refused if any node already ran this tick.
       try {
         if (!lease.valid()) throw new Error(`lease lost before the claim: ${lease.lostReason}`);

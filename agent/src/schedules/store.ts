@@ -97,6 +97,7 @@ export class ScheduleTickStore {
       orphans: db.prepare(`SELECT * FROM schedule_ticks WHERE outcome = 'running' AND epoch < ?`),
       all: db.prepare(`SELECT * FROM schedule_ticks WHERE schedule_id = ? ORDER BY tick_at`),
       recent: db.prepare(`SELECT * FROM schedule_ticks WHERE schedule_id = ? ORDER BY tick_at DESC LIMIT ?`),
+      counts: db.prepare(`SELECT outcome, COUNT(*) AS n FROM schedule_ticks WHERE schedule_id = ? GROUP BY outcome`),
     };
   }
 
@@ -212,6 +213,13 @@ export class ScheduleTickStore {
   /** The newest `limit` records, newest first. */
   recent(scheduleId: string, limit: number): TickRecord[] {
     return (this.stmt.recent!.all(scheduleId, limit) as Row[]).map(fromRow);
+  }
+
+  /** How many ticks of the schedule are recorded with each outcome. */
+  counts(scheduleId: string): Partial<Record<TickOutcome, number>> {
+    const out: Partial<Record<TickOutcome, number>> = {};
+    for (const r of this.stmt.counts!.all(scheduleId) as Array<{ outcome: TickOutcome; n: number }>) out[r.outcome] = r.n;
+    return out;
   }
 
   all(scheduleId: string): TickRecord[] {
