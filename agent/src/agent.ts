@@ -237,7 +237,18 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       guests: config.guests.map((g) => g.id),
       markers: (guestId) => verifyStore.markers(guestId),
       verifications: (guestId) => verifyStore.ofGuest(guestId, 20),
-      ...(schedules ? { schedules: () => schedules?.status() } : {}),
+      ...(schedules
+        ? {
+            schedules: () => schedules?.status(),
+            scheduledGuests: (id: string) => {
+              const s = config.schedules.list.find((x) => x.id === id);
+              if (s === undefined) return [];
+              if (s.all) return config.guests.map((g) => g.id);
+              if (s.group !== undefined) return config.groups.find((g) => g.id === s.group)?.guests ?? [];
+              return s.guests;
+            },
+          }
+        : {}),
     });
 
     let stopping: Promise<void> | undefined;

@@ -22,6 +22,8 @@ export interface MetricSources {
   verifications?: (guestId: string) => VerifyRecord[];
   /** The schedules' status (undefined before the schedule engine started). */
   schedules?: () => ScheduleStatus[] | undefined;
+  /** The guests a backup schedule backs up (its guests, its group's members, or all). */
+  scheduledGuests?: (scheduleId: string) => readonly string[];
 }
 
 /** Seconds buckets with millisecond resolution at the low end: 10 ms … 30 min. */
@@ -160,6 +162,24 @@ export class AgentMetrics {
           for (const s of schedules() ?? []) if (s.intervalMs !== undefined) this.set({ schedule: s.id, action: s.action, scope: s.scope }, s.intervalMs / 1000);
         },
       });
+      const scheduledGuests = src.scheduledGuests;
+      if (scheduledGuests) {
+        new Gauge({
+          name: "lull_backup_expected_interval_seconds",
+          help: "The shortest interval of the backup schedules that back a guest up (what an alert holds its last success against).",
+          labelNames: ["guest"],
+          registers,
+          collect() {
+            this.reset();
+            const shortest = new Map<string, number>();
+            for (const s of schedules() ?? []) {
+              if (s.action !== "backup" || s.intervalMs === undefined) continue;
+              for (const guest of scheduledGuests(s.id)) shortest.set(guest, Math.min(s.intervalMs, shortest.get(guest) ?? Infinity));
+            }
+            for (const [guest, ms] of shortest) this.set({ guest }, ms / 1000);
+          },
+        });
+      }
       new Gauge({
         name: "lull_schedule_last_run_timestamp_seconds",
         help: "When the newest tick that ran started (running or ended), per schedule.",

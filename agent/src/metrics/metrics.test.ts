@@ -162,6 +162,7 @@ describe("metrics listener", () => {
     assert.equal(one(samples, "lull_verify_last_run_timestamp_seconds", { guest: "demo", result: "passed" }), run.endedAt!.getTime() / 1000);
     assert.equal(samples.filter((s) => s.name === "lull_verify_last_run_timestamp_seconds" && s.labels.result === "failed").length, 0);
     assert.equal(one(samples, "lull_schedule_interval_seconds", { schedule: "nightly", action: "backup", scope: "node" }), 86_400);
+    assert.equal(one(samples, "lull_backup_expected_interval_seconds", { guest: "demo" }), 86_400);
     assert.equal(one(samples, "lull_schedule_ticks", { schedule: "nightly", outcome: "done" }), 0);
     assert.equal(one(samples, "lull_schedule_ticks", { schedule: "nightly", outcome: "missed" }), 0);
     assert.equal(samples.filter((s) => s.name === "lull_lease_held").length, 0, "no cluster-wide schedule: no lease series");
