@@ -83,7 +83,17 @@ export function volumeDataDir(state, volid) {
 }
 
 /** Allocates a new volume for a guest on a storage (vdisk_alloc): `vm-<id>-disk-<n>` / `subvol-<id>-disk-<n>`. */
-function allocVolume(state, storeid, vmid, kind, n, sizeBytes) {
+function allocVolume(state, storeid, vmid, kind, first, sizeBytes) {
+  // find_free_diskname: the first `…-disk-<n>` not in use on the storage.
+  let n = first;
+  const taken = (name) => {
+    try {
+      return existsSync(volumeDataDir(state, `${storeid}:${name}`)) || lvmModel(state).lvs.some((lv) => lv.name === name.split("/").at(-1)) || zfsModel(state).dataset(`${readStorages(state).get(storeid)?.props.get("pool")}/${name}`) !== undefined;
+    } catch {
+      return false;
+    }
+  };
+  while ([`vm-${vmid}-disk-${n}`, `subvol-${vmid}-disk-${n}`, `${vmid}/subvol-${vmid}-disk-${n}.subvol`, `${vmid}/vm-${vmid}-disk-${n}.raw`].some(taken)) n++;
   const storage = readStorages(state).get(storeid);
   if (!storage) fail(`storage '${storeid}' does not exist`, 255);
   if (storage.type === "lvmthin") {
@@ -321,8 +331,10 @@ export async function pctRestore(state, args) {
       },
       (e) => {
         for (const volid of created) freeVolume(state, volid);
+        if (e?.exitCode !== undefined && !destroyConfigOnError) return;
         if (destroyConfigOnError) removeGuestConf(state, "lxc", vmid);
         else updateConf(state, vmid, (c) => c.current.get("lock") === "create" && c.current.delete("lock"));
+        if (e?.exitCode !== undefined) return;
         fail(`${emsg} ${e.message.replace(/^unable to restore CT \d+ - /, "")}`, 255);
       },
     );
@@ -395,7 +407,7 @@ export async function qmrestore(state, args) {
     (e) => {
       for (const volid of created) freeVolume(state, volid);
       removeGuestConf(state, "qemu", vmid);
-      fail(`${emsg} ${e.message}`, 255);
+      if (e?.exitCode === undefined) fail(`${emsg} ${e.message}`, 255);
     },
   );
   if (opts.start) {
