@@ -19,6 +19,8 @@ export const pruneConfigSchema = z.strictObject({
   keep: keepOptionsSchema.default({}),
   /** Per guest id: keep options that replace `keep` for that guest. */
   guests: z.record(z.string(), keepOptionsSchema).default({}),
+  /** Foreign points (vzdump archives made without Lull) count and are pruned like Lull's own; default: always kept. */
+  includeForeign: z.boolean().default(false),
 });
 
 export type PruneConfig = z.output<typeof pruneConfigSchema>;

@@ -59,7 +59,7 @@ export class PointPruner {
         id: p.id,
         at: p.snapshotAt ?? p.createdAt,
         protected: p.protected,
-        foreign: (p as { origin?: string }).origin === "foreign",
+        foreign: p.origin === "foreign" && !this.deps.config.includeForeign,
         verifiedStacks: verified.get(p.id) ?? [],
       })),
       keep,
