@@ -137,7 +137,8 @@ export async function destroyCreatedGuest(deps: Pick<GuestRestoreDeps, "runner" 
   if (type === "lxc" && lock === "mounted") await deps.runner.run(tool, ["unmount", String(vmid)], { reject: false, timeoutMs: 60_000 });
   else if (lock) await deps.runner.run(tool, ["unlock", String(vmid)], { reject: false, timeoutMs: 30_000 });
   if (type === "qemu") await deps.runner.run(tool, ["stop", String(vmid), "--skiplock", "1"], { reject: false, timeoutMs: 120_000 });
-  const args = type === "lxc" ? ["destroy", String(vmid), "--purge", "1", "--force", "1"] : ["destroy", String(vmid), "--purge", "1", "--skiplock", "1"];
+  // --destroy-unreferenced-disks: a restore killed under `lock: create` made volumes its config does not name yet.
+  const args = ["destroy", String(vmid), "--purge", "1", "--destroy-unreferenced-disks", "1", ...(type === "lxc" ? ["--force", "1"] : ["--skiplock", "1"])];
   const r = await deps.runner.run(tool, args, { reject: false, timeoutMs: 300_000 });
   if (r.exitCode !== 0 && !/does not exist/.test(r.stderr)) {
     throw new LullError("LULL_E_CLEANUP_FAILED", `${tool} ${args.join(" ")} exited ${r.exitCode}: ${lastLine(r.stderr)}; remove guest ${vmid} by hand`);

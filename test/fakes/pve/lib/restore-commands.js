@@ -435,10 +435,32 @@ export function destroy(state, type, args) {
   }
   for (const v of backupVolumes(type, conf)) if (v.isVolume) freeVolume(state, v.volid);
   for (const [k, v] of conf.current) if (/^unused\d+$/.test(k)) freeVolume(state, v);
+  // destroy-unreferenced-disks: every storage is scanned for volumes owned by the vmid that the
+  // config does not name (a restore killed before it wrote them into the config leaves such).
+  if (opts["destroy-unreferenced-disks"]) for (const volid of ownedVolumes(state, vmid)) freeVolume(state, volid);
   if (opts.purge) out(`purging ${word} ${vmid} from related configurations..`);
   removeGuestConf(state, type, vmid);
   state.remove(join("var", "lib", "lxc", String(vmid)));
   return 0;
+}
+
+/** The volumes of every storage whose name says they belong to the vmid (`vm-<id>-disk-N`, `subvol-<id>-disk-N`, `images/<id>/…`). */
+function ownedVolumes(state, vmid) {
+  const owned = new RegExp(`^(vm|subvol)-${vmid}-disk-\\d+`);
+  const result = [];
+  for (const s of readStorages(state).values()) {
+    if (s.type === "lvmthin" || s.type === "lvm") {
+      const vg = s.props.get("vgname") ?? "pve";
+      for (const lv of lvmModel(state).lvs) if (lv.vg === vg && owned.test(lv.name)) result.push(`${s.id}:${lv.name}`);
+    } else if (s.type === "zfspool") {
+      const pool = s.props.get("pool") ?? "rpool/data";
+      for (const d of zfsModel(state).data.datasets) if (d.name.startsWith(`${pool}/`) && owned.test(d.name.slice(pool.length + 1))) result.push(`${s.id}:${d.name.slice(pool.length + 1)}`);
+    } else if (s.type === "dir") {
+      const dir = join(s.props.get("path") ?? "/var/lib/vz", "images", String(vmid));
+      for (const f of existsSync(dir) ? readdirSync(dir) : []) result.push(`${s.id}:${vmid}/${f}`);
+    }
+  }
+  return result;
 }
 
 /** pct mount: mounts the container's volumes at /var/lib/lxc/<vmid>/rootfs (here under the state dir) and sets `lock: mounted`. */
