@@ -183,6 +183,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       ledger: ledger.ledger,
       runner: createExecaRunner({ log }),
       log,
+      vzdumpStorage: config.pve.vzdump.dumpdir === undefined ? (config.pve.vzdump.storage ?? "local") : undefined,
     });
     let schedules: ReturnType<typeof createScheduleEngine>;
     const service = createAgentService({

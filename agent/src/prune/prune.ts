@@ -34,6 +34,12 @@ export interface PrunerDeps {
   log: Logger;
   /** `pvesh` (the fake toolbox's in tests). */
   pvesh?: string;
+  /**
+   * The storage vzdump writes to (`pve.vzdump.storage`): a Lull-made vzdump point names its archive
+   * by path (vzdump's TARGET), which is removed as `<storage>:backup/<file>`, and PBS snapshot ids
+   * (`ct/101/…`) as `<storage>:backup/<snapshot>`.
+   */
+  vzdumpStorage?: string | undefined;
 }
 
 /** `<storage>:<content>/<file>`, as Proxmox names a volume. */
@@ -97,6 +103,10 @@ export class PointPruner {
       }
       await rm(location, { force: true });
       return;
+    }
+    if (this.deps.vzdumpStorage !== undefined && !VOLID.test(location)) {
+      if (kind === "vzdump-archive" && isAbsolute(location)) location = `${this.deps.vzdumpStorage}:backup/${location.split("/").at(-1)}`;
+      else if (kind === "pbs-snapshot") location = `${this.deps.vzdumpStorage}:backup/${location}`;
     }
     const m = VOLID.exec(location);
     if (!m) {
