@@ -66,6 +66,23 @@ describe("foreign restore points (fake toolbox)", () => {
     assert.deepEqual(await scanForeignPoints(deps(), [{ id: "101", storage: "local" }]), { added: [], removed: [] });
   });
 
+  it("an archive scanned before the Lull run that wrote it ended is retired once its point exists", async () => {
+    await new Promise((r) => setTimeout(r, 1100));
+    await node.runner.run("vzdump", ["101", "--storage", "local", "--compress", "zstd", "--mode", "stop"]);
+    const file = archives().at(-1)!;
+    const early = await scanForeignPoints(deps(), [{ id: "101", storage: "local" }]);
+    assert.deepEqual(early.added, [foreignPointId(`local:backup/${file}`)]);
+    jobs.ledger.commit(() =>
+      jobs.backups.insert({
+        id: "b-late", jobId: "j-late", guestId: "101", groupRunId: "", engine: "vzdump", mode: SnapshotMode.SNAPSHOT_MODE_STOP, consistency: Consistency.CONSISTENCY_APP,
+        snapshotAt: undefined, createdAt: new Date(), locationKind: "vzdump-archive", location: join(node.dumpDir, file), sizeBytes: 1, stacks: [], protected: false, notes: "",
+        origin: "lull", sha256: "", manifest: undefined, integrity: undefined,
+      }),
+    );
+    assert.deepEqual(await scanForeignPoints(deps(), [{ id: "101", storage: "local" }]), { added: [], removed: [foreignPointId(`local:backup/${file}`)] });
+    assert.equal(jobs.backups.list({ guestId: "101", limit: 10 }).filter((p) => p.location.endsWith(file)).length, 1);
+  });
+
   it("retention keeps foreign points unless prune.includeForeign; one deleted outside Lull is marked removed", async () => {
     const pruner = (includeForeign: boolean) =>
       new PointPruner({

@@ -7,7 +7,8 @@
 //
 // No duplicate for an archive Lull made itself: a Lull point names its archive by path
 // (`<dump dir>/<file>`) or PBS snapshot id (`ct/<id>/<time>`); a listed volid matching one of those
-// (same file name, or the same snapshot) is that point. A foreign point's id is derived from its
+// (same file name, or the same snapshot) is that point — also when a scan recorded it while the
+// run that wrote it had not ended yet (the scan after the run's `done` retires that record). A foreign point's id is derived from its
 // volid, so a rescan finds it again; one no longer listed (deleted outside Lull) is marked removed.
 import { createHash } from "node:crypto";
 import { Consistency, SnapshotMode } from "@lull/proto";
@@ -70,7 +71,8 @@ export function foreignPoint(guestId: string, e: ContentEntry): RestorePoint {
   const verified = e.verification?.state;
   return {
     id: foreignPointId(e.volid),
-    jobId: "",
+    // backups.job_id is unique and no job made this point: its own id stands in.
+    jobId: foreignPointId(e.volid),
     guestId,
     groupRunId: "",
     engine: "vzdump",
@@ -109,9 +111,12 @@ export async function scanForeignPoints(deps: ForeignScanDeps, guests: ReadonlyA
         deps.backups.insert(foreignPoint(guest.id, e));
         result.added.push(id);
       }
-      // A foreign point of this storage that is no longer listed was deleted outside Lull.
+      // A foreign point of this storage that is no longer listed was deleted outside Lull; one that
+      // a Lull point now names (a scan saw the archive of a run before that run ended) is the same
+      // backup and goes from the catalog too.
       for (const p of points) {
-        if (p.origin !== "foreign" || !p.location.startsWith(`${guest.storage}:`) || listedIds.has(p.id)) continue;
+        if (p.origin !== "foreign" || !p.location.startsWith(`${guest.storage}:`)) continue;
+        if (listedIds.has(p.id) && !ownKeys.has(archiveKey(p.location))) continue;
         deps.backups.markRemoved(p.id, deps.ledger.now());
         result.removed.push(p.id);
       }
