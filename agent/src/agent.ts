@@ -32,6 +32,8 @@ import { TLS_DIR, ensureAgentCertificates } from "./tls/certificates.js";
 import { createVerifier } from "./verify/daemon-part.js";
 import { VerifyStore } from "./verify/store.js";
 import { PointPruner } from "./prune/prune.js";
+import { startForeignScans } from "./backups/foreign.js";
+import { EventKind, Phase } from "@lull/proto";
 import { createPointHandlers } from "./api/point-handlers.js";
 import type { Verifier } from "./verify/verifier.js";
 
@@ -75,6 +77,8 @@ export interface RunningAgent {
 
 /** How often the verifier looks for points to verify (a job ending done also starts a look). */
 const VERIFY_INTERVAL_MS = 60_000;
+/** How often the vzdump guests' storages are listed for archives made without Lull. */
+const FOREIGN_SCAN_INTERVAL_MS = 10 * 60_000;
 
 /** One native engine for every guest, running commands through execa. */
 export function nativeEngineFor(config: Readonly<AgentConfig>, log: Logger, clock: Clock): EngineFor {
@@ -150,6 +154,25 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
 
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
 
+    // vzdump archives made without Lull in a vzdump guest's storage: foreign points in the catalog.
+    const foreignGuests = config.pve.vzdump.dumpdir === undefined ? config.guests.filter((g) => g.engine === "vzdump").map((g) => ({ id: g.id, storage: config.pve.vzdump.storage ?? "local" })) : [];
+    const foreignScans =
+      foreignGuests.length > 0
+        ? startForeignScans({
+            runner: createExecaRunner({ log }),
+            node: config.node,
+            backups: ledger.backups,
+            ledger: ledger.ledger,
+            log,
+            guests: foreignGuests,
+            intervalMs: FOREIGN_SCAN_INTERVAL_MS,
+            subscribeDone: (fn) =>
+              bus.subscribe({}, (event) => {
+                if (event.kind === EventKind.EVENT_KIND_PHASE && event.phase === Phase.PHASE_DONE && foreignGuests.some((g) => g.id === event.guestId)) fn();
+              }),
+          })
+        : undefined;
+
     const pointPruner = new PointPruner({
       config: config.prune,
       groups: config.groups,
@@ -161,6 +184,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       ledger: ledger.ledger,
       runner: createExecaRunner({ log }),
       log,
+      vzdumpStorage: config.pve.vzdump.dumpdir === undefined ? (config.pve.vzdump.storage ?? "local") : undefined,
     });
     let schedules: ReturnType<typeof createScheduleEngine>;
     const service = createAgentService({
@@ -260,6 +284,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         await retention.close();
         await schedules?.close();
         await verifier.close();
+        await foreignScans?.close();
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
         await pve?.close();
         coordinator.close();

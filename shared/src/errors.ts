@@ -47,6 +47,8 @@ export const ERROR_CODES = {
   LULL_E_WAIT_TIMEOUT: { status: status.DEADLINE_EXCEEDED, terminal: false },
   LULL_E_VERIFY_FAILED: { status: status.ABORTED, terminal: true },
   LULL_E_VERIFY_TIMEOUT: { status: status.DEADLINE_EXCEEDED, terminal: true },
+  LULL_E_GUEST_EXISTS: { status: status.ALREADY_EXISTS, terminal: true },
+  LULL_E_GUEST_RESTORE_FAILED: { status: status.INTERNAL, terminal: true },
   LULL_E_INTERNAL: { status: status.INTERNAL, terminal: false },
 } as const satisfies Record<string, { status: status; terminal: boolean }>;
 

@@ -24,6 +24,8 @@ export const pruneConfigSchema = z.strictObject({
   guests: z.record(z.string(), keepOptionsSchema).default({}),
   /** Per consistency group id: keep options for every member guest without its own under `guests`. */
   groups: z.record(z.string(), keepOptionsSchema).default({}),
+  /** Foreign points (vzdump archives made without Lull) count and are pruned like Lull's own; default: always kept. */
+  includeForeign: z.boolean().default(false),
 });
 
 interface Issue {

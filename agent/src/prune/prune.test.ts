@@ -120,6 +120,18 @@ describe("prune of restore points", () => {
     }
   });
 
+  it("a vzdump point Lull made names its archive by path (vzdump's TARGET): removed as <storage>:backup/<file>", async () => {
+    const env = setUp({ keepLast: 1 });
+    const pruner = new PointPruner({ config: pruneConfigSchema.parse({ keep: { keepLast: 1 } }), node: "pve1", archiveDir: env.archiveDir, backups: env.jobs.backups, jobs: env.store, verify: env.verify, ledger: env.jobs.ledger, runner: env.runner, log: createLogger({ name: "test", level: "silent" }), vzdumpStorage: "local" });
+    const t = Date.UTC(2026, 5, 1);
+    const old = addPoint(env, t, { vzdump: true });
+    addPoint(env, t + 3600_000, { vzdump: true });
+    env.jobs.ledger.commit(() => env.store.database.connection.prepare("UPDATE backups SET location = ? WHERE id = ?").run("/var/lib/vz/dump/vzdump-lxc-101-2026_06_01-00_00_00.tar.zst", old));
+    const r = await pruner.prune("g1");
+    assert.deepEqual([r.removed, r.failures], [[old], []]);
+    assert.deepEqual(env.runner.calls.filter((c) => c.file === "pvesh").map((c) => c.args), [["delete", "/nodes/pve1/storage/local/content/local:backup/vzdump-lxc-101-2026_06_01-00_00_00.tar.zst"]]);
+  });
+
   it("nothing goes after a failed run, and the plan says why", async () => {
     const env = setUp({ keepLast: 1 });
     const t = Date.UTC(2026, 5, 1);

@@ -36,6 +36,12 @@ export interface PrunerDeps {
   log: Logger;
   /** `pvesh` (the fake toolbox's in tests). */
   pvesh?: string;
+  /**
+   * The storage vzdump writes to (`pve.vzdump.storage`): a Lull-made vzdump point names its archive
+   * by path (vzdump's TARGET), which is removed as `<storage>:backup/<file>`, and PBS snapshot ids
+   * (`ct/101/…`) as `<storage>:backup/<snapshot>`.
+   */
+  vzdumpStorage?: string | undefined;
 }
 
 /** `<storage>:<content>/<file>`, as Proxmox names a volume. */
@@ -66,7 +72,7 @@ export class PointPruner {
         id: p.id,
         at: p.snapshotAt ?? p.createdAt,
         protected: p.protected,
-        foreign: (p as { origin?: string }).origin === "foreign",
+        foreign: p.origin === "foreign" && !this.deps.config.includeForeign,
         verifiedStacks: verified.get(p.id) ?? [],
       })),
       keep,
@@ -104,6 +110,10 @@ export class PointPruner {
       }
       await rm(location, { force: true });
       return;
+    }
+    if (this.deps.vzdumpStorage !== undefined && !VOLID.test(location)) {
+      if (kind === "vzdump-archive" && isAbsolute(location)) location = `${this.deps.vzdumpStorage}:backup/${location.split("/").at(-1)}`;
+      else if (kind === "pbs-snapshot") location = `${this.deps.vzdumpStorage}:backup/${location}`;
     }
     const m = VOLID.exec(location);
     if (!m) {

@@ -1,5 +1,5 @@
 // The verifier as the agent daemon runs it: over the job ledger's database, commands through
-// execa, replicas under `verify.scratchDir` (`<stagingDir>/verify` by default) with the agent's prefix, and a
+// execa, vzdump/PBS points on scratch guests (vzdump-replica.ts), replicas under `verify.scratchDir` (`<stagingDir>/verify` by default) with the agent's prefix, and a
 // look for work whenever a backup job ends done.
 import { join } from "node:path";
 import { EventKind, Phase } from "@lull/proto";
@@ -10,6 +10,7 @@ import type { JobLedger } from "../jobs/ledger.js";
 import { tarExtractor } from "./extract-native.js";
 import { replicaRestorer } from "./restore.js";
 import { VerifyStore } from "./store.js";
+import { vzdumpReplicaRestorer } from "./vzdump-replica.js";
 import { Verifier } from "./verifier.js";
 
 export interface VerifierPartDeps {
@@ -23,6 +24,9 @@ export interface VerifierPartDeps {
 export function createVerifier(deps: VerifierPartDeps): Verifier {
   const { config, ledger, log, clock } = deps;
   const runner = createExecaRunner({ log });
+  const launcher = createExecaLauncher();
+  // vzdump/PBS points: a scratch guest (vzdump-replica.ts); PBS snapshots are on the vzdump target storage.
+  const restoreGuest = vzdumpReplicaRestorer({ runner, launcher, pbsStorageOf: () => config.pve.vzdump.storage, log: log.child({ part: "verify" }) });
   const verifier = new Verifier({
     config: config.verify,
     prefix: config.prefix,
@@ -32,8 +36,8 @@ export function createVerifier(deps: VerifierPartDeps): Verifier {
     backups: ledger.backups,
     ledger: ledger.ledger,
     runner,
-    launcher: createExecaLauncher(),
-    restore: replicaRestorer({ extractNative: tarExtractor(runner) }),
+    launcher,
+    restore: replicaRestorer({ extractNative: tarExtractor(runner), restoreGuest }),
     log: log.child({ part: "verify" }),
     clock,
   });

@@ -12,6 +12,8 @@ import { join } from "node:path";
 import type { CommandRunner } from "@lull/shared";
 import { readMountTable, mountsBelow, unmount } from "../storage/mounts.js";
 import { removeTree } from "../storage/remove-tree.js";
+import { destroyCreatedGuest, guestConfig } from "../pve/guest-restore.js";
+import { isReplicaGuest } from "./vzdump-replica.js";
 
 export const REPLICA_ENV = "LULL_REPLICA";
 const STATE_FILE = "replica.json";
@@ -100,6 +102,8 @@ export interface TeardownReport {
   killed: number[];
   unmounted: string[];
   destroyedVmid?: number | undefined;
+  /** A vmid the replica recorded that is now another guest (no replica marker): not touched. */
+  notOursVmid?: number | undefined;
   removed: boolean;
   /** The sweep's: why this replica could not be torn down whole (the others are torn down still). */
   error?: string | undefined;
@@ -144,21 +148,31 @@ export async function teardownReplica(dir: string, deps: TeardownDeps): Promise<
       report.unmounted.push(m.target);
     }
   });
+  let guestKept = false;
   if (state?.vmid !== undefined) {
     const vmid = state.vmid;
+    const type = state.vmType ?? "lxc";
     await step(async () => {
-      const tool = state.vmType === "qemu" ? (deps.qm ?? "qm") : (deps.pct ?? "pct");
-      const r = await deps.runner.run(tool, ["destroy", String(vmid), "--purge", "1"], { reject: false, timeoutMs: 120_000 });
-      // A guest that does not exist (the crash came before `restore` created it) is already gone.
-      if (r.exitCode !== 0 && !/does not exist|no such|not exist/i.test(r.stderr)) {
-        throw new Error(`${tool} destroy ${vmid} --purge 1 exited ${r.exitCode}: ${r.stderr.trim().split("\n").at(-1) ?? ""}`);
+      // Only this replica's own guest: after a crash before `restore` created it, the vmid may be
+      // someone else's by now (guestConfig is undefined for a guest that does not exist).
+      const conf = await guestConfig(deps, type, vmid);
+      if (!conf) return;
+      if (!isReplicaGuest(conf, dir.split("/").at(-1) ?? "")) {
+        // Not ours (no marker in its description): left alone.
+        report.notOursVmid = vmid;
+        return;
       }
-      report.destroyedVmid = vmid;
+      guestKept = true;
+      if (await destroyCreatedGuest(deps, type, vmid)) report.destroyedVmid = vmid;
+      guestKept = false;
     });
   }
-  await step(async () => {
-    report.removed = await removeTree(dir);
-  });
+  // A guest that could not be destroyed keeps the directory (and its state file) for the next sweep.
+  if (!guestKept) {
+    await step(async () => {
+      report.removed = await removeTree(dir);
+    });
+  }
   if (failures.length > 0) throw failures[0];
   return report;
 }

@@ -53,6 +53,8 @@ export interface FakeFaults {
   pauseWhileFrozenMs?: number;
   qgaFreezeFail?: boolean | "error" | "status";
   guestStartFail?: string;
+  /** `pct restore` / `qmrestore` wait this long before extracting, the create lock held (restore-commands.js). */
+  slowRestore?: { delayMs?: number };
 }
 
 export interface VolumeSeed {
@@ -88,6 +90,8 @@ export interface FakePve {
     vmid: number,
     options?: { name?: string; status?: "running" | "stopped"; disks?: DiskSeed[]; agent?: boolean; agentRunning?: boolean; config?: Record<string, string | number>; lock?: string },
   ): void;
+  addVolume(storeid: string, volname: string, options?: { size?: number; files?: FileTree; bytes?: Uint8Array }): string;
+  writeGuestConf(type: "lxc" | "qemu", vmid: number, keys: Record<string, string | number | undefined>): void;
   setFaults(faults: FakeFaults): void;
   /** Node behaviour (see test/fakes/pve/lib/seed.d.ts FakeOptions): uptimeDays, shutdownMs, … */
   setOptions(options: { uptimeDays?: number; shutdownMs?: number; lockwaitMinuteMs?: number }): void;

@@ -1,6 +1,7 @@
 // The built-in `command` check: the user's argv (no shell) with the replica in its environment —
 // LULL_REPLICA (the replica's directory; the volumes are under `$LULL_REPLICA/root/<volume>`),
-// LULL_REPLICA_ROOT, LULL_POINT_ID, LULL_GUEST_ID, LULL_STACK. Exit 0 passes; its output's last
+// LULL_REPLICA_ROOT, LULL_POINT_ID, LULL_GUEST_ID, LULL_STACK, and LULL_REPLICA_VMID for a
+// vzdump point's scratch guest (a container's root filesystem is `$LULL_REPLICA_ROOT/rootfs`). Exit 0 passes; its output's last
 // lines are the evidence.
 import type { CommandRunner } from "@lull/shared";
 import type { CommandCheck } from "../config.js";
@@ -24,6 +25,8 @@ export async function runCommandCheck(
       LULL_POINT_ID: replica.state.pointId,
       LULL_GUEST_ID: replica.state.guestId,
       LULL_STACK: stack,
+      // A vzdump point's scratch guest (a started VM is reached through it, e.g. `qm guest exec`).
+      ...(replica.state.vmid !== undefined ? { LULL_REPLICA_VMID: String(replica.state.vmid) } : {}),
     },
     signal: deps.signal,
     timeoutMs: deps.timeoutMs,

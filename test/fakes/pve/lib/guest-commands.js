@@ -6,11 +6,13 @@
 // unless --skiplock (pct also starts a guest under `lock: mounted`); a running guest fails with
 // `CT <id> already running` (checked before the lock) / `VM <id> already running` (after it); exit 255.
 // Injected fault: guestStartFail "<message>" (e.g. `startup for container '101' failed`).
-// Not reproduced: pct/qm stop, shutdown, set, snapshot, rollback, migrate, mount; HA-managed starts;
+// restore, destroy, mount, unmount and set: restore-commands.js.
+// Not reproduced: pct stop, shutdown, snapshot, rollback, migrate; HA-managed starts;
 // templates; config digests; pending changes.
 import { fail, out, parsePve } from "./cli.js";
 import { backupVolumes, guestType, keyLines, listGuests, readConf, runtime, updateConf, guestName } from "./guests.js";
 import { removeStorageSnapshot } from "./snapshots.js";
+import { destroy, mount, pctRestore, set, unmount } from "./restore-commands.js";
 
 function requireGuest(state, type, vmidArg) {
   if (!/^\d+$/.test(vmidArg ?? "")) fail(["400 Parameter verification failed.", `vmid: type check ('integer') failed - got '${vmidArg ?? ""}'`], 255);
@@ -173,6 +175,16 @@ export function pct(state, args) {
       return list(state, "lxc");
     case "delsnapshot":
       return delsnapshot(state, rest);
+    case "restore":
+      return pctRestore(state, rest);
+    case "destroy":
+      return destroy(state, "lxc", rest);
+    case "mount":
+      return mount(state, rest);
+    case "unmount":
+      return unmount(state, rest);
+    case "set":
+      return set(state, "lxc", rest);
     default:
       fail([`unknown command 'pct ${sub ?? ""}'`, "USAGE: pct <COMMAND> [ARGS] [OPTIONS]"], 255);
   }
@@ -195,6 +207,10 @@ export function qm(state, args) {
       return resume(state, rest);
     case "stop":
       return stop(state, rest);
+    case "destroy":
+      return destroy(state, "qemu", rest);
+    case "set":
+      return set(state, "qemu", rest);
     case "guest":
       if (rest[0] !== "cmd") fail([`unknown command 'qm guest ${rest[0] ?? ""}'`], 255);
       return guestCmd(state, rest.slice(1));

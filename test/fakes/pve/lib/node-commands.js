@@ -1,9 +1,12 @@
 // `pvesh get`, `pvesm path|status` and `lxc-info|lxc-freeze|lxc-unfreeze` of the fake toolbox.
-// Not reproduced: pvesh create/set/delete and other paths, the text table format, lxc-info's other fields.
+// pvesh get /cluster/nextid and /nodes/<node>/storage/<store>/content, pvesh delete of a backup
+// volume: see restore-commands.js.
+// Not reproduced: pvesh create/set, delete of other paths, other paths, the text table format, lxc-info's other fields.
 import { fail, out, parseGetopt, parsePve } from "./cli.js";
 import { guestName, guestType, listGuests, readConf, runtime } from "./guests.js";
 import { readStorages, resolveVolume } from "./storage.js";
 import { zfsModel } from "./zfs.js";
+import { backupContent, deleteContent, nextid } from "./restore-commands.js";
 
 function guestEntry(state, type, vmid) {
   const { conf } = readConf(state, vmid);
@@ -31,11 +34,24 @@ function render(value, format) {
 
 export function pvesh(state, args) {
   const [verb, path, ...rest] = args;
-  const { opts } = parsePve(rest, { "output-format": "string", type: "string", noborder: "bool", noheader: "bool", quiet: "bool" });
+  const { opts } = parsePve(rest, { "output-format": "string", type: "string", noborder: "bool", noheader: "bool", quiet: "bool", content: "string", vmid: "int", delay: "int" });
   const format = opts["output-format"] ?? "text";
-  if (verb !== "get") fail(`unknown command 'pvesh ${verb ?? ""}'`, 255);
   const clean = (path ?? "").replace(/\/+$/, "");
   const node = state.node();
+  const contentMatch = /^\/nodes\/([^/]+)\/storage\/([^/]+)\/content(?:\/(.+))?$/.exec(clean);
+  if (contentMatch && contentMatch[1] !== node && contentMatch[1] !== "localhost") fail(`no such cluster node '${contentMatch[1]}' (500)`, 255);
+  if (verb === "delete") {
+    if (!contentMatch || contentMatch[3] === undefined) fail(`No 'delete' handler defined for '${path ?? ""}'`, 255);
+    return deleteContent(state, contentMatch[2], decodeURIComponent(contentMatch[3]));
+  }
+  if (verb !== "get") fail(`unknown command 'pvesh ${verb ?? ""}'`, 255);
+  if (clean === "/cluster/nextid") return nextid(state, opts.vmid, format);
+  if (contentMatch && contentMatch[3] === undefined) {
+    // Content.pm index: `--content` filters by content type; only backups are listed by the fake.
+    const list = opts.content === undefined || opts.content === "backup" ? backupContent(state, contentMatch[2], opts.vmid) : [];
+    render(list, format);
+    return 0;
+  }
   const nodeMatch = /^\/nodes\/([^/]+)\/(lxc|qemu)$/.exec(clean);
   if (nodeMatch) {
     if (nodeMatch[1] !== node && nodeMatch[1] !== "localhost") fail(`no such cluster node '${nodeMatch[1]}' (500)`, 255);

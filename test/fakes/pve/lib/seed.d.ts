@@ -95,6 +95,8 @@ export interface FakeFaults {
   qgaFreezeFail?: boolean | "error" | "status";
   /** `pct start` / `qm start` of a stopped, unlocked guest fails with this message (exit 255). */
   guestStartFail?: string;
+  /** `pct restore` / `qmrestore` wait this long before extracting, the create lock held (restore-commands.js). */
+  slowRestore?: { delayMs?: number };
 }
 
 export interface FakeOptions {
@@ -168,6 +170,8 @@ export declare class FakePve {
       lock?: string;
     },
   ): void;
+  /** Writes a guest config (`key: value` lines) as it is, e.g. one a killed restore left under `lock: create`. */
+  writeGuestConf(type: "lxc" | "qemu", vmid: number, keys: Record<string, string | number | undefined>): void;
   setFaults(faults: FakeFaults): void;
   setOptions(options: FakeOptions): void;
   guest(vmid: number): GuestView | undefined;
