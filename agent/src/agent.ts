@@ -36,6 +36,9 @@ import { startForeignScans } from "./backups/foreign.js";
 import { EventKind, Phase } from "@lull/proto";
 import { createPointHandlers } from "./api/point-handlers.js";
 import type { Verifier } from "./verify/verifier.js";
+import { createRestoreHandlers } from "./api/restore-handlers.js";
+import { createRestorer } from "./restore/daemon-part.js";
+import type { Restorer } from "./restore/restorer.js";
 
 export { DATABASE_FILE } from "./datadir/database-file.js";
 
@@ -71,6 +74,7 @@ export interface RunningAgent {
   schedules(): ScheduleStatus[];
   /** App-level verification of restore points (its start-up sweep has run). */
   verifier: Verifier;
+  restorer: Restorer;
   /** Stops the agent; running jobs end `cancelled`. Idempotent. */
   stop(): Promise<void>;
 }
@@ -151,6 +155,9 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     // Replicas a crashed verification left are torn down before anything new starts.
     const verifier = createVerifier({ config, ledger, bus, log, clock });
     await verifier.recover();
+    // Restores a crash interrupted: what they extracted is removed, a target being replaced is finished.
+    const restorer = createRestorer({ config, ledger, log, clock });
+    await restorer.recover();
 
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
 
@@ -200,6 +207,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       isShuttingDown: () => shuttingDown,
       groupLedger,
       groupHandlers: core.groupHandlers,
+      restoreHandlers: createRestoreHandlers({ guests: new Map(config.guests.map((g) => [g.id, g])), restorer, isShuttingDown: () => shuttingDown }),
       pointHandlers: createPointHandlers({
         guests: new Map(config.guests.map((g) => [g.id, g])),
         backups: ledger.backups,
@@ -284,6 +292,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         await retention.close();
         await schedules?.close();
         await verifier.close();
+        await restorer.close();
         await foreignScans?.close();
         await runner.shutdown("agent shutting down", config.shutdownGraceMs);
         await pve?.close();
@@ -313,6 +322,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       retention: { runOnce: () => retention.runOnce() },
       schedules: () => schedules?.status() ?? [],
       verifier,
+      restorer,
       stop,
     };
   } catch (err) {

@@ -49,6 +49,11 @@ export const ERROR_CODES = {
   LULL_E_VERIFY_TIMEOUT: { status: status.DEADLINE_EXCEEDED, terminal: true },
   LULL_E_GUEST_EXISTS: { status: status.ALREADY_EXISTS, terminal: true },
   LULL_E_GUEST_RESTORE_FAILED: { status: status.INTERNAL, terminal: true },
+  LULL_E_ARCHIVE_HOSTILE: { status: status.FAILED_PRECONDITION, terminal: true },
+  LULL_E_ARCHIVE_CORRUPT: { status: status.DATA_LOSS, terminal: true },
+  LULL_E_TARGET_NOT_EMPTY: { status: status.FAILED_PRECONDITION, terminal: true },
+  LULL_E_RESTORE_FAILED: { status: status.INTERNAL, terminal: true },
+  LULL_E_RESTORE_NOT_FOUND: { status: status.NOT_FOUND, terminal: true },
   LULL_E_INTERNAL: { status: status.INTERNAL, terminal: false },
 } as const satisfies Record<string, { status: status; terminal: boolean }>;
 

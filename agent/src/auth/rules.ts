@@ -70,6 +70,11 @@ export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
   getBackup: { kind: "guest", guests: one("guestId"), stackTokens: true },
   protectBackup: { kind: "guest", guests: one("guestId"), stackTokens: false },
   unprotectBackup: { kind: "guest", guests: one("guestId"), stackTokens: false },
+  // A restore writes as root on the node (any directory, a new guest): operators only.
+  restorePoint: { kind: "operator" },
+  getRestore: { kind: "operator" },
+  listRestores: { kind: "operator" },
+  cancelRestore: { kind: "operator" },
   // Consistency groups. A configured group named without its members reaches guests the request
   // does not list: operators only. Otherwise the listed members are what the agent starts (it
   // refuses a list that differs from the group's members), so holding each of them suffices.

@@ -19,6 +19,7 @@ import type { JobRunner } from "../jobs/runner.js";
 import { GroupCommit } from "../ledger/group-commit.js";
 import * as check from "../api/validate.js";
 import { pageOf } from "../api/page-token.js";
+import type { RestoreHandlers } from "../api/restore-handlers.js";
 
 export interface AgentServiceDeps {
   config: Readonly<AgentConfig>;
@@ -38,6 +39,8 @@ export interface AgentServiceDeps {
   pointHandlers: PointHandlers;
   /** ListSchedules; without it the agent answers that it has no schedules. */
   scheduleHandlers?: ScheduleHandlers | undefined;
+  /** The restore RPCs; without them (a core built for tests) they answer FAILED_PRECONDITION. */
+  restoreHandlers?: RestoreHandlers | undefined;
 }
 
 export interface AgentServiceHandle {
@@ -70,6 +73,10 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     return fn(req);
   };
   const batched = new Set(["RegisterStack", "UnregisterStack", "AcknowledgeQuiesce", "RefuseQuiesce", "ReportResumed"]);
+  const restores = (): RestoreHandlers => {
+    if (!deps.restoreHandlers) throw new LullError("LULL_E_WRONG_PHASE", "this agent was started without its restore side");
+    return deps.restoreHandlers;
+  };
   const handle = <Req, Res>(method: string, fn: (req: Req) => Res | Promise<Res>) =>
     unaryHandler<Req, Res>(batched.has(method) ? fn : inOrder(fn), (err) => {
       const e = asLullError(err);
@@ -193,6 +200,10 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     getBackup: handle("GetBackup", (req) => deps.pointHandlers.getBackup(req)),
     protectBackup: handle("ProtectBackup", (req) => deps.pointHandlers.protectBackup(req)),
     unprotectBackup: handle("UnprotectBackup", (req) => deps.pointHandlers.unprotectBackup(req)),
+    restorePoint: handle("RestorePoint", (req) => restores().restorePoint(req)),
+    getRestore: handle("GetRestore", (req) => restores().getRestore(req)),
+    listRestores: handle("ListRestores", (req) => restores().listRestores(req)),
+    cancelRestore: handle("CancelRestore", (req) => restores().cancelRestore(req)),
 
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
       void watch(call);

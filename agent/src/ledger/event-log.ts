@@ -2,12 +2,32 @@
 // sequence number, appended in the transaction that made the change. Watchers read it back from
 // any sequence number; retention may delete old events but never reuses their numbers.
 import type { Statement } from "better-sqlite3";
-import type { Event } from "@lull/proto";
+import { Consistency, EventKind, Phase, SnapshotMode, StackState, type Event } from "@lull/proto";
 import type { AgentDatabase } from "./agent-database.js";
 import { dateOf, millisOf } from "./columns.js";
 
 /** An event before the log gave it a sequence number and a time. */
 export type EventDraft = Omit<Event, "seq" | "at">;
+
+/** A NOTE event of a record that is not a backup job (a verification, a restore, a schedule tick): only ids, message and code. */
+export function noteDraft(n: { jobId: string; guestId: string; message: string; errorCode?: string; kind?: EventKind; bytesDone?: number; bytesTotal?: number }): EventDraft {
+  return {
+    jobId: n.jobId,
+    guestId: n.guestId,
+    kind: n.kind ?? EventKind.EVENT_KIND_NOTE,
+    phase: Phase.PHASE_UNSPECIFIED,
+    mode: SnapshotMode.SNAPSHOT_MODE_UNSPECIFIED,
+    consistency: Consistency.CONSISTENCY_UNSPECIFIED,
+    snapshotAt: undefined,
+    bytesDone: n.bytesDone ?? 0,
+    bytesTotal: n.bytesTotal ?? 0,
+    stack: "",
+    stackState: StackState.STACK_STATE_UNSPECIFIED,
+    downtimeMs: 0,
+    errorCode: n.errorCode ?? "",
+    message: n.message,
+  };
+}
 
 export interface EventQuery {
   afterSeq: number;

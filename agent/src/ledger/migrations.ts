@@ -360,6 +360,38 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE backups ADD COLUMN integrity_at INTEGER;
     `,
   },
+  {
+    version: 13,
+    description: "restores: restore runs of points into a directory or to a guest, with their phases, target and outcome",
+    sql: `
+      CREATE TABLE restores (
+        id           TEXT PRIMARY KEY,
+        point_id     TEXT NOT NULL,
+        guest_id     TEXT NOT NULL,
+        phase        TEXT NOT NULL CHECK (phase IN ('checking', 'extracting', 'clearing', 'placing', 'restoring-guest', 'done', 'failed', 'cancelled')),
+        target_kind  TEXT NOT NULL CHECK (target_kind IN ('dir', 'guest')),
+        -- dir: the directory (resolved); guest: the vmid as text, '' until it is known
+        target       TEXT NOT NULL,
+        -- guest: the requested storage and start flag, as JSON
+        options      TEXT NOT NULL DEFAULT '{}',
+        force        INTEGER NOT NULL DEFAULT 0,
+        started_at   INTEGER NOT NULL,
+        ended_at     INTEGER,
+        bytes_done   INTEGER NOT NULL DEFAULT 0,
+        bytes_total  INTEGER NOT NULL DEFAULT 0,
+        files        INTEGER NOT NULL DEFAULT 0,
+        bytes        INTEGER NOT NULL DEFAULT 0,
+        sha256       TEXT NOT NULL DEFAULT '',
+        error_code   TEXT NOT NULL DEFAULT '',
+        reason       TEXT NOT NULL DEFAULT '',
+        check_ms     INTEGER NOT NULL DEFAULT 0,
+        extract_ms   INTEGER NOT NULL DEFAULT 0,
+        requested_by TEXT NOT NULL DEFAULT '',
+        epoch        INTEGER NOT NULL
+      );
+      CREATE INDEX restores_by_guest ON restores (guest_id, started_at);
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

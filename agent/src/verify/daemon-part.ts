@@ -7,7 +7,7 @@ import { createExecaLauncher, createExecaRunner, type Clock, type Logger } from 
 import type { AgentConfig } from "../config.js";
 import type { EventBus } from "../events/bus.js";
 import type { JobLedger } from "../jobs/ledger.js";
-import { tarExtractor } from "./extract-native.js";
+import { safeNativeExtractor } from "./extract-native.js";
 import { replicaRestorer } from "./restore.js";
 import { VerifyStore } from "./store.js";
 import { vzdumpReplicaRestorer } from "./vzdump-replica.js";
@@ -37,7 +37,7 @@ export function createVerifier(deps: VerifierPartDeps): Verifier {
     ledger: ledger.ledger,
     runner,
     launcher,
-    restore: replicaRestorer({ extractNative: tarExtractor(runner), restoreGuest }),
+    restore: replicaRestorer({ extractNative: safeNativeExtractor(), restoreGuest }),
     log: log.child({ part: "verify" }),
     clock,
   });

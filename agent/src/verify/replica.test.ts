@@ -10,7 +10,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createRecordingRunner } from "@lull/shared/testing";
-import { tarExtractor } from "./extract-native.js";
 import { createReplica, REPLICA_ENV, replicaProcesses, sweepReplicas } from "./replica.js";
 import { replicaRestorer } from "./restore.js";
 
@@ -51,10 +50,13 @@ describe("replica sweep", () => {
     const scratch = mkdtempSync(join(tmpdir(), "lull-replica-mark-"));
     dirs.push(scratch);
     const replica = await createReplica(scratch, "lull-", state("m"));
-    const runner = createRecordingRunner({ reply: () => ({ exitCode: 0, stdout: "", stderr: "" }) });
-    const restore = replicaRestorer({ extractNative: tarExtractor(runner) });
+    const calls: Array<{ location: string; target: string; env: Readonly<Record<string, string>> }> = [];
+    const restore = replicaRestorer({
+      extractNative: async (point, target, _signal, env) => {
+        calls.push({ location: point.location, target, env });
+      },
+    });
     await restore({ locationKind: "native-archive", location: "/srv/archives/g1/b-1.tar.zst", id: "b-1" } as never, replica, new AbortController().signal);
-    assert.equal(runner.calls[0]?.file, "tar");
-    assert.equal(runner.calls[0]?.options?.env?.[REPLICA_ENV], replica.dir);
+    assert.deepEqual(calls, [{ location: "/srv/archives/g1/b-1.tar.zst", target: replica.root, env: { [REPLICA_ENV]: replica.dir } }]);
   });
 });

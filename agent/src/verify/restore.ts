@@ -4,6 +4,7 @@ import { LullError } from "@lull/shared";
 import type { RestorePoint } from "../backups/restore-point.js";
 import { REPLICA_ENV, type Replica } from "./replica.js";
 import type { RestoreIntoReplica } from "./verifier.js";
+import type { NativeExtractor } from "./extract-native.js";
 
 export interface ReplicaRestoreDeps {
   /**
@@ -11,14 +12,14 @@ export interface ReplicaRestoreDeps {
    * replica's mark (REPLICA_ENV): every process the extraction starts carries it, so a teardown —
    * or the sweep after an agent crash, when an orphaned extractor may still be writing — kills it.
    */
-  extractNative(archive: string, target: string, signal: AbortSignal, env: Readonly<Record<string, string>>): Promise<void>;
+  extractNative: NativeExtractor;
   /** Restores a vzdump/PBS point as a scratch guest and gives the directory its root filesystem is at. */
   restoreGuest?(point: RestorePoint, replica: Replica, signal: AbortSignal): Promise<void>;
 }
 
 export function replicaRestorer(deps: ReplicaRestoreDeps): RestoreIntoReplica {
   return async (point, replica, signal) => {
-    if (point.locationKind === "native-archive") return deps.extractNative(point.location, replica.root, signal, { [REPLICA_ENV]: replica.dir });
+    if (point.locationKind === "native-archive") return deps.extractNative(point, replica.root, signal, { [REPLICA_ENV]: replica.dir });
     if (!deps.restoreGuest) {
       throw new LullError("LULL_E_INVALID_ARGUMENT", `point ${point.id} is a ${point.locationKind}: verifying it needs the Proxmox side (a guest with engine vzdump on this node)`);
     }

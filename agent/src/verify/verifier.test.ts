@@ -16,7 +16,7 @@ import { JobLedger } from "../jobs/ledger.js";
 import { JobStore } from "../jobs/store.js";
 import { newJobId } from "../jobs/job-id.js";
 import { verifyConfigSchema } from "./config.js";
-import { tarExtractor } from "./extract-native.js";
+import { safeNativeExtractor } from "./extract-native.js";
 import { replicaProcesses } from "./replica.js";
 import { replicaRestorer } from "./restore.js";
 import { VerifyStore } from "./store.js";
@@ -65,7 +65,7 @@ describe("verifier (real PostgreSQL)", () => {
       ledger: jobs.ledger,
       runner,
       launcher: createExecaLauncher(),
-      restore: replicaRestorer({ extractNative: tarExtractor(runner) }),
+      restore: replicaRestorer({ extractNative: safeNativeExtractor() }),
       log,
       clock: systemClock,
     });

@@ -24,6 +24,12 @@ import type {
   ListBackupsResponse,
   ProtectBackupRequest,
   UnprotectBackupRequest,
+  CancelRestoreRequest,
+  GetRestoreRequest,
+  ListRestoresRequest,
+  ListRestoresResponse,
+  Restore,
+  RestorePointRequest,
   ListVerificationsRequest,
   ListVerificationsResponse,
   ListSchedulesRequest,
@@ -87,6 +93,11 @@ export interface AgentApi {
   getBackup: Unary<GetBackupRequest, Backup>;
   protectBackup: Unary<ProtectBackupRequest, Backup>;
   unprotectBackup: Unary<UnprotectBackupRequest, Backup>;
+  /** Starts a restore of a point (operators only); answers with the run as recorded. */
+  restorePoint: Unary<RestorePointRequest, Restore>;
+  getRestore: Unary<GetRestoreRequest, Restore>;
+  listRestores: Unary<ListRestoresRequest, ListRestoresResponse>;
+  cancelRestore: Unary<CancelRestoreRequest, Restore>;
   /**
    * Persisted events after `afterSeq`, then live ones. Ends when the server ends the stream;
    * throws a LullError when it breaks; returns quietly when `signal` aborts. Never retried.
@@ -142,6 +153,10 @@ export function agentApiOf(client: AgentClient, options: AgentApiOptions = {}): 
     getBackup: unary(client.getBackup),
     protectBackup: unary(client.protectBackup),
     unprotectBackup: unary(client.unprotectBackup),
+    restorePoint: unary(client.restorePoint),
+    getRestore: unary(client.getRestore),
+    listRestores: unary(client.listRestores),
+    cancelRestore: unary(client.cancelRestore),
     watchEvents: (request, signal, watch) => watchEventStream(client, request, signal, watch),
     raw: client,
     close: () => client.close(),

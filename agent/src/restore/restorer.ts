@@ -1,0 +1,364 @@
+// Restore runs (README "Restore and verify"): a point back into a directory of this node, or a
+// vzdump/PBS point back to a guest. Each run is a record of its own kind on the shared ledger
+// (machine.ts: phases, store.ts: the `restores` table); every change is one transaction with its
+// NOTE/PROGRESS events (job id = the run's id, `r-…`), published after it commits.
+//
+// Into a directory (native points), nothing in the target changes until the point is proven:
+//   checking    the archive is hashed, listed and judged member by member (archive/safe-extract.ts):
+//               hash and manifest equal the catalog's, no member escapes the target
+//   extracting  GNU tar writes into `<target>/.lull-restore-<id>/` (the same file system, so the
+//               moves below are renames), the archive hashed again on the way
+//   clearing    (force, non-empty target) the target's other entries are removed
+//   placing     each extracted entry is renamed into the target; the staging directory goes
+// A failure or cancel before clearing removes the staging directory and leaves the target as it
+// was. From clearing on the run is committed: a cancel is refused, and a crash is finished at the
+// next start (both phases are idempotent).
+//
+// To a guest (vzdump archives, PBS snapshots): `pct restore` / `qmrestore --unique 1`
+// (pve/guest-restore.ts); a crash leaves a guest under `lock: create`, which the next start
+// destroys when this run created it (never a guest that existed before, `force`).
+import { randomBytes } from "node:crypto";
+import { lstat, mkdir, readdir, realpath, rename, rm, rmdir, statfs } from "node:fs/promises";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { EventKind } from "@lull/proto";
+import { LullError, asLullError, type Clock, type Logger } from "@lull/shared";
+import { emptyDir, safeExtract } from "../archive/safe-extract.js";
+import type { BackupStore } from "../backups/store.js";
+import type { RestorePoint } from "../backups/restore-point.js";
+import { noteDraft, type EventDraft } from "../ledger/event-log.js";
+import type { Ledger } from "../ledger/ledger.js";
+import { COMMITTED, ENDED, newRestoreRecord, transition, type RestoreEvent, type RestoreRecord, type RestoreTarget } from "./machine.js";
+import type { RestoreStore } from "./store.js";
+
+/** Restores a vzdump/PBS point to a guest (pve/guest-restore.ts over the real tools). */
+export interface GuestRestorePort {
+  restore(
+    point: RestorePoint,
+    request: { vmid: number | undefined; force: boolean; start: boolean; storage: string | undefined; signal: AbortSignal; onVmid: (vmid: number) => Promise<void> | void; onLine: (line: string) => void },
+  ): Promise<{ vmid: number }>;
+  /** After a crash: destroys guest `vmid` when it is still a half-created restore (`lock: create`); says what it did. */
+  cleanUp(point: RestorePoint, vmid: number): Promise<string>;
+}
+
+export interface RestorerDeps {
+  store: RestoreStore;
+  backups: BackupStore;
+  ledger: Ledger;
+  /** Paths a restore may never write into or replace (the agent's own roots, the guests' volumes), by the key that names them. */
+  guarded: ReadonlyArray<{ key: string; path: string }>;
+  guests?: GuestRestorePort | undefined;
+  log: Logger;
+  clock: Clock;
+  /** For crash tests: called after each committed phase change. */
+  afterPhase?: (record: RestoreRecord) => Promise<void> | void;
+}
+
+export interface RestoreRequest {
+  guestId: string;
+  pointId: string;
+  target: { kind: "dir"; path: string } | { kind: "guest"; vmid: number; storage: string; start: boolean };
+  force: boolean;
+  requestedBy: string;
+}
+
+export const STAGING_PREFIX = ".lull-restore-";
+const PROGRESS_EVERY_MS = 500;
+
+function nested(outer: string, inner: string): boolean {
+  const rel = relative(outer, inner);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+}
+
+async function realOrResolved(path: string): Promise<string> {
+  return realpath(path).catch(() => resolve(path));
+}
+
+export class Restorer {
+  private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  /** Targets (directories, vmids) with a run that has not ended. */
+  private readonly busyTargets = new Set<string>();
+  private closed = false;
+
+  constructor(private readonly deps: RestorerDeps) {}
+
+  get(id: string): RestoreRecord {
+    const r = this.deps.store.get(id);
+    if (!r) throw new LullError("LULL_E_RESTORE_NOT_FOUND", `no restore ${id} on this agent: lullctl restores lists them`);
+    return r;
+  }
+
+  list(guestId: string, limit: number): RestoreRecord[] {
+    return this.deps.store.list(guestId, limit);
+  }
+
+  /** Checks the request, records the run and starts it; resolves with the run as recorded. */
+  async start(request: RestoreRequest): Promise<RestoreRecord> {
+    if (this.closed) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is stopping");
+    const point = this.deps.backups.get(request.pointId);
+    if (!point || point.guestId !== request.guestId) {
+      throw new LullError("LULL_E_INVALID_ARGUMENT", `guest ${request.guestId} has no restore point ${request.pointId}: lullctl backups ${request.guestId} lists them`);
+    }
+    let target: RestoreTarget;
+    if (request.target.kind === "dir") {
+      if (point.locationKind !== "native-archive") {
+        throw new LullError("LULL_E_INVALID_ARGUMENT", `point ${point.id} is a ${point.locationKind === "pbs-snapshot" ? "PBS snapshot" : "vzdump archive"}: restore it to a guest (lullctl restore ${point.id} --guest [vmid]), not into a directory`);
+      }
+      target = { kind: "dir", path: await this.checkDirTarget(request.target.path, request.force, point) };
+    } else {
+      if (point.locationKind === "native-archive") {
+        throw new LullError("LULL_E_INVALID_ARGUMENT", `point ${point.id} is a native archive: restore it into a directory (lullctl restore ${point.id} --to <dir>), not to a guest`);
+      }
+      if (!this.deps.guests) {
+        throw new LullError("LULL_E_INVALID_ARGUMENT", `restoring a guest needs the Proxmox side of the agent (a guest with engine vzdump in its configuration); this agent has none`);
+      }
+      const vmid = request.target.vmid;
+      if (vmid !== 0 && (!Number.isInteger(vmid) || vmid < 100 || vmid > 999_999_999)) {
+        throw new LullError("LULL_E_INVALID_ARGUMENT", `vmid ${vmid} is not a Proxmox vmid (100 to 999999999; leave it out for the next free one)`);
+      }
+      target = { ...request.target };
+    }
+    const key = target.kind === "dir" ? `dir:${target.path}` : target.vmid ? `guest:${target.vmid}` : "";
+    if (key && this.busyTargets.has(key)) {
+      throw new LullError("LULL_E_GUEST_BUSY", `a restore to ${target.kind === "dir" ? target.path : `guest ${target.vmid}`} is already running: wait for it (lullctl restores) or cancel it`);
+    }
+    const now = this.deps.clock.now();
+    const id = `r-${new Date(now).toISOString().replace(/[-:.]/g, "").slice(0, 15)}-${randomBytes(3).toString("hex")}`;
+    const record = newRestoreRecord({ id, pointId: point.id, guestId: point.guestId, target, force: request.force, requestedBy: request.requestedBy }, now);
+    this.deps.ledger.commit(() => {
+      this.deps.store.insert(record);
+      this.deps.ledger.append([this.note(record, `restore ${id} of ${point.id} to ${describe(target)} ${record.phase}`)], now);
+    });
+    if (key) this.busyTargets.add(key);
+    const controller = new AbortController();
+    const done = this.run(record, point, controller.signal)
+      .catch((err: unknown) => this.deps.log.error({ err, restoreId: id }, "restore run failed unexpectedly"))
+      .finally(() => {
+        this.running.delete(id);
+        if (key) this.busyTargets.delete(key);
+      });
+    this.running.set(id, { controller, done });
+    return record;
+  }
+
+  /** Resolves when the run has ended (for tests and `close`). */
+  async settled(id: string): Promise<RestoreRecord> {
+    await this.running.get(id)?.done;
+    return this.get(id);
+  }
+
+  /** Cancels a run before it commits; a run past that point (clearing, placing) is finished. */
+  cancel(id: string, reason: string): RestoreRecord {
+    const r = this.get(id);
+    if (ENDED.includes(r.phase)) throw new LullError("LULL_E_JOB_TERMINAL", `restore ${id} has already ended ${r.phase}`);
+    if (COMMITTED.includes(r.phase)) {
+      throw new LullError("LULL_E_WRONG_PHASE", `restore ${id} is ${r.phase}: the point is checked and extracted and the target is being replaced; it cannot be cancelled now and ends in moments`);
+    }
+    this.running.get(id)?.controller.abort(new LullError("LULL_E_CANCELLED", reason || "restore cancelled"));
+    return r;
+  }
+
+  /** Cancels the runs that can be cancelled and waits for every run to end. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const [id, run] of this.running) {
+      const r = this.deps.store.get(id);
+      if (r && !COMMITTED.includes(r.phase)) run.controller.abort(new LullError("LULL_E_CANCELLED", "the agent is stopping"));
+    }
+    await Promise.all([...this.running.values()].map((r) => r.done));
+  }
+
+  /** At start: ends or finishes the runs a previous agent left open. */
+  async recover(): Promise<RestoreRecord[]> {
+    const out: RestoreRecord[] = [];
+    for (const open of this.deps.store.open()) {
+      let r = open;
+      try {
+        if (r.target.kind === "dir" && COMMITTED.includes(r.phase)) {
+          r = await this.place(r, true);
+          this.deps.log.warn({ restoreId: r.id, target: r.target }, "restore the agent stopped while replacing its target was finished");
+        } else if (r.target.kind === "dir") {
+          await rm(join(r.target.path, `${STAGING_PREFIX}${r.id}`), { recursive: true, force: true });
+          r = this.apply(r, { type: "interrupted", detail: `what it had extracted was removed at the next start; ${r.target.path} is as it was` });
+        } else {
+          const point = this.deps.backups.get(r.pointId);
+          const vmid = r.target.vmid;
+          const detail =
+            vmid && point && this.deps.guests && !r.force
+              ? await this.deps.guests.cleanUp(point, vmid).catch((err: unknown) => `guest ${vmid} could not be checked (${(err as Error).message}); look at it with pct config / qm config`)
+              : vmid
+                ? `guest ${vmid} was left as it is${r.force ? " (it existed before: force)" : ""}; look at it with pct config / qm config`
+                : "no guest had been created yet";
+          r = this.apply(r, { type: "interrupted", detail });
+        }
+      } catch (err) {
+        this.deps.log.error({ err, restoreId: r.id }, "restore left by the previous agent could not be settled; the next start tries again");
+      }
+      out.push(r);
+    }
+    return out;
+  }
+
+  private async checkDirTarget(path: string, force: boolean, point: RestorePoint): Promise<string> {
+    if (!isAbsolute(path)) throw new LullError("LULL_E_INVALID_ARGUMENT", `restore target ${path} must be an absolute path`);
+    const st = await lstat(path).catch(() => undefined);
+    if (st && !st.isDirectory() && !st.isSymbolicLink()) throw new LullError("LULL_E_INVALID_ARGUMENT", `restore target ${path} exists and is not a directory`);
+    const real = st ? await realOrResolved(path) : join(await realOrResolved(dirname(path)), path.split("/").at(-1)!);
+    if (st && !(await lstat(real)).isDirectory()) throw new LullError("LULL_E_INVALID_ARGUMENT", `restore target ${path} leads to ${real}, which is not a directory`);
+    if (real === "/") throw new LullError("LULL_E_INVALID_ARGUMENT", "restore target / is refused: restore into a directory of its own");
+    for (const g of this.deps.guarded) {
+      const guarded = await realOrResolved(g.path);
+      if (nested(real, guarded) || nested(guarded, real)) {
+        throw new LullError("LULL_E_INVALID_ARGUMENT", `restore target ${real} overlaps ${g.key} (${guarded}): restore into a directory outside the agent's own directories and the guests' volumes`);
+      }
+    }
+    if (!st) {
+      const parent = await lstat(dirname(real)).catch(() => undefined);
+      if (!parent?.isDirectory()) throw new LullError("LULL_E_INVALID_ARGUMENT", `restore target ${path}: its parent directory ${dirname(real)} does not exist`);
+    } else {
+      const entries = (await readdir(real)).filter((e) => !e.startsWith(STAGING_PREFIX));
+      if (entries.length > 0 && !force) {
+        throw new LullError(
+          "LULL_E_TARGET_NOT_EMPTY",
+          `restore target ${real} is not empty (${entries.slice(0, 3).join(", ")}${entries.length > 3 ? `, … ${entries.length} entries` : ""}): choose an empty directory, or pass --force to replace its contents`,
+        );
+      }
+    }
+    if (point.manifest) {
+      const fs = await statfs(st ? real : dirname(real)).catch(() => undefined);
+      const free = fs ? fs.bavail * fs.bsize : Infinity;
+      if (free < point.manifest.totalBytes) {
+        throw new LullError("LULL_E_NO_SPACE", `restore target ${real} has ${free} bytes free; point ${point.id} holds ${point.manifest.totalBytes} bytes of files`);
+      }
+    }
+    return real;
+  }
+
+  private async run(initial: RestoreRecord, point: RestorePoint, signal: AbortSignal): Promise<void> {
+    let r = initial;
+    await this.deps.afterPhase?.(r);
+    try {
+      if (r.target.kind === "dir") r = await this.restoreDir(r, point, signal);
+      else r = await this.restoreToGuest(r, point, signal);
+    } catch (err) {
+      const e = asLullError(err);
+      if (ENDED.includes(this.get(r.id).phase)) return;
+      r = this.get(r.id);
+      if (COMMITTED.includes(r.phase)) {
+        this.deps.log.error({ err, restoreId: r.id }, "restore failed while replacing its target; the next start finishes it");
+        return;
+      }
+      const cancelled = signal.aborted && e.code === "LULL_E_CANCELLED";
+      if (r.target.kind === "dir") await rm(join(r.target.path, `${STAGING_PREFIX}${r.id}`), { recursive: true, force: true }).catch(() => undefined);
+      r = this.apply(r, cancelled ? { type: "cancelled", reason: e.message } : { type: "failed", code: e.code, reason: e.message });
+    }
+    this.deps.log.info({ restoreId: r.id, pointId: r.pointId, phase: r.phase, target: r.target, reason: r.reason }, "restore ended");
+  }
+
+  private async restoreDir(initial: RestoreRecord, point: RestorePoint, signal: AbortSignal): Promise<RestoreRecord> {
+    let r = initial;
+    if (r.target.kind !== "dir") throw new Error("not a directory restore");
+    const target = r.target.path;
+    const staging = join(target, `${STAGING_PREFIX}${r.id}`);
+    await mkdir(target, { recursive: true });
+    await mkdir(staging, { mode: 0o700 });
+    const t0 = this.deps.clock.now();
+    let lastProgress = 0;
+    let t1 = t0;
+    const checked = await safeExtract(point.location, staging, {
+      expect: { sha256: point.sha256 || undefined, manifest: point.manifest },
+      signal,
+      onBytes: (pass, bytes, total) => {
+        if (pass === "extract" && r.phase === "checking") return;
+        const now = this.deps.clock.now();
+        if (now - lastProgress < PROGRESS_EVERY_MS && bytes < total) return;
+        lastProgress = now;
+        r = this.apply(r, { type: "progress", bytesDone: bytes, bytesTotal: total });
+      },
+      onChecked: (c) => {
+        t1 = this.deps.clock.now();
+        r = this.apply(r, { type: "checked", sha256: c.sha256, files: c.manifest.fileCount, bytes: c.manifest.totalBytes, ms: t1 - t0 });
+        return this.deps.afterPhase?.(r);
+      },
+    });
+    signal.throwIfAborted();
+    const others = (await readdir(target)).filter((e) => e !== `${STAGING_PREFIX}${r.id}`);
+    r = this.apply(r, { type: "extracted", ms: this.deps.clock.now() - t1, clear: others.length > 0 });
+    this.deps.log.info({ restoreId: r.id, files: checked.manifest.fileCount, bytes: checked.manifest.totalBytes }, "restore checked and extracted");
+    await this.deps.afterPhase?.(r);
+    return this.place(r, false);
+  }
+
+  /** clearing (when in it) then placing, then done; idempotent, so a restart can redo it. */
+  private async place(initial: RestoreRecord, recovering: boolean): Promise<RestoreRecord> {
+    let r = initial;
+    if (r.target.kind !== "dir") throw new Error("not a directory restore");
+    const target = r.target.path;
+    const stagingName = `${STAGING_PREFIX}${r.id}`;
+    const staging = join(target, stagingName);
+    if (r.phase === "clearing") {
+      await emptyDir(target, new Set([stagingName]));
+      r = this.apply(r, { type: "cleared" });
+      await this.deps.afterPhase?.(r);
+    }
+    const entries = await readdir(staging).catch((err: NodeJS.ErrnoException) => {
+      if (recovering && err.code === "ENOENT") return [] as string[];
+      throw err;
+    });
+    for (const e of entries) {
+      // A leftover of an earlier attempt's placing (a restart) is replaced by the staged entry.
+      await rm(join(target, e), { recursive: true, force: true });
+      await rename(join(staging, e), join(target, e));
+    }
+    await rmdir(staging).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+    });
+    return this.apply(r, { type: "placed" });
+  }
+
+  private async restoreToGuest(initial: RestoreRecord, point: RestorePoint, signal: AbortSignal): Promise<RestoreRecord> {
+    let r = initial;
+    if (r.target.kind !== "guest" || !this.deps.guests) throw new Error("not a guest restore");
+    const t = r.target;
+    const result = await this.deps.guests.restore(point, {
+      vmid: t.vmid || undefined,
+      force: r.force,
+      start: t.start,
+      storage: t.storage || undefined,
+      signal,
+      onVmid: (vmid) => {
+        r = this.apply(r, { type: "vmid", vmid });
+      },
+      onLine: (line) => {
+        const m = /^progress (\d+)% /.exec(line);
+        if (m) r = this.apply(r, { type: "progress", bytesDone: Number(m[1]), bytesTotal: 100 });
+      },
+    });
+    return this.apply(r, { type: "guest-restored", vmid: result.vmid });
+  }
+
+  private apply(record: RestoreRecord, event: RestoreEvent): RestoreRecord {
+    const now = this.deps.clock.now();
+    const next = transition(record, event, now);
+    this.deps.ledger.commit(() => {
+      this.deps.store.save(next);
+      if (event.type === "progress") {
+        this.deps.ledger.append([noteDraft({ jobId: next.id, guestId: next.guestId, message: "", kind: EventKind.EVENT_KIND_PROGRESS, bytesDone: next.bytesDone, bytesTotal: next.bytesTotal })], now);
+      } else if (next.phase !== record.phase || event.type === "vmid") {
+        const what =
+          event.type === "vmid"
+            ? `restore ${next.id}: guest ${event.vmid}`
+            : `restore ${next.id} of ${next.pointId} ${next.phase}${next.reason && (next.phase === "failed" || next.phase === "cancelled") ? `: ${next.reason}` : ""}`;
+        this.deps.ledger.append([this.note(next, what)], now);
+      }
+    });
+    return next;
+  }
+
+  private note(record: RestoreRecord, message: string): EventDraft {
+    return noteDraft({ jobId: record.id, guestId: record.guestId, message, errorCode: record.phase === "failed" ? record.errorCode : "" });
+  }
+}
+
+export function describe(t: RestoreTarget): string {
+  return t.kind === "dir" ? t.path : t.vmid ? `guest ${t.vmid}` : "the next free guest id";
+}
