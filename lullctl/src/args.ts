@@ -27,6 +27,10 @@ export type Command =
   | { name: "backups"; guest?: string; limit: number }
   /** A point by id; without the guest, lullctl finds the guest that holds it. */
   | { name: "backup-info" | "protect" | "unprotect"; guest?: string; pointId: string }
+  /** A point back into a directory (`to`) or to a guest (`vmid`, or the next free id when undefined and `to` is too). */
+  | { name: "restore"; guest?: string; pointId: string; to?: string; vmid?: number; storage?: string; start: boolean; force: boolean; wait: boolean }
+  | { name: "restores"; guest?: string; limit: number }
+  | { name: "restore-cancel"; restoreId: string; reason: string }
   | { name: "help" };
 
 export interface Invocation {
@@ -84,6 +88,19 @@ commands:
                              set or clear the point's protected flag (prune never removes it)
   prune <guest> [--dry-run]  retention of the guest's restore points (prune.keep): each point
                              with keep/remove and why; without --dry-run the remove points go
+  restore [guest] <point-id> --to DIR [--force] [--wait]
+                             a native point into a directory of the agent's node: the archive's
+                             hash, manifest and every member are checked before anything is
+                             written (a hostile or tampered archive is refused), it is extracted
+                             beside the target and moved in; a non-empty DIR needs --force
+                             (its contents are replaced)
+  restore [guest] <point-id> --guest VMID|next [--storage S] [--start] [--force] [--wait]
+                             a vzdump or PBS point to a guest (pct restore / qmrestore, --unique
+                             1); next: the next free vmid; an existing (stopped) guest needs --force
+  restores [guest] [--limit N]
+                             restore runs, newest first, with target, phase and outcome
+  restore-cancel <restore-id> [--reason R]
+                             cancel a restore before it replaces its target
   schedules [--schedule ID] [--ticks N]
                              each schedule's last run and result, next run, and its newest
                              ticks: runs, and missed or skipped ticks with the reason
@@ -132,6 +149,9 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   schedules: { schedule: { type: "string" }, ticks: { type: "string" } },
   backups: { limit: { type: "string" } },
   "backup-info": {},
+  restore: { to: { type: "string" }, guest: { type: "string" }, storage: { type: "string" }, start: { type: "boolean" }, force: { type: "boolean" }, wait: { type: "boolean" } },
+  restores: { limit: { type: "string" } },
+  "restore-cancel": { reason: { type: "string" } },
   protect: {},
   unprotect: {},
   help: {},
@@ -306,6 +326,38 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
       if (rest.length > 2) throw usageError(`${name}: unexpected argument "${rest[2]}"`);
       const [guest, pointId] = rest.length === 2 ? [rest[0]!, rest[1]!] : [undefined, rest[0]!];
       return { name, ...(guest !== undefined ? { guest: validate.guestId(guest, "guest") } : {}), pointId: pointIdArg(pointId, "point-id") };
+    }
+    case "restore": {
+      if (rest.length === 0) throw usageError("restore: missing <point-id>");
+      if (rest.length > 2) throw usageError(`restore: unexpected argument "${rest[2]}"`);
+      const [guest, pointId] = rest.length === 2 ? [rest[0]!, rest[1]!] : [undefined, rest[0]!];
+      const to = str("to");
+      const vmidText = str("guest");
+      if ((to === undefined) === (vmidText === undefined)) throw usageError("restore: give exactly one of --to DIR (a native point) or --guest VMID|next (a vzdump or PBS point)");
+      if (to !== undefined && !to.startsWith("/")) throw usageError(`restore: --to ${JSON.stringify(to)} must be an absolute directory path`);
+      if (to !== undefined && (str("storage") !== undefined || flag("start"))) throw usageError("restore: --storage and --start go with --guest");
+      const vmid = vmidText === undefined || vmidText === "next" ? undefined : integer(vmidText, "--guest", 100, 999_999_999);
+      const storage = str("storage");
+      return {
+        name,
+        ...(guest !== undefined ? { guest: validate.guestId(guest, "guest") } : {}),
+        pointId: pointIdArg(pointId, "point-id"),
+        ...(to !== undefined ? { to } : {}),
+        ...(vmid !== undefined ? { vmid } : {}),
+        ...(storage !== undefined ? { storage } : {}),
+        start: flag("start"),
+        force: flag("force"),
+        wait: flag("wait"),
+      };
+    }
+    case "restores": {
+      if (rest.length > 1) throw usageError(`restores: unexpected argument "${rest[1]}"`);
+      return { name, ...(rest[0] !== undefined ? { guest: validate.guestId(rest[0], "guest") } : {}), limit: integer(str("limit"), "--limit", 1, 500) ?? 0 };
+    }
+    case "restore-cancel": {
+      const [id] = positionals(rest, ["restore-id"], name) as [string];
+      if (!/^r-\d{8}T\d{6}-[0-9a-f]{6}$/.test(id)) throw usageError(`restore-cancel: ${JSON.stringify(id)} is not a restore id (lullctl restores lists them)`);
+      return { name, restoreId: id, reason: str("reason") ?? "" };
     }
     default:
       return { name: "help" };

@@ -12,6 +12,7 @@ import { waitCommand } from "./commands/wait.js";
 import { pruneCommand, verificationsCommand, verifyCommand } from "./commands/points.js";
 import { schedulesCommand } from "./commands/schedules.js";
 import { backupInfoCommand, backupsCommand, protectCommand } from "./commands/catalog.js";
+import { restoreCancelCommand, restoreCommand, restoresCommand } from "./commands/restore.js";
 import { resolveSettings } from "./config.js";
 import type { Output } from "./output.js";
 import { errorJson } from "./timeline-json.js";
@@ -76,6 +77,12 @@ async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<nu
     case "protect":
     case "unprotect":
       return protectCommand(ctx, cmd);
+    case "restore":
+      return restoreCommand(ctx, cmd);
+    case "restores":
+      return restoresCommand(ctx, cmd);
+    case "restore-cancel":
+      return restoreCancelCommand(ctx, cmd);
     case "help":
       ctx.out.line(USAGE);
       return EXIT.ok;

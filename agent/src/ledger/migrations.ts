@@ -372,7 +372,7 @@ export const MIGRATIONS: readonly Migration[] = [
         target_kind  TEXT NOT NULL CHECK (target_kind IN ('dir', 'guest')),
         -- dir: the directory (resolved); guest: the vmid as text, '' until it is known
         target       TEXT NOT NULL,
-        -- guest: the requested storage and start flag, as JSON
+        -- guest: the requested storage and start flag; dir: whether the run created the directory (JSON)
         options      TEXT NOT NULL DEFAULT '{}',
         force        INTEGER NOT NULL DEFAULT 0,
         started_at   INTEGER NOT NULL,

@@ -2,7 +2,7 @@
 // the safe extractor, vzdump/PBS points through Proxmox's own tools (pve/guest-restore.ts) when a
 // guest of this agent uses vzdump. The paths a restore may never overlap are the agent's own roots
 // and every native guest's volumes.
-import { createExecaLauncher, createExecaRunner, type Clock, type Logger } from "@lull/shared";
+import { createExecaLauncher, createExecaRunner, type Clock, type CommandRunner, type Launcher, type Logger } from "@lull/shared";
 import { usesVzdump } from "../engines/vzdump/daemon-part.js";
 import type { AgentConfig } from "../config.js";
 import type { JobLedger } from "../jobs/ledger.js";
@@ -19,40 +19,41 @@ export function guardedPaths(config: Readonly<AgentConfig>): Array<{ key: string
   return out;
 }
 
+/** The guest side of restores over Proxmox's tools (the fake toolbox's in tests). */
+export function guestRestorePort(deps: { runner: CommandRunner; launcher: Launcher; log: Logger; pbsStorage: string | undefined }): GuestRestorePort {
+  const { runner, launcher, log, pbsStorage } = deps;
+  return {
+    async restore(point, r) {
+      const result = await restoreGuest(
+        { runner, launcher, log },
+        {
+          point,
+          vmid: r.vmid,
+          force: r.force,
+          start: r.start,
+          storage: r.storage,
+          pbsStorage,
+          signal: r.signal,
+          onVmid: (vmid) => r.onVmid(vmid),
+          onProgress: (p) => r.onLine(p.line),
+        },
+      );
+      return { vmid: result.vmid };
+    },
+    async cleanUp(point, vmid) {
+      const { type } = archiveOf(point, pbsStorage);
+      const conf = await guestConfig({ runner }, type, vmid);
+      if (!conf) return `guest ${vmid} had not been created`;
+      if (conf.get("lock") !== "create") return `guest ${vmid} exists and is not a half-created restore (no lock: create); it was left as it is`;
+      await destroyCreatedGuest({ runner }, type, vmid);
+      return `the half-created guest ${vmid} (lock: create) was destroyed at the next start`;
+    },
+  };
+}
+
 export function createRestorer(deps: { config: Readonly<AgentConfig>; ledger: JobLedger; log: Logger; clock: Clock }): Restorer {
   const { config, ledger, clock } = deps;
   const log = deps.log.child({ part: "restore" });
-  const runner = createExecaRunner({ log });
-  const launcher = createExecaLauncher();
-  const pbsStorage = config.pve.vzdump.storage;
-  const guests: GuestRestorePort | undefined = usesVzdump(config)
-    ? {
-        async restore(point, r) {
-          const result = await restoreGuest(
-            { runner, launcher, log },
-            {
-              point,
-              vmid: r.vmid,
-              force: r.force,
-              start: r.start,
-              storage: r.storage,
-              pbsStorage,
-              signal: r.signal,
-              onVmid: (vmid) => r.onVmid(vmid),
-              onProgress: (p) => r.onLine(p.line),
-            },
-          );
-          return { vmid: result.vmid };
-        },
-        async cleanUp(point, vmid) {
-          const { type } = archiveOf(point, pbsStorage);
-          const conf = await guestConfig({ runner }, type, vmid);
-          if (!conf) return `guest ${vmid} had not been created`;
-          if (conf.get("lock") !== "create") return `guest ${vmid} exists and is not a half-created restore (no lock: create); it was left as it is`;
-          await destroyCreatedGuest({ runner }, type, vmid);
-          return `the half-created guest ${vmid} (lock: create) was destroyed at the next start`;
-        },
-      }
-    : undefined;
+  const guests = usesVzdump(config) ? guestRestorePort({ runner: createExecaRunner({ log }), launcher: createExecaLauncher(), log, pbsStorage: config.pve.vzdump.storage }) : undefined;
   return new Restorer({ store: new RestoreStore(ledger.store.database), backups: ledger.backups, ledger: ledger.ledger, guarded: guardedPaths(config), guests, log, clock });
 }

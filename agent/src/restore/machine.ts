@@ -14,7 +14,8 @@
 export type RestorePhase = "checking" | "extracting" | "clearing" | "placing" | "restoring-guest" | "done" | "failed" | "cancelled";
 
 export type RestoreTarget =
-  | { kind: "dir"; path: string }
+  /** `created`: the directory did not exist before this run (a failed run removes it again). */
+  | { kind: "dir"; path: string; created: boolean }
   /** `vmid` 0 until the next free id is known. */
   | { kind: "guest"; vmid: number; storage: string; start: boolean };
 

@@ -103,7 +103,8 @@ export class Restorer {
       if (point.locationKind !== "native-archive") {
         throw new LullError("LULL_E_INVALID_ARGUMENT", `point ${point.id} is a ${point.locationKind === "pbs-snapshot" ? "PBS snapshot" : "vzdump archive"}: restore it to a guest (lullctl restore ${point.id} --guest [vmid]), not into a directory`);
       }
-      target = { kind: "dir", path: await this.checkDirTarget(request.target.path, request.force, point) };
+      const checked = await this.checkDirTarget(request.target.path, request.force, point);
+      target = { kind: "dir", path: checked.path, created: checked.created };
     } else {
       if (point.locationKind === "native-archive") {
         throw new LullError("LULL_E_INVALID_ARGUMENT", `point ${point.id} is a native archive: restore it into a directory (lullctl restore ${point.id} --to <dir>), not to a guest`);
@@ -177,7 +178,7 @@ export class Restorer {
           r = await this.place(r, true);
           this.deps.log.warn({ restoreId: r.id, target: r.target }, "restore the agent stopped while replacing its target was finished");
         } else if (r.target.kind === "dir") {
-          await rm(join(r.target.path, `${STAGING_PREFIX}${r.id}`), { recursive: true, force: true });
+          await this.removeStaging(r.target.path, r.id);
           r = this.apply(r, { type: "interrupted", detail: `what it had extracted was removed at the next start; ${r.target.path} is as it was` });
         } else {
           const point = this.deps.backups.get(r.pointId);
@@ -198,7 +199,14 @@ export class Restorer {
     return out;
   }
 
-  private async checkDirTarget(path: string, force: boolean, point: RestorePoint): Promise<string> {
+  /** Removes the run's staging directory, and the target too when the run created it and it is empty. */
+  private async removeStaging(target: string, id: string): Promise<void> {
+    await rm(join(target, `${STAGING_PREFIX}${id}`), { recursive: true, force: true }).catch(() => undefined);
+    const r = this.deps.store.get(id);
+    if (r?.target.kind === "dir" && r.target.created) await rmdir(target).catch(() => undefined);
+  }
+
+  private async checkDirTarget(path: string, force: boolean, point: RestorePoint): Promise<{ path: string; created: boolean }> {
     if (!isAbsolute(path)) throw new LullError("LULL_E_INVALID_ARGUMENT", `restore target ${path} must be an absolute path`);
     const st = await lstat(path).catch(() => undefined);
     if (st && !st.isDirectory() && !st.isSymbolicLink()) throw new LullError("LULL_E_INVALID_ARGUMENT", `restore target ${path} exists and is not a directory`);
@@ -230,7 +238,7 @@ export class Restorer {
         throw new LullError("LULL_E_NO_SPACE", `restore target ${real} has ${free} bytes free; point ${point.id} holds ${point.manifest.totalBytes} bytes of files`);
       }
     }
-    return real;
+    return { path: real, created: !st };
   }
 
   private async run(initial: RestoreRecord, point: RestorePoint, signal: AbortSignal): Promise<void> {
@@ -248,7 +256,7 @@ export class Restorer {
         return;
       }
       const cancelled = signal.aborted && e.code === "LULL_E_CANCELLED";
-      if (r.target.kind === "dir") await rm(join(r.target.path, `${STAGING_PREFIX}${r.id}`), { recursive: true, force: true }).catch(() => undefined);
+      if (r.target.kind === "dir") await this.removeStaging(r.target.path, r.id);
       r = this.apply(r, cancelled ? { type: "cancelled", reason: e.message } : { type: "failed", code: e.code, reason: e.message });
     }
     this.deps.log.info({ restoreId: r.id, pointId: r.pointId, phase: r.phase, target: r.target, reason: r.reason }, "restore ended");

@@ -55,7 +55,7 @@ export class RestoreStore {
       phase: r.phase,
       target_kind: t.kind,
       target: t.kind === "dir" ? t.path : t.vmid ? String(t.vmid) : "",
-      options: JSON.stringify(t.kind === "guest" ? { storage: t.storage, start: t.start } : {}),
+      options: JSON.stringify(t.kind === "guest" ? { storage: t.storage, start: t.start } : { created: t.created }),
       force: r.force ? 1 : 0,
       started_at: r.startedAt,
       ended_at: r.endedAt ?? null,
@@ -99,12 +99,12 @@ export class RestoreStore {
 }
 
 function fromRow(row: Row): RestoreRecord {
-  const options = JSON.parse(row.options) as { storage?: string; start?: boolean };
+  const options = JSON.parse(row.options) as { storage?: string; start?: boolean; created?: boolean };
   return {
     id: row.id,
     pointId: row.point_id,
     guestId: row.guest_id,
-    target: row.target_kind === "dir" ? { kind: "dir", path: row.target } : { kind: "guest", vmid: Number(row.target || 0), storage: options.storage ?? "", start: options.start ?? false },
+    target: row.target_kind === "dir" ? { kind: "dir", path: row.target, created: options.created ?? false } : { kind: "guest", vmid: Number(row.target || 0), storage: options.storage ?? "", start: options.start ?? false },
     force: row.force === 1,
     phase: row.phase,
     startedAt: row.started_at,

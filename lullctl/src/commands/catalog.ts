@@ -54,7 +54,7 @@ async function guestsOf(ctx: CommandContext, guest: string | undefined): Promise
 }
 
 /** The guest that holds the point: given, or the first of the agent's guests whose catalog has it. */
-async function guestOfPoint(ctx: CommandContext, guest: string | undefined, pointId: string): Promise<string> {
+export async function guestOfPoint(ctx: CommandContext, guest: string | undefined, pointId: string): Promise<string> {
   if (guest !== undefined) return guest;
   for (const g of await guestsOf(ctx, undefined)) {
     const { backups } = await ctx.api.listBackups({ guestId: g, limit: 1000 }).catch(() => ({ backups: [] as Backup[] }));

@@ -1,0 +1,183 @@
+// The restorer in process, over a real ledger, real tar/zstd and the fake Proxmox toolbox:
+// recovery after a crash in each phase (before clearing: the staging directory goes and the
+// target is as it was; clearing/placing: the run is finished), cancel before and refusal after
+// the point of no return, and a vzdump point restored to a guest — next free id, an existing
+// guest refused without force, a half-created guest destroyed by the next start.
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Consistency, SnapshotMode } from "@lull/proto";
+import { createExecaLauncher, silentLogger, systemClock, type Launcher, LullError } from "@lull/shared";
+import { writeArchive } from "../archive/tar-zst.js";
+import { pointIdOf } from "../backups/restore-point.js";
+import { EventBus } from "../events/bus.js";
+import { JobLedger } from "../jobs/ledger.js";
+import { newJobId } from "../jobs/job-id.js";
+import { JobStore } from "../jobs/store.js";
+import { startFakePveNode, type FakePveNode } from "../pve/testing/fake-pve.js";
+import { guestRestorePort } from "./daemon-part.js";
+import { newRestoreRecord, type RestoreRecord } from "./machine.js";
+import { Restorer, STAGING_PREFIX, type RestorerDeps } from "./restorer.js";
+import { RestoreStore } from "./store.js";
+
+describe("restorer", () => {
+  let dir: string;
+  let store: JobStore;
+  let jobs: JobLedger;
+  let nativePoint: string;
+  let n = 0;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "lull-restorer-"));
+    store = JobStore.open(join(dir, "agent.db"));
+    jobs = new JobLedger({ store, bus: new EventBus(silentLogger()), log: silentLogger(), clock: systemClock });
+    mkdirSync(join(dir, "vol"));
+    writeFileSync(join(dir, "vol", "data.txt"), "restored\n");
+    const jobId = newJobId(Date.now());
+    const a = await writeArchive({ archiveDir: join(dir, "archives"), prefix: "lull-", guestId: "g1", jobId, zstdLevel: 1, takenAt: Date.now(), volumes: [{ name: "vol", readPath: join(dir, "vol") }], live: false, signal: new AbortController().signal });
+    nativePoint = pointIdOf(jobId);
+    jobs.ledger.commit(() =>
+      jobs.backups.insert({
+        id: nativePoint, jobId, guestId: "g1", groupRunId: "", engine: "native", mode: SnapshotMode.SNAPSHOT_MODE_COPY, consistency: Consistency.CONSISTENCY_CRASH,
+        snapshotAt: new Date(), createdAt: new Date(), locationKind: "native-archive", location: a.archivePath, sizeBytes: a.archiveBytes, stacks: [], protected: false, notes: "",
+        origin: "lull", sha256: a.sha256, manifest: a.manifest, integrity: undefined,
+      }),
+    );
+  });
+  after(() => {
+    store?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  function restorer(extra: Partial<RestorerDeps> = {}): Restorer {
+    return new Restorer({ store: new RestoreStore(store.database), backups: jobs.backups, ledger: jobs.ledger, guarded: [{ key: "archiveDir", path: join(dir, "archives") }], log: silentLogger(), clock: systemClock, ...extra });
+  }
+
+  /** A run as a crashed agent left it: its row in `phase`. */
+  function leftOpen(phase: RestoreRecord["phase"], target: string): RestoreRecord {
+    const r = { ...newRestoreRecord({ id: `r-20261203T000000-${String(++n).padStart(6, "0")}`, pointId: nativePoint, guestId: "g1", target: { kind: "dir", path: target, created: false }, force: true, requestedBy: "test" }, Date.now()), phase };
+    new RestoreStore(store.database).insert(r);
+    return r;
+  }
+
+  it("recovery before clearing removes the staging directory and leaves the target as it was", async () => {
+    const target = join(dir, "t-extracting");
+    const open = leftOpen("extracting", target);
+    mkdirSync(join(target, `${STAGING_PREFIX}${open.id}`, "vol"), { recursive: true });
+    writeFileSync(join(target, `${STAGING_PREFIX}${open.id}`, "vol", "half"), "x");
+    writeFileSync(join(target, "mine"), "operator's\n");
+    const [r] = await restorer().recover();
+    assert.equal(r!.phase, "failed");
+    assert.equal(r!.errorCode, "LULL_E_AGENT_RESTARTED");
+    assert.match(r!.reason, /stopped during extracting; what it had extracted was removed .* is as it was/);
+    assert.deepEqual(readdirSync(target), ["mine"]);
+  });
+
+  it("recovery in clearing or placing finishes the run", async () => {
+    const clearing = join(dir, "t-clearing");
+    const c = leftOpen("clearing", clearing);
+    mkdirSync(join(clearing, `${STAGING_PREFIX}${c.id}`, "vol"), { recursive: true });
+    writeFileSync(join(clearing, `${STAGING_PREFIX}${c.id}`, "vol", "data.txt"), "restored\n");
+    writeFileSync(join(clearing, "old"), "replaced\n");
+    const placing = join(dir, "t-placing");
+    const p = leftOpen("placing", placing);
+    // Half placed: `a` was moved in before the crash, `b` is still staged.
+    mkdirSync(join(placing, `${STAGING_PREFIX}${p.id}`, "b"), { recursive: true });
+    mkdirSync(join(placing, "a"));
+    const recovered = await restorer().recover();
+    assert.deepEqual(recovered.map((r) => r.phase), ["done", "done"]);
+    assert.deepEqual(readdirSync(clearing), ["vol"]);
+    assert.equal(readFileSync(join(clearing, "vol", "data.txt"), "utf8"), "restored\n");
+    assert.deepEqual(readdirSync(placing).sort(), ["a", "b"]);
+  });
+
+  it("a cancel before the point of no return removes what was extracted; after it, cancel is refused", async () => {
+    let release: () => void = () => undefined;
+    let reached: (r: RestoreRecord) => void = () => undefined;
+    const gate = (phase: string) => ({
+      afterPhase: (r: RestoreRecord) => {
+        if (r.phase !== phase) return;
+        reached(r);
+        return new Promise<void>((resolve) => (release = resolve));
+      },
+    });
+    const target = join(dir, "t-cancel");
+    const early = restorer(gate("extracting"));
+    const seen = new Promise<RestoreRecord>((resolve) => (reached = resolve));
+    const run = await early.start({ guestId: "g1", pointId: nativePoint, target: { kind: "dir", path: target }, force: false, requestedBy: "test" });
+    await seen;
+    early.cancel(run.id, "changed my mind");
+    release();
+    const cancelled = await early.settled(run.id);
+    assert.equal(cancelled.phase, "cancelled");
+    assert.equal(existsSync(target), false, "the directory it created is gone again");
+
+    const late = restorer(gate("placing"));
+    const seenLate = new Promise<RestoreRecord>((resolve) => (reached = resolve));
+    const run2 = await late.start({ guestId: "g1", pointId: nativePoint, target: { kind: "dir", path: target }, force: false, requestedBy: "test" });
+    await seenLate;
+    assert.throws(() => late.cancel(run2.id, "too late"), (err: LullError) => err.code === "LULL_E_WRONG_PHASE");
+    release();
+    assert.equal((await late.settled(run2.id)).phase, "done");
+    assert.equal(readFileSync(join(target, "vol", "data.txt"), "utf8"), "restored\n");
+  });
+
+  describe("to a guest (fake toolbox)", () => {
+    let node: FakePveNode;
+    let launcher: Launcher;
+    let vzPoint: string;
+
+    before(async () => {
+      node = await startFakePveNode();
+      launcher = { launch: (f, a, o) => createExecaLauncher().launch(f, a, { ...o, env: { ...node.env, ...(o.env ?? {}) } }) };
+      node.pve.addContainer(101, { hostname: "shop", status: "stopped", rootfs: { storage: "local-lvm", files: { "srv/orders.txt": "42\n" } } });
+      await node.runner.run("vzdump", ["101", "--storage", "local", "--compress", "zstd", "--mode", "stop"]);
+      const archive = join(node.dumpDir, readdirSync(node.dumpDir).find((f) => f.endsWith(".tar.zst"))!);
+      vzPoint = "b-vzdump0000000000000000000001";
+      jobs.ledger.commit(() =>
+        jobs.backups.insert({
+          id: vzPoint, jobId: "j-vz", guestId: "101", groupRunId: "", engine: "vzdump", mode: SnapshotMode.SNAPSHOT_MODE_STOP, consistency: Consistency.CONSISTENCY_APP,
+          snapshotAt: undefined, createdAt: new Date(), locationKind: "vzdump-archive", location: archive, sizeBytes: 1, stacks: [], protected: false, notes: "",
+          origin: "lull", sha256: "", manifest: undefined, integrity: undefined,
+        }),
+      );
+    });
+    after(async () => {
+      await node?.close();
+    });
+
+    const guests = () => guestRestorePort({ runner: node.runner, launcher, log: silentLogger(), pbsStorage: undefined });
+
+    it("restores to the next free vmid, and refuses an existing guest without force", async () => {
+      const r = restorer({ guests: guests() });
+      const run = await r.start({ guestId: "101", pointId: vzPoint, target: { kind: "guest", vmid: 0, storage: "", start: false }, force: false, requestedBy: "test" });
+      const done = await r.settled(run.id);
+      assert.equal(done.phase, "done", done.reason);
+      assert.equal(done.target.kind === "guest" && done.target.vmid, 100);
+      assert.equal(node.pve.guest(100)?.keys.hostname, "shop");
+
+      const again = await r.start({ guestId: "101", pointId: vzPoint, target: { kind: "guest", vmid: 100, storage: "", start: false }, force: false, requestedBy: "test" });
+      const refused = await r.settled(again.id);
+      assert.equal(refused.phase, "failed");
+      assert.equal(refused.errorCode, "LULL_E_GUEST_EXISTS");
+      assert.ok(node.pve.guest(100), "the existing guest stays");
+    });
+
+    it("the next start destroys a guest a crashed restore left under lock: create, and no other", async () => {
+      node.pve.addContainer(170, { hostname: "half", status: "stopped", lock: "create" });
+      node.pve.addContainer(171, { hostname: "someone-else", status: "stopped" });
+      const rs = new RestoreStore(store.database);
+      for (const vmid of [170, 171]) {
+        rs.insert({ ...newRestoreRecord({ id: `r-20261203T000001-${String(vmid).padStart(6, "0")}`, pointId: vzPoint, guestId: "101", target: { kind: "guest", vmid, storage: "", start: false }, force: false, requestedBy: "test" }, Date.now()) });
+      }
+      const recovered = await restorer({ guests: guests() }).recover();
+      assert.deepEqual(recovered.map((r) => r.phase), ["failed", "failed"]);
+      assert.match(recovered[0]!.reason, /half-created guest 170 \(lock: create\) was destroyed/);
+      assert.match(recovered[1]!.reason, /guest 171 exists and is not a half-created restore/);
+      assert.equal(node.pve.guest(170), undefined);
+      assert.ok(node.pve.guest(171));
+    });
+  });
+});
