@@ -196,7 +196,7 @@ export async function checkArchive(path: string, options: SafeExtractOptions): P
     if (options.signal.aborted) throw cancelled(options.signal);
     const result = exit.status === "fulfilled" ? exit.value : undefined;
     if (!result || result.exitCode !== 0) {
-      throw new LullError("LULL_E_ARCHIVE_CORRUPT", `archive ${path} does not decompress: zstd -d ${result?.exitCode !== undefined ? `exited ${result.exitCode}` : "failed"}${result ? `: ${tail(result.stderr)}` : ""}`);
+      throw new LullError("LULL_E_ARCHIVE_CORRUPT", `archive ${path} does not decompress (it was damaged or changed; nothing was written): zstd -d ${result?.exitCode !== undefined ? `exited ${result.exitCode}` : "failed"}${result ? `: ${tail(result.stderr)}` : ""}`);
     }
     if (read.status === "rejected") throw new LullError("LULL_E_ARCHIVE_CORRUPT", `archive ${path} cannot be read: ${(read.reason as Error).message}`);
     if (list.status === "rejected") throw new LullError("LULL_E_ARCHIVE_CORRUPT", `archive ${path} cannot be listed: ${(list.reason as Error).message}`);

@@ -52,6 +52,10 @@ function requestsFor101(): Record<string, Record<string, unknown>> {
     getBackup: { guestId: "101", pointId: "b-01zzzzzzzzzzzzzzzzzzzzzzzz" },
     protectBackup: { guestId: "101", pointId: "b-01zzzzzzzzzzzzzzzzzzzzzzzz" },
     unprotectBackup: { guestId: "101", pointId: "b-01zzzzzzzzzzzzzzzzzzzzzzzz" },
+    restorePoint: { guestId: "101", pointId: "b-01zzzzzzzzzzzzzzzzzzzzzzzz", target: { $case: "toDir", value: "/tmp/scope-test-restore" } },
+    getRestore: { restoreId: "r-20261203T000000-000000" },
+    listRestores: { guestId: "101" },
+    cancelRestore: { restoreId: "r-20261203T000000-000000", reason: "not yours" },
   };
 }
 
