@@ -9,7 +9,7 @@ import { metricsConfigSchema } from "./metrics/config.js";
 import { notificationsConfigSchema } from "./notify/config.js";
 import { pveConfigSchema, vzdumpGuestSchema } from "./pve/config.js";
 import { retentionConfigSchema } from "./retention/config.js";
-import { cadenceMs, scheduleConfigIssues, schedulesConfigSchema } from "./schedules/config.js";
+import { scheduleConfigIssues, schedulesConfigSchema } from "./schedules/config.js";
 import { verifyConfigSchema } from "./verify/config.js";
 import { pruneConfigIssues, pruneConfigSchema } from "./prune/config.js";
 import { statusConfigSchema } from "./status/config.js";
@@ -169,31 +169,10 @@ export const agentConfigSchema = z
     for (const issue of pruneConfigIssues(cfg.prune, cfg.guests.map((g) => g.id), cfg.groups)) ctx.addIssue({ code: "custom", ...issue });
     const verifyFreshMs = cfg.verify.outdatedAfterDays * 86_400_000;
     for (const issue of scheduleConfigIssues(cfg.schedules, cfg.guests.map((g) => g.id), groupIds, Date.now(), verifyFreshMs)) ctx.addIssue({ code: "custom", ...issue });
-    const staleMs = cfg.verify.staleAfterDays * 86_400_000;
-    cfg.schedules.list.forEach((s, i) => {
-      if (s.action !== "verify") return;
-      const cadence = safeCadence(s.schedule, s.timeZone);
-      if (cadence !== undefined && cadence > staleMs) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["verify", "staleAfterDays"],
-          message: `verify.staleAfterDays (${cfg.verify.staleAfterDays}) is shorter than the cadence of verify schedule schedules.list[${i}] (${s.id}, '${s.schedule}', ${cadence / 86_400_000} days): its stacks would be told stale between runs; raise verify.staleAfterDays or run the schedule more often`,
-        });
-      }
-    });
     cfg.verify.checks.forEach((c, i) => {
       if (!seen.has(c.guest)) ctx.addIssue({ code: "custom", path: ["verify", "checks", i, "guest"], message: `guest ${c.guest} is not configured under guests` });
     });
   });
-
-/** The schedule's cadence, undefined when the schedule is broken (scheduleConfigIssues says how). */
-function safeCadence(schedule: string, timeZone: string): number | undefined {
-  try {
-    return cadenceMs(schedule, timeZone, Date.now());
-  } catch {
-    return undefined;
-  }
-}
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 /** A configured guest: native (`driver`, `volumes`) or vzdump (a Proxmox vmid). */

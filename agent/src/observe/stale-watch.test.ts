@@ -2,7 +2,7 @@
 // clock — each stale episode told once (not every hour, not again after a restart), told again
 // after the stack was fresh and went stale again.
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -10,6 +10,7 @@ import { Consistency, SnapshotMode } from "@lull/proto";
 import { silentLogger, type Clock } from "@lull/shared";
 import type { RestorePoint } from "../backups/restore-point.js";
 import { BackupStore } from "../backups/store.js";
+import { loadAgentConfig } from "../config.js";
 import { AgentDatabase } from "../ledger/agent-database.js";
 import { VerifyStore } from "../verify/store.js";
 import { FactFeed, type Fact } from "./facts.js";
@@ -85,5 +86,19 @@ describe("StaleVerificationWatch over the database", () => {
     const last = facts.at(-1);
     assert.ok(last?.kind === "verification-stale" && last.lastVerified?.pointId === "b-1" && last.since === clock.at - 8 * DAY);
     db.close();
+  });
+});
+
+describe("verify.staleAfterDays", () => {
+  const load = (verify: unknown) => {
+    const file = join(dir, "agent.json");
+    writeFileSync(file, JSON.stringify({ dataDir: join(dir, "d"), archiveDir: join(dir, "a"), stagingDir: join(dir, "s"), guests: [], verify }));
+    return loadAgentConfig({ config: file });
+  };
+  it("defaults to 7 days, the threshold of LullVerificationStale", () => assert.equal(load({}).verify.staleAfterDays, 7));
+  it("a bad value names the key and the fix", () => {
+    assert.throws(() => load({ staleAfterDays: 0 }), /verify\.staleAfterDays: must be at least 1 day \(default 7/);
+    assert.throws(() => load({ staleAfterDays: 1.5 }), /verify\.staleAfterDays: must be a whole number of days/);
+    assert.throws(() => load({ staleAfterDays: "7" }), /verify\.staleAfterDays: must be a number of days/);
   });
 });

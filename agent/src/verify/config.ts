@@ -62,7 +62,12 @@ export const verifyConfigSchema = z.strictObject({
    * guest's first point is) is stale: told once per episode (notification `verification-stale`).
    * Keep it equal to the threshold of `LullVerificationStale` in ops/alert-rules.yaml (7 days).
    */
-  staleAfterDays: z.number().int().min(1).max(36_500).default(7),
+  staleAfterDays: z
+    .number({ message: "must be a number of days (default 7)" })
+    .int({ message: "must be a whole number of days (default 7)" })
+    .min(1, { message: "must be at least 1 day (default 7, as LullVerificationStale)" })
+    .max(36_500, { message: "must be at most 36500 days" })
+    .default(7),
   /** A failed verification is tried again after this long; 0 never (a newer point is verified instead). */
   retryFailedAfterHours: z.number().int().min(0).max(100_000).default(0),
   /** Longest one verification (restore + check) may take before it fails and its replica is torn down. */
