@@ -127,6 +127,12 @@ export class BackupStore {
     const sql = `SELECT * FROM backups WHERE ${where.join(" AND ")} ORDER BY created_at DESC, id DESC LIMIT ?`;
     return (this.database.connection.prepare(sql).all(...args, query.limit) as BackupRow[]).map(pointFromRow);
   }
+
+  /** When the guest's oldest point that exists was made (ms), undefined without one. */
+  firstCreatedAt(guestId: string): number | undefined {
+    const row = this.database.connection.prepare("SELECT MIN(created_at) AS at FROM backups WHERE guest_id = ? AND removed_at IS NULL").get(guestId) as { at: number | null };
+    return row.at ?? undefined;
+  }
 }
 
 function pointFromRow(row: BackupRow): RestorePoint {

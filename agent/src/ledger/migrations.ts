@@ -392,6 +392,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX restores_by_guest ON restores (guest_id, started_at);
     `,
   },
+  {
+    version: 14,
+    description: "notifications: each tick's stable error code; which stale-verification episode of each stack was told",
+    sql: `
+      ALTER TABLE schedule_ticks ADD COLUMN error_code TEXT NOT NULL DEFAULT '';
+      -- One row per (guest, stack) whose stale verification was told; since is the episode: the
+      -- verified marker's time it counted from (0: never verified). Deleted when the stack is fresh.
+      CREATE TABLE verification_stale_told (
+        guest_id  TEXT NOT NULL,
+        stack     TEXT NOT NULL,
+        since     INTEGER NOT NULL,
+        told_at   INTEGER NOT NULL,
+        PRIMARY KEY (guest_id, stack)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

@@ -74,9 +74,9 @@ const matcherSchema = z.strictObject({
   targets: z.array(targetName).min(1),
   /** Severities that match; absent: every one. */
   severity: z.array(z.enum(SEVERITIES)).min(1).optional(),
-  /** Guests that match; absent: every guest. */
+  /** Guests that match (any guest the notification concerns: a schedule's, each one it covers); absent: every guest, and notifications without one. */
   guests: z.array(z.string().min(1)).min(1).optional(),
-  /** Stacks that match (any stack of the job); absent: every stack, and jobs without stacks. */
+  /** Stacks that match (any stack the notification concerns); absent: every stack, and notifications without stacks. */
   stacks: z.array(z.string().min(1)).min(1).optional(),
 });
 

@@ -11,7 +11,8 @@ const MAX_BACKOFF_MS = 300_000;
 
 export function matches(matcher: MatcherConfig, n: Notification): boolean {
   if (matcher.severity && !matcher.severity.includes(n.severity)) return false;
-  if (matcher.guests && !matcher.guests.includes(n.guest)) return false;
+  // A schedule concerns each guest it covers: a matcher by guest matches when it names one of them.
+  if (matcher.guests && !n.guests.some((g) => matcher.guests?.includes(g))) return false;
   if (matcher.stacks && !n.stacks.some((s) => matcher.stacks?.includes(s))) return false;
   return true;
 }

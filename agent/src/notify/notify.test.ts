@@ -16,6 +16,7 @@ const base: Notification = {
   message: "line1\nline2",
   node: "pve1",
   guest: "101",
+  guests: ["101"],
   stacks: ["shop", "db"],
   jobId: "j-1",
   code: "LULL_E_SNAPSHOT_FAILED",
@@ -40,8 +41,11 @@ describe("notification routing", () => {
   const cases: Array<[string, Partial<Notification>, string[]]> = [
     ["an error of guest 101 with stacks shop and db", {}, ["all", "errors", "g101", "shop"]],
     ["a warning of guest 101", { severity: "warning" }, ["all", "g101", "shop", "both"]],
-    ["an error of guest 102 without stacks", { guest: "102", stacks: [] }, ["all", "errors"]],
-    ["an info of guest 102 with stack web", { severity: "info", guest: "102", stacks: ["web"] }, ["all", "web"]],
+    ["an error of guest 102 without stacks", { guest: "102", guests: ["102"], stacks: [] }, ["all", "errors"]],
+    ["an info of guest 102 with stack web", { severity: "info", guest: "102", guests: ["102"], stacks: ["web"] }, ["all", "web"]],
+    // A schedule of several guests: a matcher by guest matches when it names any of them.
+    ["a warning of a schedule covering 100 and 101, no stacks", { severity: "warning", guest: "100,101", guests: ["100", "101"], stacks: [] }, ["all", "g101", "both"]],
+    ["an error of a schedule covering 102 and 103", { guest: "102,103", guests: ["102", "103"], stacks: [] }, ["all", "errors"]],
   ];
   for (const [what, patch, expected] of cases) {
     it(`${what} → ${expected.join(", ")} (each once, in config order)`, () => {

@@ -1,17 +1,41 @@
 // What the operator-facing outputs (metrics, notifications) react to: facts read from the store
-// after a committed event, never taken from an event's payload. The job ledger is the source of
-// today's facts (`job-ended`, `stack-resumed`); other sources (restore-point verification,
-// schedules) plug in by publishing their own facts on the same feed.
+// after a committed event, never taken from an event's payload. The sources: the job ledger
+// (`job-ended`, `stack-resumed`, below), verification (`verification-ended`,
+// verification-facts.ts; `verification-stale`, stale-watch.ts) and schedules
+// (`schedule-not-run`, `schedule-run-failed`, schedule-facts.ts), all on the same feed.
 import { EventKind, StackState, type Event } from "@lull/proto";
 import { isTerminal, type Logger } from "@lull/shared";
+import type { RestorePoint } from "../backups/restore-point.js";
 import type { EventBus } from "../events/bus.js";
 import type { JobRecord } from "../jobs/job.js";
+import type { TickRecord } from "../schedules/store.js";
+import type { VerifyRecord } from "../verify/machine.js";
+
+/** A schedule as a fact names it: its id, action and the guests (and their stacks) it covers. */
+export interface ScheduleRef {
+  id: string;
+  action: "backup" | "verify" | "prune";
+  guests: string[];
+  /** verify: the checked stacks of its guests; backup and prune: the stacks of each guest's newest point. */
+  stacks: string[];
+}
 
 export type Fact =
   /** A backup job reached done, failed or cancelled (the job as committed). */
   | { kind: "job-ended"; job: JobRecord }
   /** A stack of a job was verified up again; `downtimeMs` is what its controller measured. */
-  | { kind: "stack-resumed"; job: JobRecord; stack: string; downtimeMs: number; early: boolean };
+  | { kind: "stack-resumed"; job: JobRecord; stack: string; downtimeMs: number; early: boolean }
+  /** A verification run ended passed, failed or cancelled (the run as committed; its point if it still exists). */
+  | { kind: "verification-ended"; run: VerifyRecord; point: RestorePoint | undefined; checkedStacks: string[] }
+  /**
+   * A checked stack went stale: no point of it passed verification for longer than `staleAfterMs`.
+   * `since` is when its newest pass was (or, never verified, its guest's first point); told once per episode.
+   */
+  | { kind: "verification-stale"; guestId: string; stack: string; lastVerified: { pointId: string; at: number } | undefined; since: number; staleAfterMs: number; at: number }
+  /** Ticks of a schedule recorded missed or skipped together (one batch: e.g. every tick of a downtime). */
+  | { kind: "schedule-not-run"; schedule: ScheduleRef; ticks: TickRecord[]; at: number }
+  /** A scheduled run ended failed (the tick as recorded). */
+  | { kind: "schedule-run-failed"; schedule: ScheduleRef; tick: TickRecord };
 
 export type FactListener = (fact: Fact) => void;
 

@@ -18,6 +18,8 @@ export interface TickRecord {
   startedAt: number | undefined;
   endedAt: number | undefined;
   runRef: string;
+  /** The stable error code of a failed run (empty otherwise). */
+  errorCode: string;
 }
 
 interface Row {
@@ -31,6 +33,7 @@ interface Row {
   started_at: number | null;
   ended_at: number | null;
   run_ref: string;
+  error_code: string;
 }
 
 const fromRow = (r: Row): TickRecord => ({
@@ -43,6 +46,7 @@ const fromRow = (r: Row): TickRecord => ({
   startedAt: r.started_at ?? undefined,
   endedAt: r.ended_at ?? undefined,
   runRef: r.run_ref,
+  errorCode: r.error_code,
 });
 
 export const scheduleJobId = (scheduleId: string) => `schedule:${scheduleId}`;
@@ -85,7 +89,7 @@ export class ScheduleTickStore {
          ON CONFLICT (schedule_id, tick_at) DO NOTHING`,
       ),
       end: db.prepare(
-        `UPDATE schedule_ticks SET outcome = @outcome, reason = @reason, ended_at = @ended_at
+        `UPDATE schedule_ticks SET outcome = @outcome, reason = @reason, ended_at = @ended_at, error_code = @error_code
          WHERE schedule_id = @schedule_id AND tick_at = @tick_at AND outcome = 'running' AND epoch <= @epoch`,
       ),
       ref: db.prepare(`UPDATE schedule_ticks SET run_ref = ? WHERE schedule_id = ? AND tick_at = ?`),
@@ -97,6 +101,11 @@ export class ScheduleTickStore {
       orphans: db.prepare(`SELECT * FROM schedule_ticks WHERE outcome = 'running' AND epoch < ?`),
       all: db.prepare(`SELECT * FROM schedule_ticks WHERE schedule_id = ? ORDER BY tick_at`),
       recent: db.prepare(`SELECT * FROM schedule_ticks WHERE schedule_id = ? ORDER BY tick_at DESC LIMIT ?`),
+      changedSince: db.prepare(
+        `SELECT * FROM schedule_ticks WHERE schedule_id = @schedule_id
+           AND ((outcome IN ('missed', 'skipped') AND recorded_at >= @since) OR (outcome = 'failed' AND ended_at >= @since))
+         ORDER BY tick_at`,
+      ),
       counts: db.prepare(`SELECT outcome, COUNT(*) AS n FROM schedule_ticks WHERE schedule_id = ? GROUP BY outcome`),
     };
   }
@@ -148,7 +157,7 @@ export class ScheduleTickStore {
   /** Ends a claimed tick; false when it was not running under this (or an older) start. */
   end(scheduleId: string, tickAt: number, outcome: "done" | "failed", reason: string, now: number, errorCode = ""): boolean {
     return this.unit(() => {
-      const r = this.stmt.end!.run({ schedule_id: scheduleId, tick_at: tickAt, outcome, reason, ended_at: now, epoch: this.database.epoch });
+      const r = this.stmt.end!.run({ schedule_id: scheduleId, tick_at: tickAt, outcome, reason, ended_at: now, epoch: this.database.epoch, error_code: errorCode });
       if (r.changes === 0) return false;
       this.append([note(scheduleId, `schedule ${scheduleId}: tick ${iso(tickAt)} ${outcome}${reason ? `: ${reason}` : ""}`, errorCode)], now);
       return true;
@@ -186,6 +195,7 @@ export class ScheduleTickStore {
           reason: "the agent stopped during the run (it was restarted)",
           ended_at: now,
           epoch: this.database.epoch,
+          error_code: "LULL_E_AGENT_RESTARTED",
         });
         this.append([note(r.scheduleId, `schedule ${r.scheduleId}: tick ${iso(r.tickAt)} failed: the agent stopped during the run`, "LULL_E_AGENT_RESTARTED")], now);
       }
@@ -220,6 +230,11 @@ export class ScheduleTickStore {
     const out: Partial<Record<TickOutcome, number>> = {};
     for (const r of this.stmt.counts!.all(scheduleId) as Array<{ outcome: TickOutcome; n: number }>) out[r.outcome] = r.n;
     return out;
+  }
+
+  /** Ticks recorded missed or skipped, or ended failed, at or after `since` (ms), oldest tick first. */
+  changedSince(scheduleId: string, since: number): TickRecord[] {
+    return (this.stmt.changedSince!.all({ schedule_id: scheduleId, since }) as Row[]).map(fromRow);
   }
 
   all(scheduleId: string): TickRecord[] {

@@ -7,7 +7,7 @@
 //         check: { type: "postgres", dataDir: "db/pgdata", queries: ["SELECT count(*) FROM orders"] } },
 //       { guest: "app1", stack: "files", check: { type: "command", argv: ["/usr/local/bin/check-files"] } }
 //     ],
-//     outdatedAfterDays: 30, retryFailedAfterHours: 0, timeoutMs: 600000
+//     outdatedAfterDays: 30, staleAfterDays: 7, retryFailedAfterHours: 0, timeoutMs: 600000
 //   }
 //
 // `dataDir` is a path inside the replica: `<volume name>/<path in the volume>`, the archive's layout.
@@ -57,6 +57,17 @@ export const verifyConfigSchema = z.strictObject({
     .default([]),
   /** A point's passed verification counts for this long; then the stack's newest point is verified again (PBS's outdated-after). */
   outdatedAfterDays: z.number().int().min(1).max(36_500).default(30),
+  /**
+   * A checked stack whose newest passed verification is older than this (or, never verified, whose
+   * guest's first point is) is stale: told once per episode (notification `verification-stale`).
+   * Keep it equal to the threshold of `LullVerificationStale` in ops/alert-rules.yaml (7 days).
+   */
+  staleAfterDays: z
+    .number({ message: "must be a number of days (default 7)" })
+    .int({ message: "must be a whole number of days (default 7)" })
+    .min(1, { message: "must be at least 1 day (default 7, as LullVerificationStale)" })
+    .max(36_500, { message: "must be at most 36500 days" })
+    .default(7),
   /** A failed verification is tried again after this long; 0 never (a newer point is verified instead). */
   retryFailedAfterHours: z.number().int().min(0).max(100_000).default(0),
   /** Longest one verification (restore + check) may take before it fails and its replica is torn down. */

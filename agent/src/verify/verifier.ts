@@ -214,7 +214,9 @@ export class Verifier {
       record = this.apply(record, { type: "checked", results, ms: clock.now() - t1 });
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      const cancelled = signal.aborted && (signal.reason as { code?: string } | undefined)?.code === "LULL_E_CANCELLED";
+      // Cancelled by the operator, a schedule's deadline or the agent stopping: not a failure of the point.
+      const code = (signal.reason as { code?: string } | undefined)?.code;
+      const cancelled = signal.aborted && (code === "LULL_E_CANCELLED" || code === "LULL_E_SHUTTING_DOWN");
       record = this.apply(record, { type: cancelled ? "cancelled" : "failed", reason });
     } finally {
       clearTimeout(timer);

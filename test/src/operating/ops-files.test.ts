@@ -4,7 +4,7 @@ import { strict as assert } from "node:assert";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { AgentMetrics } from "@lull/agent";
+import { AgentMetrics, agentConfigSchema } from "@lull/agent";
 import { ControllerMetrics } from "@lull/controller";
 import { systemClock } from "@lull/shared";
 import { REPO_ROOT } from "../support/paths.js";
@@ -46,5 +46,12 @@ describe("ops/ dashboard and alert rules", () => {
       assert.match(text, new RegExp(`- alert: ${alert}\\n`), alert);
     }
     assert.match(text, /le="60"/, "the downtime budget is a bucket boundary");
+  });
+
+  it("LullVerificationStale's threshold is the default of verify.staleAfterDays (the agent's verification-stale notification)", () => {
+    const text = readFileSync(join(REPO_ROOT, "ops/alert-rules.yaml"), "utf8");
+    const days = /time\(\) - lull_verify_last_success_timestamp_seconds > (\d+) \* 86400/.exec(text)?.[1];
+    const config = agentConfigSchema.parse({ dataDir: "/tmp/d", archiveDir: "/tmp/a", stagingDir: "/tmp/s", guests: [] });
+    assert.equal(Number(days), config.verify.staleAfterDays);
   });
 });
