@@ -193,7 +193,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       log,
       vzdumpStorage: config.pve.vzdump.dumpdir === undefined ? (config.pve.vzdump.storage ?? "local") : undefined,
     });
-    let schedules: ReturnType<typeof createScheduleEngine>;
+    let schedules: Awaited<ReturnType<typeof createScheduleEngine>> | undefined;
     const service = createAgentService({
       scheduleHandlers: createScheduleHandlers(() => schedules),
       config,
@@ -260,7 +260,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     });
     retention.start();
     // Schedules last: their ticks start jobs through the same runner the API uses.
-    schedules = createScheduleEngine({ config, core, store, clock, log, verifier, pruner: pointPruner, isShuttingDown: () => shuttingDown });
+    schedules = await createScheduleEngine({ config, core, store, clock, log, verifier, pruner: pointPruner, isShuttingDown: () => shuttingDown });
     schedules?.start();
     verifier.start(VERIFY_INTERVAL_MS);
     // Verification, schedule and lease metrics, read from their stores at each scrape.

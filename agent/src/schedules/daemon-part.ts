@@ -11,6 +11,8 @@ import { Pmxcfs } from "./cluster-fs.js";
 import { ScheduleEngine } from "./engine.js";
 import { realClock, type Clock, type LeaseTiming } from "./lease.js";
 import { ScheduleTickStore } from "./store.js";
+import { readClusterSchedules } from "./cluster-schedules.js";
+import type { ScheduleConfig } from "./config.js";
 
 export interface SchedulePartDeps {
   config: Readonly<AgentConfig>;
@@ -23,14 +25,32 @@ export interface SchedulePartDeps {
   pruner: PointPruner;
 }
 
-export function createScheduleEngine(d: SchedulePartDeps): ScheduleEngine | undefined {
+/** How often the cluster-wide schedules file is read again. */
+export const CLUSTER_SCHEDULES_REFRESH_MS = 30_000;
+
+/**
+ * The engine over the local schedules and the cluster-wide schedules file (cluster-schedules.ts),
+ * read now — a wrong file fails the start, naming it — and again every 30 s.
+ */
+export async function createScheduleEngine(d: SchedulePartDeps): Promise<ScheduleEngine> {
   const { config } = d;
-  if (config.schedules.list.length === 0) return undefined;
   const clock: Clock = { ...realClock, now: () => d.clock.now() };
   const ticks = new ScheduleTickStore(d.store.database, config.node, (events) => d.core.bus.publish(events));
-  const cluster = config.schedules.list.some((s) => s.scope === "cluster") ? new Pmxcfs(config.node, config.schedules.clusterRoot) : undefined;
+  const view = {
+    guestIds: config.guests.map((g) => g.id),
+    groupIds: config.groups.map((g) => g.id),
+    local: config.schedules,
+    verifyFreshMs: config.verify.outdatedAfterDays * 86_400_000,
+  };
+  const load = async (): Promise<ScheduleConfig[]> => {
+    const file = await readClusterSchedules(config.schedules.clusterRoot, view, d.clock.now());
+    for (const i of file?.inactive ?? []) d.log.debug({ schedule: i.id, why: i.why, file: file?.file }, "cluster-wide schedule not active on this node");
+    return [...config.schedules.list, ...(file?.schedules ?? [])];
+  };
+  const schedules = await load();
   return new ScheduleEngine({
-    schedules: config.schedules.list,
+    schedules,
+    refresh: { everyMs: CLUSTER_SCHEDULES_REFRESH_MS, load },
     store: ticks,
     actions: {
       backup: backupAction({
@@ -46,7 +66,8 @@ export function createScheduleEngine(d: SchedulePartDeps): ScheduleEngine | unde
       prune: pruneAction(config, d.pruner),
     },
     clock,
-    cluster,
+    // Built whatever the schedules are now: a cluster-wide one may be added to the file later.
+    cluster: new Pmxcfs(config.node, config.schedules.clusterRoot),
     leaseTiming: config.schedules.lease as LeaseTiming,
     log: (msg, fields) => d.log.warn(fields ?? {}, msg),
   });

@@ -41,6 +41,12 @@ export interface EngineOptions {
   /** A tick handled more than this after it was due counts as missed. Default 60 s. */
   lateAfterMs?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * The schedules' source may change (the cluster-wide schedules file): `load` is asked every
+   * `everyMs` and the engine reconfigures when its answer differs; a `load` that throws keeps the
+   * schedules as they are (and is logged).
+   */
+  refresh?: { everyMs: number; load: () => Promise<readonly ScheduleConfig[]> } | undefined;
 }
 
 interface Slot {
@@ -51,6 +57,8 @@ interface Slot {
   running: { tickAt: number; done: Promise<void> } | undefined;
   lease: Lease | undefined;
   leaseStats: { acquired: number; refused: number; lost: number };
+  /** Stops this schedule's loop (a reconfigure removed or changed it); its running work goes on to its end. */
+  retire: AbortController;
 }
 
 export interface ScheduleStatus {
@@ -75,28 +83,75 @@ export interface ScheduleStatus {
 }
 
 export class ScheduleEngine {
-  private readonly slots: Slot[];
+  private slots: Slot[];
+  /** Slots a reconfigure retired whose run may still be going (close() waits for them). */
+  private readonly retired: Slot[] = [];
   private readonly stop = new AbortController();
   private loops: Promise<void>[] = [];
   private readonly lateAfterMs: number;
+  private started = false;
 
   constructor(private readonly o: EngineOptions) {
     this.lateAfterMs = o.lateAfterMs ?? 60_000;
-    this.slots = o.schedules.map((schedule) => ({
+    this.checkCluster(o.schedules);
+    this.slots = o.schedules.map((schedule) => this.slotOf(schedule));
+  }
+
+  private checkCluster(schedules: readonly ScheduleConfig[]): void {
+    if (schedules.some((s) => s.scope === "cluster") && !this.o.cluster) {
+      throw new LullError("LULL_E_CONFIG_INVALID", "a schedule has scope cluster but no cluster file system (pmxcfs) is configured");
+    }
+  }
+
+  private slotOf(schedule: ScheduleConfig): Slot {
+    return {
       schedule,
       event: parseCalendarEvent(schedule.schedule),
       handledThrough: 0,
       running: undefined,
       lease: undefined,
       leaseStats: { acquired: 0, refused: 0, lost: 0 },
-    }));
-    if (this.slots.some((s) => s.schedule.scope === "cluster") && !o.cluster) {
-      throw new LullError("LULL_E_CONFIG_INVALID", "a schedule has scope cluster but no cluster file system (pmxcfs) is configured");
+      retire: new AbortController(),
+    };
+  }
+
+  /**
+   * Replaces the schedules (a changed cluster-wide schedules file): a schedule that is gone or
+   * changed stops ticking (a run of it that is going goes on to its end); a new or changed one
+   * starts with the next tick after now — no catch-up for ticks before it existed here.
+   */
+  reconfigure(schedules: readonly ScheduleConfig[]): { added: string[]; removed: string[]; changed: string[] } {
+    this.checkCluster(schedules);
+    const same = (a: ScheduleConfig, b: ScheduleConfig) => JSON.stringify(a) === JSON.stringify(b);
+    const byId = new Map(schedules.map((s) => [s.id, s]));
+    const out = { added: [] as string[], removed: [] as string[], changed: [] as string[] };
+    const kept: Slot[] = [];
+    for (const slot of this.slots) {
+      const next = byId.get(slot.schedule.id);
+      if (next && same(next, slot.schedule)) {
+        kept.push(slot);
+        continue;
+      }
+      (next ? out.changed : out.removed).push(slot.schedule.id);
+      slot.retire.abort();
+      if (slot.running) this.retired.push(slot);
     }
+    const now = this.o.clock.now();
+    for (const schedule of schedules) {
+      if (kept.some((k) => k.schedule.id === schedule.id)) continue;
+      if (!out.changed.includes(schedule.id)) out.added.push(schedule.id);
+      const slot = this.slotOf(schedule);
+      slot.handledThrough = now;
+      kept.push(slot);
+      if (this.started) this.loops.push(this.loop(slot));
+    }
+    this.slots = kept;
+    return out;
   }
 
   /** Crash clean-up and catch-up, then one loop per schedule. */
   start(): void {
+    this.started = true;
     const now = this.o.clock.now();
     for (const r of this.o.store.failOrphans(now)) this.o.log?.("schedule run failed: the agent stopped during it", { schedule: r.scheduleId, tick: r.tickAt });
     for (const slot of this.slots) {
@@ -108,13 +163,32 @@ export class ScheduleEngine {
       }
       this.loops.push(this.loop(slot));
     }
+    if (this.o.refresh) this.loops.push(this.refreshLoop(this.o.refresh));
+  }
+
+  private async refreshLoop(refresh: NonNullable<EngineOptions["refresh"]>): Promise<void> {
+    let lastError = "";
+    while (!this.stop.signal.aborted) {
+      await this.o.clock.sleep(refresh.everyMs, this.stop.signal).catch(() => undefined);
+      if (this.stop.signal.aborted) return;
+      try {
+        const next = await refresh.load();
+        lastError = "";
+        const change = this.reconfigure(next);
+        if (change.added.length + change.removed.length + change.changed.length > 0) this.o.log?.("schedules changed", change);
+      } catch (err) {
+        const message = (err as Error).message;
+        if (message !== lastError) this.o.log?.("schedules not reloaded: the source is wrong; the schedules stay as they were", { error: message });
+        lastError = message;
+      }
+    }
   }
 
   /** Stops the loops; running work gets its signal aborted and is awaited. */
   async close(): Promise<void> {
     this.stop.abort(new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down"));
     await Promise.allSettled(this.loops);
-    await Promise.allSettled(this.slots.map((s) => s.running?.done));
+    await Promise.allSettled([...this.slots, ...this.retired].map((s) => s.running?.done));
   }
 
   /** The newest tick records of a schedule, newest first. */
@@ -158,14 +232,15 @@ export class ScheduleEngine {
 
   private async loop(slot: Slot): Promise<void> {
     const { clock } = this.o;
-    while (!this.stop.signal.aborted) {
+    const stopped = AbortSignal.any([this.stop.signal, slot.retire.signal]);
+    while (!stopped.aborted) {
       const t = nextTick(slot.event, slot.schedule.timeZone, slot.handledThrough);
       if (t === undefined) return;
       // Sleep in short steps: a paused or suspended process notices the time when it wakes.
-      while (!this.stop.signal.aborted && clock.now() < t) {
-        await clock.sleep(Math.min(t - clock.now(), 1_000), this.stop.signal);
+      while (!stopped.aborted && clock.now() < t) {
+        await clock.sleep(Math.min(t - clock.now(), 1_000), stopped).catch(() => undefined);
       }
-      if (this.stop.signal.aborted) return;
+      if (stopped.aborted) return;
       const now = clock.now();
       // Every tick up to now that this start has not dealt with.
       const due = ticksBetween(slot.event, slot.schedule.timeZone, slot.handledThrough, now, 10_000);
@@ -186,8 +261,10 @@ export class ScheduleEngine {
   private handle(slot: Slot, tickAt: number, note: string): void {
     const id = slot.schedule.id;
     const now = this.o.clock.now();
-    if (slot.running) {
-      this.o.store.notRun(id, tickAt, "skipped", `the previous run (tick ${new Date(slot.running.tickAt).toISOString()}) is still going`, now);
+    // A run of the schedule before a reconfigure changed it counts as the previous run too.
+    const previous = slot.running ?? this.retired.find((r) => r.schedule.id === id && r.running)?.running;
+    if (previous) {
+      this.o.store.notRun(id, tickAt, "skipped", `the previous run (tick ${new Date(previous.tickAt).toISOString()}) is still going`, now);
       return;
     }
     if (this.o.store.get(id, tickAt)) return; // already recorded (refused durably)
