@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Consistency, SnapshotMode, StackState } from "@lull/proto";
-import { createExecaLauncher, createExecaRunner, createLogger, systemClock } from "@lull/shared";
+import { LullError, createExecaLauncher, createExecaRunner, createLogger, systemClock } from "@lull/shared";
 import { pointIdOf } from "../backups/restore-point.js";
 import { writeArchive } from "../archive/tar-zst.js";
 import { EventBus } from "../events/bus.js";
@@ -173,6 +173,13 @@ describe("verifier (real PostgreSQL)", () => {
     const running = slow.verifyStore.ofPoint(id3)[0]!;
     assert.equal(slow.verifier.cancel(running.id), true);
     assert.equal((await cancelled).phase, "cancelled");
+    // The agent stopping (a scheduled run's signal aborted with LULL_E_SHUTTING_DOWN) cancels too: no failure of the point.
+    const stopping = new AbortController();
+    const stopped = slow.verifier.verify(id3, { signal: stopping.signal });
+    await new Promise((r) => setTimeout(r, 500));
+    stopping.abort(new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down"));
+    const stoppedRun = await stopped;
+    assert.deepEqual([stoppedRun.phase, stoppedRun.reason], ["cancelled", "the agent is shutting down"]);
     for (const s of [ok, failing, slow]) await assertNoReplicaLeft(s.scratch);
   });
 });
