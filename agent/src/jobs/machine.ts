@@ -291,6 +291,8 @@ export function transition(job: JobRecord, event: JobEvent, now: number): Transi
       if (job.phase !== P.PHASE_ARCHIVING) throw wrongPhase(job, event);
       if (!event.archivePath) throw new LullError("LULL_E_INTERNAL", `job ${job.id} cannot end done without the location of its backup`);
       const step = phaseChange(job, P.PHASE_DONE, now, {}, { archivePath: event.archivePath, archiveBytes: event.archiveBytes });
+      // A restore in place wrote the guest's volumes from a point (archivePath names it): no new point.
+      if (job.kind === "restore") return step;
       return { job: step.job, effects: [...step.effects, { type: "restore-point", point: restorePointOf(step.job, event) }] };
     }
     case "found-archive":

@@ -5,8 +5,9 @@ import { LullError, phaseFromName, phaseName } from "@lull/shared";
 import { dateOf as date, millisOf as millis } from "../ledger/columns.js";
 import type { JobRecord } from "./job.js";
 
-/** The kind of every job row this module reads and writes (migration 7). */
+/** The kinds of job rows this module reads and writes (migration 7): backups, and restores in place (restore/). */
 export const BACKUP_KIND = "backup";
+export const RESTORE_KIND = "restore";
 
 export interface JobRow {
   id: string;
@@ -109,9 +110,10 @@ export function stackToRow(jobId: string, s: StackStatus): JobStackRow {
 }
 
 export function jobFromRow(row: JobRow, stacks: StackStatus[]): JobRecord {
-  if (row.kind !== BACKUP_KIND) throw new LullError("LULL_E_INTERNAL", `job ${row.id} is a ${row.kind} job, not a backup`);
+  if (row.kind !== BACKUP_KIND && row.kind !== RESTORE_KIND) throw new LullError("LULL_E_INTERNAL", `job ${row.id} is a ${row.kind} job, which this agent does not know`);
   return {
     id: row.id,
+    ...(row.kind === RESTORE_KIND ? { kind: RESTORE_KIND } : {}),
     guestId: row.guest_id,
     phase: phaseOf(row.phase, row.id),
     engine: row.engine,
@@ -145,7 +147,7 @@ export function jobFromRow(row: JobRow, stacks: StackStatus[]): JobRecord {
 export function jobToRow(job: JobRecord, epoch: number): JobRow {
   return {
     id: job.id,
-    kind: BACKUP_KIND,
+    kind: job.kind === RESTORE_KIND ? RESTORE_KIND : BACKUP_KIND,
     guest_id: job.guestId,
     idempotency_key: job.idempotencyKey,
     phase: phaseName(job.phase),

@@ -78,15 +78,20 @@ export function feedJobFacts(bus: EventBus, getJob: (id: string) => JobRecord | 
     if (set.size > SEEN_LIMIT) set.delete(set.values().next().value as string);
     return true;
   };
+  // A restore in place (kind restore) is no backup: its end and its stacks' downtime are not backup facts.
+  const backupJob = (id: string) => {
+    const job = getJob(id);
+    return job?.kind === "restore" ? undefined : job;
+  };
   return bus.subscribe({}, (event: Event) => {
     if (!event.jobId) return;
     if (event.kind === EventKind.EVENT_KIND_PHASE && isTerminal(event.phase)) {
-      const job = getJob(event.jobId);
+      const job = backupJob(event.jobId);
       if (job && isTerminal(job.phase) && remember(ended, job.id)) feed.publish({ kind: "job-ended", job });
       return;
     }
     if (event.kind === EventKind.EVENT_KIND_STACK && event.stackState === StackState.STACK_STATE_RESUMED) {
-      const job = getJob(event.jobId);
+      const job = backupJob(event.jobId);
       const stack = job?.stacks.find((s) => s.stack === event.stack);
       if (!job || !stack || stack.state !== StackState.STACK_STATE_RESUMED) return;
       if (!remember(resumed, `${job.id}/${stack.stack}`)) return;

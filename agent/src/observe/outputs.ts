@@ -44,7 +44,7 @@ export async function startOutputs(deps: { config: Readonly<AgentConfig>; bus: E
   if (config.metrics.address !== undefined) {
     metrics = new AgentMetrics({ node: config.node, processMetrics: true });
     for (const guest of config.guests) {
-      const done = deps.store.listJobs({ guestId: guest.id, limit: SEED_JOBS }).find((j) => j.phase === Phase.PHASE_DONE);
+      const done = deps.store.listJobs({ guestId: guest.id, limit: SEED_JOBS }).find((j) => j.phase === Phase.PHASE_DONE && j.kind !== "restore");
       if (done) metrics.lastDone(done);
     }
     // The status page (agent/src/status/) rides on the same listener, operators only.

@@ -64,7 +64,8 @@ export class PointPruner {
     const points = this.deps.backups.list({ guestId, limit: 1_000_000 });
     const verified = this.deps.verify.passedStacksByPoint(guestId);
     // The newest backup run that ended: a failure (or cancel) means nothing is pruned.
-    const last = this.deps.jobs.listJobs({ guestId, limit: 50 }).find((j) => [Phase.PHASE_DONE, Phase.PHASE_FAILED, Phase.PHASE_CANCELLED].includes(j.phase));
+    // Backups only: a restore in place is no run of the guest's backups.
+    const last = this.deps.jobs.listJobs({ guestId, limit: 50 }).find((j) => j.kind !== "restore" && [Phase.PHASE_DONE, Phase.PHASE_FAILED, Phase.PHASE_CANCELLED].includes(j.phase));
     const lastRunFailed = last !== undefined && last.phase !== Phase.PHASE_DONE;
     const keep = this.keepFor(guestId);
     const decisions = decideRetention({

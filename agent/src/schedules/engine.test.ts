@@ -166,7 +166,10 @@ describe("schedule engine status for the metrics", () => {
     await engine.close();
     rmSync(root, { recursive: true, force: true });
     const st = engine.status()[0]!;
-    assert.deepEqual(heldDuringRun, [true], "held while the first tick ran");
+    assert.equal(heldDuringRun.length, 1, "the first tick ran once");
+    // Held while the run goes — unless a late renew on a loaded machine already lost it (validForMs
+    // is 1 s at 60×); then the status must say so, and the loss is counted below.
+    assert.ok(heldDuringRun[0] === true || st.lease.lost > 0, `held while the first tick ran (lost ${st.lease.lost})`);
     assert.equal(st.leaseHeld, false, "not held between runs");
     assert.equal(st.intervalMs, 60_000, "minutely");
     assert.equal(st.ticks.done, 1);
