@@ -142,6 +142,10 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     const { bus, ledger, groupLedger, coordinator, runner } = core;
     // Metrics and notifications see every job that ends from here on, recovery's settlements too.
     outputs = await startOutputs({ config, bus, store, log, clock });
+    // Restores a crash interrupted, before the jobs' recovery: what they extracted is removed, a
+    // target being replaced is finished (a restore in place first, while its stacks are still held).
+    const restorer = createRestorer({ config, ledger, runner, log, clock });
+    await restorer.recover();
     const recovery = await recoverAtStart({
       ledger,
       groups: groupLedger,
@@ -155,9 +159,6 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     // Replicas a crashed verification left are torn down before anything new starts.
     const verifier = createVerifier({ config, ledger, bus, log, clock });
     await verifier.recover();
-    // Restores a crash interrupted: what they extracted is removed, a target being replaced is finished.
-    const restorer = createRestorer({ config, ledger, log, clock });
-    await restorer.recover();
 
     if (config.failpoint) log.warn({ failpoint: config.failpoint }, "crash-test failpoint armed");
 

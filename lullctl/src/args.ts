@@ -28,7 +28,7 @@ export type Command =
   /** A point by id; without the guest, lullctl finds the guest that holds it. */
   | { name: "backup-info" | "protect" | "unprotect"; guest?: string; pointId: string }
   /** A point back into a directory (`to`) or to a guest (`vmid`, or the next free id when undefined and `to` is too). */
-  | { name: "restore"; guest?: string; pointId: string; to?: string; vmid?: number; storage?: string; start: boolean; force: boolean; wait: boolean }
+  | { name: "restore"; guest?: string; pointId: string; to?: string; inPlace?: boolean; vmid?: number; storage?: string; start: boolean; force: boolean; wait: boolean }
   | { name: "restores"; guest?: string; limit: number }
   | { name: "restore-cancel"; restoreId: string; reason: string }
   | { name: "help" };
@@ -94,6 +94,11 @@ commands:
                              written (a hostile or tampered archive is refused), it is extracted
                              beside the target and moved in; a non-empty DIR needs --force
                              (its contents are replaced)
+  restore [guest] <point-id> --in-place [--force] [--wait]
+                             a native point back over its guest's own volumes: extracted beside
+                             them while the stacks run, then the stacks are stopped by their
+                             controllers and held while the volumes are replaced, and started
+                             again at the end (--force: when no controller holds a stack)
   restore [guest] <point-id> --guest VMID|next [--storage S] [--start] [--force] [--wait]
                              a vzdump or PBS point to a guest (pct restore / qmrestore, --unique
                              1); next: the next free vmid; an existing (stopped) guest needs --force
@@ -149,7 +154,7 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   schedules: { schedule: { type: "string" }, ticks: { type: "string" } },
   backups: { limit: { type: "string" } },
   "backup-info": {},
-  restore: { to: { type: "string" }, guest: { type: "string" }, storage: { type: "string" }, start: { type: "boolean" }, force: { type: "boolean" }, wait: { type: "boolean" } },
+  restore: { to: { type: "string" }, "in-place": { type: "boolean" }, guest: { type: "string" }, storage: { type: "string" }, start: { type: "boolean" }, force: { type: "boolean" }, wait: { type: "boolean" } },
   restores: { limit: { type: "string" } },
   "restore-cancel": { reason: { type: "string" } },
   protect: {},
@@ -333,9 +338,12 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
       const [guest, pointId] = rest.length === 2 ? [rest[0]!, rest[1]!] : [undefined, rest[0]!];
       const to = str("to");
       const vmidText = str("guest");
-      if ((to === undefined) === (vmidText === undefined)) throw usageError("restore: give exactly one of --to DIR (a native point) or --guest VMID|next (a vzdump or PBS point)");
+      const inPlace = flag("in-place");
+      if ([to !== undefined, vmidText !== undefined, inPlace].filter(Boolean).length !== 1) {
+        throw usageError("restore: give exactly one of --to DIR or --in-place (a native point) or --guest VMID|next (a vzdump or PBS point)");
+      }
       if (to !== undefined && !to.startsWith("/")) throw usageError(`restore: --to ${JSON.stringify(to)} must be an absolute directory path`);
-      if (to !== undefined && (str("storage") !== undefined || flag("start"))) throw usageError("restore: --storage and --start go with --guest");
+      if (vmidText === undefined && (str("storage") !== undefined || flag("start"))) throw usageError("restore: --storage and --start go with --guest");
       const vmid = vmidText === undefined || vmidText === "next" ? undefined : integer(vmidText, "--guest", 100, 999_999_999);
       const storage = str("storage");
       return {
@@ -343,6 +351,7 @@ function buildCommand(name: string, values: Record<string, string | boolean | un
         ...(guest !== undefined ? { guest: validate.guestId(guest, "guest") } : {}),
         pointId: pointIdArg(pointId, "point-id"),
         ...(to !== undefined ? { to } : {}),
+        ...(inPlace ? { inPlace } : {}),
         ...(vmid !== undefined ? { vmid } : {}),
         ...(storage !== undefined ? { storage } : {}),
         start: flag("start"),

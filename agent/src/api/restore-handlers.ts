@@ -30,7 +30,7 @@ export function restoreView(r: RestoreRecord): Restore {
     guestId: r.guestId,
     phase: r.phase,
     targetKind: t.kind,
-    target: t.kind === "dir" ? t.path : t.vmid ? String(t.vmid) : "",
+    target: t.kind === "dir" ? t.path : t.kind === "in-place" ? t.jobId : t.vmid ? String(t.vmid) : "",
     force: r.force,
     startedAt: new Date(r.startedAt),
     endedAt: r.endedAt === undefined ? undefined : new Date(r.endedAt),
@@ -56,11 +56,14 @@ export function createRestoreHandlers(deps: RestoreHandlerDeps) {
       if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down and starts no restore");
       if (req.requestedBy.length > LIMITS.requestedBy) throw new LullError("LULL_E_INVALID_ARGUMENT", `requested_by is longer than ${LIMITS.requestedBy} characters`);
       const t = req.target;
-      if (!t) throw new LullError("LULL_E_INVALID_ARGUMENT", "a restore needs a target: to_dir (a directory, native points) or to_guest (vzdump and PBS points)");
+      if (!t) throw new LullError("LULL_E_INVALID_ARGUMENT", "a restore needs a target: to_dir (a directory, native points), in_place (a native guest's own volumes) or to_guest (vzdump and PBS points)");
       let target: Parameters<Restorer["start"]>[0]["target"];
       if (t.$case === "toDir") {
         if (t.value === "" || t.value.length > 4096 || t.value.includes("\0")) throw new LullError("LULL_E_INVALID_ARGUMENT", "to_dir must be an absolute directory path");
         target = { kind: "dir", path: t.value };
+      } else if (t.$case === "inPlace") {
+        if (!t.value) throw new LullError("LULL_E_INVALID_ARGUMENT", "in_place must be true when it is the target");
+        target = { kind: "in-place" };
       } else {
         const g = t.value;
         if (g.storage !== "" && !/^[A-Za-z][\w.-]{0,99}$/.test(g.storage)) throw new LullError("LULL_E_INVALID_ARGUMENT", `to_guest.storage ${JSON.stringify(g.storage)} is not a Proxmox storage id`);

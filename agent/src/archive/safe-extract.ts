@@ -55,6 +55,10 @@ export interface SafeExtractOptions {
   timeoutMs?: number | undefined;
   /** The programs run (tests wrap them); default `zstd` and `tar` from PATH. */
   tools?: { zstd?: string; tar?: string } | undefined;
+  /** Extract only the top-level directory `only` (a volume), its contents straight into the target. */
+  only?: string | undefined;
+  /** Pass 1's result for this file (a restore extracting volume after volume checks once); pass 1 is skipped. */
+  checked?: CheckedArchive | undefined;
   /** Told the result of pass 1 before pass 2 begins. */
   onChecked?: ((checked: CheckedArchive) => Promise<void> | void) | undefined;
 }
@@ -253,11 +257,14 @@ async function assertEmptyDir(target: string): Promise<void> {
  */
 export async function safeExtract(path: string, target: string, options: SafeExtractOptions): Promise<CheckedArchive> {
   await assertEmptyDir(target);
-  const checked = await checkArchive(path, options);
-  await options.onChecked?.(checked);
+  const checked = options.checked ?? (await checkArchive(path, options));
+  if (!options.checked) await options.onChecked?.(checked);
   options.signal.throwIfAborted();
+  if (options.only !== undefined && !checked.volumes.includes(options.only)) {
+    throw new LullError("LULL_E_RESTORE_FAILED", `archive ${path} holds no volume ${options.only} (it holds ${checked.volumes.join(", ") || "nothing"})`);
+  }
   const sameOwner = options.sameOwner ?? process.geteuid?.() === 0;
-  const args = extractTarArgs(target, sameOwner);
+  const args = [...extractTarArgs(target, sameOwner), ...(options.only !== undefined ? ["--strip-components=1", "--", `${options.only}/`] : [])];
   const stop = new AbortController();
   const onAbort = () => stop.abort(options.signal.reason);
   options.signal.addEventListener("abort", onAbort, { once: true });

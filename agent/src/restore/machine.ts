@@ -1,6 +1,9 @@
 // A restore run's phases, a pure machine (table test in machine.test.ts):
 //
 //   into a directory:  checking ──▶ extracting ──▶ [clearing ──▶] placing ──▶ done
+//   in place:          checking ──▶ extracting ──▶ holding ──▶ placing ──▶ done
+//                      (extracting writes beside each volume's contents while the stacks run;
+//                       holding: the restore's job stops them through their controllers)
 //   to a guest:        restoring-guest ──▶ done
 //   any failure or cancel before clearing ──▶ failed | cancelled (the staging directory removed,
 //                                             the target as it was)
@@ -11,11 +14,13 @@
 // `clearing` (only with force on a non-empty target) removes the target's entries except the
 // staging directory; `placing` moves the staging directory's entries into the target. Both are
 // idempotent, so a restart redoes the phase it died in.
-export type RestorePhase = "checking" | "extracting" | "clearing" | "placing" | "restoring-guest" | "done" | "failed" | "cancelled";
+export type RestorePhase = "checking" | "extracting" | "clearing" | "holding" | "placing" | "restoring-guest" | "done" | "failed" | "cancelled";
 
 export type RestoreTarget =
   /** `created`: the directory did not exist before this run (a failed run removes it again). */
   | { kind: "dir"; path: string; created: boolean }
+  /** A native guest's own volumes; `jobId` is the job (kind restore) that holds its stacks stopped. */
+  | { kind: "in-place"; jobId: string }
   /** `vmid` 0 until the next free id is known. */
   | { kind: "guest"; vmid: number; storage: string; start: boolean };
 
@@ -46,6 +51,8 @@ export type RestoreEvent =
   /** Extracted beside the target; `clear`: the target holds entries to remove first. */
   | { type: "extracted"; ms: number; clear: boolean }
   | { type: "cleared" }
+  /** In place: every stack is stopped and held; the volumes are replaced next. */
+  | { type: "held" }
   | { type: "placed" }
   | { type: "vmid"; vmid: number }
   | { type: "guest-restored"; vmid: number }
@@ -61,7 +68,7 @@ export const COMMITTED: readonly RestorePhase[] = ["clearing", "placing"];
 export function newRestoreRecord(init: Pick<RestoreRecord, "id" | "pointId" | "guestId" | "target" | "force" | "requestedBy">, now: number): RestoreRecord {
   return {
     ...init,
-    phase: init.target.kind === "dir" ? "checking" : "restoring-guest",
+    phase: init.target.kind === "guest" ? "restoring-guest" : "checking",
     startedAt: now,
     endedAt: undefined,
     bytesDone: 0,
@@ -88,7 +95,10 @@ export function transition(r: RestoreRecord, event: RestoreEvent, now: number): 
       return { ...r, phase: "extracting", sha256: event.sha256, files: event.files, bytes: event.bytes, checkMs: event.ms, bytesDone: 0 };
     case "extracted":
       if (r.phase !== "extracting") throw bad();
-      return { ...r, phase: event.clear ? "clearing" : "placing", extractMs: event.ms };
+      return { ...r, phase: r.target.kind === "in-place" ? "holding" : event.clear ? "clearing" : "placing", extractMs: event.ms };
+    case "held":
+      if (r.phase !== "holding") throw bad();
+      return { ...r, phase: "placing" };
     case "cleared":
       if (r.phase !== "clearing") throw bad();
       return { ...r, phase: "placing" };

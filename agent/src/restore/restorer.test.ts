@@ -19,7 +19,7 @@ import { JobStore } from "../jobs/store.js";
 import { startFakePveNode, type FakePveNode } from "../pve/testing/fake-pve.js";
 import { guestRestorePort } from "./daemon-part.js";
 import { newRestoreRecord, type RestoreRecord } from "./machine.js";
-import { Restorer, STAGING_PREFIX, type RestorerDeps } from "./restorer.js";
+import { Restorer, STAGING_PREFIX, type HoldJobs, type RestorerDeps } from "./restorer.js";
 import { RestoreStore } from "./store.js";
 
 describe("restorer", () => {
@@ -122,6 +122,58 @@ describe("restorer", () => {
     release();
     assert.equal((await late.settled(run2.id)).phase, "done");
     assert.equal(readFileSync(join(target, "vol", "data.txt"), "utf8"), "restored\n");
+  });
+
+  describe("in place", () => {
+    const volume = () => join(dir, "vol");
+    const holdsWith = (live: string[], finished: string[] = []): HoldJobs => ({
+      start: () => {
+        throw new Error("not started in these tests");
+      },
+      get: () => undefined,
+      cancel: async () => undefined,
+      finish: (jobId) => void finished.push(jobId),
+      liveStacks: () => live,
+    });
+    const inPlace = (holds: HoldJobs) => restorer({ holds, nativeGuests: new Map([["g1", { volumes: [{ name: "vol", path: volume() }] }]]) });
+
+    it("is refused when no controller holds a stack of the guest, unless forced", async () => {
+      await assert.rejects(
+        inPlace(holdsWith([])).start({ guestId: "g1", pointId: nativePoint, target: { kind: "in-place" }, force: false, requestedBy: "test" }),
+        (err: LullError) => err.code === "LULL_E_INVALID_ARGUMENT" && /no controller holds a stack of guest g1.*--force/.test(err.message),
+      );
+      // Forced, the check lets it through to creating the job (this fake refuses to).
+      await assert.rejects(inPlace(holdsWith([])).start({ guestId: "g1", pointId: nativePoint, target: { kind: "in-place" }, force: true, requestedBy: "test" }), /not started in these tests/);
+      await assert.rejects(
+        restorer({ holds: holdsWith(["app"]) }).start({ guestId: "g1", pointId: nativePoint, target: { kind: "in-place" }, force: false, requestedBy: "test" }),
+        /no native guest of this agent/,
+      );
+    });
+
+    it("recovery before placing removes what was extracted beside the volume; in placing it finishes and ends the job done", async () => {
+      const rs = new RestoreStore(store.database);
+      const early = { ...newRestoreRecord({ id: "r-20261203T000002-000001", pointId: nativePoint, guestId: "g1", target: { kind: "in-place", jobId: "j-hold1" }, force: false, requestedBy: "test" }, Date.now()), phase: "holding" as const };
+      rs.insert(early);
+      mkdirSync(join(volume(), `${STAGING_PREFIX}${early.id}`));
+      writeFileSync(join(volume(), `${STAGING_PREFIX}${early.id}`, "data.txt"), "staged\n");
+      const finished: string[] = [];
+      let [r] = await inPlace(holdsWith(["app"], finished)).recover();
+      assert.equal(r!.phase, "failed");
+      assert.match(r!.reason, /stopped during holding; what it had extracted beside the volumes was removed/);
+      assert.deepEqual(readdirSync(volume()).sort(), ["data.txt"]);
+      assert.equal(readFileSync(join(volume(), "data.txt"), "utf8"), "restored\n", "the volume as it was");
+
+      const late = { ...newRestoreRecord({ id: "r-20261203T000002-000002", pointId: nativePoint, guestId: "g1", target: { kind: "in-place", jobId: "j-hold2" }, force: false, requestedBy: "test" }, Date.now()), phase: "placing" as const };
+      rs.insert(late);
+      writeFileSync(join(volume(), "written-after-the-point"), "x");
+      mkdirSync(join(volume(), `${STAGING_PREFIX}${late.id}`));
+      writeFileSync(join(volume(), `${STAGING_PREFIX}${late.id}`, "data.txt"), "from the point\n");
+      [r] = await inPlace(holdsWith(["app"], finished)).recover();
+      assert.equal(r!.phase, "done");
+      assert.deepEqual(readdirSync(volume()), ["data.txt"]);
+      assert.equal(readFileSync(join(volume(), "data.txt"), "utf8"), "from the point\n");
+      writeFileSync(join(volume(), "data.txt"), "restored\n");
+    });
   });
 
   describe("to a guest (fake toolbox)", () => {

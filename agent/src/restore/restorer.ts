@@ -20,9 +20,11 @@
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readdir, realpath, rename, rm, rmdir, statfs } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { EventKind } from "@lull/proto";
-import { LullError, asLullError, type Clock, type Logger } from "@lull/shared";
-import { emptyDir, safeExtract } from "../archive/safe-extract.js";
+import { EventKind, Phase, SnapshotMode, StackState } from "@lull/proto";
+import { LullError, asLullError, isTerminal, type Clock, type Logger } from "@lull/shared";
+import { checkArchive, emptyDir, safeExtract } from "../archive/safe-extract.js";
+import type { BackupEngine } from "../engines/engine.js";
+import type { JobRecord } from "../jobs/job.js";
 import type { BackupStore } from "../backups/store.js";
 import type { RestorePoint } from "../backups/restore-point.js";
 import { noteDraft, type EventDraft } from "../ledger/event-log.js";
@@ -47,16 +49,36 @@ export interface RestorerDeps {
   /** Paths a restore may never write into or replace (the agent's own roots, the guests' volumes), by the key that names them. */
   guarded: ReadonlyArray<{ key: string; path: string }>;
   guests?: GuestRestorePort | undefined;
+  /** Native guests' volumes (restores in place). */
+  nativeGuests?: ReadonlyMap<string, { volumes: ReadonlyArray<{ name: string; path: string }> }> | undefined;
+  /** The jobs that hold a guest's stacks stopped for a restore in place. */
+  holds?: HoldJobs | undefined;
   log: Logger;
   clock: Clock;
   /** For crash tests: called after each committed phase change. */
   afterPhase?: (record: RestoreRecord) => Promise<void> | void;
 }
 
+/**
+ * The job (kind restore) of a restore in place: it takes the guest's job slot (no backup starts
+ * meanwhile), stops the stacks through their controllers (the quiesce barrier, policy fail) and
+ * holds them until it ends — the controllers resume them at its end, as after a stop-mode backup.
+ */
+export interface HoldJobs {
+  /** Creates the job and starts `engine` on it; throws LULL_E_GUEST_BUSY when the guest has a job that has not ended. */
+  start(guestId: string, restoreId: string, requestedBy: string, engine: BackupEngine): JobRecord;
+  get(jobId: string): JobRecord | undefined;
+  cancel(jobId: string, reason: string): Promise<void>;
+  /** After a crash in placing, once the volumes are placed: the job ends done. */
+  finish(jobId: string, archivePath: string, archiveBytes: number): void;
+  /** The stacks of the guest registered by a live controller now. */
+  liveStacks(guestId: string): string[];
+}
+
 export interface RestoreRequest {
   guestId: string;
   pointId: string;
-  target: { kind: "dir"; path: string } | { kind: "guest"; vmid: number; storage: string; start: boolean };
+  target: { kind: "dir"; path: string } | { kind: "guest"; vmid: number; storage: string; start: boolean } | { kind: "in-place" };
   force: boolean;
   requestedBy: string;
 }
@@ -105,6 +127,9 @@ export class Restorer {
       }
       const checked = await this.checkDirTarget(request.target.path, request.force, point);
       target = { kind: "dir", path: checked.path, created: checked.created };
+    } else if (request.target.kind === "in-place") {
+      await this.checkInPlace(point, request.force);
+      target = { kind: "in-place", jobId: "" };
     } else {
       if (point.locationKind === "native-archive") {
         throw new LullError("LULL_E_INVALID_ARGUMENT", `point ${point.id} is a native archive: restore it into a directory (lullctl restore ${point.id} --to <dir>), not to a guest`);
@@ -118,20 +143,27 @@ export class Restorer {
       }
       target = { ...request.target };
     }
-    const key = target.kind === "dir" ? `dir:${target.path}` : target.vmid ? `guest:${target.vmid}` : "";
+    const key = target.kind === "dir" ? `dir:${target.path}` : target.kind === "in-place" ? `in-place:${point.guestId}` : target.vmid ? `guest:${target.vmid}` : "";
     if (key && this.busyTargets.has(key)) {
-      throw new LullError("LULL_E_GUEST_BUSY", `a restore to ${target.kind === "dir" ? target.path : `guest ${target.vmid}`} is already running: wait for it (lullctl restores) or cancel it`);
+      throw new LullError("LULL_E_GUEST_BUSY", `a restore to ${describe(target, point.guestId)} is already running: wait for it (lullctl restores) or cancel it`);
     }
     const now = this.deps.clock.now();
     const id = `r-${new Date(now).toISOString().replace(/[-:.]/g, "").slice(0, 15)}-${randomBytes(3).toString("hex")}`;
-    const record = newRestoreRecord({ id, pointId: point.id, guestId: point.guestId, target, force: request.force, requestedBy: request.requestedBy }, now);
+    let record = newRestoreRecord({ id, pointId: point.id, guestId: point.guestId, target, force: request.force, requestedBy: request.requestedBy }, now);
+    const controller = new AbortController();
+    let hold: InPlaceHold | undefined;
+    if (target.kind === "in-place") {
+      // The job first: a guest that is busy (a backup running) refuses before anything is recorded.
+      hold = new InPlaceHold(point);
+      const job = this.deps.holds!.start(point.guestId, id, request.requestedBy, hold.engine());
+      record = { ...record, target: { kind: "in-place", jobId: job.id } };
+    }
     this.deps.ledger.commit(() => {
       this.deps.store.insert(record);
-      this.deps.ledger.append([this.note(record, `restore ${id} of ${point.id} to ${describe(target)} ${record.phase}`)], now);
+      this.deps.ledger.append([this.note(record, `restore ${id} of ${point.id} to ${describe(record.target, point.guestId)} ${record.phase}`)], now);
     });
     if (key) this.busyTargets.add(key);
-    const controller = new AbortController();
-    const done = this.run(record, point, controller.signal)
+    const done = (hold ? this.runInPlace(record, point, hold, controller.signal) : this.run(record, point, controller.signal))
       .catch((err: unknown) => this.deps.log.error({ err, restoreId: id }, "restore run failed unexpectedly"))
       .finally(() => {
         this.running.delete(id);
@@ -155,6 +187,7 @@ export class Restorer {
       throw new LullError("LULL_E_WRONG_PHASE", `restore ${id} is ${r.phase}: the point is checked and extracted and the target is being replaced; it cannot be cancelled now and ends in moments`);
     }
     this.running.get(id)?.controller.abort(new LullError("LULL_E_CANCELLED", reason || "restore cancelled"));
+    if (r.target.kind === "in-place" && r.target.jobId) void this.deps.holds?.cancel(r.target.jobId, reason || "restore cancelled").catch(() => undefined);
     return r;
   }
 
@@ -174,7 +207,9 @@ export class Restorer {
     for (const open of this.deps.store.open()) {
       let r = open;
       try {
-        if (r.target.kind === "dir" && COMMITTED.includes(r.phase)) {
+        if (r.target.kind === "in-place") {
+          r = await this.recoverInPlace(r);
+        } else if (r.target.kind === "dir" && COMMITTED.includes(r.phase)) {
           r = await this.place(r, true);
           this.deps.log.warn({ restoreId: r.id, target: r.target }, "restore the agent stopped while replacing its target was finished");
         } else if (r.target.kind === "dir") {
@@ -204,6 +239,139 @@ export class Restorer {
     await rm(join(target, `${STAGING_PREFIX}${id}`), { recursive: true, force: true }).catch(() => undefined);
     const r = this.deps.store.get(id);
     if (r?.target.kind === "dir" && r.target.created) await rmdir(target).catch(() => undefined);
+  }
+
+  private volumesOf(guestId: string): ReadonlyArray<{ name: string; path: string }> {
+    const guest = this.deps.nativeGuests?.get(guestId);
+    if (!guest) throw new LullError("LULL_E_INVALID_ARGUMENT", `guest ${guestId} is no native guest of this agent: a restore in place replaces a native guest's volumes (vzdump points go to a guest: --guest)`);
+    return guest.volumes;
+  }
+
+  private async checkInPlace(point: RestorePoint, force: boolean): Promise<void> {
+    if (point.locationKind !== "native-archive") {
+      throw new LullError("LULL_E_INVALID_ARGUMENT", `point ${point.id} is a ${point.locationKind === "pbs-snapshot" ? "PBS snapshot" : "vzdump archive"}: Proxmox restores it to a guest (--guest <vmid> --force overwrites a stopped one); in place is for native guests`);
+    }
+    const volumes = this.volumesOf(point.guestId);
+    if (!this.deps.holds) throw new LullError("LULL_E_INVALID_ARGUMENT", "this agent was started without the jobs a restore in place needs");
+    const stacks = this.deps.holds.liveStacks(point.guestId);
+    if (stacks.length === 0 && !force) {
+      throw new LullError(
+        "LULL_E_INVALID_ARGUMENT",
+        `no controller holds a stack of guest ${point.guestId} now, so nothing would be stopped while its volumes are replaced: start its controllers, or stop what uses ${volumes.map((v) => v.path).join(", ")} yourself and pass --force`,
+      );
+    }
+    for (const v of volumes) {
+      const st = await lstat(v.path).catch(() => undefined);
+      if (!st?.isDirectory()) throw new LullError("LULL_E_INVALID_ARGUMENT", `volume ${v.name} of guest ${point.guestId} (${v.path}) is not a directory`);
+      if (point.manifest) {
+        const fs = await statfs(v.path).catch(() => undefined);
+        const free = fs ? fs.bavail * fs.bsize : Infinity;
+        if (free < point.manifest.totalBytes) {
+          throw new LullError("LULL_E_NO_SPACE", `volume ${v.name} (${v.path}) has ${free} bytes free; the restore extracts beside its contents first and point ${point.id} holds up to ${point.manifest.totalBytes} bytes of files`);
+        }
+      }
+    }
+  }
+
+  private async removeVolumeStaging(guestId: string, id: string): Promise<void> {
+    for (const v of this.deps.nativeGuests?.get(guestId)?.volumes ?? []) await rm(join(v.path, `${STAGING_PREFIX}${id}`), { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /** The volumes are replaced while the stacks are held: each volume's other entries go, the staged ones move in. */
+  private async placeVolumes(guestId: string, id: string): Promise<void> {
+    const name = `${STAGING_PREFIX}${id}`;
+    for (const v of this.volumesOf(guestId)) {
+      await emptyDir(v.path, new Set([name]));
+      await moveUp(v.path, join(v.path, name));
+    }
+  }
+
+  private async runInPlace(initial: RestoreRecord, point: RestorePoint, hold: InPlaceHold, signal: AbortSignal): Promise<void> {
+    let r = initial;
+    if (r.target.kind !== "in-place") throw new Error("not a restore in place");
+    const jobId = r.target.jobId;
+    const holds = this.deps.holds!;
+    const t0 = this.deps.clock.now();
+    let lastProgress = 0;
+    const progress = (bytes: number, total: number) => {
+      const now = this.deps.clock.now();
+      if (now - lastProgress < PROGRESS_EVERY_MS && bytes < total) return;
+      lastProgress = now;
+      r = this.apply(r, { type: "progress", bytesDone: bytes, bytesTotal: total });
+    };
+    hold.place = async () => {
+      // The stacks must still be held: a controller that resumed at its deadline runs its app again.
+      const job = holds.get(jobId);
+      const resumed = job?.stacks.filter((s) => s.state !== StackState.STACK_STATE_QUIESCED) ?? [];
+      if (resumed.length > 0) {
+        throw new LullError(
+          "LULL_E_RESTORE_FAILED",
+          `stack ${resumed.map((s) => s.stack).join(", ")} is not held stopped any more (${resumed.map((s) => (s.state === StackState.STACK_STATE_RESUMED ? "resumed" : `state ${s.state}`)).join(", ")}): its volumes were left as they were; raise the controller's resumeDeadlineMs above the restore's time`,
+        );
+      }
+      r = this.apply(r, { type: "held" });
+      await this.deps.afterPhase?.(r);
+      await this.placeVolumes(r.guestId, r.id);
+    };
+    try {
+      const volumes = this.volumesOf(point.guestId);
+      const checked = await checkArchive(point.location, { expect: { sha256: point.sha256 || undefined, manifest: point.manifest }, signal, onBytes: (_p, b, t) => progress(b, t) });
+      const missing = volumes.filter((v) => !checked.volumes.includes(v.name));
+      if (missing.length > 0) {
+        throw new LullError("LULL_E_RESTORE_FAILED", `point ${point.id} holds the volumes ${checked.volumes.join(", ")}; guest ${point.guestId}'s ${missing.map((v) => v.name).join(", ")} is not among them: restore it into a directory instead`);
+      }
+      const t1 = this.deps.clock.now();
+      r = this.apply(r, { type: "checked", sha256: checked.sha256, files: checked.manifest.fileCount, bytes: checked.manifest.totalBytes, ms: t1 - t0 });
+      await this.deps.afterPhase?.(r);
+      for (const v of volumes) {
+        const staging = join(v.path, `${STAGING_PREFIX}${r.id}`);
+        await mkdir(staging, { mode: 0o700 });
+        await safeExtract(point.location, staging, { expect: {}, checked, only: v.name, signal, onBytes: (_p, b, t) => progress(b, t) });
+      }
+      signal.throwIfAborted();
+      r = this.apply(r, { type: "extracted", ms: this.deps.clock.now() - t1, clear: true });
+      await this.deps.afterPhase?.(r);
+      hold.extracted.resolve();
+    } catch (err) {
+      hold.extracted.reject(err);
+    }
+    // The job ends in every case: done once placed, else failed or cancelled (the stacks resume).
+    let job = holds.get(jobId);
+    while (job && !isTerminal(job.phase)) {
+      await this.deps.clock.sleep(100).catch(() => undefined);
+      job = holds.get(jobId);
+    }
+    r = this.get(r.id);
+    if (ENDED.includes(r.phase)) return;
+    if (job?.phase === Phase.PHASE_DONE && r.phase === "placing") {
+      r = this.apply(r, { type: "placed" });
+    } else if (r.phase === "placing") {
+      this.deps.log.error({ restoreId: r.id, jobId, error: job?.errorMessage }, "restore in place failed while replacing the volumes; the next start finishes it");
+      return;
+    } else {
+      await this.removeVolumeStaging(r.guestId, r.id);
+      const cancelled = job?.phase === Phase.PHASE_CANCELLED || signal.aborted;
+      const reason = job?.errorMessage || (signal.reason as Error | undefined)?.message || "the restore's job ended";
+      r = this.apply(r, cancelled ? { type: "cancelled", reason } : { type: "failed", code: job?.errorCode || "LULL_E_RESTORE_FAILED", reason: `${reason}; the volumes were left as they were` });
+    }
+    this.deps.log.info({ restoreId: r.id, pointId: r.pointId, phase: r.phase, jobId, reason: r.reason }, "restore ended");
+  }
+
+  /** At start (before the jobs' own recovery): a run that was placing is finished and its job ends done; earlier ones leave the volumes as they were. */
+  private async recoverInPlace(open: RestoreRecord): Promise<RestoreRecord> {
+    let r = open;
+    if (r.target.kind !== "in-place") return r;
+    const point = this.deps.backups.get(r.pointId);
+    if (r.phase === "placing" && point) {
+      await this.placeVolumes(r.guestId, r.id);
+      const job = this.deps.holds?.get(r.target.jobId);
+      if (job && !isTerminal(job.phase)) this.deps.holds?.finish(job.id, point.location, point.sizeBytes);
+      r = this.apply(r, { type: "placed" });
+      this.deps.log.warn({ restoreId: r.id }, "restore in place the agent stopped while replacing the volumes was finished");
+      return r;
+    }
+    await this.removeVolumeStaging(r.guestId, r.id);
+    return this.apply(r, { type: "interrupted", detail: "what it had extracted beside the volumes was removed at the next start; the volumes are as they were and the stacks resume" });
   }
 
   private async checkDirTarget(path: string, force: boolean, point: RestorePoint): Promise<{ path: string; created: boolean }> {
@@ -367,6 +535,71 @@ export class Restorer {
   }
 }
 
-export function describe(t: RestoreTarget): string {
-  return t.kind === "dir" ? t.path : t.vmid ? `guest ${t.vmid}` : "the next free guest id";
+export function describe(t: RestoreTarget, guestId = ""): string {
+  if (t.kind === "dir") return t.path;
+  if (t.kind === "in-place") return `guest ${guestId}'s own volumes`;
+  return t.vmid ? `guest ${t.vmid}` : "the next free guest id";
+}
+
+/** Moves every entry of `staging` into `dir` (replacing a same-named one), then removes `staging`. Idempotent. */
+async function moveUp(dir: string, staging: string): Promise<void> {
+  const entries = await readdir(staging).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return [] as string[];
+    throw err;
+  });
+  for (const e of entries) {
+    await rm(join(dir, e), { recursive: true, force: true });
+    await rename(join(staging, e), join(dir, e));
+  }
+  await rmdir(staging).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "ENOENT") throw err;
+  });
+}
+
+function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/**
+ * The two halves of a restore in place: the restorer extracts beside each volume's contents, then
+ * lets the job's engine go on; the engine stops and holds the stacks (the quiesce barrier, then
+ * archiving in mode stop: the controllers hold until the job's end) and asks the restorer to place.
+ */
+class InPlaceHold {
+  readonly extracted = deferred();
+  /** Set by the restorer: replaces the volumes while the stacks are held. */
+  place: (() => Promise<void>) | undefined;
+
+  constructor(private readonly point: RestorePoint) {}
+
+  engine(): BackupEngine {
+    return {
+      name: "native",
+      run: async ({ hooks, signal }) => {
+        await Promise.race([
+          this.extracted.promise,
+          new Promise<never>((_r, reject) => {
+            if (signal.aborted) reject(signal.reason);
+            signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+          }),
+        ]);
+        await hooks.quiesce();
+        signal.throwIfAborted();
+        hooks.snapshotting(SnapshotMode.SNAPSHOT_MODE_STOP);
+        hooks.archiving({ mode: SnapshotMode.SNAPSHOT_MODE_STOP, bytesTotal: this.point.manifest?.totalBytes ?? 0 });
+        signal.throwIfAborted();
+        if (!this.place) throw new LullError("LULL_E_INTERNAL", "restore in place: nothing to place");
+        await this.place();
+        return { archivePath: this.point.location, archiveBytes: this.point.sizeBytes };
+      },
+      sweep: async () => [],
+    };
+  }
 }

@@ -8,7 +8,7 @@ interface Row {
   point_id: string;
   guest_id: string;
   phase: RestoreRecord["phase"];
-  target_kind: "dir" | "guest";
+  target_kind: "dir" | "guest" | "in-place";
   target: string;
   options: string;
   force: number;
@@ -54,8 +54,8 @@ export class RestoreStore {
       guest_id: r.guestId,
       phase: r.phase,
       target_kind: t.kind,
-      target: t.kind === "dir" ? t.path : t.vmid ? String(t.vmid) : "",
-      options: JSON.stringify(t.kind === "guest" ? { storage: t.storage, start: t.start } : { created: t.created }),
+      target: t.kind === "dir" ? t.path : t.kind === "in-place" ? t.jobId : t.vmid ? String(t.vmid) : "",
+      options: JSON.stringify(t.kind === "guest" ? { storage: t.storage, start: t.start } : t.kind === "dir" ? { created: t.created } : {}),
       force: r.force ? 1 : 0,
       started_at: r.startedAt,
       ended_at: r.endedAt ?? null,
@@ -104,7 +104,12 @@ function fromRow(row: Row): RestoreRecord {
     id: row.id,
     pointId: row.point_id,
     guestId: row.guest_id,
-    target: row.target_kind === "dir" ? { kind: "dir", path: row.target, created: options.created ?? false } : { kind: "guest", vmid: Number(row.target || 0), storage: options.storage ?? "", start: options.start ?? false },
+    target:
+      row.target_kind === "dir"
+        ? { kind: "dir", path: row.target, created: options.created ?? false }
+        : row.target_kind === "in-place"
+          ? { kind: "in-place", jobId: row.target }
+          : { kind: "guest", vmid: Number(row.target || 0), storage: options.storage ?? "", start: options.start ?? false },
     force: row.force === 1,
     phase: row.phase,
     startedAt: row.started_at,

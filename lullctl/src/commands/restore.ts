@@ -14,12 +14,13 @@ function mib(bytes: number): string {
 
 function targetText(r: Restore): string {
   if (r.targetKind === "dir") return r.target;
+  if (r.targetKind === "in-place") return `guest ${r.guestId}'s volumes (job ${r.target})`;
   return r.target ? `guest ${r.target}` : "the next free guest id";
 }
 
 export function restoreLines(r: Restore): string[] {
   const lines = [`restore ${r.id}  point ${r.pointId}  to ${targetText(r)}  ${r.phase}${r.reason ? `: ${r.reason}` : ""}${r.errorCode ? ` (${r.errorCode})` : ""}`];
-  if (r.targetKind === "dir" && r.sha256) lines.push(`  checked sha256 ${r.sha256}, ${r.files} files, ${r.bytes} bytes (== the catalog's manifest)`);
+  if (r.targetKind !== "guest" && r.sha256) lines.push(`  checked sha256 ${r.sha256}, ${r.files} files, ${r.bytes} bytes (== the catalog's manifest)`);
   if (r.phase === "done" || r.checkMs > 0) lines.push(`  check ${r.checkMs} ms  extract ${r.extractMs} ms${r.totalMs ? `  total ${r.totalMs} ms` : ""}`);
   return lines;
 }
@@ -35,7 +36,12 @@ export async function restoreCommand(ctx: CommandContext, cmd: Extract<Command, 
   let r = await ctx.api.restorePoint({
     guestId,
     pointId: cmd.pointId,
-    target: cmd.to !== undefined ? { $case: "toDir", value: cmd.to } : { $case: "toGuest", value: { vmid: cmd.vmid ?? 0, storage: cmd.storage ?? "", start: cmd.start } },
+    target:
+      cmd.to !== undefined
+        ? { $case: "toDir", value: cmd.to }
+        : cmd.inPlace
+          ? { $case: "inPlace", value: true }
+          : { $case: "toGuest", value: { vmid: cmd.vmid ?? 0, storage: cmd.storage ?? "", start: cmd.start } },
     force: cmd.force,
     requestedBy: ctx.requestedBy,
   });
