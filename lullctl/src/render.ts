@@ -25,7 +25,7 @@ function outcomeCell(job: Job): string {
 export function jobsTable(jobs: readonly Job[]): string[] {
   if (jobs.length === 0) return ["no jobs"];
   const rows = jobs.map((j) => [
-    j.id,
+    j.kind === "restore" ? `${j.id} (restore)` : j.id,
     j.guestId,
     phaseName(j.phase),
     modeName(j.mode),
@@ -40,7 +40,7 @@ export function jobsTable(jobs: readonly Job[]): string[] {
 
 export function jobDetails(job: Job): string[] {
   const lines: Array<[string, string]> = [
-    ["job", job.id],
+    ["job", job.kind === "restore" ? `${job.id} (restore in place: holds the stacks while the volumes are replaced; archive is the point restored)` : job.id],
     ["guest", job.guestId],
     ["phase", phaseName(job.phase)],
     ["engine", job.engine || "-"],
