@@ -70,7 +70,8 @@ function runAgent(args: string[], env: Record<string, string> = {}): AgentChild 
       resolve({ code, signal });
     }),
   );
-  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 10_000) =>
+  // Generous: on a loaded machine the agent may take seconds to create its CA and start listening.
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 30_000) =>
     new Promise<LogLine>((resolve, reject) => {
       const check = () => {
         const hit = logs.find(pred);
