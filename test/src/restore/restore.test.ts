@@ -12,9 +12,15 @@ import { existsSync } from "node:fs";
 import { lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import { execa } from "execa";
 import { openServiceWriter, readServiceContents } from "../isolation/services.js";
 import { SERVICE_KINDS } from "../isolation/ledger.js";
 import { ENTRY_POINTS, loopBtrfsUnavailable, makeTempDir, mountLoopBtrfs, removeDir, requireAvailable, startAgent, type AgentProcess, type LoopBtrfs } from "../support/index.js";
+
+async function execTar(args: string[]): Promise<void> {
+  await execa("tar", args);
+}
 
 function lullctl(agent: AgentProcess, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -135,6 +141,29 @@ describe("restore of a native point on real btrfs", () => {
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /failed: .*(SHA-256 [0-9a-f]{64}, not the [0-9a-f]{64} recorded|does not decompress).*\(LULL_E_ARCHIVE_CORRUPT\)/);
     assert.deepEqual(existsSync(target) ? await readdir(target) : [], [], "nothing was written");
+  });
+
+  it("refuses a hostile archive even when its catalog entry matches it, and writes nothing inside or outside the target", async () => {
+    // Someone who can write both the archive and the catalog: the members are judged regardless.
+    const info = JSON.parse((await lullctl(agent, ["--json", "backup-info", "g1", pointId])).stdout) as { location: string };
+    const outside = join(scratch, "outside");
+    await mkdir(outside);
+    const src = join(scratch, "hostile-src");
+    await mkdir(join(src, "sqlite"), { recursive: true });
+    await writeFile(join(src, "payload"), "owned\n");
+    await symlink(outside, join(src, "sqlite", "escape"));
+    // sqlite/escape -> <outside>, then sqlite/escape/payload written through it.
+    await execTar(["--zstd", "-cf", info.location, "--format=posix", "-C", src, "sqlite/escape", "--transform", "s,^payload$,sqlite/escape/payload,", "payload"]);
+    const bytes = await readFile(info.location);
+    const db = new Database(join(scratch, "agent", "data", "agent.db"));
+    db.prepare("UPDATE backups SET sha256 = ?, file_count = 1, total_bytes = 6 WHERE id = ?").run(createHash("sha256").update(bytes).digest("hex"), pointId);
+    db.close();
+    const target = join(scratch, "hostile-target");
+    const r = await lullctl(agent, ["restore", "g1", pointId, "--to", target, "--wait"]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /failed: archive .* is refused: sqlite\/escape\/payload lies below the symlink sqlite\/escape of the archive .*nothing was written \(LULL_E_ARCHIVE_HOSTILE\)/);
+    assert.deepEqual(await readdir(outside), [], "nothing written through the symlink");
+    assert.equal(existsSync(target), false, "the target the run created is gone again");
   });
 
   it("says what is wrong with a bad target", async () => {
