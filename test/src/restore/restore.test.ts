@@ -4,7 +4,9 @@
 // point restored into a directory is byte-equal to the data as it was at the snapshot, and each
 // service reads its records back intact. A restore into a non-empty directory is refused without
 // --force and replaces its contents with it; an archive changed by one byte is refused by its
-// hash and leaves the target as it was.
+// hash and leaves the target as it was; a hostile archive (a symlink escape) whose catalog entry
+// was made to match is refused by its members and writes nothing (traversal, absolute paths,
+// device nodes, fifos and hard links out: agent/src/archive/safe-extract.test.ts).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
