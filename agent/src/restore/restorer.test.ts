@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Consistency, SnapshotMode } from "@lull/proto";
+import { Consistency, Phase, SnapshotMode } from "@lull/proto";
 import { createExecaLauncher, silentLogger, systemClock, type Launcher, LullError } from "@lull/shared";
 import { writeArchive } from "../archive/tar-zst.js";
 import { pointIdOf } from "../backups/restore-point.js";
@@ -148,6 +148,29 @@ describe("restorer", () => {
         restorer({ holds: holdsWith(["app"]) }).start({ guestId: "g1", pointId: nativePoint, target: { kind: "in-place" }, force: false, requestedBy: "test" }),
         /no native guest of this agent/,
       );
+    });
+
+    it("an agent stopping during holding ends the restore's job and leaves the volume as it was", async () => {
+      let phase = Phase.PHASE_QUEUED;
+      const cancelled: string[] = [];
+      const holds: HoldJobs = {
+        ...holdsWith(["app"]),
+        start: (guestId) => ({ id: "j-stopping", guestId, phase } as never),
+        get: (jobId) => ({ id: jobId, guestId: "g1", phase, stacks: [], errorCode: "", errorMessage: "" } as never),
+        cancel: async (jobId) => {
+          cancelled.push(jobId);
+          phase = Phase.PHASE_CANCELLED;
+        },
+      };
+      const r = inPlace(holds);
+      const run = await r.start({ guestId: "g1", pointId: nativePoint, target: { kind: "in-place" }, force: false, requestedBy: "test" });
+      for (let i = 0; i < 100 && r.get(run.id).phase !== "holding"; i++) await new Promise((res) => setTimeout(res, 50));
+      assert.equal(r.get(run.id).phase, "holding");
+      assert.ok(existsSync(join(volume(), `${STAGING_PREFIX}${run.id}`)), "extracted beside the volume");
+      await r.close();
+      assert.deepEqual(cancelled, ["j-stopping"]);
+      assert.equal(r.get(run.id).phase, "cancelled");
+      assert.deepEqual(readdirSync(volume()), ["data.txt"], "the staged copy is gone, the volume as it was");
     });
 
     it("recovery before placing removes what was extracted beside the volume; in placing it finishes and ends the job done", async () => {

@@ -196,7 +196,10 @@ export class Restorer {
     this.closed = true;
     for (const [id, run] of this.running) {
       const r = this.deps.store.get(id);
-      if (r && !COMMITTED.includes(r.phase)) run.controller.abort(new LullError("LULL_E_CANCELLED", "the agent is stopping"));
+      if (!r || COMMITTED.includes(r.phase)) continue;
+      run.controller.abort(new LullError("LULL_E_CANCELLED", "the agent is stopping"));
+      // A restore in place waits for its job: end it too (its stacks resume, the volumes stay as they were).
+      if (r.target.kind === "in-place" && r.target.jobId) void this.deps.holds?.cancel(r.target.jobId, "the agent is stopping").catch(() => undefined);
     }
     await Promise.all([...this.running.values()].map((r) => r.done));
   }
