@@ -28,6 +28,8 @@ test("the demo backs up a running app with an early resume and restores exactly 
   assert.match(stdout, /^downtime {5}app: .* \(resumed early, at snapshotted\)$/m, "lullctl reports an early resume");
   assert.match(stdout, /^demo: downtime of stack app: \d+ ms \(stop \d+ ms \+ start \d+ ms, resumed early, at snapshotted\)$/m);
   assert.match(stdout, /PASS {2}the app was resumed early, at snapshotted, before the archive was finished/);
+  assert.match(stdout, /PASS {2}lullctl restore --to exited 0/);
+  assert.match(stdout, /restore r-\S+ {2}point b-\S+ {2}to \S+ {2}done/, "lullctl restore's own summary");
   assert.match(stdout, /PASS {2}no record written after the snapshot is in the backup/);
   assert.match(stdout, /PASS {2}every record written before the stop is in the backup/);
   assert.match(stdout, /PASS {2}the restore point passes the app.s check on an ephemeral replica/);

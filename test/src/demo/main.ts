@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run demo`: an app-consistent backup of a running app, end to end, on this machine, without
 // root or Proxmox. Starts lull-agent (guest `demo`, `dir` driver, snapshot by copy), the demo app
-// and its lull-controller, runs `lullctl backup demo --wait`, restores the archive and checks it,
+// and its lull-controller, runs `lullctl backup demo --wait`, restores the point (`lullctl restore
+// --to`) and checks its records,
 // then verifies the restore point on an ephemeral replica (`lullctl verify`, ./verify-check.ts).
 // Exit 0 only when every check passes. `--keep` keeps the scratch dir; `--verbose` echoes daemon
 // logs; `--data-mib N` (default 256) seeds the app's data dir so that archiving takes a moment.
@@ -23,7 +24,8 @@ import {
   writeSeedData,
 } from "../support/index.js";
 import { appCtlDriver } from "./app-driver.js";
-import { restoreAndCheck, type Check } from "./restore-check.js";
+import { checkRestoredRecords, type Check } from "./restore-check.js";
+import { readRecords, recordsFile } from "./records.js";
 
 const say = (text: string) => process.stdout.write(`demo: ${text}\n`);
 
@@ -129,16 +131,13 @@ async function runDemo(scratch: string, verbose: boolean, seedMiB: number): Prom
       { name: "the app runs again", ok: status.code === 0, detail: status.text },
     ];
     if (job.phase === Phase.PHASE_DONE && job.archivePath) {
-      say(`restoring ${job.archivePath} into ${join(scratch, "restore")}`);
-      checks.push(
-        ...(await restoreAndCheck({
-          archive: job.archivePath,
-          restoreDir: join(scratch, "restore"),
-          liveDataDir: appData,
-          volume: "data",
-          snapshotAt: job.snapshotAt,
-        })),
-      );
+      // The product's own restore: hash, manifest and every member checked before a byte is written.
+      const point = `b-${job.id.slice(2)}`;
+      const restoreDir = join(scratch, "restore");
+      say(`$ lullctl --socket ${agent.socketPath} restore demo ${point} --to ${restoreDir} --wait`);
+      const restoredExit = await runLullctl(["--socket", agent.socketPath, "restore", "demo", point, "--to", restoreDir, "--wait"]);
+      checks.push({ name: "lullctl restore --to exited 0 (the archive's hash, manifest and members checked)", ok: restoredExit === 0, detail: `exit code ${restoredExit}` });
+      checks.push(...checkRestoredRecords(readRecords(recordsFile(join(restoreDir, "data"))), readRecords(recordsFile(appData)), job.snapshotAt));
     } else {
       checks.push({ name: "the backup can be restored", ok: false, detail: "no archive" });
     }

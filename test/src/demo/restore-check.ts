@@ -1,9 +1,8 @@
 // Restores a backup of the demo app and checks write isolation against the live records:
 // the restored records are exactly the ones written before the snapshot, and none after it.
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import { execa } from "execa";
-import { readRecords, recordsFile, type AppRecord } from "./records.js";
+import type { AppRecord } from "./records.js";
 
 export interface Check {
   name: string;
@@ -57,18 +56,4 @@ export function checkRestoredRecords(restored: readonly AppRecord[], live: reado
     detail: next ? `next live record #${next.id} at ${iso(next.at)}` : "no live record after the backup",
   });
   return checks;
-}
-
-/** Restores `archive` into `restoreDir` and runs checkRestoredRecords on the `data` volume. */
-export async function restoreAndCheck(options: {
-  archive: string;
-  restoreDir: string;
-  liveDataDir: string;
-  volume: string;
-  snapshotAt: Date | undefined;
-}): Promise<Check[]> {
-  await restoreArchive(options.archive, options.restoreDir);
-  const restored = readRecords(recordsFile(join(options.restoreDir, options.volume)));
-  const live = readRecords(recordsFile(options.liveDataDir));
-  return checkRestoredRecords(restored, live, options.snapshotAt);
 }
