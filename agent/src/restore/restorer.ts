@@ -438,8 +438,14 @@ export class Restorer {
     if (r.target.kind !== "dir") throw new Error("not a directory restore");
     const target = r.target.path;
     const staging = join(target, `${STAGING_PREFIX}${r.id}`);
-    await mkdir(target, { recursive: true });
-    await mkdir(staging, { mode: 0o700 });
+    await mkdir(target, { recursive: true })
+      .then(() => mkdir(staging, { mode: 0o700 }))
+      .catch((err: NodeJS.ErrnoException) => {
+        throw new LullError(
+          "LULL_E_INVALID_ARGUMENT",
+          `restore target ${target} cannot be written by the agent (${err.code ?? err.message})${err.code === "EROFS" || err.code === "EACCES" || err.code === "EPERM" ? ": the agent's systemd unit keeps /usr and /boot read-only and /home, /root hidden — restore under /srv, /var or /mnt" : ""}`,
+        );
+      });
     const t0 = this.deps.clock.now();
     let lastProgress = 0;
     let t1 = t0;
