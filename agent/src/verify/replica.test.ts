@@ -41,7 +41,10 @@ describe("replica sweep", () => {
     const reports = await sweepReplicas(scratch, "lull-", { runner, mountsFile: mounts });
     const ra = reports.find((r) => r.dir === a.dir)!;
     const rb = reports.find((r) => r.dir === b.dir)!;
-    assert.deepEqual([ra.error, ra.removed, ra.killed], [undefined, true, [writer.pid]]);
+    assert.deepEqual([ra.error, ra.removed], [undefined, true]);
+    // The writer, and maybe the `mkdir` it had just forked (it carries the mark too).
+    assert.ok(ra.killed.includes(writer.pid!), `the writer was killed: ${ra.killed.join(", ")}`);
+    assert.ok(ra.killed.length <= 2, `only marked processes: ${ra.killed.join(", ")}`);
     assert.equal(existsSync(a.dir), false);
     assert.match(rb.error ?? "", /umount|busy/, "b's failure is reported, not thrown");
   });
