@@ -3,7 +3,7 @@
 // on the node.
 import type { CancelRestoreRequest, GetRestoreRequest, ListRestoresRequest, ListRestoresResponse, Restore, RestorePointRequest } from "@lull/proto";
 import { LIMITS, LullError } from "@lull/shared";
-import type { RestoreRecord } from "../restore/machine.js";
+import { targetValue, type RestoreRecord } from "../restore/machine.js";
 import type { Restorer } from "../restore/restorer.js";
 import { validPointId } from "./point-handlers.js";
 import { requireGuest, type GuestDirectory } from "./validate.js";
@@ -30,7 +30,7 @@ export function restoreView(r: RestoreRecord): Restore {
     guestId: r.guestId,
     phase: r.phase,
     targetKind: t.kind,
-    target: t.kind === "dir" ? t.path : t.kind === "in-place" ? t.jobId : t.vmid ? String(t.vmid) : "",
+    target: targetValue(t),
     force: r.force,
     startedAt: new Date(r.startedAt),
     endedAt: r.endedAt === undefined ? undefined : new Date(r.endedAt),

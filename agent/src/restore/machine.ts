@@ -61,6 +61,13 @@ export type RestoreEvent =
   /** The agent died in a phase before clearing; `detail` says what the next start did about it. */
   | { type: "interrupted"; detail: string };
 
+/** The target as one text (the `target` column and the API field): the directory, the holding job's id, or the vmid ("" until known). */
+export function targetValue(t: RestoreTarget): string {
+  if (t.kind === "dir") return t.path;
+  if (t.kind === "in-place") return t.jobId;
+  return t.vmid ? String(t.vmid) : "";
+}
+
 export const ENDED: readonly RestorePhase[] = ["done", "failed", "cancelled"];
 /** Phases past the point of no return: the target is being replaced. */
 export const COMMITTED: readonly RestorePhase[] = ["clearing", "placing"];

@@ -1,7 +1,7 @@
 // Restore runs (`restores`, migration 13).
 import type { Statement } from "better-sqlite3";
 import type { AgentDatabase } from "../ledger/agent-database.js";
-import { ENDED, type RestoreRecord } from "./machine.js";
+import { ENDED, targetValue, type RestoreRecord } from "./machine.js";
 
 interface Row {
   id: string;
@@ -54,7 +54,7 @@ export class RestoreStore {
       guest_id: r.guestId,
       phase: r.phase,
       target_kind: t.kind,
-      target: t.kind === "dir" ? t.path : t.kind === "in-place" ? t.jobId : t.vmid ? String(t.vmid) : "",
+      target: targetValue(t),
       options: JSON.stringify(t.kind === "guest" ? { storage: t.storage, start: t.start } : t.kind === "dir" ? { created: t.created } : {}),
       force: r.force ? 1 : 0,
       started_at: r.startedAt,

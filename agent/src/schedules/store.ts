@@ -2,9 +2,9 @@
 // claim), ended done/failed, or recorded missed/skipped with its reason. Every record also goes
 // to the event log as a note (job id `schedule:<id>`), in the same transaction.
 import type { Statement } from "better-sqlite3";
-import { EventKind, type Event } from "@lull/proto";
+import type { Event } from "@lull/proto";
 import type { AgentDatabase } from "../ledger/agent-database.js";
-import { EventLog, type EventDraft } from "../ledger/event-log.js";
+import { EventLog, noteDraft, type EventDraft } from "../ledger/event-log.js";
 
 export type TickOutcome = "running" | "done" | "failed" | "missed" | "skipped";
 
@@ -52,23 +52,7 @@ const fromRow = (r: Row): TickRecord => ({
 export const scheduleJobId = (scheduleId: string) => `schedule:${scheduleId}`;
 
 function note(scheduleId: string, message: string, errorCode = ""): EventDraft {
-  return {
-    jobId: scheduleJobId(scheduleId),
-    guestId: "",
-    kind: EventKind.EVENT_KIND_NOTE,
-    phase: 0,
-    mode: 0,
-    consistency: 0,
-    snapshotAt: undefined,
-    bytesDone: 0,
-    bytesTotal: 0,
-    stack: "",
-    stackState: 0,
-    downtimeMs: 0,
-    errorCode,
-    message,
-    groupRunId: "",
-  };
+  return noteDraft({ jobId: scheduleJobId(scheduleId), guestId: "", message, errorCode });
 }
 
 export class ScheduleTickStore {

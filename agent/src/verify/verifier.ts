@@ -8,12 +8,11 @@
 // Each change of a run is one transaction on the shared ledger (row + events), published after it
 // commits, like a job's; events are NOTE events whose job id is the run's id (`v-…`).
 import { randomBytes } from "node:crypto";
-import { EventKind, Phase, SnapshotMode, Consistency, StackState } from "@lull/proto";
 import { LullError, type Clock, type CommandRunner, type Launcher, type Logger } from "@lull/shared";
 import type { BackupStore } from "../backups/store.js";
 import type { RestorePoint } from "../backups/restore-point.js";
 import type { Ledger } from "../ledger/ledger.js";
-import type { EventDraft } from "../ledger/event-log.js";
+import { noteDraft, type EventDraft } from "../ledger/event-log.js";
 import type { VerifyConfig, VerifyCheck } from "./config.js";
 import { decideVerification, type VerifyDecision } from "./decide.js";
 import { newVerifyRecord, transition, type StackResult, type VerifyEvent, type VerifyRecord } from "./machine.js";
@@ -268,21 +267,6 @@ export class Verifier {
   }
 
   private note(record: VerifyRecord, message: string): EventDraft {
-    return {
-      jobId: record.id,
-      guestId: record.guestId,
-      kind: EventKind.EVENT_KIND_NOTE,
-      phase: Phase.PHASE_UNSPECIFIED,
-      mode: SnapshotMode.SNAPSHOT_MODE_UNSPECIFIED,
-      consistency: Consistency.CONSISTENCY_UNSPECIFIED,
-      snapshotAt: undefined,
-      bytesDone: 0,
-      bytesTotal: 0,
-      stack: "",
-      stackState: StackState.STACK_STATE_UNSPECIFIED,
-      downtimeMs: 0,
-      errorCode: record.phase === "failed" ? "LULL_E_VERIFY_FAILED" : "",
-      message,
-    };
+    return noteDraft({ jobId: record.id, guestId: record.guestId, message, errorCode: record.phase === "failed" ? "LULL_E_VERIFY_FAILED" : "" });
   }
 }
