@@ -90,7 +90,8 @@ export class AgentProcess {
   private static async launch(options: StartAgentOptions, configPath: string, listen: string): Promise<Launched> {
     const proc = startProcess({
       name: "agent",
-      args: [ENTRY_POINTS.agent, "--config", configPath, "--listen", listen, "--socket", AgentProcess.socketIn(options.dir)],
+      // LULL_AGENT_NODE_ARGS: node options for the agent alone, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile a benchmark's agent.
+      args: [...(process.env.LULL_AGENT_NODE_ARGS?.split(" ").filter(Boolean) ?? []), ENTRY_POINTS.agent, "--config", configPath, "--listen", listen, "--socket", AgentProcess.socketIn(options.dir)],
       ...(options.env ? { env: options.env } : {}),
       ...(options.echo !== undefined ? { echo: options.echo } : {}),
     });
