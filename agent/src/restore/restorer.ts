@@ -485,18 +485,8 @@ export class Restorer {
       r = this.apply(r, { type: "cleared" });
       await this.deps.afterPhase?.(r);
     }
-    const entries = await readdir(staging).catch((err: NodeJS.ErrnoException) => {
-      if (recovering && err.code === "ENOENT") return [] as string[];
-      throw err;
-    });
-    for (const e of entries) {
-      // A leftover of an earlier attempt's placing (a restart) is replaced by the staged entry.
-      await rm(join(target, e), { recursive: true, force: true });
-      await rename(join(staging, e), join(target, e));
-    }
-    await rmdir(staging).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== "ENOENT") throw err;
-    });
+    // After a restart the staging directory may be gone already (placed before the crash).
+    await moveUp(target, staging, !recovering);
     return this.apply(r, { type: "placed" });
   }
 
@@ -550,10 +540,14 @@ export function describe(t: RestoreTarget, guestId = ""): string {
   return t.vmid ? `guest ${t.vmid}` : "the next free guest id";
 }
 
-/** Moves every entry of `staging` into `dir` (replacing a same-named one), then removes `staging`. Idempotent. */
-async function moveUp(dir: string, staging: string): Promise<void> {
+/**
+ * Moves every entry of `staging` into `dir`, then removes `staging`. Idempotent: an entry an earlier
+ * attempt already moved (a restart) is replaced by the staged one, and a missing `staging` is
+ * fine unless `mustExist`.
+ */
+async function moveUp(dir: string, staging: string, mustExist = false): Promise<void> {
   const entries = await readdir(staging).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === "ENOENT") return [] as string[];
+    if (err.code === "ENOENT" && !mustExist) return [] as string[];
     throw err;
   });
   for (const e of entries) {
