@@ -197,6 +197,26 @@ describe("restorer", () => {
       assert.equal(readFileSync(join(volume(), "data.txt"), "utf8"), "from the point\n");
       writeFileSync(join(volume(), "data.txt"), "restored\n");
     });
+
+    it("recovery resumes a volume's replacement wherever the crash left it, losing neither side", async () => {
+      const rs = new RestoreStore(store.database);
+      const run = { ...newRestoreRecord({ id: "r-20261203T000002-000003", pointId: nativePoint, guestId: "g1", target: { kind: "in-place", jobId: "j-hold3" }, force: false, requestedBy: "test" }, Date.now()), phase: "placing" as const };
+      rs.insert(run);
+      // The crash came in step 2: the old entries are aside, `a` of the point was moved in, `b` not yet.
+      const name = `${STAGING_PREFIX}${run.id}`;
+      rmSync(join(volume(), "data.txt"));
+      mkdirSync(join(volume(), `${name}-old`));
+      writeFileSync(join(volume(), `${name}-old`, "old-entry"), "old\n");
+      mkdirSync(join(volume(), `${name}-ready`));
+      writeFileSync(join(volume(), "a"), "point a\n");
+      writeFileSync(join(volume(), `${name}-ready`, "b"), "point b\n");
+      const [r] = await inPlace(holdsWith(["app"])).recover();
+      assert.equal(r!.phase, "done");
+      assert.deepEqual(readdirSync(volume()).sort(), ["a", "b"]);
+      assert.equal(readFileSync(join(volume(), "b"), "utf8"), "point b\n");
+      for (const f of ["a", "b"]) rmSync(join(volume(), f));
+      writeFileSync(join(volume(), "data.txt"), "restored\n");
+    });
   });
 
   describe("to a guest (fake toolbox)", () => {

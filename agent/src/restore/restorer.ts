@@ -281,12 +281,9 @@ export class Restorer {
   }
 
   /** The volumes are replaced while the stacks are held: each volume's other entries go, the staged ones move in. */
-  private async placeVolumes(guestId: string, id: string): Promise<void> {
-    const name = `${STAGING_PREFIX}${id}`;
-    for (const v of this.volumesOf(guestId)) {
-      await emptyDir(v.path, new Set([name]));
-      await moveUp(v.path, join(v.path, name));
-    }
+  /** The volumes are replaced while the stacks are held, each through replaceContents (a restart resumes it). */
+  private async placeVolumes(guestId: string, id: string, recovering: boolean): Promise<void> {
+    for (const v of this.volumesOf(guestId)) await replaceContents(v.path, `${STAGING_PREFIX}${id}`, !recovering);
   }
 
   private async runInPlace(initial: RestoreRecord, point: RestorePoint, hold: InPlaceHold, signal: AbortSignal): Promise<void> {
@@ -314,7 +311,7 @@ export class Restorer {
       }
       r = this.apply(r, { type: "held" });
       await this.deps.afterPhase?.(r);
-      await this.placeVolumes(r.guestId, r.id);
+      await this.placeVolumes(r.guestId, r.id, false);
     };
     try {
       const volumes = this.volumesOf(point.guestId);
@@ -366,7 +363,7 @@ export class Restorer {
     if (r.target.kind !== "in-place") return r;
     const point = this.deps.backups.get(r.pointId);
     if (r.phase === "placing" && point) {
-      await this.placeVolumes(r.guestId, r.id);
+      await this.placeVolumes(r.guestId, r.id, true);
       const job = this.deps.holds?.get(r.target.jobId);
       if (job && !isTerminal(job.phase)) this.deps.holds?.finish(job.id, point.location, point.sizeBytes);
       r = this.apply(r, { type: "placed" });
@@ -557,6 +554,32 @@ async function moveUp(dir: string, staging: string, mustExist = false): Promise<
   await rmdir(staging).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== "ENOENT") throw err;
   });
+}
+
+/**
+ * Replaces `dir`'s contents with those of its staging directory `dir/<name>`, in steps a restart
+ * can resume at any point without losing either side: (1) every other entry is renamed into
+ * `<name>-old`, then the staging directory is renamed `<name>-ready` — the mark that step 1 is
+ * complete; (2) the entries of `-ready` are renamed into `dir`; (3) `-old` is removed. Renames
+ * only (the same file system), so `dir` may be a mount point or a btrfs subvolume.
+ */
+async function replaceContents(dir: string, name: string, mustExist: boolean): Promise<void> {
+  const staging = join(dir, name);
+  const ready = join(dir, `${name}-ready`);
+  const old = join(dir, `${name}-old`);
+  const exists = (p: string) => lstat(p).then(() => true, () => false);
+  if (await exists(staging)) {
+    await mkdir(old, { recursive: true });
+    for (const e of await readdir(dir)) {
+      if (e === name || e === `${name}-old` || e === `${name}-ready`) continue;
+      await rename(join(dir, e), join(old, e));
+    }
+    await rename(staging, ready);
+  } else if (mustExist && !(await exists(ready))) {
+    throw new LullError("LULL_E_RESTORE_FAILED", `the extracted copy ${staging} is gone: the volume ${dir} was left as it was`);
+  }
+  if (await exists(ready)) await moveUp(dir, ready, true);
+  await rm(old, { recursive: true, force: true });
 }
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
