@@ -14,7 +14,8 @@
 //
 // Symlinks themselves are restored as stored (an absolute target is normal in a volume); since no
 // member may pass through one and the target directory starts empty, tar never writes through one.
-// Every process started carries `env` (the verifier's replica mark).
+// A file whose hash differs from the catalog's is told as changed or damaged, before anything else
+// found in it. Every process started carries `env` (the verifier's replica mark).
 import { createReadStream } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
 import { createHash } from "node:crypto";
@@ -169,8 +170,9 @@ export async function checkArchive(path: string, options: SafeExtractOptions): P
     members += 1;
     const problem = memberProblem(m, symlinks);
     if (problem) {
+      // Read on to the end all the same: a changed or damaged file (its hash) is told as such, not
+      // as hostile — a flipped byte can decompress into garbage headers before zstd's checksum fails.
       hostile = problem;
-      stop.abort(new LullError("LULL_E_ARCHIVE_HOSTILE", `archive ${path} is refused: ${problem}; nothing was written`));
       return;
     }
     const top = normalized(m.name).split("/")[0];
@@ -196,23 +198,23 @@ export async function checkArchive(path: string, options: SafeExtractOptions): P
     const reading = readThrough(path, zstd.stdin!, (n) => options.onBytes?.("check", n, total), stop.signal).then((d) => (sha256 = d));
     const listing = pipeline(zstd.stdout, new Writable({ write: (chunk: Buffer, _e, done) => (reader.update(chunk), done()) }), { signal: stop.signal });
     const [read, list, exit] = await Promise.allSettled([reading, listing, zstd]);
-    if (hostile) throw stop.signal.reason;
     if (options.signal.aborted) throw cancelled(options.signal);
+    if (read.status === "fulfilled" && options.expect.sha256 && options.expect.sha256 !== sha256) {
+      throw new LullError("LULL_E_ARCHIVE_CORRUPT", `archive ${path} has SHA-256 ${sha256}, not the ${options.expect.sha256} recorded while it was written: it was changed or damaged; nothing was written`);
+    }
     const result = exit.status === "fulfilled" ? exit.value : undefined;
     if (!result || result.exitCode !== 0) {
       throw new LullError("LULL_E_ARCHIVE_CORRUPT", `archive ${path} does not decompress (it was damaged or changed; nothing was written): zstd -d ${result?.exitCode !== undefined ? `exited ${result.exitCode}` : "failed"}${result ? `: ${tail(result.stderr)}` : ""}`);
     }
     if (read.status === "rejected") throw new LullError("LULL_E_ARCHIVE_CORRUPT", `archive ${path} cannot be read: ${(read.reason as Error).message}`);
     if (list.status === "rejected") throw new LullError("LULL_E_ARCHIVE_CORRUPT", `archive ${path} cannot be listed: ${(list.reason as Error).message}`);
+    if (hostile) throw new LullError("LULL_E_ARCHIVE_HOSTILE", `archive ${path} is refused: ${hostile}; nothing was written`);
   } finally {
     options.signal.removeEventListener("abort", onAbort);
     stop.abort();
   }
   if (!reader.sawEnd) throw new LullError("LULL_E_ARCHIVE_CORRUPT", `archive ${path} is truncated: its tar stream has no end-of-archive blocks`);
   const expected = options.expect;
-  if (expected.sha256 && expected.sha256 !== sha256) {
-    throw new LullError("LULL_E_ARCHIVE_CORRUPT", `archive ${path} has SHA-256 ${sha256}, not the ${expected.sha256} recorded while it was written: it was changed or damaged; nothing was written`);
-  }
   const manifest = { fileCount, totalBytes };
   if (expected.manifest && (expected.manifest.fileCount !== fileCount || expected.manifest.totalBytes !== totalBytes)) {
     throw new LullError(

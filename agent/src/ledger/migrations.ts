@@ -368,7 +368,7 @@ export const MIGRATIONS: readonly Migration[] = [
         id           TEXT PRIMARY KEY,
         point_id     TEXT NOT NULL,
         guest_id     TEXT NOT NULL,
-        phase        TEXT NOT NULL CHECK (phase IN ('checking', 'extracting', 'clearing', 'holding', 'placing', 'restoring-guest', 'done', 'failed', 'cancelled')),
+        phase        TEXT NOT NULL CHECK (phase IN ('checking', 'extracting', 'holding', 'placing', 'restoring-guest', 'done', 'failed', 'cancelled')),
         target_kind  TEXT NOT NULL CHECK (target_kind IN ('dir', 'guest', 'in-place')),
         -- dir: the directory (resolved); guest: the vmid as text, '' until it is known; in-place: the holding job's id
         target       TEXT NOT NULL,

@@ -1,20 +1,19 @@
 // A restore run's phases, a pure machine (table test in machine.test.ts):
 //
-//   into a directory:  checking ──▶ extracting ──▶ [clearing ──▶] placing ──▶ done
+//   into a directory:  checking ──▶ extracting ──▶ placing ──▶ done
 //   in place:          checking ──▶ extracting ──▶ holding ──▶ placing ──▶ done
 //                      (extracting writes beside each volume's contents while the stacks run;
 //                       holding: the restore's job stops them through their controllers)
 //   to a guest:        restoring-guest ──▶ done
-//   any failure or cancel before clearing ──▶ failed | cancelled (the staging directory removed,
+//   any failure or cancel before placing ──▶ failed | cancelled (the staging directory removed,
 //                                             the target as it was)
-//   clearing / placing: no way back — the point is fully checked and extracted beside the target;
+//   placing: no way back — the point is fully checked and extracted beside the target;
 //                       a cancel is refused, a crash is finished at the next start (`resumed`)
 //   interrupted (the agent died in checking, extracting or restoring-guest) ──▶ failed
 //
-// `clearing` (only with force on a non-empty target) removes the target's entries except the
-// staging directory; `placing` moves the staging directory's entries into the target. Both are
-// idempotent, so a restart redoes the phase it died in.
-export type RestorePhase = "checking" | "extracting" | "clearing" | "holding" | "placing" | "restoring-guest" | "done" | "failed" | "cancelled";
+// `placing` replaces the target's contents (a directory's, or each volume's) with the staged copy
+// in steps that a restart resumes (restorer.ts replaceContents), so a restart redoes it.
+export type RestorePhase = "checking" | "extracting" | "holding" | "placing" | "restoring-guest" | "done" | "failed" | "cancelled";
 
 export type RestoreTarget =
   /** `created`: the directory did not exist before this run (a failed run removes it again). */
@@ -49,8 +48,7 @@ export type RestoreEvent =
   | { type: "progress"; bytesDone: number; bytesTotal: number }
   | { type: "checked"; sha256: string; files: number; bytes: number; ms: number }
   /** Extracted beside the target; `clear`: the target holds entries to remove first. */
-  | { type: "extracted"; ms: number; clear: boolean }
-  | { type: "cleared" }
+  | { type: "extracted"; ms: number }
   /** In place: every stack is stopped and held; the volumes are replaced next. */
   | { type: "held" }
   | { type: "placed" }
@@ -58,7 +56,7 @@ export type RestoreEvent =
   | { type: "guest-restored"; vmid: number }
   | { type: "failed"; code: string; reason: string }
   | { type: "cancelled"; reason: string }
-  /** The agent died in a phase before clearing; `detail` says what the next start did about it. */
+  /** The agent died in a phase before placing; `detail` says what the next start did about it. */
   | { type: "interrupted"; detail: string };
 
 /** The target as one text (the `target` column and the API field): the directory, the holding job's id, or the vmid ("" until known). */
@@ -70,7 +68,7 @@ export function targetValue(t: RestoreTarget): string {
 
 export const ENDED: readonly RestorePhase[] = ["done", "failed", "cancelled"];
 /** Phases past the point of no return: the target is being replaced. */
-export const COMMITTED: readonly RestorePhase[] = ["clearing", "placing"];
+export const COMMITTED: readonly RestorePhase[] = ["placing"];
 
 export function newRestoreRecord(init: Pick<RestoreRecord, "id" | "pointId" | "guestId" | "target" | "force" | "requestedBy">, now: number): RestoreRecord {
   return {
@@ -102,12 +100,9 @@ export function transition(r: RestoreRecord, event: RestoreEvent, now: number): 
       return { ...r, phase: "extracting", sha256: event.sha256, files: event.files, bytes: event.bytes, checkMs: event.ms, bytesDone: 0 };
     case "extracted":
       if (r.phase !== "extracting") throw bad();
-      return { ...r, phase: r.target.kind === "in-place" ? "holding" : event.clear ? "clearing" : "placing", extractMs: event.ms };
+      return { ...r, phase: r.target.kind === "in-place" ? "holding" : "placing", extractMs: event.ms };
     case "held":
       if (r.phase !== "holding") throw bad();
-      return { ...r, phase: "placing" };
-    case "cleared":
-      if (r.phase !== "clearing") throw bad();
       return { ...r, phase: "placing" };
     case "placed":
       if (r.phase !== "placing") throw bad();

@@ -1,6 +1,6 @@
 // The restorer in process, over a real ledger, real tar/zstd and the fake Proxmox toolbox:
-// recovery after a crash in each phase (before clearing: the staging directory goes and the
-// target is as it was; clearing/placing: the run is finished), cancel before and refusal after
+// recovery after a crash in each phase (before placing: the staging directory goes and the
+// target is as it was; in placing: the run is finished wherever it stopped), cancel before and refusal after
 // the point of no return, and a vzdump point restored to a guest — next free id, an existing
 // guest refused without force, a half-created guest destroyed by the next start.
 import assert from "node:assert/strict";
@@ -62,7 +62,7 @@ describe("restorer", () => {
     return r;
   }
 
-  it("recovery before clearing removes the staging directory and leaves the target as it was", async () => {
+  it("recovery before placing removes the staging directory and leaves the target as it was", async () => {
     const target = join(dir, "t-extracting");
     const open = leftOpen("extracting", target);
     mkdirSync(join(target, `${STAGING_PREFIX}${open.id}`, "vol"), { recursive: true });
@@ -75,22 +75,25 @@ describe("restorer", () => {
     assert.deepEqual(readdirSync(target), ["mine"]);
   });
 
-  it("recovery in clearing or placing finishes the run", async () => {
-    const clearing = join(dir, "t-clearing");
-    const c = leftOpen("clearing", clearing);
-    mkdirSync(join(clearing, `${STAGING_PREFIX}${c.id}`, "vol"), { recursive: true });
-    writeFileSync(join(clearing, `${STAGING_PREFIX}${c.id}`, "vol", "data.txt"), "restored\n");
-    writeFileSync(join(clearing, "old"), "replaced\n");
-    const placing = join(dir, "t-placing");
-    const p = leftOpen("placing", placing);
-    // Half placed: `a` was moved in before the crash, `b` is still staged.
-    mkdirSync(join(placing, `${STAGING_PREFIX}${p.id}`, "b"), { recursive: true });
-    mkdirSync(join(placing, "a"));
+  it("recovery in placing finishes the run wherever the crash left it", async () => {
+    // Placing had just begun: the operator's old entry is still there, the copy still staged.
+    const begun = join(dir, "t-begun");
+    const b = leftOpen("placing", begun);
+    mkdirSync(join(begun, `${STAGING_PREFIX}${b.id}`, "vol"), { recursive: true });
+    writeFileSync(join(begun, `${STAGING_PREFIX}${b.id}`, "vol", "data.txt"), "restored\n");
+    writeFileSync(join(begun, "old"), "replaced\n");
+    // Half placed: the old entries are aside, `a` was moved in before the crash, `b` is still ready.
+    const half = join(dir, "t-half");
+    const h = leftOpen("placing", half);
+    mkdirSync(join(half, `${STAGING_PREFIX}${h.id}-old`), { recursive: true });
+    writeFileSync(join(half, `${STAGING_PREFIX}${h.id}-old`, "old"), "replaced\n");
+    mkdirSync(join(half, `${STAGING_PREFIX}${h.id}-ready`, "b"), { recursive: true });
+    mkdirSync(join(half, "a"));
     const recovered = await restorer().recover();
     assert.deepEqual(recovered.map((r) => r.phase), ["done", "done"]);
-    assert.deepEqual(readdirSync(clearing), ["vol"]);
-    assert.equal(readFileSync(join(clearing, "vol", "data.txt"), "utf8"), "restored\n");
-    assert.deepEqual(readdirSync(placing).sort(), ["a", "b"]);
+    assert.deepEqual(readdirSync(begun), ["vol"]);
+    assert.equal(readFileSync(join(begun, "vol", "data.txt"), "utf8"), "restored\n");
+    assert.deepEqual(readdirSync(half).sort(), ["a", "b"]);
   });
 
   it("a cancel before the point of no return removes what was extracted; after it, cancel is refused", async () => {

@@ -8,11 +8,11 @@
 //               hash and manifest equal the catalog's, no member escapes the target
 //   extracting  GNU tar writes into `<target>/.lull-restore-<id>/` (the same file system, so the
 //               moves below are renames), the archive hashed again on the way
-//   clearing    (force, non-empty target) the target's other entries are removed
-//   placing     each extracted entry is renamed into the target; the staging directory goes
-// A failure or cancel before clearing removes the staging directory and leaves the target as it
-// was. From clearing on the run is committed: a cancel is refused, and a crash is finished at the
-// next start (both phases are idempotent).
+//   placing     the target's contents are replaced by the staged copy (replaceContents: the old
+//               entries aside, the copy moved in, the old removed — resumable at every step)
+// A failure or cancel before placing removes the staging directory and leaves the target as it
+// was. From placing on the run is committed: a cancel is refused, and a crash is finished at the
+// next start.
 //
 // To a guest (vzdump archives, PBS snapshots): `pct restore` / `qmrestore --unique 1`
 // (pve/guest-restore.ts); a crash leaves a guest under `lock: create`, which the next start
@@ -22,7 +22,7 @@ import { lstat, mkdir, readdir, realpath, rename, rm, rmdir, statfs } from "node
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { EventKind, Phase, SnapshotMode, StackState } from "@lull/proto";
 import { LullError, asLullError, isTerminal, type Clock, type Logger } from "@lull/shared";
-import { checkArchive, emptyDir, safeExtract } from "../archive/safe-extract.js";
+import { checkArchive, safeExtract } from "../archive/safe-extract.js";
 import type { BackupEngine } from "../engines/engine.js";
 import type { JobRecord } from "../jobs/job.js";
 import type { BackupStore } from "../backups/store.js";
@@ -179,7 +179,7 @@ export class Restorer {
     return this.get(id);
   }
 
-  /** Cancels a run before it commits; a run past that point (clearing, placing) is finished. */
+  /** Cancels a run before it commits; a run past that point (placing) is finished. */
   cancel(id: string, reason: string): RestoreRecord {
     const r = this.get(id);
     if (ENDED.includes(r.phase)) throw new LullError("LULL_E_JOB_TERMINAL", `restore ${id} has already ended ${r.phase}`);
@@ -329,7 +329,7 @@ export class Restorer {
         await safeExtract(point.location, staging, { expect: {}, checked, only: v.name, signal, onBytes: (_p, b, t) => progress(b, t) });
       }
       signal.throwIfAborted();
-      r = this.apply(r, { type: "extracted", ms: this.deps.clock.now() - t1, clear: true });
+      r = this.apply(r, { type: "extracted", ms: this.deps.clock.now() - t1 });
       await this.deps.afterPhase?.(r);
       hold.extracted.resolve();
     } catch (err) {
@@ -463,27 +463,16 @@ export class Restorer {
       },
     });
     signal.throwIfAborted();
-    const others = (await readdir(target)).filter((e) => e !== `${STAGING_PREFIX}${r.id}`);
-    r = this.apply(r, { type: "extracted", ms: this.deps.clock.now() - t1, clear: others.length > 0 });
+    r = this.apply(r, { type: "extracted", ms: this.deps.clock.now() - t1 });
     this.deps.log.info({ restoreId: r.id, files: checked.manifest.fileCount, bytes: checked.manifest.totalBytes }, "restore checked and extracted");
     await this.deps.afterPhase?.(r);
     return this.place(r, false);
   }
 
-  /** clearing (when in it) then placing, then done; idempotent, so a restart can redo it. */
-  private async place(initial: RestoreRecord, recovering: boolean): Promise<RestoreRecord> {
-    let r = initial;
+  /** placing, then done: the target's contents replaced by the staged copy; resumable, so a restart redoes it. */
+  private async place(r: RestoreRecord, recovering: boolean): Promise<RestoreRecord> {
     if (r.target.kind !== "dir") throw new Error("not a directory restore");
-    const target = r.target.path;
-    const stagingName = `${STAGING_PREFIX}${r.id}`;
-    const staging = join(target, stagingName);
-    if (r.phase === "clearing") {
-      await emptyDir(target, new Set([stagingName]));
-      r = this.apply(r, { type: "cleared" });
-      await this.deps.afterPhase?.(r);
-    }
-    // After a restart the staging directory may be gone already (placed before the crash).
-    await moveUp(target, staging, !recovering);
+    await replaceContents(r.target.path, `${STAGING_PREFIX}${r.id}`, !recovering);
     return this.apply(r, { type: "placed" });
   }
 
