@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Consistency, Phase, SnapshotMode } from "@lull/proto";
+import { Consistency, Phase, SnapshotMode, StackState } from "@lull/proto";
 import { createExecaLauncher, silentLogger, systemClock, type Launcher, LullError } from "@lull/shared";
 import { writeArchive } from "../archive/tar-zst.js";
 import { pointIdOf } from "../backups/restore-point.js";
@@ -174,6 +174,36 @@ describe("restorer", () => {
       assert.deepEqual(cancelled, ["j-stopping"]);
       assert.equal(r.get(run.id).phase, "cancelled");
       assert.deepEqual(readdirSync(volume()), ["data.txt"], "the staged copy is gone, the volume as it was");
+    });
+
+    it("a stack its controller resumed before placing fails the restore and leaves the volume as it was", async () => {
+      // The fake runs the restore's engine itself, as the job runner would, with a barrier that passes.
+      let phase = Phase.PHASE_QUEUED;
+      let errorMessage = "";
+      const job = () => ({ id: "j-resumed", guestId: "g1", phase, errorCode: phase === Phase.PHASE_FAILED ? "LULL_E_RESTORE_FAILED" : "", errorMessage, stacks: [{ stack: "app", state: StackState.STACK_STATE_RESUMED }] }) as never;
+      const hooks = { quiesce: async () => 0, snapshotting: () => undefined, snapshotted: () => undefined, archiving: () => undefined, progress: () => undefined, note: () => undefined };
+      const holds: HoldJobs = {
+        ...holdsWith(["app"]),
+        start: (_guestId, _id, _by, engine) => {
+          void engine.run({ jobId: "j-resumed", guest: {} as never, hooks: hooks as never, signal: new AbortController().signal, log: silentLogger() }).then(
+            () => (phase = Phase.PHASE_DONE),
+            (err: Error) => {
+              errorMessage = err.message;
+              phase = Phase.PHASE_FAILED;
+            },
+          );
+          return job();
+        },
+        get: () => job(),
+      };
+      const r = inPlace(holds);
+      const run = await r.start({ guestId: "g1", pointId: nativePoint, target: { kind: "in-place" }, force: false, requestedBy: "test" });
+      const ended = await r.settled(run.id);
+      assert.equal(ended.phase, "failed");
+      assert.equal(ended.errorCode, "LULL_E_RESTORE_FAILED");
+      assert.match(ended.reason, /stack app is not held stopped any more \(resumed\).*resumeDeadlineMs.*the volumes were left as they were/);
+      assert.deepEqual(readdirSync(volume()), ["data.txt"], "nothing staged is left, nothing replaced");
+      assert.equal(readFileSync(join(volume(), "data.txt"), "utf8"), "restored\n");
     });
 
     it("recovery before placing removes what was extracted beside the volume; in placing it finishes and ends the job done", async () => {
