@@ -41,7 +41,10 @@ export function guestRestorePort(deps: { runner: CommandRunner; launcher: Launch
           pbsStorage,
           signal: r.signal,
           onVmid: (vmid) => r.onVmid(vmid),
-          onProgress: (p) => r.onLine(p.line),
+          // The tool's own percent (qmrestore's `progress N%`), as guest-restore.ts reads it.
+          onProgress: (p) => {
+            if (p.percent !== undefined) r.onPercent(p.percent);
+          },
         },
       );
       return { vmid: result.vmid };

@@ -36,7 +36,7 @@ import type { RestoreStore } from "./store.js";
 export interface GuestRestorePort {
   restore(
     point: RestorePoint,
-    request: { vmid: number | undefined; force: boolean; start: boolean; storage: string | undefined; signal: AbortSignal; onVmid: (vmid: number) => Promise<void> | void; onLine: (line: string) => void },
+    request: { vmid: number | undefined; force: boolean; start: boolean; storage: string | undefined; signal: AbortSignal; onVmid: (vmid: number) => Promise<void> | void; onPercent: (percent: number) => void },
   ): Promise<{ vmid: number }>;
   /** After a crash: destroys guest `vmid` when it is still a half-created restore (`lock: create`); says what it did. */
   cleanUp(point: RestorePoint, vmid: number): Promise<string>;
@@ -89,6 +89,12 @@ const PROGRESS_EVERY_MS = 500;
 function nested(outer: string, inner: string): boolean {
   const rel = relative(outer, inner);
   return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+}
+
+/** Bytes free for the agent on the file system of `path` (Infinity when it cannot be told). */
+async function freeBytes(path: string): Promise<number> {
+  const fs = await statfs(path).catch(() => undefined);
+  return fs ? fs.bavail * fs.bsize : Infinity;
 }
 
 async function realOrResolved(path: string): Promise<string> {
@@ -267,8 +273,7 @@ export class Restorer {
       const st = await lstat(v.path).catch(() => undefined);
       if (!st?.isDirectory()) throw new LullError("LULL_E_INVALID_ARGUMENT", `volume ${v.name} of guest ${point.guestId} (${v.path}) is not a directory`);
       if (point.manifest) {
-        const fs = await statfs(v.path).catch(() => undefined);
-        const free = fs ? fs.bavail * fs.bsize : Infinity;
+        const free = await freeBytes(v.path);
         if (free < point.manifest.totalBytes) {
           throw new LullError("LULL_E_NO_SPACE", `volume ${v.name} (${v.path}) has ${free} bytes free; the restore extracts beside its contents first and point ${point.id} holds up to ${point.manifest.totalBytes} bytes of files`);
         }
@@ -400,8 +405,7 @@ export class Restorer {
       }
     }
     if (point.manifest) {
-      const fs = await statfs(st ? real : dirname(real)).catch(() => undefined);
-      const free = fs ? fs.bavail * fs.bsize : Infinity;
+      const free = await freeBytes(st ? real : dirname(real));
       if (free < point.manifest.totalBytes) {
         throw new LullError("LULL_E_NO_SPACE", `restore target ${real} has ${free} bytes free; point ${point.id} holds ${point.manifest.totalBytes} bytes of files`);
       }
@@ -489,9 +493,8 @@ export class Restorer {
       onVmid: (vmid) => {
         r = this.apply(r, { type: "vmid", vmid });
       },
-      onLine: (line) => {
-        const m = /^progress (\d+)% /.exec(line);
-        if (m) r = this.apply(r, { type: "progress", bytesDone: Number(m[1]), bytesTotal: 100 });
+      onPercent: (percent) => {
+        r = this.apply(r, { type: "progress", bytesDone: percent, bytesTotal: 100 });
       },
     });
     return this.apply(r, { type: "guest-restored", vmid: result.vmid });
