@@ -70,6 +70,10 @@ export interface VzdumpShutdownRow {
   restart_begun_at: number | null;
   /** `post-restart` seen: vzdump started the guest again. */
   restarted_at: number | null;
+  /** vzdump's archive line came after the shutdown: stop_vm had returned (migration 15). */
+  stop_returned_at: number | null;
+  /** The guest's lock: backup was released by vzdump's clean-up after this agent's TERM, or by the crash cleanup (migration 15). */
+  released_at: number | null;
   settled_at: number | null;
   outcome: string;
   noted_at: number | null;

@@ -408,6 +408,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 15,
+    description: "stop-mode shutdowns: whether vzdump's stop had returned, and who released the guest's lock",
+    sql: `
+      -- vzdump logged its archive line after stop_vm: the guest was down and vzdump's restart flag set.
+      ALTER TABLE vzdump_shutdowns ADD COLUMN stop_returned_at INTEGER;
+      -- vzdump's own clean-up (after this agent's TERM) or the crash cleanup removed the guest's
+      -- lock: backup: a lock found missing later is not an operator's doing.
+      ALTER TABLE vzdump_shutdowns ADD COLUMN released_at INTEGER;
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

@@ -75,7 +75,7 @@ export class PveCleanup {
     this.procDir = deps.procDir ?? "/proc";
     this.discovery = new GuestDiscovery({ runner: deps.runner, node: deps.node, storageCfgPath: deps.pve.storageCfgPath, commandTimeoutMs: deps.pve.commandTimeoutMs });
     this.restarter = deps.shutdowns
-      ? new GuestRestarter({ shutdowns: deps.shutdowns, runner: deps.runner, log: deps.log, clock: deps.clock ?? systemClock, commandTimeoutMs: deps.pve.commandTimeoutMs })
+      ? new GuestRestarter({ shutdowns: deps.shutdowns, runner: deps.runner, log: deps.log, clock: deps.clock ?? systemClock, commandTimeoutMs: deps.pve.commandTimeoutMs, shutdownWatchMs: deps.pve.vzdump.shutdownWatchMs })
       : undefined;
   }
 

@@ -52,6 +52,12 @@ export const vzdumpSchema = z
      * ran when the cleanup looked), the crash cleanup is tried again this often, when no vzdump runs.
      */
     shutdownRecheckMs: z.number().int().min(1_000).max(3_600_000).default(60_000),
+    /**
+     * How long after a stop-mode shutdown a guest that still runs is watched for powering off, when
+     * vzdump ended before its shutdown returned (`qm shutdown` / `lxc-stop` killed with it): set it
+     * to vzdump's `stopwait` (default 10 min). 0: never watched.
+     */
+    shutdownWatchMs: z.number().int().min(0).max(86_400_000).default(600_000),
   })
   .refine((v) => !(v.storage !== undefined && v.dumpdir !== undefined), {
     message: "storage and dumpdir are exclusive",

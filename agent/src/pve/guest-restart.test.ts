@@ -141,7 +141,8 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
     addJob(J1, "101", Phase.PHASE_FAILED);
     addJob(J2, "102", Phase.PHASE_FAILED);
     shutdowns.recordShutdown(J1, 101, "lxc", Date.now());
-    shutdowns.recordShutdown(J2, 102, "lxc", Date.now());
+    // Shut down longer ago than the watch for a shutdown still in flight (vzdump's stopwait, 10 min).
+    shutdowns.recordShutdown(J2, 102, "lxc", Date.now() - 11 * 60_000);
     node.pve.setGuest(101, { status: "stopped" }); // an operator unlocked it (and maybe started and stopped it)
     node.pve.setLock(102, "backup"); // started with --skiplock by an operator: running under the stale lock
 
@@ -149,9 +150,25 @@ describe("crash cleanup: guests vzdump shut down in stop mode", () => {
     assert.deepEqual(done, ["unlocked CT 102 (lock: backup)"]);
     assert.deepEqual(argvOf("pct").filter((a) => a[1] === "start"), []);
     assert.equal(node.pve.guest(101)!.runtime?.status, "stopped");
-    assert.deepEqual(notes.map(([id]) => id), [J1, J2]);
-    assert.match(notes[0]![1], /^guest 101: vzdump shut it down \(stop mode\) and did not start it again; the crash cleanup left it as it is: its lock: backup was removed since the shutdown/);
-    assert.match(notes[1]![1], /left it as it is: it is running now$/);
+    const noteOf = (id: string) => notes.find(([j]) => j === id)?.[1] ?? "";
+    assert.deepEqual(notes.map(([id]) => id).sort(), [J1, J2]);
+    assert.match(noteOf(J1), /^guest 101: vzdump shut it down \(stop mode\) and did not start it again; the crash cleanup left it as it is: its lock: backup was removed since the shutdown/);
+    assert.match(noteOf(J2), /left it as it is: it is running now$/);
+    assert.deepEqual(shutdowns.open(), []);
+  });
+
+  it("a guest still running after vzdump died inside its shutdown is watched: the shutdown stays open, the guest is started once it is down", async () => {
+    addJob(J1, "101", Phase.PHASE_FAILED);
+    shutdowns.recordShutdown(J1, 101, "lxc", Date.now());
+    node.pve.setLock(101, "backup"); // vzdump killed during lxc-stop: the CT still shuts down
+    assert.deepEqual(await cleanup().sweep(), ["unlocked CT 101 (lock: backup)"]);
+    assert.equal(shutdowns.get(J1)!.settledAt, undefined, "left open");
+    assert.ok(shutdowns.get(J1)!.releasedAt !== undefined, "the cleanup's own unlock is recorded");
+    assert.deepEqual(notes, []);
+    assert.ok(logs.some((l) => l.msg === "guest shut down by vzdump left for a later cleanup" && /may still power off/.test(String(l.reason))));
+    node.pve.setGuest(101, { status: "stopped" }); // it powered off
+    assert.deepEqual(await cleanup().sweep(), ["started CT 101 again (vzdump asked it to shut down (stop mode) and ended before the shutdown finished; it powered off afterwards)"]);
+    assert.equal(node.pve.guest(101)!.runtime?.status, "running");
     assert.deepEqual(shutdowns.open(), []);
   });
 

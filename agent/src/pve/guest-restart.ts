@@ -11,6 +11,9 @@ import type { GuestSummary } from "./discovery.js";
 import { decideRestart } from "./restart-decision.js";
 import type { ShutdownRecords, VzdumpShutdown } from "./shutdown-records.js";
 
+/** vzdump's `stopwait` default: 10 minutes for `qm shutdown` / `lxc-stop`. */
+export const DEFAULT_SHUTDOWN_WATCH_MS = 600_000;
+
 /** Puts `message` on job `jobId` as a note; false when that is not possible now (it is retried later). */
 export type JobNoter = (jobId: string, message: string) => boolean;
 
@@ -20,6 +23,8 @@ export interface GuestRestartDeps {
   log: Logger;
   clock: Clock;
   commandTimeoutMs: number;
+  /** How long after its shutdown a guest that still runs is awaited (vzdump's stopwait; default 10 min). */
+  shutdownWatchMs?: number;
 }
 
 /** How the cleanup found the guest (before and after its own unlock). */
@@ -65,10 +70,17 @@ export class GuestRestarter {
   async settle(s: VzdumpShutdown, guest: GuestAtCleanup | undefined, vzdumpRunning: boolean, note: JobNoter, signalledByAgent = false): Promise<RestartOutcome> {
     const { log } = this.deps;
     const fields = { jobId: s.jobId, vmid: s.vmid, vmtype: s.vmtype };
+    const now = this.deps.clock.now();
+    // The lock went with this agent's knowledge (its TERM ended the vzdump that unlocked it, or this
+    // cleanup cleared it): kept, so a later recheck does not take the missing lock for an operator's.
+    const released = s.releasedAt === undefined && !vzdumpRunning && (signalledByAgent || (guest?.summary.lock === "backup" && guest.lockCleared));
+    if (released) this.deps.shutdowns.recordReleased(s.jobId, now);
     const decision = decideRestart({
-      shutdown: s,
+      shutdown: released ? { ...s, releasedAt: now } : s,
       vzdumpRunning,
       signalledByAgent,
+      now,
+      shutdownWatchMs: this.deps.shutdownWatchMs ?? DEFAULT_SHUTDOWN_WATCH_MS,
       guest: guest && { lockBefore: guest.summary.lock, lockCleared: guest.lockCleared, status: vzdumpRunning ? "unknown" : await this.status(s) },
     });
     if (decision.action === "wait") {

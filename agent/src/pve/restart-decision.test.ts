@@ -54,6 +54,38 @@ const cases: Array<[string, RestartFacts, RestartAction, RegExp]> = [
   ["an operator started it (--skiplock): running now", facts({ guest: { status: "running" } }), "leave", /running now/],
   ["paused now", facts({ guest: { status: "paused" } }), "leave", /paused now/],
   ["unlocked by vzdump and running again", facts({ shutdown: { restartBegunAt: 5 }, guest: { lockBefore: undefined, lockCleared: false, status: "running" } }), "leave", /running now/],
+  // vzdump ended inside stop_vm (no archive line after the shutdown): the guest may still power off.
+  [
+    "stopped by this agent inside qm shutdown: still running within the watch",
+    { ...facts({ shutdown: { shutdownAt: 1_000 }, signalledByAgent: true, guest: { lockBefore: undefined, lockCleared: false, status: "running" } }), now: 61_000, shutdownWatchMs: 600_000 },
+    "wait",
+    /may still power off; watched until 1970-01-01T00:10:01.000Z/,
+  ],
+  [
+    "killed with vzdump inside lxc-stop: lock cleared, still running within the watch",
+    { ...facts({ shutdown: { shutdownAt: 1_000 }, guest: { status: "running" } }), now: 2_000, shutdownWatchMs: 600_000 },
+    "wait",
+    /may still power off/,
+  ],
+  [
+    "still running when the watch is over",
+    { ...facts({ shutdown: { shutdownAt: 1_000, releasedAt: 2_000 }, guest: { lockBefore: undefined, lockCleared: false, status: "running" } }), now: 601_000, shutdownWatchMs: 600_000 },
+    "leave",
+    /running now/,
+  ],
+  [
+    "stop_vm had returned (archive line): a running guest was started by someone, not a shutdown in flight",
+    { ...facts({ shutdown: { shutdownAt: 1_000, stopReturnedAt: 3_000 }, signalledByAgent: true, guest: { lockBefore: undefined, lockCleared: false, status: "running" } }), now: 4_000, shutdownWatchMs: 600_000 },
+    "leave",
+    /running now/,
+  ],
+  [
+    "watched, then down: the lock's release was recorded earlier, so the missing lock is not an operator's",
+    { ...facts({ shutdown: { shutdownAt: 1_000, releasedAt: 2_000 }, guest: { lockBefore: undefined, lockCleared: false } }), now: 30_000, shutdownWatchMs: 600_000 },
+    "start",
+    /ended before the shutdown finished; it powered off afterwards/,
+  ],
+  ["a watch of 0 never waits", { ...facts({ shutdown: { shutdownAt: 1_000 }, signalledByAgent: true, guest: { lockBefore: undefined, lockCleared: false, status: "running" } }), now: 1_000, shutdownWatchMs: 0 }, "leave", /running now/],
 ];
 
 describe("decideRestart", () => {

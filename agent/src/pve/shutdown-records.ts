@@ -11,6 +11,13 @@ export interface VzdumpShutdown {
   shutdownAt: number;
   restartBegunAt?: number | undefined;
   restartedAt?: number | undefined;
+  /** vzdump logged its archive line after the shutdown: stop_vm had returned, the guest was down. */
+  stopReturnedAt?: number | undefined;
+  /**
+   * The guest's `lock: backup` was released for this record by vzdump's own clean-up after this
+   * agent stopped it, or by the crash cleanup: a lock missing later is not an operator's doing.
+   */
+  releasedAt?: number | undefined;
   settledAt?: number | undefined;
   outcome: string;
   notedAt?: number | undefined;
@@ -21,6 +28,8 @@ export interface ShutdownRecords {
   open(endingJobId?: string): VzdumpShutdown[];
   /** Open shutdowns of jobs that still run (not `endingJobId`): their guests are left to those runs. */
   ofRunningJobs(endingJobId?: string): VzdumpShutdown[];
+  /** The guest's lock: backup is known released by vzdump's clean-up (this agent's TERM) or by the crash cleanup. */
+  recordReleased(jobId: string, at: number): void;
   /** The cleanup decided (started the guest, or left it): `outcome` is the job's note. */
   settle(jobId: string, outcome: string, at: number): void;
   /** Settled shutdowns whose outcome is not on their job yet. */

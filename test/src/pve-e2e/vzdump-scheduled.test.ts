@@ -76,7 +76,10 @@ describe("backups Proxmox starts by itself (the scheduler path)", () => {
       // Killed once the stack runs again (resumed at snapshotted), while vzdump still archives slowly.
       const resumed = await client.waitForJob("101", job.id, (j) => j.stacks.length > 0 && j.stacks.every((s) => s.state === StackState.STACK_STATE_RESUMED), 30_000);
       assert.ok(!isTerminal(resumed.phase), `still running when killed (${phaseName(resumed.phase)})`);
-      process.kill(vzdump.pid!, "SIGKILL");
+      // Both processes, as a crash does (OOM, the unit's cgroup): killing only the CLI leaves its
+      // forked worker running, which then dies of SIGPIPE through its own error path.
+      const worker = site.pve.killVzdump(vzdump.pid!, "SIGKILL");
+      assert.ok(worker !== undefined, "vzdump's worker was running");
       const killedAt = Date.now();
       const ended = await client.waitForEnd("101", job.id, 15_000);
       assert.ok(Date.now() - killedAt < 10_000, `settled ${Date.now() - killedAt} ms after the kill`);

@@ -216,7 +216,7 @@ export class VzdumpEngine implements BackupEngine {
     }
     const mine = shutdowns.get(run.jobId);
     if (mine !== undefined && mine.restartedAt === undefined && mine.settledAt === undefined) {
-      note(`guest ${vmid}: vzdump shut it down (stop mode) and did not start it again; it is not started yet (a vzdump runs, or the cleanup failed): the crash cleanup tries again (every pve.vzdump.shutdownRecheckMs while no vzdump runs, and at the agent's next start)`);
+      note(`guest ${vmid}: vzdump shut it down (stop mode) and did not start it again; it is not started yet (a vzdump runs, the cleanup failed, or it may still be powering off): the crash cleanup tries again (every pve.vzdump.shutdownRecheckMs while no vzdump runs, and at the agent's next start)`);
     }
   }
 

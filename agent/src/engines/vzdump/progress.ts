@@ -92,7 +92,7 @@ export type ProgressAction =
   | { type: "watch-partial"; path: string }
   /** pre-stop: quiesce, then (stop mode) record the shutdown, then answer with pre-stop-done. */
   | { type: "quiesce" }
-  | { type: "record"; what: "restartBegun" | "restarted" }
+  | { type: "record"; what: "restartBegun" | "restarted" | "stopReturned" }
   /** pre-restart (LXC, snapshot mode): is the `vzdump` snapshot committed? Answer with lxc-snapshot. */
   | { type: "check-lxc-snapshot" }
   /** log-end: the run Proxmox started has ended (ok: not aborted). */
@@ -290,6 +290,8 @@ function onLine(step: Step, line: string, at: number, ctx: ProgressContext): voi
       const waitsForSnapshot = step.state.mode === "snapshot" && vmtype === "qemu" && !reached(step.state, "snapshotted");
       step.set({ archivePath: c.path });
       if (!waitsForSnapshot) step.enterArchiving();
+      // VZDump.pm logs this line only after stop_vm returned (and set its restart flag).
+      if (step.state.mode === "stop") step.do({ type: "record", what: "stopReturned" });
       break;
     }
     case "pbs-archive": {
@@ -297,6 +299,7 @@ function onLine(step: Step, line: string, at: number, ctx: ProgressContext): voi
       const waitsForSnapshot = step.state.mode === "snapshot" && vmtype === "qemu" && !reached(step.state, "snapshotted");
       step.set({ archivePath: c.snapshot, pbsSnapshot: c.snapshot });
       if (!waitsForSnapshot) step.enterArchiving();
+      if (step.state.mode === "stop") step.do({ type: "record", what: "stopReturned" });
       break;
     }
     case "pbs-uploaded": {

@@ -51,6 +51,8 @@ export interface StopModeRecorder {
   shuttingDown(): void;
   restartBegun(): void;
   restarted(): void;
+  /** The archive line after the shutdown: stop_vm returned (the guest is down, vzdump will restart it). */
+  stopReturned(): void;
 }
 
 export class VzdumpRun implements HookSession {
@@ -197,7 +199,7 @@ export class VzdumpRun implements HookSession {
   }
 
   /** Restart records never fail the phase (the hook never fails pre-/post-restart): a failure is logged. */
-  private record(what: "restartBegun" | "restarted"): void {
+  private record(what: "restartBegun" | "restarted" | "stopReturned"): void {
     try {
       this.o.shutdowns?.[what]();
     } catch (err) {

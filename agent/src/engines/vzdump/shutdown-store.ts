@@ -26,6 +26,8 @@ function fromRow(row: VzdumpShutdownRow): VzdumpShutdown {
     shutdownAt: row.shutdown_at,
     restartBegunAt: row.restart_begun_at ?? undefined,
     restartedAt: row.restarted_at ?? undefined,
+    stopReturnedAt: row.stop_returned_at ?? undefined,
+    releasedAt: row.released_at ?? undefined,
     settledAt: row.settled_at ?? undefined,
     outcome: row.outcome,
     notedAt: row.noted_at ?? undefined,
@@ -36,7 +38,7 @@ export type { VzdumpShutdown };
 
 export class VzdumpShutdownStore implements ShutdownRecords {
   private readonly stmt: Record<
-    "insert" | "restartBegun" | "restarted" | "byJob" | "open" | "running" | "settle" | "unnoted" | "noted",
+    "insert" | "restartBegun" | "restarted" | "stopReturned" | "released" | "byJob" | "open" | "running" | "settle" | "unnoted" | "noted",
     Statement
   >;
 
@@ -49,6 +51,8 @@ export class VzdumpShutdownStore implements ShutdownRecords {
       ),
       restartBegun: db.prepare("UPDATE vzdump_shutdowns SET restart_begun_at = ? WHERE job_id = ? AND restart_begun_at IS NULL"),
       restarted: db.prepare("UPDATE vzdump_shutdowns SET restarted_at = ? WHERE job_id = ? AND restarted_at IS NULL"),
+      stopReturned: db.prepare("UPDATE vzdump_shutdowns SET stop_returned_at = ? WHERE job_id = ? AND stop_returned_at IS NULL"),
+      released: db.prepare("UPDATE vzdump_shutdowns SET released_at = ? WHERE job_id = ? AND released_at IS NULL"),
       byJob: db.prepare("SELECT * FROM vzdump_shutdowns WHERE job_id = ?"),
       open: db.prepare(
         `SELECT s.* FROM vzdump_shutdowns s JOIN jobs j ON j.id = s.job_id
@@ -79,6 +83,15 @@ export class VzdumpShutdownStore implements ShutdownRecords {
   /** `post-restart` in stop mode: vzdump started the guest again. */
   recordRestarted(jobId: string, at: number): void {
     this.stmt.restarted.run(at, jobId);
+  }
+
+  /** stop mode: vzdump's archive line after the shutdown (stop_vm returned; its restart flag is set). */
+  recordStopReturned(jobId: string, at: number): void {
+    this.stmt.stopReturned.run(at, jobId);
+  }
+
+  recordReleased(jobId: string, at: number): void {
+    this.stmt.released.run(at, jobId);
   }
 
   get(jobId: string): VzdumpShutdown | undefined {
@@ -117,5 +130,6 @@ export function stopModeRecorder(store: VzdumpShutdownStore, run: { jobId: strin
     shuttingDown: () => store.recordShutdown(run.jobId, run.vmid, run.vmtype, clock.now()),
     restartBegun: () => store.recordRestartBegun(run.jobId, clock.now()),
     restarted: () => store.recordRestarted(run.jobId, clock.now()),
+    stopReturned: () => store.recordStopReturned(run.jobId, clock.now()),
   };
 }

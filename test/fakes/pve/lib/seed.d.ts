@@ -84,6 +84,8 @@ export interface FakeFaults {
   slowArchive?: { chunkBytes?: number; delayMs?: number };
   /** The hook of this phase is treated as having exited with exitCode (default 1). */
   hookFail?: { phase: string; exitCode?: number };
+  /** QEMU: the kvm vzdump started paused for a backup stays in `prelaunch` this long before the backup job starts. */
+  prelaunchHoldMs?: number;
   /** vzdump sleeps this long while the CT is frozen for its snapshot. */
   pauseWhileFrozenMs?: number;
   /**

@@ -7,7 +7,7 @@
 // options.progressIntervalMs — 2000 like the real one — passed), `backup is sparse`, `transferred`.
 // The .vma is not the real VMA format: a `VMA\0` magic, the config, then the disks' bytes.
 // Disk contents: <lv data dir>/disk.img or zvol-data/<dataset>.img if present, else
-// options.qemuDiskBytes (default 1 MiB) of zeros. Injected fault: qgaFreezeFail.
+// options.qemuDiskBytes (default 1 MiB) of zeros. Injected faults: qgaFreezeFail, prelaunchHoldMs.
 // Not reproduced: fleecing, dirty bitmaps, PBS, `left-over backup job` cancelling, real QMP/QGA timeouts.
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -146,6 +146,10 @@ export const qemuPlugin = {
       // enforce_vm_running_for_backup: vm_start with paused => 1 — QMP says `prelaunch` (never ran), not `paused`.
       log.info("starting kvm to execute backup task");
       state.setGuestRuntime(task.vmid, { status: "prelaunch" });
+      // The time between the paused start and the QMP backup job (real runs: qga checks, fleecing
+      // setup, `backup` on a slow storage): a crash in it leaves the kvm in prelaunch.
+      const hold = state.faults().prelaunchHoldMs;
+      if (hold) await ctx.sleep(hold);
     }
     const frozen = qgaFreeze(ctx, task);
     if ((state.options().qmpStartLine ?? true) === true) log.info("starting backup via QMP command");
