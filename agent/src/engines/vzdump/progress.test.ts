@@ -148,6 +148,17 @@ const CASES: Record<string, Case> = {
       ["archiving", ["note"]],
     ],
   },
+  "archive line, VM in stop mode: archiving at once, stop_vm's return recorded": {
+    ctx: QEMU,
+    input: line(`INFO: creating vzdump archive '${ARCHIVE}'`),
+    before: (stage) => inStage(stage, { mode: "stop" }),
+    expect: [
+      ["archiving", ["note", "skip-quiesce", "snapshotting:stop", "archiving:stop", "record:stopReturned"]],
+      ["archiving", ["note", "archiving:stop", "record:stopReturned"]],
+      ["archiving", ["note", "archiving:stop", "record:stopReturned"]],
+      ["archiving", ["note", "record:stopReturned"]],
+    ],
+  },
   "archive line, VM in suspend mode: archiving at once": {
     ctx: QEMU,
     input: line(`INFO: creating vzdump archive '${ARCHIVE}'`),

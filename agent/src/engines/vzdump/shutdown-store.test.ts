@@ -63,6 +63,22 @@ describe("VzdumpShutdownStore", () => {
     assert.deepEqual(store.unnoted(), []);
   });
 
+  it("keeps stop_vm's return and the lock's release, each once (the first time counts); the record stays open", () => {
+    const store = new VzdumpShutdownStore(jobs.connection);
+    addJob("j-a", "101", Phase.PHASE_CANCELLED);
+    store.recordShutdown("j-a", 101, "qemu", 10);
+    assert.deepEqual([store.get("j-a")?.stopReturnedAt, store.get("j-a")?.releasedAt], [undefined, undefined]);
+    store.recordStopReturned("j-a", 20);
+    store.recordStopReturned("j-a", 21);
+    store.recordReleased("j-a", 30);
+    store.recordReleased("j-a", 31);
+    jobs.close();
+    jobs = JobStore.open(join(dir, DATABASE_FILE));
+    const again = new VzdumpShutdownStore(jobs.connection);
+    assert.deepEqual([again.get("j-a")?.stopReturnedAt, again.get("j-a")?.releasedAt], [20, 30]);
+    assert.deepEqual(again.open().map((s) => s.jobId), ["j-a"]);
+  });
+
   it("goes with its job", () => {
     const store = new VzdumpShutdownStore(jobs.connection);
     addJob("j-gone", "101", Phase.PHASE_FAILED);
