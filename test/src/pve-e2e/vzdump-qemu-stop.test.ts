@@ -50,6 +50,19 @@ async function killBoth(): Promise<void> {
   await waitFor("vzdump to end", () => !isPidAlive(call.pid) && (worker === undefined || !isPidAlive(worker)), 5_000);
 }
 
+/** Starts a backup of `vmid`, waits for its kvm in prelaunch (held there by the fake), and kills agent and vzdump. */
+async function crashInPrelaunch(vmid: number): Promise<string> {
+  site.pve.setFaults({ prelaunchHoldMs: 30_000 });
+  try {
+    const jobId = (await site.agent.client().startBackup(String(vmid), { requestedBy: "e2e" })).job!.id;
+    await waitForVm("vzdump to start the kvm paused (prelaunch)", vmid, (g) => g?.runtime?.status === "prelaunch", 30_000);
+    await killBoth();
+    return jobId;
+  } finally {
+    site.pve.setFaults({});
+  }
+}
+
 describe("QEMU stop mode: a VM vzdump left down is running again", () => {
   it("cancelled while qm shutdown runs: ends cancelled; the VM, which powers off after vzdump has gone, is started again; its stack runs", async () => {
     site.pve.setOptions({ shutdownMs: 2_500 });
@@ -80,15 +93,7 @@ describe("QEMU stop mode: a VM vzdump left down is running again", () => {
 
   it("agent and vzdump killed while the kvm is in prelaunch: the restarted agent stops it and starts the VM, never resumes it; its stack runs", async () => {
     const startsBefore = qmCalls("start", "100").length;
-    site.pve.setFaults({ prelaunchHoldMs: 30_000 });
-    let jobId: string;
-    try {
-      jobId = (await site.agent.client().startBackup("100", { requestedBy: "e2e" })).job!.id;
-      await waitForVm("vzdump to start the kvm paused (prelaunch)", 100, (g) => g?.runtime?.status === "prelaunch", 30_000);
-      await killBoth();
-    } finally {
-      site.pve.setFaults({});
-    }
+    const jobId = await crashInPrelaunch(100);
     assert.deepEqual([vm(100)?.lock, vm(100)?.runtime?.status], ["backup", "prelaunch"], "the crash left the VM locked in prelaunch");
     await site.agent.restart();
     await site.agent.proc.waitForLog((l) => l.msg === "start-up recovery finished", 15_000);
@@ -103,15 +108,7 @@ describe("QEMU stop mode: a VM vzdump left down is running again", () => {
   });
 
   it("a VM that was stopped before its backup, killed while in prelaunch: its kvm is stopped, the VM is neither resumed nor started", async () => {
-    site.pve.setFaults({ prelaunchHoldMs: 30_000 });
-    let jobId: string;
-    try {
-      jobId = (await site.agent.client().startBackup("107", { requestedBy: "e2e" })).job!.id;
-      await waitForVm("vzdump to start the kvm paused (prelaunch)", 107, (g) => g?.runtime?.status === "prelaunch", 30_000);
-      await killBoth();
-    } finally {
-      site.pve.setFaults({});
-    }
+    const jobId = await crashInPrelaunch(107);
     await site.agent.restart();
     await site.agent.proc.waitForLog((l) => l.msg === "start-up recovery finished", 15_000);
     await waitForVm("the VM to be stopped and unlocked", 107, (g) => g?.runtime?.status === "stopped" && g.lock === undefined, 20_000);
