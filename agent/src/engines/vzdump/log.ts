@@ -76,7 +76,7 @@ export function classifyLine(line: string): VzdumpLine {
   return { kind: "other" };
 }
 
-/** `/dump/vzdump-lxc-101-2024_10_18-18_30_08.tar.zst` → `/dump/vzdump-lxc-101-2024_10_18-18_30_08.tar.dat` (what grows while vzdump writes). */
+/** `/dump/vzdump-lxc-101-2024_10_18-18_30_08.tar.zst` → `/dump/vzdump-lxc-101-2024_10_18-18_30_08.tar.dat` (what grows while vzdump writes; uncompressed `….tar` → `….dat`). */
 export function partialArchivePath(finalPath: string): string | undefined {
   // PVE::VZDump::exec_backup_task: `$task->{tmptar} =~ s/\.[^\.]+$/\.dat/` on the target, so
   // `….tar.zst` → `….tar.dat` but an uncompressed `….tar` → `….dat`.

@@ -133,7 +133,7 @@ describe("vzdump engine, container", () => {
     assert.deepEqual(hooks.phases(), ["quiesce", "snapshotting:snapshot", "snapshotted:snapshot", "archiving:snapshot"]);
   });
 
-  it("reports the growing .tar.dat as progress while a slow archive is written", async () => {
+  it("reports the growing partial (<basename>.dat for an uncompressed .tar) as progress while a slow archive is written", async () => {
     node.pve.addContainer(101, { rootfs: { storage: "local-lvm", files: { "data/random.bin": randomBytes(96 * 1024) } } });
     node.pve.setFaults({ slowArchive: { chunkBytes: 4096, delayMs: 20 } });
     const hooks = recordingHooks();

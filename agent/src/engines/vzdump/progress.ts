@@ -88,7 +88,7 @@ export type ProgressAction =
   | { type: "snapshotted"; at: number }
   | { type: "archiving"; mode: SnapshotMode }
   | { type: "progress"; done: number; total: number }
-  /** Watch this file grow (LXC: vzdump's `.tar.dat`) and feed partial-size inputs. */
+  /** Watch this file grow (LXC: vzdump's partial archive, `partialArchivePath`) and feed partial-size inputs. */
   | { type: "watch-partial"; path: string }
   /** pre-stop: quiesce, then (stop mode) record the shutdown, then answer with pre-stop-done. */
   | { type: "quiesce" }

@@ -6,7 +6,7 @@
 //                             in stop mode the shutdown is recorded (durably, before the hook lets
 //                             vzdump shut the guest down), then snapshotting
 //   LXC pre-restart, mode snapshot → is `parent: vzdump` committed? (then snapshotted)
-//   LXC archiving           → the growing `<basename>.tar.dat` is polled for progress
+//   LXC archiving           → the growing partial (`….tar.dat` compressed, `<basename>.dat` uncompressed) is polled for progress
 //   log-end                 → the end of a run Proxmox started (hookOutcome)
 // A shutdown still open when the job ended is for the crash cleanup (../../pve/cleanup.ts).
 // exit code 0 → the archive (TARGET or the `creating vzdump archive` path) must exist, or for a
@@ -144,7 +144,7 @@ export class VzdumpRun implements HookSession {
     }
   }
 
-  /** LXC: the growing `<basename>.tar.dat` is the progress. */
+  /** LXC: the growing partial archive (`partialArchivePath`) is the progress. */
   private watch(dat: string): void {
     if (this.poller) return;
     this.poller = setInterval(() => {
