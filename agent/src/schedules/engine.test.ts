@@ -162,7 +162,16 @@ describe("schedule engine status for the metrics", () => {
       lateAfterMs: 30_000,
     });
     engine.start();
-    await sleep(2_200);
+    // Until the first tick has ended done and the second was refused (minutes 1 and 2 of the scaled
+    // clock, ~1.5 s): waiting for the outcome, not for a fixed time, keeps a loaded machine from
+    // closing the engine before the first run's outcome is counted.
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const t = engine.status()[0]!.ticks;
+      if ((t.done ?? 0) >= 1 && (t.skipped ?? 0) >= 1) break;
+      assert.ok(Date.now() < until, `the two ticks within 15 s: ${JSON.stringify(store.all("nightly"))}`);
+      await sleep(50);
+    }
     await engine.close();
     rmSync(root, { recursive: true, force: true });
     const st = engine.status()[0]!;

@@ -212,7 +212,10 @@ export class Verifier {
       signal.throwIfAborted();
       record = this.apply(record, { type: "checked", results, ms: clock.now() - t1 });
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
+      // Aborted (timeout, cancel, shutdown): the abort's reason says why, whichever step it stopped —
+      // not that step's own "was cancelled before it started".
+      const aborted = signal.aborted && signal.reason instanceof Error ? signal.reason.message : undefined;
+      const reason = aborted ?? (err instanceof Error ? err.message : String(err));
       // Cancelled by the operator, a schedule's deadline or the agent stopping: not a failure of the point.
       const code = (signal.reason as { code?: string } | undefined)?.code;
       const cancelled = signal.aborted && (code === "LULL_E_CANCELLED" || code === "LULL_E_SHUTTING_DOWN");

@@ -86,7 +86,9 @@ export async function cancelGroupCommand(ctx: CommandContext, cmd: Extract<Comma
   }
   const what = `group run ${run.id} (${run.groupId ? `group ${run.groupId}` : "ad hoc group"})`;
   if (run.phase === Phase.PHASE_CANCELLED) ctx.out.line(`${what} cancelled`);
-  else if (isTerminal(run.phase)) ctx.out.line(`${what} ended ${phaseName(run.phase)} (it was failing already): ${run.errorCode}: ${run.errorMessage}`);
+  // The run ended while the cancel was on its way (a done run's last member finished; a failing run
+  // ended with its own error): say so, with the error only when there is one.
+  else if (isTerminal(run.phase)) ctx.out.line(`${what} ended ${phaseName(run.phase)} before the cancel took effect${run.errorCode ? `: ${run.errorCode}: ${run.errorMessage}` : ""}`);
   else ctx.out.line(`${what} cancellation requested (phase now ${phaseName(run.phase)})`);
   for (const line of memberLines(run.members)) ctx.out.line(line);
   return EXIT.ok;
