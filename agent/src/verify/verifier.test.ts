@@ -21,7 +21,7 @@ import { replicaProcesses } from "./replica.js";
 import { replicaRestorer } from "./restore.js";
 import { VerifyStore } from "./store.js";
 import { makePgData, postgresUnavailable, type PgData } from "./testing/pg-data.js";
-import { Verifier } from "./verifier.js";
+import { Verifier, type VerifierDeps } from "./verifier.js";
 
 const unavailable = postgresUnavailable();
 const runner = createExecaRunner();
@@ -48,7 +48,7 @@ describe("verifier (real PostgreSQL)", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function setUp(checks: unknown[], extra: Record<string, unknown> = {}) {
+  function setUp(checks: unknown[], extra: Record<string, unknown> = {}, restore: VerifierDeps["restore"] = replicaRestorer({ extractNative: safeNativeExtractor() })) {
     const lines: Array<Record<string, unknown>> = [];
     const log = createLogger({ name: "test", level: "info", destination: { write: (l: string) => void lines.push(JSON.parse(l)) } });
     const state = join(dir, `state-${++n}`);
@@ -65,7 +65,7 @@ describe("verifier (real PostgreSQL)", () => {
       ledger: jobs.ledger,
       runner,
       launcher: createExecaLauncher(),
-      restore: replicaRestorer({ extractNative: safeNativeExtractor() }),
+      restore,
       log,
       clock: systemClock,
     });
@@ -181,5 +181,16 @@ describe("verifier (real PostgreSQL)", () => {
     const stoppedRun = await stopped;
     assert.deepEqual([stoppedRun.phase, stoppedRun.reason], ["cancelled", "the agent is shutting down"]);
     for (const s of [ok, failing, slow]) await assertNoReplicaLeft(s.scratch);
+  });
+
+  it("a timeout while the replica is still being restored is reported as the timeout, not as the step it interrupted", async () => {
+    // A restore step that the abort stops before it starts a command (as the exec layer says it).
+    const stuck: VerifierDeps["restore"] = (_point, _replica, signal) =>
+      new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(new LullError("LULL_E_CANCELLED", "pct set 100 --net0 … was cancelled before it started")), { once: true }));
+    const s = setUp([{ guest: "app1", stack: "files", check: { type: "command", argv: ["true"] } }], { timeoutMs: 1000 }, stuck);
+    const id = await point(s.jobs, Consistency.CONSISTENCY_APP, false);
+    const run = await s.verifier.verify(id);
+    assert.deepEqual([run.phase, run.reason], ["failed", "verification took longer than verify.timeoutMs (1000 ms)"]);
+    await assertNoReplicaLeft(s.scratch);
   });
 });
