@@ -24,7 +24,10 @@ const hostPort = (ip: string, port: number) => (isIP(ip) === 6 ? `[${ip}]:${port
 
 /** Reads the member list and makes one client per node; `localApi` is this node's. */
 export async function openClusterTargets(settings: LullctlSettings, localApi: AgentApi): Promise<ClusterTargets> {
-  const members = await readMembers(settings.clusterRoot);
+  const members = await readMembers(settings.clusterRoot).catch((err: unknown) => {
+    const why = err instanceof LullError ? err.message : ((err as NodeJS.ErrnoException).code ?? String(err));
+    throw new LullError("LULL_E_CONFIG_INVALID", `--cluster: cannot read the cluster's member list ${settings.clusterRoot}/.members (${why}): run it as root on a node of a Proxmox cluster (or set LULL_CLUSTER_ROOT)`);
+  });
   const remote = members.nodes.filter((n) => n.name !== members.localNode);
   let credential: NodeCredential | undefined;
   let credentialProblem: LullError | undefined;
