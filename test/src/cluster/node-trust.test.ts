@@ -184,25 +184,26 @@ function lullctlOn(index: number, args: string[], timeoutMs = 20_000): Promise<R
 }
 
 test("lullctl --cluster jobs merges every node; a node cut off is shown unreachable and the exit code is 4", async () => {
-  for (const [i, a] of agents.entries()) await a.client().backup(guestOf(i), 30_000);
-  const all = await lullctlOn(0, ["--cluster", "--json", "jobs"]);
+  await Promise.all(agents.map((a, i) => a.client().backup(guestOf(i), 30_000)));
+  const [all, text] = await Promise.all([lullctlOn(0, ["--cluster", "--json", "jobs"]), lullctlOn(0, ["--cluster", "jobs"])]);
   assert.equal(all.code, 0, all.stderr);
   const doc = JSON.parse(all.stdout) as { nodes: { node: string; answered: boolean }[]; jobs: { node: string; guestId: string }[] };
   assert.deepEqual(doc.nodes, NAMES.map((node) => ({ node, answered: true })));
   for (const [i, node] of NAMES.entries()) assert.ok(doc.jobs.some((j) => j.node === node && j.guestId === guestOf(i)), `a job of ${node}`);
 
-  const text = await lullctlOn(0, ["--cluster", "jobs"]);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout.split("\n")[0] ?? "", /^NODE\s+JOB\s+GUEST/);
   for (const node of NAMES) assert.match(text.stdout, new RegExp(`^${node}\\s+j-`, "m"));
 
   net.setLink(2, false);
   try {
-    const cut = await lullctlOn(0, ["--cluster", "--node-timeout", "1500", "jobs"]);
+    const [cut, backups] = await Promise.all([
+      lullctlOn(0, ["--cluster", "--node-timeout", "1500", "jobs"]),
+      lullctlOn(0, ["--cluster", "--json", "--node-timeout", "1500", "backups"]),
+    ]);
     assert.equal(cut.code, 4, `${cut.stdout}\n${cut.stderr}`);
     assert.match(cut.stdout, /^pve3 {2}unreachable: /m);
     assert.match(cut.stdout, /^pve2\s+j-/m, "the nodes that answer are still listed");
-    const backups = await lullctlOn(0, ["--cluster", "--json", "--node-timeout", "1500", "backups"]);
     assert.equal(backups.code, 4);
     const b = JSON.parse(backups.stdout) as { nodes: { node: string; answered: boolean }[]; backups: { node: string }[] };
     assert.deepEqual(b.nodes.map((n) => [n.node, n.answered]), [["pve1", true], ["pve2", true], ["pve3", false]]);
