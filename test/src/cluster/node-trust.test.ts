@@ -211,9 +211,12 @@ test("lullctl --cluster jobs merges every node; a node cut off is shown unreacha
   } finally {
     net.setLink(2, true);
   }
-  const schedules = await lullctlOn(0, ["--cluster", "schedules"]);
+  const [schedules, replay] = await Promise.all([lullctlOn(0, ["--cluster", "schedules"]), lullctlOn(0, ["--cluster", "--json", "events"])]);
   assert.equal(schedules.code, 0, schedules.stderr);
   assert.match(schedules.stdout, /^node pve3:/m);
+  assert.equal(replay.code, 0, replay.stderr);
+  const replayed = replay.stdout.trim().split("\n").map((l) => JSON.parse(l) as { node: string; phase: string });
+  for (const node of NAMES) assert.ok(replayed.some((e) => e.node === node && e.phase === "done"), `${node}'s persisted events, up to its last`);
 });
 
 test("lullctl events --follow --cluster follows every node and resumes each after its own sequence when it comes back", async () => {
