@@ -38,6 +38,8 @@ import { createPointHandlers } from "./api/point-handlers.js";
 import type { Verifier } from "./verify/verifier.js";
 import { createRestoreHandlers } from "./api/restore-handlers.js";
 import { createRestorer } from "./restore/daemon-part.js";
+import { startClusterPart } from "./cluster/daemon-part.js";
+import type { ClusterPeers } from "@lull/shared";
 import type { Restorer } from "./restore/restorer.js";
 
 export { DATABASE_FILE } from "./datadir/database-file.js";
@@ -75,6 +77,8 @@ export interface RunningAgent {
   /** App-level verification of restore points (its start-up sweep has run). */
   verifier: Verifier;
   restorer: Restorer;
+  /** The cluster listener and this node's clients of the other agents (when `cluster.enabled`). */
+  cluster?: { address: string; port: number; peers: ClusterPeers } | undefined;
   /** Stops the agent; running jobs end `cancelled`. Idempotent. */
   stop(): Promise<void>;
 }
@@ -130,6 +134,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
   let tokens: TokenStore | undefined;
   let pve: PveDaemonPart | undefined;
   let outputs: Outputs | undefined;
+  let cluster: Awaited<ReturnType<typeof startClusterPart>>;
   try {
     tokens = TokenStore.over(store.connection);
     // The Proxmox side (vzdump engine, hook server, crash cleanup) exists when a guest uses vzdump.
@@ -231,6 +236,11 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
           ...(options.signal ? { signal: options.signal } : {}),
         });
     if (!tls) log.warn({ address: config.listen.address }, "network listener is plain TCP (listen.insecure): tokens cross the network in clear");
+    const limiter = new CallLimiter(
+      { rates: { registerStack: config.limits.registerStack, watchEvents: config.limits.watchEvents }, maxStreams: config.limits.maxWatchStreams, maxStreamsTotal: config.limits.maxWatchStreamsTotal },
+      clock,
+    );
+    const ruleContext = { groupRunGuests: (runId: string) => groupLedger.store.guestsOfRun(runId) };
     const server = await listenAgentServer({
       address: config.listen.address,
       implementation: service.implementation,
@@ -239,16 +249,19 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       tls,
       auth: {
         authenticate: bearerAuthenticator(tokens, clock),
-        context: { groupRunGuests: (runId) => groupLedger.store.guestsOfRun(runId) },
-        limiter: new CallLimiter(
-          { rates: { registerStack: config.limits.registerStack, watchEvents: config.limits.watchEvents }, maxStreams: config.limits.maxWatchStreams, maxStreamsTotal: config.limits.maxWatchStreamsTotal },
-          clock,
-        ),
+        context: ruleContext,
+        limiter,
       },
       socketPath: config.listen.socket,
     });
+    try {
+      cluster = await startClusterPart({ config, implementation: service.implementation, log, clock, limiter, context: ruleContext });
+    } catch (err) {
+      await server.shutdown(0);
+      throw err;
+    }
     log.info(
-      { address: server.address, socket: server.socketPath, tls: tls !== undefined, fingerprint: tls?.fingerprint, names: tls?.names },
+      { address: server.address, socket: server.socketPath, tls: tls !== undefined, fingerprint: tls?.fingerprint, names: tls?.names, clusterAddress: cluster?.address },
       "agent listening",
     );
 
@@ -299,6 +312,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         await pve?.close();
         coordinator.close();
         service.closeStreams();
+        await cluster?.close(Math.max(0, deadline - clock.now()));
         await server.shutdown(Math.max(0, deadline - clock.now()));
         await outputs?.close(Math.max(0, deadline - clock.now()));
         tokens?.close();
@@ -324,9 +338,11 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       schedules: () => schedules?.status() ?? [],
       verifier,
       restorer,
+      ...(cluster ? { cluster: { address: cluster.address, port: cluster.port, peers: cluster.peers } } : {}),
       stop,
     };
   } catch (err) {
+    await cluster?.close(0).catch(() => undefined);
     await outputs?.close(0).catch(() => undefined);
     await pve?.close().catch(() => undefined);
     tokens?.close();

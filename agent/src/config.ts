@@ -13,6 +13,7 @@ import { scheduleConfigIssues, schedulesConfigSchema } from "./schedules/config.
 import { verifyConfigSchema } from "./verify/config.js";
 import { pruneConfigIssues, pruneConfigSchema } from "./prune/config.js";
 import { statusConfigSchema } from "./status/config.js";
+import { clusterConfigSchema } from "./cluster/config.js";
 
 const absolutePath = z.string().min(1).refine(isAbsolute, { message: "must be an absolute path" });
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { message: "must match ^[a-z0-9][a-z0-9_-]{0,31}$" });
@@ -139,6 +140,8 @@ export const agentConfigSchema = z
     notifications: notificationsConfigSchema.prefault({}),
     /** The status page on the metrics listener (agent/src/status/config.ts); on when that listener is. */
     status: statusConfigSchema.prefault({}),
+    /** The cluster listener: node-to-node calls with node credentials (agent/src/cluster/config.ts, agent/SECURITY.md); off by default. */
+    cluster: clusterConfigSchema.prefault({}),
     /** Crash tests only (env LULL_AGENT_FAILPOINT): `pause-in:<phase>` stops a run right after entering that phase. */
     failpoint: z
       .string()

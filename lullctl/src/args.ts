@@ -41,8 +41,15 @@ export interface Invocation {
   tokenFile?: string;
   tlsFingerprint?: string;
   json: boolean;
+  /** `--cluster`: ask every node of the cluster and merge the answers (jobs, backups, schedules, events). */
+  cluster?: boolean;
+  /** `--node-timeout`: the deadline of each node's answer with --cluster. */
+  nodeTimeoutMs?: number;
   command: Command;
 }
+
+/** The commands `--cluster` merges across the nodes. */
+export const CLUSTER_COMMANDS: ReadonlySet<string> = new Set(["jobs", "backups", "schedules", "events"]);
 
 export const USAGE = `usage: lullctl [--socket PATH | --agent ADDR] [--json] <command> [options]
 
@@ -117,9 +124,16 @@ global options:
   --token-file FILE      an operator token (\`lull-agent token create --operator\`; default $LULL_TOKEN_FILE)
   --json         machine-readable output: one JSON document, or one JSON object per line for events
                  and for what backup --wait and wait follow (phase, stack, note, progress, summary, error)
+  --cluster      jobs, backups, schedules, events [--follow]: ask every node of the cluster (root on a
+                 node: its member list in pmxcfs, this node over its socket, the others with this
+                 node's credential) and merge the answers with a NODE column; a node that does not
+                 answer is shown as "unreachable: <reason>"; events --follow resumes each node after
+                 its own last sequence number. Not with --after, --job, --group or --page.
+  --node-timeout MS      with --cluster: how long a node has to answer (default 5000)
   -h, --help     show this help
 
-exit codes: 0 success, 1 failure (job failed or cancelled, agent error), 2 usage error`;
+exit codes: 0 success, 1 failure (job failed or cancelled, agent error), 2 usage error,
+            4 (--cluster) some nodes did not answer (1: none did)`;
 
 type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
 
@@ -129,6 +143,8 @@ const GLOBAL_OPTIONS: OptionSpec = {
   "token-file": { type: "string" },
   "tls-fingerprint": { type: "string" },
   json: { type: "boolean" },
+  cluster: { type: "boolean" },
+  "node-timeout": { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -172,7 +188,7 @@ function usageError(message: string): LullError {
   return new LullError("LULL_E_INVALID_ARGUMENT", message);
 }
 
-const VALUED_GLOBALS = new Set(["--agent", "--socket", "--token-file", "--tls-fingerprint"]);
+const VALUED_GLOBALS = new Set(["--agent", "--socket", "--token-file", "--tls-fingerprint", "--node-timeout"]);
 
 /** The first token that is neither a global option nor the value of one: the command's name. */
 function findCommandName(argv: readonly string[]): string | undefined {
@@ -398,7 +414,21 @@ export function parseInvocation(argv: readonly string[]): Invocation {
   for (const [flag, key] of [["agent", "agent"], ["socket", "socket"], ["token-file", "tokenFile"], ["tls-fingerprint", "tlsFingerprint"]] as const) {
     if (typeof values[flag] === "string") connection[key] = values[flag] as string;
   }
-  return { ...connection, json: values.json === true, command };
+  const cluster = values.cluster === true;
+  const nodeTimeoutMs = integer(values["node-timeout"] as string | undefined, "--node-timeout", 100, 600_000);
+  if (nodeTimeoutMs !== undefined && !cluster) throw usageError("--node-timeout goes with --cluster");
+  if (cluster && command.name !== "help") checkClusterCommand(command, values);
+  return { ...connection, json: values.json === true, ...(cluster ? { cluster } : {}), ...(nodeTimeoutMs !== undefined ? { nodeTimeoutMs } : {}), command };
+}
+
+/** `--cluster` merges jobs, backups, schedules and events; options that name one node's state are refused. */
+function checkClusterCommand(command: Command, values: Record<string, string | boolean | undefined>): void {
+  if (!CLUSTER_COMMANDS.has(command.name)) throw usageError(`--cluster goes with ${[...CLUSTER_COMMANDS].join(", ")}, not ${command.name}`);
+  if (values.agent !== undefined) throw usageError("--cluster asks every node from this one: not with --agent (use --socket for this node's agent)");
+  const perNode: Record<string, string> = { page: "a page token is one node's", after: "sequence numbers are per node", job: "a job lives on one node", group: "a group run lives on one node" };
+  for (const [flag, why] of Object.entries(perNode)) {
+    if (values[flag] !== undefined) throw usageError(`--cluster: --${flag} is not supported (${why}; ask that node without --cluster)`);
+  }
 }
 
 /** `--page`: a token a previous `lullctl jobs` printed (the agent checks it further). */

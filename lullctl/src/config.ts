@@ -5,8 +5,10 @@
 // Over the network (`--agent host:port`) the agent wants TLS and a token: --tls-fingerprint
 // (or $LULL_TLS_FINGERPRINT) pins its CA, --token-file (or $LULL_TOKEN_FILE) holds an operator
 // token (`lull-agent token create --operator`). A token is never sent over plain TCP.
+// With --cluster, the cluster file system is $LULL_CLUSTER_ROOT (default /etc/pve) and the other
+// nodes' cluster listeners are on port $LULL_CLUSTER_PORT (default 7451, the agent's cluster.port).
 import { readFileSync } from "node:fs";
-import { DEFAULT_AGENT_SOCKET, LullError, TOKEN_PATTERN, normalizeFingerprint, type AgentTlsTrust } from "@lull/shared";
+import { DEFAULT_AGENT_SOCKET, DEFAULT_CLUSTER_PORT, LullError, TOKEN_PATTERN, normalizeFingerprint, type AgentTlsTrust } from "@lull/shared";
 
 export const DEFAULT_SOCKET = DEFAULT_AGENT_SOCKET;
 
@@ -21,6 +23,11 @@ export interface LullctlSettings {
   readonly token?: string | undefined;
   /** Trust in a network agent's certificate. */
   readonly tls?: AgentTlsTrust | undefined;
+  /** --cluster: where pmxcfs is mounted, and the port of every node's cluster listener. */
+  readonly clusterRoot: string;
+  readonly clusterPort: number;
+  /** --cluster: each node's deadline. */
+  readonly nodeTimeoutMs: number;
 }
 
 /** Connection flags as parsed from the command line. */
@@ -29,6 +36,7 @@ export interface ConnectionFlags {
   socket?: string | undefined;
   tokenFile?: string | undefined;
   tlsFingerprint?: string | undefined;
+  nodeTimeoutMs?: number | undefined;
 }
 
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$/;
@@ -92,5 +100,19 @@ export function resolveSettings(f: ConnectionFlags = {}, env: NodeJS.ProcessEnv)
     if (!tls) throw usage("a token is only sent over TLS: give --tls-fingerprint (see `lull-agent cert fingerprint`) with --token-file");
     token = readToken(tokenFile, f.tokenFile !== undefined ? "--token-file" : "LULL_TOKEN_FILE");
   }
-  return Object.freeze({ agentAddress, callTimeoutMs: 10_000, waitReconnectGiveUpMs: 120_000, token, tls });
+  const clusterRoot = nonEmpty(env.LULL_CLUSTER_ROOT) ?? "/etc/pve";
+  if (!clusterRoot.startsWith("/")) throw usage(`LULL_CLUSTER_ROOT: must be an absolute path, got "${clusterRoot}"`);
+  const portText = nonEmpty(env.LULL_CLUSTER_PORT);
+  const clusterPort = portText === undefined ? DEFAULT_CLUSTER_PORT : Number(portText);
+  if (!Number.isInteger(clusterPort) || clusterPort < 1 || clusterPort > 65535) throw usage(`LULL_CLUSTER_PORT: must be a port number, got "${portText}"`);
+  return Object.freeze({
+    agentAddress,
+    callTimeoutMs: 10_000,
+    waitReconnectGiveUpMs: 120_000,
+    token,
+    tls,
+    clusterRoot,
+    clusterPort,
+    nodeTimeoutMs: f.nodeTimeoutMs ?? 5_000,
+  });
 }

@@ -36,6 +36,7 @@ const NOT_RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "LULL_E_GROUP_NOT_FOUND",
   "LULL_E_UNAUTHENTICATED",
   "LULL_E_PERMISSION_DENIED",
+  "LULL_E_NODE_CREDENTIAL",
 ]);
 
 export async function* followEvents(api: AgentApi, options: FollowOptions): AsyncGenerator<Event, void, undefined> {

@@ -2,6 +2,7 @@
 // lullctl: the operator's command line for lull-agent. See run.ts and args.ts (USAGE).
 import { runLullctl } from "./run.js";
 import { streamOutput } from "./output.js";
+import { parseInvocation } from "./args.js";
 
 const interrupt = new AbortController();
 let interrupts = 0;
@@ -16,9 +17,22 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-process.exitCode = await runLullctl({
-  argv: process.argv.slice(2),
+const argv = process.argv.slice(2);
+const code = await runLullctl({
+  argv,
   env: process.env,
   out: streamOutput(process.stdout, process.stderr),
   signal: interrupt.signal,
 });
+process.exitCode = code;
+// --cluster only: every channel is closed by now, but grpc-js cannot abort a TCP connect to a node
+// that is down — its socket waits for the kernel's SYN timeout (up to minutes). The answer is
+// complete, so end once stdout is written. Every other command ends when its handles do, as before.
+const cluster = (() => {
+  try {
+    return parseInvocation(argv).cluster === true;
+  } catch {
+    return false;
+  }
+})();
+if (cluster) process.stdout.write("", () => process.exit(code));

@@ -22,9 +22,16 @@ function outcomeCell(job: Job): string {
   return "";
 }
 
+export const JOB_COLUMNS = ["JOB", "GUEST", "PHASE", "MODE", "CONSISTENCY", "CREATED", "TOTAL", "DOWNTIME", "RESULT"] as const;
+
 export function jobsTable(jobs: readonly Job[]): string[] {
   if (jobs.length === 0) return ["no jobs"];
-  const rows = jobs.map((j) => [
+  return renderTable(JOB_COLUMNS, jobs.map(jobRow));
+}
+
+/** One job's cells, in JOB_COLUMNS' order. */
+export function jobRow(j: Job): string[] {
+  return [
     j.kind === "restore" ? `${j.id} (restore)` : j.id,
     j.guestId,
     phaseName(j.phase),
@@ -34,8 +41,7 @@ export function jobsTable(jobs: readonly Job[]): string[] {
     isTerminal(j.phase) ? formatDuration(j.totalMs) : "running",
     downtimeCell(j),
     outcomeCell(j),
-  ]);
-  return renderTable(["JOB", "GUEST", "PHASE", "MODE", "CONSISTENCY", "CREATED", "TOTAL", "DOWNTIME", "RESULT"], rows);
+  ];
 }
 
 export function jobDetails(job: Job): string[] {

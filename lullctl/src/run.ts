@@ -6,6 +6,7 @@ import { USAGE, parseInvocation, type Invocation } from "./args.js";
 import { backupCommand } from "./commands/backup.js";
 import { EXIT, printJson, type CommandContext } from "./commands/context.js";
 import { eventsCommand } from "./commands/events.js";
+import { clusterCommand } from "./commands/cluster.js";
 import { cancelGroupCommand, groupBackupCommand, groupCommand, groupsCommand } from "./commands/groups.js";
 import { cancelCommand, infoCommand, jobCommand, jobsCommand } from "./commands/jobs.js";
 import { waitCommand } from "./commands/wait.js";
@@ -39,6 +40,7 @@ function requester(): string {
 
 async function dispatch(ctx: CommandContext, invocation: Invocation): Promise<number> {
   const cmd = invocation.command;
+  if (invocation.cluster && (cmd.name === "jobs" || cmd.name === "backups" || cmd.name === "schedules" || cmd.name === "events")) return clusterCommand(ctx, cmd);
   switch (cmd.name) {
     case "backup":
       return backupCommand(ctx, cmd);

@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   LULL_E_CONFIG_INVALID: { status: status.INVALID_ARGUMENT, terminal: true },
   LULL_E_UNAUTHENTICATED: { status: status.UNAUTHENTICATED, terminal: true },
   LULL_E_PERMISSION_DENIED: { status: status.PERMISSION_DENIED, terminal: true },
+  LULL_E_NODE_CREDENTIAL: { status: status.UNAUTHENTICATED, terminal: true },
   LULL_E_RATE_LIMITED: { status: status.RESOURCE_EXHAUSTED, terminal: false },
   LULL_E_STACK_STOP_FAILED: { status: status.INTERNAL, terminal: false },
   LULL_E_STACK_START_FAILED: { status: status.INTERNAL, terminal: false },

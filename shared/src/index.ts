@@ -9,3 +9,4 @@ export * from "./tls.js";
 export * from "./metrics-listener.js";
 export * from "./exec/index.js";
 export * from "./client/index.js";
+export * from "./cluster/index.js";

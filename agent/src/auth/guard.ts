@@ -30,7 +30,7 @@ export interface GuardOptions {
   implementation: UntypedServiceImplementation;
   authenticate: Authenticate;
   /** Which listener this guard serves, for logs. */
-  listener: "network" | "socket";
+  listener: "network" | "socket" | "cluster";
   rules?: Readonly<Record<string, ScopeRule>>;
   context?: RuleContext;
   limiter?: CallLimiter;

@@ -80,3 +80,15 @@ test("refusals never repeat what the caller sent", () => {
     assert.ok(!(err as Error).message.includes(hostile));
   }
 });
+
+test("a node credential makes only the read-only calls, for every guest, and acts on none", () => {
+  const node: Principal = { kind: "node", id: "node:pve2", node: "pve2" };
+  const readOnly = ["getAgentInfo", "listJobs", "getJob", "watchEvents", "listBackups", "getBackup", "listVerifications", "listSchedules", "listGroups", "getGroup"];
+  const req: Request = { guestId: "", guestIds: [], groupRunId: "" };
+  for (const method of Object.keys(AgentService)) {
+    if (readOnly.includes(method)) check(method, node, req);
+    else assert.throws(() => check(method, node, { guestId: "101", guestIds: ["101"] }), denied, `${method} with a node credential`);
+  }
+  assert.deepEqual(Object.entries(SCOPE_RULES).filter(([, r]) => r.nodes === true).map(([m]) => m).sort(), [...readOnly].sort());
+  assert.throws(() => check("startBackup", node, { guestId: "101" }), /node-to-node calls are read-only/);
+});

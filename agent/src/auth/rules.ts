@@ -10,6 +10,11 @@
 //   - GetAgentInfo is open to any principal, its guest list cut down to the token's guest;
 //   - consistency group runs are visible to a guest token only when all their members are its guest.
 // Operators (the local socket, or an operator token) may do everything.
+//
+// A node credential (another agent of the cluster, on the cluster listener) may make only the
+// read-only calls marked `nodes: true`, for every guest; anything that acts (StartBackup, cancels,
+// registrations, verify, prune, restore) is refused: a node never acts as an operator of a guest
+// it does not host.
 import { LullError } from "@lull/shared";
 import type { Principal } from "./principal.js";
 
@@ -20,7 +25,8 @@ export interface RuleContext {
   groupRunGuests?: (groupRunId: string) => readonly string[] | undefined;
 }
 
-export type ScopeRule =
+/** `nodes: true`: a read-only call another node's agent may make with its node credential. */
+export type ScopeRule = (
   /** Operators only. */
   | { kind: "operator" }
   /** Any authenticated principal; `filter` trims the response for guest tokens. */
@@ -35,7 +41,8 @@ export type ScopeRule =
       stackTokens: boolean;
       /** Trims the response for guest tokens (what it lists beyond the named guest). */
       filter?: (response: unknown, principal: Principal & { kind: "guest" }) => unknown;
-    };
+    }
+) & { nodes?: true };
 
 const str = (req: Request, key: string): string => (typeof req[key] === "string" ? (req[key] as string) : "");
 const one = (key: string) => (req: Request) => (str(req, key) === "" ? [] : [str(req, key)]);
@@ -45,29 +52,30 @@ const stackOf = (req: Request) => str(req, "stack");
 export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
   getAgentInfo: {
     kind: "any",
+    nodes: true,
     filter: (response, principal) => {
       const info = response as { guests?: { id: string }[] };
       return { ...info, guests: (info.guests ?? []).filter((g) => g.id === principal.guestId) };
     },
   },
   startBackup: { kind: "guest", guests: one("guestId"), stackTokens: false },
-  getJob: { kind: "guest", guests: one("guestId"), stackTokens: true },
-  listJobs: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  getJob: { kind: "guest", guests: one("guestId"), stackTokens: true, nodes: true },
+  listJobs: { kind: "guest", guests: one("guestId"), stackTokens: true, nodes: true },
   cancelJob: { kind: "guest", guests: one("guestId"), stackTokens: false },
   registerStack: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
   unregisterStack: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
   acknowledgeQuiesce: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
   refuseQuiesce: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
   reportResumed: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
-  watchEvents: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  watchEvents: { kind: "guest", guests: one("guestId"), stackTokens: true, nodes: true },
   // Restore points: a guest token reaches its own guest's points; verifying and pruning are the
   // guest's business (not a stack's), reading runs is open to its stacks too.
   verifyPoint: { kind: "guest", guests: one("guestId"), stackTokens: false },
-  listVerifications: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  listVerifications: { kind: "guest", guests: one("guestId"), stackTokens: true, nodes: true },
   prunePoints: { kind: "guest", guests: one("guestId"), stackTokens: false },
   // The catalog: reading is open to the guest's stacks; protecting is the guest's business.
-  listBackups: { kind: "guest", guests: one("guestId"), stackTokens: true },
-  getBackup: { kind: "guest", guests: one("guestId"), stackTokens: true },
+  listBackups: { kind: "guest", guests: one("guestId"), stackTokens: true, nodes: true },
+  getBackup: { kind: "guest", guests: one("guestId"), stackTokens: true, nodes: true },
   protectBackup: { kind: "guest", guests: one("guestId"), stackTokens: false },
   unprotectBackup: { kind: "guest", guests: one("guestId"), stackTokens: false },
   // A restore writes as root on the node (any directory, a new guest): operators only.
@@ -85,17 +93,19 @@ export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
   },
   getGroup: {
     kind: "guest",
+    nodes: true,
     guests: (req, ctx) => ctx.groupRunGuests?.(str(req, "groupRunId")) ?? [],
     stackTokens: true,
   },
   // A group run always spans several guests (at least two), so no guest token holds all of them.
   cancelGroup: { kind: "operator" },
   // Schedules span guests (all of a node's, a group's): operators only.
-  listSchedules: { kind: "operator" },
+  listSchedules: { kind: "operator", nodes: true },
   // A run with other member guests would show their jobs: a guest token sees only runs of its guest alone
   // (GetGroup refuses the others by the rule above: every member must be in scope).
   listGroups: {
     kind: "guest",
+    nodes: true,
     guests: one("guestId"),
     stackTokens: true,
     filter: (response, principal) => {
@@ -112,6 +122,10 @@ const denied = (message: string) => new LullError("LULL_E_PERMISSION_DENIED", me
 /** Throws LULL_E_PERMISSION_DENIED unless `principal` may make this call. Messages name no secret. */
 export function authorize(method: string, rule: ScopeRule, principal: Principal, req: Request, ctx: RuleContext): void {
   if (principal.kind === "operator") return;
+  if (principal.kind === "node") {
+    if (rule.nodes === true) return;
+    throw denied(`${method} cannot be made with a node credential: node ${principal.node} may only read from this agent (node-to-node calls are read-only)`);
+  }
   switch (rule.kind) {
     case "any":
       return;

@@ -2,7 +2,9 @@
 // reflection, on two listeners. The network listener (TLS unless `listen.insecure`) serves
 // controllers and remote operators, every call authenticated by a bearer token and held to its
 // scope; the local unix socket (owner-only) serves root on the node — lullctl — as the operator.
-// Both register the same implementation behind the guard (auth/guard.ts).
+// Both register the same implementation behind the guard (auth/guard.ts). A third listener, the
+// cluster listener (`listenClusterServer`, cluster/daemon-part.ts), serves other nodes' agents
+// with their node credentials, behind the same guard.
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { Server, ServerCredentials, type ServerOptions, type UntypedServiceImplementation } from "@grpc/grpc-js";
@@ -68,7 +70,7 @@ interface Shared {
 }
 
 /** One grpc.Server with the guarded service, health and reflection. */
-function buildServer(shared: Shared, implementation: UntypedServiceImplementation, log: Logger, listener: "network" | "socket", auth: ListenOptions["auth"]) {
+function buildServer(shared: Shared, implementation: UntypedServiceImplementation, log: Logger, listener: "network" | "socket" | "cluster", auth: ListenOptions["auth"]) {
   const { definition } = shared;
   const server = new Server(SERVER_OPTIONS);
   server.addService(
@@ -79,7 +81,7 @@ function buildServer(shared: Shared, implementation: UntypedServiceImplementatio
       listener,
       log,
       authenticate: listener === "socket" ? () => LOCAL_OPERATOR : auth.authenticate,
-      ...(listener === "network" && auth.limiter ? { limiter: auth.limiter } : {}),
+      ...(listener !== "socket" && auth.limiter ? { limiter: auth.limiter } : {}),
       ...(auth.context ? { context: auth.context } : {}),
     }),
   );
@@ -108,13 +110,60 @@ export function splitAddress(address: string): { host: string; port: number } {
   return { host: m[1] as string, port };
 }
 
-export async function listenAgentServer(options: ListenOptions): Promise<AgentServerHandle> {
-  const { host } = splitAddress(options.address);
-  const shared: Shared = {
+function sharedParts(): Shared {
+  return {
     definition: withSharedEncoding(withSafeDecoding(AgentService)),
     // keepCase: the descriptor served names fields as the .proto does (error_code, not errorCode).
     reflection: new ReflectionService(loadSync([protoFile, HEALTH_PROTO_FILE], { includeDirs: [protoDir, healthProtoDir()], keepCase: true })),
   };
+}
+
+/** NOT_SERVING, then at most `graceMs` for open calls before they are forced closed. */
+async function shutdownServers(servers: readonly { server: Server; health: HealthImplementation }[], graceMs: number, clock: Clock, log: Logger): Promise<void> {
+  for (const { health } of servers) {
+    health.setStatus("", "NOT_SERVING");
+    health.setStatus(AGENT_SERVICE_NAME, "NOT_SERVING");
+  }
+  const timer = new AbortController();
+  const graceful = Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => server.tryShutdown(() => resolve())))).then(() => true);
+  const expired = clock.sleep(graceMs, timer.signal).then(
+    () => false,
+    () => true,
+  );
+  const clean = await Promise.race([graceful, expired]);
+  timer.abort();
+  if (!clean) {
+    log.warn({ graceMs }, "calls still open at shutdown; closing them");
+    for (const { server } of servers) server.forceShutdown();
+  }
+}
+
+export interface ClusterListenOptions {
+  address: string;
+  implementation: AgentServer;
+  log: Logger;
+  clock: Clock;
+  /** This node's key and certificate (pve-ssl.key, pve-ssl.pem). */
+  tls: { keyPem: string; certChainPem: string };
+  auth: ListenOptions["auth"];
+}
+
+/** The cluster listener: TLS with the node's certificate, every call authenticated by `auth` (node credentials). */
+export async function listenClusterServer(options: ClusterListenOptions): Promise<AgentServerHandle> {
+  const { host } = splitAddress(options.address);
+  const built = buildServer(sharedParts(), options.implementation, options.log, "cluster", options.auth);
+  const credentials = ServerCredentials.createSsl(null, [{ private_key: Buffer.from(options.tls.keyPem), cert_chain: Buffer.from(options.tls.certChainPem) }], false);
+  const port = await bind(built.server, options.address, credentials, "cluster.listenHost/cluster.port");
+  return {
+    address: `${host}:${port}`,
+    port,
+    shutdown: (graceMs) => shutdownServers([built], graceMs, options.clock, options.log),
+  };
+}
+
+export async function listenAgentServer(options: ListenOptions): Promise<AgentServerHandle> {
+  const { host } = splitAddress(options.address);
+  const shared = sharedParts();
   const servers: { server: Server; health: HealthImplementation }[] = [];
   const network = buildServer(shared, options.implementation, options.log, "network", options.auth);
   servers.push(network);
@@ -141,22 +190,7 @@ export async function listenAgentServer(options: ListenOptions): Promise<AgentSe
     port,
     socketPath: options.socketPath,
     async shutdown(graceMs: number) {
-      for (const { health } of servers) {
-        health.setStatus("", "NOT_SERVING");
-        health.setStatus(AGENT_SERVICE_NAME, "NOT_SERVING");
-      }
-      const timer = new AbortController();
-      const graceful = Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => server.tryShutdown(() => resolve())))).then(() => true);
-      const expired = options.clock.sleep(graceMs, timer.signal).then(
-        () => false,
-        () => true,
-      );
-      const clean = await Promise.race([graceful, expired]);
-      timer.abort();
-      if (!clean) {
-        options.log.warn({ graceMs }, "calls still open at shutdown; closing them");
-        for (const { server } of servers) server.forceShutdown();
-      }
+      await shutdownServers(servers, graceMs, options.clock, options.log);
       if (options.socketPath !== undefined) await removeSocket(options.socketPath);
     },
   };

@@ -5,7 +5,7 @@
 // on every request, so revoking it ends access at once. Guest tokens are refused (403).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isTerminal, asLullError, type Clock, type HttpHandler, type Logger } from "@lull/shared";
-import type { Principal } from "../auth/principal.js";
+import { describeScope, type Principal } from "../auth/principal.js";
 import type { TokenStore } from "../auth/token-store.js";
 import type { EventBus } from "../events/bus.js";
 import type { JobStore } from "../jobs/store.js";
@@ -88,7 +88,7 @@ export function createStatusPage(deps: StatusPageDeps): StatusPage {
       return { status: 401, message: asLullError(err).message };
     }
     if (principal.kind !== "operator") {
-      return { status: 403, message: `the status page is for operators; token ${principal.id} is scoped to guest ${principal.guestId}` };
+      return { status: 403, message: `the status page is for operators; token ${principal.id} is scoped to ${describeScope(principal)}` };
     }
     return { principal };
   }

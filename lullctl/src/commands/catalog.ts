@@ -21,7 +21,7 @@ function integrityText(b: Backup): string {
   return `integrity ${b.integrity.state}${b.integrity.detail ? ` (${b.integrity.detail})` : ""}`;
 }
 
-function summaryLine(b: Backup): string {
+export function summaryLine(b: Backup): string {
   return [
     b.id,
     b.guestId,

@@ -17,7 +17,8 @@ export interface CommandContext {
   requestedBy: string;
 }
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+/** `partial`: with --cluster, some nodes did not answer. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 4, interrupted: 130 } as const;
 
 /** Prints a JSON document (one line, so `--json` output of every command is easy to parse). */
 export function printJson(out: { line(text: string): void }, value: unknown): void {

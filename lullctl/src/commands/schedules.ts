@@ -1,6 +1,6 @@
 // `lullctl schedules [--schedule ID] [--ticks N] [--json]`: each schedule's last run and result,
 // its next run, and its newest ticks — runs, and missed or skipped ticks with the reason.
-import type { ScheduleTick } from "@lull/proto";
+import type { ListSchedulesResponse, ScheduleTick } from "@lull/proto";
 import type { Command } from "../args.js";
 import { EXIT, printJson, type CommandContext } from "./context.js";
 
@@ -16,13 +16,20 @@ export async function schedulesCommand(ctx: CommandContext, cmd: Extract<Command
     printJson(ctx.out, r);
     return EXIT.ok;
   }
-  if (r.schedules.length === 0) ctx.out.line("no schedules (schedules.list in the agent's config)");
-  for (const s of r.schedules) {
-    const last = s.lastRun ? `${at(s.lastRun.tickAt)} ${s.lastRun.outcome}${s.lastRun.reason ? ` (${s.lastRun.reason})` : ""}` : "never";
-    ctx.out.line(`${s.id}  ${s.action}  '${s.schedule}' ${s.timeZone}  scope ${s.scope}  catch-up ${s.catchUp}${s.running ? "  RUNNING" : ""}`);
-    ctx.out.line(`  last run ${last}`);
-    ctx.out.line(`  next run ${at(s.nextRunAt)}`);
-    for (const t of s.recent) ctx.out.line(tickLine(t));
-  }
+  for (const line of scheduleLines(r)) ctx.out.line(line);
   return EXIT.ok;
+}
+
+/** The text of a ListSchedules answer. */
+export function scheduleLines(r: ListSchedulesResponse): string[] {
+  if (r.schedules.length === 0) return ["no schedules (schedules.list in the agent's config)"];
+  return r.schedules.flatMap((s) => {
+    const last = s.lastRun ? `${at(s.lastRun.tickAt)} ${s.lastRun.outcome}${s.lastRun.reason ? ` (${s.lastRun.reason})` : ""}` : "never";
+    return [
+      `${s.id}  ${s.action}  '${s.schedule}' ${s.timeZone}  scope ${s.scope}  catch-up ${s.catchUp}${s.running ? "  RUNNING" : ""}`,
+      `  last run ${last}`,
+      `  next run ${at(s.nextRunAt)}`,
+      ...s.recent.map(tickLine),
+    ];
+  });
 }

@@ -37,6 +37,8 @@ export interface StartAgentOptions {
   echo?: boolean;
   /** How long to wait for `agent listening`; default 20 s. */
   readyTimeoutMs?: number;
+  /** Run the agent inside this network namespace (`ip netns exec`, which execs: the pid is the agent's). */
+  netns?: string;
 }
 
 /** What a controller needs to reach this agent: `config.agent` of lull-controller. */
@@ -88,10 +90,11 @@ export class AgentProcess {
   }
 
   private static async launch(options: StartAgentOptions, configPath: string, listen: string): Promise<Launched> {
+    // LULL_AGENT_NODE_ARGS: node options for the agent alone, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile a benchmark's agent.
+    const args = [...(process.env.LULL_AGENT_NODE_ARGS?.split(" ").filter(Boolean) ?? []), ENTRY_POINTS.agent, "--config", configPath, "--listen", listen, "--socket", AgentProcess.socketIn(options.dir)];
     const proc = startProcess({
-      name: "agent",
-      // LULL_AGENT_NODE_ARGS: node options for the agent alone, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile a benchmark's agent.
-      args: [...(process.env.LULL_AGENT_NODE_ARGS?.split(" ").filter(Boolean) ?? []), ENTRY_POINTS.agent, "--config", configPath, "--listen", listen, "--socket", AgentProcess.socketIn(options.dir)],
+      name: options.netns ? `agent@${options.netns}` : "agent",
+      ...(options.netns ? { command: "ip", args: ["netns", "exec", options.netns, process.execPath, ...args] } : { args }),
       ...(options.env ? { env: options.env } : {}),
       ...(options.echo !== undefined ? { echo: options.echo } : {}),
     });

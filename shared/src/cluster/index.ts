@@ -1,0 +1,4 @@
+export * from "./members.js";
+export * from "./credential.js";
+export * from "./node-assertion.js";
+export * from "./peers.js";
