@@ -27,7 +27,7 @@ import { phaseName } from "@lull/shared";
 import { connectTestClient, makeTempDir, removeDir, startAgent, type AgentProcess, type TestAgentClient, type TestGuest } from "../support/index.js";
 import { agentSideOf, fmtAgentSide, scrapeMetrics, type AgentSide } from "./agent-side.js";
 import { WatcherThreads, type WatcherSpec } from "./fanout-watchers.js";
-import { cpuSeconds, fmtMs, intOption, machineNote, medianOf, percentile, printTable, rssMiB, type Row } from "./figures.js";
+import { cpuSeconds, fmtMs, mainThreadSched, intOption, machineNote, medianOf, percentile, printTable, rssMiB, type Row } from "./figures.js";
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
 const JOB_TIMEOUT_MS = 120_000;
@@ -138,6 +138,11 @@ interface FanoutResult {
   socket: number[];
   rss: { now: number; peak: number };
   cpuPercent: number;
+  /** The agent's CPU seconds in the window: less sensitive to the machine's load than the delays. */
+  cpuSeconds: number;
+  /** Share of the window the agent's event-loop thread was on a CPU, and runnable but waiting for one (the machine's load). */
+  loopOnCpuPercent: number;
+  loopWaitPercent: number;
   /** The bench's process (every client thread), for comparison: it shares the cores with the agent. */
   watcherCpuPercent: number;
   /** The busiest client thread's event-loop utilisation (0…1): near 1, the clients could not keep up. */
@@ -165,6 +170,7 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
     const firstSeq = (await site.operator.info()).lastEventSeq;
     const before = await scrape(site);
     const cpu0 = cpuSeconds(pid);
+    const sched0 = mainThreadSched(pid);
     const own0 = process.cpuUsage();
     const t0 = Date.now();
     await threads.window(true);
@@ -181,7 +187,9 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
     }
     await threads.window(false);
     const wall = (Date.now() - t0) / 1000;
-    const cpuPercent = ((cpuSeconds(pid) - cpu0) / wall) * 100;
+    const agentCpu = cpuSeconds(pid) - cpu0;
+    const cpuPercent = (agentCpu / wall) * 100;
+    const sched = mainThreadSched(pid);
     const own = process.cpuUsage(own0);
     const agentSide = agentSideOf(before, await scrape(site));
     const rss = rssMiB(pid);
@@ -194,6 +202,9 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
       socket: reports.flatMap((r) => r.socket),
       rss,
       cpuPercent,
+      cpuSeconds: agentCpu,
+      loopOnCpuPercent: ((sched.runSeconds - sched0.runSeconds) / wall) * 100,
+      loopWaitPercent: ((sched.waitSeconds - sched0.waitSeconds) / wall) * 100,
       watcherCpuPercent: ((own.user + own.system) / 1e6 / wall) * 100,
       clientUtilisation: Math.max(...reports.map((r) => r.utilisation)),
       agentSide,
@@ -248,7 +259,7 @@ async function main(): Promise<void> {
     const both = [...r.tls, ...r.socket];
     say(
       `  N=${n}: ${r.events} events, ${both.length} deliveries (tls ${r.tls.length}, socket ${r.socket.length}); p50 ${fmtMs(percentile(both, 50))} p99 ${fmtMs(percentile(both, 99))} max ${fmtMs(percentile(both, 100))}; ` +
-        `at→publish ${fmtAgentSide(r.agentSide)}; ` +
+        `at→publish ${fmtAgentSide(r.agentSide)}; agent loop thread on CPU ${r.loopOnCpuPercent.toFixed(0)} %, waiting for a CPU ${r.loopWaitPercent.toFixed(0)} %; ` +
         `RSS ${r.rss.now.toFixed(0)} MiB (peak ${r.rss.peak.toFixed(0)}), CPU ${r.cpuPercent.toFixed(0)} % (bench process ${r.watcherCpuPercent.toFixed(0)} %, busiest client thread ${(r.clientUtilisation * 100).toFixed(0)} % busy); set-up ${r.setupMs} ms; refused ${r.refused}, missed ${r.missed}`,
     );
     if (r.errors.length > 0) say(`    first errors: ${r.errors.join(" | ")}`);
@@ -262,8 +273,10 @@ async function main(): Promise<void> {
     rows.push({ name: `N=${r.n}   tls p99 / socket p99`, value: `${fmtMs(percentile(r.tls, 99))} / ${fmtMs(percentile(r.socket, 99))}` });
     rows.push({ name: `N=${r.n}   agent at→publish p50 / p99 (≤ bucket)`, value: `${fmtMs(r.agentSide.publishP50Ms)} / ${fmtMs(r.agentSide.publishP99Ms)}` });
     rows.push({ name: `N=${r.n}   agent loop lag p99 / max`, value: `${fmtMs(r.agentSide.loopLagP99Ms)} / ${fmtMs(r.agentSide.loopLagMaxMs)}` });
+    rows.push({ name: `N=${r.n}   agent loop thread on CPU / waiting for one`, value: `${r.loopOnCpuPercent.toFixed(0)} % / ${r.loopWaitPercent.toFixed(0)} % of the time` });
     rows.push({ name: `N=${r.n}   agent RSS (peak)`, value: `${r.rss.now.toFixed(0)} MiB (${r.rss.peak.toFixed(0)})`, ...(t?.rssMiB ? { target: `<= ${t.rssMiB} MiB`, met: r.rss.peak <= t.rssMiB } : {}) });
     rows.push({ name: `N=${r.n}   agent CPU (bench process)`, value: `${r.cpuPercent.toFixed(0)} % (${r.watcherCpuPercent.toFixed(0)} %) of a core` });
+    rows.push({ name: `N=${r.n}   agent CPU per 1000 deliveries`, value: fmtMs((r.cpuSeconds * 1000 * 1000) / Math.max(1, both.length)) });
     rows.push({ name: `N=${r.n}   busiest client thread busy`, value: `${(r.clientUtilisation * 100).toFixed(0)} %` });
     rows.push({ name: `N=${r.n}   refused / missed`, value: `${r.refused} / ${r.missed}`, target: "0 / 0", met: r.refused === 0 && r.missed === 0 });
   }
