@@ -19,6 +19,7 @@ import type { JobRunner } from "../jobs/runner.js";
 import { GroupCommit } from "../ledger/group-commit.js";
 import * as check from "../api/validate.js";
 import { pageOf } from "../api/page-token.js";
+import { batchWrites } from "./batched-writes.js";
 import type { RestoreHandlers } from "../api/restore-handlers.js";
 
 export interface AgentServiceDeps {
@@ -228,13 +229,15 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       }
       if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down");
       streams.add(stop);
+      const writer = batchWrites<Event>(call);
       await streamEvents({
         store,
         bus: deps.bus,
         filter: { guestId: r.guestId, jobId: r.jobId, groupRunId: r.groupRunId },
         afterSeq: r.afterSeq,
         signal: stop.signal,
-        send: (event) => writeEvent(call, event, stop.signal),
+        send: (event) => writer.write(event, stop.signal),
+        hold: () => writer.hold(),
       });
       if (!call.cancelled) call.end();
     } catch (err) {
@@ -254,18 +257,4 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       for (const s of streams) s.abort();
     },
   };
-}
-
-/** Writes one event, waiting for the transport to drain when its buffer is full. */
-function writeEvent(call: ServerWritableStream<WatchEventsRequest, Event>, event: Event, signal: AbortSignal): Promise<void> {
-  if (call.write(event)) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      call.off("drain", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    call.once("drain", done);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
