@@ -213,10 +213,20 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
       missed,
       errors: reports.flatMap((r) => r.errors).slice(0, 5),
     };
+  } catch (err) {
+    throw withAgentTail(err, site);
   } finally {
     await threads.terminate();
     await stopSite(site, o.keep);
   }
+}
+
+/** A broken run says how the agent was doing: its exit status and last lines. */
+function withAgentTail(err: unknown, site: Site): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const exit = site.agent.proc.exitStatus;
+  e.message += `\n  agent ${exit ? `exited (code ${exit.code}, signal ${exit.signal})` : "still running"}; its last lines:\n${site.agent.proc.tail(20)}`;
+  return e;
 }
 
 async function barrier(o: Options): Promise<Array<{ k: number; quiesceMs: number[] }>> {
