@@ -15,6 +15,11 @@ export interface EventStreamOptions {
   afterSeq: number;
   /** Sends one event; resolves when the transport can take the next. */
   send: (event: Event) => Promise<void>;
+  /**
+   * Holds the transport's writes while a batch of events (a backlog page, the live events that came
+   * together) is sent, so the batch leaves in one write; returns the release. Default: none.
+   */
+  hold?: () => () => void;
   /** Ends the stream (client cancelled, or the agent shuts down). */
   signal: AbortSignal;
   pageSize?: number;
@@ -69,11 +74,20 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
     lastSent = event.seq;
   };
 
+  const sendAll = async (events: readonly Event[]) => {
+    const release = options.hold?.();
+    try {
+      for (const event of events) await sendIfNew(event);
+    } finally {
+      release?.();
+    }
+  };
+
   const readBacklog = async () => {
     for (;;) {
       checkPruned();
       const page = store.events.after({ afterSeq: lastSent, guestId: filter.guestId, jobId: filter.jobId, groupRunId: filter.groupRunId, limit: pageSize });
-      for (const event of page) await sendIfNew(event);
+      await sendAll(page);
       if (signal.aborted) return;
       if (page.length < pageSize) return sendNotice();
     }
@@ -96,7 +110,7 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
       }
       const batch = live;
       live = [];
-      for (const event of batch) await sendIfNew(event);
+      await sendAll(batch);
     }
     return lastSent;
   } finally {

@@ -2,7 +2,6 @@
 // the ledger (job changes), the runner (runs, cancellation) or the store (reads, leases).
 // Errors leave through unaryHandler → toServiceError, which sets the `lull-error-code` trailer.
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import type { Writable } from "node:stream";
 import { EventKind, type AgentServer, type Event, type Job, type WatchEventsRequest } from "@lull/proto";
 import { LullError, asLullError, isTerminal, phaseName, toServiceError, unaryHandler, type Clock, type Logger } from "@lull/shared";
 import { snapshotKind, type AgentConfig, type GuestConfig } from "../config.js";
@@ -20,6 +19,7 @@ import type { JobRunner } from "../jobs/runner.js";
 import { GroupCommit } from "../ledger/group-commit.js";
 import * as check from "../api/validate.js";
 import { pageOf } from "../api/page-token.js";
+import { batchWrites } from "./batched-writes.js";
 import type { RestoreHandlers } from "../api/restore-handlers.js";
 
 export interface AgentServiceDeps {
@@ -229,13 +229,15 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       }
       if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down");
       streams.add(stop);
+      const writer = batchWrites<Event>(call);
       await streamEvents({
         store,
         bus: deps.bus,
         filter: { guestId: r.guestId, jobId: r.jobId, groupRunId: r.groupRunId },
         afterSeq: r.afterSeq,
         signal: stop.signal,
-        send: (event) => writeEvent(call, event, stop.signal),
+        send: (event) => writer.write(event, stop.signal),
+        hold: () => writer.hold(),
       });
       if (!call.cancelled) call.end();
     } catch (err) {
@@ -255,29 +257,4 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       for (const s of streams) s.abort();
     },
   };
-}
-
-/**
- * Events a stream may hold unsent before its writer waits for the transport to drain. grpc-js's
- * server stream is an object-mode Writable with the default high-water mark (16 messages): waiting
- * at every `false` from write() lets through 16 events per turn of the event loop, which caps a
- * replay from the store at ~20,000 events/s with both processes mostly idle. Holding up to this many
- * (a few hundred KiB of small events) keeps the stream bounded and lets a replay run at the speed
- * of encoding and the socket.
- */
-export const EVENT_STREAM_BUFFER = 1024;
-
-/** Writes one event; waits for the transport to drain only once EVENT_STREAM_BUFFER events wait unsent. */
-export function writeEvent(call: Writable, event: Event, signal: AbortSignal): Promise<void> {
-  call.write(event);
-  if (call.writableLength < EVENT_STREAM_BUFFER) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      call.off("drain", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    call.once("drain", done);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -1,6 +1,7 @@
 // The quiesce barrier: the stacks fixed into the job at `quiescing` each acknowledge or refuse.
 // It ends when all acknowledged, at the first refusal, or when the quiesce timeout passes.
-// Each committed STACK event only says "look again": the outcome is read from the store.
+// Each committed STACK event only says "look again": the outcome is read from the store, once per
+// published batch (the K acknowledgements of one shared commit cost one read of the job, not K).
 import { Consistency, QuiescePolicy, StackState, type StackStatus } from "@lull/proto";
 import { LullError, isTerminal, phaseName, type Clock } from "@lull/shared";
 import type { EventBus } from "../events/bus.js";
@@ -64,7 +65,17 @@ export function waitForBarrier(w: BarrierWait): Promise<BarrierOutcome> {
       if (outcome) finish(() => resolve(outcome));
     };
     const onAbort = () => finish(() => reject(w.signal.reason));
-    const unsubscribe = w.bus.subscribe({ jobId: w.jobId }, check);
+    // The acknowledgements that share one commit arrive as one published batch: one look after it.
+    let looking = false;
+    const lookAgain = () => {
+      if (looking || settled) return;
+      looking = true;
+      queueMicrotask(() => {
+        looking = false;
+        if (!settled) check();
+      });
+    };
+    const unsubscribe = w.bus.subscribe({ jobId: w.jobId }, lookAgain);
     w.signal.addEventListener("abort", onAbort, { once: true });
     w.clock.sleep(w.timeoutMs, timer.signal).then(
       () => finish(() => resolve({ kind: "timed-out", pending: pendingOf(w.store.getJob(w.jobId)?.stacks ?? []) })),

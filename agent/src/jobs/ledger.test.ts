@@ -43,3 +43,35 @@ test("a note on an ended job is stored with its events and reaches a watcher fol
   assert.equal(stored.at(-1)?.seq, live[0]?.seq, "the published note is the stored one");
   assert.deepEqual(store.getJob(jobId), ended, "the job is unchanged");
 });
+
+test("an acknowledgement writes the acknowledged stack alone: the rows it changes do not grow with the barrier's stacks", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "lull-ledger-"));
+  const store = JobStore.open(join(dir, "agent.db"));
+  t.after(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const ledger = new JobLedger({ store, bus: new EventBus(silentLogger()), log: silentLogger(), clock: systemClock });
+  const changes = () => (store.connection.prepare("SELECT total_changes() AS n").get() as { n: number }).n;
+  const ackCost = (guestId: string, stackCount: number) => {
+    const record = newJobRecord({
+      id: newJobId(Date.now()),
+      guestId,
+      engine: "native",
+      policy: QuiescePolicy.QUIESCE_POLICY_FAIL,
+      idempotencyKey: `k-${guestId}`,
+      quiesceTimeoutMs: 60_000,
+      requestedBy: "test",
+      now: Date.now(),
+    });
+    const jobId = ledger.create(record, eventFor(record, EventKind.EVENT_KIND_PHASE)).job.id;
+    const stacks = Array.from({ length: stackCount }, (_, i) => `s${String(i).padStart(3, "0")}`);
+    ledger.apply(jobId, { type: "start-quiesce", stacks });
+    const before = changes();
+    const acked = ledger.apply(jobId, { type: "stack-acknowledged", stack: "s001", at: Date.now() });
+    const cost = changes() - before;
+    assert.deepEqual(store.getJob(jobId), acked, "the stored job is the one the ledger returned");
+    return cost;
+  };
+  assert.equal(ackCost("g3", 3), ackCost("g50", 50));
+});

@@ -39,7 +39,7 @@ export class JobLedger {
       },
       load: (id) => store.getJob(id),
       insert: (job) => store.insertJob(job),
-      save: (job) => store.updateJob(job),
+      save: (job, previous) => store.updateJob(job, previous),
       notFound: (id) => new LullError("LULL_E_JOB_NOT_FOUND", `job ${id} does not exist`),
       logFields: (job) => ({ jobId: job.id, guestId: job.guestId }),
       write: (_job, effect) => this.backups.insert(effect.point),

@@ -159,8 +159,12 @@ export class JobStore {
     });
   }
 
-  /** Writes a changed job, fenced by this store's epoch. */
-  updateJob(job: JobRecord): void {
+  /**
+   * Writes a changed job, fenced by this store's epoch. With `previous` (the job as read in this
+   * transaction) only the stacks the change replaced are written: the machine keeps an unchanged
+   * stack as the same object, and a barrier of K stacks then costs K writes, not K².
+   */
+  updateJob(job: JobRecord, previous?: JobRecord): void {
     this.transaction(() => {
       const result = this.stmt.updateJob!.run(jobToRow(job, this.epoch));
       if (result.changes !== 1) {
@@ -171,7 +175,7 @@ export class JobStore {
           `job ${job.id} belongs to a newer agent start (epoch ${row.epoch}); this writer (epoch ${this.epoch}) is stale`,
         );
       }
-      this.writeStacks(job);
+      this.writeStacks(job, previous);
     });
   }
 
@@ -233,8 +237,9 @@ export class JobStore {
     return jobFromRow(row, stacks);
   }
 
-  private writeStacks(job: JobRecord): void {
-    for (const s of job.stacks) this.stmt.upsertJobStack!.run(stackToRow(job.id, s));
+  private writeStacks(job: JobRecord, previous?: JobRecord): void {
+    const stored = new Set(previous?.id === job.id ? previous.stacks : []);
+    for (const s of job.stacks) if (!stored.has(s)) this.stmt.upsertJobStack!.run(stackToRow(job.id, s));
   }
 }
 

@@ -63,6 +63,7 @@ interface EventRow {
 
 export class EventLog {
   private readonly stmt: Record<string, Statement>;
+  private readonly afterStatements = new Map<string, Statement>();
 
   constructor(private readonly database: AgentDatabase) {
     const db = database.connection;
@@ -103,7 +104,11 @@ export class EventLog {
       args.push(value);
     }
     const sql = `SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`;
-    return (this.database.connection.prepare(sql).all(...args, query.limit) as EventRow[]).map(eventFromRow);
+    // One prepared statement per filter shape (eight at most): a node's controllers reconnecting
+    // at once read their backlogs without compiling the query each time.
+    let statement = this.afterStatements.get(sql);
+    if (!statement) this.afterStatements.set(sql, (statement = this.database.connection.prepare(sql)));
+    return (statement.all(...args, query.limit) as EventRow[]).map(eventFromRow);
   }
 
   lastSeq(): number {

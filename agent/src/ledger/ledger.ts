@@ -25,8 +25,12 @@ export interface RecordKind<R extends { id: string }, E, X = never> {
   load(id: string): R | undefined;
   /** Inserts a new record (throws when it may not exist: a busy guest, a conflicting key). */
   insert(record: R): void;
-  /** Writes a changed record, fenced by the epoch. */
-  save(record: R): void;
+  /**
+   * Writes a changed record, fenced by the epoch. `previous` is the record as loaded in this
+   * transaction: parts of it that the machine kept (the same objects) are already stored, so a
+   * kind may leave them unwritten.
+   */
+  save(record: R, previous: R): void;
   /** The error for an id that names no record. */
   notFound(id: string): Error;
   /** Log fields naming a record. */
@@ -163,7 +167,7 @@ export class KindLedger<R extends { id: string; phase: Phase }, E, X = never> {
         }
       }
       if (drafts.length === 0 && writes.length === 0 && next === current) return current;
-      this.kind.save(next);
+      this.kind.save(next, current);
       for (const w of writes) this.kind.write?.(next, w, now);
       this.ledger.append(drafts, now);
       for (const c of changes) this.ledger.logChange(this.kind.noun, this.kind.logFields(next), c.from, c.to);

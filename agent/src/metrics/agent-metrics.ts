@@ -28,6 +28,8 @@ export interface MetricSources {
 
 /** Seconds buckets with millisecond resolution at the low end: 10 ms … 30 min. */
 const DOWNTIME_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+/** Seconds buckets of an event's way from its time to the bus: 1 ms … 10 s. */
+const PUBLISH_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
 const PHASE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14400];
 
 export interface AgentMetricsOptions {
@@ -48,6 +50,7 @@ export class AgentMetrics {
   private readonly archivedBytes: Counter<"guest">;
   private readonly throughput: Gauge<"guest">;
   private readonly crashConsistent: Counter<"guest">;
+  private readonly publishDelay: Histogram;
   private readonly lastSuccessAt = new Map<string, number>();
 
   constructor(options: AgentMetricsOptions) {
@@ -111,6 +114,17 @@ export class AgentMetrics {
       labelNames: ["guest"],
       registers,
     });
+    this.publishDelay = new Histogram({
+      name: "lull_event_publish_delay_seconds",
+      help: "Time from an event's own time (its `at`) until it was published to the watch streams: the commit that wrote it, its fsync and any wait for the event loop.",
+      buckets: PUBLISH_BUCKETS,
+      registers,
+    });
+  }
+
+  /** An event reached the bus `delayMs` after its `at`. */
+  eventPublished(delayMs: number): void {
+    this.publishDelay.observe(Math.max(0, delayMs) / 1000);
   }
 
   /** Registers the metrics read from the stores at each scrape (once). */

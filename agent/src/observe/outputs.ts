@@ -59,6 +59,8 @@ export async function startOutputs(deps: { config: Readonly<AgentConfig>; bus: E
   const verifyStore = new VerifyStore(database);
   const checkedStacks = (guestId: string) => config.verify.checks.filter((c) => c.guest === guestId).map((c) => c.stack);
   const unsubscribers = [
+    // First on the bus, so it sees each event before any stream is written to.
+    ...(metrics ? [deps.bus.subscribe({}, (e) => metrics.eventPublished(deps.clock.now() - (e.at?.getTime() ?? deps.clock.now())))] : []),
     feedJobFacts(deps.bus, (id) => deps.store.getJob(id), feed),
     feedVerificationFacts({ bus: deps.bus, store: verifyStore, backups, checkedStacks, feed }),
     // Read-only here: the engine's own ScheduleTickStore records the ticks.

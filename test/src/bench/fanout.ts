@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench:fanout` (root): how one agent delivers its events when many watchers follow it.
-// A real lull-agent (dir driver, tiny guests) and, in this process, N watchers: most are
+// A real lull-agent (dir driver, tiny guests) and, in this process's client threads, N watchers: most are
 // controllers over TLS, each with its own per-stack token, holding a registration lease (renewed
 // at a third of its TTL, as lull-controller does), following its guest's events and acknowledging
 // each quiesce; the rest are operators' dashboards on the unix socket following every event. Then
@@ -11,18 +11,26 @@
 // A missed target is not a failure (the machine is shared); the exit code is non-zero only when the
 // benchmark itself broke (a backup failed, a watcher missed events).
 //   node test/dist/bench/fanout.js [--watchers 50,200,500,2000] [--guests 20] [--busy 4] [--rounds 3]
-//     [--dashboards 5] [--barrier 1,10,50] [--barrier-rounds 3] [--keep]
+//     [--dashboards 5] [--barrier 1,10,50] [--barrier-rounds 3] [--client-threads CORES/2] [--keep]
 // N counts every watcher: `--dashboards` of them (operators' terminals and dashboards) follow every
-// event on the unix socket, the rest are controllers.
+// event on the unix socket, the rest are controllers. The watchers run in `--client-threads` worker
+// threads (fanout-watchers.ts; default half the cores), and each thread's event-loop utilisation
+// is printed, so a client that could not keep up shows. On 2 cores one client thread was not
+// saturated even at 2000 watchers (about 60 % busy), while 4 threads took the cores from the agent
+// (its event-loop thread waited for a CPU half the time) and doubled the delays: more threads
+// only help where there are cores to spare. Beside the delay the bench prints what the agent says of
+// the same window (agent-side.ts): its events' `at` until the bus, and its event-loop lag.
 import { mkdir, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { ClientReadableStream } from "@grpc/grpc-js";
 import { TokenStore } from "@lull/agent/testing";
-import { EventKind, Phase, type Event } from "@lull/proto";
+import { Phase } from "@lull/proto";
 import { phaseName } from "@lull/shared";
 import { connectTestClient, makeTempDir, removeDir, startAgent, type AgentProcess, type TestAgentClient, type TestGuest } from "../support/index.js";
-import { cpuSeconds, fmtMs, intOption, machineNote, medianOf, percentile, printTable, rssMiB, type Row } from "./figures.js";
+import { agentSideOf, fmtAgentSide, scrapeMetrics, type AgentSide } from "./agent-side.js";
+import { WatcherThreads, type WatcherSpec } from "./fanout-watchers.js";
+import { cpuSeconds, fmtMs, mainThreadSched, intOption, machineNote, medianOf, percentile, printTable, rssMiB, type Row } from "./figures.js";
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
 const JOB_TIMEOUT_MS = 120_000;
@@ -36,6 +44,7 @@ interface Options {
   dashboards: number;
   barrier: number[];
   barrierRounds: number;
+  clientThreads: number;
   keep: boolean;
 }
 
@@ -49,6 +58,8 @@ function readOptions(): Options {
       dashboards: { type: "string", default: "5" },
       barrier: { type: "string", default: "1,10,50" },
       "barrier-rounds": { type: "string", default: "3" },
+      // Half the cores: the client threads share them with the agent under test.
+      "client-threads": { type: "string", default: String(Math.max(1, Math.floor(availableParallelism() / 2))) },
       keep: { type: "boolean" },
     },
     strict: true,
@@ -63,76 +74,20 @@ function readOptions(): Options {
     dashboards: intOption(values.dashboards, "dashboards", 0, 10_000),
     barrier: list(values.barrier, "barrier", 1_000),
     barrierRounds: intOption(values["barrier-rounds"], "barrier-rounds", 1, 100),
+    clientThreads: intOption(values["client-threads"], "client-threads", 1, 64),
     keep: values.keep === true,
   };
 }
 
 const guestId = (i: number) => `g${String(i + 1).padStart(3, "0")}`;
 
-/** One watcher: a controller over TLS (lease, guest filter, acks) or a dashboard on the socket. */
-class Watcher {
-  readonly seqs: number[] = [];
-  stream: ClientReadableStream<Event> | undefined;
-  private renew: NodeJS.Timeout | undefined;
-  refused = 0;
-  errors: string[] = [];
-  constructor(
-    readonly client: TestAgentClient,
-    readonly transport: "tls" | "socket",
-    readonly guest: string | undefined,
-    readonly stack: string,
-    readonly delays: number[],
-    readonly window: { open: boolean },
-  ) {}
-
-  async register(): Promise<void> {
-    if (!this.guest) return;
-    const once = async () => {
-      try {
-        await this.client.api.registerStack({ guestId: this.guest!, stack: this.stack, controllerId: `bench-${this.stack}`, leaseTtlMs: 0 });
-      } catch (err) {
-        this.refused += 1;
-        this.errors.push(String((err as Error).message));
-      }
-    };
-    await once();
-    this.renew = setInterval(() => void once(), 5_000);
-  }
-
-  open(afterSeq: number): Promise<void> {
-    const stream = this.client.raw.watchEvents({ guestId: this.guest ?? "", jobId: "", afterSeq });
-    this.stream = stream;
-    return new Promise<void>((resolve, reject) => {
-      stream.once("metadata", () => resolve());
-      stream.on("data", (e: Event) => {
-        const now = Date.now();
-        if (this.window.open) this.delays.push(now - e.at!.getTime());
-        this.seqs.push(e.seq);
-        if (this.guest && e.kind === EventKind.EVENT_KIND_PHASE && e.phase === Phase.PHASE_QUIESCING) {
-          this.client.api.acknowledgeQuiesce({ guestId: this.guest, jobId: e.jobId, stack: this.stack, stoppedAt: new Date(), alreadyStopped: false }).catch((err: Error) => {
-            this.errors.push(`ack: ${err.message}`);
-          });
-        }
-      });
-      stream.on("error", (err: Error) => {
-        if (!/CANCELLED/.test(err.message)) this.errors.push(`stream: ${err.message}`);
-        reject(err);
-      });
-    });
-  }
-
-  close(): void {
-    clearInterval(this.renew);
-    this.stream?.cancel();
-    this.client.close();
-  }
-}
-
 interface Site {
   dir: string;
   agent: AgentProcess;
   operator: TestAgentClient;
   tokens: TokenStore;
+  /** The agent's metrics listener (the bench reads the agent's own figures there). */
+  metricsAddress: string;
 }
 
 async function startSite(guests: readonly string[]): Promise<Site> {
@@ -144,11 +99,14 @@ async function startSite(guests: readonly string[]): Promise<Site> {
     await writeFile(join(path, "state.json"), JSON.stringify({ id, at: Date.now() }));
     testGuests.push({ id, driver: "dir", snapshot: "copy", volumes: [{ name: "data", path }] });
   }
-  const agent = await startAgent({ dir, guests: testGuests, config: { quiesce: { timeoutMs: 60_000, policy: "fail" } } });
+  const agent = await startAgent({ dir, guests: testGuests, config: { quiesce: { timeoutMs: 60_000, policy: "fail" }, metrics: { address: "127.0.0.1:0" } } });
   const tokens = TokenStore.open(join(dir, "data", "agent.db"));
+  const listening = await agent.proc.waitForLog((l) => l.msg === "metrics listening", 20_000);
   // A long call deadline: an agent slowed down by the load under test still answers the bench.
-  return { dir, agent, operator: connectTestClient(agent.socketAddress, 120_000), tokens };
+  return { dir, agent, operator: connectTestClient(agent.socketAddress, 120_000), tokens, metricsAddress: String(listening.address) };
 }
+
+const scrape = (site: Site) => scrapeMetrics(site.metricsAddress);
 
 async function stopSite(site: Site, keep: boolean): Promise<void> {
   site.tokens.close();
@@ -158,27 +116,13 @@ async function stopSite(site: Site, keep: boolean): Promise<void> {
   else await removeDir(site.dir);
 }
 
-/** Watchers, opened 50 at a time. */
-async function openWatchers(site: Site, specs: Array<{ transport: "tls" | "socket"; guest?: string; stack: string }>, delays: { tls: number[]; socket: number[] }, window: { open: boolean }) {
-  const watchers: Watcher[] = [];
+/** Opens the watchers in the client threads; every controller gets a token of its own stack. */
+async function openWatchers(site: Site, threads: WatcherThreads, specs: Array<{ transport: "tls" | "socket"; guest?: string; stack: string }>): Promise<void> {
   const afterSeq = (await site.operator.info()).lastEventSeq;
-  for (let i = 0; i < specs.length; i += 50) {
-    await Promise.all(
-      specs.slice(i, i + 50).map(async (spec) => {
-        let client: TestAgentClient;
-        if (spec.transport === "socket") client = connectTestClient(site.agent.socketAddress);
-        else {
-          const { token } = site.tokens.create({ kind: "guest", guestId: spec.guest, stack: spec.stack }, Date.now());
-          client = connectTestClient(site.agent.address, 20_000, { token, tls: { fingerprint: site.agent.fingerprint } });
-        }
-        const w = new Watcher(client, spec.transport, spec.guest, spec.stack, delays[spec.transport], window);
-        watchers.push(w);
-        await w.register();
-        await w.open(afterSeq);
-      }),
-    );
-  }
-  return watchers;
+  const withTokens: WatcherSpec[] = specs.map((spec) =>
+    spec.transport === "socket" ? spec : { ...spec, token: site.tokens.create({ kind: "guest", guestId: spec.guest, stack: spec.stack }, Date.now()).token },
+  );
+  await threads.open({ address: site.agent.address, socketAddress: site.agent.socketAddress, fingerprint: site.agent.fingerprint }, withTokens, afterSeq);
 }
 
 async function backupRound(site: Site, guests: readonly string[]): Promise<Array<{ guest: string; quiesceMs: number; totalMs: number }>> {
@@ -198,8 +142,16 @@ interface FanoutResult {
   socket: number[];
   rss: { now: number; peak: number };
   cpuPercent: number;
-  /** This process (every watcher), for comparison: it shares the cores with the agent. */
+  /** The agent's CPU seconds in the window: less sensitive to the machine's load than the delays. */
+  cpuSeconds: number;
+  /** Share of the window the agent's event-loop thread was on a CPU, and runnable but waiting for one (the machine's load). */
+  loopOnCpuPercent: number;
+  loopWaitPercent: number;
+  /** The bench's process (every client thread), for comparison: it shares the cores with the agent. */
   watcherCpuPercent: number;
+  /** The busiest client thread's event-loop utilisation (0…1): near 1, the clients could not keep up. */
+  clientUtilisation: number;
+  agentSide: AgentSide;
   setupMs: number;
   refused: number;
   missed: number;
@@ -209,75 +161,98 @@ interface FanoutResult {
 async function fanout(n: number, o: Options): Promise<FanoutResult> {
   const guests = Array.from({ length: o.guests }, (_, i) => guestId(i));
   const site = await startSite(guests);
+  const threads = new WatcherThreads(Math.min(o.clientThreads, n));
   try {
     const socketCount = Math.min(n, o.dashboards);
     const specs = Array.from({ length: n }, (_, i) =>
       i < socketCount ? { transport: "socket" as const, stack: `dash-${i}` } : { transport: "tls" as const, guest: guests[i % guests.length]!, stack: `s${i}` },
     );
-    const delays = { tls: [] as number[], socket: [] as number[] };
-    const window = { open: false };
     const setupStarted = Date.now();
-    const watchers = await openWatchers(site, specs, delays, window);
+    await openWatchers(site, threads, specs);
     const setupMs = Date.now() - setupStarted;
     const pid = site.agent.proc.pid;
     const firstSeq = (await site.operator.info()).lastEventSeq;
+    const before = await scrape(site);
     const cpu0 = cpuSeconds(pid);
+    const sched0 = mainThreadSched(pid);
     const own0 = process.cpuUsage();
     const t0 = Date.now();
-    window.open = true;
+    await threads.window(true);
     for (let r = 0; r < o.rounds; r++) await backupRound(site, guests.slice((r * o.busy) % guests.length, ((r * o.busy) % guests.length) + o.busy));
     const lastSeq = (await site.operator.info()).lastEventSeq;
     // Let the last deliveries arrive.
     const deadline = Date.now() + 10_000;
-    const expected = (w: Watcher, all: Event[]) => all.filter((e) => w.guest === undefined || e.guestId === w.guest).map((e) => e.seq);
     const all = await site.operator.collectEvents({ afterSeq: firstSeq }, (e) => e.seq >= lastSeq, 30_000);
-    const missing = () => watchers.reduce((m, w) => m + expected(w, all).filter((s) => !w.seqs.includes(s)).length, 0);
-    while (missing() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    window.open = false;
+    const events = all.map((e): [number, string] => [e.seq, e.guestId]);
+    let missed = await threads.missing(events);
+    while (missed > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      missed = await threads.missing(events);
+    }
+    await threads.window(false);
     const wall = (Date.now() - t0) / 1000;
-    const cpuPercent = ((cpuSeconds(pid) - cpu0) / wall) * 100;
+    const agentCpu = cpuSeconds(pid) - cpu0;
+    const cpuPercent = (agentCpu / wall) * 100;
+    const sched = mainThreadSched(pid);
     const own = process.cpuUsage(own0);
-    const watcherCpuPercent = ((own.user + own.system) / 1e6 / wall) * 100;
+    const agentSide = agentSideOf(before, await scrape(site));
     const rss = rssMiB(pid);
-    const result: FanoutResult = {
+    const reports = await threads.report();
+    await threads.closeWatchers();
+    return {
       n,
       events: all.length,
-      tls: delays.tls,
-      socket: delays.socket,
+      tls: reports.flatMap((r) => r.tls),
+      socket: reports.flatMap((r) => r.socket),
       rss,
       cpuPercent,
-      watcherCpuPercent,
+      cpuSeconds: agentCpu,
+      loopOnCpuPercent: ((sched.runSeconds - sched0.runSeconds) / wall) * 100,
+      loopWaitPercent: ((sched.waitSeconds - sched0.waitSeconds) / wall) * 100,
+      watcherCpuPercent: ((own.user + own.system) / 1e6 / wall) * 100,
+      clientUtilisation: Math.max(...reports.map((r) => r.utilisation)),
+      agentSide,
       setupMs,
-      refused: watchers.reduce((s, w) => s + w.refused, 0),
-      missed: missing(),
-      errors: watchers.flatMap((w) => w.errors).slice(0, 5),
+      refused: reports.reduce((s, r) => s + r.refused, 0),
+      missed,
+      errors: reports.flatMap((r) => r.errors).slice(0, 5),
     };
-    for (const w of watchers) w.close();
-    return result;
+  } catch (err) {
+    throw withAgentTail(err, site);
   } finally {
+    await threads.terminate();
     await stopSite(site, o.keep);
   }
+}
+
+/** A broken run says how the agent was doing: its exit status and last lines. */
+function withAgentTail(err: unknown, site: Site): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const exit = site.agent.proc.exitStatus;
+  e.message += `\n  agent ${exit ? `exited (code ${exit.code}, signal ${exit.signal})` : "still running"}; its last lines:\n${site.agent.proc.tail(20)}`;
+  return e;
 }
 
 async function barrier(o: Options): Promise<Array<{ k: number; quiesceMs: number[] }>> {
   const ids = o.barrier.map((k) => `b${k}`);
   const site = await startSite(ids);
+  const threads = new WatcherThreads(o.clientThreads);
   const out: Array<{ k: number; quiesceMs: number[] }> = [];
   try {
     for (const k of o.barrier) {
       const guest = `b${k}`;
-      const watchers = await openWatchers(
+      await openWatchers(
         site,
+        threads,
         Array.from({ length: k }, (_, i) => ({ transport: "tls" as const, guest, stack: `${guest}-s${i}` })),
-        { tls: [], socket: [] },
-        { open: false },
       );
       const quiesceMs: number[] = [];
       for (let r = 0; r < o.barrierRounds; r++) quiesceMs.push(...(await backupRound(site, [guest])).map((x) => x.quiesceMs));
-      for (const w of watchers) w.close();
+      await threads.closeWatchers();
       out.push({ k, quiesceMs });
     }
   } finally {
+    await threads.terminate();
     await stopSite(site, o.keep);
   }
   return out;
@@ -286,6 +261,10 @@ async function barrier(o: Options): Promise<Array<{ k: number; quiesceMs: number
 async function main(): Promise<void> {
   const o = readOptions();
   say(`fan-out: ${o.guests} guests, backups on ${o.busy} at a time, ${o.rounds} rounds; ${o.dashboards} watchers on the unix socket (dashboards: every event), the rest over TLS (own token, lease, guest filter, acks)`);
+  say(
+    `  the watchers run in ${o.clientThreads} client thread(s) of this process, round-robin (--client-threads; 1 puts every stream in one thread); ` +
+      `a delay is receipt here minus the event's \`at\`; "at→publish" is the agent's own histogram of \`at\` until the bus (lull_event_publish_delay_seconds, bucket bounds), "loop lag" its event-loop delay (nodejs_eventloop_lag_*)`,
+  );
   say(machineNote());
   const results: FanoutResult[] = [];
   for (const n of o.watchers) {
@@ -294,7 +273,8 @@ async function main(): Promise<void> {
     const both = [...r.tls, ...r.socket];
     say(
       `  N=${n}: ${r.events} events, ${both.length} deliveries (tls ${r.tls.length}, socket ${r.socket.length}); p50 ${fmtMs(percentile(both, 50))} p99 ${fmtMs(percentile(both, 99))} max ${fmtMs(percentile(both, 100))}; ` +
-        `RSS ${r.rss.now.toFixed(0)} MiB (peak ${r.rss.peak.toFixed(0)}), CPU ${r.cpuPercent.toFixed(0)} % (watchers' process ${r.watcherCpuPercent.toFixed(0)} %); set-up ${r.setupMs} ms; refused ${r.refused}, missed ${r.missed}`,
+        `at→publish ${fmtAgentSide(r.agentSide)}; agent loop thread on CPU ${r.loopOnCpuPercent.toFixed(0)} %, waiting for a CPU ${r.loopWaitPercent.toFixed(0)} %; ` +
+        `RSS ${r.rss.now.toFixed(0)} MiB (peak ${r.rss.peak.toFixed(0)}), CPU ${r.cpuPercent.toFixed(0)} % (bench process ${r.watcherCpuPercent.toFixed(0)} %, busiest client thread ${(r.clientUtilisation * 100).toFixed(0)} % busy); set-up ${r.setupMs} ms; refused ${r.refused}, missed ${r.missed}`,
     );
     if (r.errors.length > 0) say(`    first errors: ${r.errors.join(" | ")}`);
   }
@@ -305,13 +285,18 @@ async function main(): Promise<void> {
     const t = (FANOUT_TARGETS as Record<number, { p99Ms: number; rssMiB?: number }>)[r.n];
     rows.push({ name: `N=${r.n} delay p50 / p99 / max`, value: `${fmtMs(percentile(both, 50))} / ${fmtMs(p99)} / ${fmtMs(percentile(both, 100))}`, ...(t ? { target: `p99 <= ${t.p99Ms} ms`, met: p99 <= t.p99Ms } : {}) });
     rows.push({ name: `N=${r.n}   tls p99 / socket p99`, value: `${fmtMs(percentile(r.tls, 99))} / ${fmtMs(percentile(r.socket, 99))}` });
+    rows.push({ name: `N=${r.n}   agent at→publish p50 / p99 (≤ bucket)`, value: `${fmtMs(r.agentSide.publishP50Ms)} / ${fmtMs(r.agentSide.publishP99Ms)}` });
+    rows.push({ name: `N=${r.n}   agent loop lag p99 / max`, value: `${fmtMs(r.agentSide.loopLagP99Ms)} / ${fmtMs(r.agentSide.loopLagMaxMs)}` });
+    rows.push({ name: `N=${r.n}   agent loop thread on CPU / waiting for one`, value: `${r.loopOnCpuPercent.toFixed(0)} % / ${r.loopWaitPercent.toFixed(0)} % of the time` });
     rows.push({ name: `N=${r.n}   agent RSS (peak)`, value: `${r.rss.now.toFixed(0)} MiB (${r.rss.peak.toFixed(0)})`, ...(t?.rssMiB ? { target: `<= ${t.rssMiB} MiB`, met: r.rss.peak <= t.rssMiB } : {}) });
-    rows.push({ name: `N=${r.n}   agent CPU (watchers' process)`, value: `${r.cpuPercent.toFixed(0)} % (${r.watcherCpuPercent.toFixed(0)} %) of a core` });
+    rows.push({ name: `N=${r.n}   agent CPU (bench process)`, value: `${r.cpuPercent.toFixed(0)} % (${r.watcherCpuPercent.toFixed(0)} %) of a core` });
+    rows.push({ name: `N=${r.n}   agent CPU per 1000 deliveries`, value: fmtMs((r.cpuSeconds * 1000 * 1000) / Math.max(1, both.length)) });
+    rows.push({ name: `N=${r.n}   busiest client thread busy`, value: `${(r.clientUtilisation * 100).toFixed(0)} %` });
     rows.push({ name: `N=${r.n}   refused / missed`, value: `${r.refused} / ${r.missed}`, target: "0 / 0", met: r.refused === 0 && r.missed === 0 });
   }
   const barriers = o.barrier.length > 0 ? await barrier(o) : [];
   for (const b of barriers) rows.push({ name: `barrier K=${b.k} (median of ${b.quiesceMs.length})`, value: fmtMs(medianOf(b.quiesceMs)) });
-  printTable("fan-out (medians where several samples; delays over every delivery)", rows, say);
+  printTable(`fan-out (medians where several samples; delays over every delivery; ${o.clientThreads} client thread(s))`, rows, say);
   say(machineNote());
   if (results.some((r) => r.missed > 0)) {
     say("fan-out: some watchers missed events");

@@ -26,6 +26,16 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/**
+ * The main thread's (the event loop's) time on a CPU and time runnable but waiting for one, in
+ * seconds so far (/proc/PID/task/PID/schedstat): the wait is what a loaded machine adds to every
+ * figure of that process, apart from what the process itself does.
+ */
+export function mainThreadSched(pid: number): { runSeconds: number; waitSeconds: number } {
+  const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").trim().split(" ").map(Number);
+  return { runSeconds: (run ?? NaN) / 1e9, waitSeconds: (wait ?? NaN) / 1e9 };
+}
+
 export interface Row {
   name: string;
   value: string;

@@ -5,7 +5,7 @@ import { strict as assert } from "node:assert";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import type { Event } from "@lull/proto";
-import { EVENT_STREAM_BUFFER, writeEvent } from "./service.js";
+import { EVENT_STREAM_BUFFER, batchWrites } from "./batched-writes.js";
 
 /** An object-mode stream like grpc-js's server stream, whose transport completes writes only when released. */
 function stalledTransport() {
@@ -16,14 +16,15 @@ function stalledTransport() {
 
 const event = (seq: number) => ({ seq }) as unknown as Event;
 
-describe("writeEvent", () => {
+describe("a watch stream's buffer (batchWrites)", () => {
   it("writes without waiting below the buffer, waits at it, and goes on once the transport drains", async () => {
     const t = stalledTransport();
     const signal = new AbortController().signal;
+    const writer = batchWrites<Event>(t.stream);
     let waited = -1;
     for (let seq = 1; seq <= EVENT_STREAM_BUFFER + 10; seq++) {
       let resolved = false;
-      const p = writeEvent(t.stream, event(seq), signal).then(() => void (resolved = true));
+      const p = writer.write(event(seq), signal).then(() => void (resolved = true));
       await Promise.resolve();
       await Promise.resolve();
       if (!resolved) {
@@ -44,8 +45,9 @@ describe("writeEvent", () => {
   it("a stream that ends while the writer waits releases it", async () => {
     const t = stalledTransport();
     const stop = new AbortController();
-    for (let seq = 1; seq < EVENT_STREAM_BUFFER; seq++) await writeEvent(t.stream, event(seq), stop.signal);
-    const waiting = writeEvent(t.stream, event(EVENT_STREAM_BUFFER), stop.signal);
+    const writer = batchWrites<Event>(t.stream);
+    for (let seq = 1; seq < EVENT_STREAM_BUFFER; seq++) await writer.write(event(seq), stop.signal);
+    const waiting = writer.write(event(EVENT_STREAM_BUFFER), stop.signal);
     stop.abort();
     await waiting;
     assert.equal(t.stream.writableLength, EVENT_STREAM_BUFFER);
