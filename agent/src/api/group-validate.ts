@@ -43,6 +43,9 @@ export function membersOf(guests: GuestDirectory, groups: GroupDirectory, req: S
       throw invalid(`guest_ids must be empty or exactly the members of group ${group.id} (${configured.join(", ")})`);
     }
     ids = configured;
+    if ((group.remote ?? []).length > 0) {
+      throw new LullError("LULL_E_GROUP_UNSUPPORTED", `group ${group.id} has members on other nodes, which this agent cannot start yet`);
+    }
   } else if (listed.length < 2) {
     throw invalid("a group names a configured group_id, or at least two guest_ids");
   }
