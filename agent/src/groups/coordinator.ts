@@ -258,9 +258,16 @@ export class GroupCoordinator implements GroupMemberships {
       member.tell = (go, code = "", message = "") => {
         const request = { groupRunId: group.id, guestId: spec.guest, go, errorCode: code, errorMessage: message.slice(0, 1024) };
         callUnary(api.raw.releaseGroupMember.bind(api.raw), request, { timeoutMs: 5_000 }).catch((err: unknown) => {
-          log.warn({ go, err: (err as Error).message }, "the member's node did not take the coordinator's word");
+          const e = fromServiceError(err);
+          log.warn({ go, code: e.code, err: e.message }, "the member's node did not take the coordinator's word");
+          // Before the point a member that cannot be told is lost: stop following it now rather than at the stream's keepalive.
+          if (!group.point.settled && e.code === "LULL_E_AGENT_UNREACHABLE") {
+            why = `its node did not take the coordinator's word: ${e.code}: ${e.message}`;
+            drop?.();
+          }
         });
       };
+      let drop: (() => void) | undefined;
       const call = api.raw.joinGroupRun({
         groupRunId: group.id,
         groupId: run.groupId,
@@ -272,6 +279,7 @@ export class GroupCoordinator implements GroupMemberships {
         snapshotTimeoutMs: this.snapshotTimeoutMs,
       });
       const cancel = () => call.cancel();
+      drop = cancel;
       group.links.signal.addEventListener("abort", cancel, { once: true });
       try {
         for await (const report of call as AsyncIterable<GroupMemberReport>) this.onRemoteReport(group, member, report);
@@ -279,7 +287,8 @@ export class GroupCoordinator implements GroupMemberships {
         group.links.signal.removeEventListener("abort", cancel);
       }
     } catch (err) {
-      why = fromServiceError(err).message;
+      const e = fromServiceError(err);
+      if (why === "") why = `${e.code}: ${e.message}`;
     }
     if (group.links.signal.aborted) return;
     const last = this.deps.ledger.store.remoteMembers(group.id).find((j) => j.guestId === member.guestId);

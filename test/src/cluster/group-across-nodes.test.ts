@@ -10,6 +10,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { execa } from "execa";
+import { StackState } from "@lull/proto";
 import { isTerminal } from "@lull/shared";
 import { TestCluster } from "@lull/shared/testing";
 import {
@@ -125,6 +126,12 @@ after(async () => {
   if (dir) await removeDir(dir);
 });
 
+/** pve2's member of run `runId` has every stack acknowledged (its own barrier ended; it waits for pve1's word). */
+async function memberAcknowledged(runId: string): Promise<boolean> {
+  const job = (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId);
+  return job !== undefined && job.stacks.length > 0 && job.stacks.every((s) => s.state === StackState.STACK_STATE_QUIESCED);
+}
+
 const ms = (iso: string | null | undefined) => (iso ? Date.parse(iso) : NaN);
 const last = (entries: LedgerEntry[], verb: "stop" | "start", event: "begin" | "end", since = 0) => entries.filter((e) => e.verb === verb && e.event === event && e.at >= since).at(-1);
 
@@ -171,7 +178,8 @@ test("kill -9 of the coordinator while the other node's member waits at the barr
   const r = await run;
   assert.equal(r.exitCode, 0, r.stderr);
   const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
-  await waitFor("201's stack to be stopped (its member waits at the barrier)", () => last(readLedger(stacks[1]!.ledger), "stop", "end", started), 15_000);
+  await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
+  assert.equal(last(readLedger(stacks[0]!.ledger), "stop", "end", started), undefined, "101's stack is still stopping: the group barrier has not passed");
   const killedAt = Date.now();
   await agents[0]!.kill9();
 
@@ -197,4 +205,51 @@ test("kill -9 of the coordinator while the other node's member waits at the barr
   assert.equal(group.phase, "failed");
   assert.equal(group.error?.code, "LULL_E_AGENT_RESTARTED");
   assert.deepEqual([...(group.error?.failedGuests ?? [])].sort(), ["101", "201@pve2"]);
+});
+
+test("pve2's network cut while its member waits at the barrier: every stack runs again by its deadline, both sides say what happened", async () => {
+  // 101's stack takes 6 s to stop, so 201's member waits at the barrier first; its controller registered with the restarted pve1.
+  await stacks[0]!.controller!.stop();
+  await startStackController(stacks[0]!, 0, 6_000);
+  const started = Date.now();
+  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+  await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
+  const cutAt = Date.now();
+  net.setLink(1, false);
+  try {
+    // pve2 hears nothing more: its member gives up by its own hold deadline (quiesce timeout + 5 s from joining).
+    const member = await waitFor(
+      "pve2's member job to end",
+      async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && isTerminal(j.phase)),
+      25_000,
+    );
+    assert.equal(member.errorCode, "LULL_E_GROUP_COORDINATOR_LOST", member.errorMessage);
+    assert.equal(member.snapshotAt, undefined);
+    // The coordinator loses the member (its stream's keepalive) and fails the run, naming it.
+    const run = await waitFor(
+      "pve1's run to end",
+      async () => {
+        const g = await lullctl(0, ["--json", "group", runId], 10_000);
+        const doc = JSON.parse(g.stdout) as { group?: GroupJson } & GroupJson;
+        const group = doc.group ?? doc;
+        return ["done", "failed", "cancelled"].includes(group.phase) ? group : undefined;
+      },
+      40_000,
+    );
+    assert.equal(run.phase, "failed");
+    // The first cause is the lost member (the coordinator could not tell it to go on), named with its node.
+    assert.equal(run.error?.code, "LULL_E_GROUP_MEMBER_LOST", run.error?.message);
+    assert.match(run.error?.message ?? "", /201@pve2 failed in quiescing \(LULL_E_GROUP_MEMBER_LOST: node pve2 stopped answering before the snapshot point/);
+    assert.deepEqual([...(run.error?.failedGuests ?? [])].sort(), ["101", "201@pve2"]);
+    // Every stack runs again: 101's when its member was stopped, 201's by its controller's deadline (it cannot reach pve2 either).
+    for (const s of stacks) {
+      const resumed = await waitFor(`${s.guestId}'s stack to start again`, () => last(readLedger(s.ledger), "start", "end", started), RESUME_DEADLINE_MS + 20_000);
+      assert.ok(resumed.at - cutAt <= RESUME_DEADLINE_MS + 15_000, `${s.guestId}'s stack ran again ${resumed.at - cutAt} ms after the cut`);
+      assert.equal(await appStatus(s.dataDir), "running");
+    }
+  } finally {
+    net.setLink(1, true);
+  }
 });
