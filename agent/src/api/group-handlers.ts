@@ -40,7 +40,8 @@ export interface GroupHandlers {
 function groupInfo(group: GroupConfig): GroupInfo {
   return {
     id: group.id,
-    guestIds: [...group.guests].sort(),
+    // Members on other nodes as a run names them (<guest>@<node>).
+    guestIds: [...group.guests, ...(group.remote ?? []).map(remoteMemberName)].sort(),
     policy: group.policy ? POLICIES[group.policy] : QuiescePolicy.QUIESCE_POLICY_UNSPECIFIED,
     quiesceTimeoutMs: group.quiesceTimeoutMs ?? 0,
   };

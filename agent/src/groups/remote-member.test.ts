@@ -106,3 +106,22 @@ describe("a member of a group coordinated on another node", () => {
     assert.equal(either.membershipOf("j-1"), undefined);
   });
 });
+
+describe("ReleaseGroupMember", () => {
+  it("takes the word only of the node that asked the member to join (or an operator's)", async () => {
+    const { createRemoteGroupHandlers } = await import("../api/remote-group-handlers.js");
+    const memberships = new RemoteMemberships();
+    const handlers = createRemoteGroupHandlers({ memberships, log: silentLogger() } as unknown as Parameters<typeof createRemoteGroupHandlers>[0]);
+    const { m } = member();
+    memberships.add("j-1", m);
+    const req = { groupRunId: "g-00000000000000000000000000", guestId: "201", go: GroupMemberGo.GROUP_MEMBER_GO_BARRIER, errorCode: "", errorMessage: "" };
+    assert.throws(
+      () => handlers.releaseGroupMember(req, { kind: "node", id: "node:pve3", node: "pve3" }),
+      (err: unknown) => err instanceof LullError && err.code === "LULL_E_PERMISSION_DENIED" && /pve3 did not ask guest 201 to join .* \(node pve1 did\)/.test(err.message),
+    );
+    assert.deepEqual(handlers.releaseGroupMember(req, { kind: "node", id: "node:pve1", node: "pve1" }), { accepted: true });
+    assert.deepEqual(handlers.releaseGroupMember(req, { kind: "operator", id: "local", via: "socket" }), { accepted: false }, "past the barrier already");
+    assert.throws(() => handlers.releaseGroupMember({ ...req, guestId: "202" }, { kind: "node", id: "node:pve1", node: "pve1" }), /runs no member 202/);
+    m.close();
+  });
+});
