@@ -2,7 +2,8 @@
 // namespace, the test CA and each node's /etc/pve view as in node-trust.test.ts; guest 101 on
 // pve1 and guest 201 on pve2, one demo-app stack each with its real lull-controller; group `shop`
 // configured on pve1 (101 here, 201 on pve2). pve1 coordinates: one barrier over both nodes, one
-// snapshot point, the skew recorded. Then pve1 is killed (-9) while pve2's member waits at the
+// snapshot point (no stack runs again before the last copy exists; each archive restores with
+// nothing written after the group's first snapshot), the skew recorded. Then pve1 is killed (-9) while pve2's member waits at the
 // barrier: pve2's member stops with LULL_E_GROUP_COORDINATOR_LOST and both stacks run again by
 // their controllers' deadlines; the restarted pve1 settles its run as failed, naming the members.
 import assert from "node:assert/strict";
@@ -29,6 +30,8 @@ import {
   type LedgerEntry,
 } from "../support/index.js";
 import { requireAvailable } from "../support/require.js";
+import { checkRestoredRecords, restoreArchive } from "../demo/restore-check.js";
+import { readRecords, recordsFile } from "../demo/records.js";
 import { ClusterNet, netnsUnavailable } from "./netns.js";
 
 const NAMES = ["pve1", "pve2"];
@@ -51,6 +54,7 @@ const stacks: Stack[] = [];
 
 interface JobJson {
   id: string;
+  archive: { path: string; bytes: number } | null;
   guestId: string;
   phase: string;
   snapshotAt: string | null;
@@ -155,6 +159,21 @@ test("a group over guests of two nodes: one barrier, no stack resumed before the
     assert.ok(stopped && stopped.at <= first, `${s.guestId}'s stack was stopped before the first snapshot`);
     assert.ok(resumed && resumed.at >= lastSnapshot, `${s.guestId}'s stack started ${lastSnapshot - (resumed?.at ?? 0)} ms before the last snapshot existed`);
     assert.equal(await appStatus(s.dataDir), "running");
+  }
+
+  // Write isolation across the members: each archive (one on each node) restores with every record
+  // its app acknowledged before the group's first snapshot and none written after it.
+  for (const [i, m] of group.members.entries()) {
+    const restoreDir = await makeTempDir("lull-xgroup-restore-");
+    try {
+      await restoreArchive(m.archive!.path, restoreDir);
+      const restored = readRecords(recordsFile(join(restoreDir, "app")));
+      const live = readRecords(recordsFile(stacks[i]!.dataDir));
+      assert.ok(restored.length > 0, `${m.guestId}'s archive holds the app's records`);
+      for (const check of checkRestoredRecords(restored, live, new Date(first))) assert.ok(check.ok, `${m.guestId}: ${check.name}: ${check.detail}`);
+    } finally {
+      await removeDir(restoreDir);
+    }
   }
 
   // pve2 ran the member job itself, as a member of pve1's run.
