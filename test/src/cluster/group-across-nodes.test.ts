@@ -11,7 +11,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { execa } from "execa";
-import { StackState } from "@lull/proto";
+import { Phase, StackState } from "@lull/proto";
 import { isTerminal } from "@lull/shared";
 import { TestCluster } from "@lull/shared/testing";
 import {
@@ -25,6 +25,7 @@ import {
   startAgent,
   startController,
   waitFor,
+  writeSeedData,
   type AgentProcess,
   type ControllerProcess,
   type LedgerEntry,
@@ -271,4 +272,40 @@ test("pve2's network cut while its member waits at the barrier: every stack runs
   } finally {
     net.setLink(1, true);
   }
+});
+
+test("kill -9 of the coordinator after the snapshot point: the other node's member archives on and keeps its point; the restarted coordinator names it as not followed", async () => {
+  // Enough data that pve2's member is still archiving when pve1 dies.
+  await writeSeedData({ dir: join(stacks[1]!.dataDir, "attachments"), totalBytes: 96 * 1024 ** 2 });
+  await stacks[0]!.controller!.stop();
+  await startStackController(stacks[0]!, 0);
+  const started = Date.now();
+  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+  const archiving = await waitFor(
+    "pve2's member to archive (past the snapshot point)",
+    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && j.phase === Phase.PHASE_ARCHIVING),
+    30_000,
+  );
+  await agents[0]!.kill9();
+
+  const member = await waitFor(
+    "pve2's member job to end",
+    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.id === archiving.id && isTerminal(j.phase)),
+    60_000,
+  );
+  assert.equal(member.phase, Phase.PHASE_DONE, `${member.errorCode}: ${member.errorMessage}`);
+  assert.ok(member.snapshotAt !== undefined && member.archivePath !== "", "the member's point exists on pve2");
+  const resumed = last(readLedger(stacks[1]!.ledger), "start", "end", started);
+  assert.ok(resumed, "201's stack ran again");
+
+  await agents[0]!.restart();
+  const settled = await lullctl(0, ["--json", "group", runId], 20_000);
+  const doc = JSON.parse(settled.stdout) as { group?: GroupJson } & GroupJson;
+  const group = doc.group ?? doc;
+  assert.equal(group.phase, "failed");
+  assert.equal(group.error?.code, "LULL_E_AGENT_RESTARTED", group.error?.message);
+  assert.ok(group.error?.failedGuests.includes("201@pve2"), "the run names the member it could not follow to its end");
+  assert.match(group.error?.message ?? "", /201@pve2 archiving/);
 });
