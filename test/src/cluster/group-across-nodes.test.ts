@@ -309,3 +309,40 @@ test("kill -9 of the coordinator after the snapshot point: the other node's memb
   assert.ok(group.error?.failedGuests.includes("201@pve2"), "the run names the member it could not follow to its end");
   assert.match(group.error?.message ?? "", /201@pve2 archiving/);
 });
+
+test("kill -9 of the member's node while its member waits at the barrier: the coordinator fails the run naming it lost, every stack runs again", async () => {
+  await stacks[0]!.controller!.stop();
+  await startStackController(stacks[0]!, 0, 6_000);
+  const started = Date.now();
+  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+  await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
+  const killedAt = Date.now();
+  await agents[1]!.kill9();
+  try {
+    const run = await waitFor(
+      "pve1's run to end",
+      async () => {
+        const g = await lullctl(0, ["--json", "group", runId], 10_000);
+        const doc = JSON.parse(g.stdout) as { group?: GroupJson } & GroupJson;
+        const group = doc.group ?? doc;
+        return ["done", "failed", "cancelled"].includes(group.phase) ? group : undefined;
+      },
+      30_000,
+    );
+    assert.equal(run.phase, "failed");
+    assert.equal(run.error?.code, "LULL_E_GROUP_MEMBER_LOST", run.error?.message);
+    assert.match(run.error?.message ?? "", /201@pve2 failed in quiescing \(LULL_E_GROUP_MEMBER_LOST: node pve2 stopped answering before the snapshot point/);
+    assert.deepEqual([...(run.error?.failedGuests ?? [])].sort(), ["101", "201@pve2"]);
+    // 101's stack when its member was stopped; 201's by its controller's deadline (its agent is gone).
+    for (const s of stacks) {
+      const resumed = await waitFor(`${s.guestId}'s stack to start again`, () => last(readLedger(s.ledger), "start", "end", started), RESUME_DEADLINE_MS + 15_000);
+      assert.ok(resumed.at - killedAt <= RESUME_DEADLINE_MS + 10_000, `${s.guestId}'s stack ran again ${resumed.at - killedAt} ms after the kill`);
+    }
+  } finally {
+    await agents[1]!.restart();
+  }
+  const member = (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId);
+  assert.ok(member && isTerminal(member.phase) && member.snapshotAt === undefined, "the restarted pve2 settled its member without a point");
+});
