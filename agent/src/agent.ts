@@ -213,6 +213,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       isShuttingDown: () => shuttingDown,
       groupLedger,
       groupHandlers: core.groupHandlers,
+      remoteGroupHandlers: core.remoteGroupHandlers,
       restoreHandlers: createRestoreHandlers({ guests: new Map(config.guests.map((g) => [g.id, g])), restorer, isShuttingDown: () => shuttingDown }),
       pointHandlers: createPointHandlers({
         guests: new Map(config.guests.map((g) => [g.id, g])),
@@ -256,6 +257,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     });
     try {
       cluster = await startClusterPart({ config, implementation: service.implementation, log, clock, limiter, context: ruleContext });
+      core.cluster.peers = cluster?.peers;
     } catch (err) {
       await server.shutdown(0);
       throw err;

@@ -167,7 +167,7 @@ export const agentConfigSchema = z
         ctx.addIssue({ code: "custom", path: ["guests", i, "snapshot"], message: `driver ${g.driver} only takes snapshots` });
       }
     });
-    for (const issue of groupConfigIssues(cfg.groups, cfg.guests)) ctx.addIssue({ code: "custom", ...issue });
+    for (const issue of groupConfigIssues(cfg.groups, cfg.guests, { node: cfg.node, clusterEnabled: cfg.cluster.enabled })) ctx.addIssue({ code: "custom", ...issue });
     const groupIds = cfg.groups.map((g) => g.id);
     for (const issue of pruneConfigIssues(cfg.prune, cfg.guests.map((g) => g.id), cfg.groups)) ctx.addIssue({ code: "custom", ...issue });
     const verifyFreshMs = cfg.verify.outdatedAfterDays * 86_400_000;

@@ -7,11 +7,13 @@ import { createGroupHandlers, type GroupHandlers } from "./api/group-handlers.js
 import { EventBus } from "./events/bus.js";
 import { GroupCoordinator } from "./groups/coordinator.js";
 import { GroupLedger } from "./groups/ledger.js";
+import { RemoteMemberships, eitherMembership } from "./groups/remote-member.js";
+import { createRemoteGroupHandlers, type RemoteGroupHandlers } from "./api/remote-group-handlers.js";
 import { failpointPhase } from "./jobs/failpoint.js";
 import { JobLedger } from "./jobs/ledger.js";
 import { JobRunner, type EngineFor } from "./jobs/runner.js";
 import type { JobStore } from "./jobs/store.js";
-import type { Clock, Logger } from "@lull/shared";
+import type { ClusterPeers, Clock, Logger } from "@lull/shared";
 
 /** Longest a CancelJob call waits for the run to end before the runner settles the job itself. */
 export const CANCEL_WAIT_MS = 5_000;
@@ -38,6 +40,11 @@ export interface AgentCore {
   runner: JobRunner;
   /** The group RPCs' logic (the gRPC service and fixtures call it). */
   groupHandlers: GroupHandlers;
+  /** This node's members of group runs other nodes coordinate, and their two RPCs. */
+  remoteMembers: RemoteMemberships;
+  remoteGroupHandlers: RemoteGroupHandlers;
+  /** The other nodes' agents, once the cluster part started (the coordinator asks remote members through them). */
+  cluster: { peers: ClusterPeers | undefined };
 }
 
 export function buildAgentCore(deps: AgentCoreDeps): AgentCore {
@@ -45,7 +52,10 @@ export function buildAgentCore(deps: AgentCoreDeps): AgentCore {
   const bus = new EventBus(log);
   const ledger = new JobLedger({ store, bus, log, clock });
   const groupLedger = new GroupLedger(ledger);
+  const cluster: AgentCore["cluster"] = { peers: undefined };
+  const remoteMembers = new RemoteMemberships();
   const coordinator = new GroupCoordinator({
+    peers: () => cluster.peers,
     ledger: groupLedger,
     bus,
     clock,
@@ -63,7 +73,7 @@ export function buildAgentCore(deps: AgentCoreDeps): AgentCore {
     // CancelJob waits this long for the engine to clean up; kept below a client's usual 10 s deadline.
     cancelGraceMs: Math.min(config.shutdownGraceMs, CANCEL_WAIT_MS),
     failpoint: failpointPhase(config.failpoint),
-    groups: coordinator,
+    groups: eitherMembership(coordinator, remoteMembers),
     ...(deps.progressIntervalMs !== undefined ? { progressIntervalMs: deps.progressIntervalMs } : {}),
   });
   const groupHandlers = createGroupHandlers({
@@ -76,5 +86,16 @@ export function buildAgentCore(deps: AgentCoreDeps): AgentCore {
     log,
     isShuttingDown: deps.isShuttingDown,
   });
-  return { bus, ledger, groupLedger, coordinator, runner, groupHandlers };
+  const remoteGroupHandlers = createRemoteGroupHandlers({
+    config,
+    guests: new Map(config.guests.map((g) => [g.id, g])),
+    ledger,
+    runner,
+    bus,
+    clock,
+    log,
+    memberships: remoteMembers,
+    isShuttingDown: deps.isShuttingDown,
+  });
+  return { bus, ledger, groupLedger, coordinator, runner, groupHandlers, remoteMembers, remoteGroupHandlers, cluster };
 }

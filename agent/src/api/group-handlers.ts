@@ -11,7 +11,7 @@ import { newJobRecord, toApiJob } from "../jobs/job.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { cancelGroupRun } from "../groups/cancel.js";
 import type { GroupConfig } from "../groups/config.js";
-import type { GroupCoordinator } from "../groups/coordinator.js";
+import { remoteMemberName, type GroupCoordinator } from "../groups/coordinator.js";
 import { memberJobKey, newGroupRunId, newGroupRunRecord, toApiGroupRun, type GroupRunRecord } from "../groups/group-run.js";
 import type { GroupLedger } from "../groups/ledger.js";
 import { POLICIES, quiesceSettings } from "../jobs/policy.js";
@@ -40,7 +40,8 @@ export interface GroupHandlers {
 function groupInfo(group: GroupConfig): GroupInfo {
   return {
     id: group.id,
-    guestIds: [...group.guests].sort(),
+    // Members on other nodes as a run names them (<guest>@<node>).
+    guestIds: [...group.guests, ...(group.remote ?? []).map(remoteMemberName)].sort(),
     policy: group.policy ? POLICIES[group.policy] : QuiescePolicy.QUIESCE_POLICY_UNSPECIFIED,
     quiesceTimeoutMs: group.quiesceTimeoutMs ?? 0,
   };
@@ -52,7 +53,7 @@ export function createGroupHandlers(deps: GroupServiceDeps): GroupHandlers {
   const store = groupLedger.store;
   const groups: check.GroupDirectory = new Map(config.groups.map((g) => [g.id, g]));
 
-  const api = (run: GroupRunRecord): GroupRun => toApiGroupRun(run, store.memberJobs(run.id).map(toApiJob));
+  const api = (run: GroupRunRecord): GroupRun => toApiGroupRun(run, [...store.localMemberJobs(run.id).map(toApiJob), ...store.remoteMembers(run.id)]);
   const runOf = (id: string): GroupRunRecord => {
     const run = store.getRun(id);
     if (!run) throw new LullError("LULL_E_GROUP_NOT_FOUND", `no group run ${id}`);
@@ -69,7 +70,7 @@ export function createGroupHandlers(deps: GroupServiceDeps): GroupHandlers {
       const run = newGroupRunRecord({
         id,
         groupId: r.groupId,
-        guestIds: r.members.map((g) => g.id),
+        guestIds: [...r.members.map((g) => g.id), ...r.remote.map(remoteMemberName)].sort(),
         policy,
         // Without a key a request is not retryable; the run id serves as its key.
         idempotencyKey: r.idempotencyKey ?? id,
@@ -92,7 +93,7 @@ export function createGroupHandlers(deps: GroupServiceDeps): GroupHandlers {
       );
       const created = groupLedger.create(run, members);
       if (created.created) {
-        coordinator.begin(created.run, created.members);
+        coordinator.begin(created.run, created.members, r.remote);
         for (const member of created.members) runner.start(member);
       }
       return { group: api(runOf(created.run.id)), created: created.created };

@@ -9,6 +9,7 @@ import { pagePosition } from "./page-token.js";
 import { backupOptions, optionalGuest, optionalRange, requireGuest, type GuestDirectory } from "./validate.js";
 import { MAX_MEMBERS, groupEngineProblem, type GroupConfig } from "../groups/config.js";
 import { GROUP_ID, validGroupRunId } from "../groups/group-run.js";
+import type { RemoteMemberSpec } from "../groups/coordinator.js";
 
 export type GroupDirectory = ReadonlyMap<string, GroupConfig>;
 
@@ -33,7 +34,11 @@ function listedGuests(req: StartGroupBackupRequest): string[] {
 }
 
 /** The member guests of a group request, sorted; throws when they cannot form a group. */
-export function membersOf(guests: GuestDirectory, groups: GroupDirectory, req: StartGroupBackupRequest): { groupId: string; members: GuestConfig[] } {
+export function membersOf(
+  guests: GuestDirectory,
+  groups: GroupDirectory,
+  req: StartGroupBackupRequest,
+): { groupId: string; members: GuestConfig[]; remote: RemoteMemberSpec[] } {
   const listed = listedGuests(req);
   let ids = listed;
   if (req.groupId !== "") {
@@ -51,12 +56,14 @@ export function membersOf(guests: GuestDirectory, groups: GroupDirectory, req: S
     const problem = groupEngineProblem(guest.id, guest.engine);
     if (problem) throw new LullError("LULL_E_GROUP_UNSUPPORTED", `${problem}; see the group guarantees per engine in the agent's documentation`);
   }
-  return { groupId: req.groupId, members };
+  // Members on other nodes come only from a configured group (an ad hoc request names guests of this node).
+  const remote = req.groupId !== "" ? [...(groups.get(req.groupId)?.remote ?? [])] : [];
+  return { groupId: req.groupId, members, remote };
 }
 
 export function startGroupBackupRequest(guests: GuestDirectory, groups: GroupDirectory, req: StartGroupBackupRequest) {
-  const { groupId, members } = membersOf(guests, groups, req);
-  return { groupId, group: groupId ? groups.get(groupId) : undefined, members, ...backupOptions(req) };
+  const { groupId, members, remote } = membersOf(guests, groups, req);
+  return { groupId, group: groupId ? groups.get(groupId) : undefined, members, remote, ...backupOptions(req) };
 }
 
 export function getGroupRequest(req: GetGroupRequest) {

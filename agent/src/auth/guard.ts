@@ -37,6 +37,15 @@ export interface GuardOptions {
   log: Logger;
 }
 
+// Who made each admitted call, for the few handlers that decide by the caller (a node may only
+// release the group members it asked to join): keyed by the call object, gone with it.
+const callers = new WeakMap<object, Principal>();
+
+/** The principal the guard admitted `call` for; undefined for a call that did not pass a guard. */
+export function principalOf(call: object): Principal | undefined {
+  return callers.get(call);
+}
+
 const BEARER = /^Bearer ([\x21-\x7e]{1,256})$/;
 
 /** Authentication on the network listener: exactly one `authorization: Bearer <token>`. */
@@ -75,6 +84,7 @@ export function guardService(o: GuardOptions): UntypedServiceImplementation {
       }
       authorize(rpc, rule, principal, call.request as Request, context);
       o.limiter?.admit(name, principal);
+      callers.set(call, principal);
       return principal;
     };
     const refused = (err: unknown, call: { getPeer(): string }, principal?: Principal): ServiceError => {

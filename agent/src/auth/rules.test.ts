@@ -81,14 +81,18 @@ test("refusals never repeat what the caller sent", () => {
   }
 });
 
-test("a node credential makes only the read-only calls, for every guest, and acts on none", () => {
+test("a node credential makes only the read-only calls and the cross-node group calls, for every guest, and acts on nothing else", () => {
   const node: Principal = { kind: "node", id: "node:pve2", node: "pve2" };
   const readOnly = ["getAgentInfo", "listJobs", "getJob", "watchEvents", "listBackups", "getBackup", "listVerifications", "listSchedules", "listGroups", "getGroup"];
+  // A group run coordinated on another node: the handler lets a node release only members it asked to join.
+  const groupCalls = ["joinGroupRun", "releaseGroupMember"];
   const req: Request = { guestId: "", guestIds: [], groupRunId: "" };
   for (const method of Object.keys(AgentService)) {
-    if (readOnly.includes(method)) check(method, node, req);
+    if (readOnly.includes(method) || groupCalls.includes(method)) check(method, node, req);
     else assert.throws(() => check(method, node, { guestId: "101", guestIds: ["101"] }), denied, `${method} with a node credential`);
   }
-  assert.deepEqual(Object.entries(SCOPE_RULES).filter(([, r]) => r.nodes === true).map(([m]) => m).sort(), [...readOnly].sort());
+  assert.deepEqual(Object.entries(SCOPE_RULES).filter(([, r]) => r.nodes === true).map(([m]) => m).sort(), [...readOnly, ...groupCalls].sort());
+  const guest: Principal = { kind: "guest", id: "t1", guestId: "101" };
+  for (const method of groupCalls) assert.throws(() => check(method, guest, { guestId: "101", groupRunId: "g-01zzzzzzzzzzzzzzzzzzzzzzzz" }), denied, `${method} with a guest token`);
   assert.throws(() => check("startBackup", node, { guestId: "101" }), /node-to-node calls are read-only/);
 });

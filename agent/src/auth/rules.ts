@@ -14,7 +14,11 @@
 // A node credential (another agent of the cluster, on the cluster listener) may make only the
 // read-only calls marked `nodes: true`, for every guest; anything that acts (StartBackup, cancels,
 // registrations, verify, prune, restore) is refused: a node never acts as an operator of a guest
-// it does not host.
+// it does not host. The exception are the two calls of a group run coordinated on another node
+// (JoinGroupRun, ReleaseGroupMember: `nodes: true` on an operator rule, so guest tokens cannot
+// make them): the coordinating node asks this node to run its own guest's member job of that
+// run, and only the node that asked may release or fail that member (checked by the handler,
+// api/remote-group-handlers.ts). See agent/SECURITY.md, "Groups across nodes".
 import { LullError } from "@lull/shared";
 import type { Principal } from "./principal.js";
 
@@ -25,7 +29,7 @@ export interface RuleContext {
   groupRunGuests?: (groupRunId: string) => readonly string[] | undefined;
 }
 
-/** `nodes: true`: a read-only call another node's agent may make with its node credential. */
+/** `nodes: true`: a call another node's agent may make with its node credential (read-only ones, and the cross-node group calls). */
 export type ScopeRule = (
   /** Operators only. */
   | { kind: "operator" }
@@ -99,6 +103,10 @@ export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
   },
   // A group run always spans several guests (at least two), so no guest token holds all of them.
   cancelGroup: { kind: "operator" },
+  // Groups across nodes: the coordinating node (or an operator) only; the handler lets a node
+  // release only members it asked to join.
+  joinGroupRun: { kind: "operator", nodes: true },
+  releaseGroupMember: { kind: "operator", nodes: true },
   // Schedules span guests (all of a node's, a group's): operators only.
   listSchedules: { kind: "operator", nodes: true },
   // A run with other member guests would show their jobs: a guest token sees only runs of its guest alone
@@ -124,7 +132,7 @@ export function authorize(method: string, rule: ScopeRule, principal: Principal,
   if (principal.kind === "operator") return;
   if (principal.kind === "node") {
     if (rule.nodes === true) return;
-    throw denied(`${method} cannot be made with a node credential: node ${principal.node} may only read from this agent (node-to-node calls are read-only)`);
+    throw denied(`${method} cannot be made with a node credential: node ${principal.node} may only read from this agent (node-to-node calls are read-only, but for joining a group run it coordinates)`);
   }
   switch (rule.kind) {
     case "any":

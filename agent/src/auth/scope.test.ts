@@ -44,6 +44,8 @@ function requestsFor101(): Record<string, Record<string, unknown>> {
     getGroup: { groupRunId: "g-01zzzzzzzzzzzzzzzzzzzzzzzz" },
     listGroups: { guestId: "101" },
     cancelGroup: { groupRunId: "g-01zzzzzzzzzzzzzzzzzzzzzzzz", reason: "not yours" },
+    joinGroupRun: { groupRunId: "g-01zzzzzzzzzzzzzzzzzzzzzzzz", guestId: "101" },
+    releaseGroupMember: { groupRunId: "g-01zzzzzzzzzzzzzzzzzzzzzzzz", guestId: "101", go: 3 },
     verifyPoint: { guestId: "101", pointId: "b-01zzzzzzzzzzzzzzzzzzzzzzzz" },
     listVerifications: { guestId: "101" },
     prunePoints: { guestId: "101", dryRun: false },

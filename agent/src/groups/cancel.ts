@@ -42,11 +42,13 @@ export async function cancelGroupRun(deps: GroupCancelDeps, runId: string, reaso
     // Its members ended a moment ago and the run is about to be settled: settle it now, cancel nothing.
     throw alreadyEnded(runId, deps.coordinator.settle(runId));
   }
+  // Members on other nodes are told by the coordinator (before the point they stop; after it they archive on).
   deps.coordinator.cancel(runId, reason);
   deps.log.info({ groupRunId: runId, reason, jobs: open.map((m) => m.id) }, "group cancel requested");
   const memberReason = memberCancelReason(runId, reason);
+  const local = new Set(store.localMemberJobs(runId).map((m) => m.id));
   await Promise.all(
-    open.map((member) =>
+    open.filter((m) => local.has(m.id)).map((member) =>
       deps.runner.cancel(member.id, memberReason).catch((err: unknown) => {
         // It ended on its own meanwhile (JOB_TERMINAL), or its end could not be recorded: the run settles from what is stored.
         const e = err instanceof LullError ? err : new LullError("LULL_E_INTERNAL", String(err));

@@ -65,6 +65,42 @@ describe("groups in the agent config", () => {
   });
 });
 
+describe("members on other nodes (remote)", () => {
+  const here = [{ id: "101", engine: "native" }];
+  const cluster = { node: "pve1", clusterEnabled: true };
+  const paths = (issues: { path: (string | number)[] }[]) => issues.map((i) => i.path.join("."));
+
+  it("accepts one local guest with a member on another node when the cluster listener is on", () => {
+    assert.deepEqual(groupConfigIssues([{ id: "shop", guests: ["101"], remote: [{ guest: "201", node: "pve2" }] }], here, cluster), []);
+  });
+
+  it("refuses remote members without the cluster listener, naming the setting to change", () => {
+    const issues = groupConfigIssues([{ id: "shop", guests: ["101"], remote: [{ guest: "201", node: "pve2" }] }], here, { node: "pve1", clusterEnabled: false });
+    assert.deepEqual(paths(issues), ["groups.0.remote"]);
+    assert.match(issues[0]?.message ?? "", /set cluster\.enabled to true/);
+  });
+
+  it("refuses this node as a remote member's node, a remote member listed twice, and a group of one", () => {
+    const issues = groupConfigIssues(
+      [
+        { id: "a", guests: ["101"], remote: [{ guest: "202", node: "pve1" }] },
+        { id: "b", guests: ["101"], remote: [{ guest: "201", node: "pve2" }, { guest: "201", node: "pve2" }] },
+        { id: "c", guests: ["101"] },
+      ],
+      here,
+      cluster,
+    );
+    assert.deepEqual(paths(issues), ["groups.0.remote.0.node", "groups.1.remote.1", "groups.2.guests"]);
+    assert.match(issues[0]?.message ?? "", /node pve1 is this node: list guest 202 under guests instead/);
+    assert.match(issues[1]?.message ?? "", /guest 201 of node pve2 is listed twice/);
+    assert.match(issues[2]?.message ?? "", /a group needs at least two guests/);
+  });
+
+  it("refuses a malformed node name when the config is loaded", () => {
+    assert.match(configError([{ id: "shop", guests: ["101"], remote: [{ guest: "201", node: "pve 2" }] }]), /groups\.0\.remote\.0\.node: must be a Proxmox node name/);
+  });
+});
+
 describe("members of a group request", () => {
   const guests = new Map<string, GuestConfig>(
     ["101", "102"].map((id) => [id, { ...guest(id), engine: "native", driver: "dir", snapshot: "copy" } as GuestConfig]),

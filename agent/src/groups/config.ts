@@ -2,7 +2,11 @@
 //   groups: [{ "id": "shop", "guests": ["101", "102"], "policy": "fail", "quiesceTimeoutMs": 60000 }]
 // Checked with the rest of the config: ids unique, at least two members, no duplicate member,
 // every member a configured guest whose engine can share one snapshot point (native only).
-import { GUEST_ID, z } from "@lull/shared";
+// A member on another node of the cluster is listed under `remote` (README.md, "Across nodes"):
+//   groups: [{ "id": "shop", "guests": ["101"], "remote": [{ "guest": "201", "node": "pve2" }] }]
+// Its guest is configured on that node's agent (checked there when the run asks it to join);
+// here: a node name other than this node's, the cluster listener enabled, no guest twice.
+import { GUEST_ID, NODE_NAME, z } from "@lull/shared";
 import { GROUP_ID } from "./group-run.js";
 
 /** The most members a group (configured, or a run's ad hoc guests) may have. */
@@ -10,7 +14,17 @@ export const MAX_MEMBERS = 64;
 
 export const groupConfigSchema = z.strictObject({
   id: z.string().regex(GROUP_ID, { message: `must match ${GROUP_ID.source}` }),
-  guests: z.array(z.string().regex(GUEST_ID, { message: `must match ${GUEST_ID.source}` })).min(2, { message: "a group needs at least two guests" }).max(MAX_MEMBERS),
+  guests: z.array(z.string().regex(GUEST_ID, { message: `must match ${GUEST_ID.source}` })).max(MAX_MEMBERS),
+  /** Members hosted by other nodes of the cluster: the guest's id on that node and the node's name. */
+  remote: z
+    .array(
+      z.strictObject({
+        guest: z.string().regex(GUEST_ID, { message: `must match ${GUEST_ID.source}` }),
+        node: z.string().regex(NODE_NAME, { message: `must be a Proxmox node name (${NODE_NAME.source})` }),
+      }),
+    )
+    .max(MAX_MEMBERS)
+    .optional(),
   /** The group's quiesce policy and timeout; the agent-wide ones otherwise (members' own settings do not apply in a group). */
   policy: z.enum(["fail", "crash-consistent"]).optional(),
   quiesceTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
@@ -31,8 +45,18 @@ interface Issue {
   message: string;
 }
 
+/** What the checks need of the rest of the config: this node's name and whether the cluster listener is on. */
+export interface GroupClusterContext {
+  node: string;
+  clusterEnabled: boolean;
+}
+
 /** Problems of the `groups` key, each with its path, given the configured guests. */
-export function groupConfigIssues(groups: readonly GroupConfig[], guests: ReadonlyArray<{ id: string; engine: string }>): Issue[] {
+export function groupConfigIssues(
+  groups: readonly GroupConfig[],
+  guests: ReadonlyArray<{ id: string; engine: string }>,
+  cluster: GroupClusterContext = { node: "", clusterEnabled: false },
+): Issue[] {
   const issues: Issue[] = [];
   const byId = new Map(guests.map((g) => [g.id, g]));
   const ids = new Set<string>();
@@ -51,6 +75,26 @@ export function groupConfigIssues(groups: readonly GroupConfig[], guests: Readon
       }
       const problem = groupEngineProblem(guestId, guest.engine);
       if (problem) issues.push({ path, message: problem });
+    });
+    const remote = group.remote ?? [];
+    if (group.guests.length + remote.length < 2) {
+      issues.push({ path: ["groups", i, "guests"], message: "a group needs at least two guests (here and under remote together)" });
+    }
+    if (group.guests.length + remote.length > MAX_MEMBERS) {
+      issues.push({ path: ["groups", i, "remote"], message: `a group has at most ${MAX_MEMBERS} members` });
+    }
+    if (remote.length > 0 && !cluster.clusterEnabled) {
+      issues.push({ path: ["groups", i, "remote"], message: "members on other nodes join through the cluster listener: set cluster.enabled to true (agent/SECURITY.md, node credentials)" });
+    }
+    const remoteKeys = new Set<string>();
+    remote.forEach((m, j) => {
+      const path = ["groups", i, "remote", j];
+      if (m.node === cluster.node) {
+        issues.push({ path: [...path, "node"], message: `node ${m.node} is this node: list guest ${m.guest} under guests instead` });
+      }
+      const key = `${m.node}/${m.guest}`;
+      if (remoteKeys.has(key)) issues.push({ path, message: `guest ${m.guest} of node ${m.node} is listed twice` });
+      remoteKeys.add(key);
     });
   });
   return issues;

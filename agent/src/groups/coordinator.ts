@@ -13,8 +13,13 @@
 // `snapshotted`), while the caller cancels each member job through the runner.
 // The run's outcome is settled from the member jobs once all ended. Member jobs' committed events
 // only say "look again" (reconcile reads the store), never re-entering the bus that delivered them.
-import { Consistency, EventKind, Phase, StackState, type Job } from "@lull/proto";
-import { LullError, isTerminal, phaseName, type Clock, type Logger } from "@lull/shared";
+// Members on other nodes (README.md, "Across nodes") take part through a link (linkRemote): the
+// member's node runs its job (JoinGroupRun) and reports its steps, which enter the same barrier
+// and point as a local member's; the coordinator's word goes back with ReleaseGroupMember. The
+// member job as last reported is kept in `group_remote_members`, so reconcile, the outcome and
+// recovery read remote members from the store as they read local ones.
+import { Consistency, EventKind, GroupMemberGo, GroupMemberStep, Job, Phase, StackState, type GroupMemberReport } from "@lull/proto";
+import { LullError, callUnary, fromServiceError, isTerminal, phaseName, type ClusterPeers, type Clock, type Logger } from "@lull/shared";
 import type { EventBus } from "../events/bus.js";
 import type { JobRecord } from "../jobs/job.js";
 import type { GroupMembership, GroupMemberships } from "../jobs/membership.js";
@@ -35,7 +40,20 @@ export interface GroupCoordinatorDeps {
   barrierSlackMs?: number;
   /** Longest time from the group barrier to the snapshot point. Default 10 min. */
   snapshotTimeoutMs?: number;
+  /** The other nodes' agents (members on other nodes); undefined while the cluster part is off. */
+  peers?: () => ClusterPeers | undefined;
 }
+
+/** A member guest on another node of the cluster. */
+export interface RemoteMemberSpec {
+  guest: string;
+  node: string;
+}
+
+/** How a run names a member on another node: `<guest>@<node>` (no local guest id contains `@`). */
+export const remoteMemberName = (m: RemoteMemberSpec) => `${m.guest}@${m.node}`;
+
+export const MEMBER_LOST_CODE = "LULL_E_GROUP_MEMBER_LOST";
 
 interface Member {
   jobId: string;
@@ -43,6 +61,9 @@ interface Member {
   makesCopy: boolean;
   consistency?: Consistency;
   snapshotAt?: number;
+  /** A member on another node, and how to give it the coordinator's word (once linked). */
+  remote?: RemoteMemberSpec;
+  tell?: (go: GroupMemberGo, code?: string, message?: string) => void;
 }
 
 interface ActiveGroup {
@@ -55,6 +76,8 @@ interface ActiveGroup {
   timers: AbortController;
   unsubscribe: () => void;
   reconcileQueued: boolean;
+  /** Aborted when the coordinator forgets the run: closes the remote members' streams. */
+  links: AbortController;
 }
 
 /** `member 102 (job j-…) failed in quiescing: LULL_E_QUIESCE_REFUSED: …` */
@@ -81,17 +104,26 @@ export class GroupCoordinator implements GroupMemberships {
   }
 
   /** Takes charge of a run just created (queued, members queued): call before starting the member runs. */
-  begin(run: GroupRunRecord, members: readonly JobRecord[]): void {
+  begin(run: GroupRunRecord, members: readonly JobRecord[], remote: readonly RemoteMemberSpec[] = []): void {
+    const remoteMembers: Member[] = remote.map((spec) => ({ jobId: `remote ${remoteMemberName(spec)}`, guestId: remoteMemberName(spec), makesCopy: true, remote: spec }));
     const group: ActiveGroup = {
       id: run.id,
-      members: new Map(members.map((m) => [m.id, { jobId: m.id, guestId: m.guestId, makesCopy: this.deps.makesCopy(m.guestId) }])),
+      members: new Map([
+        ...members.map((m): [string, Member] => [m.id, { jobId: m.id, guestId: m.guestId, makesCopy: this.deps.makesCopy(m.guestId) }]),
+        ...remoteMembers.map((m): [string, Member] => [m.jobId, m]),
+      ]),
       abort: new AbortController(),
       barrier: new Deferred(),
       point: new Deferred(),
       timers: new AbortController(),
       unsubscribe: () => {},
       reconcileQueued: false,
+      links: new AbortController(),
     };
+    // Until its node reports, a remote member is a queued job of the run (the run cannot end without it).
+    for (const m of remoteMembers) {
+      this.deps.ledger.store.putRemoteMember(run.id, Job.fromPartial({ guestId: m.guestId, groupRunId: run.id, phase: Phase.PHASE_QUEUED, engine: "native", policy: run.policy }), this.deps.clock.now());
+    }
     this.active.set(run.id, group);
     for (const m of members) this.byJob.set(m.id, group);
     group.unsubscribe = this.deps.bus.subscribe({ groupRunId: run.id }, (event) => {
@@ -99,6 +131,7 @@ export class GroupCoordinator implements GroupMemberships {
       if (event.kind === EventKind.EVENT_KIND_PHASE || resumed) this.schedule(group);
     });
     this.commit(group, { type: "start" });
+    for (const m of remoteMembers) void this.linkRemote(group, m, run);
     const limit = run.quiesceTimeoutMs + this.barrierSlackMs;
     this.after(group, limit, () => {
       if (group.barrier.settled) return;
@@ -136,6 +169,7 @@ export class GroupCoordinator implements GroupMemberships {
     this.deps.log.info({ groupRunId: runId, reason }, "group run cancelled before its snapshot point");
     group.barrier.reject(group.failure);
     group.point.reject(group.failure);
+    this.tellRemotes(group, GroupMemberGo.GROUP_MEMBER_GO_FAIL, group.failure);
   }
 
   /** Ends the run now if every member has ended (also a run this coordinator does not follow); returns it as it is then. */
@@ -192,7 +226,7 @@ export class GroupCoordinator implements GroupMemberships {
     const times = copies.map((m) => m.snapshotAt as number);
     const snapshotAt = times.length > 0 ? Math.min(...times) : undefined;
     // Durable before the side effect: the run is `snapshotted` before any member commits it (and stacks resume).
-    if (copies.length > 0 && !this.commit(group, { type: "snapshot-point", snapshotAt })) return;
+    if (copies.length > 0 && !this.commit(group, { type: "snapshot-point", snapshotAt, skew: skewOf(copies) })) return;
     group.point.resolve();
   }
 
@@ -205,6 +239,102 @@ export class GroupCoordinator implements GroupMemberships {
     group.barrier.reject(group.failure);
     group.point.reject(group.failure);
     group.abort.abort(group.failure);
+    this.tellRemotes(group, GroupMemberGo.GROUP_MEMBER_GO_FAIL, group.failure);
+  }
+
+  private tellRemotes(group: ActiveGroup, go: GroupMemberGo, failure?: LullError): void {
+    for (const m of group.members.values()) m.tell?.(go, failure?.code, failure?.message);
+  }
+
+  /** Runs a member on its node (JoinGroupRun) and feeds its steps into the barrier and the point until its job ended or its node is gone. */
+  private async linkRemote(group: ActiveGroup, member: Member, run: GroupRunRecord): Promise<void> {
+    const spec = member.remote as RemoteMemberSpec;
+    const log = this.deps.log.child({ groupRunId: group.id, member: member.guestId });
+    let why = "";
+    try {
+      const peers = this.deps.peers?.();
+      if (!peers) throw new LullError("LULL_E_CONFIG_INVALID", "the cluster listener is off (cluster.enabled), so members on other nodes cannot be reached");
+      const api = await peers.clientFor(spec.node);
+      member.tell = (go, code = "", message = "") => {
+        const request = { groupRunId: group.id, guestId: spec.guest, go, errorCode: code, errorMessage: message.slice(0, 1024) };
+        callUnary(api.raw.releaseGroupMember.bind(api.raw), request, { timeoutMs: 5_000 }).catch((err: unknown) => {
+          const e = fromServiceError(err);
+          log.warn({ go, code: e.code, err: e.message }, "the member's node did not take the coordinator's word");
+          // Before the point a member that cannot be told is lost: stop following it now rather than at the stream's keepalive.
+          if (!group.point.settled && e.code === "LULL_E_AGENT_UNREACHABLE") {
+            why = `its node did not take the coordinator's word: ${e.code}: ${e.message}`;
+            drop?.();
+          }
+        });
+      };
+      let drop: (() => void) | undefined;
+      const call = api.raw.joinGroupRun({
+        groupRunId: group.id,
+        groupId: run.groupId,
+        guestId: spec.guest,
+        policy: run.policy,
+        quiesceTimeoutMs: run.quiesceTimeoutMs,
+        requestedBy: run.requestedBy,
+        barrierSlackMs: this.barrierSlackMs,
+        snapshotTimeoutMs: this.snapshotTimeoutMs,
+      });
+      const cancel = () => call.cancel();
+      drop = cancel;
+      group.links.signal.addEventListener("abort", cancel, { once: true });
+      try {
+        for await (const report of call as AsyncIterable<GroupMemberReport>) this.onRemoteReport(group, member, report);
+      } finally {
+        group.links.signal.removeEventListener("abort", cancel);
+      }
+    } catch (err) {
+      const e = fromServiceError(err);
+      if (why === "") why = `${e.code}: ${e.message}`;
+    }
+    if (group.links.signal.aborted) return;
+    const last = this.deps.ledger.store.remoteMembers(group.id).find((j) => j.guestId === member.guestId);
+    if (!last || !isTerminal(last.phase)) {
+      const past = group.point.settled && !group.failure;
+      const lost: Job = {
+        ...(last ?? Job.fromPartial({ guestId: member.guestId, groupRunId: group.id })),
+        phase: Phase.PHASE_FAILED,
+        failedIn: last?.phase ?? Phase.PHASE_QUEUED,
+        errorCode: MEMBER_LOST_CODE,
+        errorMessage: past
+          ? `node ${spec.node} stopped answering after the snapshot point${why ? ` (${why})` : ""}: the member goes on alone there and its restore point may exist on node ${spec.node}; this run could not follow it to its end`
+          : `node ${spec.node} stopped answering before the snapshot point${why ? ` (${why})` : ""}: the member's stacks run again by its own deadline`,
+        finishedAt: new Date(this.deps.clock.now()),
+      };
+      log.warn({ node: spec.node, pastPoint: past, err: why }, "a member on another node is lost");
+      this.deps.ledger.store.putRemoteMember(group.id, lost, this.deps.clock.now());
+    }
+    this.schedule(group);
+  }
+
+  private onRemoteReport(group: ActiveGroup, member: Member, report: GroupMemberReport): void {
+    if (report.job) this.deps.ledger.store.putRemoteMember(group.id, { ...report.job, guestId: member.guestId, groupRunId: group.id }, this.deps.clock.now());
+    const signal = group.links.signal;
+    const onFailure = (err: unknown) => {
+      const e = group.failure ?? (err instanceof LullError ? err : new LullError(MEMBER_FAILED_CODE, `group run ${group.id} stopped`));
+      member.tell?.(GroupMemberGo.GROUP_MEMBER_GO_FAIL, e.code, e.message);
+    };
+    switch (report.step) {
+      case GroupMemberStep.GROUP_MEMBER_STEP_JOINED:
+        member.makesCopy = report.makesCopy;
+        break;
+      case GroupMemberStep.GROUP_MEMBER_STEP_BARRIER_ENDED:
+        // A member without a copy waits for the point at its barrier: its word is POINT.
+        this.barrierEnded(group, member, report.consistency, signal).then(
+          () => member.tell?.(member.makesCopy ? GroupMemberGo.GROUP_MEMBER_GO_BARRIER : GroupMemberGo.GROUP_MEMBER_GO_POINT),
+          onFailure,
+        );
+        break;
+      case GroupMemberStep.GROUP_MEMBER_STEP_SNAPSHOT_TAKEN:
+        this.snapshotTaken(group, member, report.snapshotAt?.getTime() ?? this.deps.clock.now(), signal).then(() => member.tell?.(GroupMemberGo.GROUP_MEMBER_GO_POINT), onFailure);
+        break;
+      default:
+        break;
+    }
+    this.schedule(group);
   }
 
   private schedule(group: ActiveGroup): void {
@@ -246,6 +376,7 @@ export class GroupCoordinator implements GroupMemberships {
 
   private forget(group: ActiveGroup): void {
     group.unsubscribe();
+    group.links.abort();
     group.timers.abort();
     const ended = group.failure ?? new LullError(MEMBER_FAILED_CODE, `group run ${group.id} is no longer coordinated`);
     group.barrier.reject(ended);
@@ -275,6 +406,16 @@ export class GroupCoordinator implements GroupMemberships {
       () => {},
     );
   }
+}
+
+/** `members' snapshots span 412 ms (first 101 at …, last 201@pve2 at …)`: the skew of the group's copies. */
+function skewOf(copies: readonly Member[]): string {
+  const sorted = [...copies].sort((a, b) => (a.snapshotAt as number) - (b.snapshotAt as number));
+  const first = sorted[0];
+  const last = sorted.at(-1);
+  if (!first || !last) return "";
+  const at = (m: Member) => `${m.guestId} at ${new Date(m.snapshotAt as number).toISOString()}`;
+  return `members' snapshots span ${(last.snapshotAt as number) - (first.snapshotAt as number)} ms (skew; first ${at(first)}, last ${at(last)})`;
 }
 
 /** A stack of a member that has not ended and that already runs again, if any. */

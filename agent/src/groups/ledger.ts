@@ -55,7 +55,7 @@ export class GroupLedger {
           const what = existing.groupId ? `group ${existing.groupId}` : `guests ${existing.guestIds.join(", ")}`;
           throw new LullError("LULL_E_IDEMPOTENCY_CONFLICT", `idempotency key ${run.idempotencyKey} was already used for ${what}`);
         }
-        return { run: existing, created: false, members: this.store.memberJobs(existing.id) };
+        return { run: existing, created: false, members: this.store.localMemberJobs(existing.id) };
       }
       const what = run.groupId ? `group ${run.groupId}` : "ad hoc group";
       this.runs.insert(run, [groupEvent(run, { message: `${what} run created: ${run.guestIds.join(", ")}` })]);

@@ -28,7 +28,7 @@ import { groupEvent, type GroupRunRecord } from "./group-run.js";
 export type GroupEvent =
   | { type: "start" }
   | { type: "barrier-passed"; consistency: Consistency; at: number }
-  | { type: "snapshot-point"; snapshotAt: number | undefined }
+  | { type: "snapshot-point"; snapshotAt: number | undefined; skew?: string }
   | { type: "archiving" }
   | { type: "failing"; code: ErrorCode | string; message: string }
   | { type: "cancel"; reason: string }
@@ -95,7 +95,7 @@ export function groupTransition(run: GroupRunRecord, event: GroupEvent, now: num
         P.PHASE_SNAPSHOTTED,
         now,
         { snapshotAt: event.snapshotAt === undefined ? undefined : new Date(event.snapshotAt) },
-        "every member's snapshot exists; stacks may resume",
+        `every member's snapshot exists; stacks may resume${event.skew ? `; ${event.skew}` : ""}`,
       );
     case "archiving":
       if (run.phase !== P.PHASE_SNAPSHOTTED && run.phase !== P.PHASE_SNAPSHOTTING) throw wrongPhase(run, event);

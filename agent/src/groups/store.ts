@@ -2,6 +2,7 @@
 // member jobs are created in one transaction of the shared ledger, and its writes are fenced by the
 // same epoch (a runner of an older agent start cannot overwrite what recovery decided).
 import type { Statement } from "better-sqlite3";
+import { Job } from "@lull/proto";
 import { LullError } from "@lull/shared";
 import type { JobRecord } from "../jobs/job.js";
 import type { JobStore } from "../jobs/store.js";
@@ -35,6 +36,10 @@ export class GroupStore {
           .join(", ")} WHERE id = @id AND epoch <= @epoch`,
       ),
       memberIds: db.prepare("SELECT id FROM jobs WHERE group_run_id = ? ORDER BY guest_id"),
+      remote: db.prepare("SELECT job_json FROM group_remote_members WHERE group_run_id = ? ORDER BY member"),
+      putRemote: db.prepare(
+        "INSERT INTO group_remote_members (group_run_id, member, job_json, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (group_run_id, member) DO UPDATE SET job_json = excluded.job_json, updated_at = excluded.updated_at",
+      ),
     };
   }
 
@@ -72,9 +77,24 @@ export class GroupStore {
     return (this.jobs.connection.prepare(sql).all(...args, query.limit) as GroupRunRow[]).map(groupRunFromRow);
   }
 
-  /** The member jobs of a run, ordered by guest id. */
-  memberJobs(runId: string): JobRecord[] {
+  /** The member jobs of a run: this node's, ordered by guest id, then those of other nodes (remoteMembers). */
+  memberJobs(runId: string): Job[] {
+    return [...this.localMemberJobs(runId), ...this.remoteMembers(runId)];
+  }
+
+  /** The member jobs this node runs for a run, ordered by guest id. */
+  localMemberJobs(runId: string): JobRecord[] {
     return (this.stmt.memberIds!.all(runId) as Array<{ id: string }>).map((r) => this.jobs.getJob(r.id) as JobRecord);
+  }
+
+  /** The member jobs other nodes run for a run this node coordinates, as they last reported them (guest id `<guest>@<node>`). */
+  remoteMembers(runId: string): Job[] {
+    return (this.stmt.remote!.all(runId) as Array<{ job_json: string }>).map((r) => Job.fromJSON(JSON.parse(r.job_json)));
+  }
+
+  /** Records a remote member's job as its node reported it (its guestId is the run's name for it). */
+  putRemoteMember(runId: string, job: Job, now: number): void {
+    this.stmt.putRemote!.run(runId, job.guestId, JSON.stringify(Job.toJSON(job)), now);
   }
 
   /** The member guests of a run, or undefined when there is no such run (for the auth guard's scope check). */

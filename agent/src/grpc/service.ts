@@ -21,6 +21,8 @@ import * as check from "../api/validate.js";
 import { pageOf } from "../api/page-token.js";
 import { batchWrites } from "./batched-writes.js";
 import type { RestoreHandlers } from "../api/restore-handlers.js";
+import type { RemoteGroupHandlers } from "../api/remote-group-handlers.js";
+import { principalOf } from "../auth/guard.js";
 
 export interface AgentServiceDeps {
   config: Readonly<AgentConfig>;
@@ -40,6 +42,8 @@ export interface AgentServiceDeps {
   pointHandlers: PointHandlers;
   /** ListSchedules; without it the agent answers that it has no schedules. */
   scheduleHandlers?: ScheduleHandlers | undefined;
+  /** JoinGroupRun and ReleaseGroupMember (members of groups coordinated on other nodes); without them FAILED_PRECONDITION. */
+  remoteGroupHandlers?: RemoteGroupHandlers | undefined;
   /** The restore RPCs; without them (a core built for tests) they answer FAILED_PRECONDITION. */
   restoreHandlers?: RestoreHandlers | undefined;
 }
@@ -209,6 +213,18 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
       void watch(call);
     },
+
+    joinGroupRun: (call) => {
+      const remote = deps.remoteGroupHandlers;
+      if (remote) return remote.joinGroupRun(call, principalOf(call));
+      call.emit("error", toServiceError(new LullError("LULL_E_GROUP_UNSUPPORTED", "this agent does not run members of groups coordinated on other nodes")));
+    },
+
+    releaseGroupMember: unaryHandler((req, call) => {
+      const remote = deps.remoteGroupHandlers;
+      if (!remote) throw new LullError("LULL_E_GROUP_UNSUPPORTED", "this agent does not run members of groups coordinated on other nodes");
+      return remote.releaseGroupMember(req, principalOf(call));
+    }),
   };
 
   async function watch(call: ServerWritableStream<WatchEventsRequest, Event>): Promise<void> {

@@ -157,7 +157,7 @@ export class JobRunner {
     } catch (err) {
       if (failpoint.paused) await failpoint.hold();
       const e = asLullError(err);
-      const stoppedByGroup = group?.failure !== undefined && (e.code === "LULL_E_CANCELLED" || e.code === "LULL_E_GROUP_MEMBER_FAILED");
+      const stoppedByGroup = group?.failure !== undefined && (e.code === "LULL_E_CANCELLED" || e.code === "LULL_E_GROUP_MEMBER_FAILED" || e.code === group.failure.code);
       if (own.aborted) {
         this.settle(job.id, { type: "cancel", reason: active.cancelReason ?? e.message });
       } else if (stoppedByGroup && group?.failure) {

@@ -419,6 +419,21 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE vzdump_shutdowns ADD COLUMN released_at INTEGER;
     `,
   },
+  {
+    version: 16,
+    description: "groups across nodes: the coordinator's view of each member job another node runs for a group run",
+    sql: `
+      -- One row per remote member of a group run this node coordinates: its guest as the run names
+      -- it (<guest>@<node>), and the member job as that node last reported it (lull.v1.Job, JSON).
+      CREATE TABLE group_remote_members (
+        group_run_id TEXT NOT NULL,
+        member       TEXT NOT NULL,
+        job_json     TEXT NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (group_run_id, member)
+      );
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema; each migration runs in its own transaction. Returns the versions applied. */

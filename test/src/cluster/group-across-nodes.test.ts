@@ -1,0 +1,348 @@
+// A consistency group across nodes with real processes: two agents, each in its own network
+// namespace, the test CA and each node's /etc/pve view as in node-trust.test.ts; guest 101 on
+// pve1 and guest 201 on pve2, one demo-app stack each with its real lull-controller; group `shop`
+// configured on pve1 (101 here, 201 on pve2). pve1 coordinates: one barrier over both nodes, one
+// snapshot point (no stack runs again before the last copy exists; each archive restores with
+// nothing written after the group's first snapshot), the skew recorded. Then pve1 is killed (-9) while pve2's member waits at the
+// barrier: pve2's member stops with LULL_E_GROUP_COORDINATOR_LOST and both stacks run again by
+// their controllers' deadlines; the restarted pve1 settles its run as failed, naming the members.
+import assert from "node:assert/strict";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { execa } from "execa";
+import { Phase, StackState } from "@lull/proto";
+import { isTerminal } from "@lull/shared";
+import { TestCluster } from "@lull/shared/testing";
+import {
+  ENTRY_POINTS,
+  appCtl,
+  appStatus,
+  countedAppDriver,
+  makeTempDir,
+  readLedger,
+  removeDir,
+  startAgent,
+  startController,
+  waitFor,
+  writeSeedData,
+  type AgentProcess,
+  type ControllerProcess,
+  type LedgerEntry,
+} from "../support/index.js";
+import { requireAvailable } from "../support/require.js";
+import { checkRestoredRecords, restoreArchive } from "../demo/restore-check.js";
+import { readRecords, recordsFile } from "../demo/records.js";
+import { ClusterNet, netnsUnavailable } from "./netns.js";
+
+const NAMES = ["pve1", "pve2"];
+const GUESTS = ["101", "201"];
+/** The controllers give up a held stack after this long (the bound on every stack's downtime). */
+const RESUME_DEADLINE_MS = 15_000;
+
+interface Stack {
+  guestId: string;
+  dataDir: string;
+  ledger: string;
+  controller?: ControllerProcess;
+}
+
+let dir: string;
+let net: ClusterNet;
+let cluster: TestCluster;
+const agents: AgentProcess[] = [];
+const stacks: Stack[] = [];
+
+interface JobJson {
+  id: string;
+  archive: { path: string; bytes: number } | null;
+  guestId: string;
+  phase: string;
+  snapshotAt: string | null;
+  error: { code: string; message: string } | null;
+}
+interface GroupJson {
+  id: string;
+  guestIds: string[];
+  phase: string;
+  snapshotAt: string | null;
+  error: { code: string; message: string; failedGuests: string[] } | null;
+  members: JobJson[];
+}
+
+function lullctl(index: number, args: string[], timeoutMs = 60_000) {
+  return execa(process.execPath, [ENTRY_POINTS.lullctl, "--socket", agents[index]!.socketPath, ...args], { reject: false, timeout: timeoutMs });
+}
+
+async function startStackController(stack: Stack, index: number, stopDelayMs = 0): Promise<void> {
+  const cdir = join(dir, "controllers", stack.guestId);
+  await mkdir(cdir, { recursive: true });
+  stack.controller = await startController({
+    dir: cdir,
+    guestId: stack.guestId,
+    stack: "app",
+    agent: agents[index]!,
+    resumeDeadlineMs: RESUME_DEADLINE_MS,
+    pollIntervalMs: 300,
+    leaseTtlMs: 15_000,
+    driver: countedAppDriver({ ledger: stack.ledger, dataDir: stack.dataDir, stopDelayMs }),
+  });
+}
+
+before(async () => {
+  requireAvailable("network namespaces", netnsUnavailable());
+  dir = await makeTempDir("lull-xgroup-");
+  net = ClusterNet.create(2);
+  cluster = await TestCluster.create(join(dir, "cluster"), NAMES.map((name, i) => ({ name, ip: net.nodes[i]!.ip })));
+  await Promise.all(
+    NAMES.map(async (name, i) => {
+      const guestId = GUESTS[i]!;
+      const dataDir = join(dir, "guests", guestId, "app");
+      await mkdir(dataDir, { recursive: true });
+      await mkdir(join(dir, "ledgers"), { recursive: true });
+      stacks[i] = { guestId, dataDir, ledger: join(dir, "ledgers", `${guestId}.jsonl`) };
+      agents[i] = await startAgent({
+        dir: join(dir, name),
+        netns: net.nodes[i]!.ns,
+        // Reachable from the test's namespace, where the controllers run.
+        listen: `${net.nodes[i]!.ip}:0`,
+        guests: [{ id: guestId, driver: "dir", snapshot: "copy", volumes: [{ name: "app", path: dataDir }] }],
+        config: {
+          node: name,
+          cluster: { enabled: true },
+          schedules: { clusterRoot: cluster.rootOf(name) },
+          quiesce: { timeoutMs: 10_000, policy: "fail" },
+          shutdownGraceMs: 3_000,
+          ...(i === 0 ? { groups: [{ id: "shop", guests: ["101"], remote: [{ guest: "201", node: "pve2" }], quiesceTimeoutMs: 10_000 }] } : {}),
+        },
+        readyTimeoutMs: 30_000,
+      });
+    }),
+  );
+  for (const s of stacks) await appCtl("start", s.dataDir);
+  for (const [i, s] of stacks.entries()) await startStackController(s, i);
+});
+
+after(async () => {
+  for (const s of stacks) await s?.controller?.stop().catch(() => undefined);
+  await Promise.all(agents.map((a) => a?.stop().catch(() => undefined)));
+  for (const s of stacks) if (s) await appCtl("stop", s.dataDir).catch(() => undefined);
+  net?.destroy();
+  if (dir) await removeDir(dir);
+});
+
+/** pve2's member of run `runId` has every stack acknowledged (its own barrier ended; it waits for pve1's word). */
+async function memberAcknowledged(runId: string): Promise<boolean> {
+  const job = (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId);
+  return job !== undefined && job.stacks.length > 0 && job.stacks.every((s) => s.state === StackState.STACK_STATE_QUIESCED);
+}
+
+const ms = (iso: string | null | undefined) => (iso ? Date.parse(iso) : NaN);
+const last = (entries: LedgerEntry[], verb: "stop" | "start", event: "begin" | "end", since = 0) => entries.filter((e) => e.verb === verb && e.event === event && e.at >= since).at(-1);
+
+test("a group over guests of two nodes: one barrier, no stack resumed before the last snapshot, the skew recorded", async () => {
+  const started = Date.now();
+  const r = await lullctl(0, ["--json", "backup", "--group", "shop", "--wait"]);
+  assert.equal(r.exitCode, 0, `${r.stderr}\n${r.stdout}`);
+  const group = (JSON.parse(r.stdout) as { group: GroupJson }).group;
+  assert.equal(group.phase, "done", JSON.stringify(group.error));
+  assert.deepEqual(group.guestIds, ["101", "201@pve2"]);
+  assert.deepEqual(group.members.map((m) => [m.guestId, m.phase]), [["101", "done"], ["201@pve2", "done"]]);
+
+  const snapshots = group.members.map((m) => ms(m.snapshotAt));
+  const first = Math.min(...snapshots);
+  const lastSnapshot = Math.max(...snapshots);
+  assert.equal(ms(group.snapshotAt), first, "the run's snapshot_at is the earliest member's");
+  for (const s of stacks) {
+    const entries = readLedger(s.ledger);
+    const stopped = last(entries, "stop", "end", started);
+    const resumed = last(entries, "start", "begin", started);
+    assert.ok(stopped && stopped.at <= first, `${s.guestId}'s stack was stopped before the first snapshot`);
+    assert.ok(resumed && resumed.at >= lastSnapshot, `${s.guestId}'s stack started ${lastSnapshot - (resumed?.at ?? 0)} ms before the last snapshot existed`);
+    assert.equal(await appStatus(s.dataDir), "running");
+  }
+
+  // Write isolation across the members: each archive (one on each node) restores with every record
+  // its app acknowledged before the group's first snapshot and none written after it.
+  for (const [i, m] of group.members.entries()) {
+    const restoreDir = await makeTempDir("lull-xgroup-restore-");
+    try {
+      await restoreArchive(m.archive!.path, restoreDir);
+      const restored = readRecords(recordsFile(join(restoreDir, "app")));
+      const live = readRecords(recordsFile(stacks[i]!.dataDir));
+      assert.ok(restored.length > 0, `${m.guestId}'s archive holds the app's records`);
+      for (const check of checkRestoredRecords(restored, live, new Date(first))) assert.ok(check.ok, `${m.guestId}: ${check.name}: ${check.detail}`);
+    } finally {
+      await removeDir(restoreDir);
+    }
+  }
+
+  // pve2 ran the member job itself, as a member of pve1's run.
+  const remote = (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === group.id);
+  assert.ok(remote, "pve2 has the member job of pve1's run");
+  assert.equal(group.members[1]!.id, remote.id);
+
+  const events = await lullctl(0, ["--json", "events", "--group", group.id], 20_000);
+  assert.equal(events.exitCode, 0, events.stderr);
+  const skew = events.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { message?: string }).find((e) => /members' snapshots span/.test(e.message ?? ""));
+  assert.ok(skew, "the snapshot point's event records the skew");
+  assert.match(skew.message!, new RegExp(`span ${lastSnapshot - first} ms`));
+});
+
+test("kill -9 of the coordinator while the other node's member waits at the barrier: its stacks run again, its job says why, the run is settled honestly", async () => {
+  // 101's stack takes 6 s to stop, so 201's member ends its barrier first and waits for pve1's word.
+  await stacks[0]!.controller!.stop();
+  await startStackController(stacks[0]!, 0, 6_000);
+  const started = Date.now();
+  const run = lullctl(0, ["--json", "backup", "--group", "shop"]);
+  const r = await run;
+  assert.equal(r.exitCode, 0, r.stderr);
+  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+  await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
+  assert.equal(last(readLedger(stacks[0]!.ledger), "stop", "end", started), undefined, "101's stack is still stopping: the group barrier has not passed");
+  const killedAt = Date.now();
+  await agents[0]!.kill9();
+
+  const member = await waitFor(
+    "pve2's member job to end",
+    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && isTerminal(j.phase)),
+    RESUME_DEADLINE_MS,
+  );
+  assert.equal(member.errorCode, "LULL_E_GROUP_COORDINATOR_LOST", member.errorMessage);
+  assert.match(member.errorMessage, /the coordinating node pve1 went away before every member's snapshot existed/);
+  assert.equal(member.snapshotAt, undefined, "no snapshot of 201 was committed");
+  // Every stack runs again: 201's when its member ended, 101's by its controller's deadline (its agent is gone).
+  for (const s of stacks) {
+    const resumed = await waitFor(`${s.guestId}'s stack to start again`, () => last(readLedger(s.ledger), "start", "end", started), RESUME_DEADLINE_MS + 10_000);
+    assert.ok(resumed.at - killedAt <= RESUME_DEADLINE_MS + 5_000, `${s.guestId}'s stack ran again ${resumed.at - killedAt} ms after the kill`);
+    assert.equal(await appStatus(s.dataDir), "running");
+  }
+
+  await agents[0]!.restart();
+  const settled = await lullctl(0, ["--json", "group", runId], 20_000);
+  assert.equal(settled.exitCode === 0 || settled.exitCode === 1, true, settled.stderr);
+  const group = (JSON.parse(settled.stdout) as { group?: GroupJson } & GroupJson).group ?? (JSON.parse(settled.stdout) as GroupJson);
+  assert.equal(group.phase, "failed");
+  assert.equal(group.error?.code, "LULL_E_AGENT_RESTARTED");
+  assert.deepEqual([...(group.error?.failedGuests ?? [])].sort(), ["101", "201@pve2"]);
+});
+
+test("pve2's network cut while its member waits at the barrier: every stack runs again by its deadline, both sides say what happened", async () => {
+  // 101's stack takes 6 s to stop, so 201's member waits at the barrier first; its controller registered with the restarted pve1.
+  await stacks[0]!.controller!.stop();
+  await startStackController(stacks[0]!, 0, 6_000);
+  const started = Date.now();
+  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+  await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
+  const cutAt = Date.now();
+  net.setLink(1, false);
+  try {
+    // pve2 hears nothing more: its member gives up by its own hold deadline (quiesce timeout + 5 s from joining).
+    const member = await waitFor(
+      "pve2's member job to end",
+      async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && isTerminal(j.phase)),
+      25_000,
+    );
+    assert.equal(member.errorCode, "LULL_E_GROUP_COORDINATOR_LOST", member.errorMessage);
+    assert.equal(member.snapshotAt, undefined);
+    // The coordinator loses the member (its stream's keepalive) and fails the run, naming it.
+    const run = await waitFor(
+      "pve1's run to end",
+      async () => {
+        const g = await lullctl(0, ["--json", "group", runId], 10_000);
+        const doc = JSON.parse(g.stdout) as { group?: GroupJson } & GroupJson;
+        const group = doc.group ?? doc;
+        return ["done", "failed", "cancelled"].includes(group.phase) ? group : undefined;
+      },
+      40_000,
+    );
+    assert.equal(run.phase, "failed");
+    // The first cause is the lost member (the coordinator could not tell it to go on), named with its node.
+    assert.equal(run.error?.code, "LULL_E_GROUP_MEMBER_LOST", run.error?.message);
+    assert.match(run.error?.message ?? "", /201@pve2 failed in quiescing \(LULL_E_GROUP_MEMBER_LOST: node pve2 stopped answering before the snapshot point/);
+    assert.deepEqual([...(run.error?.failedGuests ?? [])].sort(), ["101", "201@pve2"]);
+    // Every stack runs again: 101's when its member was stopped, 201's by its controller's deadline (it cannot reach pve2 either).
+    for (const s of stacks) {
+      const resumed = await waitFor(`${s.guestId}'s stack to start again`, () => last(readLedger(s.ledger), "start", "end", started), RESUME_DEADLINE_MS + 20_000);
+      assert.ok(resumed.at - cutAt <= RESUME_DEADLINE_MS + 15_000, `${s.guestId}'s stack ran again ${resumed.at - cutAt} ms after the cut`);
+      assert.equal(await appStatus(s.dataDir), "running");
+    }
+  } finally {
+    net.setLink(1, true);
+  }
+});
+
+test("kill -9 of the coordinator after the snapshot point: the other node's member archives on and keeps its point; the restarted coordinator names it as not followed", async () => {
+  // Enough data that pve2's member is still archiving when pve1 dies.
+  await writeSeedData({ dir: join(stacks[1]!.dataDir, "attachments"), totalBytes: 96 * 1024 ** 2 });
+  await stacks[0]!.controller!.stop();
+  await startStackController(stacks[0]!, 0);
+  const started = Date.now();
+  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+  const archiving = await waitFor(
+    "pve2's member to archive (past the snapshot point)",
+    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && j.phase === Phase.PHASE_ARCHIVING),
+    30_000,
+  );
+  await agents[0]!.kill9();
+
+  const member = await waitFor(
+    "pve2's member job to end",
+    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.id === archiving.id && isTerminal(j.phase)),
+    60_000,
+  );
+  assert.equal(member.phase, Phase.PHASE_DONE, `${member.errorCode}: ${member.errorMessage}`);
+  assert.ok(member.snapshotAt !== undefined && member.archivePath !== "", "the member's point exists on pve2");
+  const resumed = last(readLedger(stacks[1]!.ledger), "start", "end", started);
+  assert.ok(resumed, "201's stack ran again");
+
+  await agents[0]!.restart();
+  const settled = await lullctl(0, ["--json", "group", runId], 20_000);
+  const doc = JSON.parse(settled.stdout) as { group?: GroupJson } & GroupJson;
+  const group = doc.group ?? doc;
+  assert.equal(group.phase, "failed");
+  assert.equal(group.error?.code, "LULL_E_AGENT_RESTARTED", group.error?.message);
+  assert.ok(group.error?.failedGuests.includes("201@pve2"), "the run names the member it could not follow to its end");
+  assert.match(group.error?.message ?? "", /201@pve2 archiving/);
+});
+
+test("kill -9 of the member's node while its member waits at the barrier: the coordinator fails the run naming it lost, every stack runs again", async () => {
+  await stacks[0]!.controller!.stop();
+  await startStackController(stacks[0]!, 0, 6_000);
+  const started = Date.now();
+  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+  await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
+  const killedAt = Date.now();
+  await agents[1]!.kill9();
+  try {
+    const run = await waitFor(
+      "pve1's run to end",
+      async () => {
+        const g = await lullctl(0, ["--json", "group", runId], 10_000);
+        const doc = JSON.parse(g.stdout) as { group?: GroupJson } & GroupJson;
+        const group = doc.group ?? doc;
+        return ["done", "failed", "cancelled"].includes(group.phase) ? group : undefined;
+      },
+      30_000,
+    );
+    assert.equal(run.phase, "failed");
+    assert.equal(run.error?.code, "LULL_E_GROUP_MEMBER_LOST", run.error?.message);
+    assert.match(run.error?.message ?? "", /201@pve2 failed in quiescing \(LULL_E_GROUP_MEMBER_LOST: node pve2 stopped answering before the snapshot point/);
+    assert.deepEqual([...(run.error?.failedGuests ?? [])].sort(), ["101", "201@pve2"]);
+    // 101's stack when its member was stopped; 201's by its controller's deadline (its agent is gone).
+    for (const s of stacks) {
+      const resumed = await waitFor(`${s.guestId}'s stack to start again`, () => last(readLedger(s.ledger), "start", "end", started), RESUME_DEADLINE_MS + 15_000);
+      assert.ok(resumed.at - killedAt <= RESUME_DEADLINE_MS + 10_000, `${s.guestId}'s stack ran again ${resumed.at - killedAt} ms after the kill`);
+    }
+  } finally {
+    await agents[1]!.restart();
+  }
+  const member = (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId);
+  assert.ok(member && isTerminal(member.phase) && member.snapshotAt === undefined, "the restarted pve2 settled its member without a point");
+});
