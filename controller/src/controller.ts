@@ -21,8 +21,13 @@ export interface ControllerParts {
   markers?: MarkerStore;
   /** The agent's client; default the one `config.agent` describes. */
   client?: AgentCalls;
-  /** What a failpoint does once logged: block for good (main.ts freezes the whole process). */
-  freeze?: () => Promise<void>;
+  /**
+   * What a failpoint does: block for good (main.ts freezes the whole process). It calls `announce`
+   * (which logs "paused at failpoint") once the freeze is in place, so whoever reads that line may
+   * treat the process as crashed — main.ts drops its signal handlers first, so a SIGTERM sent on
+   * that line kills the process instead of waiting in a handler the frozen loop never runs.
+   */
+  freeze?: (announce: () => void) => Promise<void>;
 }
 
 export class Controller {
@@ -49,11 +54,15 @@ export class Controller {
     this.markers = parts.markers ?? createFileMarkerStore(config.markerDir, config.stack);
     const driver = parts.driver ?? createStackDriver(config.driver);
     this.driver = driver;
-    const freeze = parts.freeze ?? (() => new Promise<void>(() => undefined));
+    const freeze =
+      parts.freeze ??
+      ((announce: () => void) => {
+        announce();
+        return new Promise<void>(() => undefined);
+      });
     const failpoint = async (name: Failpoint): Promise<void> => {
       if (config.failpoint !== name) return;
-      log.warn({ failpoint: name }, "paused at failpoint");
-      await freeze();
+      await freeze(() => log.warn({ failpoint: name }, "paused at failpoint"));
     };
     this.link = new AgentLink({
       api: this.client,

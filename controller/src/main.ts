@@ -44,9 +44,14 @@ function loadOrExit(): Readonly<ControllerConfig> {
   }
 }
 
-/** A failpoint emulates a crash at that point: the process freezes; signals get their default action (death). */
-async function freezeProcess(): Promise<void> {
+/**
+ * A failpoint emulates a crash at that point: the process freezes; signals get their default action
+ * (death). The handlers go before the failpoint is announced: a SIGTERM that came between the
+ * announcement and their removal would wait for an event loop that never runs again.
+ */
+async function freezeProcess(announce: () => void): Promise<void> {
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.removeAllListeners(sig);
+  announce();
   const cell = new Int32Array(new SharedArrayBuffer(4));
   for (;;) Atomics.wait(cell, 0, 0);
 }

@@ -288,6 +288,17 @@ test("kill -9 of the coordinator after the snapshot point: the other node's memb
     async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && j.phase === Phase.PHASE_ARCHIVING),
     30_000,
   );
+  // …and until the coordinator has that report (its stream from pve2 carries each change): the
+  // run it settles after its restart names the member's last phase it knew.
+  await waitFor(
+    "pve1 to know pve2's member archives",
+    async () => {
+      const shown = await lullctl(0, ["--json", "group", runId]);
+      const doc = JSON.parse(shown.stdout) as { group?: GroupJson } & GroupJson;
+      return (doc.group ?? doc).members.find((m) => m.guestId === "201@pve2" && m.phase === "archiving");
+    },
+    30_000,
+  );
   await agents[0]!.kill9();
 
   const member = await waitFor(
