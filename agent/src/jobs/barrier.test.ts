@@ -1,39 +1,14 @@
 // The quiesce barrier reads the job once per published batch: K acknowledgements that share one
 // commit (a burst of controllers, one group commit) cost one look at the store, not K.
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { EventKind, QuiescePolicy } from "@lull/proto";
-import { silentLogger, systemClock } from "@lull/shared";
-import { EventBus } from "../events/bus.js";
+import { systemClock } from "@lull/shared";
 import { waitForBarrier } from "./barrier.js";
-import { eventFor, newJobRecord } from "./job.js";
-import { newJobId } from "./job-id.js";
-import { JobLedger } from "./ledger.js";
-import { JobStore } from "./store.js";
+import { openTempJobLedger } from "./testing-ledger.js";
 
 test("acknowledgements committed together cost the barrier one read of the job", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "lull-barrier-"));
-  const store = JobStore.open(join(dir, "agent.db"));
-  t.after(() => {
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const bus = new EventBus(silentLogger());
-  const ledger = new JobLedger({ store, bus, log: silentLogger(), clock: systemClock });
-  const record = newJobRecord({
-    id: newJobId(Date.now()),
-    guestId: "g1",
-    engine: "native",
-    policy: QuiescePolicy.QUIESCE_POLICY_FAIL,
-    idempotencyKey: "k",
-    quiesceTimeoutMs: 60_000,
-    requestedBy: "test",
-    now: Date.now(),
-  });
-  const jobId = ledger.create(record, eventFor(record, EventKind.EVENT_KIND_PHASE)).job.id;
+  const { store, bus, ledger, createJob } = openTempJobLedger(t, "lull-barrier-");
+  const jobId = createJob("g1");
   const stacks = Array.from({ length: 20 }, (_, i) => `s${String(i).padStart(2, "0")}`);
   ledger.apply(jobId, { type: "start-quiesce", stacks });
 

@@ -1,36 +1,12 @@
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { EventKind, QuiescePolicy, type Event } from "@lull/proto";
-import { silentLogger, systemClock } from "@lull/shared";
-import { EventBus } from "../events/bus.js";
-import { eventFor, newJobRecord } from "./job.js";
-import { newJobId } from "./job-id.js";
-import { JobLedger } from "./ledger.js";
-import { JobStore } from "./store.js";
+import { EventKind, type Event } from "@lull/proto";
+import { eventFor } from "./job.js";
+import { openTempJobLedger } from "./testing-ledger.js";
 
 test("a note on an ended job is stored with its events and reaches a watcher following it live; the job stays as it was", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "lull-ledger-"));
-  const store = JobStore.open(join(dir, "agent.db"));
-  t.after(() => {
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const bus = new EventBus(silentLogger());
-  const ledger = new JobLedger({ store, bus, log: silentLogger(), clock: systemClock });
-  const record = newJobRecord({
-    id: newJobId(Date.now()),
-    guestId: "101",
-    engine: "vzdump",
-    policy: QuiescePolicy.QUIESCE_POLICY_FAIL,
-    idempotencyKey: "k",
-    quiesceTimeoutMs: 60_000,
-    requestedBy: "test",
-    now: Date.now(),
-  });
-  const jobId = ledger.create(record, eventFor(record, EventKind.EVENT_KIND_PHASE)).job.id;
+  const { store, bus, ledger, createJob } = openTempJobLedger(t, "lull-ledger-");
+  const jobId = createJob("101", "vzdump");
   const ended = ledger.apply(jobId, { type: "fail", code: "LULL_E_AGENT_RESTARTED", message: "agent restarted" });
   assert.throws(() => ledger.apply(jobId, { type: "note", message: "late" }), /already ended/);
 
@@ -45,26 +21,10 @@ test("a note on an ended job is stored with its events and reaches a watcher fol
 });
 
 test("an acknowledgement writes the acknowledged stack alone: the rows it changes do not grow with the barrier's stacks", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "lull-ledger-"));
-  const store = JobStore.open(join(dir, "agent.db"));
-  t.after(() => {
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const ledger = new JobLedger({ store, bus: new EventBus(silentLogger()), log: silentLogger(), clock: systemClock });
+  const { store, ledger, createJob } = openTempJobLedger(t, "lull-ledger-");
   const changes = () => (store.connection.prepare("SELECT total_changes() AS n").get() as { n: number }).n;
   const ackCost = (guestId: string, stackCount: number) => {
-    const record = newJobRecord({
-      id: newJobId(Date.now()),
-      guestId,
-      engine: "native",
-      policy: QuiescePolicy.QUIESCE_POLICY_FAIL,
-      idempotencyKey: `k-${guestId}`,
-      quiesceTimeoutMs: 60_000,
-      requestedBy: "test",
-      now: Date.now(),
-    });
-    const jobId = ledger.create(record, eventFor(record, EventKind.EVENT_KIND_PHASE)).job.id;
+    const jobId = createJob(guestId);
     const stacks = Array.from({ length: stackCount }, (_, i) => `s${String(i).padStart(3, "0")}`);
     ledger.apply(jobId, { type: "start-quiesce", stacks });
     const before = changes();

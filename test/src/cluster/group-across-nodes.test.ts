@@ -132,10 +132,45 @@ after(async () => {
 });
 
 /** pve2's member of run `runId` has every stack acknowledged (its own barrier ended; it waits for pve1's word). */
+/** The run as pve1's lullctl shows it (`lullctl --json group <run>`). */
+async function shownRun(runId: string, timeoutMs = 10_000): Promise<GroupJson> {
+  const shown = await lullctl(0, ["--json", "group", runId], timeoutMs);
+  const doc = JSON.parse(shown.stdout) as { group?: GroupJson } & GroupJson;
+  return doc.group ?? doc;
+}
+
+/** Waits for pve1's run to end; returns it as shown. */
+function runEnded(runId: string, timeoutMs: number): Promise<GroupJson> {
+  return waitFor(
+    "pve1's run to end",
+    async () => {
+      const group = await shownRun(runId);
+      return ["done", "failed", "cancelled"].includes(group.phase) ? group : undefined;
+    },
+    timeoutMs,
+  );
+}
+
 async function memberAcknowledged(runId: string): Promise<boolean> {
   const job = (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId);
   return job !== undefined && job.stacks.length > 0 && job.stacks.every((s) => s.state === StackState.STACK_STATE_QUIESCED);
 }
+
+/**
+ * Starts a run in which 201's member waits at the barrier: 101's stack takes 6 s to stop (its
+ * controller registered again with pve1), 201's acknowledges at once. Returns the run and its start.
+ */
+async function runWaitingAtBarrier(): Promise<{ runId: string; started: number }> {
+  await stacks[0]!.controller!.stop();
+  await startStackController(stacks[0]!, 0, 6_000);
+  const started = Date.now();
+  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+  await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
+  return { runId, started };
+}
+
 
 const ms = (iso: string | null | undefined) => (iso ? Date.parse(iso) : NaN);
 const last = (entries: LedgerEntry[], verb: "stop" | "start", event: "begin" | "end", since = 0) => entries.filter((e) => e.verb === verb && e.event === event && e.at >= since).at(-1);
@@ -228,14 +263,7 @@ test("kill -9 of the coordinator while the other node's member waits at the barr
 });
 
 test("pve2's network cut while its member waits at the barrier: every stack runs again by its deadline, both sides say what happened", async () => {
-  // 101's stack takes 6 s to stop, so 201's member waits at the barrier first; its controller registered with the restarted pve1.
-  await stacks[0]!.controller!.stop();
-  await startStackController(stacks[0]!, 0, 6_000);
-  const started = Date.now();
-  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
-  assert.equal(r.exitCode, 0, r.stderr);
-  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
-  await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
+  const { runId, started } = await runWaitingAtBarrier();
   const cutAt = Date.now();
   net.setLink(1, false);
   try {
@@ -248,16 +276,7 @@ test("pve2's network cut while its member waits at the barrier: every stack runs
     assert.equal(member.errorCode, "LULL_E_GROUP_COORDINATOR_LOST", member.errorMessage);
     assert.equal(member.snapshotAt, undefined);
     // The coordinator loses the member (its stream's keepalive) and fails the run, naming it.
-    const run = await waitFor(
-      "pve1's run to end",
-      async () => {
-        const g = await lullctl(0, ["--json", "group", runId], 10_000);
-        const doc = JSON.parse(g.stdout) as { group?: GroupJson } & GroupJson;
-        const group = doc.group ?? doc;
-        return ["done", "failed", "cancelled"].includes(group.phase) ? group : undefined;
-      },
-      40_000,
-    );
+    const run = await runEnded(runId, 40_000);
     assert.equal(run.phase, "failed");
     // The first cause is the lost member (the coordinator could not tell it to go on), named with its node.
     assert.equal(run.error?.code, "LULL_E_GROUP_MEMBER_LOST", run.error?.message);
@@ -292,11 +311,7 @@ test("kill -9 of the coordinator after the snapshot point: the other node's memb
   // run it settles after its restart names the member's last phase it knew.
   await waitFor(
     "pve1 to know pve2's member archives",
-    async () => {
-      const shown = await lullctl(0, ["--json", "group", runId]);
-      const doc = JSON.parse(shown.stdout) as { group?: GroupJson } & GroupJson;
-      return (doc.group ?? doc).members.find((m) => m.guestId === "201@pve2" && m.phase === "archiving");
-    },
+    async () => (await shownRun(runId)).members.find((m) => m.guestId === "201@pve2" && m.phase === "archiving"),
     30_000,
   );
   await agents[0]!.kill9();
@@ -312,9 +327,7 @@ test("kill -9 of the coordinator after the snapshot point: the other node's memb
   assert.ok(resumed, "201's stack ran again");
 
   await agents[0]!.restart();
-  const settled = await lullctl(0, ["--json", "group", runId], 20_000);
-  const doc = JSON.parse(settled.stdout) as { group?: GroupJson } & GroupJson;
-  const group = doc.group ?? doc;
+  const group = await shownRun(runId, 20_000);
   assert.equal(group.phase, "failed");
   assert.equal(group.error?.code, "LULL_E_AGENT_RESTARTED", group.error?.message);
   assert.ok(group.error?.failedGuests.includes("201@pve2"), "the run names the member it could not follow to its end");
@@ -322,26 +335,11 @@ test("kill -9 of the coordinator after the snapshot point: the other node's memb
 });
 
 test("kill -9 of the member's node while its member waits at the barrier: the coordinator fails the run naming it lost, every stack runs again", async () => {
-  await stacks[0]!.controller!.stop();
-  await startStackController(stacks[0]!, 0, 6_000);
-  const started = Date.now();
-  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
-  assert.equal(r.exitCode, 0, r.stderr);
-  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
-  await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
+  const { runId, started } = await runWaitingAtBarrier();
   const killedAt = Date.now();
   await agents[1]!.kill9();
   try {
-    const run = await waitFor(
-      "pve1's run to end",
-      async () => {
-        const g = await lullctl(0, ["--json", "group", runId], 10_000);
-        const doc = JSON.parse(g.stdout) as { group?: GroupJson } & GroupJson;
-        const group = doc.group ?? doc;
-        return ["done", "failed", "cancelled"].includes(group.phase) ? group : undefined;
-      },
-      30_000,
-    );
+    const run = await runEnded(runId, 30_000);
     assert.equal(run.phase, "failed");
     assert.equal(run.error?.code, "LULL_E_GROUP_MEMBER_LOST", run.error?.message);
     assert.match(run.error?.message ?? "", /201@pve2 failed in quiescing \(LULL_E_GROUP_MEMBER_LOST: node pve2 stopped answering before the snapshot point/);
