@@ -31,6 +31,7 @@ import {
   type LedgerEntry,
 } from "../support/index.js";
 import { requireAvailable } from "../support/require.js";
+import { installSlowCommand } from "../support/slow-command.js";
 import { checkRestoredRecords, restoreArchive } from "../demo/restore-check.js";
 import { readRecords, recordsFile } from "../demo/records.js";
 import { ClusterNet, netnsUnavailable } from "./netns.js";
@@ -294,8 +295,14 @@ test("pve2's network cut while its member waits at the barrier: every stack runs
 });
 
 test("kill -9 of the coordinator after the snapshot point: the other node's member archives on and keeps its point; the restarted coordinator names it as not followed", async () => {
-  // Enough data that pve2's member is still archiving when pve1 dies.
-  await writeSeedData({ dir: join(stacks[1]!.dataDir, "attachments"), totalBytes: 96 * 1024 ** 2 });
+  // pve2's member must still be archiving when pve1 dies, however fast this machine is: pve2's
+  // agent runs again with a zstd that starts 8 s late (the shim stays for the tests after this one,
+  // which end before any archive), and its controller registers with it again.
+  await writeSeedData({ dir: join(stacks[1]!.dataDir, "attachments"), totalBytes: 32 * 1024 ** 2 });
+  const slowZstd = await installSlowCommand({ binDir: join(dir, "pve2-bin"), command: "zstd", delayMs: 8_000 });
+  await stacks[1]!.controller!.stop();
+  await agents[1]!.restart({ env: slowZstd.env() });
+  await startStackController(stacks[1]!, 1);
   await stacks[0]!.controller!.stop();
   await startStackController(stacks[0]!, 0);
   const started = Date.now();
