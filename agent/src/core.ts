@@ -76,9 +76,10 @@ export function buildAgentCore(deps: AgentCoreDeps): AgentCore {
     groups: eitherMembership(coordinator, remoteMembers),
     ...(deps.progressIntervalMs !== undefined ? { progressIntervalMs: deps.progressIntervalMs } : {}),
   });
+  const guests = new Map(config.guests.map((g) => [g.id, g]));
   const groupHandlers = createGroupHandlers({
     config,
-    guests: new Map(config.guests.map((g) => [g.id, g])),
+    guests,
     groupLedger,
     coordinator,
     runner,
@@ -88,7 +89,7 @@ export function buildAgentCore(deps: AgentCoreDeps): AgentCore {
   });
   const remoteGroupHandlers = createRemoteGroupHandlers({
     config,
-    guests: new Map(config.guests.map((g) => [g.id, g])),
+    guests,
     ledger,
     runner,
     bus,
