@@ -105,7 +105,9 @@ export function scaledTiming(lockTimeoutMs: number): LeaseTiming {
   return out;
 }
 
-export const lockPath = (name: string) => `priv/lock/lull-${name}`;
+/** pmxcfs's lock directory (pve-cluster's `$lockdir`), relative to the mount. */
+export const LOCK_DIR = "priv/lock";
+export const lockPath = (name: string) => `${LOCK_DIR}/lull-${name}`;
 
 export type AcquireResult = { held: true; lease: Lease } | { held: false; reason: string; code: "no-quorum" | "timeout" | "error" };
 
@@ -121,6 +123,13 @@ export async function acquireLease(fs: ClusterFs, name: string, timing: LeaseTim
       return { held: false, code: "error", reason: `cfs-lock '${id}' error: cannot read the quorum flag: ${(err as Error).message}` };
     }
     if (!quorate) return { held: false, code: "no-quorum", reason: `cfs-lock '${id}' error: no quorum!` };
+    // As cfs_lock does: make the lock directory first (a new cluster may not have one yet).
+    const made = await fs.mkdir(LOCK_DIR).then(() => undefined, (err: unknown) => (errno(err) === "EEXIST" ? undefined : err));
+    if (made !== undefined) {
+      const code = errno(made);
+      if (code === "EACCES" || code === "EROFS") return { held: false, code: "no-quorum", reason: `cfs-lock '${id}' error: no quorum!` };
+      return { held: false, code: "error", reason: `cfs-lock '${id}' error: can't create '${LOCK_DIR}' (pmxcfs not mounted?): ${(made as Error).message}` };
+    }
     try {
       await fs.mkdir(path);
       const lease = new Lease(fs, path, id, timing, clock);
