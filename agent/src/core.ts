@@ -8,6 +8,8 @@ import { EventBus } from "./events/bus.js";
 import { GroupCoordinator } from "./groups/coordinator.js";
 import { GroupLedger } from "./groups/ledger.js";
 import { RemoteMemberships, eitherMembership } from "./groups/remote-member.js";
+import { groupLeases } from "./groups/lease.js";
+import type { LeaseTiming } from "./schedules/lease.js";
 import { createRemoteGroupHandlers, type RemoteGroupHandlers } from "./api/remote-group-handlers.js";
 import { failpointPhase } from "./jobs/failpoint.js";
 import { JobLedger } from "./jobs/ledger.js";
@@ -86,6 +88,8 @@ export function buildAgentCore(deps: AgentCoreDeps): AgentCore {
     clock,
     log,
     isShuttingDown: deps.isShuttingDown,
+    // A run of a group with members on other nodes takes the group's pmxcfs lease (groups/lease.ts).
+    leases: groupLeases({ node: config.node, clusterRoot: config.schedules.clusterRoot, timing: config.schedules.lease as LeaseTiming, clock }),
   });
   const remoteGroupHandlers = createRemoteGroupHandlers({
     config,

@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   LULL_E_GROUP_UNSUPPORTED: { status: status.FAILED_PRECONDITION, terminal: true },
   LULL_E_GROUP_COORDINATOR_LOST: { status: status.ABORTED, terminal: true },
   LULL_E_GROUP_MEMBER_LOST: { status: status.UNAVAILABLE, terminal: true },
+  LULL_E_GROUP_LEASE_UNAVAILABLE: { status: status.FAILED_PRECONDITION, terminal: false },
+  LULL_E_GROUP_LEASE_LOST: { status: status.ABORTED, terminal: true },
   LULL_E_RESUMED_BEFORE_SNAPSHOT: { status: status.ABORTED, terminal: true },
   LULL_E_DATA_DIR_LOCKED: { status: status.FAILED_PRECONDITION, terminal: true },
   LULL_E_EVENTS_PRUNED: { status: status.OUT_OF_RANGE, terminal: true },

@@ -14,6 +14,8 @@ import type { GroupConfig } from "../groups/config.js";
 import { remoteMemberName, type GroupCoordinator } from "../groups/coordinator.js";
 import { memberJobKey, newGroupRunId, newGroupRunRecord, toApiGroupRun, type GroupRunRecord } from "../groups/group-run.js";
 import type { GroupLedger } from "../groups/ledger.js";
+import type { GroupLeases } from "../groups/lease.js";
+import type { Lease } from "../schedules/lease.js";
 import { POLICIES, quiesceSettings } from "../jobs/policy.js";
 import * as check from "./group-validate.js";
 import { pageOf } from "./page-token.js";
@@ -28,10 +30,12 @@ export interface GroupServiceDeps {
   clock: Clock;
   log: Logger;
   isShuttingDown: () => boolean;
+  /** The groups' pmxcfs leases (a run with members on other nodes takes its group's before anything exists). */
+  leases?: GroupLeases | undefined;
 }
 
 export interface GroupHandlers {
-  startGroupBackup(req: StartGroupBackupRequest): StartGroupBackupResponse;
+  startGroupBackup(req: StartGroupBackupRequest): Promise<StartGroupBackupResponse>;
   getGroup(req: GetGroupRequest): GroupRun;
   listGroups(req: ListGroupsRequest): ListGroupsResponse;
   cancelGroup(req: CancelGroupRequest): Promise<CancelGroupResponse>;
@@ -61,42 +65,26 @@ export function createGroupHandlers(deps: GroupServiceDeps): GroupHandlers {
   };
 
   return {
-    startGroupBackup(req) {
+    async startGroupBackup(req) {
       const r = check.startGroupBackupRequest(guests, groups, req);
       if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down and takes no new backups");
-      const now = clock.now();
-      const id = newGroupRunId(now);
-      const { policy, quiesceTimeoutMs } = quiesceSettings(config, r.group ?? {}, r);
-      const run = newGroupRunRecord({
-        id,
-        groupId: r.groupId,
-        guestIds: [...r.members.map((g) => g.id), ...r.remote.map(remoteMemberName)].sort(),
-        policy,
-        // Without a key a request is not retryable; the run id serves as its key.
-        idempotencyKey: r.idempotencyKey ?? id,
-        quiesceTimeoutMs,
-        requestedBy: r.requestedBy,
-        now,
-      });
-      const members = r.members.map((guest) =>
-        newJobRecord({
-          id: newJobId(now),
-          guestId: guest.id,
-          engine: guest.engine,
-          policy,
-          idempotencyKey: memberJobKey(id, guest.id),
-          quiesceTimeoutMs,
-          requestedBy: r.requestedBy,
-          now,
-          groupRunId: id,
-        }),
-      );
-      const created = groupLedger.create(run, members);
-      if (created.created) {
-        coordinator.begin(created.run, created.members, r.remote);
-        for (const member of created.members) runner.start(member);
+      // Members on other nodes: this node coordinates only while it holds the group's lease. A run of
+      // the group this node already follows holds it (a retry with the same key returns that run).
+      let lease: Lease | undefined;
+      if (r.remote.length > 0 && !coordinator.coordinates(r.groupId)) {
+        if (!deps.leases) throw new LullError("LULL_E_CONFIG_INVALID", `group ${r.groupId} has members on other nodes, but this agent has no pmxcfs to take the group's lease in (schedules.clusterRoot)`);
+        lease = await deps.leases(r.groupId);
+        if (deps.isShuttingDown()) {
+          await lease.release();
+          throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down and takes no new backups");
+        }
       }
-      return { group: api(runOf(created.run.id)), created: created.created };
+      try {
+        return start(r, lease);
+      } catch (err) {
+        await lease?.release();
+        throw err;
+      }
     },
 
     getGroup(req) {
@@ -115,4 +103,43 @@ export function createGroupHandlers(deps: GroupServiceDeps): GroupHandlers {
       return { group: api(await cancelGroupRun({ groupLedger, coordinator, runner, log: deps.log }, r.groupRunId, r.reason)) };
     },
   };
+
+  /** Creates the run and its local member jobs in one transaction and starts them; `lease` goes to the coordinator with a new run. */
+  function start(r: ReturnType<typeof check.startGroupBackupRequest>, lease: Lease | undefined): StartGroupBackupResponse {
+    const now = clock.now();
+    const id = newGroupRunId(now);
+    const { policy, quiesceTimeoutMs } = quiesceSettings(config, r.group ?? {}, r);
+    const run = newGroupRunRecord({
+      id,
+      groupId: r.groupId,
+      guestIds: [...r.members.map((g) => g.id), ...r.remote.map(remoteMemberName)].sort(),
+      policy,
+      // Without a key a request is not retryable; the run id serves as its key.
+      idempotencyKey: r.idempotencyKey ?? id,
+      quiesceTimeoutMs,
+      requestedBy: r.requestedBy,
+      now,
+    });
+    const members = r.members.map((guest) =>
+      newJobRecord({
+        id: newJobId(now),
+        guestId: guest.id,
+        engine: guest.engine,
+        policy,
+        idempotencyKey: memberJobKey(id, guest.id),
+        quiesceTimeoutMs,
+        requestedBy: r.requestedBy,
+        now,
+        groupRunId: id,
+      }),
+    );
+    const created = groupLedger.create(run, members);
+    if (created.created) {
+      coordinator.begin(created.run, created.members, r.remote, lease);
+      for (const member of created.members) runner.start(member);
+    } else if (lease) {
+      void lease.release();
+    }
+    return { group: api(runOf(created.run.id)), created: created.created };
+  }
 }

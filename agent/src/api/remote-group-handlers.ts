@@ -2,11 +2,15 @@
 // node (groups/README.md, "Across nodes"). JoinGroupRun creates the member job of the other
 // node's run for a guest of this node, runs it with a RemoteMembership (groups/remote-member.ts)
 // and streams the member's steps to the caller; ReleaseGroupMember is the coordinator's word.
+// A node may ask a guest of this node to join only a group this node's own config defines with that
+// guest under `guests` and a member on the asking node under `remote` (the group is defined on every
+// node that hosts a member): a node credential cannot back up any other guest of this node.
 // Only the node that asked a member to join may release or fail it (a node principal; an operator
 // may do both, e.g. a test or a recovery by hand).
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import {
   EventKind,
+  GroupMemberGo,
   GroupMemberStep,
   QuiescePolicy,
   type GroupMemberReport,
@@ -65,11 +69,22 @@ export function createRemoteGroupHandlers(deps: RemoteGroupDeps): RemoteGroupHan
   const { config, guests, ledger, runner, bus, clock, memberships } = deps;
   const log = deps.log.child({ component: "group-member" });
 
+  /** PERMISSION_DENIED unless this node's config has group `groupId` with `guestId` here and a member on node `asker`. */
+  function checkDefinedHere(groupId: string, guestId: string, asker: string, groupRunId: string): void {
+    const group = config.groups.find((g) => g.id === groupId);
+    const fix = `define group ${groupId || "(none)"} on node ${config.node} too, with guest ${guestId} under guests and the members on node ${asker} under remote (groups/README.md, "Across nodes")`;
+    const denied = (why: string) => new LullError("LULL_E_PERMISSION_DENIED", `node ${asker} asked guest ${guestId} to join group run ${groupRunId}, but ${why}: ${fix}`);
+    if (!group) throw denied(`this node's config has no group ${groupId || "(the request names none)"}`);
+    if (!group.guests.includes(guestId)) throw denied(`group ${groupId} on this node does not list guest ${guestId} under guests`);
+    if (!(group.remote ?? []).some((m) => m.node === asker)) throw denied(`group ${groupId} on this node names no member on node ${asker}`);
+  }
+
   function join(call: ServerWritableStream<JoinGroupRunRequest, GroupMemberReport>, caller: Principal | undefined): void {
     const req = call.request;
     const coordinator = askerOf(caller);
     const groupRunId = validGroupRunId(req.groupRunId);
     const guest = requireGuest(guests, req.guestId);
+    if (caller?.kind === "node") checkDefinedHere(req.groupId, guest.id, caller.node, groupRunId);
     const problem = groupEngineProblem(guest.id, guest.engine);
     if (problem) throw new LullError("LULL_E_GROUP_UNSUPPORTED", `${problem}; it cannot join group run ${groupRunId} of node ${coordinator}`);
     if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down and takes no new backups");
@@ -152,7 +167,21 @@ export function createRemoteGroupHandlers(deps: RemoteGroupDeps): RemoteGroupHan
       if (caller?.kind !== "operator" && asker !== found.membership.coordinator) {
         throw new LullError("LULL_E_PERMISSION_DENIED", `${asker} did not ask guest ${guestId} to join group run ${groupRunId} (node ${found.membership.coordinator} did): only that node may release it`);
       }
-      const accepted = found.membership.release(req.go, validate.text(req.errorCode, "error_code", 64), validate.text(req.errorMessage, "error_message", LIMITS.reason));
+      const message = validate.text(req.errorMessage, "error_message", LIMITS.reason);
+      if (req.go === GroupMemberGo.GROUP_MEMBER_GO_CANCEL) {
+        // Cancelled as CancelJob cancels a job here (before or after the point): it ends `cancelled`, its stacks run again.
+        const job = ledger.store.getJob(found.jobId);
+        if (!job || isTerminal(job.phase)) return { accepted: false };
+        const reason = message || `group run ${groupRunId} cancelled by node ${asker}`;
+        found.membership.cancelled(reason);
+        log.info({ groupRunId, guestId, jobId: found.jobId, coordinator: asker, reason }, "member cancelled by its coordinator");
+        runner.cancel(found.jobId, reason).catch((err: unknown) => {
+          const e = asLullError(err);
+          log.warn({ groupRunId, jobId: found.jobId, code: e.code, err: e.message }, "member not cancelled");
+        });
+        return { accepted: true };
+      }
+      const accepted = found.membership.release(req.go, validate.text(req.errorCode, "error_code", 64), message);
       return { accepted };
     },
   };

@@ -60,7 +60,7 @@ describe("cancelling a group run before its snapshot point", () => {
     const f = setUp({ engine });
     f.register("101", "web");
     f.register("102", "db");
-    const started = f.start({ guestIds: ["101", "102"], quiesceTimeoutMs: 10_000 });
+    const started = await f.start({ guestIds: ["101", "102"], quiesceTimeoutMs: 10_000 });
     await f.waitFor("both quiescing", () => f.activeJob("101").phase === Phase.PHASE_QUIESCING && f.activeJob("102").phase === Phase.PHASE_QUIESCING);
     f.acknowledge("101", "web");
     await f.waitFor("101's own barrier to end", () => f.activeJob("101").consistency === Consistency.CONSISTENCY_APP);
@@ -89,7 +89,7 @@ describe("cancelling a group run before its snapshot point", () => {
     // 102's snapshot takes long; 101's copy exists and waits for the snapshot point.
     const engine = new TimelineEngine({ snapshotDelayMs: { "102": 60_000 } });
     const f = setUp({ engine });
-    const started = f.start({ guestIds: ["101", "102"] });
+    const started = await f.start({ guestIds: ["101", "102"] });
     await f.waitFor("101's snapshot", () => engine.timeline.includes("snapshot 101"));
 
     const run = (await cancel(f, started.id, "wrong night")).group as GroupRun;
@@ -127,7 +127,7 @@ describe("cancelling a group run after its snapshot point", () => {
       if (e.kind !== EventKind.EVENT_KIND_PROGRESS || cancelling || !existsSync(partial102())) return;
       cancelling = new Promise((resolve, reject) => queueMicrotask(() => void cancel(f, runId, "disk needed").then(resolve, reject)));
     });
-    runId = f.start({ guestIds: ["101", "102"] }).id;
+    runId = (await f.start({ guestIds: ["101", "102"] })).id;
     await f.waitFor("102's partial archive to exist while it is written", () => cancelling, 20_000);
     const run = (await (cancelling as Promise<CancelGroupResponse>)).group as GroupRun;
 
@@ -153,7 +153,7 @@ describe("cancelling a group run after its snapshot point", () => {
 describe("what CancelGroup refuses", () => {
   it("a run that ended (FAILED_PRECONDITION, as CancelJob), an unknown run, a malformed id or reason; nothing changes", async () => {
     const f = setUp({ engine: new TimelineEngine() });
-    const started = f.start({ guestIds: ["101", "102"] });
+    const started = await f.start({ guestIds: ["101", "102"] });
     const done = await f.waitForRunEnd(started.id);
     assert.equal(done.phase, Phase.PHASE_DONE);
     await assert.rejects(cancel(f, started.id), rejectsWithCode("LULL_E_JOB_TERMINAL", /group run g-\w+ has already ended \(done\)/));
@@ -168,7 +168,7 @@ describe("what CancelGroup refuses", () => {
 
   it("a second cancel of a cancelled run is refused the same way", async () => {
     const f = setUp({ engine: new TimelineEngine({ snapshotDelayMs: { "101": 60_000, "102": 60_000 } }) });
-    const started = f.start({ guestIds: ["101", "102"] });
+    const started = await f.start({ guestIds: ["101", "102"] });
     await f.waitFor("both snapshotting", () => f.activeJob("101").phase === Phase.PHASE_SNAPSHOTTING && f.activeJob("102").phase === Phase.PHASE_SNAPSHOTTING);
     const [first, second] = await Promise.allSettled([cancel(f, started.id, "first"), cancel(f, started.id, "second")]);
     assert.equal(first.status, "fulfilled");

@@ -4,6 +4,8 @@
 // its engine releases what it took (a copy, a partial archive) in `finally`, and the job ends
 // `cancelled`, which is what tells its controllers to start their stacks again when the job never
 // reached `snapshotted`. Members are cancelled together, each bounded by the runner's cancel grace.
+// Members on other nodes are cancelled by their own node (the coordinator's CANCEL word, before or
+// after the point) and the call waits for their ends to be reported too, at most REMOTE_CANCEL_WAIT_MS.
 // Once they all ended, the run is settled: `cancelled` (see outcome.ts), and returned.
 import { isTerminal, LullError, phaseName, type Logger } from "@lull/shared";
 import type { JobRunner } from "../jobs/runner.js";
@@ -16,7 +18,11 @@ export interface GroupCancelDeps {
   coordinator: GroupCoordinator;
   runner: Pick<JobRunner, "cancel">;
   log: Logger;
+  /** How long the call waits for members on other nodes to report their end (default 9 s, below a client's usual 10 s deadline). */
+  remoteWaitMs?: number;
 }
+
+export const REMOTE_CANCEL_WAIT_MS = 9_000;
 
 function alreadyEnded(runId: string, run: GroupRunRecord | undefined): LullError {
   const how = run && isTerminal(run.phase) ? ` (${phaseName(run.phase)})` : ": every member job has ended";
@@ -42,10 +48,10 @@ export async function cancelGroupRun(deps: GroupCancelDeps, runId: string, reaso
     // Its members ended a moment ago and the run is about to be settled: settle it now, cancel nothing.
     throw alreadyEnded(runId, deps.coordinator.settle(runId));
   }
-  // Members on other nodes are told by the coordinator (before the point they stop; after it they archive on).
-  deps.coordinator.cancel(runId, reason);
-  deps.log.info({ groupRunId: runId, reason, jobs: open.map((m) => m.id) }, "group cancel requested");
+  // Members on other nodes are cancelled by their node, told by the coordinator (CANCEL).
   const memberReason = memberCancelReason(runId, reason);
+  deps.coordinator.cancel(runId, reason, memberReason);
+  deps.log.info({ groupRunId: runId, reason, jobs: open.map((m) => m.id) }, "group cancel requested");
   const local = new Set(store.localMemberJobs(runId).map((m) => m.id));
   await Promise.all(
     open.filter((m) => local.has(m.id)).map((member) =>
@@ -56,5 +62,7 @@ export async function cancelGroupRun(deps: GroupCancelDeps, runId: string, reaso
       }),
     ),
   );
+  // Their nodes report the members' ends on the JoinGroupRun streams; bounded as a local member's cancel is.
+  await deps.coordinator.remoteMembersEnded(runId, deps.remoteWaitMs ?? REMOTE_CANCEL_WAIT_MS);
   return deps.coordinator.settle(runId) ?? run;
 }

@@ -33,7 +33,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function startWithWebAcknowledged(f: GroupFixture, req: Partial<StartGroupBackupRequest>): Promise<GroupRun> {
   f.register("101", "web");
   f.register("102", "db");
-  const run = f.start({ guestIds: ["101", "102"], quiesceTimeoutMs: 10_000, ...req });
+  const run = await f.start({ guestIds: ["101", "102"], quiesceTimeoutMs: 10_000, ...req });
   await f.waitFor("both quiescing", () => f.activeJob("101").phase === Phase.PHASE_QUIESCING && f.activeJob("102").phase === Phase.PHASE_QUIESCING);
   f.acknowledge("101", "web");
   return run;
@@ -46,7 +46,7 @@ describe("group barrier and snapshot point", () => {
     f.register("101", "web");
     f.register("102", "db");
     f.register("102", "cache");
-    const run = f.start({ guestIds: ["102", "101"], idempotencyKey: "shop-1", quiesceTimeoutMs: 10_000, requestedBy: "test" });
+    const run = await f.start({ guestIds: ["102", "101"], idempotencyKey: "shop-1", quiesceTimeoutMs: 10_000, requestedBy: "test" });
     assert.deepEqual(run.guestIds, ["101", "102"]);
     assert.equal(run.jobIds.length, 2);
     assert.equal(run.phase, Phase.PHASE_QUIESCING);
@@ -87,7 +87,7 @@ describe("group barrier and snapshot point", () => {
   it("a member without a point-in-time copy waits for the snapshot point before archiving in place", async () => {
     const engine = new TimelineEngine({ noCopy: ["103"], snapshotDelayMs: { "101": 100 } });
     const f = setUp(engine, ["101", "102", "103"], { noCopy: ["103"] });
-    const run = f.start({ guestIds: ["101", "102", "103"] });
+    const run = await f.start({ guestIds: ["101", "102", "103"] });
     const ended = await f.waitForRunEnd(run.id);
     assert.equal(ended.phase, Phase.PHASE_DONE);
     assert.equal(ended.consistency, Consistency.CONSISTENCY_CRASH, "no stack registered: crash-consistent");
@@ -123,7 +123,7 @@ describe("failure before the snapshot point fails the whole group", () => {
   it("a snapshot failure: the snapshot already taken is released, every member fails, no member reaches snapshotted", async () => {
     const engine = new TimelineEngine({ failSnapshot: ["102"], snapshotDelayMs: { "102": 100 } });
     const f = setUp(engine);
-    const run = f.start({ guestIds: ["101", "102"] });
+    const run = await f.start({ guestIds: ["101", "102"] });
     const ended = await f.waitForRunEnd(run.id);
     assert.equal(ended.phase, Phase.PHASE_FAILED);
     assert.equal(ended.errorCode, "LULL_E_SNAPSHOT_FAILED");
@@ -142,7 +142,7 @@ describe("failure before the snapshot point fails the whole group", () => {
     const f = setUp(engine);
     f.register("101", "web");
     f.register("102", "db");
-    const run = f.start({ guestIds: ["101", "102"], quiesceTimeoutMs: 300 });
+    const run = await f.start({ guestIds: ["101", "102"], quiesceTimeoutMs: 300 });
     await f.waitFor("101 quiescing", () => f.activeJob("101").phase === Phase.PHASE_QUIESCING);
     f.acknowledge("101", "web");
     const ended = await f.waitForRunEnd(run.id);
@@ -169,7 +169,7 @@ describe("failure before the snapshot point fails the whole group", () => {
     const engine = new TimelineEngine();
     const f = setUp(engine);
     f.register("102", "db");
-    const run = f.start({ guestIds: ["101", "102"], quiesceTimeoutMs: 10_000 });
+    const run = await f.start({ guestIds: ["101", "102"], quiesceTimeoutMs: 10_000 });
     await f.waitFor("102 quiescing", () => f.activeJob("102").phase === Phase.PHASE_QUIESCING);
     await f.runner.cancel(f.activeJob("101").id, "operator");
     const ended = await f.waitForRunEnd(run.id);
@@ -202,7 +202,7 @@ describe("policy and independence", () => {
   it("after the snapshot point members archive on their own: one archive failure fails only that member; the run names it", async () => {
     const engine = new TimelineEngine({ failArchive: ["102"] });
     const f = setUp(engine);
-    const run = f.start({ guestIds: ["101", "102"] });
+    const run = await f.start({ guestIds: ["101", "102"] });
     const ended = await f.waitForRunEnd(run.id);
     assert.equal(ended.phase, Phase.PHASE_FAILED);
     assert.equal(ended.errorCode, "LULL_E_ARCHIVE_FAILED");
@@ -222,7 +222,7 @@ describe("starting a group", () => {
     const single = newJobRecord({ id: newJobId(now), guestId: "102", engine: "native", policy: 1, idempotencyKey: "solo", quiesceTimeoutMs: 1000, requestedBy: "", now });
     f.ledger.create(single, eventFor(single, EventKind.EVENT_KIND_PHASE));
     f.runner.start(single);
-    assert.throws(
+    await assert.rejects(
       () => f.start({ guestIds: ["101", "102"], idempotencyKey: "busy" }),
       (err: unknown) => err instanceof LullError && err.code === "LULL_E_GUEST_BUSY" && /guest 102/.test(err.message),
     );
@@ -234,11 +234,11 @@ describe("starting a group", () => {
   it("is idempotent per key; the same key for other guests is LULL_E_IDEMPOTENCY_CONFLICT", async () => {
     const engine = new TimelineEngine();
     const f = setUp(engine, ["101", "102", "103"]);
-    const first = f.start({ guestIds: ["101", "102"], idempotencyKey: "nightly" });
-    const again = f.handlers.startGroupBackup({ groupId: "", guestIds: ["102", "101"], idempotencyKey: "nightly", policy: 0, quiesceTimeoutMs: 0, requestedBy: "" });
+    const first = await f.start({ guestIds: ["101", "102"], idempotencyKey: "nightly" });
+    const again = await f.handlers.startGroupBackup({ groupId: "", guestIds: ["102", "101"], idempotencyKey: "nightly", policy: 0, quiesceTimeoutMs: 0, requestedBy: "" });
     assert.equal(again.created, false);
     assert.equal(again.group?.id, first.id);
-    assert.throws(
+    await assert.rejects(
       () => f.start({ guestIds: ["101", "103"], idempotencyKey: "nightly" }),
       (err: unknown) => err instanceof LullError && err.code === "LULL_E_IDEMPOTENCY_CONFLICT",
     );

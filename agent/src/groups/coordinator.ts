@@ -17,7 +17,9 @@
 // member's node runs its job (JoinGroupRun) and reports its steps, which enter the same barrier
 // and point as a local member's; the coordinator's word goes back with ReleaseGroupMember. The
 // member job as last reported is kept in `group_remote_members`, so reconcile, the outcome and
-// recovery read remote members from the store as they read local ones.
+// recovery read remote members from the store as they read local ones. Such a run holds the
+// group's pmxcfs lease (lease.ts) until it is forgotten: a lease lost before the snapshot point
+// fails the run, and the lease is checked before the barrier and the point are committed.
 import { Consistency, EventKind, GroupMemberGo, GroupMemberStep, Job, Phase, StackState, type GroupMemberReport } from "@lull/proto";
 import { LullError, callUnary, fromServiceError, isTerminal, phaseName, type ClusterPeers, type Clock, type Logger } from "@lull/shared";
 import type { EventBus } from "../events/bus.js";
@@ -26,6 +28,7 @@ import type { GroupMembership, GroupMemberships } from "../jobs/membership.js";
 import { Deferred } from "./deferred.js";
 import type { GroupRunRecord } from "./group-run.js";
 import type { GroupLedger } from "./ledger.js";
+import type { Lease } from "../schedules/lease.js";
 import type { GroupEvent } from "./machine.js";
 import { MEMBER_FAILED_CODE, groupOutcome, quote, rootCause } from "./outcome.js";
 
@@ -42,6 +45,10 @@ export interface GroupCoordinatorDeps {
   snapshotTimeoutMs?: number;
   /** The other nodes' agents (members on other nodes); undefined while the cluster part is off. */
   peers?: () => ClusterPeers | undefined;
+  /** After the point, a remote member whose stream broke is read with GetJob this often (default 2 s)… */
+  remoteFollowEveryMs?: number;
+  /** …until its node did not answer for this long in a row (default 60 s): then it is lost. */
+  remoteFollowGiveUpMs?: number;
 }
 
 /** A member guest on another node of the cluster. */
@@ -68,6 +75,8 @@ interface Member {
 
 interface ActiveGroup {
   id: string;
+  /** The configured group it is a run of ("" for an ad hoc group). */
+  groupId: string;
   members: Map<string, Member>;
   abort: AbortController;
   failure?: LullError;
@@ -78,6 +87,8 @@ interface ActiveGroup {
   reconcileQueued: boolean;
   /** Aborted when the coordinator forgets the run: closes the remote members' streams. */
   links: AbortController;
+  /** The group's pmxcfs lease (a run with members on other nodes), released when the run is forgotten. */
+  lease?: Lease;
 }
 
 /** `member 102 (job j-…) failed in quiescing: LULL_E_QUIESCE_REFUSED: …` */
@@ -104,10 +115,11 @@ export class GroupCoordinator implements GroupMemberships {
   }
 
   /** Takes charge of a run just created (queued, members queued): call before starting the member runs. */
-  begin(run: GroupRunRecord, members: readonly JobRecord[], remote: readonly RemoteMemberSpec[] = []): void {
+  begin(run: GroupRunRecord, members: readonly JobRecord[], remote: readonly RemoteMemberSpec[] = [], lease?: Lease): void {
     const remoteMembers: Member[] = remote.map((spec) => ({ jobId: `remote ${remoteMemberName(spec)}`, guestId: remoteMemberName(spec), makesCopy: true, remote: spec }));
     const group: ActiveGroup = {
       id: run.id,
+      groupId: run.groupId,
       members: new Map([
         ...members.map((m): [string, Member] => [m.id, { jobId: m.id, guestId: m.guestId, makesCopy: this.deps.makesCopy(m.guestId) }]),
         ...remoteMembers.map((m): [string, Member] => [m.jobId, m]),
@@ -119,6 +131,7 @@ export class GroupCoordinator implements GroupMemberships {
       unsubscribe: () => {},
       reconcileQueued: false,
       links: new AbortController(),
+      ...(lease ? { lease } : {}),
     };
     // Until its node reports, a remote member is a queued job of the run (the run cannot end without it).
     for (const m of remoteMembers) {
@@ -131,6 +144,17 @@ export class GroupCoordinator implements GroupMemberships {
       if (event.kind === EventKind.EVENT_KIND_PHASE || resumed) this.schedule(group);
     });
     this.commit(group, { type: "start" });
+    if (lease) {
+      const lost = () => {
+        if (group.point.settled && !group.failure) {
+          this.deps.log.warn({ groupRunId: run.id, lease: lease.id, err: lease.lostReason }, "the group's lease was lost after the snapshot point; the members go on alone");
+          return;
+        }
+        this.fail(group, "LULL_E_GROUP_LEASE_LOST", `this node lost the group's pmxcfs lease ${lease.id} (${lease.lostReason}); it stopped coordinating the run`);
+      };
+      if (lease.signal.aborted) lost();
+      else lease.signal.addEventListener("abort", lost, { once: true });
+    }
     for (const m of remoteMembers) void this.linkRemote(group, m, run);
     const limit = run.quiesceTimeoutMs + this.barrierSlackMs;
     this.after(group, limit, () => {
@@ -138,6 +162,12 @@ export class GroupCoordinator implements GroupMemberships {
       const waiting = [...group.members.values()].filter((m) => m.consistency === undefined).map((m) => m.guestId);
       this.fail(group, "LULL_E_QUIESCE_TIMEOUT", `not every member ended its quiesce barrier within ${limit} ms: ${waiting.join(", ")}`);
     });
+  }
+
+  /** Whether this coordinator follows a run of configured group `groupId` now (it holds the group's lease, if the group has one). */
+  coordinates(groupId: string): boolean {
+    for (const group of this.active.values()) if (groupId !== "" && group.groupId === groupId) return true;
+    return false;
   }
 
   /** The membership of a job that belongs to a running group, if it does. */
@@ -161,15 +191,25 @@ export class GroupCoordinator implements GroupMemberships {
    * has). Before the snapshot point the run then goes no further: no member passes the barrier or
    * commits `snapshotted`. The caller cancels the member jobs (JobRunner.cancel), then calls settle().
    */
-  cancel(runId: string, reason: string): void {
+  cancel(runId: string, reason: string, memberReason: string): void {
     this.deps.ledger.apply(runId, { type: "cancel", reason });
     const group = this.active.get(runId);
-    if (!group || group.failure || group.point.settled) return;
+    if (!group) return;
+    // Members on other nodes are cancelled on their node, before or after the point, as CancelJob cancels a job there.
+    const open = new Set(this.deps.ledger.store.remoteMembers(runId).filter((j) => !isTerminal(j.phase)).map((j) => j.guestId));
+    for (const m of group.members.values()) if (open.has(m.guestId)) m.tell?.(GroupMemberGo.GROUP_MEMBER_GO_CANCEL, "LULL_E_CANCELLED", memberReason);
+    if (group.failure || group.point.settled) return;
     group.failure = new LullError("LULL_E_CANCELLED", `group run ${runId} was cancelled before every snapshot existed: ${reason}`);
     this.deps.log.info({ groupRunId: runId, reason }, "group run cancelled before its snapshot point");
     group.barrier.reject(group.failure);
     group.point.reject(group.failure);
-    this.tellRemotes(group, GroupMemberGo.GROUP_MEMBER_GO_FAIL, group.failure);
+  }
+
+  /** Waits until every member of `runId` on another node has ended (as last reported), at most `ms`. */
+  async remoteMembersEnded(runId: string, ms: number): Promise<void> {
+    const deadline = this.deps.clock.now() + ms;
+    const open = () => this.deps.ledger.store.remoteMembers(runId).some((j) => !isTerminal(j.phase));
+    while (open() && this.active.has(runId) && this.deps.clock.now() < deadline) await this.deps.clock.sleep(50).catch(() => undefined);
   }
 
   /** Ends the run now if every member has ended (also a run this coordinator does not follow); returns it as it is then. */
@@ -207,6 +247,7 @@ export class GroupCoordinator implements GroupMemberships {
   private checkBarrier(group: ActiveGroup): void {
     const members = [...group.members.values()];
     if (group.barrier.settled || members.some((m) => m.consistency === undefined)) return;
+    if (!this.leaseValid(group)) return;
     const crash = members.some((m) => m.consistency !== Consistency.CONSISTENCY_APP);
     const consistency = crash ? Consistency.CONSISTENCY_CRASH : Consistency.CONSISTENCY_APP;
     if (!this.commit(group, { type: "barrier-passed", consistency, at: this.deps.clock.now() })) return;
@@ -223,6 +264,7 @@ export class GroupCoordinator implements GroupMemberships {
     if (group.point.settled || !group.barrier.settled || group.failure) return;
     const copies = [...group.members.values()].filter((m) => m.makesCopy);
     if (copies.some((m) => m.snapshotAt === undefined)) return;
+    if (!this.leaseValid(group)) return;
     const times = copies.map((m) => m.snapshotAt as number);
     const snapshotAt = times.length > 0 ? Math.min(...times) : undefined;
     // Durable before the side effect: the run is `snapshotted` before any member commits it (and stacks resume).
@@ -240,6 +282,13 @@ export class GroupCoordinator implements GroupMemberships {
     group.point.reject(group.failure);
     group.abort.abort(group.failure);
     this.tellRemotes(group, GroupMemberGo.GROUP_MEMBER_GO_FAIL, group.failure);
+  }
+
+  /** A run under a lease commits its barrier and its point only while the lease is valid (the holder fences itself). */
+  private leaseValid(group: ActiveGroup): boolean {
+    if (!group.lease || group.lease.valid()) return true;
+    this.fail(group, "LULL_E_GROUP_LEASE_LOST", `this node's pmxcfs lease ${group.lease.id} is no longer valid (${group.lease.lostReason}); it stopped coordinating the run`);
+    return false;
   }
 
   private tellRemotes(group: ActiveGroup, go: GroupMemberGo, failure?: LullError): void {
@@ -291,7 +340,14 @@ export class GroupCoordinator implements GroupMemberships {
       if (why === "") why = `${e.code}: ${e.message}`;
     }
     if (group.links.signal.aborted) return;
-    const last = this.deps.ledger.store.remoteMembers(group.id).find((j) => j.guestId === member.guestId);
+    let last = this.deps.ledger.store.remoteMembers(group.id).find((j) => j.guestId === member.guestId);
+    // After the point a broken stream (a blip, a restarted link) is not a lost member: its node is asked for the job until it ended.
+    if (last && !isTerminal(last.phase) && last.id !== "" && group.point.settled && !group.failure) {
+      const followed = await this.followRemoteJob(group, member, last.id, log);
+      if (followed.job) last = followed.job;
+      if (followed.why) why = followed.why;
+      if (group.links.signal.aborted) return;
+    }
     if (!last || !isTerminal(last.phase)) {
       const past = group.point.settled && !group.failure;
       const lost: Job = {
@@ -310,12 +366,43 @@ export class GroupCoordinator implements GroupMemberships {
     this.schedule(group);
   }
 
+  /**
+   * Reads a remote member's job on its node (GetJob, open to node credentials) every `remoteFollowEveryMs`
+   * until it ended; gives up once its node did not answer for `remoteFollowGiveUpMs` in a row.
+   */
+  private async followRemoteJob(group: ActiveGroup, member: Member, jobId: string, log: Logger): Promise<{ job?: Job; why?: string }> {
+    const spec = member.remote as RemoteMemberSpec;
+    const every = this.deps.remoteFollowEveryMs ?? 2_000;
+    const giveUp = this.deps.remoteFollowGiveUpMs ?? 60_000;
+    log.info({ node: spec.node, jobId }, "the member's stream broke after the snapshot point; following its job on its node");
+    let answeredAt = this.deps.clock.now();
+    let why = "";
+    let job: Job | undefined;
+    while (!group.links.signal.aborted) {
+      try {
+        const api = await (this.deps.peers?.() as ClusterPeers).clientFor(spec.node);
+        job = await callUnary(api.raw.getJob.bind(api.raw), { jobId, guestId: spec.guest }, { timeoutMs: 5_000 });
+        answeredAt = this.deps.clock.now();
+        this.deps.ledger.store.putRemoteMember(group.id, { ...job, guestId: member.guestId, groupRunId: group.id }, answeredAt);
+        this.schedule(group);
+        if (isTerminal(job.phase)) return { job: { ...job, guestId: member.guestId, groupRunId: group.id } };
+      } catch (err) {
+        const e = fromServiceError(err);
+        why = `GetJob ${jobId} on node ${spec.node}: ${e.code}: ${e.message}`;
+        if (this.deps.clock.now() - answeredAt >= giveUp) return { why: `${why} (no answer for ${giveUp} ms)` };
+      }
+      await this.deps.clock.sleep(every, group.links.signal).catch(() => undefined);
+    }
+    return job ? { job } : {};
+  }
+
   private onRemoteReport(group: ActiveGroup, member: Member, report: GroupMemberReport): void {
     if (report.job) this.deps.ledger.store.putRemoteMember(group.id, { ...report.job, guestId: member.guestId, groupRunId: group.id }, this.deps.clock.now());
     const signal = group.links.signal;
     const onFailure = (err: unknown) => {
       const e = group.failure ?? (err instanceof LullError ? err : new LullError(MEMBER_FAILED_CODE, `group run ${group.id} stopped`));
-      member.tell?.(GroupMemberGo.GROUP_MEMBER_GO_FAIL, e.code, e.message);
+      // A cancelled run told its members CANCEL already: their jobs end cancelled, not failed.
+      if (e.code !== "LULL_E_CANCELLED") member.tell?.(GroupMemberGo.GROUP_MEMBER_GO_FAIL, e.code, e.message);
     };
     switch (report.step) {
       case GroupMemberStep.GROUP_MEMBER_STEP_JOINED:
@@ -381,6 +468,10 @@ export class GroupCoordinator implements GroupMemberships {
     const ended = group.failure ?? new LullError(MEMBER_FAILED_CODE, `group run ${group.id} is no longer coordinated`);
     group.barrier.reject(ended);
     group.point.reject(ended);
+    if (group.lease) {
+      const lease = group.lease;
+      void lease.release().then((how) => this.deps.log.info({ groupRunId: group.id, lease: lease.id, how }, "group lease given back"));
+    }
     this.active.delete(group.id);
     for (const jobId of group.members.keys()) this.byJob.delete(jobId);
   }

@@ -104,8 +104,18 @@ export class RemoteMembership implements GroupMembership {
           new LullError(isErrorCode(code) ? code : "LULL_E_GROUP_MEMBER_FAILED", `${isErrorCode(code) || !code ? "" : `${code}: `}${message || `the coordinating node ${this.o.coordinator} failed group run ${this.groupRunId}`}`),
         );
       default:
+        // CANCEL is the caller's (the job is cancelled through the runner, see cancelled()).
         return false;
     }
+  }
+
+  /**
+   * The run was cancelled (the coordinator's CANCEL): the caller cancels the member job through the
+   * runner, which ends it `cancelled`; from here no word changes anything and no deadline fires.
+   */
+  cancelled(reason: string): void {
+    this.failed ??= new LullError("LULL_E_CANCELLED", reason);
+    this.timers.abort();
   }
 
   /** The coordinator went away (its stream closed): before the point the member stops; after it nothing changes. */

@@ -89,7 +89,7 @@ export function backupAction(d: BackupActionDeps): ScheduleAction {
     const s = ctx.schedule;
     const requestedBy = `schedule ${s.id}`;
     if (s.group !== undefined) {
-      const { group } = d.groupHandlers.startGroupBackup({
+      const { group } = await d.groupHandlers.startGroupBackup({
         groupId: s.group, guestIds: [], idempotencyKey: scheduleKey(ctx), policy: 0, quiesceTimeoutMs: 0, requestedBy,
       });
       const runId = group!.id;

@@ -6,8 +6,13 @@
 // nothing written after the group's first snapshot), the skew recorded. Then pve1 is killed (-9) while pve2's member waits at the
 // barrier: pve2's member stops with LULL_E_GROUP_COORDINATOR_LOST and both stacks run again by
 // their controllers' deadlines; the restarted pve1 settles its run as failed, naming the members.
+// The group is defined on both nodes, so either coordinates a run, under the group's pmxcfs lease
+// (one run at a time; the other node is refused). Also: cancels before and after the point reach
+// the other node's member (it ends cancelled), pve2's network cut before the point, a kill -9 of
+// pve1 after the point, a cut after the point that is only a blip (the coordinator reads the
+// member's job again), and a kill -9 of the member's node at the barrier.
 import assert from "node:assert/strict";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { execa } from "execa";
@@ -111,10 +116,12 @@ before(async () => {
         config: {
           node: name,
           cluster: { enabled: true },
-          schedules: { clusterRoot: cluster.rootOf(name) },
+          // A node that finds the group's lease held gives up after 2 s (the lease test below).
+          schedules: { clusterRoot: cluster.rootOf(name), lease: { acquireTimeoutMs: 2_000 } },
           quiesce: { timeoutMs: 10_000, policy: "fail" },
           shutdownGraceMs: 3_000,
-          ...(i === 0 ? { groups: [{ id: "shop", guests: ["101"], remote: [{ guest: "201", node: "pve2" }], quiesceTimeoutMs: 10_000 }] } : {}),
+          // The group is defined on both nodes (each lists its own guest, and the other's under remote): either may coordinate.
+          groups: [{ id: "shop", guests: [guestId], remote: [{ guest: GUESTS[1 - i]!, node: NAMES[1 - i]! }], quiesceTimeoutMs: 10_000 }],
         },
         readyTimeoutMs: 30_000,
       });
@@ -132,10 +139,9 @@ after(async () => {
   if (dir) await removeDir(dir);
 });
 
-/** pve2's member of run `runId` has every stack acknowledged (its own barrier ended; it waits for pve1's word). */
-/** The run as pve1's lullctl shows it (`lullctl --json group <run>`). */
-async function shownRun(runId: string, timeoutMs = 10_000): Promise<GroupJson> {
-  const shown = await lullctl(0, ["--json", "group", runId], timeoutMs);
+/** The run as the coordinator's lullctl shows it (`lullctl --json group <run>`; pve1 unless said). */
+async function shownRun(runId: string, timeoutMs = 10_000, node = 0): Promise<GroupJson> {
+  const shown = await lullctl(node, ["--json", "group", runId], timeoutMs);
   const doc = JSON.parse(shown.stdout) as { group?: GroupJson } & GroupJson;
   return doc.group ?? doc;
 }
@@ -152,6 +158,15 @@ function runEnded(runId: string, timeoutMs: number): Promise<GroupJson> {
   );
 }
 
+/**
+ * What pmxcfs does 120 s after a node stopped renewing a lock (the killed coordinator's group
+ * lease): the lock is freed. The test's shared directory has no pmxcfs, so the test frees it.
+ */
+async function freeKilledNodesLock(): Promise<void> {
+  await rm(join(cluster.pveDir, "priv", "lock", "lull-group-shop"), { recursive: true, force: true });
+}
+
+/** pve2's member of run `runId` has every stack acknowledged (its own barrier ended; it waits for pve1's word). */
 async function memberAcknowledged(runId: string): Promise<boolean> {
   const job = (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId);
   return job !== undefined && job.stacks.length > 0 && job.stacks.every((s) => s.state === StackState.STACK_STATE_QUIESCED);
@@ -225,6 +240,47 @@ test("a group over guests of two nodes: one barrier, no stack resumed before the
   assert.match(skew.message!, new RegExp(`span ${lastSnapshot - first} ms`));
 });
 
+test("one coordinator per group: while pve1 holds the group's pmxcfs lease pve2 is refused the group; once it ended pve2 coordinates it", async () => {
+  const { runId } = await runWaitingAtBarrier();
+  const refused = await lullctl(1, ["--json", "backup", "--group", "shop"]);
+  assert.notEqual(refused.exitCode, 0, refused.stdout);
+  assert.match(refused.stderr, /LULL_E_GROUP_LEASE_UNAVAILABLE/);
+  assert.match(refused.stderr, /another node coordinates a run of group shop now/);
+  const onPve2 = await agents[1]!.client().listJobs("201");
+  assert.equal(onPve2.filter((j) => !isTerminal(j.phase)).length, 1, "201 has one job: its member of pve1's run");
+  assert.equal(onPve2.find((j) => !isTerminal(j.phase))?.groupRunId, runId);
+  const first = await runEnded(runId, 60_000);
+  assert.equal(first.phase, "done", JSON.stringify(first.error));
+  await waitFor("pve1 to give the group's lease back at the run's end", async () => !(await readdir(join(cluster.pveDir, "priv", "lock"))).includes("lull-group-shop"), 5_000);
+
+  // pve2 takes the lease and coordinates: pve1's guest is now the member on another node.
+  const r = await lullctl(1, ["--json", "backup", "--group", "shop", "--wait"], 90_000);
+  assert.equal(r.exitCode, 0, `${r.stderr}\n${r.stdout}`);
+  const second = (JSON.parse(r.stdout) as { group: GroupJson }).group;
+  assert.equal(second.phase, "done", JSON.stringify(second.error));
+  assert.deepEqual(second.guestIds, ["101@pve1", "201"]);
+  assert.deepEqual(second.members.map((m) => [m.guestId, m.phase]).sort(), [["101@pve1", "done"], ["201", "done"]]);
+  const onPve1 = (await agents[0]!.client().listJobs("101")).find((j) => j.groupRunId === second.id);
+  assert.ok(onPve1 && onPve1.phase === Phase.PHASE_DONE, "pve1 ran its member of pve2's run");
+});
+
+test("cancelling a run before its snapshot point cancels the member on the other node too: both end cancelled, every stack runs again", async () => {
+  const { runId, started } = await runWaitingAtBarrier();
+  const c = await lullctl(0, ["--json", "cancel", "--group", runId, "--reason", "operator test"], 30_000);
+  assert.equal(c.exitCode, 0, c.stderr);
+  const run = await runEnded(runId, 20_000);
+  assert.equal(run.phase, "cancelled", JSON.stringify(run.error));
+  assert.deepEqual(run.members.map((m) => [m.guestId, m.phase]), [["101", "cancelled"], ["201@pve2", "cancelled"]]);
+  const member = (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId);
+  assert.equal(member?.phase, Phase.PHASE_CANCELLED, `${member?.errorCode}: ${member?.errorMessage}`);
+  assert.match(member?.errorMessage ?? "", /operator test/);
+  assert.equal(member?.snapshotAt, undefined);
+  for (const s of stacks) {
+    await waitFor(`${s.guestId}'s stack to start again`, () => last(readLedger(s.ledger), "start", "end", started), RESUME_DEADLINE_MS);
+    assert.equal(await appStatus(s.dataDir), "running");
+  }
+});
+
 test("kill -9 of the coordinator while the other node's member waits at the barrier: its stacks run again, its job says why, the run is settled honestly", async () => {
   // 101's stack takes 6 s to stop, so 201's member ends its barrier first and waits for pve1's word.
   await stacks[0]!.controller!.stop();
@@ -238,6 +294,7 @@ test("kill -9 of the coordinator while the other node's member waits at the barr
   assert.equal(last(readLedger(stacks[0]!.ledger), "stop", "end", started), undefined, "101's stack is still stopping: the group barrier has not passed");
   const killedAt = Date.now();
   await agents[0]!.kill9();
+  await freeKilledNodesLock();
 
   const member = await waitFor(
     "pve2's member job to end",
@@ -296,8 +353,8 @@ test("pve2's network cut while its member waits at the barrier: every stack runs
 
 test("kill -9 of the coordinator after the snapshot point: the other node's member archives on and keeps its point; the restarted coordinator names it as not followed", async () => {
   // pve2's member must still be archiving when pve1 dies, however fast this machine is: pve2's
-  // agent runs again with a zstd that starts 8 s late (the shim stays for the tests after this one,
-  // which end before any archive), and its controller registers with it again.
+  // agent runs again with a zstd that starts 8 s late (the shim stays for the two tests after this
+  // one, which need the member archiving too), and its controller registers with it again.
   await writeSeedData({ dir: join(stacks[1]!.dataDir, "attachments"), totalBytes: 32 * 1024 ** 2 });
   const slowZstd = await installSlowCommand({ binDir: join(dir, "pve2-bin"), command: "zstd", delayMs: 8_000 });
   await stacks[1]!.controller!.stop();
@@ -322,6 +379,7 @@ test("kill -9 of the coordinator after the snapshot point: the other node's memb
     30_000,
   );
   await agents[0]!.kill9();
+  await freeKilledNodesLock();
 
   const member = await waitFor(
     "pve2's member job to end",
@@ -339,6 +397,51 @@ test("kill -9 of the coordinator after the snapshot point: the other node's memb
   assert.equal(group.error?.code, "LULL_E_AGENT_RESTARTED", group.error?.message);
   assert.ok(group.error?.failedGuests.includes("201@pve2"), "the run names the member it could not follow to its end");
   assert.match(group.error?.message ?? "", /201@pve2 archiving/);
+});
+
+/** Starts a run and waits until pve1 knows that pve2's member archives (past the snapshot point). */
+async function runArchivingOnPve2(): Promise<{ runId: string; memberJobId: string }> {
+  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+  const archiving = await waitFor(
+    "pve2's member to archive (past the snapshot point)",
+    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && j.phase === Phase.PHASE_ARCHIVING),
+    30_000,
+  );
+  await waitFor("pve1 to know pve2's member archives", async () => (await shownRun(runId)).members.find((m) => m.guestId === "201@pve2" && m.phase === "archiving"), 30_000);
+  return { runId, memberJobId: archiving.id };
+}
+
+test("after the snapshot point a cut of the member's node is a blip, not a loss: the coordinator reads the member's job there again and the run ends done", async () => {
+  // pve2 still has the zstd that starts 8 s late (the test before): its member archives through the cut.
+  const mark = agents[0]!.proc.mark();
+  const { runId } = await runArchivingOnPve2();
+  net.setLink(1, false);
+  try {
+    // The stream's keepalive (10 s + 5 s) breaks it while the link is down; the coordinator then asks GetJob.
+    await agents[0]!.proc.waitForLog((l) => l.msg === "the member's stream broke after the snapshot point; following its job on its node", 30_000, mark);
+  } finally {
+    net.setLink(1, true);
+  }
+  const run = await runEnded(runId, 90_000);
+  assert.equal(run.phase, "done", JSON.stringify(run.error));
+  assert.deepEqual(run.members.map((m) => [m.guestId, m.phase]), [["101", "done"], ["201@pve2", "done"]]);
+  assert.ok(run.members[1]!.archive?.path, "the member's point, as its node reported it");
+});
+
+test("cancelling a run after its snapshot point cancels the member still archiving on the other node: its partial archive goes, the run ends cancelled", async () => {
+  const { runId, memberJobId } = await runArchivingOnPve2();
+  const c = await lullctl(0, ["--json", "cancel", "--group", runId, "--reason", "operator test after the point"], 30_000);
+  assert.equal(c.exitCode, 0, c.stderr);
+  const run = await runEnded(runId, 20_000);
+  assert.equal(run.phase, "cancelled", JSON.stringify(run.error));
+  const byGuest = Object.fromEntries(run.members.map((m) => [m.guestId, m.phase]));
+  assert.equal(byGuest["201@pve2"], "cancelled");
+  const member = await agents[1]!.client().getJob("201", memberJobId);
+  assert.equal(member.phase, Phase.PHASE_CANCELLED, `${member.errorCode}: ${member.errorMessage}`);
+  assert.equal(member.failedIn, Phase.PHASE_ARCHIVING);
+  assert.deepEqual((await readdir(agents[1]!.archiveDir)).filter((n) => n.includes(memberJobId)), [], "no partial archive of the member is left on pve2");
 });
 
 test("kill -9 of the member's node while its member waits at the barrier: the coordinator fails the run naming it lost, every stack runs again", async () => {

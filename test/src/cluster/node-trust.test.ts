@@ -18,6 +18,7 @@ import {
   NODE_ASSERTION_KEY,
   NODE_CERT_KEY,
   callUnary,
+  fromServiceError,
   encodeCertificate,
   loadNodeCredential,
   nodeChannelCredentials,
@@ -121,6 +122,25 @@ test("a node credential of node A cannot start a backup of a guest on node B as 
   await assert.rejects(pve2.prunePoints({ guestId: "201", dryRun: false }), denied);
   const jobs = await agents[1]!.client().listJobs("201");
   assert.deepEqual(jobs, [], "no job was created on pve2");
+});
+
+test("a node credential cannot make another node back up a guest through a group that node does not define (JoinGroupRun)", async () => {
+  const pve2 = await peers.clientFor("pve2");
+  // pve2's config has no groups: pve1 asking 201 to join a run of "shop" is refused before anything is held.
+  const call = pve2.raw.joinGroupRun({
+    groupRunId: "g-00000000000000000000000000", groupId: "shop", guestId: "201", policy: 0, quiesceTimeoutMs: 0,
+    requestedBy: "pve1", barrierSlackMs: 0, snapshotTimeoutMs: 0,
+  });
+  await assert.rejects(
+    (async () => {
+      for await (const _ of call as AsyncIterable<unknown>) void _;
+    })(),
+    (err: unknown) => {
+      const e = fromServiceError(err);
+      return e.code === "LULL_E_PERMISSION_DENIED" && /node pve1 asked guest 201 to join .*this node's config has no group shop.*define group shop on node pve2 too/.test(e.message);
+    },
+  );
+  assert.deepEqual(await agents[1]!.client().listJobs("201"), [], "no job was created on pve2");
 });
 
 test("forged, stale, misdirected, replayed and foreign credentials, and a node removed from the cluster, are refused", async () => {

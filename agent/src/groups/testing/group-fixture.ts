@@ -43,7 +43,7 @@ export interface GroupFixture {
   handlers: GroupHandlers;
   /** Every committed event, in sequence order. */
   events: Event[];
-  start(req: Partial<StartGroupBackupRequest>): GroupRun;
+  start(req: Partial<StartGroupBackupRequest>): Promise<GroupRun>;
   register(guestId: string, stack: string): void;
   acknowledge(guestId: string, stack: string): void;
   refuse(guestId: string, stack: string, reason: string): void;
@@ -111,7 +111,7 @@ export function groupFixture(options: GroupFixtureOptions): GroupFixture {
     runner,
     handlers,
     events,
-    start: (req) => handlers.startGroupBackup(StartGroupBackupRequest.fromPartial(req)).group as GroupRun,
+    start: async (req) => (await handlers.startGroupBackup(StartGroupBackupRequest.fromPartial(req))).group as GroupRun,
     register: (guestId, stack) => void store.renewLease({ guestId, stack, controllerId: `ctl-${guestId}-${stack}`, ttlMs: 60_000 }, Date.now()),
     acknowledge: (guestId, stack) => void ledger.apply(activeJob(guestId).id, { type: "stack-acknowledged", stack, at: Date.now() }),
     refuse: (guestId, stack, reason) => void ledger.apply(activeJob(guestId).id, { type: "stack-refused", stack, reason }),
