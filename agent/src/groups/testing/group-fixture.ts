@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StartGroupBackupRequest, type Event, type GroupRun } from "@lull/proto";
-import { createLogger, isTerminal, systemClock } from "@lull/shared";
+import { createLogger, isTerminal, systemClock, type ClusterPeers } from "@lull/shared";
 import type { GroupHandlers } from "../../api/group-handlers.js";
 import { agentConfigSchema, type AgentConfig } from "../../config.js";
 import { buildAgentCore } from "../../core.js";
@@ -30,6 +30,8 @@ export interface GroupFixtureOptions {
   config?: Record<string, unknown>;
   /** The runner's progress interval (default 250 ms). */
   progressIntervalMs?: number;
+  /** The other nodes' agents (members on other nodes), as the cluster part would set them. */
+  peers?: ClusterPeers;
 }
 
 export interface GroupFixture {
@@ -82,6 +84,7 @@ export function groupFixture(options: GroupFixtureOptions): GroupFixture {
     barrierSlackMs: 1_000,
     ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
   });
+  if (options.peers) core.cluster.peers = options.peers;
   const { bus, ledger, groupLedger, coordinator, runner, groupHandlers: handlers } = core;
   const events: Event[] = [];
   bus.subscribe({}, (e) => void events.push(e));
