@@ -7,7 +7,7 @@ import { LIMITS, LullError, validate } from "@lull/shared";
 import type { GuestConfig } from "../config.js";
 import { pagePosition } from "./page-token.js";
 import { backupOptions, optionalGuest, optionalRange, requireGuest, type GuestDirectory } from "./validate.js";
-import { MAX_MEMBERS, groupEngineProblem, type GroupConfig } from "../groups/config.js";
+import { MAX_MEMBERS, groupEngineProblem, vzdumpPerNodeProblem, type GroupConfig } from "../groups/config.js";
 import { GROUP_ID, validGroupRunId } from "../groups/group-run.js";
 import type { RemoteMemberSpec } from "../groups/coordinator.js";
 
@@ -56,6 +56,8 @@ export function membersOf(
     const problem = groupEngineProblem(guest.id, guest.engine);
     if (problem) throw new LullError("LULL_E_GROUP_UNSUPPORTED", `${problem}; see the group guarantees per engine in the agent's documentation`);
   }
+  const perNode = vzdumpPerNodeProblem(members.filter((g) => g.engine === "vzdump").map((g) => g.id));
+  if (perNode) throw new LullError("LULL_E_GROUP_UNSUPPORTED", perNode);
   // Members on other nodes come only from a configured group (an ad hoc request names guests of this node).
   const remote = req.groupId !== "" ? [...(groups.get(req.groupId)?.remote ?? [])] : [];
   return { groupId: req.groupId, members, remote };

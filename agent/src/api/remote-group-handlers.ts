@@ -23,7 +23,7 @@ import { LIMITS, LullError, asLullError, isTerminal, toServiceError, validGroupR
 import type { Principal } from "../auth/principal.js";
 import { snapshotKind, type AgentConfig } from "../config.js";
 import type { EventBus } from "../events/bus.js";
-import { groupEngineProblem } from "../groups/config.js";
+import { groupEngineProblem, vzdumpPerNodeProblem } from "../groups/config.js";
 import { memberJobKey } from "../groups/group-run.js";
 import { RemoteMembership, type RemoteMemberships } from "../groups/remote-member.js";
 import { newJobId } from "../jobs/job-id.js";
@@ -87,6 +87,12 @@ export function createRemoteGroupHandlers(deps: RemoteGroupDeps): RemoteGroupHan
     if (caller?.kind === "node") checkDefinedHere(req.groupId, guest.id, caller.node, groupRunId);
     const problem = groupEngineProblem(guest.id, guest.engine);
     if (problem) throw new LullError("LULL_E_GROUP_UNSUPPORTED", `${problem}; it cannot join group run ${groupRunId} of node ${coordinator}`);
+    if (guest.engine === "vzdump") {
+      // At most one vzdump member of a run per node (vzdump's global lock): another one already joined here?
+      const others = [...memberships.jobIds(groupRunId)].map((id) => ledger.store.getJob(id)).filter((j) => j !== undefined && j.engine === "vzdump" && j.guestId !== guest.id);
+      const perNode = vzdumpPerNodeProblem([...others.map((j) => j!.guestId), guest.id], `node ${config.node}`);
+      if (perNode) throw new LullError("LULL_E_GROUP_UNSUPPORTED", `${perNode}; it cannot join group run ${groupRunId} of node ${coordinator}`);
+    }
     if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down and takes no new backups");
     const requestedBy = validate.text(req.requestedBy, "requested_by", LIMITS.requestedBy);
     const quiesceTimeoutMs = ranged(req.quiesceTimeoutMs, "quiesce_timeout_ms", 100, 3_600_000, config.quiesce.timeoutMs);

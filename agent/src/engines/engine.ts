@@ -55,6 +55,8 @@ export interface EngineRun {
   /** Aborts on cancellation, on the agent's shutdown, and when the job's consistency group fails before its snapshot point. */
   signal: AbortSignal;
   log: Logger;
+  /** Set when the job is a member of a consistency group run (its barrier and point are the group's). */
+  groupRunId?: string | undefined;
 }
 
 export interface BackupEngine {

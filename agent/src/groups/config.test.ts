@@ -55,13 +55,16 @@ describe("groups in the agent config", () => {
     assert.match(configError([{ id: "Shop!", guests: ["101", "102"] }]), /groups\.0\.id: must match/);
   });
 
-  it("refuses a guest whose engine cannot share one snapshot point (vzdump)", () => {
-    const issues = groupConfigIssues([{ id: "mixed", guests: ["101", "200"] }], [
+  it("takes one vzdump guest per node, and refuses a second one (vzdump backs a node's guests up one at a time)", () => {
+    const engines = [
       { id: "101", engine: "native" },
       { id: "200", engine: "vzdump" },
-    ]);
-    assert.deepEqual(issues.map((i) => i.path.join(".")), ["groups.0.guests.1"]);
-    assert.match(issues[0]?.message ?? "", /guest 200 uses the vzdump engine, which backs guests up one after another/);
+      { id: "201", engine: "vzdump" },
+    ];
+    assert.deepEqual(groupConfigIssues([{ id: "mixed", guests: ["101", "200"] }], engines), []);
+    const issues = groupConfigIssues([{ id: "two", guests: ["101", "200", "201"] }], engines);
+    assert.deepEqual(issues.map((i) => i.path.join(".")), ["groups.0.guests"]);
+    assert.match(issues[0]?.message ?? "", /guests 200, 201 of this node all use the vzdump engine: .*at most one vzdump guest per node/);
   });
 });
 
@@ -107,6 +110,7 @@ describe("members of a group request", () => {
   );
   // A vzdump guest as the vzdump engine's config will describe it (the schema is merged separately).
   guests.set("200", { ...guest("200"), engine: "vzdump" } as unknown as GuestConfig);
+  guests.set("201", { ...guest("201"), engine: "vzdump" } as unknown as GuestConfig);
   const groups = new Map([["shop", { id: "shop", guests: ["102", "101"] }]]);
   const request = (r: Partial<StartGroupBackupRequest>) => StartGroupBackupRequest.fromPartial(r);
 
@@ -116,10 +120,11 @@ describe("members of a group request", () => {
     assert.throws(() => membersOf(guests, groups, request({ groupId: "shop", guestIds: ["101"] })), /exactly the members of group shop/);
   });
 
-  it("refuses an ad hoc group with a vzdump guest: LULL_E_GROUP_UNSUPPORTED", () => {
+  it("takes an ad hoc group with one vzdump guest; two of this node are LULL_E_GROUP_UNSUPPORTED", () => {
+    assert.deepEqual(membersOf(guests, groups, request({ guestIds: ["101", "200"] })).members.map((g) => g.id), ["101", "200"]);
     assert.throws(
-      () => membersOf(guests, groups, request({ guestIds: ["101", "200"] })),
-      (err: unknown) => err instanceof LullError && err.code === "LULL_E_GROUP_UNSUPPORTED" && /guest 200 uses the vzdump engine/.test(err.message),
+      () => membersOf(guests, groups, request({ guestIds: ["101", "200", "201"] })),
+      (err: unknown) => err instanceof LullError && err.code === "LULL_E_GROUP_UNSUPPORTED" && /guests 200, 201 of this node all use the vzdump engine/.test(err.message),
     );
   });
 });

@@ -1,7 +1,8 @@
 // The `groups` key of the agent's configuration: consistency groups of guests backed up as one.
 //   groups: [{ "id": "shop", "guests": ["101", "102"], "policy": "fail", "quiesceTimeoutMs": 60000 }]
 // Checked with the rest of the config: ids unique, at least two members, no duplicate member,
-// every member a configured guest whose engine can share one snapshot point (native only).
+// every member a configured guest whose engine can share one snapshot point (native, and vzdump in
+// snapshot mode — at most one vzdump guest per node, see vzdumpPerNodeProblem).
 // A member on another node of the cluster is listed under `remote` (README.md, "Across nodes"):
 //   groups: [{ "id": "shop", "guests": ["101"], "remote": [{ "guest": "201", "node": "pve2" }] }]
 // Its guest is configured on that node's agent (checked there when the run asks it to join);
@@ -33,11 +34,22 @@ export const groupConfigSchema = z.strictObject({
 export type GroupConfig = z.output<typeof groupConfigSchema>;
 
 /** Engines whose runs can share one barrier and one snapshot point across guests (see README.md). */
-export const GROUP_ENGINES: ReadonlySet<string> = new Set(["native"]);
+export const GROUP_ENGINES: ReadonlySet<string> = new Set(["native", "vzdump"]);
 
 export function groupEngineProblem(guestId: string, engine: string): string | undefined {
   if (GROUP_ENGINES.has(engine)) return undefined;
-  return `guest ${guestId} uses the ${engine} engine, which backs guests up one after another and cannot share one snapshot point with other guests`;
+  return `guest ${guestId} uses the ${engine} engine, which cannot share one snapshot point with other guests`;
+}
+
+/**
+ * vzdump backs a node's guests up one after another (its global lock, /var/run/vzdump.lock): a second
+ * vzdump member on the same node could start only after the first one's whole backup, and the
+ * first one's stacks would stay stopped until then (the group's point waits for every copy). So a
+ * group holds at most one vzdump guest per node; undefined when `vzdumpGuests` (of one node) are fine.
+ */
+export function vzdumpPerNodeProblem(vzdumpGuests: readonly string[], node = "this node"): string | undefined {
+  if (vzdumpGuests.length <= 1) return undefined;
+  return `guests ${vzdumpGuests.join(", ")} of ${node} all use the vzdump engine: vzdump backs up one guest at a time per node (its global lock), so the first one's stacks would stay stopped through the others' whole backups; a group holds at most one vzdump guest per node (put the others in their own groups, or back them up with the native engine)`;
 }
 
 interface Issue {
@@ -76,6 +88,8 @@ export function groupConfigIssues(
       const problem = groupEngineProblem(guestId, guest.engine);
       if (problem) issues.push({ path, message: problem });
     });
+    const perNode = vzdumpPerNodeProblem(group.guests.filter((id) => byId.get(id)?.engine === "vzdump"));
+    if (perNode) issues.push({ path: ["groups", i, "guests"], message: perNode });
     const remote = group.remote ?? [];
     if (group.guests.length + remote.length < 2) {
       issues.push({ path: ["groups", i, "guests"], message: "a group needs at least two guests (here and under remote together)" });

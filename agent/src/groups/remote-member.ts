@@ -165,6 +165,11 @@ export class RemoteMemberships implements GroupMemberships {
     return this.byJob.get(jobId);
   }
 
+  /** This node's member jobs of run `groupRunId`. */
+  *jobIds(groupRunId: string): Iterable<string> {
+    for (const [jobId, membership] of this.byJob) if (membership.groupRunId === groupRunId) yield jobId;
+  }
+
   /** The membership of `guestId` in run `groupRunId`, if this node runs it. */
   find(groupRunId: string, guestId: string): { jobId: string; membership: RemoteMembership } | undefined {
     for (const [jobId, membership] of this.byJob) if (membership.groupRunId === groupRunId && membership.guestId === guestId) return { jobId, membership };

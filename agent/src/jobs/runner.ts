@@ -130,7 +130,7 @@ export class JobRunner {
     try {
       if (failpoint.reached(Phase.PHASE_QUEUED)) await failpoint.hold();
       const engine = override ?? this.deps.engineFor(guest);
-      const result = await engine.run({ jobId: job.id, guest, hooks, signal, log });
+      const result = await engine.run({ jobId: job.id, guest, hooks, signal, log, ...(group ? { groupRunId: group.groupRunId } : {}) });
       if (failpoint.paused) await failpoint.hold();
       hooks.flushProgress();
       const done = this.deps.ledger.apply(job.id, {

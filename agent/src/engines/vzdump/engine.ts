@@ -137,6 +137,7 @@ export class VzdumpEngine implements BackupEngine {
       log,
       clock,
       progressIntervalMs: vzdump.progressIntervalMs,
+      ...(run.groupRunId !== undefined ? { groupRunId: run.groupRunId } : {}),
       snapshotCommitted: () => vzdumpSnapshotCommitted(runner, vmid, pve.commandTimeoutMs),
       ...(this.deps.shutdowns ? { shutdowns: stopModeRecorder(this.deps.shutdowns, { jobId: run.jobId, vmid, vmtype: guest.type }, clock) } : {}),
     });

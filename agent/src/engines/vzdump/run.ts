@@ -8,6 +8,9 @@
 //   LXC pre-restart, mode snapshot → is `parent: vzdump` committed? (then snapshotted)
 //   LXC archiving           → the growing partial (`….tar.dat` compressed, `<basename>.dat` uncompressed) is polled for progress
 //   log-end                 → the end of a run Proxmox started (hookOutcome)
+// In a consistency group (groupRunId): pre-stop vetoes any mode but snapshot (suspend and stop mode
+// have no point the group can share), and `snapshotted` returns the group's point: the archiving
+// and progress calls after it wait until that promise settled (vzdump itself archives on meanwhile).
 // A shutdown still open when the job ended is for the crash cleanup (../../pve/cleanup.ts).
 // exit code 0 → the archive (TARGET or the `creating vzdump archive` path) must exist, or for a
 // PBS target (`creating Proxmox Backup Server archive`) TARGET is the snapshot id; else the
@@ -44,6 +47,8 @@ export interface VzdumpRunOptions {
   progressIntervalMs: number;
   /** Records the stop-mode shutdown and restart of the guest (./shutdown-store.ts); absent: not recorded. */
   shutdowns?: StopModeRecorder;
+  /** The consistency group run the job is a member of. */
+  groupRunId?: string;
 }
 
 /** What a run records about a guest vzdump shuts down in stop mode. Synchronous and durable when it returns. */
@@ -64,6 +69,8 @@ export class VzdumpRun implements HookSession {
   private poller: NodeJS.Timeout | undefined;
   private hookEnd: ((ok: boolean) => void) | undefined;
   private readonly ended: Promise<boolean>;
+  /** A group member's `snapshotted`: the group's point (archiving and progress wait for it). */
+  private point: Promise<void> | undefined;
 
   constructor(private readonly o: VzdumpRunOptions) {
     this.ctx = { vmid: o.vmid, vmtype: o.vmtype, requestedMode: o.requestedMode };
@@ -101,13 +108,23 @@ export class VzdumpRun implements HookSession {
         this.call("snapshotting", () => hooks.snapshotting(action.mode));
         return true;
       case "snapshotted":
-        this.call("snapshotted", () => hooks.snapshotted({ mode: SnapshotMode.SNAPSHOT_MODE_SNAPSHOT, snapshotAt: action.at }));
+        this.call("snapshotted", () => {
+          const held = hooks.snapshotted({ mode: SnapshotMode.SNAPSHOT_MODE_SNAPSHOT, snapshotAt: action.at });
+          if (held instanceof Promise) {
+            // The group's point: the job fails through its signal when the group fails before it.
+            this.point = held.catch((err: unknown) => {
+              this.o.log.warn({ vmid: this.o.vmid, err: asLullError(err).message }, "the group's snapshot point did not come");
+              throw err;
+            });
+            this.point.catch(() => undefined);
+          }
+        });
         return true;
       case "archiving":
-        this.call("archiving", () => hooks.archiving({ mode: action.mode, bytesTotal: 0 }));
+        this.afterPoint("archiving", () => hooks.archiving({ mode: action.mode, bytesTotal: 0 }));
         return true;
       case "progress":
-        this.call("progress", () => hooks.progress(action.done, action.total));
+        this.afterPoint("progress", () => hooks.progress(action.done, action.total));
         return true;
       case "watch-partial":
         this.watch(action.path);
@@ -118,6 +135,15 @@ export class VzdumpRun implements HookSession {
       default:
         return false;
     }
+  }
+
+  /** Runs a hook call now, or — a group member past its copy — once the group's point came (never if it did not). */
+  private afterPoint(what: string, fn: () => void): void {
+    if (!this.point) return this.call(what, fn);
+    this.point.then(
+      () => this.call(what, fn),
+      () => undefined,
+    );
   }
 
   private call(what: string, fn: () => void): void {
@@ -167,11 +193,23 @@ export class VzdumpRun implements HookSession {
       if (action.type === "check-lxc-snapshot") await this.confirmLxcSnapshot();
       if (action.type === "end") this.hookEnd?.(action.ok);
     }
+    // A group member whose hook call failed (it cannot skip the group's barrier: a stopped guest) stops vzdump now, not at its end.
+    if (this.o.groupRunId !== undefined && this.hookError && !this.vetoError) {
+      this.vetoError = this.hookError;
+      return { ok: false, reason: this.hookError.message };
+    }
     return { ok: true };
   }
 
   /** pre-stop: the barrier. A refusal/timeout vetoes (the hook exits 1); in stop mode the shutdown is recorded first. */
   private async preStop(message: HookMessage): Promise<HookReply> {
+    if (this.o.groupRunId !== undefined && message.mode !== "snapshot") {
+      this.vetoError = new LullError(
+        "LULL_E_GROUP_UNSUPPORTED",
+        `guest ${this.o.vmid}: vzdump backs it up in ${message.mode} mode (asked: ${this.o.requestedMode}), which has no snapshot point group run ${this.o.groupRunId} can share (the guest is held for its whole backup); a vzdump member needs snapshot mode: a running guest on storage with snapshots`,
+      );
+      return { ok: false, reason: this.vetoError.message };
+    }
     try {
       const consistency = await this.o.hooks.quiesce();
       this.dispatch({ type: "quiesced", consistency });
@@ -233,7 +271,11 @@ export class VzdumpRun implements HookSession {
     if (this.hookError) throw this.hookError;
     if (exit.startError !== undefined) throw new LullError("LULL_E_COMMAND_FAILED", `vzdump could not start: ${exit.startError}`);
     if (exit.timedOut) throw new LullError("LULL_E_COMMAND_FAILED", `vzdump of guest ${vmid} timed out; it was stopped`);
-    if (exit.exitCode === 0) return this.result();
+    if (exit.exitCode === 0) {
+      // A group member whose vzdump finished before the group's point: the job is done only after it (stacks resume there).
+      await this.point;
+      return this.result();
+    }
     const message = failureLine(this.state) ?? `vzdump ${describeExit(exit)}`;
     throw new LullError(failureCode(this.state, message), `vzdump: ${message}`);
   }
@@ -244,6 +286,7 @@ export class VzdumpRun implements HookSession {
     this.stop();
     if (this.vetoError) throw this.vetoError;
     if (!ok) throw new LullError("LULL_E_ARCHIVE_FAILED", `vzdump aborted the backup of guest ${this.o.vmid} (see its task log)`);
+    await this.point;
     return this.result();
   }
 
