@@ -2,7 +2,8 @@
 // driver's ledger, one run's figures from the coordinator's run and those outages, and the table's
 // rows comparing a group across nodes with the same size on one node.
 import type { LedgerEntry } from "../support/index.js";
-import { fmtMs, medianOf, percentile, type Row } from "./figures.js";
+import { fmtMs, percentile, type Row } from "./figures.js";
+import { median as medianOf } from "./stats.js";
 
 export type Layout = "across" | "local";
 

@@ -91,12 +91,15 @@ function layoutOf(sizes: readonly number[]): { guests: string[][]; groups: Array
 }
 
 function parseGroup(stdout: string, stderr: string, what: string): GroupJson {
+  let group: GroupJson | undefined;
   try {
     const doc = JSON.parse(stdout) as { group?: GroupJson } & GroupJson;
-    return doc.group ?? doc;
+    group = doc.group ?? doc;
   } catch {
-    throw new Error(`${what}: no run in lullctl's answer: ${stdout}${stderr}`);
+    group = undefined;
   }
+  if (typeof group?.id !== "string" || !Array.isArray(group.members)) throw new Error(`${what}: no run in lullctl's answer: ${stdout}${stderr}`);
+  return group;
 }
 
 /** One backup of a group, measured. */
@@ -121,12 +124,13 @@ async function runGroup(cluster: GroupCluster, size: number, layout: Layout, rou
   return runFigures({ size, layout, round }, group, outages, recordedSkew(messages));
 }
 
-async function bench(cluster: GroupCluster, o: Options): Promise<RunFigures[]> {
+async function bench(cluster: GroupCluster, o: Options, stopped: () => boolean): Promise<RunFigures[]> {
   const runs: RunFigures[] = [];
   for (let round = 1; round <= o.rounds; round++) {
     for (const size of o.sizes) {
       const order: Layout[] = round % 2 === 1 ? ["across", "local"] : ["local", "across"];
       for (const layout of order) {
+        if (stopped()) throw new Error("stopped by a signal");
         const run = await runGroup(cluster, size, layout, round);
         runs.push(run);
         say(runLine(run));
@@ -147,18 +151,21 @@ async function main(): Promise<void> {
   say(`  guests per node: ${NODES.map((n, i) => `${n} ${guests[i]!.length}`).join(", ")}; one demo-app stack and controller each; dir copies of tiny data`);
   say(machineNote());
   const cluster = await GroupCluster.create({ nodes: NODES, guests, groups, quiesceTimeoutMs: QUIESCE_TIMEOUT_MS, resumeDeadlineMs: RESUME_DEADLINE_MS });
+  let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`bench:group: ${signal}, tearing the cluster down\n`);
+    if (signalled) process.exit(130); // a second signal: now
+    signalled = true;
+    process.stderr.write(`bench:group: ${signal}, tearing the cluster down (again to exit at once)\n`);
     void cluster.teardown().finally(() => process.exit(130));
   };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   let runs: RunFigures[];
   try {
     const setUp = Date.now();
     await cluster.start();
     say(`  set-up: ${Date.now() - setUp} ms`);
-    runs = await bench(cluster, o);
+    runs = await bench(cluster, o, () => signalled);
   } finally {
     await cluster.teardown();
   }

@@ -56,7 +56,10 @@ export class GroupCluster {
   readonly stacks: ClusterStack[] = [];
   private net: ClusterNet | undefined;
   private appsStarted: ClusterStack[] = [];
-  private tornDown = false;
+  private building: Promise<void> | undefined;
+  /** lullctl calls not ended yet. */
+  private readonly calls = new Set<{ kill(signal: "SIGKILL"): boolean }>();
+  private tornDown: Promise<void> | undefined;
 
   private constructor(
     readonly dir: string,
@@ -70,8 +73,9 @@ export class GroupCluster {
 
   /** Builds the whole cluster; on any failure tears down what it made and rethrows. */
   async start(): Promise<void> {
+    this.building = this.build();
     try {
-      await this.build();
+      await this.building;
     } catch (err) {
       await this.teardown();
       throw err;
@@ -80,7 +84,7 @@ export class GroupCluster {
 
   /** Throws once the teardown began (a signal during the set-up): nothing more is started. */
   private checkNotTornDown(): void {
-    if (this.tornDown) throw new Error("the cluster was torn down during its set-up");
+    if (this.tornDown !== undefined) throw new Error("the cluster was torn down during its set-up");
   }
 
   private async build(): Promise<void> {
@@ -97,7 +101,9 @@ export class GroupCluster {
         this.stacks.push({ guestId, node, dataDir, ledger: join(this.dir, "ledgers", `${o.nodes[node]}-${guestId}.jsonl`) });
       }
     }
-    await Promise.all(
+    this.checkNotTornDown();
+    // allSettled: no agent is still starting when a failed set-up is torn down.
+    const agentsStarted = await Promise.allSettled(
       o.nodes.map(async (name, i) => {
         const guests = this.stacks.filter((s) => s.node === i);
         if (guests.length === 0) return;
@@ -119,6 +125,8 @@ export class GroupCluster {
         });
       }),
     );
+    const failed = agentsStarted.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
     const parallel = o.parallel ?? 4;
     await inBatches(this.stacks, parallel, async (s) => {
       this.checkNotTornDown();
@@ -160,13 +168,28 @@ export class GroupCluster {
   lullctl(node: number, args: readonly string[], timeoutMs = 60_000) {
     const agent = this.agents[node];
     if (!agent) throw new Error(`node ${this.options.nodes[node]} runs no agent`);
-    return execa(process.execPath, [ENTRY_POINTS.lullctl, "--socket", agent.socketPath, ...args], { reject: false, timeout: timeoutMs });
+    const call = execa(process.execPath, [ENTRY_POINTS.lullctl, "--socket", agent.socketPath, ...args], {
+      reject: false,
+      timeout: timeoutMs,
+      // execa's clean-up hook re-raises a signal its listeners count as unhandled, which would kill
+      // the caller before its own handler tears the cluster down; the teardown kills the calls instead.
+      cleanup: false,
+    });
+    this.calls.add(call);
+    void call.finally(() => this.calls.delete(call));
+    return call;
   }
 
-  /** Controllers, then agents, then the apps, then the namespaces and the scratch dir; never throws. */
-  async teardown(): Promise<void> {
-    if (this.tornDown) return;
-    this.tornDown = true;
+  /** Controllers, then agents, then the apps, then the namespaces and the scratch dir; never throws. Every call waits for the one teardown. */
+  teardown(): Promise<void> {
+    this.tornDown ??= this.stopEverything();
+    return this.tornDown;
+  }
+
+  private async stopEverything(): Promise<void> {
+    // A set-up in flight stops at its next step (checkNotTornDown); what it started by then is stopped below.
+    await this.building?.catch(() => undefined);
+    for (const call of this.calls) call.kill("SIGKILL");
     await Promise.all(this.stacks.map((s) => s.controller?.stop().catch(() => undefined)));
     await Promise.all(this.agents.map((a) => a?.stop().catch(() => undefined)));
     await inBatches(this.appsStarted, this.options.parallel ?? 4, (s) => appCtl("stop", s.dataDir).catch(() => undefined));
