@@ -9,7 +9,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
 test("a stack's outage is its first complete stop → start since the run began", () => {
   const ledger = [entry("start", "begin", 10), entry("start", "end", 20), entry("stop", "begin", 100), entry("stop", "end", 150), entry("start", "begin", 400), entry("start", "end", 480)];
   const o = outageOf(ledger, 50)!;
-  assert.deepEqual(o, { stopBegin: 100, stopEnd: 150, startBegin: 400, startEnd: 480 });
+  assert.deepEqual(o, { stopSpawned: 100, stopBegin: 100, stopEnd: 150, startBegin: 400, startEnd: 480 });
+  assert.equal(outageOf([{ ...ledger[2]!, spawnedAt: 60 }, ...ledger.slice(3)], 50)?.stopSpawned, 60, "when the controller ran it");
   assert.equal(downtimeOf(o), 380);
   assert.equal(heldOf(o), 250);
   assert.equal(outageOf(ledger.slice(0, 5), 50), undefined, "not started again yet");
@@ -25,12 +26,12 @@ const group = (phase: string, snapshots: number[]): GroupJson => ({
   error: phase === "done" ? null : { code: "LULL_E_X", message: "broke" },
   members: snapshots.map((s, i) => ({ guestId: `10${i}`, phase, snapshotAt: iso(s) })),
 });
-const outage = (stopEnd: number, startBegin: number): Outage => ({ stopBegin: stopEnd - 50, stopEnd, startBegin, startEnd: startBegin + 100 });
+const outage = (stopEnd: number, startBegin: number): Outage => ({ stopSpawned: stopEnd - 80, stopBegin: stopEnd - 50, stopEnd, startBegin, startEnd: startBegin + 100 });
 
 test("a run's figures, and what makes it broken", () => {
   const at = { size: 2, layout: "across" as const, round: 1 };
   const ok = runFigures(at, group("done", [1_500, 1_530]), new Map([["100", outage(1_300, 1_600)], ["101", outage(1_350, 1_540)]]), 30);
-  assert.deepEqual([ok.barrierMs, ok.skewMs, ok.totalMs, ok.problems], [400, 30, 2_000, []]);
+  assert.deepEqual([ok.barrierMs, ok.lastToldMs, ok.afterLastAckMs, ok.skewMs, ok.totalMs, ok.problems], [400, 270, 50, 30, 2_000, []]);
 
   const early = runFigures(at, group("done", [1_500, 1_530]), new Map([["100", outage(1_300, 1_520)], ["101", outage(1_510, 1_540)]]), 30);
   assert.match(early.problems.join("\n"), /100: its stack ran again 10 ms before the last snapshot/);
@@ -45,6 +46,6 @@ test("a run's figures, and what makes it broken", () => {
 
   const local = runFigures({ ...at, layout: "local" }, group("done", [1_500, 1_510]), new Map([["100", outage(1_300, 1_600)], ["101", outage(1_350, 1_540)]]), 10);
   const rows = comparisonRows([ok, local], [2]);
-  assert.equal(rows[1]!.name, "2 members: snapshot skew (first → last member)");
-  assert.equal(rows[1]!.value, "30 ms / 10 ms  ×3.00");
+  assert.equal(rows[3]!.name, "2 members: snapshot skew (first → last member)");
+  assert.equal(rows[3]!.value, "30 ms / 10 ms  ×3.00");
 });

@@ -9,6 +9,8 @@ export type Layout = "across" | "local";
 
 /** One stack's outage in a run, from its ledger (ms since the epoch). */
 export interface Outage {
+  /** The controller ran the stop command (before the command's own Node start-up). */
+  stopSpawned: number;
   /** The stop command began (the app still runs until it acts). */
   stopBegin: number;
   /** The stop command ended: the app is stopped (what the stack acknowledges). */
@@ -22,14 +24,15 @@ export interface Outage {
 /** The first complete stop → start of the ledger at or after `sinceMs`, or undefined while it is not complete. */
 export function outageOf(entries: readonly LedgerEntry[], sinceMs: number): Outage | undefined {
   const after = (verb: LedgerEntry["verb"], event: LedgerEntry["event"], from: number) => entries.find((e) => e.verb === verb && e.event === event && e.at >= from)?.at;
-  const stopBegin = after("stop", "begin", sinceMs);
-  if (stopBegin === undefined) return undefined;
+  const stop = entries.find((e) => e.verb === "stop" && e.event === "begin" && e.at >= sinceMs);
+  if (stop === undefined) return undefined;
+  const stopBegin = stop.at;
   const stopEnd = after("stop", "end", stopBegin);
   if (stopEnd === undefined) return undefined;
   const startBegin = after("start", "begin", stopEnd);
   if (startBegin === undefined) return undefined;
   const startEnd = after("start", "end", startBegin);
-  return startEnd === undefined ? undefined : { stopBegin, stopEnd, startBegin, startEnd };
+  return startEnd === undefined ? undefined : { stopSpawned: stop.spawnedAt ?? stopBegin, stopBegin, stopEnd, startBegin, startEnd };
 }
 
 /** Downtime: the stop's begin to the start's end. Held: stopped (acknowledged) until told to run again. */
@@ -44,6 +47,10 @@ export interface RunFigures {
   phase: string;
   /** The run's created_at → quiesced_at (every stack of every member acknowledged). */
   barrierMs: number;
+  /** Inside the barrier: created_at → the last stack's stop command run by its controller. */
+  lastToldMs: number;
+  /** Inside the barrier: the last stack's stop ended (acknowledged) → quiesced_at. */
+  afterLastAckMs: number;
   /** First to last member snapshot_at. */
   skewMs: number;
   /** The run's created_at → finished_at. */
@@ -106,6 +113,8 @@ export function runFigures(
     runId: group.id,
     phase: group.phase,
     barrierMs: ms(group.quiescedAt) - ms(group.createdAt),
+    lastToldMs: Math.max(...found.map((o) => o.stopSpawned)) - ms(group.createdAt),
+    afterLastAckMs: ms(group.quiescedAt) - Math.max(...found.map((o) => o.stopEnd)),
     skewMs,
     totalMs: ms(group.finishedAt) - ms(group.createdAt),
     outages: found,
@@ -129,7 +138,7 @@ export function runLine(r: RunFigures): string {
   const d = downtimes(r);
   const h = r.outages.map(heldOf);
   return (
-    `  round ${r.round} ${String(r.size).padStart(2)} members ${r.layout.padEnd(6)} ${r.runId} ${r.phase}: barrier ${fmtMs(r.barrierMs)}, skew ${fmtMs(r.skewMs)}, ` +
+    `  round ${r.round} ${String(r.size).padStart(2)} members ${r.layout.padEnd(6)} ${r.runId} ${r.phase}: barrier ${fmtMs(r.barrierMs)} (last stop run at ${fmtMs(r.lastToldMs)}, last ack → barrier ${fmtMs(r.afterLastAckMs)}), skew ${fmtMs(r.skewMs)}, ` +
     `downtime p50 ${fmtMs(percentile(d, 50))} max ${fmtMs(percentile(d, 100))}, held p50 ${fmtMs(percentile(h, 50))} max ${fmtMs(percentile(h, 100))}, run ${fmtMs(r.totalMs)}` +
     (r.problems.length > 0 ? `; PROBLEMS: ${r.problems.join("; ")}` : "")
   );
@@ -137,6 +146,8 @@ export function runLine(r: RunFigures): string {
 
 interface Summary {
   barrierMs: number;
+  lastToldMs: number;
+  afterLastAckMs: number;
   skewMs: number;
   downtimeP50Ms: number;
   downtimeMaxMs: number;
@@ -148,6 +159,8 @@ interface Summary {
 function summarise(runs: readonly RunFigures[]): Summary {
   return {
     barrierMs: medianOf(runs.map((r) => r.barrierMs)),
+    lastToldMs: medianOf(runs.map((r) => r.lastToldMs)),
+    afterLastAckMs: medianOf(runs.map((r) => r.afterLastAckMs)),
     skewMs: medianOf(runs.map((r) => r.skewMs)),
     downtimeP50Ms: medianOf(runs.map((r) => percentile(downtimes(r), 50))),
     downtimeMaxMs: Math.max(...runs.map((r) => percentile(downtimes(r), 100))),
@@ -166,6 +179,8 @@ export function comparisonRows(runs: readonly RunFigures[], sizes: readonly numb
     const local = summarise(runs.filter((r) => r.size === n && r.layout === "local"));
     const row = (name: string, f: (s: Summary) => number) => rows.push({ name: `${n} members: ${name}`, value: `${fmtMs(f(across))} / ${fmtMs(f(local))}  ${ratio(f(across), f(local))}` });
     row("barrier (run start → all acknowledged)", (s) => s.barrierMs);
+    row("  run start → last stop command run", (s) => s.lastToldMs);
+    row("  last acknowledgement → barrier passed", (s) => s.afterLastAckMs);
     row("snapshot skew (first → last member)", (s) => s.skewMs);
     row("downtime per stack p50", (s) => s.downtimeP50Ms);
     row("downtime per stack max", (s) => s.downtimeMaxMs);

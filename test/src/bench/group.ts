@@ -11,7 +11,10 @@
 // Measured per run:
 // - barrier: the coordinator's run record, created_at → quiesced_at (the group-wide barrier
 //   passed: every stack of every member, on every node, acknowledged its stop; the remote members'
-//   joins are inside it);
+//   joins are inside it), and two parts of it from the stacks' ledgers: run start → the last stack's
+//   stop command run by its controller (the word reaching every stack, through the other nodes'
+//   agents for remote members), and the last stack's stop ended → the barrier passed (its
+//   acknowledgement reaching the coordinator);
 // - snapshot skew: the members' snapshot_at, first → last (checked equal to the span the run's
 //   `snapshotted` event records);
 // - downtime per stack, from the stack's side (the counted driver's ledger): the stop command's
