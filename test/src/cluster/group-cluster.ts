@@ -82,7 +82,7 @@ export class GroupCluster {
     }
   }
 
-  /** Throws once the teardown began (a signal during the set-up): nothing more is started. */
+  /** Throws once the teardown began (a signal during the set-up or a run): nothing more is started. */
   private checkNotTornDown(): void {
     if (this.tornDown !== undefined) throw new Error("the cluster was torn down during its set-up");
   }
@@ -166,6 +166,7 @@ export class GroupCluster {
 
   /** lullctl against node `node`'s agent, over its local socket (the operator). */
   lullctl(node: number, args: readonly string[], timeoutMs = 60_000) {
+    this.checkNotTornDown();
     const agent = this.agents[node];
     if (!agent) throw new Error(`node ${this.options.nodes[node]} runs no agent`);
     const call = execa(process.execPath, [ENTRY_POINTS.lullctl, "--socket", agent.socketPath, ...args], {
