@@ -105,3 +105,32 @@ export class ClusterNet {
     quiet("netns", "del", this.switchNs);
   }
 }
+
+/**
+ * Removes the namespaces a run that died without its clean-up left (kill -9, a crash): those named
+ * after a process that no longer exists. A live run's namespaces are left alone. Returns their names.
+ */
+export function removeStaleNamespaces(): string[] {
+  const listed = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+  const stale = listed
+    .split("\n")
+    .map((line) => line.split(" ")[0] ?? "")
+    .filter((name) => {
+      const pid = /^lulltr-(\d+)-/.exec(name)?.[1];
+      if (pid === undefined) return false;
+      try {
+        process.kill(Number(pid), 0);
+        return false;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === "ESRCH";
+      }
+    });
+  for (const name of stale) {
+    try {
+      ip("netns", "del", name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return stale;
+}
