@@ -3,8 +3,9 @@
 // on one node. Three agents, each in its own network namespace with the test CA laid out as
 // /etc/pve (group-cluster.ts), native `dir` copy guests with a demo-app stack each (tiny data) and
 // its real lull-controller behind the counted driver. pve1 coordinates every group. For each size
-// N (`--sizes`, default 2,5,10) two groups are configured (on every node hosting a member of them) and run from pve1: `across-N`, its members spread
-// round-robin over pve1, pve2, pve3 (member i on node i mod 3, the others as `remote` members), and
+// N (`--sizes`, default 2,5,10) two groups are configured (on every node hosting a member of
+// them) and run from pve1: `across-N`, its members spread round-robin over pve1, pve2, pve3
+// (member i on node i mod 3, the others as `remote` members), and
 // `local-N`, N guests all on pve1. Each round (`--rounds`, default 3) backs up each group once
 // (`lullctl backup --group … --wait` on pve1; which layout goes first alternates by round).
 //
