@@ -154,6 +154,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     const recovery = await recoverAtStart({
       ledger,
       groups: groupLedger,
+      followRemoteGroups: config.cluster.enabled,
       guests: config.guests,
       engineFor,
       archiveDir: config.archiveDir,
@@ -258,6 +259,8 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
     try {
       cluster = await startClusterPart({ config, implementation: service.implementation, log, clock, limiter, context: ruleContext });
       core.cluster.peers = cluster?.peers;
+      // Runs the stop interrupted past their point: their members on other nodes are followed there, then the runs settled.
+      for (const s of recovery.settledGroups ?? []) if (s.outcome === "following") void core.coordinator.followInterrupted(s.groupRunId);
     } catch (err) {
       await server.shutdown(0);
       throw err;

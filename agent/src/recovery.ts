@@ -23,6 +23,8 @@ export interface RecoveryOptions {
   ledger: JobLedger;
   /** Consistency group runs: settled after their member jobs. */
   groups?: GroupLedger;
+  /** Leave runs past their point with members on other nodes open, to follow them there (the cluster part is on). */
+  followRemoteGroups?: boolean;
   guests: readonly GuestConfig[];
   engineFor: (guest: GuestConfig) => BackupEngine;
   /** Where native runs write their archives: an interrupted job's complete archive is recorded. */
@@ -84,7 +86,7 @@ function enginesOf(guests: readonly GuestConfig[], engineFor: (guest: GuestConfi
 export async function recoverAtStart(options: RecoveryOptions): Promise<RecoveryReport> {
   const { log } = options;
   const settled = settleInterruptedJobs(options.ledger, log, options.archiveDir);
-  const settledGroups = options.groups ? settleInterruptedGroups(options.groups, log) : [];
+  const settledGroups = options.groups ? settleInterruptedGroups(options.groups, log, { followRemote: options.followRemoteGroups === true }) : [];
   const removed: string[] = [];
   const sweepErrors: RecoveryReport["sweepErrors"] = [];
   for (const [engine, guests] of enginesOf(options.guests, options.engineFor)) {

@@ -31,6 +31,7 @@ import type { GroupLedger } from "./ledger.js";
 import type { Lease } from "../schedules/lease.js";
 import type { GroupEvent } from "./machine.js";
 import { MEMBER_FAILED_CODE, groupOutcome, quote, rootCause } from "./outcome.js";
+import { openRemoteMembers, settleGroupRun } from "./recovery.js";
 
 export interface GroupCoordinatorDeps {
   ledger: GroupLedger;
@@ -59,6 +60,12 @@ export interface RemoteMemberSpec {
 
 /** How a run names a member on another node: `<guest>@<node>` (no local guest id contains `@`). */
 export const remoteMemberName = (m: RemoteMemberSpec) => `${m.guest}@${m.node}`;
+
+/** The inverse of remoteMemberName; undefined for a local guest id. */
+export function parseRemoteMemberName(name: string): RemoteMemberSpec | undefined {
+  const at = name.indexOf("@");
+  return at > 0 ? { guest: name.slice(0, at), node: name.slice(at + 1) } : undefined;
+}
 
 export const MEMBER_LOST_CODE = "LULL_E_GROUP_MEMBER_LOST";
 
@@ -104,6 +111,8 @@ export class GroupCoordinator implements GroupMemberships {
   private readonly byJob = new Map<string, ActiveGroup>();
   private readonly barrierSlackMs: number;
   private readonly snapshotTimeoutMs: number;
+  /** Aborted by close(): stops following interrupted runs' remote members. */
+  private readonly followers = new AbortController();
 
   constructor(private readonly deps: GroupCoordinatorDeps) {
     this.barrierSlackMs = deps.barrierSlackMs ?? 5_000;
@@ -227,6 +236,7 @@ export class GroupCoordinator implements GroupMemberships {
 
   /** Stops timers and subscriptions (agent shutdown); runs left unsettled are settled at the next start. */
   close(): void {
+    this.followers.abort();
     for (const group of [...this.active.values()]) this.forget(group);
   }
 
@@ -343,26 +353,12 @@ export class GroupCoordinator implements GroupMemberships {
     let last = this.deps.ledger.store.remoteMembers(group.id).find((j) => j.guestId === member.guestId);
     // After the point a broken stream (a blip, a restarted link) is not a lost member: its node is asked for the job until it ended.
     if (last && !isTerminal(last.phase) && last.id !== "" && group.point.settled && !group.failure) {
-      const followed = await this.followRemoteJob(group, member, last.id, log);
+      const followed = await this.followRemoteJob(group.id, member.guestId, spec, last.id, group.links.signal, log, () => this.schedule(group), "the member's stream broke after the snapshot point; following its job on its node");
       if (followed.job) last = followed.job;
       if (followed.why) why = followed.why;
       if (group.links.signal.aborted) return;
     }
-    if (!last || !isTerminal(last.phase)) {
-      const past = group.point.settled && !group.failure;
-      const lost: Job = {
-        ...(last ?? Job.fromPartial({ guestId: member.guestId, groupRunId: group.id })),
-        phase: Phase.PHASE_FAILED,
-        failedIn: last?.phase ?? Phase.PHASE_QUEUED,
-        errorCode: MEMBER_LOST_CODE,
-        errorMessage: past
-          ? `node ${spec.node} stopped answering after the snapshot point${why ? ` (${why})` : ""}: the member goes on alone there and its restore point may exist on node ${spec.node}; this run could not follow it to its end`
-          : `node ${spec.node} stopped answering before the snapshot point${why ? ` (${why})` : ""}: the member's stacks run again by its own deadline`,
-        finishedAt: new Date(this.deps.clock.now()),
-      };
-      log.warn({ node: spec.node, pastPoint: past, err: why }, "a member on another node is lost");
-      this.deps.ledger.store.putRemoteMember(group.id, lost, this.deps.clock.now());
-    }
+    if (!last || !isTerminal(last.phase)) this.recordLost(group.id, member.guestId, spec, last, group.point.settled && !group.failure, why, log);
     this.schedule(group);
   }
 
@@ -370,30 +366,71 @@ export class GroupCoordinator implements GroupMemberships {
    * Reads a remote member's job on its node (GetJob, open to node credentials) every `remoteFollowEveryMs`
    * until it ended; gives up once its node did not answer for `remoteFollowGiveUpMs` in a row.
    */
-  private async followRemoteJob(group: ActiveGroup, member: Member, jobId: string, log: Logger): Promise<{ job?: Job; why?: string }> {
-    const spec = member.remote as RemoteMemberSpec;
+  private async followRemoteJob(runId: string, name: string, spec: RemoteMemberSpec, jobId: string, signal: AbortSignal, log: Logger, changed: () => void, why0: string): Promise<{ job?: Job; why?: string }> {
     const every = this.deps.remoteFollowEveryMs ?? 2_000;
     const giveUp = this.deps.remoteFollowGiveUpMs ?? 60_000;
-    log.info({ node: spec.node, jobId }, "the member's stream broke after the snapshot point; following its job on its node");
+    log.info({ node: spec.node, jobId, member: name }, why0);
     let answeredAt = this.deps.clock.now();
     let why = "";
     let job: Job | undefined;
-    while (!group.links.signal.aborted) {
+    while (!signal.aborted) {
       try {
-        const api = await (this.deps.peers?.() as ClusterPeers).clientFor(spec.node);
-        job = await callUnary(api.raw.getJob.bind(api.raw), { jobId, guestId: spec.guest }, { timeoutMs: 5_000 });
+        const peers = this.deps.peers?.();
+        if (!peers) throw new LullError("LULL_E_CONFIG_INVALID", "the cluster listener is off (cluster.enabled)");
+        const api = await peers.clientFor(spec.node);
+        job = { ...(await callUnary(api.raw.getJob.bind(api.raw), { jobId, guestId: spec.guest }, { timeoutMs: 5_000 })), guestId: name, groupRunId: runId };
         answeredAt = this.deps.clock.now();
-        this.deps.ledger.store.putRemoteMember(group.id, { ...job, guestId: member.guestId, groupRunId: group.id }, answeredAt);
-        this.schedule(group);
-        if (isTerminal(job.phase)) return { job: { ...job, guestId: member.guestId, groupRunId: group.id } };
+        this.deps.ledger.store.putRemoteMember(runId, job, answeredAt);
+        changed();
+        if (isTerminal(job.phase)) return { job };
       } catch (err) {
         const e = fromServiceError(err);
         why = `GetJob ${jobId} on node ${spec.node}: ${e.code}: ${e.message}`;
         if (this.deps.clock.now() - answeredAt >= giveUp) return { why: `${why} (no answer for ${giveUp} ms)` };
       }
-      await this.deps.clock.sleep(every, group.links.signal).catch(() => undefined);
+      await this.deps.clock.sleep(every, signal).catch(() => undefined);
     }
     return job ? { job } : {};
+  }
+
+  /**
+   * A run the agent's stop interrupted past its snapshot point (recovery.ts left it open): follows
+   * its members on other nodes with GetJob until each ended (or its node stopped answering), then
+   * settles the run from its members as recovery does. Stopped by close().
+   */
+  async followInterrupted(runId: string): Promise<void> {
+    const log = this.deps.log.child({ groupRunId: runId });
+    const signal = this.followers.signal;
+    await Promise.all(
+      openRemoteMembers(this.deps.ledger, runId).map(async (m) => {
+        const spec = parseRemoteMemberName(m.guestId);
+        if (!spec) return;
+        const followed = await this.followRemoteJob(runId, m.guestId, spec, m.id, signal, log, () => undefined, "following a member of a run interrupted past its point on its node");
+        if (!signal.aborted && !(followed.job && isTerminal(followed.job.phase))) this.recordLost(runId, m.guestId, spec, followed.job ?? m, true, followed.why ?? "", log);
+      }),
+    );
+    if (signal.aborted) return;
+    try {
+      settleGroupRun(this.deps.ledger, runId, log);
+    } catch (err) {
+      log.error({ err }, "could not settle an interrupted group run after following its members");
+    }
+  }
+
+  /** Records a member on another node as lost (its node stopped answering), before or after the point. */
+  private recordLost(runId: string, name: string, spec: RemoteMemberSpec, last: Job | undefined, past: boolean, why: string, log: Logger): void {
+    const lost: Job = {
+      ...(last ?? Job.fromPartial({ guestId: name, groupRunId: runId })),
+      phase: Phase.PHASE_FAILED,
+      failedIn: last?.phase ?? Phase.PHASE_QUEUED,
+      errorCode: MEMBER_LOST_CODE,
+      errorMessage: past
+        ? `node ${spec.node} stopped answering after the snapshot point${why ? ` (${why})` : ""}: the member goes on alone there and its restore point may exist on node ${spec.node}; this run could not follow it to its end`
+        : `node ${spec.node} stopped answering before the snapshot point${why ? ` (${why})` : ""}: the member's stacks run again by its own deadline`,
+      finishedAt: new Date(this.deps.clock.now()),
+    };
+    log.warn({ node: spec.node, pastPoint: past, err: why }, "a member on another node is lost");
+    this.deps.ledger.store.putRemoteMember(runId, lost, this.deps.clock.now());
   }
 
   private onRemoteReport(group: ActiveGroup, member: Member, report: GroupMemberReport): void {
