@@ -7,7 +7,7 @@
 // manifest.ts), progress is the bytes tar has written, read from /proc, and a held report stops tar
 // (tar-progress.ts). Any failure, abort or timeout kills both processes and removes the partial
 // file; both run under `setpriv --pdeathsig KILL`, so a killed agent leaves neither running.
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { once } from "node:events";
 import { mkdir, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -127,39 +127,76 @@ function processFailure(name: string, argv: string, result: ProcessOutcome, acce
   return `${name} (${argv}) ${how}${stderr ? `: ${stderr}` : ""}`;
 }
 
+/** The archive run's stop: the first failure (or the job's abort) is kept and stops everything. */
+interface RunStop {
+  readonly signal: AbortSignal;
+  fail(err: unknown): void;
+  readonly firstError: unknown;
+}
+
+function runStop(jobSignal: AbortSignal, timeoutMs: number): RunStop & { dispose(): void } {
+  const stop = new AbortController();
+  let firstError: unknown;
+  const onJobAbort = () => stop.abort(jobSignal.reason);
+  jobSignal.addEventListener("abort", onJobAbort, { once: true });
+  const fail = (err: unknown) => {
+    firstError ??= err;
+    stop.abort(err);
+  };
+  const deadline = setTimeout(() => fail(new LullError("LULL_E_ARCHIVE_FAILED", `tar | zstd did not finish within ${timeoutMs} ms`)), timeoutMs);
+  return {
+    signal: stop.signal,
+    fail,
+    get firstError() {
+      return firstError;
+    },
+    dispose() {
+      clearTimeout(deadline);
+      jobSignal.removeEventListener("abort", onJobAbort);
+    },
+  };
+}
+
 /** Runs `tar | zstd > file` until both settle; the first failure stops the other. */
 async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: string): Promise<{ sha256: string; manifest: ArchiveManifest }> {
   // The first report (0 bytes) comes before tar starts: a paused run holds its archive with no process running.
   await holdArchive(request.onBytes?.(0), request.signal);
   throwIfCancelled(request.signal, `archiving guest ${request.guestId}`);
-  const stop = new AbortController();
-  const onJobAbort = () => stop.abort(request.signal.reason);
-  request.signal.addEventListener("abort", onJobAbort, { once: true });
-  let firstError: unknown;
-  const fail = (err: unknown) => {
-    firstError ??= err;
-    stop.abort(err);
-  };
-  const timeoutMs = request.timeoutMs ?? ARCHIVE_TIMEOUT_MS;
-  const deadline = setTimeout(() => fail(new LullError("LULL_E_ARCHIVE_FAILED", `tar | zstd did not finish within ${timeoutMs} ms`)), timeoutMs);
-  const common = { shell: false, reject: false, cancelSignal: stop.signal, forceKillAfterDelay: FORCE_KILL_AFTER_MS, stderr: "pipe" } as const;
   const zstdArgs = zstdCreateArgs(request.zstdLevel, request.zstdThreads ?? 0);
   const listedTarArgs = [...TAR_LISTING_OPTIONS, ...tarArgs];
-  // zstd writes the archive file itself (its stdout is the file), and tar's stdout is zstd's stdin:
-  // neither the tar stream nor the compressed bytes pass through this process.
   const file = createWriteStream(outPath, { flags: "w", mode: 0o640 });
   await once(file, "open");
+  const stop = runStop(request.signal, request.timeoutMs ?? ARCHIVE_TIMEOUT_MS);
+  let listing: TarListingCounter;
+  try {
+    listing = await runProcesses(request, listedTarArgs, zstdArgs, file, stop);
+  } finally {
+    stop.dispose();
+    await new Promise<void>((resolve) => file.close(() => resolve()));
+  }
+  // zstd wrote the file itself; its SHA-256 is taken right after zstd closed it, from the pages just
+  // written (still in the page cache), so it is the hash of what was written, not of a later read.
+  const hash = hashingStream();
+  await pipeline(createReadStream(outPath), hash.stream, new Writable({ write: (_c, _e, done) => done() }));
+  return { sha256: hash.digest(), manifest: listing.result() };
+}
+
+/** tar and zstd, from start to the last report; returns tar's listing, throws the run's failure. */
+async function runProcesses(request: ArchiveRequest, tarArgs: string[], zstdArgs: string[], file: WriteStream, stop: RunStop): Promise<TarListingCounter> {
+  const common = { shell: false, reject: false, cancelSignal: stop.signal, forceKillAfterDelay: FORCE_KILL_AFTER_MS, stderr: "pipe" } as const;
+  // zstd writes the archive file itself (its stdout is the file), and tar's stdout is zstd's stdin:
+  // neither the tar stream nor the compressed bytes pass through this process.
   const zstd = execa(...dyingWithParent("zstd", zstdArgs), { ...common, stdin: "pipe", stdout: file, maxBuffer: { stderr: STDERR_LIMIT_BYTES } });
-  const tar = execa(...dyingWithParent("tar", listedTarArgs), { ...common, stdin: "ignore", stdout: zstd.stdin, buffer: { stderr: false } });
-  // tar holds the pipe's only writing end: zstd sees the end of the stream when tar exits, and an
+  const tar = execa(...dyingWithParent("tar", tarArgs), { ...common, stdin: "ignore", stdout: zstd.stdin, buffer: { stderr: false } });
+  // tar holds the socket's only writing end: zstd sees the end of the stream when tar exits, and an
   // early death of zstd gives tar EPIPE. (execa reports this early close of zstd's stdin; the exit code decides.)
   zstd.stdin.destroy();
   const listing = new TarListingCounter();
   tar.stderr.on("data", (chunk: Buffer) => listing.update(chunk));
-  const watch = request.onBytes ? watchTarProgress({ process: tar, onBytes: request.onBytes, signal: stop.signal, onError: fail }) : undefined;
+  const watch = request.onBytes ? watchTarProgress({ process: tar, onBytes: request.onBytes, signal: stop.signal, onError: stop.fail }) : undefined;
   const tarStep = tar.then((r) => {
     listing.end();
-    const why = processFailure("tar", formatArgv("tar", listedTarArgs), r, request.live ? [0, TAR_EXIT_FILES_DIFFER] : [0], listing.messages());
+    const why = processFailure("tar", formatArgv("tar", tarArgs), r, request.live ? [0, TAR_EXIT_FILES_DIFFER] : [0], listing.messages());
     if (why !== undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", why, { cause: { brokenPipe: r.signal === "SIGPIPE" || /Broken pipe/.test(why) } });
   });
   const zstdStep = zstd.then((r) => {
@@ -168,26 +205,21 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
     if (why !== undefined) throw new LullError(isNoSpace(why) ? "LULL_E_NO_SPACE" : "LULL_E_ARCHIVE_FAILED", why, { cause: r });
   });
   const steps = [tarStep, zstdStep];
-  steps.forEach((step) => step.catch(fail));
+  steps.forEach((step) => step.catch(stop.fail));
   const [tarOutcome, zstdOutcome] = await Promise.allSettled(steps);
   await watch?.stop();
-  clearTimeout(deadline);
-  await new Promise<void>((resolve) => file.close(() => resolve()));
   // The last report: the whole stream (tar's `--totals`); a paused run holds the finished archive here.
-  if (firstError === undefined && listing.bytesWritten !== undefined) await holdArchive(request.onBytes?.(listing.bytesWritten), stop.signal).catch(fail);
-  request.signal.removeEventListener("abort", onJobAbort);
+  if (stop.firstError === undefined && listing.bytesWritten !== undefined) {
+    await holdArchive(request.onBytes?.(listing.bytesWritten), stop.signal).catch(stop.fail);
+  }
   if (request.signal.aborted) throw new LullError("LULL_E_CANCELLED", "archive cancelled", { cause: request.signal.reason });
   // zstd dying first (a full file system) breaks tar's pipe: zstd's own failure says what happened.
   const tarFailure = tarOutcome?.status === "rejected" ? (tarOutcome.reason as LullError) : undefined;
   const zstdFailure = zstdOutcome?.status === "rejected" ? (zstdOutcome.reason as LullError) : undefined;
   if (zstdFailure?.code === "LULL_E_NO_SPACE") throw zstdFailure;
   if (zstdFailure !== undefined && (tarFailure?.cause as { brokenPipe?: boolean } | undefined)?.brokenPipe) throw zstdFailure;
-  if (firstError !== undefined) throw firstError;
-  // zstd wrote the file itself; its SHA-256 is taken right after zstd closed it, from the pages just
-  // written (still in the page cache), so it is the hash of what was written, not of a later read.
-  const hash = hashingStream();
-  await pipeline(createReadStream(outPath), hash.stream, new Writable({ write: (_c, _e, done) => done() }));
-  return { sha256: hash.digest(), manifest: listing.result() };
+  if (stop.firstError !== undefined) throw stop.firstError;
+  return listing;
 }
 
 /** Waits for a report's promise (a held archive) until it settles or `signal` aborts. */
