@@ -6,8 +6,6 @@
 // and fifos are not files. A sparse file is listed with its real size and a file of 8 GiB or more
 // with its full size, as the archive's pax headers record them. Every other stderr line is one of
 // tar's messages (`tar: ...`) or the `--totals` line (`Total bytes written: N`, the stream's size).
-import { createHash, type Hash } from "node:crypto";
-import { Transform } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 
 export interface ArchiveManifest {
@@ -74,16 +72,4 @@ export class TarListingCounter {
     this.keptBytes += line.length + 1;
     while (this.keptBytes > MESSAGES_LIMIT_BYTES && this.kept.length > 1) this.keptBytes -= this.kept.shift()!.length + 1;
   }
-}
-
-/** A pass-through stream that feeds every chunk to a SHA-256 hash. */
-export function hashingStream(hash: Hash = createHash("sha256")): { stream: Transform; digest: () => string } {
-  let hex: string | undefined;
-  const stream = new Transform({
-    transform(chunk: Buffer, _e, done) {
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
-  return { stream, digest: () => (hex ??= hash.digest("hex")) };
 }

@@ -5,19 +5,19 @@
 // which is fsynced and renamed to <archiveDir>/<guestId>/<guestId>-<yyyymmddThhmmssZ>-<jobId>.tar.zst
 // (both directories fsynced). Beside the data: tar lists every member on its stderr (the manifest,
 // manifest.ts), progress is the bytes tar has written, read from /proc, and a held report stops tar
-// (tar-progress.ts). Any failure, abort or timeout kills both processes and removes the partial
+// (tar-progress.ts); the file's SHA-256 is read from the page cache just behind zstd's writes
+// (follow-hash.ts). Any failure, abort or timeout kills both processes and removes the partial
 // file; both run under `setpriv --pdeathsig KILL`, so a killed agent leaves neither running.
-import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, type WriteStream } from "node:fs";
 import { once } from "node:events";
 import { mkdir, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { execa } from "execa";
 import { LullError, validate, type Logger } from "@lull/shared";
 import { formatArgv, FORCE_KILL_AFTER_MS, tailLines } from "@lull/shared";
 import { classifyFailure, isNoSpace, throwIfCancelled } from "../storage/failure.js";
-import { hashingStream, TarListingCounter, type ArchiveManifest } from "./manifest.js";
+import { hashGrowingFile } from "./follow-hash.js";
+import { TarListingCounter, type ArchiveManifest } from "./manifest.js";
 import { tarCreateArgs, type TarVolume } from "./tar-args.js";
 import { heldUntil, watchTarProgress } from "./tar-progress.js";
 
@@ -65,7 +65,7 @@ export interface ArchiveRequest {
 export interface ArchiveResult {
   archivePath: string;
   archiveBytes: number;
-  /** SHA-256 (hex) of the compressed archive file, read back right after zstd wrote it. */
+  /** SHA-256 (hex) of the compressed archive file, read from the page cache just behind zstd's writes. */
   sha256: string;
   /** Regular files and their bytes, counted from tar's listing of the members it wrote. */
   manifest: ArchiveManifest;
@@ -167,30 +167,33 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
   const file = createWriteStream(outPath, { flags: "w", mode: 0o640 });
   await once(file, "open");
   const stop = runStop(request.signal, request.timeoutMs ?? ARCHIVE_TIMEOUT_MS);
-  let listing: TarListingCounter;
   try {
-    listing = await runProcesses(request, listedTarArgs, zstdArgs, file, stop);
+    const { listing, sha256 } = await runProcesses(request, listedTarArgs, zstdArgs, { file, path: outPath }, stop);
+    return { sha256, manifest: listing.result() };
   } finally {
     stop.dispose();
     await new Promise<void>((resolve) => file.close(() => resolve()));
   }
-  // zstd wrote the file itself; its SHA-256 is taken right after zstd closed it, from the pages just
-  // written (still in the page cache), so it is the hash of what was written, not of a later read.
-  const hash = hashingStream();
-  await pipeline(createReadStream(outPath), hash.stream, new Writable({ write: (_c, _e, done) => done() }));
-  return { sha256: hash.digest(), manifest: listing.result() };
 }
 
-/** tar and zstd, from start to the last report; returns tar's listing, throws the run's failure. */
-async function runProcesses(request: ArchiveRequest, tarArgs: string[], zstdArgs: string[], file: WriteStream, stop: RunStop): Promise<TarListingCounter> {
+/** tar and zstd, from start to the last report; returns tar's listing and the file's SHA-256, throws the run's failure. */
+async function runProcesses(
+  request: ArchiveRequest,
+  tarArgs: string[],
+  zstdArgs: string[],
+  out: { file: WriteStream; path: string },
+  stop: RunStop,
+): Promise<{ listing: TarListingCounter; sha256: string }> {
   const common = { shell: false, reject: false, cancelSignal: stop.signal, forceKillAfterDelay: FORCE_KILL_AFTER_MS, stderr: "pipe" } as const;
   // zstd writes the archive file itself (its stdout is the file), and tar's stdout is zstd's stdin:
   // neither the tar stream nor the compressed bytes pass through this process.
-  const zstd = execa(...dyingWithParent("zstd", zstdArgs), { ...common, stdin: "pipe", stdout: file, maxBuffer: { stderr: STDERR_LIMIT_BYTES } });
+  const zstd = execa(...dyingWithParent("zstd", zstdArgs), { ...common, stdin: "pipe", stdout: out.file, maxBuffer: { stderr: STDERR_LIMIT_BYTES } });
   const tar = execa(...dyingWithParent("tar", tarArgs), { ...common, stdin: "ignore", stdout: zstd.stdin, buffer: { stderr: false } });
   // tar holds the socket's only writing end: zstd sees the end of the stream when tar exits, and an
   // early death of zstd gives tar EPIPE. (execa reports this early close of zstd's stdin; the exit code decides.)
   zstd.stdin.destroy();
+  // The file's SHA-256, read from the page cache just behind zstd's writes (follow-hash.ts).
+  const hashing = hashGrowingFile(out.path, zstd, stop.signal);
   const listing = new TarListingCounter();
   tar.stderr.on("data", (chunk: Buffer) => listing.update(chunk));
   const watch = request.onBytes ? watchTarProgress({ process: tar, onBytes: request.onBytes, signal: stop.signal, onError: stop.fail }) : undefined;
@@ -207,6 +210,7 @@ async function runProcesses(request: ArchiveRequest, tarArgs: string[], zstdArgs
   const steps = [tarStep, zstdStep];
   steps.forEach((step) => step.catch(stop.fail));
   const [tarOutcome, zstdOutcome] = await Promise.allSettled(steps);
+  const sha256 = await hashing.catch((err: unknown) => void stop.fail(err));
   await watch?.stop();
   // The last report: the whole stream (tar's `--totals`); a paused run holds the finished archive here.
   if (stop.firstError === undefined && listing.bytesWritten !== undefined) {
@@ -219,7 +223,8 @@ async function runProcesses(request: ArchiveRequest, tarArgs: string[], zstdArgs
   if (zstdFailure?.code === "LULL_E_NO_SPACE") throw zstdFailure;
   if (zstdFailure !== undefined && (tarFailure?.cause as { brokenPipe?: boolean } | undefined)?.brokenPipe) throw zstdFailure;
   if (stop.firstError !== undefined) throw stop.firstError;
-  return listing;
+  if (sha256 === undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", "the archive's SHA-256 was not read to its end");
+  return { listing, sha256 };
 }
 
 /** Waits for a report's promise (a held archive) until it settles or `signal` aborts. */

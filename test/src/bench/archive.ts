@@ -7,7 +7,7 @@
 //   lull      the agent's archive module as the native engine runs it: measure the tree (find),
 //             then tar straight into zstd (tar listing its members on stderr for the manifest,
 //             progress read from tar's written bytes in /proc) into the fsynced, renamed archive,
-//             whose SHA-256 is then read back
+//             its SHA-256 read from the page cache just behind zstd's writes
 //   lull-np   the same without measuring and without progress reporting (the cost of progress)
 //   job       a real lull-agent backup of the subvolume (btrfs driver, its own snapshot): the job's
 //             archive_ms, i.e. the archiving phase as the job records it. Its snapshot is new, and
