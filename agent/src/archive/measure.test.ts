@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { LullError } from "@lull/shared";
 import { measureTrees } from "./measure.js";
 
-describe("archive byte total (real find)", () => {
+describe("archive byte total (real file system)", () => {
   let root: string;
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "lull-measure-"));

@@ -1,45 +1,55 @@
 // The archive's byte total, measured before it starts: the sum of the sizes of the
 // regular files under each read path (symlinks are not followed, the read path itself
-// included). GNU find walks the trees and prints one size per file, which this process only
-// sums: a walk of its own cost one asynchronous lstat per file, seconds for a large tree.
-// Files that vanish while walking a live path are skipped.
-import { execa } from "execa";
-import { formatArgv, LullError, tailLines } from "@lull/shared";
+// included). Each directory is read with its entries' types, so only regular files are
+// lstat'ed, and those of one directory at once (one asynchronous lstat after the other took
+// about 1 s per 6,000 files on a loaded 2-core machine). Files that vanish while walking a
+// live path are skipped.
+import { lstat, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { LullError } from "@lull/shared";
 
-const STDERR_LIMIT_BYTES = 256 * 1024;
-/** find's complaint about an entry gone between listing its directory and reading it. */
-const VANISHED = /: No such file or directory$/;
+/** lstat calls of one directory in flight at once. */
+const CONCURRENT_LSTATS = 64;
 
-function findArgs(path: string): string[] {
-  // `./` keeps a path that starts with `-` from being read as an expression.
-  return ["-P", path.startsWith("/") ? path : `./${path}`, "-type", "f", "-printf", "%s\\n"];
+function codeOf(err: unknown): unknown {
+  return (err as { code?: unknown }).code;
+}
+
+function cancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new LullError("LULL_E_CANCELLED", "measuring the archive: cancelled", { cause: signal.reason });
+}
+
+async function directorySize(path: string, signal: AbortSignal | undefined): Promise<number> {
+  cancelled(signal);
+  const entries = await readdir(path, { withFileTypes: true }).catch((err: unknown) => {
+    if (codeOf(err) === "ENOENT") return [];
+    throw err;
+  });
+  const files: string[] = [];
+  let total = 0;
+  for (const entry of entries) {
+    const child = join(path, entry.name);
+    if (entry.isDirectory()) total += await directorySize(child, signal);
+    // A file system that gives no entry types: lstat tells (and recurses into directories).
+    else if (entry.isFile() || !(entry.isSymbolicLink() || entry.isFIFO() || entry.isSocket() || entry.isBlockDevice() || entry.isCharacterDevice())) files.push(child);
+  }
+  for (let at = 0; at < files.length; at += CONCURRENT_LSTATS) {
+    cancelled(signal);
+    const sizes = await Promise.all(files.slice(at, at + CONCURRENT_LSTATS).map((f) => sizeOf(f, signal)));
+    for (const size of sizes) total += size;
+  }
+  return total;
 }
 
 async function sizeOf(path: string, signal: AbortSignal | undefined): Promise<number> {
-  if (signal?.aborted) throw new LullError("LULL_E_CANCELLED", "measuring the archive: cancelled", { cause: signal.reason });
-  const args = findArgs(path);
-  const find = execa("find", args, {
-    shell: false,
-    reject: false,
-    stdin: "ignore",
-    buffer: { stdout: false },
-    maxBuffer: { stderr: STDERR_LIMIT_BYTES },
-    ...(signal ? { cancelSignal: signal } : {}),
+  cancelled(signal);
+  const st = await lstat(path).catch((err: unknown) => {
+    if (codeOf(err) === "ENOENT") return undefined;
+    throw err;
   });
-  let total = 0;
-  let partial = "";
-  find.stdout.setEncoding("latin1").on("data", (chunk: string) => {
-    const lines = (partial + chunk).split("\n");
-    partial = lines.pop() ?? "";
-    for (const line of lines) total += Number(line);
-  });
-  const r = await find;
-  if (signal?.aborted) throw new LullError("LULL_E_CANCELLED", "measuring the archive: cancelled", { cause: signal.reason });
-  const complaints = String(r.stderr).split("\n").filter(Boolean);
-  // A missing read path measures 0, as a vanished file does.
-  if (r.exitCode === 0 || (r.exitCode === 1 && complaints.length > 0 && complaints.every((l) => VANISHED.test(l)))) return total;
-  const how = r.exitCode !== undefined ? `exited with code ${r.exitCode}` : `failed: ${r.shortMessage}`;
-  throw new LullError("LULL_E_ARCHIVE_FAILED", `measuring ${path}: ${formatArgv("find", args)} ${how}: ${tailLines(complaints.join("\n"))}`);
+  if (!st) return 0;
+  if (st.isFile()) return st.size;
+  return st.isDirectory() ? directorySize(path, signal) : 0;
 }
 
 /** Sum of regular file sizes under every path, in bytes. */
