@@ -7,7 +7,8 @@
 // manifest.ts), progress is the bytes tar has written, read from /proc, and a held report stops tar
 // (tar-progress.ts); the file's SHA-256 is read from the page cache just behind zstd's writes
 // (follow-hash.ts). Any failure, abort or timeout kills both processes and removes the partial
-// file; both run under `setpriv --pdeathsig KILL`, so a killed agent leaves neither running.
+// file; both run under `setpriv --pdeathsig KILL` (util-linux, where it is on PATH), so a killed
+// agent leaves neither running.
 import { createWriteStream, type WriteStream } from "node:fs";
 import { once } from "node:events";
 import { mkdir, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
@@ -32,10 +33,17 @@ const TAR_LISTING_OPTIONS = ["--verbose", "--verbose", "--totals"];
 /**
  * `file args` run by util-linux `setpriv`, which has the kernel kill it (SIGKILL) when this process
  * dies: nothing of this process is in the data path any more, so a killed agent would otherwise
- * leave tar and zstd writing the partial archive from the snapshot until they are done.
+ * leave tar and zstd writing the partial archive from the snapshot. Without setpriv (not on PATH)
+ * they run as they are: tar then dies at its next listing line (EPIPE on stderr), zstd when tar did.
  */
-function dyingWithParent(file: string, args: readonly string[]): [string, string[]] {
-  return ["setpriv", ["--pdeathsig", "KILL", "--", file, ...args]];
+function dyingWithParent(file: string, args: readonly string[], setpriv: boolean): [string, string[]] {
+  return setpriv ? ["setpriv", ["--pdeathsig", "KILL", "--", file, ...args]] : [file, [...args]];
+}
+
+/** Whether `setpriv` can be run (looked up once per archive). */
+async function hasSetpriv(): Promise<boolean> {
+  const r = await execa("setpriv", ["--version"], { shell: false, reject: false, stdin: "ignore", timeout: 10_000 });
+  return r.exitCode === 0;
 }
 
 export interface ArchiveRequest {
@@ -166,9 +174,11 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
   const listedTarArgs = [...TAR_LISTING_OPTIONS, ...tarArgs];
   const file = createWriteStream(outPath, { flags: "w", mode: 0o640 });
   await once(file, "open");
+  const setpriv = await hasSetpriv();
+  if (!setpriv) request.log?.warn({ jobId: request.jobId }, "setpriv not found: a killed agent would leave tar running until its next member");
   const stop = runStop(request.signal, request.timeoutMs ?? ARCHIVE_TIMEOUT_MS);
   try {
-    const { listing, sha256 } = await runProcesses(request, listedTarArgs, zstdArgs, { file, path: outPath }, stop);
+    const { listing, sha256 } = await runProcesses(request, { tar: listedTarArgs, zstd: zstdArgs, setpriv }, { file, path: outPath }, stop);
     return { sha256, manifest: listing.result() };
   } finally {
     stop.dispose();
@@ -179,16 +189,16 @@ async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: 
 /** tar and zstd, from start to the last report; returns tar's listing and the file's SHA-256, throws the run's failure. */
 async function runProcesses(
   request: ArchiveRequest,
-  tarArgs: string[],
-  zstdArgs: string[],
+  argv: { tar: string[]; zstd: string[]; setpriv: boolean },
   out: { file: WriteStream; path: string },
   stop: RunStop,
 ): Promise<{ listing: TarListingCounter; sha256: string }> {
+  const { tar: tarArgs, zstd: zstdArgs } = argv;
   const common = { shell: false, reject: false, cancelSignal: stop.signal, forceKillAfterDelay: FORCE_KILL_AFTER_MS, stderr: "pipe" } as const;
   // zstd writes the archive file itself (its stdout is the file), and tar's stdout is zstd's stdin:
   // neither the tar stream nor the compressed bytes pass through this process.
-  const zstd = execa(...dyingWithParent("zstd", zstdArgs), { ...common, stdin: "pipe", stdout: out.file, maxBuffer: { stderr: STDERR_LIMIT_BYTES } });
-  const tar = execa(...dyingWithParent("tar", tarArgs), { ...common, stdin: "ignore", stdout: zstd.stdin, buffer: { stderr: false } });
+  const zstd = execa(...dyingWithParent("zstd", zstdArgs, argv.setpriv), { ...common, stdin: "pipe", stdout: out.file, maxBuffer: { stderr: STDERR_LIMIT_BYTES } });
+  const tar = execa(...dyingWithParent("tar", tarArgs, argv.setpriv), { ...common, stdin: "ignore", stdout: zstd.stdin, buffer: { stderr: false } });
   // tar holds the socket's only writing end: zstd sees the end of the stream when tar exits, and an
   // early death of zstd gives tar EPIPE. (execa reports this early close of zstd's stdin; the exit code decides.)
   zstd.stdin.destroy();
