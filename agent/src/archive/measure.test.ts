@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { LullError } from "@lull/shared";
 import { measureTrees } from "./measure.js";
 
-describe("archive byte total (real file system)", () => {
+describe("archive byte total (real find, and the in-process walk where find is not on PATH)", () => {
   let root: string;
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "lull-measure-"));
@@ -27,6 +27,18 @@ describe("archive byte total (real file system)", () => {
   it("sums the regular files' sizes under every path, a hard link again, symlinks not followed", async () => {
     assert.equal(await measureTrees([join(root, "a"), join(root, "b")]), 1000 + 24 + 3 + 1000 + 9_000_000_000 + 5);
     assert.equal(await measureTrees([join(root, "a", "one-symlink")]), 0, "a read path that is a symlink is not followed");
+  });
+
+  it("without find on PATH, the in-process walk gives the same sums", async () => {
+    const path = process.env.PATH;
+    process.env.PATH = join(root, "no-programs-here");
+    try {
+      assert.equal(await measureTrees([join(root, "a"), join(root, "b")]), 1000 + 24 + 3 + 1000 + 9_000_000_000 + 5);
+      assert.equal(await measureTrees([join(root, "a", "one-symlink")]), 0);
+      assert.equal(await measureTrees([join(root, "gone")]), 0);
+    } finally {
+      process.env.PATH = path;
+    }
   });
 
   it("a read path that does not exist measures 0; an aborted signal is LULL_E_CANCELLED", async () => {
