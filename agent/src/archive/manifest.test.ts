@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { link, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { jobId } from "../storage/testing/config.js";
-import { TarManifestCounter } from "./manifest.js";
+import { TarListingCounter } from "./manifest.js";
 import { writeArchive } from "./tar-zst.js";
 
 /** Regular files and their sizes as GNU tar itself lists them (`tar -tv`), the reference. */
@@ -23,7 +23,7 @@ function tarListing(archive: string): { fileCount: number; totalBytes: number } 
   return { fileCount, totalBytes };
 }
 
-describe("archive manifest and SHA-256 recorded while writing (real tar and zstd)", () => {
+describe("archive manifest (from tar's listing) and SHA-256 recorded while writing (real tar and zstd)", () => {
   let root: string;
   let vol: string;
   before(async () => {
@@ -40,6 +40,12 @@ describe("archive manifest and SHA-256 recorded while writing (real tar and zstd
     await symlink("odd", join(vol, "odd-symlink"));
     await writeFile(join(vol, "sparse"), "head");
     await truncate(join(vol, "sparse"), 8 * 1024 * 1024);
+    // 9 GB, past what a ustar size field holds: its size is in a pax header, and the listing shows it whole.
+    await writeFile(join(vol, "huge-sparse"), "");
+    await truncate(join(vol, "huge-sparse"), 9_000_000_000);
+    execFileSync("mkfifo", [join(vol, "fifo")]);
+    // tar escapes the line break in a listed name: no second listing line appears.
+    await writeFile(join(vol, "x\n-rw-r--r-- 0:0 5 2026-01-01 00:00 not a member"), "x");
   });
   after(async () => rm(root, { recursive: true, force: true }));
 
@@ -56,18 +62,26 @@ describe("archive manifest and SHA-256 recorded while writing (real tar and zstd
       signal: new AbortController().signal,
     });
     assert.equal(r.sha256, createHash("sha256").update(await readFile(r.archivePath)).digest("hex"));
-    // empty, exact-block, odd, long name, unicode, sparse; the hard link and the symlink carry no data.
-    assert.deepEqual(r.manifest, { fileCount: 6, totalBytes: 0 + 512 + 70_001 + 37 + 31 + 8 * 1024 * 1024 });
+    // empty, exact-block, odd, long name, unicode, sparse, huge sparse, the name with a line break; the hard
+    // link, the symlink and the fifo carry no data.
+    assert.deepEqual(r.manifest, { fileCount: 8, totalBytes: 0 + 512 + 70_001 + 37 + 31 + 8 * 1024 * 1024 + 9_000_000_000 + 1 });
     assert.deepEqual(r.manifest, tarListing(r.archivePath));
   });
 
-  it("gives the same count whatever the chunking of the stream", async () => {
-    const tarBytes = execFileSync("tar", ["--create", "--file=-", "--format=posix", "--sparse", "-C", vol, "."]);
-    const whole = new TarManifestCounter();
-    whole.update(tarBytes);
-    const bytewise = new TarManifestCounter();
-    for (let at = 0; at < tarBytes.length; at += 1 + (at % 997)) bytewise.update(tarBytes.subarray(at, at + 1 + (at % 997)));
+  it("gives the same count whatever the chunking of tar's stderr, and keeps tar's messages and totals apart", () => {
+    const run = spawnSync("tar", ["--create", "--file=-", "--format=posix", "--sparse", "--numeric-owner", "-vv", "--totals", "-C", vol, ".", "no-such-member"], { stdio: ["ignore", "ignore", "pipe"] });
+    const stderr = run.stderr;
+    const whole = new TarListingCounter();
+    whole.update(stderr);
+    whole.end();
+    const bytewise = new TarListingCounter();
+    for (let at = 0; at < stderr.length; at += 1 + (at % 97)) bytewise.update(stderr.subarray(at, at + 1 + (at % 97)));
+    bytewise.end();
     assert.deepEqual(bytewise.result(), whole.result());
-    assert.equal(whole.result().fileCount, 6);
+    assert.equal(whole.result().fileCount, 8);
+    assert.match(whole.messages(), /^tar: no-such-member: Cannot stat: No such file or directory$/m);
+    assert.doesNotMatch(whole.messages(), /Total bytes|0\/0/);
+    assert.ok(whole.bytesWritten !== undefined && whole.bytesWritten > 70_001, String(whole.bytesWritten));
+    assert.equal(bytewise.messages(), whole.messages());
   });
 });

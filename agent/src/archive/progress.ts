@@ -1,14 +1,14 @@
 // Progress reporting of an archive: monotonic, never above the total, rate-limited
 // (at most one report per interval, so the job store is not written per 64 KiB chunk),
-// and always ending with (total, total). A sink may return a promise: the archive waits for it
-// before it reads on (backpressure), which is how a paused run holds its archive (./tar-zst.ts).
+// and always ending with (total, total). A sink may return a promise: the archive is held until it
+// settles (tar is stopped meanwhile, ./tar-progress.ts), which is how a paused run holds its archive.
 import type { Clock } from "@lull/shared";
 
 export type ProgressSink = (bytesDone: number, bytesTotal: number) => void | Promise<void>;
 
 export interface ProgressReporter {
   /**
-   * Bytes read so far (may exceed the total: tar headers and padding); clamped before reporting.
+   * Tar bytes written so far (may exceed the total: tar headers and padding); clamped before reporting.
    * Returns the sink's promise when it reported and the sink returned one.
    */
   update(bytesDone: number): void | Promise<void>;

@@ -4,8 +4,9 @@
 // header ('x': `path`, `linkpath`, `size`, and for GNU sparse 1.0 `GNU.sparse.name` and
 // `GNU.sparse.realsize`). Pax and long-name members describe the next member and are not members
 // themselves. Sizes in tar's octal form and GNU's base-256 form (first byte 0x80) are both read.
-// The manifest counter (manifest.ts) and the restore's safety check (safe-extract.ts) both read
-// archives through this one reader.
+// The restore's safety check (safe-extract.ts) reads archives through this reader. (The manifest
+// of a new archive comes from tar's own listing as it writes, manifest.ts: this process never
+// reads that stream.)
 
 export type TarMemberType = "file" | "hardlink" | "symlink" | "directory" | "char-device" | "block-device" | "fifo" | "other";
 

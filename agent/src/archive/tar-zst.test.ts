@@ -114,11 +114,11 @@ describe("tar.zst archive (real tar and zstd)", () => {
     assert.deepEqual(await readdir(archiveDir).catch(() => []), []);
   });
 
-  it("an abort mid-archive kills tar and zstd and leaves no partial file: LULL_E_CANCELLED", async () => {
+  it("an abort once tar has written leaves no partial file: LULL_E_CANCELLED (killing a running tar: tar-zst-processes.test.ts)", async () => {
     const archiveDir = join(root, "archives-abort");
     const abort = new AbortController();
     await assert.rejects(
-      writeArchive(request(archiveDir, { signal: abort.signal, onBytes: () => abort.abort(new Error("operator cancelled")) })),
+      writeArchive(request(archiveDir, { signal: abort.signal, onBytes: (b) => void (b > 0 && abort.abort(new Error("operator cancelled"))) })),
       isCode("LULL_E_CANCELLED"),
     );
     assert.deepEqual(await readdir(archiveDir), []);
@@ -139,7 +139,7 @@ describe("tar.zst archive (real tar and zstd)", () => {
     await new Promise((resolve) => setTimeout(resolve, 600));
     clearInterval(timer);
     assert.equal(finished, false, "held while the promise is pending");
-    assert.equal(calls, 1, "no byte read past the held chunk");
+    assert.equal(calls, 1, "no report while held (the first, 0 bytes, comes before tar starts)");
     assert.ok(ticks >= 10, `the event loop kept running (${ticks} ticks)`);
     release();
     const result = await writing;

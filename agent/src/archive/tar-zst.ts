@@ -1,26 +1,50 @@
-// One `.tar.zst` per job, written by the real `tar` and `zstd`: tar's stdout is piped
-// through a byte counter (progress) into zstd's stdin, and zstd writes straight into
+// One `.tar.zst` per job, written by the real `tar` and `zstd`: tar's stdout is zstd's stdin (a
+// socket pair between the two processes; this process closes its end and never reads the stream),
+// and zstd writes straight into
 //   <archiveDir>/<prefix>partial-<jobId>.tar.zst
 // which is fsynced and renamed to <archiveDir>/<guestId>/<guestId>-<yyyymmddThhmmssZ>-<jobId>.tar.zst
-// (both directories fsynced). Any failure or abort kills both processes and removes the partial file.
-import { createReadStream, createWriteStream } from "node:fs";
+// (both directories fsynced). Beside the data: tar lists every member on its stderr (the manifest,
+// manifest.ts), progress is the bytes tar has written, read from /proc, and a held report stops tar
+// (tar-progress.ts); the file's SHA-256 is read from the page cache just behind zstd's writes
+// (follow-hash.ts). Any failure, abort or timeout kills both processes and removes the partial
+// file; both run under `setpriv --pdeathsig KILL` (util-linux, where it is on PATH), so a killed
+// agent leaves neither running.
+import { createWriteStream, type WriteStream } from "node:fs";
 import { once } from "node:events";
 import { mkdir, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { execa } from "execa";
 import { LullError, validate, type Logger } from "@lull/shared";
 import { formatArgv, FORCE_KILL_AFTER_MS, tailLines } from "@lull/shared";
 import { classifyFailure, isNoSpace, throwIfCancelled } from "../storage/failure.js";
-import { hashingStream, TarManifestCounter, type ArchiveManifest } from "./manifest.js";
+import { hashGrowingFile } from "./follow-hash.js";
+import { TarListingCounter, type ArchiveManifest } from "./manifest.js";
 import { tarCreateArgs, type TarVolume } from "./tar-args.js";
+import { heldUntil, watchTarProgress } from "./tar-progress.js";
 
 /** Upper bound of one archive run; the job's signal cancels it sooner. */
 export const ARCHIVE_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 const STDERR_LIMIT_BYTES = 1024 * 1024;
 /** GNU tar's exit status for "some files differ" (changed or vanished while read). */
 const TAR_EXIT_FILES_DIFFER = 1;
+/** tar lists every member on its stderr (the manifest, manifest.ts) and ends with the stream's size. */
+const TAR_LISTING_OPTIONS = ["--verbose", "--verbose", "--totals"];
+
+/**
+ * `file args` run by util-linux `setpriv`, which has the kernel kill it (SIGKILL) when this process
+ * dies: nothing of this process is in the data path any more, so a killed agent would otherwise
+ * leave tar and zstd writing the partial archive from the snapshot. Without setpriv (not on PATH)
+ * they run as they are: tar then dies at its next listing line (EPIPE on stderr), zstd when tar did.
+ */
+function dyingWithParent(file: string, args: readonly string[], setpriv: boolean): [string, string[]] {
+  return setpriv ? ["setpriv", ["--pdeathsig", "KILL", "--", file, ...args]] : [file, [...args]];
+}
+
+/** Whether `setpriv` can be run (looked up once per archive). */
+async function hasSetpriv(): Promise<boolean> {
+  const r = await execa("setpriv", ["--version"], { shell: false, reject: false, stdin: "ignore", timeout: 10_000 });
+  return r.exitCode === 0;
+}
 
 export interface ArchiveRequest {
   archiveDir: string;
@@ -36,8 +60,11 @@ export interface ArchiveRequest {
   /** Read paths are live (mode NONE): tolerate files that change or vanish. */
   live: boolean;
   signal: AbortSignal;
-  /** Uncompressed tar bytes so far; may exceed the measured total (headers, padding). */
-  /** Told the bytes read so far; a returned promise holds the archive until it settles (backpressure). */
+  /**
+   * Told the uncompressed tar bytes written so far (0 before tar starts, about every 250 ms while it
+   * runs, the whole stream at the end); may exceed the measured total (headers, padding). A returned
+   * promise holds the archive until it settles (tar is stopped meanwhile).
+   */
   onBytes?: (bytesRead: number) => void | Promise<void>;
   timeoutMs?: number;
   log?: Logger;
@@ -46,9 +73,9 @@ export interface ArchiveRequest {
 export interface ArchiveResult {
   archivePath: string;
   archiveBytes: number;
-  /** SHA-256 (hex) of the compressed archive file, hashed as it was written. */
+  /** SHA-256 (hex) of the compressed archive file, read from the page cache just behind zstd's writes. */
   sha256: string;
-  /** Regular files and their bytes, counted from the tar stream as it was written. */
+  /** Regular files and their bytes, counted from tar's listing of the members it wrote. */
   manifest: ArchiveManifest;
 }
 
@@ -93,17 +120,14 @@ async function fsyncPath(path: string): Promise<void> {
 interface ProcessOutcome {
   exitCode?: number | undefined;
   signal?: string | undefined;
-  timedOut: boolean;
-  stderr?: unknown;
   shortMessage?: string | undefined;
 }
 
-function processFailure(name: string, argv: string, result: ProcessOutcome, acceptable: readonly number[]): string | undefined {
+function processFailure(name: string, argv: string, result: ProcessOutcome, acceptable: readonly number[], messages: string): string | undefined {
   if (result.exitCode !== undefined && acceptable.includes(result.exitCode)) return undefined;
-  const stderr = tailLines(typeof result.stderr === "string" ? result.stderr : "");
-  const how = result.timedOut
-    ? "timed out"
-    : result.exitCode !== undefined
+  const stderr = tailLines(messages);
+  const how =
+    result.exitCode !== undefined
       ? `exited with code ${result.exitCode}`
       : result.signal !== undefined
         ? `was killed by ${result.signal}`
@@ -111,79 +135,111 @@ function processFailure(name: string, argv: string, result: ProcessOutcome, acce
   return `${name} (${argv}) ${how}${stderr ? `: ${stderr}` : ""}`;
 }
 
-/** Runs tar | counter | zstd > file until all four settle; the first failure stops the rest. */
-async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: string): Promise<{ sha256: string; manifest: ArchiveManifest }> {
+/** The archive run's stop: the first failure (or the job's abort) is kept and stops everything. */
+interface RunStop {
+  readonly signal: AbortSignal;
+  fail(err: unknown): void;
+  readonly firstError: unknown;
+}
+
+function runStop(jobSignal: AbortSignal, timeoutMs: number): RunStop & { dispose(): void } {
   const stop = new AbortController();
-  const onJobAbort = () => stop.abort(request.signal.reason);
-  request.signal.addEventListener("abort", onJobAbort, { once: true });
-  const common = {
-    shell: false,
-    reject: false,
-    cancelSignal: stop.signal,
-    forceKillAfterDelay: FORCE_KILL_AFTER_MS,
-    timeout: request.timeoutMs ?? ARCHIVE_TIMEOUT_MS,
-    stderr: "pipe",
-    maxBuffer: { stderr: STDERR_LIMIT_BYTES },
-  } as const;
-  const zstdArgs = zstdCreateArgs(request.zstdLevel, request.zstdThreads ?? 0);
-  // zstd writes the archive file itself (its stdout is the file): the compressed bytes never pass
-  // through this process. Only tar's output does, for the byte count and the backpressure above.
-  // An open file stream: execa hands its descriptor to zstd as stdout.
-  const file = createWriteStream(outPath, { flags: "w", mode: 0o640 });
-  await once(file, "open");
-  const tar = execa("tar", tarArgs, { ...common, stdin: "ignore", stdout: "pipe", buffer: { stdout: false } });
-  const zstd = execa("zstd", zstdArgs, { ...common, stdin: "pipe", stdout: file });
-  let bytesRead = 0;
-  const members = new TarManifestCounter();
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      bytesRead += chunk.length;
-      members.update(chunk);
-      let held: void | Promise<void>;
-      try {
-        held = request.onBytes?.(bytesRead);
-      } catch (err) {
-        done(err as Error); // a failing progress hook stops the archive instead of crashing the process
-        return;
-      }
-      if (held instanceof Promise) held.then(() => done(null, chunk), (err: unknown) => done(err as Error));
-      else done(null, chunk);
-    },
-  });
   let firstError: unknown;
+  const onJobAbort = () => stop.abort(jobSignal.reason);
+  jobSignal.addEventListener("abort", onJobAbort, { once: true });
   const fail = (err: unknown) => {
     firstError ??= err;
     stop.abort(err);
   };
-  const steps = [
-    pipeline(tar.stdout, counter, zstd.stdin),
-    tar.then((r) => {
-      const why = processFailure("tar", formatArgv("tar", tarArgs), r, request.live ? [0, TAR_EXIT_FILES_DIFFER] : [0]);
-      if (why !== undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", why, { cause: r });
-    }),
-    zstd.then((r) => {
-      const why = processFailure("zstd", formatArgv("zstd", zstdArgs), r, [0]);
-      // zstd writes the file itself: a full file system shows in its stderr.
-      if (why !== undefined) throw new LullError(isNoSpace(why) ? "LULL_E_NO_SPACE" : "LULL_E_ARCHIVE_FAILED", why, { cause: r });
-    }),
-  ];
-  steps.forEach((step) => step.catch(fail));
-  const settled = await Promise.allSettled(steps);
-  await new Promise<void>((resolve) => file.close(() => resolve()));
-  request.signal.removeEventListener("abort", onJobAbort);
+  const deadline = setTimeout(() => fail(new LullError("LULL_E_ARCHIVE_FAILED", `tar | zstd did not finish within ${timeoutMs} ms`)), timeoutMs);
+  return {
+    signal: stop.signal,
+    fail,
+    get firstError() {
+      return firstError;
+    },
+    dispose() {
+      clearTimeout(deadline);
+      jobSignal.removeEventListener("abort", onJobAbort);
+    },
+  };
+}
+
+/** Runs `tar | zstd > file` until both settle; the first failure stops the other. */
+async function runPipeline(request: ArchiveRequest, tarArgs: string[], outPath: string): Promise<{ sha256: string; manifest: ArchiveManifest }> {
+  // The first report (0 bytes) comes before tar starts: a paused run holds its archive with no process running.
+  await holdArchive(request.onBytes?.(0), request.signal);
+  throwIfCancelled(request.signal, `archiving guest ${request.guestId}`);
+  const zstdArgs = zstdCreateArgs(request.zstdLevel, request.zstdThreads ?? 0);
+  const listedTarArgs = [...TAR_LISTING_OPTIONS, ...tarArgs];
+  const file = createWriteStream(outPath, { flags: "w", mode: 0o640 });
+  await once(file, "open");
+  const setpriv = await hasSetpriv();
+  if (!setpriv) request.log?.warn({ jobId: request.jobId }, "setpriv not found: a killed agent would leave tar running until its next member");
+  const stop = runStop(request.signal, request.timeoutMs ?? ARCHIVE_TIMEOUT_MS);
+  try {
+    const { listing, sha256 } = await runProcesses(request, { tar: listedTarArgs, zstd: zstdArgs, setpriv }, { file, path: outPath }, stop);
+    return { sha256, manifest: listing.result() };
+  } finally {
+    stop.dispose();
+    await new Promise<void>((resolve) => file.close(() => resolve()));
+  }
+}
+
+/** tar and zstd, from start to the last report; returns tar's listing and the file's SHA-256, throws the run's failure. */
+async function runProcesses(
+  request: ArchiveRequest,
+  argv: { tar: string[]; zstd: string[]; setpriv: boolean },
+  out: { file: WriteStream; path: string },
+  stop: RunStop,
+): Promise<{ listing: TarListingCounter; sha256: string }> {
+  const { tar: tarArgs, zstd: zstdArgs } = argv;
+  const common = { shell: false, reject: false, cancelSignal: stop.signal, forceKillAfterDelay: FORCE_KILL_AFTER_MS, stderr: "pipe" } as const;
+  // zstd writes the archive file itself (its stdout is the file), and tar's stdout is zstd's stdin:
+  // neither the tar stream nor the compressed bytes pass through this process.
+  const zstd = execa(...dyingWithParent("zstd", zstdArgs, argv.setpriv), { ...common, stdin: "pipe", stdout: out.file, maxBuffer: { stderr: STDERR_LIMIT_BYTES } });
+  const tar = execa(...dyingWithParent("tar", tarArgs, argv.setpriv), { ...common, stdin: "ignore", stdout: zstd.stdin, buffer: { stderr: false } });
+  // tar holds the socket's only writing end: zstd sees the end of the stream when tar exits, and an
+  // early death of zstd gives tar EPIPE. (execa reports this early close of zstd's stdin; the exit code decides.)
+  zstd.stdin.destroy();
+  // The file's SHA-256, read from the page cache just behind zstd's writes (follow-hash.ts).
+  const hashing = hashGrowingFile(out.path, zstd, stop.signal);
+  const listing = new TarListingCounter();
+  tar.stderr.on("data", (chunk: Buffer) => listing.update(chunk));
+  const watch = request.onBytes ? watchTarProgress({ process: tar, onBytes: request.onBytes, signal: stop.signal, onError: stop.fail }) : undefined;
+  const tarStep = tar.then((r) => {
+    listing.end();
+    const why = processFailure("tar", formatArgv("tar", tarArgs), r, request.live ? [0, TAR_EXIT_FILES_DIFFER] : [0], listing.messages());
+    if (why !== undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", why, { cause: { brokenPipe: r.signal === "SIGPIPE" || /Broken pipe/.test(why) } });
+  });
+  const zstdStep = zstd.then((r) => {
+    const why = processFailure("zstd", formatArgv("zstd", zstdArgs), r, [0], typeof r.stderr === "string" ? r.stderr : "");
+    // zstd writes the file itself: a full file system shows in its stderr.
+    if (why !== undefined) throw new LullError(isNoSpace(why) ? "LULL_E_NO_SPACE" : "LULL_E_ARCHIVE_FAILED", why, { cause: r });
+  });
+  const steps = [tarStep, zstdStep];
+  steps.forEach((step) => step.catch(stop.fail));
+  const [tarOutcome, zstdOutcome] = await Promise.allSettled(steps);
+  const sha256 = await hashing.catch((err: unknown) => void stop.fail(err));
+  await watch?.stop();
+  // The last report: the whole stream (tar's `--totals`); a paused run holds the finished archive here.
+  if (stop.firstError === undefined && listing.bytesWritten !== undefined) {
+    await holdArchive(request.onBytes?.(listing.bytesWritten), stop.signal).catch(stop.fail);
+  }
   if (request.signal.aborted) throw new LullError("LULL_E_CANCELLED", "archive cancelled", { cause: request.signal.reason });
-  // A process that died first (zstd on a full file system) breaks the pipe into it: the pipe's EPIPE
-  // may settle before the process's exit is read. The process's own failure says what happened.
-  const processFailures = settled.slice(1).flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
-  const noSpace = processFailures.find((e) => e instanceof LullError && e.code === "LULL_E_NO_SPACE");
-  if (noSpace !== undefined) throw noSpace;
-  if (isBrokenPipe(firstError) && processFailures.length > 0) throw processFailures[0];
-  if (firstError !== undefined) throw firstError;
-  // zstd wrote the file itself; its SHA-256 is taken right after zstd closed it, from the pages just
-  // written (still in the page cache), so it is the hash of what was written, not of a later read.
-  const hash = hashingStream();
-  await pipeline(createReadStream(outPath), hash.stream, new Writable({ write: (_c, _e, done) => done() }));
-  return { sha256: hash.digest(), manifest: members.result() };
+  // zstd dying first (a full file system) breaks tar's pipe: zstd's own failure says what happened.
+  const tarFailure = tarOutcome?.status === "rejected" ? (tarOutcome.reason as LullError) : undefined;
+  const zstdFailure = zstdOutcome?.status === "rejected" ? (zstdOutcome.reason as LullError) : undefined;
+  if (zstdFailure?.code === "LULL_E_NO_SPACE") throw zstdFailure;
+  if (zstdFailure !== undefined && (tarFailure?.cause as { brokenPipe?: boolean } | undefined)?.brokenPipe) throw zstdFailure;
+  if (stop.firstError !== undefined) throw stop.firstError;
+  if (sha256 === undefined) throw new LullError("LULL_E_ARCHIVE_FAILED", "the archive's SHA-256 was not read to its end");
+  return { listing, sha256 };
+}
+
+/** Waits for a report's promise (a held archive) until it settles or `signal` aborts. */
+async function holdArchive(held: void | Promise<void>, signal: AbortSignal): Promise<void> {
+  if (held instanceof Promise) await heldUntil(held, signal);
 }
 
 /** Writes the job's archive; returns where it is and its size. Throws ARCHIVE_FAILED, NO_SPACE or CANCELLED. */
@@ -242,10 +298,4 @@ export async function sweepPartialArchives(archiveDir: string, prefix: string, j
     removed.push(path);
   }
   return removed;
-}
-
-/** A write into a pipe whose reader is gone. */
-function isBrokenPipe(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ERR_STREAM_DESTROYED";
 }

@@ -4,8 +4,10 @@
 // compressible files, 30 % random data) in a subvolume of a loop-mounted btrfs, snapshotted
 // read-only. Per round and per zstd level (3, 1), in a rotating order, on the same page-cached data:
 //   plain     `tar -cf - . | zstd -T0 -<level> -q -o OUT && sync OUT` in the snapshot (fsynced, as Lull's archive is)
-//   lull      the agent's archive module as the native engine runs it: measure the tree, then
-//             tar | byte counter with progress reports | zstd into the fsynced, renamed archive
+//   lull      the agent's archive module as the native engine runs it: measure the tree,
+//             then tar straight into zstd (tar listing its members on stderr for the manifest,
+//             progress read from tar's written bytes in /proc) into the fsynced, renamed archive,
+//             its SHA-256 read from the page cache just behind zstd's writes
 //   lull-np   the same without measuring and without progress reporting (the cost of progress)
 //   job       a real lull-agent backup of the subvolume (btrfs driver, its own snapshot): the job's
 //             archive_ms, i.e. the archiving phase as the job records it. Its snapshot is new, and
