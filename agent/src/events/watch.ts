@@ -15,8 +15,12 @@ export interface EventStreamOptions {
   bus: EventBus;
   filter: EventFilter;
   afterSeq: number;
-  /** Sends events (never none), oldest first; resolves when the transport can take the next. */
-  send: (events: readonly Event[]) => Promise<void>;
+  /**
+   * Sends events (never none), oldest first; resolves when the transport can take the next.
+   * `fromStore`: they were read from the store for this stream alone (no other stream sends these
+   * objects); otherwise they are live events, the bus's objects that every watcher shares.
+   */
+  send: (events: readonly Event[], fromStore: boolean) => Promise<void>;
   /** Ends the stream (client cancelled, or the agent shuts down). */
   signal: AbortSignal;
   pageSize?: number;
@@ -75,11 +79,11 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
     return out;
   };
 
-  const sendAll = async (events: readonly Event[], last = false) => {
+  const sendAll = async (events: readonly Event[], fromStore: boolean, last = false) => {
     if (signal.aborted) return;
     const out = outgoing(events, last);
     if (out.length === 0) return;
-    await options.send(out);
+    await options.send(out, fromStore);
     lastSent = out[out.length - 1]!.seq;
   };
 
@@ -88,7 +92,7 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
       checkPruned();
       const page = store.events.after({ afterSeq: lastSent, guestId: filter.guestId, jobId: filter.jobId, groupRunId: filter.groupRunId, limit: pageSize });
       const last = page.length < pageSize;
-      await sendAll(page, last);
+      await sendAll(page, true, last);
       if (signal.aborted || last) return;
     }
   };
@@ -110,7 +114,7 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
       }
       const batch = live;
       live = [];
-      await sendAll(batch);
+      await sendAll(batch, false);
     }
     return lastSent;
   } finally {

@@ -54,5 +54,9 @@ describe("shared encoding", () => {
     shared.watchEventBatches!.responseSerialize({ events: events.slice(1) });
     assert.equal(calls, 3);
     assert.deepEqual(single, shared.watchEvents!.responseSerialize(events[0]));
+    const own = Buffer.from(EventBatchCodec.encode({ events }).finish());
+    assert.equal(shared.watchEventBatches!.responseSerialize(own), own, "bytes a stream encoded itself pass as they are");
+    assert.equal(shared.watchEvents!.responseSerialize(single), single);
+    assert.equal(calls, 3);
   });
 });

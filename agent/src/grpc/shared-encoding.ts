@@ -8,7 +8,9 @@
 //
 // WatchEventBatches sends an EventBatch (`repeated Event events = 1`), whose encoding is each
 // event's bytes behind its field tag and length: its serialiser frames the bytes WatchEvents's
-// cache holds, so an event is encoded once whichever of the two streams send it.
+// cache holds, so an event is encoded once whichever of the two streams send it. A stream may
+// also write bytes it encoded itself (events read for it alone, grpc/event-senders.ts): they pass
+// as they are.
 import type { ServiceDefinition } from "@grpc/grpc-js";
 import type { Event, EventBatch } from "@lull/proto";
 
@@ -26,7 +28,9 @@ export function withSharedEncoding<T extends ServiceDefinition>(definition: T): 
   }
   const encodeEvent = caching.get("watchEvents");
   for (const [name, method] of Object.entries(definition)) {
-    if (EVENT_BATCH_METHODS.has(name) && encodeEvent) out[name] = { ...method, responseSerialize: (batch: EventBatch) => frameBatch(batch.events, encodeEvent) };
+    if (EVENT_BATCH_METHODS.has(name) && encodeEvent) {
+      out[name] = { ...method, responseSerialize: (batch: EventBatch | Buffer) => (Buffer.isBuffer(batch) ? batch : frameBatch(batch.events, encodeEvent)) };
+    }
     else out[name] = caching.has(name) ? { ...method, responseSerialize: caching.get(name) } : method;
   }
   return out as T;
@@ -35,6 +39,7 @@ export function withSharedEncoding<T extends ServiceDefinition>(definition: T): 
 function encodeOnce(encode: (value: unknown) => Buffer): (value: unknown) => Buffer {
   const encoded = new WeakMap<object, Buffer>();
   return (value) => {
+    if (Buffer.isBuffer(value)) return value;
     if (typeof value !== "object" || value === null) return encode(value);
     let bytes = encoded.get(value);
     if (bytes === undefined) {
