@@ -37,6 +37,14 @@ test("a token bucket per principal and method: burst, then refill at the rate", 
   for (let i = 0; i < 100; i++) limiter.admit("registerStack", local);
 });
 
+test("WatchEventBatches takes its calls from WatchEvents's bucket", () => {
+  const limiter = new CallLimiter({ rates: { watchEvents: { burst: 2, perSecond: 1 } }, maxStreams: 10 }, manualClock());
+  limiter.admit("watchEvents", a);
+  limiter.admit("watchEventBatches", a);
+  assert.throws(() => limiter.admit("watchEventBatches", a), limited);
+  assert.throws(() => limiter.admit("watchEvents", a), limited);
+});
+
 test("open streams are capped per principal and released once", () => {
   const limiter = new CallLimiter({ rates: {}, maxStreams: 2 }, manualClock());
   const r1 = limiter.openStream(a);

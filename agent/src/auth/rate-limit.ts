@@ -1,5 +1,5 @@
 // Per-principal limits on the calls a guest could use to wear the agent down: token buckets on
-// chosen methods (RegisterStack, WatchEvents) and a cap on open watch streams. Refusals are
+// chosen methods (RegisterStack, WatchEvents — WatchEventBatches takes from its bucket) and a cap on open watch streams. Refusals are
 // LULL_E_RATE_LIMITED (RESOURCE_EXHAUSTED). State lives in the limiter instance; its keys are
 // principals that passed authentication, so it is bounded by the number of tokens.
 import { LullError, type Clock } from "@lull/shared";
@@ -20,6 +20,9 @@ export interface CallLimits {
   /** Open server streams of every limited principal together (the agent's memory bound); default unbounded. */
   maxStreamsTotal?: number | undefined;
 }
+
+/** Methods that take their calls from another method's bucket: the two forms of one stream. */
+const SHARED_BUCKETS: Readonly<Record<string, string>> = { watchEventBatches: "watchEvents" };
 
 interface Bucket {
   tokens: number;
@@ -42,7 +45,8 @@ export class CallLimiter {
   }
 
   /** Takes one call from the principal's bucket for `method`, or throws LULL_E_RATE_LIMITED. */
-  admit(method: string, principal: Principal): void {
+  admit(calledMethod: string, principal: Principal): void {
+    const method = SHARED_BUCKETS[calledMethod] ?? calledMethod;
     const rate = this.limits.rates[method];
     if (!rate || CallLimiter.exempt(principal)) return;
     const key = `${principal.id}\u0000${method}`;

@@ -45,6 +45,7 @@ test("a stack token acts only for its stack and cannot start or cancel the guest
   check("acknowledgeQuiesce", stackApp, { guestId: "101", stack: "app" });
   check("getJob", stackApp, { guestId: "101" });
   check("watchEvents", stackApp, { guestId: "101" });
+  check("watchEventBatches", stackApp, { guestId: "101" });
   for (const method of ["registerStack", "unregisterStack", "acknowledgeQuiesce", "refuseQuiesce", "reportResumed"]) {
     assert.throws(() => check(method, stackApp, { guestId: "101", stack: "db" }), denied, method);
   }
@@ -83,7 +84,7 @@ test("refusals never repeat what the caller sent", () => {
 
 test("a node credential makes only the read-only calls and the cross-node group calls, for every guest, and acts on nothing else", () => {
   const node: Principal = { kind: "node", id: "node:pve2", node: "pve2" };
-  const readOnly = ["getAgentInfo", "listJobs", "getJob", "watchEvents", "listBackups", "getBackup", "listVerifications", "listSchedules", "listGroups", "getGroup"];
+  const readOnly = ["getAgentInfo", "listJobs", "getJob", "watchEvents", "watchEventBatches", "listBackups", "getBackup", "listVerifications", "listSchedules", "listGroups", "getGroup"];
   // A group run coordinated on another node: the handler lets a node release only members it asked to join.
   const groupCalls = ["joinGroupRun", "releaseGroupMember"];
   const req: Request = { guestId: "", guestIds: [], groupRunId: "" };

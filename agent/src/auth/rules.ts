@@ -72,6 +72,7 @@ export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
   refuseQuiesce: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
   reportResumed: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
   watchEvents: { kind: "guest", guests: one("guestId"), stackTokens: true, nodes: true },
+  watchEventBatches: { kind: "guest", guests: one("guestId"), stackTokens: true, nodes: true },
   // Restore points: a guest token reaches its own guest's points; verifying and pruning are the
   // guest's business (not a stack's), reading runs is open to its stacks too.
   verifyPoint: { kind: "guest", guests: one("guestId"), stackTokens: false },

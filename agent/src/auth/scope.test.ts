@@ -40,6 +40,7 @@ function requestsFor101(): Record<string, Record<string, unknown>> {
     refuseQuiesce: { guestId: "101", jobId, stack: "app", reason: "no" },
     reportResumed: { guestId: "101", jobId, stack: "app", downtimeMs: 1 },
     watchEvents: { guestId: "101" },
+    watchEventBatches: { guestId: "101" },
     startGroupBackup: { guestIds: ["101"], idempotencyKey: "scope-group" },
     getGroup: { groupRunId: "g-01zzzzzzzzzzzzzzzzzzzzzzzz" },
     listGroups: { guestId: "101" },
@@ -149,7 +150,7 @@ describe("credentials on the network listener", () => {
   it("a guest token cannot make operator-wide calls; a stack token acts only for its stack", async () => {
     const g101 = clientWith(tokens.g101);
     const rpc = (key: string) => agentRpcs().find((r) => r.key === key)!;
-    for (const [key, req] of [["listJobs", { guestId: "" }], ["watchEvents", { guestId: "" }], ["listGroups", { guestId: "" }]] as const) {
+    for (const [key, req] of [["listJobs", { guestId: "" }], ["watchEvents", { guestId: "" }], ["watchEventBatches", { guestId: "" }], ["listGroups", { guestId: "" }]] as const) {
       const o = await invoke(g101, rpc(key), requestFor(rpc(key).rpc, req));
       assert.equal(o.ok ? "OK" : o.error.code, "LULL_E_PERMISSION_DENIED", key);
     }

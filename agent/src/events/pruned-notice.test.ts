@@ -57,9 +57,9 @@ async function stream(store: JobStore, filter: EventFilter, afterSeq: number, pa
     signal: stop.signal,
     pageSize,
     now: () => NOW,
-    send: async (e) => {
-      got.push(e);
-      if (e.seq >= last) stop.abort();
+    send: async (events) => {
+      got.push(...events);
+      if (events.at(-1)!.seq >= last) stop.abort();
     },
   });
   return got;

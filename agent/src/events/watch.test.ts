@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { EventKind, Phase, QuiescePolicy, type Event } from "@lull/proto";
+import { EventKind, Phase, QuiescePolicy, type Event, type EventBatch } from "@lull/proto";
 import { silentLogger, systemClock } from "@lull/shared";
 import { eventFor, newJobRecord } from "../jobs/job.js";
 import { newJobId } from "../jobs/job-id.js";
@@ -59,10 +59,13 @@ async function take(
     signal: stop.signal,
     pageSize: 3,
     ...(maxBuffered !== undefined ? { maxBuffered } : {}),
-    send: async (e) => {
-      got.push(e.seq);
-      await onSend(e, got.length);
-      if (got.length === count) stop.abort();
+    send: async (events) => {
+      for (const e of events) {
+        if (stop.signal.aborted) return;
+        got.push(e.seq);
+        await onSend(e, got.length);
+        if (got.length === count) stop.abort();
+      }
     },
   });
   return got;
@@ -120,6 +123,34 @@ describe("event stream", () => {
 
       const info = await t.api.getAgentInfo();
       assert.equal(info.lastEventSeq, last);
+    } finally {
+      await t.stop();
+      rmSync(t.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("WatchEventBatches", () => {
+  it("over gRPC: the events of WatchEvents, in order, several per message", async () => {
+    const t = await startTestAgent({ engine: new FakeEngine({ progressSteps: 20 }) });
+    try {
+      const first = await t.api.startBackup({ guestId: "demo" });
+      await waitForEnd(t, "demo", first.job!.id);
+      const one = await collectEvents(t, {}, (e) => e.phase === Phase.PHASE_DONE);
+      const batches: Event[][] = [];
+      await new Promise<void>((resolve, reject) => {
+        const call = t.client.watchEventBatches({ guestId: "", jobId: "", afterSeq: 0 });
+        call.on("data", (b: EventBatch) => {
+          batches.push(b.events);
+          if (b.events.some((e) => e.seq >= one.at(-1)!.seq)) {
+            call.cancel();
+            resolve();
+          }
+        });
+        call.on("error", (err: Error) => (/CANCELLED/.test(err.message) ? undefined : reject(err)));
+      });
+      assert.deepEqual(batches.flat(), one, "the same events");
+      assert.ok(batches.length < one.length / 5, `${one.length} events in ${batches.length} messages`);
     } finally {
       await t.stop();
       rmSync(t.dir, { recursive: true, force: true });

@@ -2,7 +2,9 @@
 // no duplicate. It subscribes to the bus *before* reading the backlog, then drains the live
 // buffer, skipping every seq it already sent. A watcher that falls too far behind drops its
 // live buffer and reads again from the store, so memory stays bounded. A stream that covers events
-// retention deleted carries a notice where they were (pruned-notice.ts).
+// retention deleted carries a notice where they were (pruned-notice.ts). The events that go
+// together (a backlog page, the live events that came together) reach the transport in one `send`,
+// which may write them one message each (WatchEvents) or as one message (WatchEventBatches).
 import type { Event } from "@lull/proto";
 import type { JobStore } from "../jobs/store.js";
 import type { EventBus, EventFilter } from "./bus.js";
@@ -13,13 +15,12 @@ export interface EventStreamOptions {
   bus: EventBus;
   filter: EventFilter;
   afterSeq: number;
-  /** Sends one event; resolves when the transport can take the next. */
-  send: (event: Event) => Promise<void>;
   /**
-   * Holds the transport's writes while a batch of events (a backlog page, the live events that came
-   * together) is sent, so the batch leaves in one write; returns the release. Default: none.
+   * Sends events (never none), oldest first; resolves when the transport can take the next.
+   * `fromStore`: they were read from the store for this stream alone (no other stream sends these
+   * objects); otherwise they are live events, the bus's objects that every watcher shares.
    */
-  hold?: () => () => void;
+  send: (events: readonly Event[], fromStore: boolean) => Promise<void>;
   /** Ends the stream (client cancelled, or the agent shuts down). */
   signal: AbortSignal;
   pageSize?: number;
@@ -58,38 +59,41 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
     const through = prunedThroughFor(filter, (guestId) => store.events.prunedThrough(guestId));
     if (through > lastSent && through > (pending?.through ?? 0)) pending = { through, from: pending?.from ?? lastSent };
   };
-  const sendNotice = async () => {
-    const notice = pending;
-    pending = undefined;
-    if (!notice || signal.aborted) return;
-    await options.send(prunedNotice(notice.through, notice.from, filter, new Date((options.now ?? Date.now)())));
-    lastSent = notice.through;
-  };
-
-  const sendIfNew = async (event: Event) => {
-    if (event.seq <= lastSent || signal.aborted) return;
-    if (pending && event.seq > pending.through) await sendNotice();
-    if (signal.aborted) return;
-    await options.send(event);
-    lastSent = event.seq;
-  };
-
-  const sendAll = async (events: readonly Event[]) => {
-    const release = options.hold?.();
-    try {
-      for (const event of events) await sendIfNew(event);
-    } finally {
-      release?.();
+  /** `events` without those already sent, with the pending notice in its place (or at the end when `last`). */
+  const outgoing = (events: readonly Event[], last: boolean): Event[] => {
+    const out: Event[] = [];
+    let at = lastSent;
+    const notice = () => {
+      if (!pending) return;
+      out.push(prunedNotice(pending.through, pending.from, filter, new Date((options.now ?? Date.now)())));
+      at = pending.through;
+      pending = undefined;
+    };
+    for (const event of events) {
+      if (event.seq <= at) continue;
+      if (pending && event.seq > pending.through) notice();
+      out.push(event);
+      at = event.seq;
     }
+    if (last) notice();
+    return out;
+  };
+
+  const sendAll = async (events: readonly Event[], fromStore: boolean, last = false) => {
+    if (signal.aborted) return;
+    const out = outgoing(events, last);
+    if (out.length === 0) return;
+    await options.send(out, fromStore);
+    lastSent = out[out.length - 1]!.seq;
   };
 
   const readBacklog = async () => {
     for (;;) {
       checkPruned();
       const page = store.events.after({ afterSeq: lastSent, guestId: filter.guestId, jobId: filter.jobId, groupRunId: filter.groupRunId, limit: pageSize });
-      await sendAll(page);
-      if (signal.aborted) return;
-      if (page.length < pageSize) return sendNotice();
+      const last = page.length < pageSize;
+      await sendAll(page, true, last);
+      if (signal.aborted || last) return;
     }
   };
 
@@ -110,7 +114,7 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
       }
       const batch = live;
       live = [];
-      await sendAll(batch);
+      await sendAll(batch, false);
     }
     return lastSent;
   } finally {

@@ -68,6 +68,7 @@ describe("gRPC server", () => {
       const protos = file.file_descriptor_response?.file_descriptor_proto ?? [];
       const text = protos.map((b) => Buffer.from(b).toString("latin1")).join("");
       assert.ok(text.includes("lull.v1") && text.includes("StartBackup") && text.includes("WatchEvents"), "the descriptor of the lull.v1 API");
+      assert.ok(text.includes("WatchEventBatches") && text.includes("EventBatch"), "the descriptor served is the .proto's as shipped (its newest RPC)");
     } finally {
       client.close();
     }

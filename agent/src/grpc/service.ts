@@ -2,7 +2,7 @@
 // the ledger (job changes), the runner (runs, cancellation) or the store (reads, leases).
 // Errors leave through unaryHandler → toServiceError, which sets the `lull-error-code` trailer.
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import { EventKind, type AgentServer, type Event, type Job, type WatchEventsRequest } from "@lull/proto";
+import { EventKind, type AgentServer, type Event, type EventBatch, type Job, type WatchEventsRequest } from "@lull/proto";
 import { LullError, asLullError, isTerminal, phaseName, toServiceError, unaryHandler, type Clock, type Logger } from "@lull/shared";
 import { snapshotKind, type AgentConfig, type GuestConfig } from "../config.js";
 import type { EventBus } from "../events/bus.js";
@@ -19,7 +19,7 @@ import type { JobRunner } from "../jobs/runner.js";
 import { GroupCommit } from "../ledger/group-commit.js";
 import * as check from "../api/validate.js";
 import { pageOf } from "../api/page-token.js";
-import { batchWrites } from "./batched-writes.js";
+import { eventBatchMessages, eventMessages, type EventSender } from "./event-senders.js";
 import type { RestoreHandlers } from "../api/restore-handlers.js";
 import type { RemoteGroupHandlers } from "../api/remote-group-handlers.js";
 import { principalOf } from "../auth/guard.js";
@@ -50,7 +50,7 @@ export interface AgentServiceDeps {
 
 export interface AgentServiceHandle {
   implementation: AgentServer;
-  /** Ends every open WatchEvents stream (agent shutdown). */
+  /** Ends every open WatchEvents and WatchEventBatches stream (agent shutdown). */
   closeStreams(): void;
 }
 
@@ -211,7 +211,10 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     cancelRestore: handle("CancelRestore", (req) => restores().cancelRestore(req)),
 
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
-      void watch(call);
+      void watch(call, "WatchEvents", eventMessages);
+    },
+    watchEventBatches: (call: ServerWritableStream<WatchEventsRequest, EventBatch>) => {
+      void watch(call, "WatchEventBatches", eventBatchMessages);
     },
 
     joinGroupRun: (call) => {
@@ -227,7 +230,12 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     }),
   };
 
-  async function watch(call: ServerWritableStream<WatchEventsRequest, Event>): Promise<void> {
+  /** WatchEvents and WatchEventBatches: the same stream, sent by `senderOf`. */
+  async function watch(
+    call: ServerWritableStream<WatchEventsRequest, Event> | ServerWritableStream<WatchEventsRequest, EventBatch>,
+    method: string,
+    senderOf: (stream: typeof call, signal: AbortSignal) => EventSender,
+  ): Promise<void> {
     const stop = new AbortController();
     const onCancel = () => stop.abort();
     call.on("cancelled", onCancel);
@@ -245,20 +253,18 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
       }
       if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down");
       streams.add(stop);
-      const writer = batchWrites<Event>(call);
       await streamEvents({
         store,
         bus: deps.bus,
         filter: { guestId: r.guestId, jobId: r.jobId, groupRunId: r.groupRunId },
         afterSeq: r.afterSeq,
         signal: stop.signal,
-        send: (event) => writer.write(event, stop.signal),
-        hold: () => writer.hold(),
+        send: senderOf(call, stop.signal),
       });
       if (!call.cancelled) call.end();
     } catch (err) {
       const e = asLullError(err);
-      log.info({ method: "WatchEvents", code: e.code, err: e.message }, "call failed");
+      log.info({ method, code: e.code, err: e.message }, "call failed");
       if (!call.cancelled) call.emit("error", toServiceError(e));
     } finally {
       streams.delete(stop);

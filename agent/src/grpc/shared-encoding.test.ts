@@ -3,7 +3,7 @@
 import { strict as assert } from "node:assert";
 import { describe, it } from "node:test";
 import type { ServiceDefinition } from "@grpc/grpc-js";
-import { AgentService, Event as EventCodec, type Event } from "@lull/proto";
+import { AgentService, EventBatch as EventBatchCodec, Event as EventCodec, type Event } from "@lull/proto";
 import { withSharedEncoding } from "./shared-encoding.js";
 
 describe("shared encoding", () => {
@@ -29,5 +29,34 @@ describe("shared encoding", () => {
     assert.equal(EventCodec.decode(shared.watchEvents!.responseSerialize(copy)).message, "changed copy");
     assert.equal(calls, 2);
     assert.equal(shared.getJob, counting.getJob, "unary methods are left as they are");
+  });
+
+  it("an EventBatch is its events' shared bytes: the generated codec's encoding, each event encoded once for both streams", () => {
+    let calls = 0;
+    const counting: ServiceDefinition = {
+      ...AgentService,
+      watchEvents: {
+        ...AgentService.watchEvents,
+        responseSerialize: (v: Event) => {
+          calls += 1;
+          return AgentService.watchEvents.responseSerialize(v);
+        },
+      },
+    };
+    const shared = withSharedEncoding(counting);
+    // A long message: an event whose length takes more than one byte of varint.
+    const events = [1, 2, 3].map((seq) => EventCodec.fromPartial({ seq, guestId: "a", jobId: "j", message: "m".repeat(seq * 100), at: new Date(1_700_000_000_000 + seq) }));
+    const single = shared.watchEvents!.responseSerialize(events[0]);
+    const batch = shared.watchEventBatches!.responseSerialize({ events });
+    assert.deepEqual(batch, Buffer.from(EventBatchCodec.encode({ events }).finish()), "the bytes of the generated codec");
+    assert.deepEqual(EventBatchCodec.decode(batch).events, events);
+    assert.equal(calls, 3, "the event sent alone first is not encoded again");
+    shared.watchEventBatches!.responseSerialize({ events: events.slice(1) });
+    assert.equal(calls, 3);
+    assert.deepEqual(single, shared.watchEvents!.responseSerialize(events[0]));
+    const own = Buffer.from(EventBatchCodec.encode({ events }).finish());
+    assert.equal(shared.watchEventBatches!.responseSerialize(own), own, "bytes a stream encoded itself pass as they are");
+    assert.equal(shared.watchEvents!.responseSerialize(single), single);
+    assert.equal(calls, 3);
   });
 });

@@ -103,12 +103,13 @@ export class EventLog {
       where.push(`${column} = ?`);
       args.push(value);
     }
-    const sql = `SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`;
+    const sql = `SELECT ${RAW_COLUMNS} FROM events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`;
     // One prepared statement per filter shape (eight at most): a node's controllers reconnecting
-    // at once read their backlogs without compiling the query each time.
+    // at once read their backlogs without compiling the query each time. Rows come back as arrays
+    // (better-sqlite3 builds an object with named keys per row otherwise, half of a replay's read).
     let statement = this.afterStatements.get(sql);
-    if (!statement) this.afterStatements.set(sql, (statement = this.database.connection.prepare(sql)));
-    return (statement.all(...args, query.limit) as EventRow[]).map(eventFromRow);
+    if (!statement) this.afterStatements.set(sql, (statement = this.database.connection.prepare(sql).raw(true)));
+    return (statement.all(...args, query.limit) as RawEventRow[]).map(eventFromRawRow);
   }
 
   lastSeq(): number {
@@ -144,6 +145,38 @@ function eventToRow(e: EventDraft, at: number): Omit<EventRow, "seq"> {
     message: e.message,
     group_run_id: e.groupRunId ?? "",
   };
+}
+
+/** The columns of `RawEventRow`, in its order. */
+const RAW_COLUMNS =
+  "seq, at, job_id, guest_id, kind, phase, mode, consistency, snapshot_at, bytes_done, bytes_total, stack, stack_state, downtime_ms, error_code, message, group_run_id";
+type RawEventRow = [
+  seq: number, at: number, jobId: string, guestId: string, kind: number, phase: number, mode: number, consistency: number,
+  snapshotAt: number | null, bytesDone: number, bytesTotal: number, stack: string, stackState: number, downtimeMs: number,
+  errorCode: string, message: string, groupRunId: string,
+];
+
+function eventFromRawRow(r: RawEventRow): Event {
+  const event: Event = {
+    seq: r[0],
+    at: new Date(r[1]),
+    jobId: r[2],
+    guestId: r[3],
+    kind: r[4],
+    phase: r[5],
+    mode: r[6],
+    consistency: r[7],
+    snapshotAt: dateOf(r[8]),
+    bytesDone: r[9],
+    bytesTotal: r[10],
+    stack: r[11],
+    stackState: r[12],
+    downtimeMs: r[13],
+    errorCode: r[14],
+    message: r[15],
+  };
+  if (r[16]) event.groupRunId = r[16];
+  return event;
 }
 
 function eventFromRow(row: EventRow): Event {

@@ -17,6 +17,12 @@ export interface Credential {
 
 const identity = (b: Buffer) => b;
 
+/** RPCs whose request message is not `<Rpc>Request`. */
+const REQUEST_MESSAGES: Readonly<Record<string, string>> = { WatchEventBatches: "WatchEventsRequest" };
+
+/** The name of the request message of `rpc` in @lull/proto. */
+export const requestMessageOf = (rpc: string): string => REQUEST_MESSAGES[rpc] ?? `${rpc}Request`;
+
 export function credentialClient(address: string, fingerprint: string, credential: Credential): Client {
   return new Client(address, agentChannelCredentials({ fingerprint }), {
     ...(credential.token !== undefined ? { interceptors: [bearerTokenInterceptor(credential.token)] } : {}),
@@ -103,7 +109,7 @@ function decode<T>(name: string, bytes: Buffer | undefined): T | undefined {
 
 /** The guests a request names (as decoded by the agent's own codec). */
 export function guestsNamed(rpc: string, bytes: Buffer): string[] | undefined {
-  const req = decode<{ guestId?: string; guestIds?: string[] }>(`${rpc}Request`, bytes);
+  const req = decode<{ guestId?: string; guestIds?: string[] }>(requestMessageOf(rpc), bytes);
   if (!req) return undefined;
   return [...(req.guestId ? [req.guestId] : []), ...(req.guestIds ?? [])];
 }
@@ -130,6 +136,8 @@ export function scopeLeak(rpc: string, bytes: Buffer, result: CallResult, guestI
           ? [decode<proto.Job>("Job", r)?.guestId]
           : rpc === "WatchEvents" && r
             ? [decode<proto.Event>("Event", r)?.guestId || undefined]
+            : rpc === "WatchEventBatches" && r
+              ? (decode<proto.EventBatch>("EventBatch", r)?.events ?? []).map((e) => e.guestId || undefined)
             : rpc === "GetGroup"
               ? (decode<{ guestIds?: string[] }>("GroupRun", r)?.guestIds ?? [])
               : rpc === "CancelGroup"

@@ -4,6 +4,7 @@
 // wire types, a uint64 beyond 2^53). Every hostile string carries MARKER, so a canary can tell
 // whether any of it reached a command line or a file name.
 import * as proto from "@lull/proto";
+import { requestMessageOf } from "./fuzz-calls.js";
 
 export const MARKER = "lullfuzz";
 
@@ -141,6 +142,7 @@ export function partialRequest(rpc: string, rng: Rng, w: FuzzWorld): Record<stri
     case "ReportResumed":
       return { guestId: guest(), jobId: jobId(rng, w), stack: stack(), downtimeMs: num(rng, true), resumedAt: date(rng), early: rng.chance(0.5), ...(rng.chance(0.3) ? { postStep: text() } : {}) };
     case "WatchEvents":
+    case "WatchEventBatches":
       return { guestId: guest(), jobId: rng.chance(0.7) ? "" : jobId(rng, w), afterSeq: num(rng, true), ...(rng.chance(0.2) ? { groupRunId: text() } : {}) };
     case "StartGroupBackup":
       // Now and then a well-formed ad-hoc group of every guest, so real runs exist to get and cancel.
@@ -179,7 +181,7 @@ interface Codec {
 }
 
 function codecOf(rpc: string): Codec | undefined {
-  return (proto as unknown as Record<string, Codec | undefined>)[`${rpc}Request`];
+  return (proto as unknown as Record<string, Codec | undefined>)[requestMessageOf(rpc)];
 }
 
 /** The request of `rpc` as bytes: a valid encoding of hostile fields, or malformed bytes. */

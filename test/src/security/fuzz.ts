@@ -14,7 +14,7 @@ import { AgentService, Phase, StartBackupResponse, StartGroupBackupResponse } fr
 import { isTerminal } from "@lull/shared";
 import { makeTempDir, removeDir, startAgent, waitFor, type AgentProcess, type ExitStatus } from "../support/index.js";
 import { commandProblem, listTree, markedPaths, readCommandLog, treeDiff, writeCommandShims } from "./fuzz-canary.js";
-import { credentialClient, healthOf, scopeLeak, streamCall, unaryCall, type CallResult, type Credential } from "./fuzz-calls.js";
+import { credentialClient, healthOf, requestMessageOf, scopeLeak, streamCall, unaryCall, type CallResult, type Credential } from "./fuzz-calls.js";
 import { MARKER, Rng, requestBytes, type FuzzWorld } from "./fuzz-requests.js";
 
 export const EXPECTED_STATUSES = ["OK", "INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED", "UNAUTHENTICATED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ALREADY_EXISTS"];
@@ -207,7 +207,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
 
 /** A well-formed request of `rpc` (for the floods). */
 function requestBytesFor(rpc: string, partial: Record<string, unknown>): Buffer {
-  const codec = (proto as unknown as Record<string, { fromPartial(p: unknown): unknown; encode(m: unknown): { finish(): Uint8Array } }>)[`${rpc}Request`];
+  const codec = (proto as unknown as Record<string, { fromPartial(p: unknown): unknown; encode(m: unknown): { finish(): Uint8Array } }>)[requestMessageOf(rpc)];
   if (!codec) throw new Error(`no codec for ${rpc}`);
   return Buffer.from(codec.encode(codec.fromPartial(partial)).finish());
 }

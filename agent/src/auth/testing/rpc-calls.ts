@@ -26,10 +26,14 @@ interface MessageCodec {
   fromPartial(partial: Record<string, unknown>): unknown;
 }
 
-/** A complete request message of `rpc` (`<Rpc>Request`, defaults filled in). */
+/** RPCs whose request message is not `<Rpc>Request`. */
+const REQUEST_MESSAGES: Readonly<Record<string, string>> = { WatchEventBatches: "WatchEventsRequest" };
+
+/** A complete request message of `rpc` (`<Rpc>Request` unless REQUEST_MESSAGES says, defaults filled in). */
 export function requestFor(rpc: string, partial: Record<string, unknown>): unknown {
-  const codec = (proto as unknown as Record<string, MessageCodec | undefined>)[`${rpc}Request`];
-  if (!codec?.fromPartial) throw new Error(`no request message ${rpc}Request in @lull/proto`);
+  const name = REQUEST_MESSAGES[rpc] ?? `${rpc}Request`;
+  const codec = (proto as unknown as Record<string, MessageCodec | undefined>)[name];
+  if (!codec?.fromPartial) throw new Error(`no request message ${name} in @lull/proto`);
   return codec.fromPartial(partial);
 }
 
