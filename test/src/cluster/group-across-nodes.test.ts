@@ -172,6 +172,34 @@ async function memberAcknowledged(runId: string): Promise<boolean> {
   return job !== undefined && job.stacks.length > 0 && job.stacks.every((s) => s.state === StackState.STACK_STATE_QUIESCED);
 }
 
+/** Starts a run of group shop on pve1 (not waiting for it); returns its id. */
+async function startShopRun(): Promise<string> {
+  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+}
+
+/** pve2's member job of run `runId` once it is in `phase`. */
+function memberOnPve2(runId: string, phase: Phase, what: string, timeoutMs = 30_000) {
+  return waitFor(what, async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && j.phase === phase), timeoutMs);
+}
+
+/** pve2's agent runs again with `env` (a slow command's PATH), and 201's controller registers with it again. */
+async function restartPve2With(env: NodeJS.ProcessEnv): Promise<void> {
+  await stacks[1]!.controller!.stop();
+  await agents[1]!.restart({ env });
+  await startStackController(stacks[1]!, 1);
+}
+
+/** Starts a run and waits until pve1 knows that pve2's member archives (past the snapshot point). */
+async function runArchivingOnPve2(): Promise<{ runId: string; memberJobId: string }> {
+  const runId = await startShopRun();
+  const archiving = await memberOnPve2(runId, Phase.PHASE_ARCHIVING, "pve2's member to archive (past the snapshot point)");
+  // …and until the coordinator has that report (its stream from pve2 carries each change).
+  await waitFor("pve1 to know pve2's member archives", async () => (await shownRun(runId)).members.find((m) => m.guestId === "201@pve2" && m.phase === "archiving"), 30_000);
+  return { runId, memberJobId: archiving.id };
+}
+
 /**
  * Starts a run in which 201's member waits at the barrier: 101's stack takes 6 s to stop (its
  * controller registered again with pve1), 201's acknowledges at once. Returns the run and its start.
@@ -180,9 +208,7 @@ async function runWaitingAtBarrier(): Promise<{ runId: string; started: number }
   await stacks[0]!.controller!.stop();
   await startStackController(stacks[0]!, 0, 6_000);
   const started = Date.now();
-  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
-  assert.equal(r.exitCode, 0, r.stderr);
-  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
+  const runId = await startShopRun();
   await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
   return { runId, started };
 }
@@ -283,14 +309,7 @@ test("cancelling a run before its snapshot point cancels the member on the other
 
 test("kill -9 of the coordinator while the other node's member waits at the barrier: its stacks run again, its job says why, the run is settled honestly", async () => {
   // 101's stack takes 6 s to stop, so 201's member ends its barrier first and waits for pve1's word.
-  await stacks[0]!.controller!.stop();
-  await startStackController(stacks[0]!, 0, 6_000);
-  const started = Date.now();
-  const run = lullctl(0, ["--json", "backup", "--group", "shop"]);
-  const r = await run;
-  assert.equal(r.exitCode, 0, r.stderr);
-  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
-  await waitFor("201's member to end its own barrier (its stack acknowledged)", () => memberAcknowledged(runId), 15_000);
+  const { runId, started } = await runWaitingAtBarrier();
   assert.equal(last(readLedger(stacks[0]!.ledger), "stop", "end", started), undefined, "101's stack is still stopping: the group barrier has not passed");
   const killedAt = Date.now();
   await agents[0]!.kill9();
@@ -362,27 +381,11 @@ test("kill -9 of the coordinator after the snapshot point: the other node's memb
   // one, which need the member archiving too), and its controller registers with it again.
   await writeSeedData({ dir: join(stacks[1]!.dataDir, "attachments"), totalBytes: 32 * 1024 ** 2 });
   const slowZstd = await installSlowCommand({ binDir: join(dir, "pve2-bin"), command: "zstd", delayMs: 8_000 });
-  await stacks[1]!.controller!.stop();
-  await agents[1]!.restart({ env: slowZstd.env() });
-  await startStackController(stacks[1]!, 1);
+  await restartPve2With(slowZstd.env());
   await stacks[0]!.controller!.stop();
   await startStackController(stacks[0]!, 0);
   const started = Date.now();
-  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
-  assert.equal(r.exitCode, 0, r.stderr);
-  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
-  const archiving = await waitFor(
-    "pve2's member to archive (past the snapshot point)",
-    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && j.phase === Phase.PHASE_ARCHIVING),
-    30_000,
-  );
-  // …and until the coordinator has that report (its stream from pve2 carries each change): the
-  // run it settles after its restart names the member's last phase it knew.
-  await waitFor(
-    "pve1 to know pve2's member archives",
-    async () => (await shownRun(runId)).members.find((m) => m.guestId === "201@pve2" && m.phase === "archiving"),
-    30_000,
-  );
+  const { runId, memberJobId } = await runArchivingOnPve2();
   // 101's small archive is done by then (its member is not interrupted by the kill).
   await waitFor("101's member to be done", async () => (await shownRun(runId)).members.find((m) => m.guestId === "101" && m.phase === "done"), 30_000);
   await agents[0]!.kill9();
@@ -390,7 +393,7 @@ test("kill -9 of the coordinator after the snapshot point: the other node's memb
 
   const member = await waitFor(
     "pve2's member job to end",
-    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.id === archiving.id && isTerminal(j.phase)),
+    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.id === memberJobId && isTerminal(j.phase)),
     60_000,
   );
   assert.equal(member.phase, Phase.PHASE_DONE, `${member.errorCode}: ${member.errorMessage}`);
@@ -406,20 +409,6 @@ test("kill -9 of the coordinator after the snapshot point: the other node's memb
   assert.ok(group.members[1]!.archive?.path, "the member's point as its node reports it");
   assert.ok(agents[0]!.proc.logsWithMsg("interrupted group run past its point: following its members on other nodes").length > 0);
 });
-
-/** Starts a run and waits until pve1 knows that pve2's member archives (past the snapshot point). */
-async function runArchivingOnPve2(): Promise<{ runId: string; memberJobId: string }> {
-  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
-  assert.equal(r.exitCode, 0, r.stderr);
-  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
-  const archiving = await waitFor(
-    "pve2's member to archive (past the snapshot point)",
-    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && j.phase === Phase.PHASE_ARCHIVING),
-    30_000,
-  );
-  await waitFor("pve1 to know pve2's member archives", async () => (await shownRun(runId)).members.find((m) => m.guestId === "201@pve2" && m.phase === "archiving"), 30_000);
-  return { runId, memberJobId: archiving.id };
-}
 
 test("after the snapshot point a cut of the member's node is a blip, not a loss: the coordinator reads the member's job there again and the run ends done", async () => {
   // pve2 still has the zstd that starts 8 s late (the test before): its member archives through the cut.
@@ -455,18 +444,10 @@ test("cancelling a run after its snapshot point cancels the member still archivi
 test("kill -9 of the coordinator between the barrier and the point (pve2's member still copying): the member stops and releases its copy, every stack runs again, the restarted coordinator settles the run", async () => {
   // pve2's copy of its volume takes 8 s (a cp that starts late): the run passes its barrier, then pve1 dies while pve2 copies.
   const slowCp = await installSlowCommand({ binDir: join(dir, "pve2-slow-cp"), command: "cp", delayMs: 8_000, whenArgsStartWith: ["-a", "--reflink=auto"] });
-  await stacks[1]!.controller!.stop();
-  await agents[1]!.restart({ env: slowCp.env() });
-  await startStackController(stacks[1]!, 1);
+  await restartPve2With(slowCp.env());
   const started = Date.now();
-  const r = await lullctl(0, ["--json", "backup", "--group", "shop"]);
-  assert.equal(r.exitCode, 0, r.stderr);
-  const runId = (JSON.parse(r.stdout) as { group: GroupJson }).group.id;
-  const copying = await waitFor(
-    "pve2's member to take its copy (the group barrier passed)",
-    async () => (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId && j.phase === Phase.PHASE_SNAPSHOTTING),
-    30_000,
-  );
+  const runId = await startShopRun();
+  const copying = await memberOnPve2(runId, Phase.PHASE_SNAPSHOTTING, "pve2's member to take its copy (the group barrier passed)");
   assert.equal((await shownRun(runId)).phase, "snapshotting", "the coordinator committed the barrier");
   const killedAt = Date.now();
   await agents[0]!.kill9();
