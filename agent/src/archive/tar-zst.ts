@@ -40,10 +40,24 @@ function dyingWithParent(file: string, args: readonly string[], setpriv: boolean
   return setpriv ? ["setpriv", ["--pdeathsig", "KILL", "--", file, ...args]] : [file, [...args]];
 }
 
-/** Whether `setpriv` can be run (looked up once per archive). */
-async function hasSetpriv(): Promise<boolean> {
-  const r = await execa("setpriv", ["--version"], { shell: false, reject: false, stdin: "ignore", timeout: 10_000 });
-  return r.exitCode === 0;
+/**
+ * Whether `setpriv` can be run, looked up once per PATH: every process this agent starts is a fork
+ * of the whole agent (milliseconds each, with its event loop stopped meanwhile), and the answer
+ * only changes with PATH (tests run the agent with a PATH of recorded programs). A failed lookup
+ * is not kept, so a setpriv installed later is found.
+ */
+const setprivByPath = new Map<string, Promise<boolean>>();
+function hasSetpriv(): Promise<boolean> {
+  const path = process.env.PATH ?? "";
+  let found = setprivByPath.get(path);
+  if (!found) {
+    found = execa("setpriv", ["--version"], { shell: false, reject: false, stdin: "ignore", timeout: 10_000 }).then((r) => r.exitCode === 0);
+    setprivByPath.set(path, found);
+    void found.then((yes) => {
+      if (!yes) setprivByPath.delete(path);
+    });
+  }
+  return found;
 }
 
 export interface ArchiveRequest {

@@ -33,9 +33,11 @@ describe("integrity of a restore point's archive (real tar, zstd)", () => {
   });
   after(async () => rm(root, { recursive: true, force: true }));
 
-  it("an intact archive passes the hash, zstd -t and the tar listing against the manifest", async () => {
+  it("an intact archive passes the hash, the zstd checksums and the tar listing against the manifest; without a manifest zstd -t checks it", async () => {
     const r = await checkIntegrity(pointOf(written));
-    assert.deepEqual([r.state, r.detail], ["ok", "sha256, zstd -t, tar listing == manifest"]);
+    assert.deepEqual([r.state, r.detail], ["ok", "sha256, zstd checksums, tar listing == manifest"]);
+    const bare = await checkIntegrity(pointOf(written, { manifest: undefined }));
+    assert.deepEqual([bare.state, bare.detail], ["ok", "sha256, zstd -t"]);
   });
 
   it("a manifest that does not match tar's listing fails and says both counts", async () => {
@@ -44,21 +46,34 @@ describe("integrity of a restore point's archive (real tar, zstd)", () => {
     assert.match(r.detail, /tar lists 20 files, \d+ bytes; the manifest recorded 21 files, 1 bytes/);
   });
 
-  it("one byte changed fails the hash; without a recorded hash zstd -t catches it", async () => {
-    const copy = join(root, "tampered.tar.zst");
-    await writeFile(copy, await (await import("node:fs/promises")).readFile(written.archivePath));
-    const fh = await open(copy, "r+");
-    const buf = Buffer.alloc(1);
-    await fh.read(buf, 0, 1, 200);
-    buf[0] = buf[0]! ^ 0xff;
-    await fh.write(buf, 0, 1, 200);
-    await fh.close();
-    const byHash = await checkIntegrity(pointOf(written, { location: copy }));
+  /** A copy of the archive with the byte at `offset` (from the end when negative) flipped, or cut `cut` bytes short. */
+  async function damaged(name: string, change: { offset?: number; cut?: number }): Promise<string> {
+    const { readFile } = await import("node:fs/promises");
+    let bytes = await readFile(written.archivePath);
+    if (change.cut !== undefined) bytes = bytes.subarray(0, bytes.length - change.cut);
+    if (change.offset !== undefined) {
+      const at = change.offset < 0 ? bytes.length + change.offset : change.offset;
+      bytes[at] = bytes[at]! ^ 0xff;
+    }
+    const copy = join(root, name);
+    await writeFile(copy, bytes);
+    return copy;
+  }
+
+  it("one byte changed fails the hash; without a recorded hash the zstd checksums catch it, wherever the byte is, and a cut-off end", async () => {
+    const early = await damaged("early.tar.zst", { offset: 200 });
+    const byHash = await checkIntegrity(pointOf(written, { location: early }));
     assert.equal(byHash.state, "failed");
     assert.match(byHash.detail, /^sha256 [0-9a-f]{64} differs from/);
-    const byZstd = await checkIntegrity(pointOf(written, { location: copy, sha256: "" }));
-    assert.equal(byZstd.state, "failed");
-    assert.match(byZstd.detail, /zstd -t failed|tar -t exited/);
+    // The last bytes are the frame's checksum: only zstd's check of it sees them changed.
+    for (const location of [early, await damaged("last.tar.zst", { offset: -1 }), await damaged("cut.tar.zst", { cut: 3 })]) {
+      const r = await checkIntegrity(pointOf(written, { location, sha256: "" }));
+      assert.equal(r.state, "failed", location);
+      assert.match(r.detail, /^tar --zstd -t failed \(exit 2\): .*(checksum|premature end|[Dd]ecoding error|Child returned)/, location);
+      const alone = await checkIntegrity(pointOf(written, { location, sha256: "", manifest: undefined }));
+      assert.equal(alone.state, "failed", location);
+      assert.match(alone.detail, /^zstd -t failed \(exit 1\)/, location);
+    }
   });
 
   it("a missing native archive fails; PBS and unreadable vzdump points are unchecked and say why", async () => {

@@ -43,7 +43,7 @@ export type PointOrigin = "lull" | "foreign";
 /** The outcome of checking an archive's bytes (not its application data). */
 export interface IntegrityResult {
   state: "ok" | "failed" | "unchecked";
-  /** What was checked (e.g. `sha256, zstd -t, tar listing == manifest`) or why it failed. */
+  /** What was checked (e.g. `sha256, zstd checksums, tar listing == manifest`) or why it failed. */
   detail: string;
   at: Date;
 }

@@ -54,7 +54,7 @@ describe("lullctl backups, backup-info, protect and unprotect (real agent)", () 
     for (const b of backups) {
       assert.equal(b.sha256, createHash("sha256").update(readFileSync(b.location)).digest("hex"));
       assert.deepEqual([b.hasManifest, b.fileCount, b.totalBytes], [true, 6, 6 + 1000 + 2000 + 3000 + 4000 + 5000]);
-      assert.deepEqual([b.origin, b.integrity?.state, b.integrity?.detail], ["lull", "ok", "sha256, zstd -t, tar listing == manifest"]);
+      assert.deepEqual([b.origin, b.integrity?.state, b.integrity?.detail], ["lull", "ok", "sha256, zstd checksums, tar listing == manifest"]);
     }
     const text = await lullctl(socket, "backups");
     assert.match(text.stdout, new RegExp(`^${points[1]}  shop  .*integrity ok`, "m"));
@@ -63,7 +63,7 @@ describe("lullctl backups, backup-info, protect and unprotect (real agent)", () 
     assert.equal(info.code, 0, info.stderr);
     assert.match(info.stdout, /manifest 6 files, 15006 bytes/);
     assert.match(info.stdout, new RegExp(`sha256 ${backups[1]!.sha256}`));
-    assert.match(info.stdout, /integrity ok \(sha256, zstd -t, tar listing == manifest\)/);
+    assert.match(info.stdout, /integrity ok \(sha256, zstd checksums, tar listing == manifest\)/);
 
     const prot = await lullctl(socket, "protect", "shop", points[0]!);
     assert.equal(prot.code, 0, prot.stderr);
