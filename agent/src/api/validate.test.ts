@@ -80,6 +80,10 @@ describe("bad input", () => {
     await waitForJob(t, "demo", job!.id, (j) => j.phase === Phase.PHASE_ARCHIVING);
     await rejectsWith(api.getJob({ guestId: "other", jobId: job!.id }), "LULL_E_JOB_NOT_FOUND", status.NOT_FOUND);
     await rejectsWith(api.cancelJob({ guestId: "other", jobId: job!.id }), "LULL_E_JOB_NOT_FOUND", status.NOT_FOUND);
+    // A controller's calls check the guest on the record inside their shared commit: another guest's job is not found, and untouched.
+    await rejectsWith(api.acknowledgeQuiesce({ guestId: "other", jobId: job!.id, stack: "web" }), "LULL_E_JOB_NOT_FOUND", status.NOT_FOUND);
+    await rejectsWith(api.refuseQuiesce({ guestId: "other", jobId: job!.id, stack: "web", reason: "no" }), "LULL_E_JOB_NOT_FOUND", status.NOT_FOUND);
+    await rejectsWith(api.reportResumed({ guestId: "other", jobId: job!.id, stack: "web", downtimeMs: 1 }), "LULL_E_JOB_NOT_FOUND", status.NOT_FOUND);
     await rejectsWith(api.startBackup({ guestId: "other", idempotencyKey: "scoped" }), "LULL_E_IDEMPOTENCY_CONFLICT", status.ALREADY_EXISTS);
     await rejectsWith(api.acknowledgeQuiesce({ guestId: "demo", jobId: job!.id, stack: "web" }), "LULL_E_STACK_NOT_REGISTERED", status.FAILED_PRECONDITION);
     assert.equal((await api.getJob({ guestId: "demo", jobId: job!.id })).phase, Phase.PHASE_ARCHIVING, "the job was not disturbed");

@@ -14,6 +14,7 @@ import type { PointHandlers } from "../api/point-handlers.js";
 import { newJobId } from "../jobs/job-id.js";
 import { eventFor, newJobRecord, toApiJob, type JobRecord } from "../jobs/job.js";
 import type { JobLedger } from "../jobs/ledger.js";
+import type { JobEvent } from "../jobs/machine.js";
 import { quiesceSettings } from "../jobs/policy.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { GroupCommit } from "../ledger/group-commit.js";
@@ -46,6 +47,8 @@ export interface AgentServiceDeps {
   remoteGroupHandlers?: RemoteGroupHandlers | undefined;
   /** The restore RPCs; without them (a core built for tests) they answer FAILED_PRECONDITION. */
   restoreHandlers?: RestoreHandlers | undefined;
+  /** Told of every send of live events to one watcher (the metrics' hand-off delay). */
+  onLiveHandoff?: ((events: readonly Event[], now: number) => void) | undefined;
 }
 
 export interface AgentServiceHandle {
@@ -70,6 +73,23 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     if (!job || job.guestId !== guest.id) throw new LullError("LULL_E_JOB_NOT_FOUND", `guest ${guest.id} has no job ${jobId}`);
     return job;
   };
+  /**
+   * A controller's change to a job of its guest, queued for the shared commit. The guest check runs
+   * on the record the change loads inside the transaction: one read of the job, not a second one
+   * before the call is queued (every stack of a guest acknowledges the same quiesce at once).
+   */
+  const controllerChange = (guest: GuestConfig, jobId: string, make: (job: JobRecord, now: number) => JobEvent): Promise<JobRecord> =>
+    together.run(() => {
+      const notFound = () => new LullError("LULL_E_JOB_NOT_FOUND", `guest ${guest.id} has no job ${jobId}`);
+      try {
+        return ledger.apply(jobId, (job, now) => {
+          if (job.guestId !== guest.id) throw notFound();
+          return make(job, now);
+        });
+      } catch (err) {
+        throw asLullError(err).code === "LULL_E_JOB_NOT_FOUND" ? notFound() : err;
+      }
+    });
   const api = (job: JobRecord): Job => toApiJob(job);
   /** Calls that are not batched commit what earlier batched calls queued first (arrival order holds). */
   const inOrder = <Req, Res>(fn: (req: Req) => Res | Promise<Res>) => (req: Req) => {
@@ -166,30 +186,25 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
 
     acknowledgeQuiesce: handle("AcknowledgeQuiesce", async (req) => {
       const r = check.acknowledgeRequest(guests, req);
-      jobOf(r.guest, r.jobId);
-      const job = await together.run(() =>
-        ledger.apply(r.jobId, (_job, now) => ({ type: "stack-acknowledged", stack: r.stack, at: r.stoppedAt ?? now, alreadyStopped: r.alreadyStopped })),
-      );
+      const job = await controllerChange(r.guest, r.jobId, (_job, now) => ({ type: "stack-acknowledged", stack: r.stack, at: r.stoppedAt ?? now, alreadyStopped: r.alreadyStopped }));
       return { job: api(job) };
     }),
 
     refuseQuiesce: handle("RefuseQuiesce", async (req) => {
       const r = check.refuseRequest(guests, req);
-      jobOf(r.guest, r.jobId);
-      return { job: api(await together.run(() => ledger.apply(r.jobId, { type: "stack-refused", stack: r.stack, reason: r.reason }))) };
+      return { job: api(await controllerChange(r.guest, r.jobId, () => ({ type: "stack-refused", stack: r.stack, reason: r.reason }))) };
     }),
 
     reportResumed: handle("ReportResumed", async (req) => {
       const r = check.resumedRequest(guests, req);
-      jobOf(r.guest, r.jobId);
-      await together.run(() => ledger.apply(r.jobId, (_job, now) => ({
+      await controllerChange(r.guest, r.jobId, (_job, now) => ({
         type: "stack-resumed",
         stack: r.stack,
         downtimeMs: r.downtimeMs,
         early: r.early,
         at: r.resumedAt ?? now,
         postStep: r.postStep,
-      })));
+      }));
       return {};
     }),
 
@@ -230,6 +245,16 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     }),
   };
 
+  const onLiveHandoff = deps.onLiveHandoff;
+  /** `send`, telling `onLiveHandoff` of live events as they are handed to the stream. */
+  const observed = (send: EventSender): EventSender =>
+    onLiveHandoff
+      ? (events, fromStore) => {
+          if (!fromStore) onLiveHandoff(events, clock.now());
+          return send(events, fromStore);
+        }
+      : send;
+
   /** WatchEvents and WatchEventBatches: the same stream, sent by `senderOf`. */
   async function watch(
     call: ServerWritableStream<WatchEventsRequest, Event> | ServerWritableStream<WatchEventsRequest, EventBatch>,
@@ -259,7 +284,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
         filter: { guestId: r.guestId, jobId: r.jobId, groupRunId: r.groupRunId },
         afterSeq: r.afterSeq,
         signal: stop.signal,
-        send: senderOf(call, stop.signal),
+        send: observed(senderOf(call, stop.signal)),
       });
       if (!call.cancelled) call.end();
     } catch (err) {

@@ -70,6 +70,38 @@ describe("ledger: one unit of work", () => {
     assert.equal(store.events.lastSeq(), 1);
   });
 
+  it("changes to one record in one unit read it once; after a nested part rolled back, the next change reads the database again", () => {
+    const { store, jobs } = setUp();
+    const a = job("a");
+    jobs.create(a, eventFor(a, EventKind.EVENT_KIND_PHASE));
+    jobs.apply(a.id, { type: "start-quiesce", stacks: ["s1", "s2", "s3", "s4"] });
+    let reads = 0;
+    const getJob = store.getJob.bind(store);
+    store.getJob = (id: string) => {
+      reads += 1;
+      return getJob(id);
+    };
+    const ack = (stack: string) => jobs.apply(a.id, (_job, now) => ({ type: "stack-acknowledged", stack, at: now, alreadyStopped: false }));
+    jobs.ledger.commit(() => {
+      ack("s1");
+      ack("s2");
+      assert.equal(reads, 1, "the second change starts from the record the first saved");
+      assert.throws(() =>
+        jobs.ledger.commit(() => {
+          ack("s3");
+          throw new Error("changed my mind");
+        }),
+      );
+      const after = ack("s4");
+      assert.equal(reads, 2, "the rolled-back part may have saved the record: it is read again");
+      assert.deepEqual(after.stacks.map((s) => [s.stack, s.state]), store.getJob(a.id)!.stacks.map((s) => [s.stack, s.state]), "what the change saw is what is stored");
+      assert.equal(after.stacks.find((s) => s.stack === "s3")?.acknowledgedAt, undefined, "s3's acknowledgement was rolled back");
+    });
+    store.getJob = getJob;
+    const stored = store.getJob(a.id)!;
+    assert.deepEqual(stored.stacks.filter((s) => s.acknowledgedAt !== undefined).map((s) => s.stack), ["s1", "s2", "s4"]);
+  });
+
   it("a unit that throws publishes and logs nothing and writes nothing", () => {
     const { store, jobs, published, lines } = setUp();
     const a = job("a");

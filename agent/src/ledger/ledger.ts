@@ -53,6 +53,8 @@ export interface LedgerDeps {
 interface Unit {
   events: Event[];
   logs: Array<() => void>;
+  /** Per kind, the records this unit has saved, by id. */
+  saved: Map<object, Map<string, unknown>>;
 }
 
 /** The transaction, event and log machinery every kind's ledger shares. */
@@ -90,10 +92,12 @@ export class Ledger {
       } catch (err) {
         outer.events.length = marks.events;
         outer.logs.length = marks.logs;
+        // What the savepoint undid may be among them: later changes read the database again.
+        outer.saved.clear();
         throw err;
       }
     }
-    const unit: Unit = { events: [], logs: [] };
+    const unit: Unit = { events: [], logs: [], saved: new Map() };
     this.unit = unit;
     let result: T;
     try {
@@ -111,6 +115,19 @@ export class Ledger {
     const committed = this.events.append(drafts, now);
     this.current().events.push(...committed);
     return committed;
+  }
+
+  /**
+   * The records of `kind` saved so far in the current unit (inside `commit`), by id. A change that
+   * follows another to the same record in one unit (a guest's stacks acknowledging one quiesce in
+   * one shared commit) starts from the record as saved rather than reading and decoding it again;
+   * only the kind's ledger saves its records, so the saved one is what the database holds.
+   */
+  savedIn<R>(kind: object): Map<string, R> {
+    const saved = this.current().saved;
+    let map = saved.get(kind);
+    if (!map) saved.set(kind, (map = new Map()));
+    return map as Map<string, R>;
   }
 
   /** Logs a phase change once the current unit (inside `commit`) has committed. */
@@ -149,7 +166,8 @@ export class KindLedger<R extends { id: string; phase: Phase }, E, X = never> {
     const sources = (Array.isArray(source) ? source : [source]) as readonly EventSource<R, E>[];
     const now = this.ledger.now();
     return this.ledger.commit(() => {
-      const current = this.kind.load(id);
+      const saved = this.ledger.savedIn<R>(this);
+      const current = saved.get(id) ?? this.kind.load(id);
       if (!current) throw this.kind.notFound(id);
       let next = current;
       const drafts: EventDraft[] = [];
@@ -168,6 +186,7 @@ export class KindLedger<R extends { id: string; phase: Phase }, E, X = never> {
       }
       if (drafts.length === 0 && writes.length === 0 && next === current) return current;
       this.kind.save(next, current);
+      saved.set(id, next);
       for (const w of writes) this.kind.write?.(next, w, now);
       this.ledger.append(drafts, now);
       for (const c of changes) this.ledger.logChange(this.kind.noun, this.kind.logFields(next), c.from, c.to);
