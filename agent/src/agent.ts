@@ -212,6 +212,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       version: agentVersion(),
       startedAt,
       isShuttingDown: () => shuttingDown,
+      onLiveHandoff: outputs.metrics ? (events, now) => outputs?.metrics?.eventsHandedOff(events, now) : undefined,
       groupLedger,
       groupHandlers: core.groupHandlers,
       remoteGroupHandlers: core.remoteGroupHandlers,

@@ -51,6 +51,7 @@ export class AgentMetrics {
   private readonly throughput: Gauge<"guest">;
   private readonly crashConsistent: Counter<"guest">;
   private readonly publishDelay: Histogram;
+  private readonly handoffDelay: Histogram;
   private readonly lastSuccessAt = new Map<string, number>();
 
   constructor(options: AgentMetricsOptions) {
@@ -120,6 +121,17 @@ export class AgentMetrics {
       buckets: PUBLISH_BUCKETS,
       registers,
     });
+    this.handoffDelay = new Histogram({
+      name: "lull_event_handoff_delay_seconds",
+      help: "Per delivery of a live event: time from its `at` until the agent handed it to one watcher's stream (gRPC, http2 and the transport take it from there).",
+      buckets: PUBLISH_BUCKETS,
+      registers,
+    });
+  }
+
+  /** Live events were handed to one watcher's stream `now`: per delivery, the time since each event's `at`. */
+  eventsHandedOff(events: readonly { at?: Date | undefined }[], now: number): void {
+    for (const e of events) this.handoffDelay.observe(Math.max(0, now - (e.at?.getTime() ?? now)) / 1000);
   }
 
   /** An event reached the bus `delayMs` after its `at`. */

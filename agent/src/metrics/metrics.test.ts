@@ -68,6 +68,16 @@ describe("metrics listener", () => {
     assert.match(agent.metricsAddress ?? "", /^127\.0\.0\.1:\d+$/);
 
     await api.registerStack({ guestId: "demo", stack: "app", controllerId: "ctl-app" });
+    // A watcher following the guest live: each event it is sent is one hand-off.
+    const seen: number[] = [];
+    const stream = client.watchEvents({ guestId: "demo", jobId: "", afterSeq: (await api.getAgentInfo()).lastEventSeq });
+    stream.on("data", (e: { seq: number }) => void seen.push(e.seq));
+    const watcher = new Promise<void>((resolve) => {
+      stream.on("error", () => resolve());
+      stream.on("end", () => resolve());
+    });
+    // Headers come once the stream follows the bus: every later event is sent live.
+    await new Promise((resolve) => stream.once("metadata", resolve));
     const before = Date.now() / 1000;
     const { job } = await api.startBackup({ guestId: "demo", quiesceTimeoutMs: 10_000 });
     const id = job!.id;
@@ -83,6 +93,12 @@ describe("metrics listener", () => {
     await waitForJob(t, "demo", second.job!.id, (j) => j.phase === Phase.PHASE_QUIESCING);
     await api.refuseQuiesce({ guestId: "demo", jobId: second.job!.id, stack: "app", reason: "migration running" });
     assert.equal((await waitForEnd(t, "demo", second.job!.id)).phase, Phase.PHASE_FAILED);
+
+    const lastSeq = (await api.getAgentInfo()).lastEventSeq;
+    for (let i = 0; i < 100 && seen.at(-1) !== lastSeq; i++) await new Promise((r) => setTimeout(r, 20));
+    stream.cancel();
+    await watcher;
+    assert.ok(seen.length > 5, `the watcher saw the backups' events (${seen.length})`);
 
     const res = await fetch(`http://${agent.metricsAddress}/metrics`);
     assert.equal(res.status, 200);
@@ -111,6 +127,10 @@ describe("metrics listener", () => {
     const archiveSum = one(samples, "lull_backup_phase_duration_seconds_sum", { guest: "demo", phase: "archive" });
     assert.equal(archiveSum, done.archiveMs / 1000);
     assert.equal(one(samples, "lull_backup_barrier_wait_seconds_count", { guest: "demo" }), 2, "both jobs waited at a barrier");
+
+    assert.equal(types.get("lull_event_handoff_delay_seconds"), "histogram");
+    assert.equal(one(samples, "lull_event_handoff_delay_seconds_count", {}), seen.length, "one hand-off per event sent live to the one watcher");
+    assert.equal(one(samples, "lull_event_handoff_delay_seconds_bucket", { le: "+Inf" }), seen.length);
 
     assert.equal(types.get("lull_backup_archive_size_bytes"), "gauge");
     assert.equal(one(samples, "lull_backup_archive_size_bytes", { guest: "demo" }), done.archiveBytes);

@@ -39,6 +39,8 @@ type Request =
 export interface ThreadReport {
   tls: number[];
   socket: number[];
+  /** Per event (seq), its earliest delivery's delay in this thread: how soon the fan-out began. */
+  first: Array<[seq: number, delayMs: number]>;
   refused: number;
   errors: string[];
   /** Event-loop utilisation of this client thread while the window was open (0…1). */
@@ -148,7 +150,12 @@ class Watcher {
       stream.once("metadata", () => resolve());
       stream.on("data", (e: Event) => {
         const now = Date.now();
-        if (this.state.windowOpen) delays.push(now - e.at!.getTime());
+        if (this.state.windowOpen) {
+          const delay = now - e.at!.getTime();
+          delays.push(delay);
+          const first = this.state.first.get(e.seq);
+          if (first === undefined || delay < first) this.state.first.set(e.seq, delay);
+        }
         this.seqs.add(e.seq);
         const guest = this.spec.guest;
         if (guest !== undefined && e.kind === EventKind.EVENT_KIND_PHASE && e.phase === Phase.PHASE_QUIESCING) {
@@ -174,6 +181,7 @@ class Watcher {
 interface ThreadState {
   tls: number[];
   socket: number[];
+  first: Map<number, number>;
   refused: number;
   errors: string[];
   windowOpen: boolean;
@@ -183,7 +191,7 @@ interface ThreadState {
 
 function serve(port: MessagePort): void {
   let watchers: Watcher[] = [];
-  let state: ThreadState = { tls: [], socket: [], refused: 0, errors: [], windowOpen: false, elu: undefined, utilisation: NaN };
+  let state: ThreadState = { tls: [], socket: [], first: new Map(), refused: 0, errors: [], windowOpen: false, elu: undefined, utilisation: NaN };
   const handle = async (m: Request): Promise<unknown> => {
     switch (m.type) {
       case "open": {
@@ -212,11 +220,11 @@ function serve(port: MessagePort): void {
       case "missing":
         return watchers.reduce((n, w) => n + m.events.filter(([seq, guest]) => (w.spec.guest === undefined || w.spec.guest === guest) && !w.seqs.has(seq)).length, 0);
       case "report":
-        return { tls: state.tls, socket: state.socket, refused: state.refused, errors: state.errors.slice(0, 5), utilisation: state.utilisation } satisfies ThreadReport;
+        return { tls: state.tls, socket: state.socket, first: [...state.first], refused: state.refused, errors: state.errors.slice(0, 5), utilisation: state.utilisation } satisfies ThreadReport;
       case "close":
         for (const w of watchers) w.close();
         watchers = [];
-        state = { tls: [], socket: [], refused: 0, errors: [], windowOpen: false, elu: undefined, utilisation: NaN };
+        state = { tls: [], socket: [], first: new Map(), refused: 0, errors: [], windowOpen: false, elu: undefined, utilisation: NaN };
         return true;
     }
   };

@@ -29,7 +29,7 @@ import { Phase } from "@lull/proto";
 import { phaseName } from "@lull/shared";
 import { connectTestClient, makeTempDir, removeDir, startAgent, type AgentProcess, type TestAgentClient, type TestGuest } from "../support/index.js";
 import { agentSideOf, fmtAgentSide, scrapeMetrics, type AgentSide } from "./agent-side.js";
-import { WatcherThreads, type WatcherSpec } from "./fanout-watchers.js";
+import { WatcherThreads, type ThreadReport, type WatcherSpec } from "./fanout-watchers.js";
 import { cpuSeconds, fmtMs, mainThreadSched, intOption, machineNote, medianOf, percentile, printTable, rssMiB, type Row } from "./figures.js";
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
@@ -140,6 +140,8 @@ interface FanoutResult {
   events: number;
   tls: number[];
   socket: number[];
+  /** Per event, its earliest delivery's delay (any watcher): what the agent took before the fan-out began. */
+  first: number[];
   rss: { now: number; peak: number };
   cpuPercent: number;
   /** The agent's CPU seconds in the window: less sensitive to the machine's load than the delays. */
@@ -204,6 +206,7 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
       events: all.length,
       tls: reports.flatMap((r) => r.tls),
       socket: reports.flatMap((r) => r.socket),
+      first: firstDeliveries(reports),
       rss,
       cpuPercent,
       cpuSeconds: agentCpu,
@@ -223,6 +226,13 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
     await threads.terminate();
     await stopSite(site, o.keep);
   }
+}
+
+/** Per event, the least of the threads' earliest delays. */
+function firstDeliveries(reports: readonly ThreadReport[]): number[] {
+  const first = new Map<number, number>();
+  for (const r of reports) for (const [seq, delay] of r.first) first.set(seq, Math.min(delay, first.get(seq) ?? Infinity));
+  return [...first.values()];
 }
 
 /** A broken run says how the agent was doing: its exit status and last lines. */
@@ -263,7 +273,7 @@ async function main(): Promise<void> {
   say(`fan-out: ${o.guests} guests, backups on ${o.busy} at a time, ${o.rounds} rounds; ${o.dashboards} watchers on the unix socket (dashboards: every event), the rest over TLS (own token, lease, guest filter, acks)`);
   say(
     `  the watchers run in ${o.clientThreads} client thread(s) of this process, round-robin (--client-threads; 1 puts every stream in one thread); ` +
-      `a delay is receipt here minus the event's \`at\`; "at→publish" is the agent's own histogram of \`at\` until the bus (lull_event_publish_delay_seconds, bucket bounds), "loop lag" its event-loop delay (nodejs_eventloop_lag_*)`,
+      `a delay is receipt here minus the event's \`at\`; "at→publish" is the agent's own histogram of \`at\` until the bus (lull_event_publish_delay_seconds, bucket bounds), "at→hand-off" its histogram, per delivery, of \`at\` until the event was handed to the watcher's stream (lull_event_handoff_delay_seconds), "first delivery" the earliest receipt of each event here, "loop lag" its event-loop delay (nodejs_eventloop_lag_*)`,
   );
   say(machineNote());
   const results: FanoutResult[] = [];
@@ -272,7 +282,7 @@ async function main(): Promise<void> {
     results.push(r);
     const both = [...r.tls, ...r.socket];
     say(
-      `  N=${n}: ${r.events} events, ${both.length} deliveries (tls ${r.tls.length}, socket ${r.socket.length}); p50 ${fmtMs(percentile(both, 50))} p99 ${fmtMs(percentile(both, 99))} max ${fmtMs(percentile(both, 100))}; ` +
+      `  N=${n}: ${r.events} events, ${both.length} deliveries (tls ${r.tls.length}, socket ${r.socket.length}); p50 ${fmtMs(percentile(both, 50))} p99 ${fmtMs(percentile(both, 99))} max ${fmtMs(percentile(both, 100))}; first delivery of an event p50 ${fmtMs(percentile(r.first, 50))} p99 ${fmtMs(percentile(r.first, 99))}; ` +
         `at→publish ${fmtAgentSide(r.agentSide)}; agent loop thread on CPU ${r.loopOnCpuPercent.toFixed(0)} %, waiting for a CPU ${r.loopWaitPercent.toFixed(0)} %; ` +
         `RSS ${r.rss.now.toFixed(0)} MiB (peak ${r.rss.peak.toFixed(0)}), CPU ${r.cpuPercent.toFixed(0)} % (bench process ${r.watcherCpuPercent.toFixed(0)} %, busiest client thread ${(r.clientUtilisation * 100).toFixed(0)} % busy); set-up ${r.setupMs} ms; refused ${r.refused}, missed ${r.missed}`,
     );
@@ -284,8 +294,10 @@ async function main(): Promise<void> {
     const p99 = percentile(both, 99);
     const t = (FANOUT_TARGETS as Record<number, { p99Ms: number; rssMiB?: number }>)[r.n];
     rows.push({ name: `N=${r.n} delay p50 / p99 / max`, value: `${fmtMs(percentile(both, 50))} / ${fmtMs(p99)} / ${fmtMs(percentile(both, 100))}`, ...(t ? { target: `p99 <= ${t.p99Ms} ms`, met: p99 <= t.p99Ms } : {}) });
+    rows.push({ name: `N=${r.n}   first delivery of an event p50 / p99`, value: `${fmtMs(percentile(r.first, 50))} / ${fmtMs(percentile(r.first, 99))}` });
     rows.push({ name: `N=${r.n}   tls p99 / socket p99`, value: `${fmtMs(percentile(r.tls, 99))} / ${fmtMs(percentile(r.socket, 99))}` });
     rows.push({ name: `N=${r.n}   agent at→publish p50 / p99 (≤ bucket)`, value: `${fmtMs(r.agentSide.publishP50Ms)} / ${fmtMs(r.agentSide.publishP99Ms)}` });
+    rows.push({ name: `N=${r.n}   agent at→hand-off to a stream p50 / p99 (≤ bucket)`, value: `${fmtMs(r.agentSide.handoffP50Ms)} / ${fmtMs(r.agentSide.handoffP99Ms)}` });
     rows.push({ name: `N=${r.n}   agent loop lag p99 / max`, value: `${fmtMs(r.agentSide.loopLagP99Ms)} / ${fmtMs(r.agentSide.loopLagMaxMs)}` });
     rows.push({ name: `N=${r.n}   agent loop thread on CPU / waiting for one`, value: `${r.loopOnCpuPercent.toFixed(0)} % / ${r.loopWaitPercent.toFixed(0)} % of the time` });
     rows.push({ name: `N=${r.n}   agent RSS (peak)`, value: `${r.rss.now.toFixed(0)} MiB (${r.rss.peak.toFixed(0)})`, ...(t?.rssMiB ? { target: `<= ${t.rssMiB} MiB`, met: r.rss.peak <= t.rssMiB } : {}) });
