@@ -33,6 +33,7 @@ import {
   writeSeedData,
   type AgentProcess,
   type ControllerProcess,
+  type GroupJson,
   type LedgerEntry,
 } from "../support/index.js";
 import { requireAvailable } from "../support/require.js";
@@ -59,22 +60,6 @@ let cluster: TestCluster;
 const agents: AgentProcess[] = [];
 const stacks: Stack[] = [];
 
-interface JobJson {
-  id: string;
-  archive: { path: string; bytes: number } | null;
-  guestId: string;
-  phase: string;
-  snapshotAt: string | null;
-  error: { code: string; message: string } | null;
-}
-interface GroupJson {
-  id: string;
-  guestIds: string[];
-  phase: string;
-  snapshotAt: string | null;
-  error: { code: string; message: string; failedGuests: string[] } | null;
-  members: JobJson[];
-}
 
 function lullctl(index: number, args: string[], timeoutMs = 60_000) {
   return execa(process.execPath, [ENTRY_POINTS.lullctl, "--socket", agents[index]!.socketPath, ...args], { reject: false, timeout: timeoutMs });
@@ -362,7 +347,7 @@ test("pve2's network cut while its member waits at the barrier: every stack runs
     const lost = run.members.find((m) => m.guestId === "201@pve2");
     assert.equal(lost?.error?.code, "LULL_E_GROUP_MEMBER_LOST", JSON.stringify(lost?.error));
     assert.match(lost?.error?.message ?? "", /node pve2 stopped answering before the snapshot point/);
-    assert.ok(["LULL_E_GROUP_MEMBER_LOST", "LULL_E_RESUMED_BEFORE_SNAPSHOT"].includes(run.error?.code ?? ""), run.error?.message);
+    assert.ok(["LULL_E_GROUP_MEMBER_LOST", "LULL_E_RESUMED_BEFORE_SNAPSHOT"].includes(run.error?.code ?? ""), run.error?.message ?? undefined);
     assert.deepEqual([...(run.error?.failedGuests ?? [])].sort(), ["101", "201@pve2"]);
     // Every stack runs again: 101's when its member was stopped, 201's by its controller's deadline (it cannot reach pve2 either).
     for (const s of stacks) {
@@ -472,7 +457,7 @@ test("kill -9 of the coordinator between the barrier and the point (pve2's membe
   await agents[0]!.restart();
   const group = await shownRun(runId, 20_000);
   assert.equal(group.phase, "failed");
-  assert.equal(group.error?.code, "LULL_E_AGENT_RESTARTED", group.error?.message);
+  assert.equal(group.error?.code, "LULL_E_AGENT_RESTARTED", group.error?.message ?? undefined);
   assert.deepEqual([...(group.error?.failedGuests ?? [])].sort(), ["101", "201@pve2"]);
 });
 
@@ -483,7 +468,7 @@ test("kill -9 of the member's node while its member waits at the barrier: the co
   try {
     const run = await runEnded(runId, 30_000);
     assert.equal(run.phase, "failed");
-    assert.equal(run.error?.code, "LULL_E_GROUP_MEMBER_LOST", run.error?.message);
+    assert.equal(run.error?.code, "LULL_E_GROUP_MEMBER_LOST", run.error?.message ?? undefined);
     assert.match(run.error?.message ?? "", /201@pve2 failed in quiescing \(LULL_E_GROUP_MEMBER_LOST: node pve2 stopped answering before the snapshot point/);
     assert.deepEqual([...(run.error?.failedGuests ?? [])].sort(), ["101", "201@pve2"]);
     // 101's stack when its member was stopped; 201's by its controller's deadline (its agent is gone).

@@ -14,27 +14,8 @@ import { test } from "node:test";
 import { execa } from "execa";
 import { checkRestoredRecords, restoreArchive } from "../demo/restore-check.js";
 import { readRecords, recordsFile } from "../demo/records.js";
-import { ENTRY_POINTS, awaitConvergence, makeTempDir, removeDir, sleep, waitFor, Site, type SiteOptions, type SiteStack } from "../support/index.js";
+import { ENTRY_POINTS, awaitConvergence, makeTempDir, removeDir, sleep, waitFor, Site, type GroupJson, type JobJson, type SiteOptions, type SiteStack } from "../support/index.js";
 
-interface JobJson {
-  id: string;
-  guestId: string;
-  phase: string;
-  snapshotAt: string | null;
-  archive: { path: string; bytes: number } | null;
-  stacks: Array<{ stack: string; state: string; resumedEarly: boolean }>;
-  error: { code: string; phase: string } | null;
-}
-interface GroupJson {
-  id: string;
-  groupId: string | null;
-  guestIds: string[];
-  phase: string;
-  consistency: string;
-  snapshotAt: string | null;
-  error: { code: string; failedGuests: string[] } | null;
-  members: JobJson[];
-}
 interface EventJson {
   seq: number;
   at: string;

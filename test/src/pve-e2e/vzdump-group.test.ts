@@ -14,7 +14,7 @@ import { mkdir, realpath, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { execa } from "execa";
-import { ENTRY_POINTS, makeTempDir, removeDir } from "../support/index.js";
+import { ENTRY_POINTS, makeTempDir, removeDir, type GroupJson, type JobJson } from "../support/index.js";
 import { installSlowCommand } from "../support/slow-command.js";
 import { PveSite, stackRunning } from "./pve-site.js";
 
@@ -24,28 +24,6 @@ const COPY_DELAY_MS = 8_000;
 let site: PveSite;
 let extra: string;
 
-interface StackJson {
-  stack: string;
-  state: string;
-  acknowledgedAt: string | null;
-  resumedAt: string | null;
-}
-interface JobJson {
-  id: string;
-  guestId: string;
-  phase: string;
-  snapshotAt: string | null;
-  archive: { path: string; bytes: number } | null;
-  error: { code: string; message: string } | null;
-  stacks: StackJson[];
-}
-interface GroupJson {
-  id: string;
-  phase: string;
-  snapshotAt: string | null;
-  error: { code: string; message: string; failedGuests: string[] } | null;
-  members: JobJson[];
-}
 
 before(async () => {
   extra = await makeTempDir("lull-vzdump-group-");
@@ -125,7 +103,7 @@ test("a vzdump member in stop mode is vetoed at its pre-stop (no point a group c
   const r = await lullctl(["--json", "backup", "--group", "stopmode", "--wait"]);
   const group = (JSON.parse(r.stdout) as { group: GroupJson }).group;
   assert.equal(group.phase, "failed");
-  assert.equal(group.error?.code, "LULL_E_GROUP_UNSUPPORTED", group.error?.message);
+  assert.equal(group.error?.code, "LULL_E_GROUP_UNSUPPORTED", group.error?.message ?? undefined);
   assert.match(group.error?.message ?? "", /guest 102: vzdump backs it up in stop mode .*a vzdump member needs snapshot mode/);
   const member = group.members.find((m) => m.guestId === "102");
   assert.equal(member?.phase, "failed");
@@ -139,7 +117,7 @@ test("a stopped vzdump member cannot take part in the barrier: vzdump is stopped
   const r = await lullctl(["--json", "backup", "--group", "cold", "--wait"]);
   const group = (JSON.parse(r.stdout) as { group: GroupJson }).group;
   assert.equal(group.phase, "failed");
-  assert.equal(group.error?.code, "LULL_E_GROUP_UNSUPPORTED", group.error?.message);
+  assert.equal(group.error?.code, "LULL_E_GROUP_UNSUPPORTED", group.error?.message ?? undefined);
   assert.match(group.error?.message ?? "", /cannot skip the group's quiesce barrier/);
   assert.equal(group.members.find((m) => m.guestId === "104")?.archive, null, "vzdump backed nothing up");
   // Well before the group's quiesce timeout (20 s + slack): the member failed when vzdump called its hook.

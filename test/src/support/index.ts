@@ -15,3 +15,4 @@ export * from "./site.js";
 export * from "./convergence.js";
 export * from "./require.js";
 export { lullctlSummary } from "./json-lines.js";
+export * from "./lullctl-json.js";
