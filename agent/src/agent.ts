@@ -201,6 +201,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       vzdumpStorage: config.pve.vzdump.dumpdir === undefined ? (config.pve.vzdump.storage ?? "local") : undefined,
     });
     let schedules: Awaited<ReturnType<typeof createScheduleEngine>> | undefined;
+    const metrics = outputs.metrics;
     const service = createAgentService({
       scheduleHandlers: createScheduleHandlers(() => schedules),
       config,
@@ -212,7 +213,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       version: agentVersion(),
       startedAt,
       isShuttingDown: () => shuttingDown,
-      onLiveHandoff: outputs.metrics ? (events, now) => outputs?.metrics?.eventsHandedOff(events, now) : undefined,
+      onLiveHandoff: metrics && ((events, now) => metrics.eventsHandedOff(events, now)),
       groupLedger,
       groupHandlers: core.groupHandlers,
       remoteGroupHandlers: core.remoteGroupHandlers,

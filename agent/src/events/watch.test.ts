@@ -12,7 +12,7 @@ import { newJobId } from "../jobs/job-id.js";
 import { JobLedger } from "../jobs/ledger.js";
 import { JobStore } from "../jobs/store.js";
 import { FakeEngine } from "../testing/fake-engine.js";
-import { collectEvents, startTestAgent, waitForEnd } from "../testing/agent-harness.js";
+import { collectEvents, startTestAgent, waitForEnd, withTestAgent } from "../testing/agent-harness.js";
 import { EventBus } from "./bus.js";
 import { streamEvents } from "./watch.js";
 
@@ -104,8 +104,7 @@ describe("event stream", () => {
   });
 
   it("over gRPC: resumes from a sequence number while jobs run, with no gap and no duplicate", async () => {
-    const t = await startTestAgent({ engine: new FakeEngine({ progressSteps: 3 }) });
-    try {
+    await withTestAgent({ engine: new FakeEngine({ progressSteps: 3 }) }, async (t) => {
       const first = await t.api.startBackup({ guestId: "demo" });
       await waitForEnd(t, "demo", first.job!.id);
       const all = await collectEvents(t, {}, (e) => e.phase === Phase.PHASE_DONE);
@@ -123,17 +122,13 @@ describe("event stream", () => {
 
       const info = await t.api.getAgentInfo();
       assert.equal(info.lastEventSeq, last);
-    } finally {
-      await t.stop();
-      rmSync(t.dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe("WatchEventBatches", () => {
   it("over gRPC: the events of WatchEvents, in order, several per message", async () => {
-    const t = await startTestAgent({ engine: new FakeEngine({ progressSteps: 20 }) });
-    try {
+    await withTestAgent({ engine: new FakeEngine({ progressSteps: 20 }) }, async (t) => {
       const first = await t.api.startBackup({ guestId: "demo" });
       await waitForEnd(t, "demo", first.job!.id);
       const one = await collectEvents(t, {}, (e) => e.phase === Phase.PHASE_DONE);
@@ -151,10 +146,7 @@ describe("WatchEventBatches", () => {
       });
       assert.deepEqual(batches.flat(), one, "the same events");
       assert.ok(batches.length < one.length / 5, `${one.length} events in ${batches.length} messages`);
-    } finally {
-      await t.stop();
-      rmSync(t.dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 

@@ -68,9 +68,11 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
   // Lease renewals write no event and a restart makes them moot: their commits need not wait for the disk.
   const leases = new GroupCommit(ledger.ledger, { durable: false });
 
+  /** A job that does not exist and one of another guest are the same answer: not found. */
+  const noJob = (guest: GuestConfig, jobId: string) => new LullError("LULL_E_JOB_NOT_FOUND", `guest ${guest.id} has no job ${jobId}`);
   const jobOf = (guest: GuestConfig, jobId: string): JobRecord => {
     const job = store.getJob(jobId);
-    if (!job || job.guestId !== guest.id) throw new LullError("LULL_E_JOB_NOT_FOUND", `guest ${guest.id} has no job ${jobId}`);
+    if (!job || job.guestId !== guest.id) throw noJob(guest, jobId);
     return job;
   };
   /**
@@ -80,14 +82,13 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
    */
   const controllerChange = (guest: GuestConfig, jobId: string, make: (job: JobRecord, now: number) => JobEvent): Promise<JobRecord> =>
     together.run(() => {
-      const notFound = () => new LullError("LULL_E_JOB_NOT_FOUND", `guest ${guest.id} has no job ${jobId}`);
       try {
         return ledger.apply(jobId, (job, now) => {
-          if (job.guestId !== guest.id) throw notFound();
+          if (job.guestId !== guest.id) throw noJob(guest, jobId);
           return make(job, now);
         });
       } catch (err) {
-        throw asLullError(err).code === "LULL_E_JOB_NOT_FOUND" ? notFound() : err;
+        throw asLullError(err).code === "LULL_E_JOB_NOT_FOUND" ? noJob(guest, jobId) : err;
       }
     });
   const api = (job: JobRecord): Job => toApiJob(job);

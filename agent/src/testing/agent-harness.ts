@@ -2,7 +2,7 @@
 // 127.0.0.1 port 0) with an injected engine, a client, the agent's log lines as parsed JSON,
 // and helpers to wait for a job and to collect events.
 import { strict as assert } from "node:assert";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ServiceError } from "@grpc/grpc-js";
@@ -129,6 +129,17 @@ export async function startTestAgent(options: TestAgentOptions): Promise<TestAge
       await agent.stop();
     },
   };
+}
+
+/** Runs `fn` against a fresh test agent, then stops it and removes its directory, whether `fn` passed or threw. */
+export async function withTestAgent<T>(options: TestAgentOptions, fn: (t: TestAgent) => Promise<T>): Promise<T> {
+  const t = await startTestAgent(options);
+  try {
+    return await fn(t);
+  } finally {
+    await t.stop();
+    rmSync(t.dir, { recursive: true, force: true });
+  }
 }
 
 /** Polls GetJob until `until(job)` holds; fails the test after `timeoutMs` with the last job seen. */

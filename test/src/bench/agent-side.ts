@@ -7,7 +7,7 @@
 
 /** One scrape: the publish- and hand-off-delay buckets (cumulative, by upper bound in seconds) and the loop lag. */
 export interface Scrape {
-  buckets: Map<number, number>;
+  publish: Map<number, number>;
   handoff: Map<number, number>;
   loopLagP99: number;
   loopLagMax: number;
@@ -25,18 +25,18 @@ export interface AgentSide {
 }
 
 export function parseScrape(text: string): Scrape {
-  const buckets = new Map<number, number>();
+  const publish = new Map<number, number>();
   const handoff = new Map<number, number>();
   let loopLagP99 = NaN;
   let loopLagMax = NaN;
   for (const line of text.split("\n")) {
     const bucket = /^lull_event_(publish|handoff)_delay_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)/.exec(line);
-    if (bucket) (bucket[1] === "publish" ? buckets : handoff).set(bucket[2] === "+Inf" ? Infinity : Number(bucket[2]), Number(bucket[3]));
+    if (bucket) (bucket[1] === "publish" ? publish : handoff).set(bucket[2] === "+Inf" ? Infinity : Number(bucket[2]), Number(bucket[3]));
     const lag = /^nodejs_eventloop_lag_(p99|max)_seconds(?:\{[^}]*\})? (\S+)/.exec(line);
     if (lag?.[1] === "p99") loopLagP99 = Number(lag[2]);
     if (lag?.[1] === "max") loopLagMax = Number(lag[2]);
   }
-  return { buckets, handoff, loopLagP99, loopLagMax };
+  return { publish, handoff, loopLagP99, loopLagMax };
 }
 
 /** The window between two scrapes; the loop lag is the later scrape's (it started over at the earlier). */
@@ -55,7 +55,7 @@ function window(before: Map<number, number>, after: Map<number, number>): { coun
 
 /** The window between two scrapes; the loop lag is the later scrape's (it started over at the earlier). */
 export function agentSideOf(before: Scrape, after: Scrape): AgentSide {
-  const published = window(before.buckets, after.buckets);
+  const published = window(before.publish, after.publish);
   const handedOff = window(before.handoff, after.handoff);
   return {
     publishCount: published.count,

@@ -140,7 +140,7 @@ interface FanoutResult {
   events: number;
   tls: number[];
   socket: number[];
-  /** Per event, its earliest delivery's delay (any watcher): what the agent took before the fan-out began. */
+  /** Per event, its earliest delivery's delay (any watcher): the agent, gRPC and the transport before the first watcher had it. */
   first: number[];
   rss: { now: number; peak: number };
   cpuPercent: number;

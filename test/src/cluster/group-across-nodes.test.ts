@@ -143,6 +143,15 @@ function runEnded(runId: string, timeoutMs: number): Promise<GroupJson> {
   );
 }
 
+/** Cancels the run through pve1's lullctl and waits for it to end; it must end cancelled. */
+async function cancelRun(runId: string, reason: string): Promise<GroupJson> {
+  const c = await lullctl(0, ["--json", "cancel", "--group", runId, "--reason", reason], 30_000);
+  assert.equal(c.exitCode, 0, c.stderr);
+  const run = await runEnded(runId, 20_000);
+  assert.equal(run.phase, "cancelled", JSON.stringify(run.error));
+  return run;
+}
+
 /**
  * What pmxcfs does 120 s after a node stopped renewing a lock (the killed coordinator's group
  * lease): the lock is freed. The test's shared directory has no pmxcfs, so the test frees it.
@@ -277,10 +286,7 @@ test("one coordinator per group: while pve1 holds the group's pmxcfs lease pve2 
 
 test("cancelling a run before its snapshot point cancels the member on the other node too: both end cancelled, every stack runs again", async () => {
   const { runId, started } = await runWaitingAtBarrier();
-  const c = await lullctl(0, ["--json", "cancel", "--group", runId, "--reason", "operator test"], 30_000);
-  assert.equal(c.exitCode, 0, c.stderr);
-  const run = await runEnded(runId, 20_000);
-  assert.equal(run.phase, "cancelled", JSON.stringify(run.error));
+  const run = await cancelRun(runId, "operator test");
   assert.deepEqual(run.members.map((m) => [m.guestId, m.phase]), [["101", "cancelled"], ["201@pve2", "cancelled"]]);
   const member = (await agents[1]!.client().listJobs("201")).find((j) => j.groupRunId === runId);
   assert.equal(member?.phase, Phase.PHASE_CANCELLED, `${member?.errorCode}: ${member?.errorMessage}`);
@@ -414,10 +420,7 @@ test("after the snapshot point a cut of the member's node is a blip, not a loss:
 
 test("cancelling a run after its snapshot point cancels the member still archiving on the other node: its partial archive goes, the run ends cancelled", async () => {
   const { runId, memberJobId } = await runArchivingOnPve2();
-  const c = await lullctl(0, ["--json", "cancel", "--group", runId, "--reason", "operator test after the point"], 30_000);
-  assert.equal(c.exitCode, 0, c.stderr);
-  const run = await runEnded(runId, 20_000);
-  assert.equal(run.phase, "cancelled", JSON.stringify(run.error));
+  const run = await cancelRun(runId, "operator test after the point");
   const byGuest = Object.fromEntries(run.members.map((m) => [m.guestId, m.phase]));
   assert.equal(byGuest["201@pve2"], "cancelled");
   const member = await agents[1]!.client().getJob("201", memberJobId);
