@@ -257,6 +257,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
         limiter,
       },
       socketPath: config.listen.socket,
+      keepaliveMs: config.listen.keepaliveMs,
     });
     try {
       cluster = await startClusterPart({ config, implementation: service.implementation, log, clock, limiter, context: ruleContext });

@@ -83,6 +83,12 @@ export const agentConfigSchema = z
         socket: absolutePath.max(100, { message: "must be at most 100 characters (unix socket path limit)" }).default(DEFAULT_SOCKET),
         /** More names (DNS names or IP addresses) for the server certificate, besides the node name, 127.0.0.1 and ::1. */
         names: z.array(certName).max(32).default([]),
+        /**
+         * Every connection is pinged this often and dropped when a ping is not answered within half
+         * of it: a controller that stops answering loses its event stream, and the stack lease that
+         * stream held, within 1.5× this (its lease then runs out after its TTL).
+         */
+        keepaliveMs: z.number().int().min(1_000).max(300_000).default(10_000),
       })
       .prefault({}),
     /**

@@ -2,8 +2,13 @@
 // explicit deadline), the stack's lease (RegisterStack, renewed at a third of its TTL), and the
 // WatchEvents stream of its guest, resumed from the last sequence seen. While the stream is broken
 // the link says so (`onStreamState(false)`) and the loop polls ListJobs/GetJob instead.
+//
+// Where the agent says so (RegisterStackResponse.stream_keeps_lease), the stream holds the lease
+// (hold_lease): the agent renews it while the stream is open, and this link makes no renewal calls
+// meanwhile — a node with many stacks is spared a call per stack every few seconds. When that
+// stream ends, the lease is renewed by call at once, and so on until a stream holds it again.
 import { readFileSync, statSync } from "node:fs";
-import type { Event, Job, RegisterStackResponse } from "@lull/proto";
+import { EventKind, type Event, type Job, type RegisterStackResponse } from "@lull/proto";
 import { LullError, TOKEN_PATTERN, connectAgent, fromServiceError, type AgentApi as AgentCalls, type Clock, type Logger } from "@lull/shared";
 import type { ControllerConfig } from "./config.js";
 
@@ -48,6 +53,19 @@ export interface WatchHandlers {
 
 const swallow = () => undefined;
 
+/** Waits for `p` to settle, or for `signal` to abort. */
+function untilSettledOrAborted(p: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    p.then(done, done);
+  });
+}
+
 function readConfigFile(path: string, key: string, log: Logger, secret: boolean): string {
   let text: string;
   try {
@@ -86,6 +104,12 @@ export class AgentLink implements AgentApi {
   lastSeq: number | undefined;
   private readonly o: AgentLinkOptions;
   private registered = false;
+  /** The agent's last registration reply said a stream may hold the lease. */
+  private streamKeepsLease = false;
+  /** While an open stream holds the lease: settles when that stream ends. */
+  private holdingStream: Promise<void> | undefined;
+  /** Settles after keepLease's first registration attempt: the first stream then knows whether to hold the lease. */
+  private firstRegistration: Promise<void> | undefined;
 
   constructor(options: AgentLinkOptions) {
     this.o = options;
@@ -148,15 +172,22 @@ export class AgentLink implements AgentApi {
     return this.registered;
   }
 
-  /** Registers the stack and renews the lease at a third of its TTL until `signal` aborts. */
+  /**
+   * Registers the stack and renews the lease until `signal` aborts: at a third of its TTL, or —
+   * while a stream holds the lease and the agent's last reply said it keeps leases by stream —
+   * once that stream ends.
+   */
   async keepLease(signal: AbortSignal, onRegistered: (res: RegisterStackResponse) => void): Promise<void> {
+    let settleFirst = () => {};
+    this.firstRegistration = new Promise<void>((resolve) => (settleFirst = resolve));
     while (!signal.aborted) {
       let waitMs: number;
       try {
         const res = await this.register(signal);
         const ttl = res.leaseTtlMs > 0 ? res.leaseTtlMs : this.o.leaseTtlMs;
-        if (!this.registered) this.o.log.info({ leaseTtlMs: ttl, controllerId: this.o.controllerId }, "stack registered");
+        if (!this.registered) this.o.log.info({ leaseTtlMs: ttl, controllerId: this.o.controllerId, streamKeepsLease: res.streamKeepsLease }, "stack registered");
         this.registered = true;
+        this.streamKeepsLease = res.streamKeepsLease;
         if (this.lastSeq === undefined) this.lastSeq = res.lastEventSeq;
         onRegistered(res);
         waitMs = Math.max(100, Math.floor(ttl / 3));
@@ -167,12 +198,18 @@ export class AgentLink implements AgentApi {
         this.registered = false;
         waitMs = Math.max(100, Math.min(1_000, Math.floor(this.o.leaseTtlMs / 3)));
       }
-      await this.o.clock.sleep(waitMs, signal).catch(swallow);
+      settleFirst();
+      // A stream that holds the lease renews it; the next call is made when that stream ends.
+      const holding = this.registered && this.streamKeepsLease ? this.holdingStream : undefined;
+      if (holding) await untilSettledOrAborted(holding, signal);
+      else await this.o.clock.sleep(waitMs, signal).catch(swallow);
     }
+    settleFirst();
   }
 
   /** Follows the guest's events until `signal` aborts; reconnects after `pollIntervalMs` when the stream breaks. */
   async watch(handlers: WatchHandlers, signal: AbortSignal): Promise<void> {
+    if (this.firstRegistration) await untilSettledOrAborted(this.firstRegistration, signal);
     while (!signal.aborted) {
       try {
         if (this.lastSeq === undefined) {
@@ -191,12 +228,29 @@ export class AgentLink implements AgentApi {
   }
 
   private async streamOnce(handlers: WatchHandlers, signal: AbortSignal): Promise<void> {
-    const request = { guestId: this.o.guestId, jobId: "", afterSeq: this.lastSeq ?? 0 };
-    const events = this.api.watchEvents(request, signal, { onOpen: () => handlers.onStreamState(true) });
-    for await (const event of events) {
+    // Also while the last registration call failed (an agent that restarts): the hold registers the
+    // stack when the stream opens. An agent that turns out not to keep leases by stream says so in
+    // its next registration reply, and the calls go on.
+    const hold = this.streamKeepsLease ? { stack: this.o.stack, controllerId: this.o.controllerId, leaseTtlMs: this.o.leaseTtlMs } : undefined;
+    // for_stack: only what this controller acts on (its own stack's STACK events, no PROGRESS);
+    // an agent that predates it sends everything, and the check below drops the rest.
+    const request = { guestId: this.o.guestId, jobId: "", afterSeq: this.lastSeq ?? 0, forStack: this.o.stack, ...(hold ? { holdLease: hold } : {}) };
+    let ended = () => {};
+    const onOpen = () => {
       handlers.onStreamState(true);
-      if (this.lastSeq === undefined || event.seq > this.lastSeq) this.lastSeq = event.seq;
-      if (event.guestId === this.o.guestId) handlers.onEvent(event);
+      if (hold && this.holdingStream === undefined) this.holdingStream = new Promise<void>((resolve) => (ended = resolve));
+    };
+    try {
+      for await (const event of this.api.watchEvents(request, signal, { onOpen })) {
+        handlers.onStreamState(true);
+        if (this.lastSeq === undefined || event.seq > this.lastSeq) this.lastSeq = event.seq;
+        if (event.guestId === this.o.guestId && !(event.kind === EventKind.EVENT_KIND_STACK && event.stack !== this.o.stack)) handlers.onEvent(event);
+      }
+    } finally {
+      if (hold) {
+        this.holdingStream = undefined;
+        ended();
+      }
     }
   }
 }

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Phase, SnapshotMode, StackState } from "@lull/proto";
+import { waitUntil } from "@lull/agent/testing";
 import { Harness } from "./testing/harness.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -162,16 +163,73 @@ test("event stream cut → polling with ListJobs/GetJob still sees every phase",
   assert.equal(h.stack.isRunning(), true);
 });
 
-test("the lease is renewed before it runs out, and the stack is unregistered on shutdown", async (t) => {
+test("the event stream holds the lease: no renewal calls while it is open, renewals by call while it is broken, unregistered on shutdown", async (t) => {
+  const h = await Harness.create({ leaseTtlMs: 600, pollIntervalMs: 80 });
+  t.after(() => h.cleanup());
+  await h.startRegistered();
+  await h.logs.waitFor("event stream connected");
+  const holding = h.agent.faults.callsOf("watchEvents").at(-1)?.request as { holdLease?: { stack: string; controllerId: string; leaseTtlMs: number }; forStack?: string };
+  assert.deepEqual(holding.holdLease, { stack: "app", controllerId: "test-controller", leaseTtlMs: 600 }, "the stream names the lease it holds");
+  assert.equal(holding.forStack, "app", "and asks only for what this stack's controller acts on");
+  const registered = h.agent.faults.callsOf("registerStack").length;
+  await sleep(1_000);
+  // At most one more: the renewal that was already waiting when the stream opened.
+  assert.ok(h.agent.faults.callsOf("registerStack").length <= registered + 1, `no renewal calls while the stream holds the lease (${h.agent.faults.callsOf("registerStack").length - registered} in 1 s)`);
+  assert.ok(h.agent.leaseAlive("app"), "the agent kept the lease alive past its 600 ms TTL");
+
+  h.agent.faults.setStreams(false);
+  await h.logs.waitFor("event stream broken — polling");
+  const broken = h.agent.faults.callsOf("registerStack").length;
+  await sleep(900);
+  assert.ok(h.agent.faults.callsOf("registerStack").length >= broken + 3, `renewed by call while the stream is broken (${h.agent.faults.callsOf("registerStack").length - broken} in 0.9 s)`);
+  assert.ok(h.agent.leaseAlive("app"), "the lease is alive");
+
+  h.agent.faults.setStreams(true);
+  await waitUntil(() => h.logs.find("event stream connected").length >= 2, 3_000, "the stream to reconnect");
+  assert.ok((h.agent.faults.callsOf("watchEvents").at(-1)?.request as { holdLease?: unknown }).holdLease, "the new stream holds the lease");
+  const reopened = h.agent.faults.callsOf("registerStack").length;
+  await sleep(900);
+  assert.ok(h.agent.faults.callsOf("registerStack").length <= reopened + 1, "renewal calls stop once a stream holds the lease again");
+  assert.ok(h.agent.leaseAlive("app"));
+
+  await h.stop();
+  assert.equal(h.agent.faults.callsOf("unregisterStack").length, 1);
+  assert.equal(h.agent.logged("stack unregistered").length, 1, "the agent dropped the lease");
+  assert.equal(h.agent.leaseAlive("app"), false);
+});
+
+test("connections dropped while registration calls fail: the reconnected stream holds the lease, and the calls stop once one succeeds", async (t) => {
+  const h = await Harness.create({ leaseTtlMs: 600, pollIntervalMs: 80 });
+  t.after(() => h.cleanup());
+  await h.startRegistered();
+  await h.logs.waitFor("event stream connected");
+  h.agent.faults.answerWith.set("registerStack", "LULL_E_SHUTTING_DOWN");
+  h.agent.dropConnections();
+  await waitUntil(() => h.logs.find("event stream connected").length >= 2, 3_000, "the stream to reconnect");
+  assert.ok((h.agent.faults.callsOf("watchEvents").at(-1)?.request as { holdLease?: unknown }).holdLease, "the new stream holds the lease though the last call failed");
+  await sleep(800);
+  assert.ok(h.agent.leaseAlive("app"), "the stream's hold kept the lease alive while every call failed");
+  h.agent.faults.answerWith.delete("registerStack");
+  await waitUntil(() => h.agent.faults.callsOf("registerStack").at(-1)?.response !== undefined, 3_000, "a registration call to succeed");
+  const accepted = () => h.agent.faults.callsOf("registerStack").filter((c) => c.response !== undefined).length;
+  const after = accepted();
+  await sleep(900);
+  assert.ok(accepted() <= after + 1, `no renewal calls once the stream holds the lease (${accepted() - after} in 0.9 s)`);
+  assert.ok(h.agent.leaseAlive("app"));
+});
+
+test("an agent that does not keep leases by stream (older): the lease is renewed by call, and the stream holds none", async (t) => {
   const h = await Harness.create({ leaseTtlMs: 600 });
   t.after(() => h.cleanup());
+  h.agent.faults.alter.set("registerStack", (res) => ({ ...(res as object), streamKeepsLease: false }));
   await h.startRegistered();
   await sleep(900);
   assert.ok(h.agent.faults.callsOf("registerStack").length >= 3, `renewed (${h.agent.faults.callsOf("registerStack").length} registrations in 0.9 s)`);
   assert.ok(h.agent.leaseAlive("app"), "the lease is alive");
+  const streams = h.agent.faults.callsOf("watchEvents");
+  assert.ok(streams.length > 0);
+  assert.ok(streams.every((c) => (c.request as { holdLease?: unknown }).holdLease === undefined), "no stream asked to hold the lease");
   await h.stop();
-  assert.equal(h.agent.faults.callsOf("unregisterStack").length, 1);
-  assert.equal(h.agent.logged("stack unregistered").length, 1, "the agent dropped the lease");
   assert.equal(h.agent.leaseAlive("app"), false);
 });
 

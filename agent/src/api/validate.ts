@@ -128,10 +128,25 @@ export function resumedRequest(guests: GuestDirectory, req: ReportResumedRequest
 }
 
 export function watchEventsRequest(guests: GuestDirectory, req: WatchEventsRequest) {
+  const guestId = optionalGuest(guests, req.guestId)?.id;
+  const hold = req.holdLease;
+  if (hold !== undefined && guestId === undefined) {
+    throw invalid("hold_lease needs guest_id: a stream holds the lease of a stack of the guest it follows");
+  }
   return {
-    guestId: optionalGuest(guests, req.guestId)?.id,
+    guestId,
     jobId: req.jobId === "" ? undefined : validate.jobId(req.jobId),
     groupRunId: req.groupRunId === undefined || req.groupRunId === "" ? undefined : validGroupRunId(req.groupRunId),
     afterSeq: nonNegative(req.afterSeq, "after_seq"),
+    forStack: req.forStack === undefined || req.forStack === "" ? undefined : validate.stack(req.forStack, "for_stack"),
+    holdLease:
+      hold === undefined || guestId === undefined
+        ? undefined
+        : {
+            guestId,
+            stack: validate.stack(hold.stack, "hold_lease.stack"),
+            controllerId: validate.controllerId(hold.controllerId, "hold_lease.controller_id"),
+            leaseTtlMs: optionalRange(hold.leaseTtlMs, "hold_lease.lease_ttl_ms", 500, 600_000),
+          },
   };
 }

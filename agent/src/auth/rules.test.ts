@@ -52,6 +52,13 @@ test("a stack token acts only for its stack and cannot start or cancel the guest
   for (const method of ["startBackup", "cancelJob", "startGroupBackup", "cancelGroup"]) {
     assert.throws(() => check(method, stackApp, { guestId: "101", guestIds: ["101"] }), denied, method);
   }
+  // A stream that holds a stack's lease acts for that stack, as RegisterStack does.
+  for (const method of ["watchEvents", "watchEventBatches"]) {
+    check(method, stackApp, { guestId: "101", holdLease: { stack: "app", controllerId: "c1" } });
+    check(method, guest101, { guestId: "101", holdLease: { stack: "db", controllerId: "c2" } });
+    assert.throws(() => check(method, stackApp, { guestId: "101", holdLease: { stack: "db", controllerId: "c1" } }), denied, `${method} holding another stack's lease`);
+    assert.throws(() => check(method, stackApp, { guestId: "101", holdLease: {} }), denied, `${method} holding a lease without a stack`);
+  }
 });
 
 test("cancelling a group run is an operator call: a guest token is refused even for a run of its own guest", () => {
@@ -96,4 +103,9 @@ test("a node credential makes only the read-only calls and the cross-node group 
   const guest: Principal = { kind: "guest", id: "t1", guestId: "101" };
   for (const method of groupCalls) assert.throws(() => check(method, guest, { guestId: "101", groupRunId: "g-01zzzzzzzzzzzzzzzzzzzzzzzz" }), denied, `${method} with a guest token`);
   assert.throws(() => check("startBackup", node, { guestId: "101" }), /node-to-node calls are read-only/);
+  // Following a guest's events is reading; holding a stack's lease on that stream is acting.
+  check("watchEvents", node, { guestId: "101" });
+  for (const method of ["watchEvents", "watchEventBatches"]) {
+    assert.throws(() => check(method, node, { guestId: "101", holdLease: { stack: "app", controllerId: "c1" } }), denied, `${method} holding a lease with a node credential`);
+  }
 });

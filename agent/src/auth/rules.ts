@@ -13,7 +13,7 @@
 //
 // A node credential (another agent of the cluster, on the cluster listener) may make only the
 // read-only calls marked `nodes: true`, for every guest; anything that acts (StartBackup, cancels,
-// registrations, verify, prune, restore) is refused: a node never acts as an operator of a guest
+// registrations — also a WatchEvents stream holding a lease —, verify, prune, restore) is refused: a node never acts as an operator of a guest
 // it does not host. The exception are the two calls of a group run coordinated on another node
 // (JoinGroupRun, ReleaseGroupMember: `nodes: true` on an operator rule, so guest tokens cannot
 // make them): the coordinating node asks this node to run its own guest's member job of that
@@ -39,8 +39,8 @@ export type ScopeRule = (
       kind: "guest";
       /** The guests the call reaches; empty: every guest (operators only). */
       guests: (req: Request, ctx: RuleContext) => readonly string[];
-      /** The stack the call acts for, when it acts for one. */
-      stack?: (req: Request) => string;
+      /** The stack the call acts for; undefined when this request acts for none. */
+      stack?: (req: Request) => string | undefined;
       /** Whether a stack-scoped token may make this call at all. */
       stackTokens: boolean;
       /** Trims the response for guest tokens (what it lists beyond the named guest). */
@@ -51,6 +51,12 @@ export type ScopeRule = (
 const str = (req: Request, key: string): string => (typeof req[key] === "string" ? (req[key] as string) : "");
 const one = (key: string) => (req: Request) => (str(req, key) === "" ? [] : [str(req, key)]);
 const stackOf = (req: Request) => str(req, "stack");
+/** A WatchEvents stream that holds a stack's lease acts for that stack, as RegisterStack does. */
+const heldStackOf = (req: Request): string | undefined => {
+  const hold = req.holdLease;
+  if (hold === undefined || hold === null) return undefined;
+  return typeof hold === "object" && typeof (hold as Request).stack === "string" ? ((hold as Request).stack as string) : "";
+};
 
 /** Keyed like the generated `AgentService` (lowerCamel method names). */
 export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
@@ -71,8 +77,8 @@ export const SCOPE_RULES: Readonly<Record<string, ScopeRule>> = Object.freeze({
   acknowledgeQuiesce: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
   refuseQuiesce: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
   reportResumed: { kind: "guest", guests: one("guestId"), stack: stackOf, stackTokens: true },
-  watchEvents: { kind: "guest", guests: one("guestId"), stackTokens: true, nodes: true },
-  watchEventBatches: { kind: "guest", guests: one("guestId"), stackTokens: true, nodes: true },
+  watchEvents: { kind: "guest", guests: one("guestId"), stack: heldStackOf, stackTokens: true, nodes: true },
+  watchEventBatches: { kind: "guest", guests: one("guestId"), stack: heldStackOf, stackTokens: true, nodes: true },
   // Restore points: a guest token reaches its own guest's points; verifying and pruning are the
   // guest's business (not a stack's), reading runs is open to its stacks too.
   verifyPoint: { kind: "guest", guests: one("guestId"), stackTokens: false },
@@ -132,7 +138,8 @@ const denied = (message: string) => new LullError("LULL_E_PERMISSION_DENIED", me
 export function authorize(method: string, rule: ScopeRule, principal: Principal, req: Request, ctx: RuleContext): void {
   if (principal.kind === "operator") return;
   if (principal.kind === "node") {
-    if (rule.nodes === true) return;
+    // A read-only call that acts for a stack in this request (a stream holding a lease) acts.
+    if (rule.nodes === true && !(rule.kind === "guest" && rule.stack?.(req) !== undefined)) return;
     throw denied(`${method} cannot be made with a node credential: node ${principal.node} may only read from this agent (node-to-node calls are read-only, but for joining a group run it coordinates)`);
   }
   switch (rule.kind) {
@@ -148,7 +155,8 @@ export function authorize(method: string, rule: ScopeRule, principal: Principal,
       const guests = rule.guests(req, ctx);
       if (guests.length === 0) throw denied(`${method} without a guest reaches every guest; a token of ${scope} cannot make it`);
       if (guests.some((g) => g !== principal.guestId)) throw denied(`a token of ${scope} cannot act on another guest`);
-      if (principal.stack !== undefined && rule.stack && rule.stack(req) !== principal.stack) {
+      const stack = rule.stack?.(req);
+      if (principal.stack !== undefined && stack !== undefined && stack !== principal.stack) {
         throw denied(`a token of ${scope} cannot act for another stack`);
       }
       return;

@@ -37,6 +37,22 @@ describe("event bus", () => {
     assert.equal(bus.size, 5);
   });
 
+  it("forStack: of STACK events only that stack's, and no PROGRESS; every other kind passes", () => {
+    const bus = new EventBus(silentLogger());
+    const got: number[] = [];
+    bus.subscribe({ guestId: "a", forStack: "web" }, (e) => got.push(e.seq));
+    const kinds = [
+      { ...event("a"), kind: EventKind.EVENT_KIND_STACK, stack: "web" },
+      { ...event("a"), kind: EventKind.EVENT_KIND_STACK, stack: "db" },
+      { ...event("a"), kind: EventKind.EVENT_KIND_PROGRESS },
+      { ...event("a"), kind: EventKind.EVENT_KIND_PHASE },
+      { ...event("a"), kind: EventKind.EVENT_KIND_NOTE },
+      { ...event("b"), kind: EventKind.EVENT_KIND_STACK, stack: "web" },
+    ];
+    bus.publish(kinds);
+    assert.deepEqual(got, [kinds[0]!.seq, kinds[3]!.seq, kinds[4]!.seq]);
+  });
+
   it("hands every listener the same object (encoded once by the transport)", () => {
     const bus = new EventBus(silentLogger());
     const seen: Event[] = [];

@@ -6,7 +6,7 @@
 // for the subscriptions that can match it: a node with many controllers, each following its own
 // guest, does not test every controller's filter for every event. The same Event object goes to
 // every listener (the gRPC layer encodes it once for all streams: grpc/shared-encoding.ts).
-import type { Event } from "@lull/proto";
+import { EventKind, type Event } from "@lull/proto";
 import type { Logger } from "@lull/shared";
 
 export interface EventFilter {
@@ -14,6 +14,8 @@ export interface EventFilter {
   jobId?: string | undefined;
   /** A consistency group run: its own GROUP events and the events of its member jobs. */
   groupRunId?: string | undefined;
+  /** What one stack's controller acts on: STACK events of this stack only, no PROGRESS events. */
+  forStack?: string | undefined;
 }
 
 export type EventListener = (event: Event) => void;
@@ -29,6 +31,10 @@ export function matchesFilter(filter: EventFilter, event: Event): boolean {
   if (filter.guestId !== undefined && event.guestId !== filter.guestId) return false;
   if (filter.jobId !== undefined && event.jobId !== filter.jobId) return false;
   if (filter.groupRunId !== undefined && event.groupRunId !== filter.groupRunId) return false;
+  if (filter.forStack !== undefined) {
+    if (event.kind === EventKind.EVENT_KIND_PROGRESS) return false;
+    if (event.kind === EventKind.EVENT_KIND_STACK && event.stack !== filter.forStack) return false;
+  }
   return true;
 }
 
@@ -45,7 +51,7 @@ export class EventBus {
   /** Calls `listener` for every later published event that matches; returns the unsubscribe function. */
   subscribe(filter: EventFilter, listener: EventListener): () => void {
     const key = filter.guestId ?? ANY_GUEST;
-    const sub: Subscription = { filter, listener, guestOnly: filter.jobId === undefined && filter.groupRunId === undefined };
+    const sub: Subscription = { filter, listener, guestOnly: filter.jobId === undefined && filter.groupRunId === undefined && filter.forStack === undefined };
     let set = this.byGuest.get(key);
     if (!set) this.byGuest.set(key, (set = new Set()));
     set.add(sub);

@@ -12,7 +12,7 @@ import { newJobId } from "../jobs/job-id.js";
 import { JobLedger } from "../jobs/ledger.js";
 import { JobStore } from "../jobs/store.js";
 import { FakeEngine } from "../testing/fake-engine.js";
-import { collectEvents, startTestAgent, waitForEnd, withTestAgent } from "../testing/agent-harness.js";
+import { collectEvents, startTestAgent, waitForEnd, waitForJob, withTestAgent } from "../testing/agent-harness.js";
 import { EventBus } from "./bus.js";
 import { streamEvents } from "./watch.js";
 
@@ -122,6 +122,31 @@ describe("event stream", () => {
 
       const info = await t.api.getAgentInfo();
       assert.equal(info.lastEventSeq, last);
+    });
+  });
+
+  it("for_stack: a controller's stream carries its own stack's STACK events and no PROGRESS, live and replayed alike", async () => {
+    await withTestAgent({ engine: new FakeEngine({ progressSteps: 3 }) }, async (t) => {
+      for (const stack of ["web", "db"]) await t.api.registerStack({ guestId: "demo", stack, controllerId: `c-${stack}` });
+      let jobId = "";
+      const done = (e: Event) => e.jobId === jobId && e.kind === EventKind.EVENT_KIND_PHASE && e.phase === Phase.PHASE_DONE;
+      const live = collectEvents(t, { guestId: "demo", forStack: "web" }, done);
+      const { job } = await t.api.startBackup({ guestId: "demo" });
+      jobId = job!.id;
+      await waitForJob(t, "demo", jobId, (j) => j.phase === Phase.PHASE_QUIESCING);
+      for (const stack of ["web", "db"]) await t.api.acknowledgeQuiesce({ guestId: "demo", jobId, stack });
+      await waitForEnd(t, "demo", jobId);
+      for (const stack of ["web", "db"]) await t.api.reportResumed({ guestId: "demo", jobId, stack, downtimeMs: 5, early: true });
+
+      const all = await collectEvents(t, { guestId: "demo" }, (e, got) => got.filter((x) => x.kind === EventKind.EVENT_KIND_STACK).length === 4);
+      assert.ok(all.some((e) => e.kind === EventKind.EVENT_KIND_PROGRESS), "the job reported progress");
+      assert.ok(all.some((e) => e.kind === EventKind.EVENT_KIND_STACK && e.stack === "db"), "and the other stack's changes");
+      const expected = all.filter((e) => e.kind !== EventKind.EVENT_KIND_PROGRESS && !(e.kind === EventKind.EVENT_KIND_STACK && e.stack !== "web")).map((e) => e.seq);
+      const replayed = await collectEvents(t, { guestId: "demo", forStack: "web" }, (e) => e.seq >= expected.at(-1)!);
+      assert.deepEqual(replayed.map((e) => e.seq), expected, "replayed from the store: the same selection");
+      const upToDone = expected.filter((s) => s <= all.find(done)!.seq);
+      assert.deepEqual((await live).map((e) => e.seq), upToDone, "live from the bus: the same selection");
+      assert.ok(expected.length < all.length, "the other stack's and the progress events were left out");
     });
   });
 });

@@ -90,7 +90,7 @@ export async function streamEvents(options: EventStreamOptions): Promise<number>
   const readBacklog = async () => {
     for (;;) {
       checkPruned();
-      const page = store.events.after({ afterSeq: lastSent, guestId: filter.guestId, jobId: filter.jobId, groupRunId: filter.groupRunId, limit: pageSize });
+      const page = store.events.after({ afterSeq: lastSent, guestId: filter.guestId, jobId: filter.jobId, groupRunId: filter.groupRunId, forStack: filter.forStack, limit: pageSize });
       const last = page.length < pageSize;
       await sendAll(page, true, last);
       if (signal.aborted || last) return;

@@ -26,13 +26,22 @@ export const AGENT_SERVICE_NAME = "lull.v1.Agent";
 export const SERVER_OPTIONS: ServerOptions = {
   // Requests are small (ids, a reason of at most 1 KiB): 64 KiB bounds what one call can make the agent buffer.
   "grpc.max_receive_message_length": 64 * 1024,
-  // Keepalive: ping idle clients every 30 s, drop them if a ping is not answered within 10 s.
-  "grpc.keepalive_time_ms": 30_000,
-  "grpc.keepalive_timeout_ms": 10_000,
+  // Keepalive: ping every client every 10 s, drop it if a ping is not answered within 5 s
+  // (`serverOptions(keepaliveMs)`, listen.keepaliveMs). A controller that stops answering — a frozen
+  // guest, a stopped process — thus loses its connection, and the stack lease its event stream
+  // held (jobs/lease-holds.ts), within 15 s; the lease then runs out after its TTL.
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5_000,
   // Clients ping every 10 s (DEFAULT_CHANNEL_OPTIONS); grpc-js servers do not police client pings, so nothing to permit.
   // Bounds the calls one connection can hold open (watch streams included).
   "grpc.max_concurrent_streams": 256,
 };
+
+/** SERVER_OPTIONS with a keepalive of `keepaliveMs` (a ping every `keepaliveMs`, answered within half of it). */
+export function serverOptions(keepaliveMs: number | undefined): ServerOptions {
+  if (keepaliveMs === undefined) return SERVER_OPTIONS;
+  return { ...SERVER_OPTIONS, "grpc.keepalive_time_ms": keepaliveMs, "grpc.keepalive_timeout_ms": Math.max(500, Math.floor(keepaliveMs / 2)) };
+}
 
 export interface AgentServerHandle {
   /** `host:port` actually bound (the port resolved when 0 was asked for). */
@@ -55,6 +64,8 @@ export interface ListenOptions {
   auth: { authenticate: Authenticate; limiter?: CallLimiter | undefined; context?: RuleContext | undefined };
   /** The local operator socket; undefined: none. */
   socketPath?: string | undefined;
+  /** listen.keepaliveMs: how often each connection is pinged (SERVER_OPTIONS' 10 s when unset). */
+  keepaliveMs?: number | undefined;
 }
 
 /** grpc.health.v1's proto as grpc-health-check ships it (its build/src/health.js loads ../../proto). */
@@ -70,9 +81,9 @@ interface Shared {
 }
 
 /** One grpc.Server with the guarded service, health and reflection. */
-function buildServer(shared: Shared, implementation: UntypedServiceImplementation, log: Logger, listener: "network" | "socket" | "cluster", auth: ListenOptions["auth"]) {
+function buildServer(shared: Shared, implementation: UntypedServiceImplementation, log: Logger, listener: "network" | "socket" | "cluster", auth: ListenOptions["auth"], keepaliveMs?: number) {
   const { definition } = shared;
-  const server = new Server(SERVER_OPTIONS);
+  const server = new Server(serverOptions(keepaliveMs));
   server.addService(
     definition,
     guardService({
@@ -165,7 +176,7 @@ export async function listenAgentServer(options: ListenOptions): Promise<AgentSe
   const { host } = splitAddress(options.address);
   const shared = sharedParts();
   const servers: { server: Server; health: HealthImplementation }[] = [];
-  const network = buildServer(shared, options.implementation, options.log, "network", options.auth);
+  const network = buildServer(shared, options.implementation, options.log, "network", options.auth, options.keepaliveMs);
   servers.push(network);
   const credentials = options.tls
     ? ServerCredentials.createSsl(null, [{ private_key: Buffer.from(options.tls.keyPem), cert_chain: Buffer.from(options.tls.certChainPem) }], false)
@@ -174,7 +185,7 @@ export async function listenAgentServer(options: ListenOptions): Promise<AgentSe
   try {
     if (options.socketPath !== undefined) {
       await prepareSocketPath(options.socketPath);
-      const local = buildServer(shared, options.implementation, options.log, "socket", options.auth);
+      const local = buildServer(shared, options.implementation, options.log, "socket", options.auth, options.keepaliveMs);
       servers.push(local);
       await bind(local.server, `unix:${options.socketPath}`, ServerCredentials.createInsecure(), "listen.socket");
       await restrictSocket(options.socketPath);

@@ -1,12 +1,15 @@
 // Component tests of the agent over gRPC: real SQLite in a temp dir, real gRPC on 127.0.0.1
 // port 0, a fake engine. Each test asserts what a client of the API would see.
 import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, it } from "node:test";
-import { status } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import { Consistency, EventKind, Phase, QuiescePolicy, SnapshotMode, StackState } from "@lull/proto";
 import { FakeEngine } from "../testing/fake-engine.js";
-import { collectEvents, rejectsWith, startTestAgent, waitForEnd, waitForJob, type TestAgent } from "../testing/agent-harness.js";
+import { collectEvents, leaseExpiresAt, rejectsWith, startTestAgent, waitForEnd, waitForJob, type TestAgent } from "../testing/agent-harness.js";
+import { waitUntil } from "../testing/wait.js";
 
 let current: TestAgent | undefined;
 afterEach(async () => {
@@ -190,5 +193,85 @@ describe("quiesce barrier", () => {
     assert.ok(web?.resumedAt);
     const events = await collectEvents(t, { jobId: job!.id }, (e) => e.kind === EventKind.EVENT_KIND_STACK && e.stackState === StackState.STACK_STATE_RESUMED);
     assert.equal(events.at(-1)?.downtimeMs, 321);
+  });
+});
+
+describe("leases held by event streams (WatchEventsRequest.hold_lease)", () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** Opens a stream of guest demo holding the lease of `stack`; resolves once the agent answered with its headers. */
+  const holdingStream = async (t: TestAgent, stack: string, leaseTtlMs = 600) => {
+    const call = t.client.watchEvents({ guestId: "demo", jobId: "", afterSeq: 0, holdLease: { stack, controllerId: `ctl-${stack}`, leaseTtlMs } });
+    call.on("error", (err: ServiceError) => assert.equal(err.code, status.CANCELLED, `the holding stream ended by the test alone: ${err.message}`));
+    call.on("data", () => undefined);
+    await new Promise((resolve) => call.once("metadata", resolve));
+    return { call };
+  };
+
+  it("registers the stack and keeps its lease alive with no RegisterStack calls; once the stream ends it runs out after its TTL", async () => {
+    const t = await agentWith();
+    const { call } = await holdingStream(t, "web");
+    await waitUntil(() => (leaseExpiresAt(t, "demo", "web") ?? 0) > Date.now(), 2_000, "the stream to register the stack");
+    await sleep(1_000);
+    assert.ok((leaseExpiresAt(t, "demo", "web") ?? 0) > Date.now(), "alive 1 s later with a 600 ms TTL: the agent renewed it");
+    assert.equal(t.logs.filter((l) => l.msg === "stack registered").length, 1, "registered once, renewed quietly");
+    const { job } = await t.api.startBackup({ guestId: "demo" });
+    await waitForJob(t, "demo", job!.id, (j) => j.phase === Phase.PHASE_QUIESCING);
+    assert.deepEqual((await t.api.getJob({ guestId: "demo", jobId: job!.id })).stacks.map((s) => s.stack), ["web"], "the held stack is in the barrier");
+    await t.api.acknowledgeQuiesce({ guestId: "demo", jobId: job!.id, stack: "web" });
+    await waitForEnd(t, "demo", job!.id);
+    call.cancel();
+    await sleep(900);
+    assert.ok((leaseExpiresAt(t, "demo", "web") ?? Infinity) <= Date.now(), "no longer renewed once the stream ended");
+  });
+
+  it("UnregisterStack drops a held lease for good, even while its stream stays open", async () => {
+    const t = await agentWith();
+    const { call } = await holdingStream(t, "web", 500);
+    await waitUntil(() => leaseExpiresAt(t, "demo", "web") !== undefined, 2_000, "the stream to register the stack");
+    await t.api.unregisterStack({ guestId: "demo", stack: "web", controllerId: "ctl-web" });
+    await sleep(700);
+    assert.equal(leaseExpiresAt(t, "demo", "web"), undefined, "not registered again by the open stream");
+    call.cancel();
+  });
+
+  it("a controller that stops answering (SIGSTOP) loses its connection at the keepalive, and the lease its stream held runs out", async () => {
+    const t = await agentWith(new FakeEngine(), { listen: { address: "127.0.0.1:0", insecure: true, keepaliveMs: 1_000 } });
+    // A controller's stream in a process of its own, so that it can be frozen.
+    const script = `import { createAgentClient } from "@lull/shared";
+      const call = createAgentClient({ address: process.argv[1] }).watchEvents({ guestId: "demo", jobId: "", afterSeq: 0, holdLease: { stack: "frozen", controllerId: "ctl-frozen", leaseTtlMs: 600 } });
+      call.on("metadata", () => process.stdout.write("open\\n"));
+      call.on("data", () => undefined);
+      call.on("error", () => undefined);`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script, `unix://${t.agent.socketPath}`], { cwd: fileURLToPath(new URL("../../", import.meta.url)), stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("open") && resolve());
+        child.once("exit", (code) => reject(new Error(`the watching process exited (${code}) before its stream opened`)));
+      });
+      await waitUntil(() => (leaseExpiresAt(t, "demo", "frozen") ?? 0) > Date.now(), 2_000, "the stream to register the stack");
+      await sleep(1_000);
+      assert.ok((leaseExpiresAt(t, "demo", "frozen") ?? 0) > Date.now(), "held while the process answers");
+      child.kill("SIGSTOP");
+      const frozenAt = Date.now();
+      await waitUntil(() => (leaseExpiresAt(t, "demo", "frozen") ?? Infinity) <= Date.now(), 6_000, "the frozen controller's lease to run out");
+      // Keepalive 1 s, answered within 0.5 s, then the 600 ms TTL: a few seconds, not never.
+      assert.ok(Date.now() - frozenAt < 6_000);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  it("a hold without a guest, or with a malformed stack or TTL, is INVALID_ARGUMENT naming the field; nothing is registered", async () => {
+    const t = await agentWith();
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ guestId: "", holdLease: { stack: "web", controllerId: "c1", leaseTtlMs: 0 } }, /hold_lease needs guest_id/],
+      [{ guestId: "demo", holdLease: { stack: "no spaces", controllerId: "c1", leaseTtlMs: 0 } }, /hold_lease\.stack/],
+      [{ guestId: "demo", holdLease: { stack: "web", controllerId: "c1", leaseTtlMs: 10 } }, /hold_lease\.lease_ttl_ms/],
+    ];
+    for (const [request, message] of cases) {
+      const err = await rejectsWith(collectEvents(t, request, () => true, 2_000), "LULL_E_INVALID_ARGUMENT", status.INVALID_ARGUMENT);
+      assert.match(err.message, message);
+    }
+    assert.equal(leaseExpiresAt(t, "demo", "web"), undefined);
   });
 });

@@ -18,6 +18,7 @@ import type { JobEvent } from "../jobs/machine.js";
 import { quiesceSettings } from "../jobs/policy.js";
 import type { JobRunner } from "../jobs/runner.js";
 import { GroupCommit } from "../ledger/group-commit.js";
+import { LeaseHolds, type HeldLease } from "../jobs/lease-holds.js";
 import * as check from "../api/validate.js";
 import { pageOf } from "../api/page-token.js";
 import { eventBatchMessages, eventMessages, type EventSender } from "./event-senders.js";
@@ -67,6 +68,21 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
   const together = new GroupCommit(ledger.ledger);
   // Lease renewals write no event and a restart makes them moot: their commits need not wait for the disk.
   const leases = new GroupCommit(ledger.ledger, { durable: false });
+  /** Creates or renews stacks' leases in the next shared commit; once committed, logs each new holder. */
+  const renewLeases = async (list: readonly HeldLease[]): Promise<void> => {
+    const takenOver = await leases.run(() => {
+      const now = clock.now();
+      return list.flatMap((lease) => {
+        const previous = store.renewLease(lease, now);
+        return previous === lease.controllerId ? [] : [{ lease, previous }];
+      });
+    });
+    for (const { lease, previous } of takenOver) {
+      log.info({ guestId: lease.guestId, stack: lease.stack, controllerId: lease.controllerId, previous: previous ?? null }, "stack registered");
+    }
+  };
+  // Leases that controllers' event streams hold (WatchEventsRequest.hold_lease): renewed here.
+  const holds = new LeaseHolds({ renew: renewLeases, clock, log });
 
   /** A job that does not exist and one of another guest are the same answer: not found. */
   const noJob = (guest: GuestConfig, jobId: string) => new LullError("LULL_E_JOB_NOT_FOUND", `guest ${guest.id} has no job ${jobId}`);
@@ -167,18 +183,15 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     registerStack: handle("RegisterStack", async (req) => {
       const r = check.registerStackRequest(guests, req);
       const leaseTtlMs = r.leaseTtlMs ?? config.leaseTtlMs;
-      const previous = await leases.run(() =>
-        store.renewLease({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, ttlMs: leaseTtlMs }, clock.now()),
-      );
-      if (previous !== r.controllerId) {
-        log.info({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, previous: previous ?? null }, "stack registered");
-      }
+      await renewLeases([{ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId, ttlMs: leaseTtlMs }]);
       const active = store.activeJob(r.guest.id);
-      return { leaseTtlMs, activeJob: active ? api(active) : undefined, lastEventSeq: store.events.lastSeq() };
+      return { leaseTtlMs, activeJob: active ? api(active) : undefined, lastEventSeq: store.events.lastSeq(), streamKeepsLease: true };
     }),
 
     unregisterStack: handle("UnregisterStack", async (req) => {
       const r = check.unregisterStackRequest(guests, req);
+      // No stream renews it after this, even one whose cancel has not arrived yet.
+      holds.release({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId });
       if (await leases.run(() => store.dropLease(r.guest.id, r.stack, r.controllerId))) {
         log.info({ guestId: r.guest.id, stack: r.stack, controllerId: r.controllerId }, "stack unregistered");
       }
@@ -266,6 +279,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
     const onCancel = () => stop.abort();
     call.on("cancelled", onCancel);
     call.on("error", onCancel);
+    let releaseHold = () => {};
+    let holdLost: unknown;
     try {
       const r = check.watchEventsRequest(guests, call.request);
       if (r.jobId !== undefined) {
@@ -278,21 +293,33 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
         throw new LullError("LULL_E_GROUP_NOT_FOUND", `no group run ${r.groupRunId}`);
       }
       if (deps.isShuttingDown()) throw new LullError("LULL_E_SHUTTING_DOWN", "the agent is shutting down");
+      if (r.holdLease) {
+        const h = r.holdLease;
+        const lease: HeldLease = { guestId: h.guestId, stack: h.stack, controllerId: h.controllerId, ttlMs: h.leaseTtlMs ?? config.leaseTtlMs };
+        await renewLeases([lease]);
+        if (call.cancelled) return;
+        releaseHold = holds.hold(lease, (err) => {
+          holdLost = new LullError("LULL_E_INTERNAL", `the agent could not renew the lease of stack ${lease.stack} this stream holds (${asLullError(err).message}): renew it by RegisterStack`);
+          stop.abort();
+        });
+      }
       streams.add(stop);
       await streamEvents({
         store,
         bus: deps.bus,
-        filter: { guestId: r.guestId, jobId: r.jobId, groupRunId: r.groupRunId },
+        filter: { guestId: r.guestId, jobId: r.jobId, groupRunId: r.groupRunId, forStack: r.forStack },
         afterSeq: r.afterSeq,
         signal: stop.signal,
         send: observed(senderOf(call, stop.signal)),
       });
+      if (holdLost !== undefined) throw holdLost;
       if (!call.cancelled) call.end();
     } catch (err) {
       const e = asLullError(err);
       log.info({ method, code: e.code, err: e.message }, "call failed");
       if (!call.cancelled) call.emit("error", toServiceError(e));
     } finally {
+      releaseHold();
       streams.delete(stop);
       call.off("cancelled", onCancel);
       call.off("error", onCancel);
@@ -302,6 +329,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
   return {
     implementation,
     closeStreams() {
+      holds.close();
       for (const s of streams) s.abort();
     },
   };

@@ -34,6 +34,8 @@ export interface EventQuery {
   guestId?: string | undefined;
   jobId?: string | undefined;
   groupRunId?: string | undefined;
+  /** Only what this stack's controller acts on: STACK events of this stack, no PROGRESS events (events/bus.ts `matchesFilter`). */
+  forStack?: string | undefined;
   limit: number;
 }
 
@@ -103,8 +105,12 @@ export class EventLog {
       where.push(`${column} = ?`);
       args.push(value);
     }
+    if (query.forStack !== undefined) {
+      where.push(`kind != ${EventKind.EVENT_KIND_PROGRESS} AND (kind != ${EventKind.EVENT_KIND_STACK} OR stack = ?)`);
+      args.push(query.forStack);
+    }
     const sql = `SELECT ${RAW_COLUMNS} FROM events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`;
-    // One prepared statement per filter shape (eight at most): a node's controllers reconnecting
+    // One prepared statement per filter shape (sixteen at most): a node's controllers reconnecting
     // at once read their backlogs without compiling the query each time. Rows come back as arrays
     // (better-sqlite3 builds an object with named keys per row otherwise, half of a replay's read).
     let statement = this.afterStatements.get(sql);

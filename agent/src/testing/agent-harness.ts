@@ -31,6 +31,7 @@ import {
 import { LullError, agentApiOf, createAgentClient, createLogger, fromServiceError, isTerminal, type Logger } from "@lull/shared";
 import { startAgent, type RunningAgent } from "../agent.js";
 import { agentConfigSchema, type AgentConfig } from "../config.js";
+import { openAgentDatabase } from "../ledger/database.js";
 import type { BackupEngine } from "../engines/engine.js";
 
 export type LogLine = Record<string, unknown> & { msg?: string };
@@ -96,11 +97,15 @@ export function testConfig(dir: string, options: Pick<TestAgentOptions, "guests"
     dataDir: join(dir, "data"),
     archiveDir: join(dir, "archives"),
     stagingDir: join(dir, "staging"),
-    // Plain TCP (no certificate to make per test); the harness's client is the local operator on the socket.
-    listen: { address: "127.0.0.1:0", insecure: true, socket: join(dir, "run", "agent.sock") },
     shutdownGraceMs: 2000,
     guests: options.guests ?? [{ id: "demo", driver: "dir", snapshot: "copy", volumes: [{ name: "data", path: appDir }] }],
     ...options.config,
+    // Plain TCP (no certificate to make per test) unless the test gives its own `listen` (its socket
+    // is still the directory's); the harness's client is the local operator on the socket.
+    listen:
+      options.config?.listen !== undefined
+        ? { socket: join(dir, "run", "agent.sock"), ...(options.config.listen as object) }
+        : { address: "127.0.0.1:0", insecure: true, socket: join(dir, "run", "agent.sock") },
   });
 }
 
@@ -143,6 +148,17 @@ export async function withTestAgent<T>(options: TestAgentOptions, fn: (t: TestAg
 }
 
 /** Polls GetJob until `until(job)` holds; fails the test after `timeoutMs` with the last job seen. */
+/** When the lease of `stack` of `guestId` runs out, as the agent's database holds it now; undefined when not registered. */
+export function leaseExpiresAt(t: Pick<TestAgent, "config">, guestId: string, stack: string): number | undefined {
+  const db = openAgentDatabase(join(t.config.dataDir, "agent.db"));
+  try {
+    const row = db.prepare("SELECT lease_expires_at FROM stacks WHERE guest_id = ? AND stack = ?").get(guestId, stack) as { lease_expires_at: number } | undefined;
+    return row?.lease_expires_at;
+  } finally {
+    db.close();
+  }
+}
+
 export async function waitForJob(t: TestAgent, guestId: string, jobId: string, until: (job: Job) => boolean, timeoutMs = 5000): Promise<Job> {
   const deadline = Date.now() + timeoutMs;
   let last: Job | undefined;

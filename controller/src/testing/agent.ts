@@ -5,7 +5,7 @@
 // hang, fail once, or break the event stream.
 import { Phase, SnapshotMode, StackState, type Job, type StackStatus } from "@lull/proto";
 import { LullError, connectAgent, isTerminal, type AgentApi, type ErrorCode } from "@lull/shared";
-import { CuedEngine, SocketRelay, startTestAgent, waitUntil, type TestAgent } from "@lull/agent/testing";
+import { CuedEngine, SocketRelay, leaseExpiresAt, startTestAgent, waitUntil, type TestAgent } from "@lull/agent/testing";
 import { AgentFaults } from "./faulty-api.js";
 
 export const GUEST = "demo";
@@ -100,15 +100,19 @@ export class ControllerTestAgent {
     return waitUntil(async () => (await this.stack(jobId, stack))?.state === state, timeoutMs, `stack ${stack} of ${jobId} in state ${StackState[state]}`);
   }
 
-  /** The agent granted `stack` a lease (to the controller's client) that has not run out, and it was not dropped since. */
+  /** The agent's database holds a lease of `stack` that has not run out (renewed by call or by a stream that holds it). */
   leaseAlive(stack: string): boolean {
-    const last = this.faults.calls.filter((c) => (c.method === "registerStack" || c.method === "unregisterStack") && (c.request as { stack: string }).stack === stack && c.response !== undefined).at(-1);
-    return last?.method === "registerStack" && last.at + (last.response as { leaseTtlMs: number }).leaseTtlMs > Date.now();
+    return (leaseExpiresAt(this.t, GUEST, stack) ?? 0) > Date.now();
   }
 
   /** The agent's log lines with this message. */
   logged(msg: string): Array<Record<string, unknown>> {
     return this.t.logs.filter((l) => l.msg === msg);
+  }
+
+  /** Open connections drop (as an agent's restart drops them); new ones are taken at once. */
+  dropConnections(): void {
+    this.relay.cut();
   }
 
   /** The agent becomes unreachable: open connections drop, new ones are refused. It keeps running. */

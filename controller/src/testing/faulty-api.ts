@@ -33,6 +33,8 @@ export class AgentFaults {
   readonly failNext = new Set<string>();
   /** Unary methods that the agent answers with this error (its stable code) until removed. */
   readonly answerWith = new Map<string, ErrorCode>();
+  /** Unary methods whose answers are changed before the controller sees them (an older agent's reply). */
+  readonly alter = new Map<string, (response: unknown) => unknown>();
   private streamsEnabled = true;
   private readonly openStreams = new Set<AbortController>();
 
@@ -58,7 +60,8 @@ export class AgentFaults {
         if (this.failNext.delete(method)) throw new LullError("LULL_E_SHUTTING_DOWN", `${method}: injected transient failure`);
         const code = this.answerWith.get(method);
         if (code !== undefined) throw new LullError(code, `${method}: injected agent error`);
-        record.response = await call(request, options);
+        const response = await call(request, options);
+        record.response = this.alter.get(method)?.(response) ?? response;
         return record.response;
       };
     }

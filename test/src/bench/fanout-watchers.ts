@@ -3,9 +3,12 @@
 // all decoded by one thread of the bench, which would then measure itself rather than the agent.
 // Each thread reports its event-loop utilisation, so the bench can say whether its clients kept up.
 //
-// A watcher is a controller over TLS (its own per-stack token, a registration lease renewed every
-// 5 s, its guest's events, an acknowledgement of each quiesce) or a dashboard on the unix socket
-// (every event). The delay of a delivery is its receipt time here minus the event's `at`, the
+// A watcher is a controller over TLS (its own per-stack token, a registration lease, its guest's
+// events, an acknowledgement of each quiesce) or a dashboard on the unix socket (every event). As
+// lull-controller does, a controller registers once, then its stream holds the lease (where the
+// agent says it keeps leases by stream) and asks for its own stack's events only (`for_stack`);
+// a `legacy` one renews by RegisterStack every 5 s (a third of the default TTL) and follows every
+// event of its guest, as controllers did before. The delay of a delivery is its receipt time here minus the event's `at`, the
 // agent's event time.
 import { performance } from "node:perf_hooks";
 import { Worker, isMainThread, parentPort, type MessagePort } from "node:worker_threads";
@@ -20,7 +23,12 @@ export interface WatcherSpec {
   stack: string;
   /** The per-stack token of a controller. */
   token?: string | undefined;
+  /** A controller as before: its lease renewed by RegisterStack every 5 s, every event of its guest. */
+  legacy?: boolean | undefined;
 }
+
+/** An event of the window as the bench checks its delivery: seq, guest, kind, stack. */
+export type DeliveredEvent = [seq: number, guest: string, kind: EventKind, stack: string];
 
 export interface AgentTarget {
   address: string;
@@ -32,7 +40,7 @@ export interface AgentTarget {
 type Request =
   | { type: "open"; id: number; agent: AgentTarget; specs: WatcherSpec[]; afterSeq: number }
   | { type: "window"; id: number; open: boolean }
-  | { type: "missing"; id: number; events: Array<[seq: number, guest: string]> }
+  | { type: "missing"; id: number; events: DeliveredEvent[] }
   | { type: "report"; id: number }
   | { type: "close"; id: number };
 
@@ -99,7 +107,7 @@ export class WatcherThreads {
   }
 
   /** Deliveries of `events` (seq, guest) that some watcher has not received yet. */
-  async missing(events: Array<[number, string]>): Promise<number> {
+  async missing(events: DeliveredEvent[]): Promise<number> {
     return (await this.all<number>(() => ({ type: "missing", events }))).reduce((a, b) => a + b, 0);
   }
 
@@ -121,6 +129,8 @@ class Watcher {
   readonly seqs = new Set<number>();
   stream: ClientReadableStream<Event> | undefined;
   private renew: NodeJS.Timeout | undefined;
+  /** The agent keeps this watcher's lease while its stream holds it. */
+  private streamHolds = false;
   constructor(
     readonly client: TestAgentClient,
     readonly spec: WatcherSpec,
@@ -132,18 +142,39 @@ class Watcher {
     if (guest === undefined) return;
     const once = async () => {
       try {
-        await this.client.api.registerStack({ guestId: guest, stack: this.spec.stack, controllerId: `bench-${this.spec.stack}`, leaseTtlMs: 0 });
+        return await this.client.api.registerStack({ guestId: guest, stack: this.spec.stack, controllerId: this.controllerId, leaseTtlMs: 0 });
       } catch (err) {
         this.state.refused += 1;
         this.state.errors.push(String((err as Error).message));
+        return undefined;
       }
     };
-    await once();
-    this.renew = setInterval(() => void once(), 5_000);
+    const first = await once();
+    this.streamHolds = this.spec.legacy !== true && first?.streamKeepsLease === true;
+    if (!this.streamHolds) this.renew = setInterval(() => void once(), 5_000);
+  }
+
+  /** A current controller asks only for what it acts on. */
+  private get ownStackOnly(): boolean {
+    return this.spec.guest !== undefined && this.spec.legacy !== true;
+  }
+
+  /** Whether this watcher's stream should carry `event`. */
+  expects([, guest, kind, stack]: DeliveredEvent): boolean {
+    if (this.spec.guest === undefined) return true;
+    if (guest !== this.spec.guest) return false;
+    if (!this.ownStackOnly) return true;
+    return kind !== EventKind.EVENT_KIND_PROGRESS && !(kind === EventKind.EVENT_KIND_STACK && stack !== this.spec.stack);
+  }
+
+  private get controllerId(): string {
+    return `bench-${this.spec.stack}`;
   }
 
   open(afterSeq: number): Promise<void> {
-    const stream = this.client.raw.watchEvents({ guestId: this.spec.guest ?? "", jobId: "", afterSeq });
+    const holdLease = this.streamHolds ? { holdLease: { stack: this.spec.stack, controllerId: this.controllerId, leaseTtlMs: 0 } } : {};
+    const forStack = this.ownStackOnly ? { forStack: this.spec.stack } : {};
+    const stream = this.client.raw.watchEvents({ guestId: this.spec.guest ?? "", jobId: "", afterSeq, ...holdLease, ...forStack });
     this.stream = stream;
     const delays = this.spec.transport === "tls" ? this.state.tls : this.state.socket;
     return new Promise<void>((resolve, reject) => {
@@ -218,7 +249,7 @@ function serve(port: MessagePort): void {
         else if (state.elu) state.utilisation = performance.eventLoopUtilization(state.elu).utilization;
         return true;
       case "missing":
-        return watchers.reduce((n, w) => n + m.events.filter(([seq, guest]) => (w.spec.guest === undefined || w.spec.guest === guest) && !w.seqs.has(seq)).length, 0);
+        return watchers.reduce((n, w) => n + m.events.filter((e) => w.expects(e) && !w.seqs.has(e[0])).length, 0);
       case "report":
         return { tls: state.tls, socket: state.socket, first: [...state.first], refused: state.refused, errors: state.errors.slice(0, 5), utilisation: state.utilisation } satisfies ThreadReport;
       case "close":

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // `npm run bench:fanout` (root): how one agent delivers its events when many watchers follow it.
 // A real lull-agent (dir driver, tiny guests) and, in this process's client threads, N watchers: most are
-// controllers over TLS, each with its own per-stack token, holding a registration lease (renewed
-// at a third of its TTL, as lull-controller does), following its guest's events and acknowledging
-// each quiesce; the rest are operators' dashboards on the unix socket following every event. Then
+// controllers over TLS, each with its own per-stack token and a registration lease, following its
+// guest's events and acknowledging each quiesce — as lull-controller does: its stream holds the
+// lease and asks only for what the controller acts on (`for_stack`: its own stack's STACK events,
+// no PROGRESS); with `--legacy-controllers`, as controllers did before: the lease renewed by
+// RegisterStack every 5 s (a third of its TTL) and every event of the guest; the rest are operators' dashboards on the unix socket following every event. Then
 // backups run on several guests at once, round after round. For each N it prints the per-event
 // delivery delay (the agent's event time → receipt here) p50/p99/max, per transport, the agent's
 // RSS and CPU, and refused or missed deliveries; then the quiesce barrier's time with K stacks on
@@ -11,7 +13,7 @@
 // A missed target is not a failure (the machine is shared); the exit code is non-zero only when the
 // benchmark itself broke (a backup failed, a watcher missed events).
 //   node test/dist/bench/fanout.js [--watchers 50,200,500,2000] [--guests 20] [--busy 4] [--rounds 3]
-//     [--dashboards 5] [--barrier 1,10,50] [--barrier-rounds 3] [--client-threads CORES/2] [--keep]
+//     [--dashboards 5] [--barrier 1,10,50] [--barrier-rounds 3] [--client-threads CORES/2] [--legacy-controllers] [--keep]
 // N counts every watcher: `--dashboards` of them (operators' terminals and dashboards) follow every
 // event on the unix socket, the rest are controllers. The watchers run in `--client-threads` worker
 // threads (fanout-watchers.ts; default half the cores), and each thread's event-loop utilisation
@@ -29,7 +31,7 @@ import { Phase } from "@lull/proto";
 import { phaseName } from "@lull/shared";
 import { connectTestClient, makeTempDir, removeDir, startAgent, type AgentProcess, type TestAgentClient, type TestGuest } from "../support/index.js";
 import { agentSideOf, fmtAgentSide, scrapeMetrics, type AgentSide } from "./agent-side.js";
-import { WatcherThreads, type ThreadReport, type WatcherSpec } from "./fanout-watchers.js";
+import { WatcherThreads, type DeliveredEvent, type ThreadReport, type WatcherSpec } from "./fanout-watchers.js";
 import { cpuSeconds, fmtMs, mainThreadSched, intOption, machineNote, medianOf, percentile, printTable, rssMiB, type Row } from "./figures.js";
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
@@ -45,6 +47,7 @@ interface Options {
   barrier: number[];
   barrierRounds: number;
   clientThreads: number;
+  legacy: boolean;
   keep: boolean;
 }
 
@@ -60,6 +63,7 @@ function readOptions(): Options {
       "barrier-rounds": { type: "string", default: "3" },
       // Half the cores: the client threads share them with the agent under test.
       "client-threads": { type: "string", default: String(Math.max(1, Math.floor(availableParallelism() / 2))) },
+      "legacy-controllers": { type: "boolean" },
       keep: { type: "boolean" },
     },
     strict: true,
@@ -67,6 +71,7 @@ function readOptions(): Options {
   const list = (v: string, name: string, max: number) => v.split(",").filter((s) => s !== "").map((s) => intOption(s, name, 1, max));
   const guests = intOption(values.guests, "guests", 1, 200);
   return {
+    legacy: values["legacy-controllers"] === true,
     watchers: list(values.watchers, "watchers", 10_000),
     guests,
     busy: Math.min(guests, intOption(values.busy, "busy", 1, 200)),
@@ -117,10 +122,10 @@ async function stopSite(site: Site, keep: boolean): Promise<void> {
 }
 
 /** Opens the watchers in the client threads; every controller gets a token of its own stack. */
-async function openWatchers(site: Site, threads: WatcherThreads, specs: Array<{ transport: "tls" | "socket"; guest?: string; stack: string }>): Promise<void> {
+async function openWatchers(site: Site, threads: WatcherThreads, specs: Array<{ transport: "tls" | "socket"; guest?: string; stack: string }>, legacy: boolean): Promise<void> {
   const afterSeq = (await site.operator.info()).lastEventSeq;
   const withTokens: WatcherSpec[] = specs.map((spec) =>
-    spec.transport === "socket" ? spec : { ...spec, token: site.tokens.create({ kind: "guest", guestId: spec.guest, stack: spec.stack }, Date.now()).token },
+    spec.transport === "socket" ? spec : { ...spec, legacy, token: site.tokens.create({ kind: "guest", guestId: spec.guest, stack: spec.stack }, Date.now()).token },
   );
   await threads.open({ address: site.agent.address, socketAddress: site.agent.socketAddress, fingerprint: site.agent.fingerprint }, withTokens, afterSeq);
 }
@@ -170,7 +175,7 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
       i < socketCount ? { transport: "socket" as const, stack: `dash-${i}` } : { transport: "tls" as const, guest: guests[i % guests.length]!, stack: `s${i}` },
     );
     const setupStarted = Date.now();
-    await openWatchers(site, threads, specs);
+    await openWatchers(site, threads, specs, o.legacy);
     const setupMs = Date.now() - setupStarted;
     const pid = site.agent.proc.pid;
     const firstSeq = (await site.operator.info()).lastEventSeq;
@@ -185,7 +190,7 @@ async function fanout(n: number, o: Options): Promise<FanoutResult> {
     // Let the last deliveries arrive.
     const deadline = Date.now() + 10_000;
     const all = await site.operator.collectEvents({ afterSeq: firstSeq }, (e) => e.seq >= lastSeq, 30_000);
-    const events = all.map((e): [number, string] => [e.seq, e.guestId]);
+    const events = all.map((e): DeliveredEvent => [e.seq, e.guestId, e.kind, e.stack]);
     let missed = await threads.missing(events);
     while (missed > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 200));
@@ -255,6 +260,7 @@ async function barrier(o: Options): Promise<Array<{ k: number; quiesceMs: number
         site,
         threads,
         Array.from({ length: k }, (_, i) => ({ transport: "tls" as const, guest, stack: `${guest}-s${i}` })),
+        o.legacy,
       );
       const quiesceMs: number[] = [];
       for (let r = 0; r < o.barrierRounds; r++) quiesceMs.push(...(await backupRound(site, [guest])).map((x) => x.quiesceMs));
@@ -270,7 +276,7 @@ async function barrier(o: Options): Promise<Array<{ k: number; quiesceMs: number
 
 async function main(): Promise<void> {
   const o = readOptions();
-  say(`fan-out: ${o.guests} guests, backups on ${o.busy} at a time, ${o.rounds} rounds; ${o.dashboards} watchers on the unix socket (dashboards: every event), the rest over TLS (own token, lease, guest filter, acks)`);
+  say(`fan-out: ${o.guests} guests, backups on ${o.busy} at a time, ${o.rounds} rounds; ${o.dashboards} watchers on the unix socket (dashboards: every event), the rest over TLS (own token, ${o.legacy ? "as controllers before: lease renewed by call every 5 s, every event of the guest" : "lease held by the stream, the events of its own stack (for_stack)"}, acks)`);
   say(
     `  the watchers run in ${o.clientThreads} client thread(s) of this process, round-robin (--client-threads; 1 puts every stream in one thread); ` +
       `a delay is receipt here minus the event's \`at\`; "at→publish" is the agent's own histogram of \`at\` until the bus (lull_event_publish_delay_seconds, bucket bounds), "at→hand-off" its histogram, per delivery, of \`at\` until the event was handed to the watcher's stream (lull_event_handoff_delay_seconds), "first delivery" the earliest receipt of each event here, "loop lag" its event-loop delay (nodejs_eventloop_lag_*)`,
