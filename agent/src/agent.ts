@@ -291,6 +291,7 @@ async function startLocked(options: StartAgentOptions, clock: Clock, lock: DataD
       guests: config.guests.map((g) => g.id),
       markers: (guestId) => verifyStore.markers(guestId),
       verifications: (guestId) => verifyStore.ofGuest(guestId, 20),
+      leasesHeldByStreams: () => service.leasesHeldByStreams(),
       ...(schedules
         ? {
             schedules: () => schedules?.status(),

@@ -56,6 +56,8 @@ export interface AgentServiceHandle {
   implementation: AgentServer;
   /** Ends every open WatchEvents and WatchEventBatches stream (agent shutdown). */
   closeStreams(): void;
+  /** Stack leases that open streams hold now. */
+  leasesHeldByStreams(): number;
 }
 
 
@@ -328,6 +330,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceHandle {
 
   return {
     implementation,
+    leasesHeldByStreams: () => holds.size,
     closeStreams() {
       holds.close();
       for (const s of streams) s.abort();

@@ -24,6 +24,8 @@ export interface MetricSources {
   schedules?: () => ScheduleStatus[] | undefined;
   /** The guests a backup schedule backs up (its guests, its group's members, or all). */
   scheduledGuests?: (scheduleId: string) => readonly string[];
+  /** Stack leases that controllers' event streams hold now (the agent renews them). */
+  leasesHeldByStreams?: () => number;
 }
 
 /** Seconds buckets with millisecond resolution at the low end: 10 ms … 30 min. */
@@ -142,6 +144,17 @@ export class AgentMetrics {
   /** Registers the metrics read from the stores at each scrape (once). */
   attachSources(src: MetricSources): void {
     const registers = [this.registry];
+    const held = src.leasesHeldByStreams;
+    if (held) {
+      new Gauge({
+        name: "lull_stack_leases_held_by_streams",
+        help: "Stack leases that controllers' event streams hold (hold_lease), which the agent renews; the other registered stacks renew theirs by RegisterStack.",
+        registers,
+        collect() {
+          this.set(held());
+        },
+      });
+    }
     const markers = src.markers;
     if (markers) {
       new Gauge({

@@ -68,9 +68,9 @@ describe("metrics listener", () => {
     assert.match(agent.metricsAddress ?? "", /^127\.0\.0\.1:\d+$/);
 
     await api.registerStack({ guestId: "demo", stack: "app", controllerId: "ctl-app" });
-    // A watcher following the guest live: each event it is sent is one hand-off.
+    // A watcher following the guest live (a controller's stream: it holds the stack's lease): each event it is sent is one hand-off.
     const seen: number[] = [];
-    const stream = client.watchEvents({ guestId: "demo", jobId: "", afterSeq: (await api.getAgentInfo()).lastEventSeq });
+    const stream = client.watchEvents({ guestId: "demo", jobId: "", afterSeq: (await api.getAgentInfo()).lastEventSeq, holdLease: { stack: "app", controllerId: "ctl-app", leaseTtlMs: 0 } });
     stream.on("data", (e: { seq: number }) => void seen.push(e.seq));
     const watcher = new Promise<void>((resolve) => {
       stream.on("error", () => resolve());
@@ -96,6 +96,9 @@ describe("metrics listener", () => {
 
     const lastSeq = (await api.getAgentInfo()).lastEventSeq;
     for (let i = 0; i < 100 && seen.at(-1) !== lastSeq; i++) await new Promise((r) => setTimeout(r, 20));
+    const whileHeld = parse(await (await fetch(`http://${agent.metricsAddress}/metrics`)).text());
+    assert.equal(whileHeld.types.get("lull_stack_leases_held_by_streams"), "gauge");
+    assert.equal(one(whileHeld.samples, "lull_stack_leases_held_by_streams", {}), 1, "the open stream holds the lease of app");
     stream.cancel();
     await watcher;
     assert.ok(seen.length > 5, `the watcher saw the backups' events (${seen.length})`);
@@ -128,6 +131,7 @@ describe("metrics listener", () => {
     assert.equal(archiveSum, done.archiveMs / 1000);
     assert.equal(one(samples, "lull_backup_barrier_wait_seconds_count", { guest: "demo" }), 2, "both jobs waited at a barrier");
 
+    assert.equal(one(samples, "lull_stack_leases_held_by_streams", {}), 0, "none once the stream ended");
     assert.equal(types.get("lull_event_handoff_delay_seconds"), "histogram");
     assert.equal(one(samples, "lull_event_handoff_delay_seconds_count", {}), seen.length, "one hand-off per event sent live to the one watcher");
     assert.equal(one(samples, "lull_event_handoff_delay_seconds_bucket", { le: "+Inf" }), seen.length);
