@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { Consistency, SnapshotMode } from "@lull/proto";
 import { writeArchive, type ArchiveResult } from "../archive/tar-zst.js";
 import { jobId } from "../storage/testing/config.js";
-import { checkIntegrity } from "./integrity.js";
+import { checkIntegrity, listingComplaint } from "./integrity.js";
 import type { RestorePoint } from "./restore-point.js";
 
 function pointOf(r: ArchiveResult, overrides: Partial<RestorePoint> = {}): RestorePoint {
@@ -74,6 +74,19 @@ describe("integrity of a restore point's archive (real tar, zstd)", () => {
       assert.equal(alone.state, "failed", location);
       assert.match(alone.detail, /^zstd -t failed \(exit 1\)/, location);
     }
+  });
+
+  it("a failed listing says zstd's complaint and tar's last word, however much tar printed between them", () => {
+    const stderr = [
+      "/*stdin*\\ : Decoding error (36) : Restored data doesn't match checksum ",
+      "tar: Skipping to next header",
+      "tar: Unexpected EOF in archive",
+      "tar: Child returned status 1",
+      "tar: Error is not recoverable: exiting now",
+      "",
+    ].join("\n");
+    assert.equal(listingComplaint(stderr), "/*stdin*\\ : Decoding error (36) : Restored data doesn't match checksum tar: Error is not recoverable: exiting now");
+    assert.equal(listingComplaint("tar: b.tar.zst: Cannot open: No such file or directory\ntar: Error is not recoverable: exiting now\n"), "tar: b.tar.zst: Cannot open: No such file or directory tar: Error is not recoverable: exiting now");
   });
 
   it("a missing native archive fails; PBS and unreadable vzdump points are unchecked and say why", async () => {

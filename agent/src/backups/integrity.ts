@@ -33,8 +33,7 @@ export async function sha256OfFile(path: string, signal?: AbortSignal): Promise<
 /** Regular files and bytes as GNU tar lists them (`-tv`, owners numeric); hard links and other types are not files. */
 export async function tarListingManifest(path: string, signal?: AbortSignal): Promise<{ fileCount: number; totalBytes: number }> {
   const r = await execa("tar", ["--zstd", "-tvf", path, "--numeric-owner", "--quoting-style=escape"], { reject: false, timeout: TIMEOUT_MS, maxBuffer: 1024 ** 3, ...(signal ? { cancelSignal: signal } : {}) });
-  // zstd's own complaint (a checksum, a premature end) comes first on stderr, tar's exit after it.
-  if (r.exitCode !== 0) throw new Error(`tar --zstd -t failed (exit ${r.exitCode}): ${String(r.stderr).trim().split("\n").slice(-3).join(" ")}`);
+  if (r.exitCode !== 0) throw new Error(`tar --zstd -t failed (exit ${r.exitCode}): ${listingComplaint(String(r.stderr))}`);
   let fileCount = 0;
   let totalBytes = 0;
   for (const line of String(r.stdout).split("\n")) {
@@ -43,6 +42,20 @@ export async function tarListingManifest(path: string, signal?: AbortSignal): Pr
     totalBytes += Number(line.split(/\s+/)[2]);
   }
   return { fileCount, totalBytes };
+}
+
+/**
+ * What a failed listing said: zstd's own complaint (a checksum, a corrupted block, a premature end),
+ * which comes first on stderr, and tar's last word. Between them tar may print any number of lines
+ * about the garbage or the short stream it read (`Skipping to next header`, `Unexpected EOF`).
+ * Without a word from zstd, tar's last three lines.
+ */
+export function listingComplaint(stderr: string): string {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  const fromZstd = lines.filter((l) => !l.startsWith("tar: ")).slice(0, 2);
+  if (fromZstd.length === 0) return lines.slice(-3).join(" ");
+  const last = lines.at(-1);
+  return [...fromZstd, ...(last !== undefined && !fromZstd.includes(last) ? [last] : [])].join(" ");
 }
 
 async function zstdTest(path: string, signal?: AbortSignal): Promise<string | undefined> {

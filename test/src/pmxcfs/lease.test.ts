@@ -8,8 +8,9 @@ import { acquireLease, checkLeaseTiming, DEFAULT_LEASE_TIMING, lockPath, realClo
 import { FakePmxcfs, initFakePmxcfs, setQuorum } from "./fake-pmxcfs.js";
 
 const TIMEOUT = 1200;
-// A renew may take up to 300 ms here (a loaded test machine), still well inside the 600 ms validity.
-const timing = { ...scaledTiming(TIMEOUT), renewTimeoutMs: 300 };
+// A renew or a release (rmdir) may take up to 300 ms here (a loaded test machine; scaled, they would
+// get 50 ms), a renew still well inside the 600 ms validity.
+const timing = { ...scaledTiming(TIMEOUT), renewTimeoutMs: 300, releaseTimeoutMs: 300 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const code = (c: string) => (err: unknown) => (err as NodeJS.ErrnoException).code === c;
 
