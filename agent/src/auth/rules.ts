@@ -13,12 +13,13 @@
 //
 // A node credential (another agent of the cluster, on the cluster listener) may make only the
 // read-only calls marked `nodes: true`, for every guest; anything that acts (StartBackup, cancels,
-// registrations — also a WatchEvents stream holding a lease —, verify, prune, restore) is refused: a node never acts as an operator of a guest
-// it does not host. The exception are the two calls of a group run coordinated on another node
-// (JoinGroupRun, ReleaseGroupMember: `nodes: true` on an operator rule, so guest tokens cannot
-// make them): the coordinating node asks this node to run its own guest's member job of that
-// run, and only the node that asked may release or fail that member (checked by the handler,
-// api/remote-group-handlers.ts). See agent/SECURITY.md, "Groups across nodes".
+// registrations, a WatchEvents stream that holds a stack's lease, verify, prune, restore) is
+// refused: a node never acts as an operator of a guest it does not host. The exception are the
+// two calls of a group run coordinated on another node (JoinGroupRun, ReleaseGroupMember:
+// `nodes: true` on an operator rule, so guest tokens cannot make them): the coordinating node asks
+// this node to run its own guest's member job of that run, and only the node that asked may
+// release or fail that member (checked by the handler, api/remote-group-handlers.ts). See
+// agent/SECURITY.md, "Groups across nodes".
 import { LullError } from "@lull/shared";
 import type { Principal } from "./principal.js";
 

@@ -8,8 +8,8 @@
 // lull-controller does, a controller registers once, then its stream holds the lease (where the
 // agent says it keeps leases by stream) and asks for its own stack's events only (`for_stack`);
 // a `legacy` one renews by RegisterStack every 5 s (a third of the default TTL) and follows every
-// event of its guest, as controllers did before. The delay of a delivery is its receipt time here minus the event's `at`, the
-// agent's event time.
+// event of its guest, as controllers did before. The delay of a delivery is its receipt time here
+// minus the event's `at`, the agent's event time.
 import { performance } from "node:perf_hooks";
 import { Worker, isMainThread, parentPort, type MessagePort } from "node:worker_threads";
 import type { ClientReadableStream } from "@grpc/grpc-js";
@@ -106,7 +106,7 @@ export class WatcherThreads {
     await this.all(() => ({ type: "window", open }));
   }
 
-  /** Deliveries of `events` (seq, guest) that some watcher has not received yet. */
+  /** Deliveries of `events` that some watcher asked for and has not received yet. */
   async missing(events: DeliveredEvent[]): Promise<number> {
     return (await this.all<number>(() => ({ type: "missing", events }))).reduce((a, b) => a + b, 0);
   }
