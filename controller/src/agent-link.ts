@@ -8,8 +8,8 @@
 // meanwhile — a node with many stacks is spared a call per stack every few seconds. When that
 // stream ends, the lease is renewed by call at once, and so on until a stream holds it again.
 import { readFileSync, statSync } from "node:fs";
-import { EventKind, type Event, type Job, type RegisterStackResponse } from "@lull/proto";
-import { LullError, TOKEN_PATTERN, connectAgent, fromServiceError, type AgentApi as AgentCalls, type Clock, type Logger } from "@lull/shared";
+import type { Event, Job, RegisterStackResponse } from "@lull/proto";
+import { LullError, TOKEN_PATTERN, concernsStack, connectAgent, fromServiceError, leaseRenewalInterval, type AgentApi as AgentCalls, type Clock, type Logger } from "@lull/shared";
 import type { ControllerConfig } from "./config.js";
 
 /** What the reconciler needs from the agent (AgentLink is the gRPC implementation). */
@@ -190,7 +190,7 @@ export class AgentLink implements AgentApi {
         this.streamKeepsLease = res.streamKeepsLease;
         if (this.lastSeq === undefined) this.lastSeq = res.lastEventSeq;
         onRegistered(res);
-        waitMs = Math.max(100, Math.floor(ttl / 3));
+        waitMs = leaseRenewalInterval(ttl);
       } catch (err) {
         if (signal.aborted) break;
         if (this.registered) this.o.log.warn({ err: fromServiceError(err).message }, "renewing the stack's lease failed");
@@ -244,7 +244,7 @@ export class AgentLink implements AgentApi {
       for await (const event of this.api.watchEvents(request, signal, { onOpen })) {
         handlers.onStreamState(true);
         if (this.lastSeq === undefined || event.seq > this.lastSeq) this.lastSeq = event.seq;
-        if (event.guestId === this.o.guestId && !(event.kind === EventKind.EVENT_KIND_STACK && event.stack !== this.o.stack)) handlers.onEvent(event);
+        if (event.guestId === this.o.guestId && concernsStack(event, this.o.stack)) handlers.onEvent(event);
       }
     } finally {
       if (hold) {

@@ -6,8 +6,8 @@
 // for the subscriptions that can match it: a node with many controllers, each following its own
 // guest, does not test every controller's filter for every event. The same Event object goes to
 // every listener (the gRPC layer encodes it once for all streams: grpc/shared-encoding.ts).
-import { EventKind, type Event } from "@lull/proto";
-import type { Logger } from "@lull/shared";
+import type { Event } from "@lull/proto";
+import { concernsStack, type Logger } from "@lull/shared";
 
 export interface EventFilter {
   guestId?: string | undefined;
@@ -31,11 +31,7 @@ export function matchesFilter(filter: EventFilter, event: Event): boolean {
   if (filter.guestId !== undefined && event.guestId !== filter.guestId) return false;
   if (filter.jobId !== undefined && event.jobId !== filter.jobId) return false;
   if (filter.groupRunId !== undefined && event.groupRunId !== filter.groupRunId) return false;
-  if (filter.forStack !== undefined) {
-    if (event.kind === EventKind.EVENT_KIND_PROGRESS) return false;
-    if (event.kind === EventKind.EVENT_KIND_STACK && event.stack !== filter.forStack) return false;
-  }
-  return true;
+  return filter.forStack === undefined || concernsStack(event, filter.forStack);
 }
 
 /** The index key of subscriptions without a guest filter. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createLogger, systemClock } from "@lull/shared";
-import { LeaseHolds, renewalInterval, type HeldLease } from "./lease-holds.js";
+import { createLogger, leaseRenewalInterval, systemClock } from "@lull/shared";
+import { LeaseHolds, type HeldLease } from "./lease-holds.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const quiet = createLogger({ name: "test", level: "silent" });
@@ -14,15 +14,15 @@ test("held leases are renewed at a third of their TTL, those due together in one
     const releaseA = holds.hold(lease("a"), () => assert.fail("not lost"));
     await sleep(20);
     holds.hold(lease("b"), () => assert.fail("not lost"));
-    await sleep(renewalInterval(600) + 60);
+    await sleep(leaseRenewalInterval(600) + 60);
     // b fell due 20 ms after a: within the slack, so renewed with it.
     assert.deepEqual(calls, [["a", "b"]]);
     releaseA();
-    await sleep(renewalInterval(600));
+    await sleep(leaseRenewalInterval(600));
     assert.deepEqual(calls.at(-1), ["b"], "a released is renewed no more");
     holds.release({ guestId: "101", stack: "b", controllerId: "c-b" });
     const count = calls.length;
-    await sleep(renewalInterval(600) + 50);
+    await sleep(leaseRenewalInterval(600) + 50);
     assert.equal(calls.length, count, "nothing held, nothing renewed");
     assert.equal(holds.size, 0);
   } finally {
@@ -42,7 +42,7 @@ test("a renewal that fails ends every stream that held those leases, and drops t
   try {
     holds.hold(lease("a"), (err) => lost.push(`a: ${(err as Error).message}`));
     holds.hold(lease("a"), (err) => lost.push(`a again: ${(err as Error).message}`));
-    await sleep(renewalInterval(600) + 60);
+    await sleep(leaseRenewalInterval(600) + 60);
     assert.deepEqual(lost.sort(), ["a again: disk I/O error", "a: disk I/O error"]);
     assert.equal(holds.size, 0);
   } finally {

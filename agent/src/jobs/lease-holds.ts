@@ -7,7 +7,7 @@
 // is open. When the stream ends the hold goes and the lease runs out after its TTL as before,
 // unless the controller renews it again (it does, at once). A renewal that fails ends the holding
 // streams with the error, so their controllers fall back to renewing by call.
-import type { Clock, Logger } from "@lull/shared";
+import { leaseRenewalInterval, type Clock, type Logger } from "@lull/shared";
 
 export interface HeldLease {
   guestId: string;
@@ -16,12 +16,13 @@ export interface HeldLease {
   ttlMs: number;
 }
 
-interface Hold {
+/** One lease and the streams that hold it (a controller that reconnects may briefly hold it twice). */
+interface Held {
   lease: HeldLease;
   /** When the lease is next renewed (a third of its TTL after the last renewal). */
   dueAt: number;
-  /** Ends the stream that holds it. */
-  lost: (err: unknown) => void;
+  /** Each holding stream's end: called when a renewal fails. */
+  holders: Set<(err: unknown) => void>;
 }
 
 export interface LeaseHoldsDeps {
@@ -33,9 +34,11 @@ export interface LeaseHoldsDeps {
 
 const keyOf = (l: { guestId: string; stack: string; controllerId: string }) => `${l.guestId}\u0000${l.stack}\u0000${l.controllerId}`;
 
+/** How early a lease may be renewed to share a commit: a third of its interval, at most a second. */
+const slackOf = (ttlMs: number) => Math.min(1_000, Math.floor(leaseRenewalInterval(ttlMs) / 3));
+
 export class LeaseHolds {
-  /** key → the streams holding that lease (a controller that reconnects may briefly hold it twice). */
-  private readonly holds = new Map<string, Set<Hold>>();
+  private readonly held = new Map<string, Held>();
   private timer: NodeJS.Timeout | undefined;
   private nextAt = Infinity;
   private renewing = false;
@@ -48,35 +51,34 @@ export class LeaseHolds {
    */
   hold(lease: HeldLease, lost: (err: unknown) => void): () => void {
     const key = keyOf(lease);
-    const hold: Hold = { lease, dueAt: this.deps.clock.now() + renewalInterval(lease.ttlMs), lost };
-    let set = this.holds.get(key);
-    if (!set) this.holds.set(key, (set = new Set()));
-    set.add(hold);
-    this.schedule(hold.dueAt);
-    return () => this.drop(key, hold);
+    let entry = this.held.get(key);
+    if (!entry) {
+      entry = { lease, dueAt: this.deps.clock.now() + leaseRenewalInterval(lease.ttlMs), holders: new Set() };
+      this.held.set(key, entry);
+      this.schedule(entry.dueAt);
+    }
+    entry.holders.add(lost);
+    const mine = entry;
+    return () => {
+      mine.holders.delete(lost);
+      if (mine.holders.size === 0 && this.held.get(key) === mine) this.held.delete(key);
+    };
   }
 
   /** Drops every hold of the lease (UnregisterStack: no stream renews it after that). */
   release(lease: { guestId: string; stack: string; controllerId: string }): void {
-    this.holds.delete(keyOf(lease));
+    this.held.delete(keyOf(lease));
   }
 
   /** Leases held now (metrics, tests). */
   get size(): number {
-    return this.holds.size;
+    return this.held.size;
   }
 
   close(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.holds.clear();
-  }
-
-  private drop(key: string, hold: Hold): void {
-    const set = this.holds.get(key);
-    if (!set) return;
-    set.delete(hold);
-    if (set.size === 0) this.holds.delete(key);
+    this.held.clear();
   }
 
   private schedule(at: number): void {
@@ -90,44 +92,35 @@ export class LeaseHolds {
   private async tick(): Promise<void> {
     this.timer = undefined;
     this.nextAt = Infinity;
+    // The renewal under way reschedules when it is done.
     if (this.renewing) return;
     const now = this.deps.clock.now();
-    const due: Array<{ key: string; holds: Hold[] }> = [];
-    for (const [key, set] of this.holds) {
-      const holds = [...set];
-      // What falls due within the slack is renewed with it: one commit for them all, and holds
-      // renewed together stay together (a node's controllers do not each get their own commit).
-      if (holds.some((h) => h.dueAt - slackOf(h.lease.ttlMs) <= now)) due.push({ key, holds });
-    }
+    // What falls due within the slack is renewed with it: one commit for them all, and leases
+    // renewed together stay together (a node's controllers do not each get their own commit).
+    const due = [...this.held.entries()].filter(([, h]) => h.dueAt - slackOf(h.lease.ttlMs) <= now);
     this.renewing = true;
     try {
-      if (due.length > 0) {
-        try {
-          await this.deps.renew(due.map((d) => d.holds[0]!.lease));
-          const after = this.deps.clock.now();
-          for (const d of due) for (const h of d.holds) h.dueAt = after + renewalInterval(h.lease.ttlMs);
-        } catch (err) {
-          this.deps.log.warn({ err: err instanceof Error ? err.message : String(err), leases: due.length }, "renewing the leases held by event streams failed — their streams end, their controllers renew by call");
-          for (const d of due) {
-            if (this.holds.get(d.key) === undefined) continue;
-            this.holds.delete(d.key);
-            for (const h of d.holds) h.lost(err);
-          }
-        }
-      }
+      if (due.length > 0) await this.renewAll(due);
     } finally {
       this.renewing = false;
     }
     let next = Infinity;
-    for (const set of this.holds.values()) for (const h of set) next = Math.min(next, h.dueAt);
+    for (const h of this.held.values()) next = Math.min(next, h.dueAt);
     if (next !== Infinity) this.schedule(next);
   }
-}
 
-/** A third of the TTL, as a controller renews its own (never more often than every 100 ms). */
-export function renewalInterval(ttlMs: number): number {
-  return Math.max(100, Math.floor(ttlMs / 3));
+  private async renewAll(due: ReadonlyArray<[string, Held]>): Promise<void> {
+    try {
+      await this.deps.renew(due.map(([, h]) => h.lease));
+      const after = this.deps.clock.now();
+      for (const [, h] of due) h.dueAt = after + leaseRenewalInterval(h.lease.ttlMs);
+    } catch (err) {
+      this.deps.log.warn({ err: err instanceof Error ? err.message : String(err), leases: due.length }, "renewing the leases held by event streams failed — their streams end, their controllers renew by call");
+      for (const [key, h] of due) {
+        if (this.held.get(key) !== h) continue;
+        this.held.delete(key);
+        for (const lost of h.holders) lost(err);
+      }
+    }
+  }
 }
-
-/** How early a hold may be renewed to share a commit: a third of its interval, at most a second. */
-const slackOf = (ttlMs: number) => Math.min(1_000, Math.floor(renewalInterval(ttlMs) / 3));

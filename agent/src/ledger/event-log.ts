@@ -34,7 +34,7 @@ export interface EventQuery {
   guestId?: string | undefined;
   jobId?: string | undefined;
   groupRunId?: string | undefined;
-  /** Only what this stack's controller acts on: STACK events of this stack, no PROGRESS events (events/bus.ts `matchesFilter`). */
+  /** Only what this stack's controller acts on: STACK events of this stack, no PROGRESS events (`concernsStack`, in SQL). */
   forStack?: string | undefined;
   limit: number;
 }

@@ -31,7 +31,7 @@ import {
 import { LullError, agentApiOf, createAgentClient, createLogger, fromServiceError, isTerminal, type Logger } from "@lull/shared";
 import { startAgent, type RunningAgent } from "../agent.js";
 import { agentConfigSchema, type AgentConfig } from "../config.js";
-import { openAgentDatabase } from "../ledger/database.js";
+import Database from "better-sqlite3";
 import type { BackupEngine } from "../engines/engine.js";
 
 export type LogLine = Record<string, unknown> & { msg?: string };
@@ -150,7 +150,8 @@ export async function withTestAgent<T>(options: TestAgentOptions, fn: (t: TestAg
 /** Polls GetJob until `until(job)` holds; fails the test after `timeoutMs` with the last job seen. */
 /** When the lease of `stack` of `guestId` runs out, as the agent's database holds it now; undefined when not registered. */
 export function leaseExpiresAt(t: Pick<TestAgent, "config">, guestId: string, stack: string): number | undefined {
-  const db = openAgentDatabase(join(t.config.dataDir, "agent.db"));
+  // Read-only beside the running agent's connection: no migration, no pragma written (tests poll this).
+  const db = new Database(join(t.config.dataDir, "agent.db"), { readonly: true, fileMustExist: true });
   try {
     const row = db.prepare("SELECT lease_expires_at FROM stacks WHERE guest_id = ? AND stack = ?").get(guestId, stack) as { lease_expires_at: number } | undefined;
     return row?.lease_expires_at;

@@ -14,6 +14,7 @@ import { performance } from "node:perf_hooks";
 import { Worker, isMainThread, parentPort, type MessagePort } from "node:worker_threads";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import { EventKind, Phase, type Event } from "@lull/proto";
+import { concernsStack } from "@lull/shared";
 import { connectTestClient, type TestAgentClient } from "../support/index.js";
 
 export interface WatcherSpec {
@@ -163,8 +164,7 @@ class Watcher {
   expects([, guest, kind, stack]: DeliveredEvent): boolean {
     if (this.spec.guest === undefined) return true;
     if (guest !== this.spec.guest) return false;
-    if (!this.ownStackOnly) return true;
-    return kind !== EventKind.EVENT_KIND_PROGRESS && !(kind === EventKind.EVENT_KIND_STACK && stack !== this.spec.stack);
+    return !this.ownStackOnly || concernsStack({ kind, stack }, this.spec.stack);
   }
 
   private get controllerId(): string {
