@@ -11,6 +11,10 @@ import { EventLog } from "../ledger/event-log.js";
 import { ScheduleEngine, type ScheduleAction } from "./engine.js";
 import { Pmxcfs } from "./cluster-fs.js";
 import { lockPath, scaledClock, scaledTiming, type Clock } from "./lease.js";
+
+// The lease at 60×; a renew may take up to 300 ms on a loaded test machine (scaled it would get
+// 83 ms, and a late one loses the lease), still well inside the 1 s validity.
+const TEST_LEASE_TIMING = { ...scaledTiming(120_000 / 60), renewTimeoutMs: 300 };
 import { ScheduleTickStore, scheduleJobId } from "./store.js";
 import { scheduleSchema, schedulesConfigSchema, scheduleConfigIssues, type ScheduleConfig } from "./config.js";
 
@@ -26,7 +30,7 @@ function schedule(patch: Partial<ScheduleConfig> = {}): ScheduleConfig {
 
 function engineOver(db: AgentDatabase, clock: Clock, s: ScheduleConfig, action: ScheduleAction): { engine: ScheduleEngine; store: ScheduleTickStore } {
   const store = new ScheduleTickStore(db, "pve1");
-  const engine = new ScheduleEngine({ schedules: [s], store, actions: { backup: action }, clock, leaseTiming: scaledTiming(120_000 / 60), lateAfterMs: 30_000 });
+  const engine = new ScheduleEngine({ schedules: [s], store, actions: { backup: action }, clock, leaseTiming: TEST_LEASE_TIMING, lateAfterMs: 30_000 });
   return { engine, store };
 }
 
@@ -158,7 +162,7 @@ describe("schedule engine status for the metrics", () => {
       },
       clock,
       cluster: new Pmxcfs("pve1", root),
-      leaseTiming: scaledTiming(120_000 / 60),
+      leaseTiming: TEST_LEASE_TIMING,
       lateAfterMs: 30_000,
     });
     engine.start();
@@ -166,13 +170,17 @@ describe("schedule engine status for the metrics", () => {
     // clock, ~1.5 s): waiting for the outcome, not for a fixed time, keeps a loaded machine from
     // closing the engine before the first run's outcome is counted.
     const until = Date.now() + 15_000;
-    for (;;) {
-      const t = engine.status()[0]!.ticks;
-      if ((t.done ?? 0) >= 1 && (t.skipped ?? 0) >= 1) break;
-      assert.ok(Date.now() < until, `the two ticks within 15 s: ${JSON.stringify(store.all("nightly"))}`);
-      await sleep(50);
+    try {
+      for (;;) {
+        const t = engine.status()[0]!.ticks;
+        if ((t.done ?? 0) >= 1 && (t.skipped ?? 0) >= 1) break;
+        assert.ok(Date.now() < until, `the two ticks within 15 s: ${JSON.stringify(store.all("nightly"))}`);
+        await sleep(50);
+      }
+    } finally {
+      // Also when the wait failed: an open engine would keep ticking until the file's timeout.
+      await engine.close();
     }
-    await engine.close();
     rmSync(root, { recursive: true, force: true });
     const st = engine.status()[0]!;
     assert.equal(heldDuringRun.length, 1, "the first tick ran once");
